@@ -1,1 +1,5 @@
-fn main() {}
+//! `heatbill`: see `heatbill --help`.
+
+fn main() -> std::process::ExitCode {
+    heatbill::cli::main()
+}

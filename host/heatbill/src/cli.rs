@@ -1,0 +1,149 @@
+//! The `heatbill` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{demo, harness};
+
+/// heatbill: daily bills for district-heating companies, with pricing rules as sandboxed
+/// WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "heatbill", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Bill a generated company for one day through the reference rule chain and print a summary.
+    Demo(demo::DemoArgs),
+    /// Write, build, check, test and benchmark plugins exactly as production runs them.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+/// `heatbill plugin …`
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Create a working plugin crate from the template.
+    New(NewArgs),
+    /// Build a plugin crate (or a workspace of them) into components, and check each.
+    Build(BuildArgs),
+    /// Check a component: world, version, imports, limits, describe().
+    Check(CheckArgs),
+    /// Run case files through the production engine and compare with what they expect.
+    Test(TestArgs),
+    /// Measure customer-days per second and time per call through a case file's chain.
+    Bench(BenchArgs),
+}
+
+/// `heatbill plugin new`
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The plugin's name (lowercase letters, digits and dashes), e.g. `xuchang-tariff`.
+    pub name: String,
+    /// Where to create it (default: ./<name>).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// The path of the guest SDK (default: the heatbill checkout's plugins/sdk).
+    #[arg(long, env = "HEATBILL_SDK")]
+    pub sdk: Option<PathBuf>,
+}
+
+/// `heatbill plugin build`
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The plugin crate or workspace directory.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+}
+
+/// `heatbill plugin check`
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The component (.wasm) to check.
+    pub component: PathBuf,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `heatbill plugin test`
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// A component, a directory of components, or a plugin crate/workspace directory (its
+    /// built components are used: run `heatbill plugin build` first).
+    pub plugins: PathBuf,
+    /// Case files, or directories of them (every *.toml inside). Repeatable.
+    #[arg(long = "cases", required = true)]
+    pub cases: Vec<PathBuf>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `heatbill plugin bench`
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// A component, a directory of components, or a plugin crate/workspace directory.
+    pub plugins: PathBuf,
+    /// The case file whose chain and customers are measured.
+    #[arg(long)]
+    pub cases: PathBuf,
+    /// How many customer-days to evaluate (the case file's customers, repeated).
+    #[arg(long, default_value_t = 200_000)]
+    pub days: usize,
+    /// Customer-days per plugin call.
+    #[arg(long, default_value_t = 512)]
+    pub batch: usize,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// Engine settings shared by the harness commands.
+#[derive(Debug, Args, Clone)]
+pub struct EngineArgs {
+    /// An engine configuration file (TOML; the production settings) instead of the defaults.
+    #[arg(long, env = "HEATBILL_ENGINE_CONFIG")]
+    pub engine_config: Option<PathBuf>,
+    /// Where compiled components are cached (default: ~/.cache/heatbill/components).
+    #[arg(long, env = "HEATBILL_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Parses the arguments and runs the command; the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Plugin(p) => match p {
+            PluginCommand::New(a) => harness::new_plugin(a),
+            PluginCommand::Build(a) => harness::build(a),
+            PluginCommand::Check(a) => harness::check(a),
+            PluginCommand::Test(a) => harness::test(a),
+            PluginCommand::Bench(a) => harness::bench(a),
+        },
+    }
+}

@@ -1,0 +1,329 @@
+//! The plugin test harness: `heatbill plugin new | build | check | test | bench`.
+//!
+//! Everything here runs the production engine with the production limits: the same
+//! [`heatbill_engine::Engine`], the same chain validation, the same evaluator a worker uses. A
+//! case that passes here passes in production, and a limit that bites in production bites here.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use heatbill_engine::{Engine, EngineConfig, Plugin};
+
+use crate::cli::{BenchArgs, BuildArgs, CheckArgs, EngineArgs, NewArgs, TestArgs};
+use crate::runner::{self, CaseOutcome};
+use crate::{cases::CaseFile, scaffold};
+
+/// Builds the engine the harness runs: the configuration file's settings (or the defaults),
+/// with the component cache in the user's cache directory unless told otherwise.
+pub fn engine(args: &EngineArgs) -> Result<Engine> {
+    let mut config = match &args.engine_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read engine config {}", path.display()))?;
+            toml::from_str::<EngineConfig>(&text)
+                .with_context(|| format!("engine config {} is not valid", path.display()))?
+        }
+        None => EngineConfig::default(),
+    };
+    if let Some(dir) = &args.cache_dir {
+        config.cache_dir = Some(dir.clone());
+    } else if config.cache_dir.is_none() {
+        config.cache_dir = default_cache_dir();
+    }
+    Engine::new(config).context("cannot start the rules engine")
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("heatbill").join("components"))
+}
+
+/// The components a harness argument names: one `.wasm` file, the `.wasm` files of a directory,
+/// or the built components of a plugin crate or workspace directory.
+pub fn component_files(arg: &Path) -> Result<Vec<PathBuf>> {
+    if arg.is_file() {
+        return Ok(vec![arg.to_path_buf()]);
+    }
+    if !arg.is_dir() {
+        bail!(
+            "{} does not exist: give a component (.wasm), a directory of components, or a plugin crate directory",
+            arg.display()
+        );
+    }
+    if arg.join("Cargo.toml").exists() {
+        return scaffold::built_components(arg);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(arg)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("{} holds no .wasm components", arg.display());
+    }
+    Ok(files)
+}
+
+/// The plugins available to a chain, by described name, and the files that failed to load.
+pub struct Catalog {
+    /// Loaded plugins by `describe().name`.
+    pub plugins: BTreeMap<String, Arc<Plugin>>,
+    /// Files that are not loadable plugins, with why.
+    pub rejected: Vec<(PathBuf, String)>,
+}
+
+impl Catalog {
+    /// Loads every component the argument names. A file that fails to load is kept in
+    /// `rejected`; it matters only if a chain names it.
+    pub fn load(engine: &Engine, arg: &Path) -> Result<Self> {
+        let mut plugins = BTreeMap::new();
+        let mut rejected = Vec::new();
+        for file in component_files(arg)? {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            match engine.load(&bytes) {
+                Ok(p) => {
+                    plugins.insert(p.info().name.clone(), p);
+                }
+                Err(e) => rejected.push((file, format!("{e:#}"))),
+            }
+        }
+        Ok(Self { plugins, rejected })
+    }
+
+    /// The plugin a chain entry names, or an error listing what is available.
+    pub fn get(&self, name: &str) -> Result<Arc<Plugin>> {
+        if let Some(p) = self.plugins.get(name) {
+            return Ok(p.clone());
+        }
+        let mut msg = format!(
+            "no plugin named {name:?}; available: {}",
+            self.plugins.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+        for (file, why) in &self.rejected {
+            msg.push_str(&format!("\n  not loaded: {}: {why}", file.display()));
+        }
+        bail!(msg)
+    }
+}
+
+/// Case files named by the arguments: files, or every `*.toml` of a directory (sorted).
+pub fn case_files(args: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for a in args {
+        if a.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(a)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                bail!("{} holds no .toml case files", a.display());
+            }
+            out.extend(files);
+        } else if a.is_file() {
+            out.push(a.clone());
+        } else {
+            bail!("case file {} does not exist", a.display());
+        }
+    }
+    Ok(out)
+}
+
+/// `heatbill plugin new`
+pub fn new_plugin(args: NewArgs) -> Result<ExitCode> {
+    scaffold::check_name(&args.name)?;
+    let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
+    let sdk = scaffold::find_sdk(args.sdk.as_deref())?;
+    let files = scaffold::render(&args.name, &dir, &sdk)?;
+    println!("created plugin {} in {}:", args.name, dir.display());
+    for f in files {
+        println!("  {}", f.display());
+    }
+    println!("next:");
+    println!("  heatbill plugin build {}", dir.display());
+    println!(
+        "  heatbill plugin test {} --cases {}",
+        dir.display(),
+        dir.join("cases.toml").display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `heatbill plugin build`: cargo for the guest target, then `check` on every component.
+pub fn build(args: BuildArgs) -> Result<ExitCode> {
+    let components = scaffold::build(&args.dir)?;
+    if components.is_empty() {
+        bail!(
+            "cargo built no component: a plugin crate needs `crate-type = [\"cdylib\", \"rlib\"]` in [lib]"
+        );
+    }
+    let engine = engine(&EngineArgs {
+        engine_config: None,
+        cache_dir: None,
+    })?;
+    let mut ok = true;
+    for c in &components {
+        let bytes = std::fs::read(c)?;
+        let report = engine.check(&bytes);
+        println!("{}", c.display());
+        print!("{}", indent(&report.to_string()));
+        ok &= report.ok();
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+/// `heatbill plugin check`
+pub fn check(args: CheckArgs) -> Result<ExitCode> {
+    let bytes = std::fs::read(&args.component)
+        .with_context(|| format!("cannot read {}", args.component.display()))?;
+    let engine = engine(&args.engine)?;
+    let report = engine.check(&bytes);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{}", args.component.display());
+        print!("{}", indent(&report.to_string()));
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `heatbill plugin test`
+pub fn test(args: TestArgs) -> Result<ExitCode> {
+    let engine = engine(&args.engine)?;
+    let catalog = Catalog::load(&engine, &args.plugins)?;
+    let files = case_files(&args.cases)?;
+    let mut reports = Vec::new();
+    for f in &files {
+        let file = CaseFile::load(f)?;
+        reports.push(runner::run_file(&engine, &catalog, &file));
+    }
+    let (passed, failed) = reports.iter().fold((0, 0), |(p, f), r| {
+        let fp = r.outcomes.iter().filter(|o| o.passed()).count();
+        let ff = r.outcomes.len() - fp + usize::from(r.setup_error.is_some());
+        (p + fp, f + ff)
+    });
+    if args.json {
+        let json = serde_json::json!({
+            "passed": passed,
+            "failed": failed,
+            "files": reports.iter().map(runner::FileReport::to_json).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        for r in &reports {
+            print!("{r}");
+        }
+        println!("{passed} passed, {failed} failed");
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `heatbill plugin bench`: the case file's chain over its customers, repeated to `--days`,
+/// on `--threads` workers with one evaluator each, as a worker of a nightly run would.
+pub fn bench(args: BenchArgs) -> Result<ExitCode> {
+    let engine = engine(&args.engine)?;
+    let catalog = Catalog::load(&engine, &args.plugins)?;
+    let file = CaseFile::load(&args.cases)?;
+    let chain = runner::chain(&engine, &catalog, &file)?;
+    let days = runner::case_days(&file)?;
+    if days.is_empty() {
+        bail!(
+            "{} has no cases: the benchmark bills the case file's customers",
+            args.cases.display()
+        );
+    }
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let batch = args.batch.max(1);
+    let total = args.days.max(1);
+    let per_thread = total.div_ceil(threads);
+    println!(
+        "chain: {}",
+        file.chain
+            .iter()
+            .map(|e| e.plugin.as_str())
+            .collect::<Vec<_>>()
+            .join(" → ")
+    );
+    println!(
+        "{total} customer-days from {} case customer-days, batch {batch}, {threads} thread(s)",
+        days.len()
+    );
+    let start = Instant::now();
+    let results: Vec<Result<(usize, usize)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let chain = chain.clone();
+                let engine = &engine;
+                let days = &days;
+                s.spawn(move || -> Result<(usize, usize)> {
+                    let mut ev = engine.evaluator(chain)?;
+                    let mut input = Vec::with_capacity(batch);
+                    let mut done = 0;
+                    let mut errors = 0;
+                    let mut i = t * per_thread;
+                    let end = ((t + 1) * per_thread).min(total);
+                    while i < end {
+                        input.clear();
+                        let n = batch.min(end - i);
+                        input.extend((i..i + n).map(|j| days[j % days.len()].clone()));
+                        for r in ev.evaluate(&input) {
+                            done += 1;
+                            errors += usize::from(r.is_err());
+                        }
+                        i += n;
+                    }
+                    Ok((done, errors))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("bench worker panicked"))
+            .collect()
+    });
+    let elapsed = start.elapsed();
+    let mut done = 0;
+    let mut errors = 0;
+    for r in results {
+        let (d, e) = r?;
+        done += d;
+        errors += e;
+    }
+    let calls = done.div_ceil(batch) * file.chain.len();
+    let secs = elapsed.as_secs_f64();
+    println!();
+    println!("| customer-days | threads | seconds | customer-days/s | per core | µs per plugin call | errors |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {done} | {threads} | {secs:.3} | {:.0} | {:.0} | {:.1} | {errors} |",
+        done as f64 / secs,
+        done as f64 / secs / threads as f64,
+        secs * 1e6 * threads as f64 / calls as f64,
+    );
+    Ok(ExitCode::SUCCESS)
+}
