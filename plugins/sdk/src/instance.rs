@@ -1,0 +1,115 @@
+//! The state behind [`export!`](crate::export): one configured plugin per component instance.
+
+use std::sync::OnceLock;
+
+use crate::params::{check_line_specs, parse, truncate};
+use crate::{CustomerDay, DayOutput, LineSpec, Plugin, PluginInfo, RuleError};
+
+/// A component instance's plugin: unconfigured until `configure`, then configured for good.
+///
+/// [`export!`](crate::export) keeps one in a `static`. It is public (and usable natively) so the
+/// export wiring is tested like any other code: `Instance::<P>::new()` behaves exactly as the
+/// component does.
+pub struct Instance<P: Plugin> {
+    plugin: OnceLock<P>,
+}
+
+impl<P: Plugin> Default for Instance<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: Plugin> Instance<P> {
+    /// An unconfigured instance.
+    pub const fn new() -> Self {
+        Instance {
+            plugin: OnceLock::new(),
+        }
+    }
+
+    /// `describe`: the plugin's [`Plugin::describe`].
+    pub fn describe(&self) -> PluginInfo {
+        P::describe()
+    }
+
+    /// `configure`: parses the JSON parameters ([`crate::params::parse`]), configures the
+    /// plugin, checks the line specs against the contract's limits, and keeps the plugin.
+    /// A second call fails (the host never makes one; a configuration is for the instance's
+    /// life).
+    pub fn configure(&self, params: &str) -> Result<Vec<LineSpec>, RuleError> {
+        if self.plugin.get().is_some() {
+            return Err(RuleError::BadParams(
+                "this instance is already configured: instantiate the plugin again to configure it differently".into(),
+            ));
+        }
+        let (plugin, specs) = configure::<P>(params)?;
+        // Single-threaded in the component; natively a lost race is reported like a 2nd call.
+        self.plugin.set(plugin).map_err(|_| {
+            RuleError::BadParams("this instance is already configured".into())
+        })?;
+        Ok(specs)
+    }
+
+    /// `evaluate`: one result per day, in order. Before `configure`, every day gets a
+    /// [`RuleError::Unsupported`] saying so. A plugin's `evaluate_batch` that pushes the wrong
+    /// number of results is corrected here (missing results become errors, extra ones are
+    /// dropped), and error messages are cut to the contract's 1,000 bytes.
+    pub fn evaluate(&self, days: &[CustomerDay]) -> Vec<Result<DayOutput, RuleError>> {
+        let Some(plugin) = self.plugin.get() else {
+            let e = RuleError::Unsupported(
+                "the plugin is not configured: the host must call `configure` before `evaluate`"
+                    .into(),
+            );
+            return vec![Err(e); days.len()];
+        };
+        let mut out = Vec::with_capacity(days.len());
+        plugin.evaluate_batch(days, &mut out);
+        fix_up(0, days.len(), &mut out);
+        out
+    }
+
+    /// The configured plugin, if `configure` succeeded.
+    pub fn get(&self) -> Option<&P> {
+        self.plugin.get()
+    }
+}
+
+/// Parses the parameters and configures a plugin (shared by the component and the native
+/// runner, so both refuse the same parameters with the same messages).
+pub(crate) fn configure<P: Plugin>(params: &str) -> Result<(P, Vec<LineSpec>), RuleError> {
+    let parsed: P::Params = parse(params)?;
+    let (plugin, specs) = P::configure(parsed).map_err(cut)?;
+    check_line_specs(&specs)?;
+    Ok((plugin, specs))
+}
+
+/// Enforces the contract's result count and message sizes on the results of a batch of `n`
+/// days pushed after `out[..start]`.
+pub(crate) fn fix_up(start: usize, n: usize, out: &mut Vec<Result<DayOutput, RuleError>>) {
+    if out.len() != start + n {
+        let got = out.len().saturating_sub(start);
+        out.truncate(start + n);
+        out.resize_with(start + n, || {
+            Err(RuleError::Unsupported(format!(
+                "the plugin's evaluate_batch returned {got} results for {n} days"
+            )))
+        });
+    }
+    for r in out[start..].iter_mut() {
+        if let Err(e) = r
+            && e.message().len() > crate::params::MAX_MESSAGE_BYTES
+        {
+            *e = cut(std::mem::replace(e, RuleError::Unsupported(String::new())));
+        }
+    }
+}
+
+fn cut(e: RuleError) -> RuleError {
+    match e {
+        RuleError::BadParams(m) => RuleError::BadParams(truncate(m)),
+        RuleError::MissingInput(m) => RuleError::MissingInput(truncate(m)),
+        RuleError::InvalidInput(m) => RuleError::InvalidInput(truncate(m)),
+        RuleError::Unsupported(m) => RuleError::Unsupported(truncate(m)),
+    }
+}

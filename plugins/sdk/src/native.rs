@@ -1,0 +1,380 @@
+//! Configured plugins run natively, alone or as a rule chain evaluated exactly as the host
+//! evaluates it.
+//!
+//! Used by the plugins' unit tests and by the host's benchmark, which links the reference
+//! plugins natively to compare sandboxed against native speed:
+//!
+//! ```
+//! use heatbill_sdk::native::{Chain, configure};
+//! # use heatbill_sdk::prelude::*;
+//! # struct Flat;
+//! # impl Plugin for Flat {
+//! #     type Params = serde_json::Value;
+//! #     fn describe() -> PluginInfo { PluginInfo { name: "flat".into(), version: "1.0.0".into(),
+//! #         kind: PluginKind::Tariff, description: String::new(), params: vec![] } }
+//! #     fn configure(_: serde_json::Value) -> Result<(Self, Vec<LineSpec>), RuleError> {
+//! #         Ok((Flat, vec![line_spec("flat", "", "", LineCategory::Heating)])) }
+//! #     fn evaluate(&self, _: &CustomerDay) -> Result<DayOutput, RuleError> {
+//! #         Ok(DayOutput::lines(vec![Line::new(0, Decimal::ONE, Decimal::ONE, Decimal::ONE, Payer::Customer)?])) }
+//! # }
+//! let chain = Chain::new().with(configure::<Flat>("{}").unwrap());
+//! let days = vec![heatbill_sdk::testing::day("2026-01-01").build()];
+//! let bills = chain.evaluate(&days);
+//! assert_eq!(bills[0].as_ref().unwrap().total(), Decimal::ONE);
+//! ```
+
+use std::fmt;
+
+use rust_decimal::Decimal;
+
+use crate::instance::fix_up;
+use crate::{
+    CustomerDay, DayOutput, Line, LineCategory, LineSpec, Payer, Plugin, PluginInfo, PluginKind,
+    PriorLine, RuleError, SeasonDay,
+};
+
+/// A configured plugin behind a trait object: what a [`Chain`] holds.
+pub trait DynRule: Send + Sync {
+    /// The plugin's `describe()`.
+    fn info(&self) -> PluginInfo;
+    /// The line kinds its configuration produces.
+    fn line_specs(&self) -> &[LineSpec];
+    /// Evaluates a batch, pushing exactly one result per day.
+    fn evaluate_batch(&self, days: &[CustomerDay], out: &mut Vec<Result<DayOutput, RuleError>>);
+}
+
+/// A plugin configured natively, with its line specs.
+pub struct Configured<P: Plugin> {
+    plugin: P,
+    specs: Vec<LineSpec>,
+}
+
+/// Configures a plugin natively from its JSON parameters, exactly as the component's
+/// `configure` does (same parsing, same checks, same errors).
+pub fn configure<P: Plugin>(params: &str) -> Result<Configured<P>, RuleError> {
+    let (plugin, specs) = crate::instance::configure::<P>(params)?;
+    Ok(Configured { plugin, specs })
+}
+
+impl<P: Plugin> Configured<P> {
+    /// The configured plugin.
+    pub fn plugin(&self) -> &P {
+        &self.plugin
+    }
+
+    /// The line kinds `configure` returned.
+    pub fn specs(&self) -> &[LineSpec] {
+        &self.specs
+    }
+
+    /// Evaluates one customer-day.
+    pub fn evaluate(&self, day: &CustomerDay) -> Result<DayOutput, RuleError> {
+        self.plugin.evaluate(day)
+    }
+
+    /// Boxes it for a [`Chain`].
+    pub fn boxed(self) -> Box<dyn DynRule> {
+        Box::new(self)
+    }
+}
+
+impl<P: Plugin> DynRule for Configured<P> {
+    fn info(&self) -> PluginInfo {
+        P::describe()
+    }
+
+    fn line_specs(&self) -> &[LineSpec] {
+        &self.specs
+    }
+
+    fn evaluate_batch(&self, days: &[CustomerDay], out: &mut Vec<Result<DayOutput, RuleError>>) {
+        let start = out.len();
+        self.plugin.evaluate_batch(days, out);
+        fix_up(start, days.len(), out);
+    }
+}
+
+/// One line of a bill produced by a [`Chain`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BillLine {
+    /// The index of the rule (in the chain) that produced it.
+    pub rule: usize,
+    /// The line as the plugin returned it.
+    pub line: Line,
+    /// The category of its line spec.
+    pub category: LineCategory,
+}
+
+/// The lines a chain produced for one customer-day, and its season position.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Bill {
+    /// The lines, in chain order.
+    pub lines: Vec<BillLine>,
+    /// The season position the season plugin set (or the input's).
+    pub season: Option<SeasonDay>,
+}
+
+impl Bill {
+    /// The bill's total: the sum of its lines.
+    pub fn total(&self) -> Decimal {
+        self.lines.iter().map(|l| amount(&l.line)).sum()
+    }
+
+    /// The total of the lines `payer` pays.
+    pub fn total_for(&self, payer: Payer) -> Decimal {
+        self.lines
+            .iter()
+            .filter(|l| l.line.payer == payer)
+            .map(|l| amount(&l.line))
+            .sum()
+    }
+}
+
+fn amount(l: &Line) -> Decimal {
+    // Lines in a Bill passed the chain's checks, so their amounts convert.
+    l.amount.to_decimal().unwrap_or_default()
+}
+
+/// Why a chain did not bill a customer-day.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChainError {
+    /// A plugin refused (its rule error).
+    Rule {
+        /// The rule's index in the chain.
+        rule: usize,
+        /// The plugin's described name.
+        plugin: String,
+        /// The refusal.
+        error: RuleError,
+    },
+    /// A plugin broke the contract (a line spec out of range, an amount that is not whole fen,
+    /// a wrong number of results).
+    Contract {
+        /// The rule's index in the chain.
+        rule: usize,
+        /// The plugin's described name.
+        plugin: String,
+        /// What it did wrong.
+        message: String,
+    },
+}
+
+impl fmt::Display for ChainError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChainError::Rule {
+                rule,
+                plugin,
+                error,
+            } => write!(
+                f,
+                "rule {rule} ({plugin}) refused: {}: {}",
+                error.kind(),
+                error.message()
+            ),
+            ChainError::Contract {
+                rule,
+                plugin,
+                message,
+            } => write!(f, "rule {rule} ({plugin}) broke the contract: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for ChainError {}
+
+struct Rule {
+    rule: Box<dyn DynRule>,
+    name: String,
+    kind: PluginKind,
+}
+
+/// A rule chain run natively: an ordered list of configured plugins.
+///
+/// [`Chain::evaluate`] does what the host does with a batch: each rule evaluates the days still
+/// alive; a season-kind rule's `season` output fills the `season` of later rules' input; each
+/// line becomes a `prior-line` of later rules, with the category of its line spec; a rule error
+/// parks that day (later rules do not see it); outputs are checked against the contract.
+#[derive(Default)]
+pub struct Chain {
+    rules: Vec<Rule>,
+}
+
+impl Chain {
+    /// An empty chain.
+    pub fn new() -> Self {
+        Chain::default()
+    }
+
+    /// The chain with `rule` appended.
+    pub fn with(mut self, rule: impl DynRule + 'static) -> Self {
+        self.push(Box::new(rule));
+        self
+    }
+
+    /// Appends a rule.
+    pub fn push(&mut self, rule: Box<dyn DynRule>) {
+        let info = rule.info();
+        self.rules.push(Rule {
+            rule,
+            name: info.name,
+            kind: info.kind,
+        });
+    }
+
+    /// A chain of the given rules, in order.
+    pub fn from_rules(rules: Vec<Box<dyn DynRule>>) -> Self {
+        let mut chain = Chain::new();
+        for r in rules {
+            chain.push(r);
+        }
+        chain
+    }
+
+    /// The number of rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether the chain has no rules.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The described name of rule `rule`.
+    pub fn name(&self, rule: usize) -> Option<&str> {
+        self.rules.get(rule).map(|r| r.name.as_str())
+    }
+
+    /// The spec of a bill line (its code, description, unit and category).
+    pub fn spec(&self, line: &BillLine) -> Option<&LineSpec> {
+        self.rules
+            .get(line.rule)?
+            .rule
+            .line_specs()
+            .get(usize::from(line.line.spec))
+    }
+
+    /// Evaluates a batch of customer-days through the chain: one result per day, in order.
+    pub fn evaluate(&self, days: &[CustomerDay]) -> Vec<Result<Bill, ChainError>> {
+        let mut bills: Vec<Result<Bill, ChainError>> = days
+            .iter()
+            .map(|d| {
+                Ok(Bill {
+                    lines: Vec::new(),
+                    season: d.season,
+                })
+            })
+            .collect();
+        // The days still alive, as the next rule sees them, and their index in `days`.
+        let mut work: Vec<CustomerDay> = days.to_vec();
+        let mut alive: Vec<usize> = (0..days.len()).collect();
+        let mut out = Vec::with_capacity(days.len());
+        let mut keep = Vec::with_capacity(days.len());
+        for (r, rule) in self.rules.iter().enumerate() {
+            if work.is_empty() {
+                break;
+            }
+            out.clear();
+            rule.rule.evaluate_batch(&work, &mut out);
+            if out.len() != work.len() {
+                let message = format!("{} results for {} days", out.len(), work.len());
+                for &i in &alive {
+                    bills[i] = Err(ChainError::Contract {
+                        rule: r,
+                        plugin: rule.name.clone(),
+                        message: message.clone(),
+                    });
+                }
+                break;
+            }
+            let specs = rule.rule.line_specs();
+            keep.clear();
+            for (j, result) in out.drain(..).enumerate() {
+                let i = alive[j];
+                let outcome = result
+                    .map_err(|error| ChainError::Rule {
+                        rule: r,
+                        plugin: rule.name.clone(),
+                        error,
+                    })
+                    .and_then(|o| {
+                        check(&o, specs).map_err(|message| ChainError::Contract {
+                            rule: r,
+                            plugin: rule.name.clone(),
+                            message,
+                        })?;
+                        Ok(o)
+                    });
+                match outcome {
+                    Ok(o) => {
+                        let day = &mut work[j];
+                        let Ok(bill) = &mut bills[i] else {
+                            unreachable!("a parked day is not evaluated again")
+                        };
+                        if rule.kind == PluginKind::Season && o.season.is_some() {
+                            day.season = o.season;
+                            bill.season = o.season;
+                        }
+                        for line in o.lines {
+                            let category = specs[usize::from(line.spec)].category;
+                            day.prior_lines.push(PriorLine {
+                                category,
+                                quantity: line.quantity,
+                                unit_price: line.unit_price,
+                                amount: line.amount,
+                                payer: line.payer,
+                            });
+                            bill.lines.push(BillLine {
+                                rule: r,
+                                line,
+                                category,
+                            });
+                        }
+                        keep.push(true);
+                    }
+                    Err(e) => {
+                        bills[i] = Err(e);
+                        keep.push(false);
+                    }
+                }
+            }
+            if keep.iter().any(|k| !k) {
+                let mut it = keep.iter();
+                work.retain(|_| *it.next().unwrap_or(&false));
+                let mut it = keep.iter();
+                alive.retain(|_| *it.next().unwrap_or(&false));
+            }
+        }
+        bills
+    }
+}
+
+/// The host's checks on one output: line specs in range, amounts in whole fen.
+fn check(o: &DayOutput, specs: &[LineSpec]) -> Result<(), String> {
+    for line in &o.lines {
+        if usize::from(line.spec) >= specs.len() {
+            return Err(format!(
+                "a line names spec {} but the plugin announced {}",
+                line.spec,
+                specs.len()
+            ));
+        }
+        for (what, d) in [
+            ("amount", line.amount),
+            ("quantity", line.quantity),
+            ("unit price", line.unit_price),
+        ] {
+            if d.to_decimal().is_err() {
+                return Err(format!("the {what} has scale {} (at most 18)", d.scale));
+            }
+        }
+        if !line.amount.is_whole_fen() {
+            return Err(format!(
+                "the amount {} is not a whole number of fen",
+                line.amount
+            ));
+        }
+    }
+    Ok(())
+}
