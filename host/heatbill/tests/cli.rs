@@ -1,0 +1,249 @@
+//! The `heatbill` binary end to end, as an integrator runs it: `plugin test` on the worked
+//! examples, `plugin check` on good and hostile components, `plugin new` → `build` → `test`,
+//! and the demo. These spawn the real binary on the real components built from `plugins/`
+//! (`./dev plugins`; `./dev test` builds them first).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn components() -> PathBuf {
+    let dir = repo().join("plugins/target/wasm32-wasip2/release");
+    assert!(
+        dir.join("area_tariff.wasm").exists(),
+        "the plugins are not built: run `./dev plugins` (or the whole suite with `./dev test`)"
+    );
+    dir
+}
+
+/// Runs the binary with its own component cache, so tests never share state with the user's.
+fn heatbill(args: &[&str], cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_heatbill"))
+        .args(args)
+        .env("HEATBILL_CACHE_DIR", cache)
+        .current_dir(repo())
+        .output()
+        .expect("run heatbill")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn worked_examples_pass_through_plugin_test() {
+    components();
+    let cache = tempfile::tempdir().unwrap();
+    let out = heatbill(
+        &["plugin", "test", "plugins", "--cases", "plugins/cases"],
+        cache.path(),
+    );
+    let t = text(&out);
+    assert!(out.status.success(), "plugin test failed:\n{t}");
+    for w in ["w1.toml", "w2.toml", "w3.toml", "w4.toml", "w5.toml", "w6.toml", "w7.toml"] {
+        assert!(t.contains(w), "{w} was not run:\n{t}");
+    }
+    let last = t.lines().rev().find(|l| l.contains(" passed, ")).unwrap();
+    assert!(last.ends_with(" 0 failed"), "{last}");
+    let passed: usize = last.split(' ').next().unwrap().parse().unwrap();
+    assert!(passed >= 20, "only {passed} cases ran:\n{t}");
+}
+
+#[test]
+fn a_wrong_expectation_fails_with_a_diff_and_exit_1() {
+    components();
+    let dir = tempfile::tempdir().unwrap();
+    let cases = dir.path().join("wrong.toml");
+    std::fs::write(
+        &cases,
+        r#"
+description = "W1 day 2 with a wrong figure"
+[[chain]]
+plugin = "season"
+params = { start = "2025-10-20", end = "2026-04-20" }
+[[chain]]
+plugin = "area-tariff"
+params = { area_basis = "usable", prices = { residential = "38.32", non-residential = "43.3" } }
+[[case]]
+name = "day 2"
+customer = { date = "2025-10-21", usable_area = "60.00", building_area = "75" }
+expect.lines = [{ code = "heat", amount = "12.56" }]
+"#,
+    )
+    .unwrap();
+    let out = heatbill(
+        &["plugin", "test", "plugins", "--cases", cases.to_str().unwrap()],
+        dir.path(),
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("FAIL"), "{t}");
+    assert!(
+        t.contains("amount expected 12.56, got 12.57"),
+        "no diff for the line:\n{t}"
+    );
+    assert!(t.contains("0 passed, 1 failed"), "{t}");
+
+    let json = heatbill(
+        &["plugin", "test", "plugins", "--cases", cases.to_str().unwrap(), "--json"],
+        dir.path(),
+    );
+    assert_eq!(json.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("--json prints JSON");
+    assert_eq!(v["failed"], 1);
+    assert_eq!(v["files"][0]["cases"][0]["passed"], false);
+}
+
+#[test]
+fn a_case_file_with_an_unknown_key_is_refused() {
+    components();
+    let dir = tempfile::tempdir().unwrap();
+    let cases = dir.path().join("typo.toml");
+    std::fs::write(
+        &cases,
+        r#"
+[[chain]]
+plugin = "season"
+params = { start = "2025-10-20", end = "2026-04-20" }
+[[case]]
+name = "typo"
+customer = { date = "2025-10-21", usable_aera = "60.00" }
+expect.lines = []
+"#,
+    )
+    .unwrap();
+    let out = heatbill(
+        &["plugin", "test", "plugins", "--cases", cases.to_str().unwrap()],
+        dir.path(),
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains("usable_aera"), "the error does not name the key:\n{t}");
+}
+
+#[test]
+fn check_accepts_a_reference_plugin_and_refuses_hostile_components() {
+    let dir = components();
+    let cache = tempfile::tempdir().unwrap();
+    let ok = heatbill(
+        &["plugin", "check", dir.join("area_tariff.wasm").to_str().unwrap()],
+        cache.path(),
+    );
+    let t = text(&ok);
+    assert!(ok.status.success(), "{t}");
+    assert!(t.contains("area-tariff"), "{t}");
+    assert!(t.contains("heatbill:rules"), "{t}");
+
+    let spy = heatbill(
+        &["plugin", "check", dir.join("spy.wasm").to_str().unwrap()],
+        cache.path(),
+    );
+    let t = text(&spy);
+    assert_eq!(spy.status.code(), Some(1), "{t}");
+    assert!(t.contains("heatbill-fixture:spy/network"), "{t}");
+
+    let wrong = heatbill(
+        &["plugin", "check", dir.join("wrong_world.wasm").to_str().unwrap()],
+        cache.path(),
+    );
+    assert_eq!(wrong.status.code(), Some(1), "{}", text(&wrong));
+
+    let junk = cache.path().join("junk.wasm");
+    std::fs::write(&junk, b"\0asm\x0d\0\x01\0garbage").unwrap();
+    let bad = heatbill(&["plugin", "check", junk.to_str().unwrap()], cache.path());
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+}
+
+#[test]
+fn new_build_test_a_plugin_from_the_template() {
+    components();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("xuchang-tariff");
+    let out = heatbill(
+        &["plugin", "new", "xuchang-tariff", "--dir", dir.to_str().unwrap()],
+        work.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(dir.join("src/lib.rs").exists());
+
+    // Share the plugins workspace's target directory: the SDK and its dependencies are built.
+    let target = repo().join("plugins/target");
+    let build = Command::new(env!("CARGO_BIN_EXE_heatbill"))
+        .args(["plugin", "build", dir.to_str().unwrap()])
+        .env("HEATBILL_CACHE_DIR", work.path())
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    let t = text(&build);
+    assert!(build.status.success(), "plugin build failed:\n{t}");
+    let component = target.join("wasm32-wasip2/release/xuchang_tariff.wasm");
+    assert!(component.exists(), "{t}");
+
+    let test = heatbill(
+        &[
+            "plugin",
+            "test",
+            component.to_str().unwrap(),
+            "--cases",
+            dir.join("cases.toml").to_str().unwrap(),
+        ],
+        work.path(),
+    );
+    let t = text(&test);
+    assert!(test.status.success(), "the template's own cases fail:\n{t}");
+    assert!(t.contains(" passed, 0 failed"), "{t}");
+
+    let again = heatbill(
+        &["plugin", "new", "xuchang-tariff", "--dir", dir.to_str().unwrap()],
+        work.path(),
+    );
+    assert_eq!(again.status.code(), Some(2), "plugin new overwrote a crate");
+}
+
+#[test]
+fn bench_reports_throughput() {
+    components();
+    let cache = tempfile::tempdir().unwrap();
+    let out = heatbill(
+        &[
+            "plugin",
+            "bench",
+            "plugins",
+            "--cases",
+            "plugins/cases/reference-chain.toml",
+            "--days",
+            "20000",
+            "--threads",
+            "1",
+        ],
+        cache.path(),
+    );
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let row = t
+        .lines()
+        .find(|l| l.starts_with("| 20000 "))
+        .unwrap_or_else(|| panic!("no result row:\n{t}"));
+    let cols: Vec<&str> = row.split('|').map(str::trim).collect();
+    let rate: f64 = cols[4].parse().unwrap();
+    assert!(rate > 0.0, "{row}");
+    assert_eq!(cols[7], "0", "errors in the bench: {row}");
+}
+
+#[test]
+fn demo_bills_every_customer() {
+    components();
+    let cache = tempfile::tempdir().unwrap();
+    let out = heatbill(&["demo", "--customers", "5000"], cache.path());
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("bills: 5000"), "{t}");
+    assert!(t.contains("parked with an error: 0"), "{t}");
+}
