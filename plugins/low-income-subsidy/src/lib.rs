@@ -1,1 +1,212 @@
-//! stub
+//! `low-income-subsidy`: the government covers part of a low-income household's heating fee
+//! (低保; domain.md, "Service status and subsidies").
+//!
+//! For customers with the `low-income` flag: `s = round_fen(base × share × min(1, cap / area))`
+//! where `base` is the sum of the prior lines the customer pays in the configured categories
+//! (default heating) and `cap` the area cap (Harbin: 100 % up to 45 m² of usable area). Emits a
+//! pair of subsidy lines: −s paid by the customer and +s paid by the government, so the bill's
+//! total is unchanged and its per-payer totals move s from the customer to the government.
+//! W5: heat 12.56 → subsidy 9.42; the customer owes 3.14, the government 9.42.
+
+use heatbill_sdk::area::{AreaBasis, billed_area};
+use heatbill_sdk::params::{CategorySet, opt_decimal};
+use heatbill_sdk::prelude::*;
+use serde::Deserialize;
+
+/// The configured subsidy.
+#[derive(Debug)]
+pub struct LowIncomeSubsidy {
+    share: Decimal,
+    area_cap: Option<Decimal>,
+    area_basis: AreaBasis,
+    categories: CategorySet,
+}
+
+/// The parameters of `low-income-subsidy`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// The share of the fee the government covers (default "1.00").
+    #[serde(default, with = "opt_decimal")]
+    pub share: Option<Decimal>,
+    /// The area covered, in m² (default: no cap).
+    #[serde(default, with = "opt_decimal")]
+    pub area_cap: Option<Decimal>,
+    /// The area the cap compares with (default "building").
+    #[serde(default)]
+    pub area_basis: AreaBasis,
+    /// The categories of prior lines subsidised (default ["heating"]).
+    #[serde(default)]
+    pub categories: Option<CategorySet>,
+    /// The code of the pair of lines (default "subsidy").
+    #[serde(default = "default_code")]
+    pub code: String,
+    /// Their description (default "低保采暖补贴").
+    #[serde(default = "default_description")]
+    pub description: String,
+}
+
+fn default_code() -> String {
+    "subsidy".into()
+}
+fn default_description() -> String {
+    "低保采暖补贴".into()
+}
+
+impl Plugin for LowIncomeSubsidy {
+    type Params = Params;
+
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            name: "low-income-subsidy".into(),
+            version: "1.0.0".into(),
+            kind: PluginKind::Subsidy,
+            description: "Low-income (低保) heating subsidy: for customers with the low-income flag, the government covers share of the customer-paid prior lines in the given categories, up to an area cap: s = round_fen(base × share × min(1, cap / area)). Emits two subsidy lines, −s paid by the customer and +s paid by the government.".into(),
+            params: vec![
+                param("share", ParamType::Decimal, false, "The share of the fee the government covers, 0..=1 (default \"1.00\", Harbin 100 %)."),
+                param("area_cap", ParamType::Decimal, false, "The area covered in m², e.g. \"45\" (Harbin): above it the subsidy is prorated by cap / area. Default: no cap."),
+                param("area_basis", ParamType::Text, false, "The area the cap compares with: \"building\" (default) or \"usable\" (Harbin)."),
+                param("categories", ParamType::Json, false, "The categories of prior lines subsidised, e.g. [\"heating\", \"consumption\"] (default [\"heating\"])."),
+                param("code", ParamType::Text, false, "The code of the pair of subsidy lines (default \"subsidy\")."),
+                param("description", ParamType::Text, false, "Their text on the bill (default \"低保采暖补贴\")."),
+            ],
+        }
+    }
+
+    fn configure(p: Params) -> Result<(Self, Vec<LineSpec>), RuleError> {
+        let share = p.share.unwrap_or(Decimal::ONE);
+        if share < Decimal::ZERO || share > Decimal::ONE {
+            return Err(RuleError::BadParams(format!(
+                "`share` is {share}: give the covered share between 0 and 1, e.g. \"1.00\""
+            )));
+        }
+        if let Some(cap) = p.area_cap
+            && cap <= Decimal::ZERO
+        {
+            return Err(RuleError::BadParams(format!(
+                "`area_cap` is {cap} m²: give a positive area, e.g. \"45\", or leave it out for no cap"
+            )));
+        }
+        let categories = p.categories.unwrap_or(CategorySet::of(&[LineCategory::Heating]));
+        if categories.is_empty() {
+            return Err(RuleError::BadParams(
+                "`categories` is empty: list the categories subsidised, e.g. [\"heating\"]".into(),
+            ));
+        }
+        let spec = line_spec(&p.code, &p.description, "CNY", LineCategory::Subsidy);
+        Ok((
+            LowIncomeSubsidy {
+                share,
+                area_cap: p.area_cap,
+                area_basis: p.area_basis,
+                categories,
+            },
+            vec![spec],
+        ))
+    }
+
+    fn evaluate(&self, day: &CustomerDay) -> Result<DayOutput, RuleError> {
+        if !day.flags.contains(CustomerFlags::LOW_INCOME) {
+            return Ok(DayOutput::empty());
+        }
+        let mut base = Decimal::ZERO;
+        for l in &day.prior_lines {
+            if l.payer == Payer::Customer && self.categories.contains(l.category) {
+                base += heatbill_sdk::decimal::input(l.amount, "prior-lines.amount")?;
+            }
+        }
+        if base <= Decimal::ZERO {
+            return Ok(DayOutput::empty());
+        }
+        // Multiply before dividing: one division, exact up to 28 digits.
+        let mut covered = base * self.share;
+        let mut ratio = self.share;
+        if let Some(cap) = self.area_cap {
+            let area = billed_area(self.area_basis, day)?;
+            if area > cap {
+                covered = covered * cap / area;
+                ratio = ratio * cap / area;
+            }
+        }
+        let s = round_fen(covered);
+        if s.is_zero() {
+            return Ok(DayOutput::empty());
+        }
+        Ok(DayOutput::lines(vec![
+            // Quantity: the subsidised base; unit price: the share of it covered.
+            Line::new(0, base, ratio, -s, Payer::Customer)?,
+            Line::new(0, base, ratio, s, Payer::Government)?,
+        ]))
+    }
+}
+
+heatbill_sdk::export!(LowIncomeSubsidy);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use heatbill_sdk::testing::{amounts, configure, day, try_configure};
+
+    const HARBIN: &str = r#"{"share": "1.00", "area_cap": "45", "area_basis": "usable"}"#;
+
+    #[test]
+    fn w5_harbin_low_income() {
+        let t = configure::<LowIncomeSubsidy>(HARBIN);
+        let d = day("2025-10-20")
+            .low_income()
+            .usable_area("60.00")
+            .regular(1, 183)
+            .prior(LineCategory::Heating, "12.56", Payer::Customer)
+            .build();
+        let out = t.evaluate(&d);
+        assert_eq!(amounts(&out), ["-9.42", "9.42"]);
+        let lines = out.unwrap().lines;
+        assert_eq!((lines[0].payer, lines[1].payer), (Payer::Customer, Payer::Government));
+        // The customer owes 12.56 − 9.42 = 3.14.
+        let customer = Decimal::new(1256, 2) + lines[0].amount.to_decimal().unwrap();
+        assert_eq!(customer, Decimal::new(314, 2));
+    }
+
+    #[test]
+    fn under_the_cap_the_whole_fee_is_covered() {
+        let t = configure::<LowIncomeSubsidy>(HARBIN);
+        let d = day("2025-10-20").low_income().usable_area("40").prior(LineCategory::Heating, "8.37", Payer::Customer).build();
+        assert_eq!(amounts(&t.evaluate(&d)), ["-8.37", "8.37"]);
+    }
+
+    #[test]
+    fn only_low_income_customer_paid_lines_in_the_categories() {
+        let t = configure::<LowIncomeSubsidy>(HARBIN);
+        let not_low = day("2025-10-20").usable_area("40").prior(LineCategory::Heating, "8", Payer::Customer).build();
+        assert!(t.evaluate(&not_low).unwrap().lines.is_empty());
+        let other = day("2025-10-20")
+            .low_income()
+            .usable_area("40")
+            .prior(LineCategory::Heating, "1.43", Payer::Government)
+            .prior(LineCategory::LateFee, "1.15", Payer::Customer)
+            .build();
+        assert!(t.evaluate(&other).unwrap().lines.is_empty());
+        let missing_area = day("2025-10-20").low_income().prior(LineCategory::Heating, "8", Payer::Customer).build();
+        assert!(matches!(t.evaluate(&missing_area), Err(RuleError::MissingInput(_))));
+    }
+
+    #[test]
+    fn partial_share_and_more_categories() {
+        let t = configure::<LowIncomeSubsidy>(r#"{"share": "0.5", "categories": ["heating", "consumption"]}"#);
+        let d = day("2025-11-15")
+            .low_income()
+            .building_area("80")
+            .prior(LineCategory::Heating, "7.93", Payer::Customer)
+            .prior(LineCategory::Consumption, "53.34", Payer::Customer)
+            .build();
+        // (7.93 + 53.34) × 0.5 = 30.635 → 30.64.
+        assert_eq!(amounts(&t.evaluate(&d)), ["-30.64", "30.64"]);
+    }
+
+    #[test]
+    fn bad_params() {
+        for p in [r#"{"share": "1.2"}"#, r#"{"area_cap": "0"}"#, r#"{"categories": []}"#, r#"{"categories": ["heat"]}"#, r#"{"cap": "45"}"#] {
+            assert!(matches!(try_configure::<LowIncomeSubsidy>(p), Err(RuleError::BadParams(_))), "{p}");
+        }
+    }
+}

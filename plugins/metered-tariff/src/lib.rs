@@ -1,1 +1,261 @@
-//! stub
+//! `metered-tariff`: the two-part metered tariff (两部制; domain.md, "Tariffs").
+//!
+//! Bills active customers with the `metered` flag (the others are `area-tariff`'s and
+//! `suspension-fee`'s): a basic part per m² per season, priced and spread exactly like
+//! `area-tariff` (same area keys: the `prices` are the basic prices), plus the day's metered
+//! heat × the unit price per GJ of the customer's class, rounded once. A heating day without a
+//! reading is a `missing-input` error unless `estimate_gj_per_m2` sets the policy of estimating
+//! it as area × that rate. Free early-start and extension days get a 0.00 basic line (and a 0.00
+//! metered line recording the reading, if any).
+
+use heatbill_sdk::area::{self, AreaLines, AreaPricing, ClassPrices, WithArea};
+use heatbill_sdk::params::opt_decimal;
+use heatbill_sdk::prelude::*;
+use heatbill_sdk::season::Accrual;
+use serde::Deserialize;
+
+/// The configured tariff.
+#[derive(Debug)]
+pub struct MeteredTariff {
+    basic: AreaPricing,
+    residential: Decimal,
+    non_residential: Decimal,
+    estimate: Option<Decimal>,
+}
+
+/// The keys of `metered-tariff` besides the area keys (whose `prices` are the basic part).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metered {
+    /// The price per GJ of metered heat by class.
+    pub unit_prices: ClassPrices,
+    /// The estimated heat per m² per day for a metered customer without a reading (GJ).
+    #[serde(default, with = "opt_decimal")]
+    pub estimate_gj_per_m2: Option<Decimal>,
+    /// The basic line's code (default "basic").
+    #[serde(default = "default_basic_code")]
+    pub basic_code: String,
+    /// The basic line's description (default "基本热费").
+    #[serde(default = "default_basic_description")]
+    pub basic_description: String,
+    /// The metered line's code (default "metered").
+    #[serde(default = "default_metered_code")]
+    pub metered_code: String,
+    /// The metered line's description (default "计量热费").
+    #[serde(default = "default_metered_description")]
+    pub metered_description: String,
+    /// The government's basic line code with a payer split (default "basic-government").
+    #[serde(default = "default_government_code")]
+    pub government_code: String,
+    /// The government's basic line description (default "基本热费（政府承担）").
+    #[serde(default = "default_government_description")]
+    pub government_description: String,
+}
+
+fn default_basic_code() -> String {
+    "basic".into()
+}
+fn default_basic_description() -> String {
+    "基本热费".into()
+}
+fn default_metered_code() -> String {
+    "metered".into()
+}
+fn default_metered_description() -> String {
+    "计量热费".into()
+}
+fn default_government_code() -> String {
+    "basic-government".into()
+}
+fn default_government_description() -> String {
+    "基本热费（政府承担）".into()
+}
+
+const BASIC: u16 = 0;
+const METERED: u16 = 1;
+const GOVERNMENT: u16 = 2;
+
+impl Plugin for MeteredTariff {
+    type Params = WithArea<Metered>;
+
+    fn describe() -> PluginInfo {
+        let mut params = area::param_specs("The basic part (基本热价)");
+        params.extend([
+            param("unit_prices", ParamType::Json, true, "The price per GJ of metered heat by class: {\"residential\": \"44.45\", \"non-residential\": \"44.45\"} (Beijing 44.45 元/GJ; Harbin 2011 39.14 元/GJ)."),
+            param("estimate_gj_per_m2", ParamType::Decimal, false, "The company's policy for a heating day without a meter reading: estimate the heat as area × this many GJ per m², e.g. \"0.015\". Default none: a missing reading is a missing-input error."),
+            param("basic_code", ParamType::Text, false, "The code of the basic line (default \"basic\")."),
+            param("basic_description", ParamType::Text, false, "The text of the basic line (default \"基本热费\")."),
+            param("metered_code", ParamType::Text, false, "The code of the metered line (default \"metered\")."),
+            param("metered_description", ParamType::Text, false, "The text of the metered line (default \"计量热费\")."),
+            param("government_code", ParamType::Text, false, "With government_prices: the code of the government's basic line (default \"basic-government\")."),
+            param("government_description", ParamType::Text, false, "With government_prices: the text of the government's basic line (default \"基本热费（政府承担）\")."),
+        ]);
+        PluginInfo {
+            name: "metered-tariff".into(),
+            version: "1.0.0".into(),
+            kind: PluginKind::Tariff,
+            description: "Two-part metered tariff (两部制) for active customers with the metered flag: a basic part per m² per season by class, spread over the season by cumulative rounding (the area keys of area-tariff, prices = the basic prices), plus the day's metered heat × the unit price per GJ of the class, rounded once. A heating day without a reading is a missing-input error unless estimate_gj_per_m2 estimates it. Needs a season plugin before it.".into(),
+            params,
+        }
+    }
+
+    fn configure(p: WithArea<Metered>) -> Result<(Self, Vec<LineSpec>), RuleError> {
+        let basic = AreaPricing::new(p.area)?;
+        let m = p.extra;
+        for (name, v) in [
+            ("unit_prices.residential", m.unit_prices.residential),
+            ("unit_prices.non-residential", m.unit_prices.non_residential),
+        ] {
+            if v < Decimal::ZERO {
+                return Err(RuleError::BadParams(format!("`{name}` is {v}: it must not be negative")));
+            }
+        }
+        if let Some(e) = m.estimate_gj_per_m2
+            && e < Decimal::ZERO
+        {
+            return Err(RuleError::BadParams(format!(
+                "`estimate_gj_per_m2` is {e}: it must not be negative"
+            )));
+        }
+        let mut specs = vec![
+            line_spec(&m.basic_code, &m.basic_description, "m2", LineCategory::Heating),
+            line_spec(&m.metered_code, &m.metered_description, "GJ", LineCategory::Consumption),
+        ];
+        if basic.has_split() {
+            specs.push(line_spec(&m.government_code, &m.government_description, "m2", LineCategory::Heating));
+        }
+        Ok((
+            MeteredTariff {
+                basic,
+                residential: m.unit_prices.residential,
+                non_residential: m.unit_prices.non_residential,
+                estimate: m.estimate_gj_per_m2,
+            },
+            specs,
+        ))
+    }
+
+    fn evaluate(&self, day: &CustomerDay) -> Result<DayOutput, RuleError> {
+        if day.status != ServiceStatus::Active || !day.flags.contains(CustomerFlags::METERED) {
+            return Ok(DayOutput::empty());
+        }
+        let accrual = Accrual::of(day)?;
+        if !accrual.is_heating_day() {
+            return Ok(DayOutput::empty());
+        }
+        let mut lines = Vec::with_capacity(2);
+        let basic = AreaLines {
+            customer: BASIC,
+            government: GOVERNMENT,
+            record_free_days: true,
+        };
+        self.basic.push_lines(day, Decimal::ONE, basic, &mut lines)?;
+        let unit_price = match day.class {
+            CustomerClass::Residential => self.residential,
+            CustomerClass::NonResidential => self.non_residential,
+        };
+        let heat = match (day.heat, self.estimate) {
+            (Some(h), _) => {
+                let h = heatbill_sdk::decimal::input(h, "heat")?;
+                if h < Decimal::ZERO {
+                    return Err(RuleError::InvalidInput(format!(
+                        "the meter reading is {h} GJ: heat cannot be negative"
+                    )));
+                }
+                Some(h)
+            }
+            (None, _) if accrual == Accrual::Free => None,
+            (None, Some(per_m2)) => Some(self.basic.area(day)? * per_m2),
+            (None, None) => {
+                return Err(RuleError::MissingInput(format!(
+                    "no meter reading on {} for a metered customer: import the reading, or set the tariff's estimate_gj_per_m2 policy",
+                    day.date
+                )));
+            }
+        };
+        if let Some(heat) = heat {
+            let amount = if accrual == Accrual::Free {
+                Decimal::new(0, 2)
+            } else {
+                round_fen(heat * unit_price)
+            };
+            lines.push(Line::new(METERED, heat, unit_price, amount, Payer::Customer)?);
+        }
+        Ok(DayOutput::lines(lines))
+    }
+}
+
+heatbill_sdk::export!(MeteredTariff);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use heatbill_sdk::testing::{amounts, configure, day, try_configure};
+
+    const BEIJING: &str = r#"{"prices": {"residential": "12", "non-residential": "12"},
+        "unit_prices": {"residential": "44.45", "non-residential": "44.45"}}"#;
+
+    #[test]
+    fn w3_beijing_two_part() {
+        let t = configure::<MeteredTariff>(BEIJING);
+        let d = day("2025-11-15").metered().building_area("80").heat("1.20").regular(1, 121).build();
+        let out = t.evaluate(&d);
+        assert_eq!(amounts(&out), ["7.93", "53.34"]);
+        let lines = out.unwrap().lines;
+        assert_eq!(t.specs()[usize::from(lines[1].spec)].code, "metered");
+        assert_eq!(t.specs()[usize::from(lines[1].spec)].category, LineCategory::Consumption);
+        assert_eq!(lines[1].quantity.to_string(), "1.20");
+    }
+
+    #[test]
+    fn basic_part_sums_to_the_season() {
+        let t = configure::<MeteredTariff>(BEIJING);
+        let total: Decimal = (1..=121)
+            .map(|k| day("2025-11-15").metered().building_area("80").heat("0").regular(k, 121).build())
+            .map(|d| t.evaluate(&d).unwrap().lines[0].amount.to_decimal().unwrap())
+            .sum();
+        assert_eq!(total, Decimal::from(960));
+    }
+
+    #[test]
+    fn missing_reading_is_an_error_unless_estimated() {
+        let t = configure::<MeteredTariff>(BEIJING);
+        let d = day("2025-11-15").metered().building_area("80").regular(1, 121).build();
+        assert!(matches!(t.evaluate(&d), Err(RuleError::MissingInput(_))));
+        let e = configure::<MeteredTariff>(r#"{"prices": {"residential": "12", "non-residential": "12"},
+            "unit_prices": {"residential": "44.45", "non-residential": "44.45"}, "estimate_gj_per_m2": "0.015"}"#);
+        // 80 × 0.015 = 1.2 GJ estimated.
+        assert_eq!(amounts(&e.evaluate(&d)), ["7.93", "53.34"]);
+    }
+
+    #[test]
+    fn free_days_record_the_reading_at_zero() {
+        let t = configure::<MeteredTariff>(BEIJING);
+        let d = day("2025-11-10").metered().building_area("80").heat("1.0").early(121, false).build();
+        assert_eq!(amounts(&t.evaluate(&d)), ["0.00", "0.00"]);
+        let no_reading = day("2025-11-10").metered().building_area("80").early(121, false).build();
+        assert_eq!(amounts(&t.evaluate(&no_reading)), ["0.00"]);
+    }
+
+    #[test]
+    fn only_metered_active_customers_on_heating_days() {
+        let t = configure::<MeteredTariff>(BEIJING);
+        let not_metered = day("2025-11-15").building_area("80").heat("1").regular(1, 121).build();
+        assert!(t.evaluate(&not_metered).unwrap().lines.is_empty());
+        let outside = day("2025-06-15").metered().building_area("80").outside(121).build();
+        assert!(t.evaluate(&outside).unwrap().lines.is_empty());
+        let negative = day("2025-11-15").metered().building_area("80").heat("-1").regular(1, 121).build();
+        assert!(matches!(t.evaluate(&negative), Err(RuleError::InvalidInput(_))));
+    }
+
+    #[test]
+    fn bad_params() {
+        for p in [
+            r#"{"prices": {"residential": "12", "non-residential": "12"}}"#,
+            r#"{"prices": {"residential": "12", "non-residential": "12"}, "unit_prices": {"residential": "-1", "non-residential": "1"}}"#,
+            r#"{"prices": {"residential": "12", "non-residential": "12"}, "unit_prices": {"residential": "1", "non-residential": "1"}, "estimate": "1"}"#,
+        ] {
+            assert!(matches!(try_configure::<MeteredTariff>(p), Err(RuleError::BadParams(_))), "{p}");
+        }
+    }
+}
