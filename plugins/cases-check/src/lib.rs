@@ -1,1 +1,1 @@
-//! stub
+//! Nothing here: the case checks are in `tests/cases.rs`.

