@@ -1,1 +1,99 @@
-pub fn placeholder() {}
+//! The heatbill rules engine: runs heating companies' pricing plugins (WebAssembly components of
+//! the `heatbill:rules@0.1.0` world, `wit/rules.wit`) for batches of customer-days, sandboxed.
+//!
+//! This crate has no database, no cache server and no async runtime, because it has two users:
+//! the plugin test harness (`heatbill plugin check|test|bench`, an integrator's laptop) and the
+//! nightly runtime (a CPU pool on every core of many hosts). Both call the same code with the
+//! same limits, so a plugin that passes its tests behaves the same in production.
+//!
+//! # Using it
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use heatbill_engine::*;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = Engine::new(EngineConfig::default())?;           // one per process
+//! let season = engine.load(&std::fs::read("season.wasm")?)?;    // compiled once per digest
+//! let tariff = engine.load(&std::fs::read("area_tariff.wasm")?)?;
+//! let chain = Arc::new(Chain::new("harbin", [
+//!     (season, serde_json::json!({"start": "2025-10-20", "end": "2026-04-20"})),
+//!     (tariff, serde_json::json!({"prices": {"residential": "38.32"}})),
+//! ])?);                                                          // params checked here
+//! let mut evaluator = Evaluator::new(&engine, chain);           // one per worker thread
+//! let day = DayInput::new("c1", chrono::NaiveDate::from_ymd_opt(2025, 10, 20).unwrap());
+//! for result in evaluator.evaluate(&[day]) {                    // one result per input
+//!     match result {
+//!         Ok(bill) => println!("{}", bill.total),
+//!         Err(e) => eprintln!("{e}"),                           // names company, customer,
+//!     }                                                         // date, plugin, version
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Limits
+//!
+//! Every limit is data ([`Limits`], [`PoolConfig`], in [`EngineConfig`]) with its default
+//! documented where it is defined, and every one is enforced and tested with a hostile plugin:
+//! component size (at load), linear memory per instance (a store limiter plus the pool's cap),
+//! time per call (epoch interruption: a base plus an allowance per customer-day of the batch),
+//! lines per customer-day, line kinds per plugin, string sizes (rule-error messages, line specs,
+//! `describe`), batch size, and the plugin's log. WASI is linked with nothing granted (no files,
+//! no environment, no network, a fixed clock and a fixed random source, see `sandbox`); any
+//! other import fails the load with an error naming it.
+//!
+//! # The two error layers
+//!
+//! A plugin's *rule error* (`bad-params`, `missing-input`, `invalid-input`, `unsupported`) is
+//! data: the plugin refused one customer-day and said why. A *trap* (a panic, a deadline, the
+//! memory limit, any crash) is the host's finding about the plugin. The engine adds a third
+//! source, its own checks of what a plugin returned (`invalid-output`). All of them end up as a
+//! [`BillError`] for the customer-days concerned, naming company, customer, date, plugin and
+//! version; the other customer-days of the batch are billed. Errors about the plugin itself
+//! ([`LoadError`]) or a chain ([`ChainError`]) are said once, when it is uploaded or saved.
+//!
+//! # Trap recovery
+//!
+//! A trap aborts a whole `evaluate` call and leaves the instance unusable. The evaluator drops it,
+//! takes a fresh one from the pool, configures it again, and retries the batch one customer-day
+//! at a time to find the ones that trap; a circuit breaker stops the retries when a plugin traps
+//! on too many customer-days in a row. See [`Evaluator`].
+//!
+//! # The compile cache
+//!
+//! Compiling a component takes Cranelift tens to hundreds of milliseconds, instantiating it a few
+//! microseconds. The engine compiles each component once per digest and keeps it in memory; with
+//! [`EngineConfig::cache_dir`] it also writes the precompiled artifact to disk, keyed by digest,
+//! wasmtime version and the engine's compatibility hash, so that the next process (every worker
+//! host, every `heatbill plugin test`) maps it instead of compiling. See [`Engine`].
+
+mod bindings;
+mod chain;
+mod config;
+mod decimal;
+mod engine;
+mod error;
+mod evaluator;
+mod model;
+mod plugin;
+mod sandbox;
+mod trap;
+
+pub use chain::{Chain, ChainEntry, Schedule};
+pub use config::{EngineConfig, Limits, PoolConfig};
+pub use engine::{
+    BinaryFormat, CONTRACT_VERSION, CacheStats, CheckReport, Engine, EngineError, ImportCheck,
+    LoadOutcome, RULES_INTERFACE, RULES_WORLD,
+};
+pub use error::{BillError, BillErrorKind, ChainError, LoadError, SetupError};
+pub use evaluator::{Evaluator, PluginLog, ScheduleEvaluator};
+pub use model::{
+    Bill, BillLine, CustomerClass, DayInput, LineCategory, LineKind, ParamSpec, ParamType, Payer,
+    PayerTotals, PluginInfo, PluginKind, RuleErrorKind, SeasonDay, SeasonPhase, ServiceStatus,
+    TrapKind,
+};
+pub use plugin::Plugin;
+
+/// The granted WASI interfaces (names without version; any WASI 0.2.x is accepted).
+pub fn granted_interfaces() -> &'static [&'static str] {
+    sandbox::GRANTED_INTERFACES
+}

@@ -1,0 +1,174 @@
+//! The engine's configuration: limits as data.
+//!
+//! Every limit the sandbox enforces is a field here, with its default documented where it is
+//! defined. The structs are `deny_unknown_fields`: a misspelt limit in a settings file is an error,
+//! never a silently ignored line that leaves the default in force. Every field has a default, so a
+//! settings file names only what it changes.
+//!
+//! The defaults are sized for the nightly run: a batch of up to 1,024 customer-days per call, a
+//! 4-plugin chain per company, one evaluator per core. They are generous for an honest plugin (the
+//! reference plugins use a few hundred KiB of memory and a few microseconds per customer-day) and
+//! tight enough that a hostile one costs a worker a fraction of a second, not the night.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole engine configuration: limits, pool sizes, the epoch tick and the on-disk cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// What one plugin may do. See [`Limits`].
+    pub limits: Limits,
+    /// How many instances the pooling allocator keeps room for. See [`PoolConfig`].
+    pub pool: PoolConfig,
+    /// Where precompiled components are kept between processes, keyed by digest and engine
+    /// configuration. Default: none (compile in memory on every start).
+    ///
+    /// The directory must be writable by this process only: a precompiled artifact is native
+    /// code that the engine maps and runs (see [`Engine`](crate::Engine)).
+    pub cache_dir: Option<PathBuf>,
+    /// How often the engine's ticker thread advances the epoch that deadlines are counted in,
+    /// in microseconds. Default: 1,000 (1 ms). A deadline is exact to within one tick; a shorter
+    /// tick costs a wake-up more often and nothing on the hot path.
+    pub epoch_tick_us: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            pool: PoolConfig::default(),
+            cache_dir: None,
+            epoch_tick_us: 1_000,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// The epoch tick as a duration (at least 1 µs).
+    pub fn epoch_tick(&self) -> Duration {
+        Duration::from_micros(self.epoch_tick_us.max(1))
+    }
+}
+
+/// What one plugin may do: sizes, memory, time, output.
+///
+/// These are the limits of the sandbox, the same for every plugin of the process. Each is
+/// enforced (a violation is a [`LoadError`](crate::LoadError), a [`ChainError`](crate::ChainError)
+/// or a [`BillError`](crate::BillError) naming the plugin) and each has a hostile test plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// The largest component accepted, in bytes. Default: 8 MiB (8,388,608). The reference
+    /// plugins are 100–300 KiB; a component is checked against this before it is parsed.
+    pub max_component_bytes: usize,
+    /// The most linear memory one plugin instance may grow to, in bytes. Default: 64 MiB
+    /// (67,108,864). A `memory.grow` past it fails inside the plugin (whose allocator then
+    /// aborts) and the customer-days of that call fail with a `memory-limit` trap.
+    pub max_memory_bytes: usize,
+    /// The most elements a table of one instance may grow to. Default: 20,000 (wasmtime's own
+    /// pool default; a Rust plugin needs a few hundred).
+    pub max_table_elements: usize,
+    /// The fixed part of the deadline of one call into a plugin, in milliseconds. Default: 100.
+    /// Covers the call's entry, `describe` and `configure`.
+    pub deadline_base_ms: u64,
+    /// The part of an `evaluate` deadline added per customer-day of the batch, in microseconds.
+    /// Default: 200 (a batch of 1,024 gets 100 ms + 205 ms). An honest plugin needs well under
+    /// 1 µs per customer-day, so the allowance is slack of more than 100×.
+    pub deadline_per_day_us: u64,
+    /// The most lines one customer-day's bill may have, all plugins of the chain together.
+    /// Default: 64.
+    pub max_lines_per_day: usize,
+    /// The most kinds of line one configured plugin may announce. Default: 64.
+    pub max_line_specs: usize,
+    /// The longest message of a rule error, in bytes. Default: 1,000 (the contract's own limit,
+    /// `rule-error` in `wit/rules.wit`).
+    pub max_message_bytes: usize,
+    /// The longest text `describe` may return in one field (the plugin's description, a
+    /// parameter's description), in bytes. Default: 4,096. Names and versions are held to
+    /// [`max_name_bytes`](Self::max_name_bytes).
+    pub max_describe_bytes: usize,
+    /// The longest plugin name, plugin version or parameter name, in bytes. Default: 64.
+    pub max_name_bytes: usize,
+    /// The most parameters a plugin may declare. Default: 64.
+    pub max_params: usize,
+    /// The longest parameter object (as JSON) a chain entry may pass, in bytes. Default: 65,536.
+    pub max_params_bytes: usize,
+    /// The most customer-days the engine passes to one `evaluate` call; a longer batch is cut
+    /// into calls of this size. Default: 1,024.
+    pub max_batch: usize,
+    /// How many bytes of a plugin's stdout and stderr one instance keeps until the caller takes
+    /// them. Default: 65,536. Past it, output is dropped and the log ends with a marker that
+    /// says how much was dropped.
+    pub max_log_bytes: usize,
+    /// After this many consecutive customer-days on which one plugin trapped while a failed batch
+    /// was being retried one customer-day at a time, the rest of that batch is not retried for
+    /// that plugin: those customer-days fail at once as skipped. Default: 8. It keeps a plugin
+    /// that traps on everyone (an endless loop, say) from costing a deadline per customer.
+    pub circuit_breaker_traps: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_component_bytes: 8 << 20,
+            max_memory_bytes: 64 << 20,
+            max_table_elements: 20_000,
+            deadline_base_ms: 100,
+            deadline_per_day_us: 200,
+            max_lines_per_day: 64,
+            max_line_specs: 64,
+            max_message_bytes: 1_000,
+            max_describe_bytes: 4_096,
+            max_name_bytes: 64,
+            max_params: 64,
+            max_params_bytes: 64 << 10,
+            max_batch: 1_024,
+            max_log_bytes: 64 << 10,
+            circuit_breaker_traps: 8,
+        }
+    }
+}
+
+/// The sizes of the pooling allocator.
+///
+/// The pool reserves (virtual) memory for all its slots when the engine is built, so that an
+/// instantiation is a slot taken from a free list, not an `mmap`: the engine re-instantiates a
+/// plugin after every trap, and each worker thread holds one instance per chain entry. Size it to
+/// cores × chain entries × chain versions in use at once, with room to spare.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolConfig {
+    /// The most plugin instances alive at once in the process. Default: 1,000.
+    pub total_component_instances: u32,
+    /// The most core module instances alive at once. A Rust plugin for wasm32-wasip2 is one to
+    /// a few core instances (its code plus small shims). Default: 8,000.
+    pub total_core_instances: u32,
+    /// The most linear memories alive at once (one per plugin instance for a Rust plugin).
+    /// Default: 1,000.
+    pub total_memories: u32,
+    /// The most tables alive at once. Default: 4,000.
+    pub total_tables: u32,
+    /// The most core instances one plugin may contain. Default: 32.
+    pub max_core_instances_per_component: u32,
+    /// The most memories one plugin may contain. Default: 2.
+    pub max_memories_per_component: u32,
+    /// The most tables one plugin may contain. Default: 8.
+    pub max_tables_per_component: u32,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            total_component_instances: 1_000,
+            total_core_instances: 8_000,
+            total_memories: 1_000,
+            total_tables: 4_000,
+            max_core_instances_per_component: 32,
+            max_memories_per_component: 2,
+            max_tables_per_component: 8,
+        }
+    }
+}

@@ -1,0 +1,719 @@
+//! The process-wide [`Engine`]: compiles and caches plugins, owns the epoch ticker.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+use wasmtime::component::{Component, Linker, types::ComponentItem};
+use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+
+use crate::bindings::RulesPluginPre;
+use crate::config::{EngineConfig, Limits};
+use crate::error::LoadError;
+use crate::model::{ParamSpec, PluginInfo};
+use crate::plugin::{Plugin, validate_info, wit_info_to_host};
+use crate::sandbox::{LogBuffer, StoreState, is_granted, link_wasi};
+use crate::trap::classify;
+
+/// The contract version this engine serves.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+/// The interface every plugin must export.
+pub const RULES_INTERFACE: &str = "heatbill:rules/rules@0.1.0";
+/// The world every plugin implements.
+pub const RULES_WORLD: &str = "heatbill:rules/rules-plugin@0.1.0";
+
+/// The wasmtime version the engine is built with; part of the on-disk cache key.
+const WASMTIME_VERSION: &str = "48.0.8";
+
+/// Why an [`Engine`] could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the rules engine could not be built: {message}")]
+pub struct EngineError {
+    /// What went wrong (wasmtime's configuration error, an unusable cache directory).
+    pub message: String,
+}
+
+/// How [`Engine::load`] obtained a plugin's compiled code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoadOutcome {
+    /// Compiled now (and written to the disk cache, when there is one).
+    Compiled,
+    /// Found in this engine's memory cache: compiled earlier in this process.
+    MemoryCache,
+    /// Loaded from the on-disk cache: compiled by an earlier process with the same engine
+    /// configuration.
+    DiskCache,
+}
+
+/// Counters of the compile cache, since the engine was built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct CacheStats {
+    /// Components compiled.
+    pub compiled: u64,
+    /// Loads served from memory.
+    pub memory_hits: u64,
+    /// Loads served from the disk cache.
+    pub disk_hits: u64,
+    /// Precompiled artifacts written to the disk cache.
+    pub disk_writes: u64,
+    /// Disk cache reads or writes that failed (the load went on without the cache).
+    pub disk_errors: u64,
+}
+
+/// The rules engine: one per process, shared by every worker thread.
+///
+/// Cheap to clone (an `Arc`), `Send` and `Sync`. It holds:
+///
+/// - the wasmtime engine, configured with the **pooling allocator** (instantiation takes a
+///   pre-reserved slot instead of mapping memory; it matters because a trap recycles an instance)
+///   and **epoch interruption** (a deadline costs a counter check at loop heads and function
+///   entries, far cheaper than fuel metering, and a ticker thread owned by the engine advances
+///   the epoch; the thread stops when the last clone of the engine is dropped);
+/// - the linker with WASI granted as nothing (see the `sandbox` module);
+/// - the **compile cache**: compiled components by SHA-256 digest in memory, and, when
+///   [`EngineConfig::cache_dir`] is set, precompiled artifacts on disk keyed by digest, wasmtime
+///   version and the engine's compatibility hash, so that a second process with the same
+///   configuration maps the native code instead of compiling again.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    wasmtime: wasmtime::Engine,
+    linker: Linker<StoreState>,
+    config: EngineConfig,
+    /// Hex of a SHA-256 over the engine's precompile compatibility hash and wasmtime version.
+    compat: String,
+    components: Mutex<HashMap<[u8; 32], Component>>,
+    compiled: AtomicU64,
+    memory_hits: AtomicU64,
+    disk_hits: AtomicU64,
+    disk_writes: AtomicU64,
+    disk_errors: AtomicU64,
+    /// Advances the epoch; stopped when the last clone of the engine is dropped.
+    _ticker: Ticker,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.inner.config)
+            .field("cache", &self.cache_stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Builds the engine: wasmtime with the pooling allocator sized by `config.pool`, memory
+    /// capped by `config.limits`, epoch interruption, the WASI sandbox, and the ticker thread.
+    pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
+        let err = |message: String| EngineError { message };
+        let l = &config.limits;
+        let p = &config.pool;
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(p.total_component_instances)
+            .total_core_instances(p.total_core_instances)
+            .total_memories(p.total_memories)
+            .total_tables(p.total_tables)
+            .max_core_instances_per_component(p.max_core_instances_per_component)
+            .max_memories_per_component(p.max_memories_per_component)
+            .max_tables_per_component(p.max_tables_per_component)
+            .table_elements(l.max_table_elements)
+            // The pool's hard cap sits at the limit; the store's limiter enforces the same
+            // limit first, so that a denial is recorded and reported as `memory-limit`.
+            .max_memory_size(l.max_memory_bytes);
+        let mut c = Config::new();
+        c.wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let wasmtime = wasmtime::Engine::new(&c).map_err(|e| err(format!("{e:#}")))?;
+
+        let mut linker = Linker::new(&wasmtime);
+        link_wasi(&mut linker).map_err(|e| err(format!("linking WASI: {e:#}")))?;
+
+        let compat = {
+            let mut h = ShaHasher(Sha256::new());
+            std::hash::Hash::hash(&wasmtime.precompile_compatibility_hash(), &mut h);
+            h.0.update(WASMTIME_VERSION.as_bytes());
+            hex::encode(h.0.finalize())
+        };
+        if let Some(dir) = &config.cache_dir {
+            fs::create_dir_all(dir).map_err(|e| {
+                err(format!(
+                    "cannot create the cache directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        let ticker = Ticker::start(wasmtime.clone(), config.epoch_tick())
+            .map_err(|e| err(format!("cannot start the epoch ticker thread: {e}")))?;
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                wasmtime,
+                linker,
+                config,
+                compat,
+                components: Mutex::new(HashMap::new()),
+                compiled: AtomicU64::new(0),
+                memory_hits: AtomicU64::new(0),
+                disk_hits: AtomicU64::new(0),
+                disk_writes: AtomicU64::new(0),
+                disk_errors: AtomicU64::new(0),
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    /// The configuration the engine was built with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// The limits every plugin runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.config.limits
+    }
+
+    /// The compile cache's counters.
+    pub fn cache_stats(&self) -> CacheStats {
+        let i = &self.inner;
+        CacheStats {
+            compiled: i.compiled.load(Ordering::Relaxed),
+            memory_hits: i.memory_hits.load(Ordering::Relaxed),
+            disk_hits: i.disk_hits.load(Ordering::Relaxed),
+            disk_writes: i.disk_writes.load(Ordering::Relaxed),
+            disk_errors: i.disk_errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The deadline of a call over `days` customer-days, in epoch ticks (at least 1).
+    pub(crate) fn deadline_ticks(&self, days: usize) -> u64 {
+        let l = &self.inner.config.limits;
+        let tick_us = self.inner.config.epoch_tick_us.max(1);
+        let us = l
+            .deadline_base_ms
+            .saturating_mul(1_000)
+            .saturating_add(l.deadline_per_day_us.saturating_mul(days as u64));
+        // One tick more than the quotient: the first tick may come at once.
+        us.div_ceil(tick_us).saturating_add(1)
+    }
+
+    /// The deadline of a call over `days` customer-days, in milliseconds (for messages).
+    pub(crate) fn deadline_ms(&self, days: usize) -> u64 {
+        let l = &self.inner.config.limits;
+        l.deadline_base_ms + l.deadline_per_day_us.saturating_mul(days as u64) / 1_000
+    }
+
+    /// A fresh store for one instance, with the sandbox, the memory limiter and a deadline for
+    /// the calls made while setting it up.
+    pub(crate) fn new_store(&self, log: &LogBuffer) -> Store<StoreState> {
+        let l = &self.inner.config.limits;
+        let mut store = Store::new(
+            &self.inner.wasmtime,
+            StoreState::new(log, l.max_memory_bytes, l.max_table_elements),
+        );
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(self.deadline_ticks(0));
+        store
+    }
+
+    /// Loads a plugin: checks size and format, compiles it (or takes it from the cache), checks
+    /// its world and imports, prepares its instantiation and calls `describe()` once.
+    pub fn load(&self, bytes: &[u8]) -> Result<Arc<Plugin>, LoadError> {
+        self.load_with_outcome(bytes).map(|(p, _)| p)
+    }
+
+    /// [`load`](Self::load), also saying where the compiled code came from.
+    pub fn load_with_outcome(&self, bytes: &[u8]) -> Result<(Arc<Plugin>, LoadOutcome), LoadError> {
+        check_size(bytes.len(), self.limits().max_component_bytes)?;
+        check_format(bytes)?;
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        let (component, outcome) = self.component(bytes, &digest)?;
+        let plugin = self.prepare(component, &digest, bytes.len())?;
+        Ok((Arc::new(plugin), outcome))
+    }
+
+    /// Checks a component for `heatbill plugin check`: never fails, reports everything it finds.
+    pub fn check(&self, bytes: &[u8]) -> CheckReport {
+        let mut report = CheckReport {
+            size: bytes.len(),
+            max_size: self.limits().max_component_bytes,
+            digest: hex::encode(Sha256::digest(bytes)),
+            format: BinaryFormat::of(bytes),
+            imports: Vec::new(),
+            exports: Vec::new(),
+            world: None,
+            info: None,
+            error: None,
+        };
+        if let Err(e) = check_size(bytes.len(), report.max_size).and_then(|()| check_format(bytes))
+        {
+            report.error = Some(e);
+            return report;
+        }
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        let component = match self.component(bytes, &digest) {
+            Ok((c, _)) => c,
+            Err(e) => {
+                report.error = Some(e);
+                return report;
+            }
+        };
+        let ty = component.component_type();
+        let engine = &self.inner.wasmtime;
+        report.imports = ty
+            .imports(engine)
+            .map(|(name, _)| ImportCheck {
+                name: name.to_string(),
+                granted: is_granted(name),
+            })
+            .collect();
+        report.exports = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+        match self.prepare(component, &digest, bytes.len()) {
+            Ok(plugin) => {
+                report.world = Some(RULES_WORLD.to_string());
+                report.info = Some(plugin.info().clone());
+            }
+            Err(e) => report.error = Some(e),
+        }
+        report
+    }
+
+    /// The compiled component for `bytes`: from memory, from disk, or compiled now.
+    fn component(
+        &self,
+        bytes: &[u8],
+        digest: &[u8; 32],
+    ) -> Result<(Component, LoadOutcome), LoadError> {
+        let i = &self.inner;
+        if let Some(c) = lock(&i.components).get(digest) {
+            i.memory_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok((c.clone(), LoadOutcome::MemoryCache));
+        }
+        let path = i
+            .config
+            .cache_dir
+            .as_ref()
+            .map(|dir| dir.join(format!("{}-{}.cwasm", hex::encode(digest), &i.compat[..16])));
+        let mut outcome = LoadOutcome::Compiled;
+        let mut component = None;
+        if let Some(path) = path.as_deref().filter(|p| p.exists()) {
+            match deserialize_cached(&i.wasmtime, path) {
+                Ok(c) => {
+                    i.disk_hits.fetch_add(1, Ordering::Relaxed);
+                    outcome = LoadOutcome::DiskCache;
+                    component = Some(c);
+                }
+                // An artifact from an incompatible build or a damaged file: compile again and
+                // replace it.
+                Err(_) => {
+                    i.disk_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        let component = match component {
+            Some(c) => c,
+            None => {
+                let c = Component::new(&i.wasmtime, bytes).map_err(|e| LoadError::Malformed {
+                    message: error_chain(&e),
+                })?;
+                i.compiled.fetch_add(1, Ordering::Relaxed);
+                if let Some(path) = &path {
+                    match c
+                        .serialize()
+                        .map_err(|e| e.to_string())
+                        .and_then(|artifact| {
+                            write_atomically(path, &artifact).map_err(|e| e.to_string())
+                        }) {
+                        Ok(()) => i.disk_writes.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => i.disk_errors.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+                c
+            }
+        };
+        lock(&i.components).insert(*digest, component.clone());
+        Ok((component, outcome))
+    }
+
+    /// World, imports, instantiation, `describe()`.
+    fn prepare(
+        &self,
+        component: Component,
+        digest: &[u8; 32],
+        size: usize,
+    ) -> Result<Plugin, LoadError> {
+        let engine = &self.inner.wasmtime;
+        let ty = component.component_type();
+
+        let denied: Vec<String> = ty
+            .imports(engine)
+            .map(|(name, _)| name)
+            .filter(|name| !is_granted(name))
+            .map(str::to_string)
+            .collect();
+        if !denied.is_empty() {
+            return Err(LoadError::ImportNotGranted { imports: denied });
+        }
+
+        let exports: Vec<(String, bool)> = ty
+            .exports(engine)
+            .map(|(n, item)| {
+                (
+                    n.to_string(),
+                    matches!(item.ty, ComponentItem::ComponentInstance(_)),
+                )
+            })
+            .collect();
+        let compatible = |name: &str| {
+            name == RULES_INTERFACE
+                || name
+                    .strip_prefix("heatbill:rules/rules@0.1.")
+                    .is_some_and(|patch| !patch.is_empty())
+        };
+        if !exports.iter().any(|(n, inst)| *inst && compatible(n)) {
+            if let Some((other, _)) = exports
+                .iter()
+                .find(|(n, _)| n.starts_with("heatbill:rules/rules@"))
+            {
+                return Err(LoadError::ContractVersion {
+                    found: other.clone(),
+                    supported: CONTRACT_VERSION.to_string(),
+                });
+            }
+            return Err(LoadError::WrongWorld {
+                expected: RULES_INTERFACE.to_string(),
+                version: CONTRACT_VERSION.to_string(),
+                found: exports.into_iter().map(|(n, _)| n).collect(),
+            });
+        }
+
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Link {
+                message: error_chain(&e),
+            })?;
+        let pre = RulesPluginPre::new(pre).map_err(|e| LoadError::Link {
+            message: error_chain(&e),
+        })?;
+
+        let log = LogBuffer::new(self.limits().max_log_bytes);
+        let mut store = self.new_store(&log);
+        let describe_error = |store: &mut Store<StoreState>, e: wasmtime::Error| {
+            let (kind, message) = classify(&e, store, &log, 0, self.deadline_ms(0));
+            LoadError::Describe {
+                message: format!("{kind}: {message}"),
+            }
+        };
+        let guest = match pre.instantiate(&mut store) {
+            Ok(g) => g,
+            Err(e) => return Err(describe_error(&mut store, e)),
+        };
+        let info = match guest.heatbill_rules_rules().call_describe(&mut store) {
+            Ok(i) => i,
+            Err(e) => return Err(describe_error(&mut store, e)),
+        };
+        let info = wit_info_to_host(info);
+        validate_info(&info, self.limits())
+            .map_err(|message| LoadError::InvalidInfo { message })?;
+        Ok(Plugin::new(
+            info,
+            hex::encode(digest),
+            size,
+            pre,
+            self.limits().max_params_bytes,
+        ))
+    }
+}
+
+fn check_size(size: usize, limit: usize) -> Result<(), LoadError> {
+    if size > limit {
+        return Err(LoadError::TooLarge { size, limit });
+    }
+    Ok(())
+}
+
+fn check_format(bytes: &[u8]) -> Result<(), LoadError> {
+    match BinaryFormat::of(bytes) {
+        BinaryFormat::Component => Ok(()),
+        BinaryFormat::CoreModule => Err(LoadError::CoreModule),
+        BinaryFormat::NotWasm => Err(LoadError::NotWasm {
+            detail: describe_header(bytes),
+        }),
+    }
+}
+
+fn describe_header(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "the file is empty".to_string();
+    }
+    if bytes.starts_with(b"\0asm") {
+        return format!(
+            "the header is `\\0asm` with an unknown version {:02x?}",
+            &bytes[4..bytes.len().min(8)]
+        );
+    }
+    format!(
+        "it starts with {:02x?} instead of the WebAssembly magic `\\0asm`",
+        &bytes[..bytes.len().min(8)]
+    )
+}
+
+/// What the first bytes of a binary say it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BinaryFormat {
+    /// A WebAssembly component (the only thing a plugin can be).
+    Component,
+    /// A core WebAssembly module.
+    CoreModule,
+    /// Not WebAssembly, or a version the engine does not know.
+    NotWasm,
+}
+
+impl BinaryFormat {
+    /// Reads the 8-byte header: magic `\0asm`, then version 1 layer 0 (a core module) or
+    /// version 0x0d layer 1 (a component).
+    pub fn of(bytes: &[u8]) -> BinaryFormat {
+        match bytes.get(..8) {
+            Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => BinaryFormat::CoreModule,
+            Some([0, b'a', b's', b'm', 0x0d, 0, 1, 0]) => BinaryFormat::Component,
+            _ => BinaryFormat::NotWasm,
+        }
+    }
+}
+
+impl fmt::Display for BinaryFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BinaryFormat::Component => "WebAssembly component",
+            BinaryFormat::CoreModule => "core WebAssembly module (not a component)",
+            BinaryFormat::NotWasm => "not WebAssembly",
+        })
+    }
+}
+
+/// One import of a checked component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportCheck {
+    /// The import's name, e.g. `wasi:cli/stdout@0.2.6`.
+    pub name: String,
+    /// Whether the sandbox grants it.
+    pub granted: bool,
+}
+
+/// What [`Engine::check`] found, for `heatbill plugin check`. `Display` prints it for humans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckReport {
+    /// The binary's size in bytes.
+    pub size: usize,
+    /// The size limit.
+    pub max_size: usize,
+    /// SHA-256 of the binary, hex.
+    pub digest: String,
+    /// What the header says the binary is.
+    pub format: BinaryFormat,
+    /// The component's imports, each granted or denied (empty if it could not be compiled).
+    pub imports: Vec<ImportCheck>,
+    /// The component's exports.
+    pub exports: Vec<String>,
+    /// The contract world it implements, if it loads.
+    pub world: Option<String>,
+    /// What `describe()` returned, if it loads.
+    pub info: Option<PluginInfo>,
+    /// Why it would be refused, if it would.
+    pub error: Option<LoadError>,
+}
+
+impl CheckReport {
+    /// Whether the component would load.
+    pub fn is_ok(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+impl fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mark = |ok: bool| if ok { "ok " } else { "ERR" };
+        writeln!(
+            f,
+            "{} size      {} bytes (limit {})",
+            mark(self.size <= self.max_size),
+            self.size,
+            self.max_size
+        )?;
+        writeln!(f, "    sha256    {}", self.digest)?;
+        writeln!(
+            f,
+            "{} format    {}",
+            mark(self.format == BinaryFormat::Component),
+            self.format
+        )?;
+        if !self.exports.is_empty() {
+            writeln!(f, "    exports   {}", self.exports.join(", "))?;
+        }
+        match &self.world {
+            Some(w) => writeln!(f, "ok  world     {w}")?,
+            None if self.format == BinaryFormat::Component && !self.exports.is_empty() => {
+                writeln!(f, "ERR world     not {RULES_WORLD}")?
+            }
+            None => {}
+        }
+        if !self.imports.is_empty() {
+            writeln!(f, "    imports")?;
+            for i in &self.imports {
+                writeln!(
+                    f,
+                    "{}   {} ({})",
+                    mark(i.granted),
+                    i.name,
+                    if i.granted {
+                        "granted, with nothing behind it"
+                    } else {
+                        "NOT GRANTED"
+                    }
+                )?;
+            }
+        }
+        if let Some(info) = &self.info {
+            writeln!(
+                f,
+                "ok  plugin    {} {} ({})",
+                info.name, info.version, info.kind
+            )?;
+            writeln!(f, "    about     {}", info.description)?;
+            for ParamSpec {
+                name,
+                ty,
+                required,
+                description,
+            } in &info.params
+            {
+                writeln!(
+                    f,
+                    "    param     {name}: {ty}{} — {description}",
+                    if *required { ", required" } else { "" }
+                )?;
+            }
+        }
+        match &self.error {
+            None => writeln!(f, "ok  the plugin loads"),
+            Some(e) => writeln!(f, "ERR {e}"),
+        }
+    }
+}
+
+/// Reads a precompiled artifact from the disk cache.
+#[allow(unsafe_code)]
+fn deserialize_cached(engine: &wasmtime::Engine, path: &Path) -> wasmtime::Result<Component> {
+    // SAFETY: `deserialize_file` maps the file and runs its native code, so the file must be
+    // an artifact produced by `Component::serialize` of a compatible wasmtime, and must not be
+    // changed while mapped. Both hold: the cache directory is the engine's own (documented as
+    // writable by this process only), artifacts are only ever written by `write_atomically`
+    // (a complete temporary file renamed into place, so a reader never sees a partial file and
+    // a replacement is a new inode, leaving existing mappings intact), and the file name carries
+    // the digest of the source and the engine's compatibility hash. Wasmtime further checks the
+    // artifact's header, version and engine settings and refuses a mismatch with an error.
+    unsafe { Component::deserialize_file(engine, path) }
+}
+
+/// Writes `bytes` to `path` so that readers see either the old file or the whole new one.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("artifact");
+    let tmp: PathBuf = dir.join(format!(
+        ".{name}.tmp-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Wasmtime's error with its causes, one line.
+pub(crate) fn error_chain(e: &wasmtime::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
+}
+
+/// Feeds a `Hash` into SHA-256, for a cache key that is stable across processes and builds
+/// (std's `DefaultHasher` promises neither).
+struct ShaHasher(Sha256);
+
+impl std::hash::Hasher for ShaHasher {
+    fn finish(&self) -> u64 {
+        0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+/// The thread that advances the engine's epoch every tick, stopped and joined on drop.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(engine: wasmtime::Engine, tick: Duration) -> std::io::Result<Ticker> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("heatbill-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Acquire) {
+                    std::thread::park_timeout(tick);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(Ticker {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! A loaded plugin: its compiled code ready to instantiate, and what it said about itself.
+
+use std::fmt;
+
+use crate::bindings::{RulesPluginPre, wit};
+use crate::config::Limits;
+use crate::model::{ParamSpec, ParamType, PluginInfo, PluginKind};
+use crate::sandbox::StoreState;
+
+/// A plugin that passed every load check: compiled, linked against the sandbox, described.
+///
+/// Shared as `Arc<Plugin>` by every chain that uses it. Instantiating it is cheap (an
+/// `InstancePre` over the pooling allocator); each [`Evaluator`](crate::Evaluator) does that
+/// for itself.
+pub struct Plugin {
+    info: PluginInfo,
+    digest: String,
+    size: usize,
+    pub(crate) pre: RulesPluginPre<StoreState>,
+    pub(crate) max_params_bytes: usize,
+}
+
+impl fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.info.name)
+            .field("version", &self.info.version)
+            .field("kind", &self.info.kind)
+            .field("digest", &self.digest)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    pub(crate) fn new(
+        info: PluginInfo,
+        digest: String,
+        size: usize,
+        pre: RulesPluginPre<StoreState>,
+        max_params_bytes: usize,
+    ) -> Self {
+        Self {
+            info,
+            digest,
+            size,
+            pre,
+            max_params_bytes,
+        }
+    }
+
+    /// What `describe()` returned (validated).
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+    /// The plugin's name, e.g. `area-tariff`.
+    pub fn name(&self) -> &str {
+        &self.info.name
+    }
+    /// The plugin's version, e.g. `1.0.0`.
+    pub fn version(&self) -> &str {
+        &self.info.version
+    }
+    /// The plugin's kind.
+    pub fn kind(&self) -> PluginKind {
+        self.info.kind
+    }
+    /// The SHA-256 of the component, hex: what the compile cache is keyed by and what an
+    /// upload records.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+    /// The component's size in bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+}
+
+pub(crate) fn wit_info_to_host(i: wit::PluginInfo) -> PluginInfo {
+    PluginInfo {
+        name: i.name,
+        version: i.version,
+        kind: match i.kind {
+            wit::PluginKind::Season => PluginKind::Season,
+            wit::PluginKind::Tariff => PluginKind::Tariff,
+            wit::PluginKind::Subsidy => PluginKind::Subsidy,
+            wit::PluginKind::Fee => PluginKind::Fee,
+        },
+        description: i.description,
+        params: i
+            .params
+            .into_iter()
+            .map(|p| ParamSpec {
+                name: p.name,
+                ty: match p.type_ {
+                    wit::ParamType::Decimal => ParamType::Decimal,
+                    wit::ParamType::Integer => ParamType::Integer,
+                    wit::ParamType::Boolean => ParamType::Boolean,
+                    wit::ParamType::Date => ParamType::Date,
+                    wit::ParamType::Text => ParamType::Text,
+                    wit::ParamType::Json => ParamType::Json,
+                },
+                required: p.required,
+                description: p.description,
+            })
+            .collect(),
+    }
+}
+
+/// Checks what `describe()` returned; the error says what to fix.
+pub(crate) fn validate_info(info: &PluginInfo, l: &Limits) -> Result<(), String> {
+    check_name("name", &info.name, l.max_name_bytes)?;
+    if info.version.len() > l.max_name_bytes || !is_semver(&info.version) {
+        return Err(format!(
+            "version {:?} is not a semantic version such as \"1.0.0\" (MAJOR.MINOR.PATCH, \
+             optionally -pre and +build, at most {} bytes)",
+            shorten(&info.version),
+            l.max_name_bytes
+        ));
+    }
+    if info.description.len() > l.max_describe_bytes {
+        return Err(format!(
+            "the description is {} bytes; the limit is {} (limits.max_describe_bytes)",
+            info.description.len(),
+            l.max_describe_bytes
+        ));
+    }
+    if info.params.len() > l.max_params {
+        return Err(format!(
+            "{} parameters are declared; the limit is {} (limits.max_params)",
+            info.params.len(),
+            l.max_params
+        ));
+    }
+    for (i, p) in info.params.iter().enumerate() {
+        if p.name.is_empty() || p.name.len() > l.max_name_bytes {
+            return Err(format!(
+                "parameter {i} has a name of {} bytes; names are 1 to {} bytes",
+                p.name.len(),
+                l.max_name_bytes
+            ));
+        }
+        if info.params[..i].iter().any(|q| q.name == p.name) {
+            return Err(format!("parameter `{}` is declared twice", p.name));
+        }
+        if p.description.len() > l.max_describe_bytes {
+            return Err(format!(
+                "the description of parameter `{}` is {} bytes; the limit is {}",
+                p.name,
+                p.description.len(),
+                l.max_describe_bytes
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_name(what: &str, name: &str, max: usize) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= max
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} {:?} is not a plugin name: use 1 to {max} lowercase letters, digits, `-` \
+             and `_`, starting with a letter or digit, e.g. \"area-tariff\"",
+            shorten(name)
+        ))
+    }
+}
+
+/// MAJOR.MINOR.PATCH with numeric parts, optionally followed by `-pre` and/or `+build`.
+fn is_semver(v: &str) -> bool {
+    let core = v.split(['-', '+']).next().unwrap_or_default();
+    let rest = &v[core.len()..];
+    let parts: Vec<&str> = core.split('.').collect();
+    let numeric = |p: &&str| {
+        !p.is_empty()
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && (p.len() == 1 || !p.starts_with('0'))
+    };
+    let suffix_ok = rest.is_empty()
+        || (rest.len() > 1
+            && rest[1..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'+'));
+    parts.len() == 3 && parts.iter().all(numeric) && suffix_ok
+}
+
+fn shorten(s: &str) -> String {
+    if s.len() <= 80 {
+        return s.to_string();
+    }
+    let mut cut = 80;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &s[..cut])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn semver() {
+        for ok in ["1.0.0", "0.1.12", "2.3.4-rc.1", "1.0.0+build.5", "10.20.30"] {
+            assert!(is_semver(ok), "{ok}");
+        }
+        for bad in [
+            "", "1", "1.0", "1.0.0.0", "01.0.0", "a.b.c", "1.0.0-", "v1.0.0",
+        ] {
+            assert!(!is_semver(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert!(check_name("name", "area-tariff", 64).is_ok());
+        assert!(check_name("name", "", 64).is_err());
+        assert!(check_name("name", "Area Tariff", 64).is_err());
+        assert!(check_name("name", "-x", 64).is_err());
+    }
+}

@@ -1,0 +1,74 @@
+//! Telling traps apart.
+//!
+//! A failed call into a plugin comes back as a `wasmtime::Error`. The engine names its kind
+//! precisely, because an operator acts differently on each: a deadline (the plugin is slow or
+//! loops), a memory limit (it allocates without bound), a panic (a bug, with the plugin's own
+//! message), an exit, a stack overflow, or anything else (a bad pointer returned to the
+//! canonical ABI, invalid UTF-8, an out-of-bounds access).
+//!
+//! The memory limit needs care: a denied `memory.grow` is not a trap. The plugin's allocator
+//! sees it fail and aborts, which traps as `unreachable`. The store's limiter records the denial,
+//! so an `unreachable` after a denial is reported as `memory-limit`.
+
+use wasmtime::{Store, Trap};
+use wasmtime_wasi::I32Exit;
+
+use crate::engine::error_chain;
+use crate::model::TrapKind;
+use crate::sandbox::{LogBuffer, StoreState};
+
+/// Classifies a failed call. `log_mark` is the log's length when the call began, so that only
+/// this call's panic message is quoted; `deadline_ms` is for the message.
+pub(crate) fn classify(
+    err: &wasmtime::Error,
+    store: &mut Store<StoreState>,
+    log: &LogBuffer,
+    log_mark: usize,
+    deadline_ms: u64,
+) -> (TrapKind, String) {
+    let denied = store.data_mut().limiter.denied_memory.take();
+    let max_memory = store.data().limiter.max_memory();
+    let memory = |base: String| {
+        let asked = denied.unwrap_or_default();
+        (
+            TrapKind::MemoryLimit,
+            format!(
+                "the plugin tried to grow its memory to {asked} bytes, over the limit of \
+                 {max_memory} bytes (limits.max_memory_bytes); {base}"
+            ),
+        )
+    };
+    if let Some(trap) = err.downcast_ref::<Trap>() {
+        let base = trap.to_string();
+        return match trap {
+            Trap::Interrupt => (
+                TrapKind::Deadline,
+                format!(
+                    "the call ran past its deadline of {deadline_ms} ms \
+                     (limits.deadline_base_ms + deadline_per_day_us per customer-day); {base}"
+                ),
+            ),
+            _ if denied.is_some() => memory(base),
+            Trap::StackOverflow => (TrapKind::StackOverflow, base),
+            Trap::UnreachableCodeReached => match log.last_panic_since(log_mark) {
+                Some(panic) => (
+                    TrapKind::Panic,
+                    format!("the plugin panicked: {panic}; {base}"),
+                ),
+                None => (TrapKind::Unreachable, base),
+            },
+            _ => (TrapKind::Other, base),
+        };
+    }
+    if let Some(exit) = err.downcast_ref::<I32Exit>() {
+        return (
+            TrapKind::Exit,
+            format!("the plugin called exit({})", exit.0),
+        );
+    }
+    let base = error_chain(err);
+    if denied.is_some() {
+        return memory(base);
+    }
+    (TrapKind::Other, base)
+}
