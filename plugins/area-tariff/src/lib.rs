@@ -76,7 +76,12 @@ impl Plugin for AreaTariff {
 
     fn configure(p: WithArea<Naming>) -> Result<(Self, Vec<LineSpec>), RuleError> {
         let pricing = AreaPricing::new(p.area)?;
-        let mut specs = vec![line_spec(&p.extra.code, &p.extra.description, "m2", LineCategory::Heating)];
+        let mut specs = vec![line_spec(
+            &p.extra.code,
+            &p.extra.description,
+            "m2",
+            LineCategory::Heating,
+        )];
         if pricing.has_split() {
             specs.push(line_spec(
                 &p.extra.government_code,
@@ -131,7 +136,13 @@ mod tests {
     #[test]
     fn w1_harbin_first_days_and_season() {
         let t = configure::<AreaTariff>(HARBIN);
-        let d = |k| day("2025-10-20").usable_area("60.00").building_area("75").regular(k, 183).build();
+        let d = |k| {
+            day("2025-10-20")
+                .usable_area("60.00")
+                .building_area("75")
+                .regular(k, 183)
+                .build()
+        };
         assert_eq!(amounts(&t.evaluate(&d(1))), ["12.56"]);
         assert_eq!(amounts(&t.evaluate(&d(2))), ["12.57"]);
         assert_eq!(amounts(&t.evaluate(&d(3))), ["12.56"]);
@@ -145,7 +156,12 @@ mod tests {
     #[test]
     fn w2_beijing_first_days_and_season() {
         let t = configure::<AreaTariff>(BEIJING);
-        let d = |k| day("2025-11-15").building_area("80").regular(k, 121).build();
+        let d = |k| {
+            day("2025-11-15")
+                .building_area("80")
+                .regular(k, 121)
+                .build()
+        };
         let got: Vec<_> = (1..=3).flat_map(|k| amounts(&t.evaluate(&d(k)))).collect();
         assert_eq!(got, ["15.87", "15.87", "15.86"]);
         assert_eq!(sum(BEIJING, 121, d), Decimal::from(1920));
@@ -153,7 +169,12 @@ mod tests {
 
     #[test]
     fn leap_season_sums_exactly() {
-        let d = |k| day("2027-10-20").usable_area("60.00").regular(k, 184).build();
+        let d = |k| {
+            day("2027-10-20")
+                .usable_area("60.00")
+                .regular(k, 184)
+                .build()
+        };
         assert_eq!(sum(HARBIN, 184, d), Decimal::new(229920, 2));
     }
 
@@ -161,20 +182,45 @@ mod tests {
     fn shenyang_payer_split_two_lines_each_summing_to_its_season_amount() {
         let t = configure::<AreaTariff>(SHENYANG);
         assert_eq!(t.specs()[1].code, "heat-government");
-        let out = t.evaluate(&day("2025-11-01").building_area("80").regular(1, 151).build()).unwrap();
+        let out = t
+            .evaluate(
+                &day("2025-11-01")
+                    .building_area("80")
+                    .regular(1, 151)
+                    .build(),
+            )
+            .unwrap();
         assert_eq!(out.lines.len(), 2);
-        assert_eq!((out.lines[0].payer, out.lines[1].payer), (Payer::Customer, Payer::Government));
+        assert_eq!(
+            (out.lines[0].payer, out.lines[1].payer),
+            (Payer::Customer, Payer::Government)
+        );
         assert_eq!(out.lines[0].amount.to_string(), "12.34"); // 1864 / 151 = 12.344…
         assert_eq!(out.lines[1].amount.to_string(), "1.43"); // 216 / 151 = 1.430…
         let (mut c, mut g) = (Decimal::ZERO, Decimal::ZERO);
         for k in 1..=151 {
-            let o = t.evaluate(&day("2025-11-01").building_area("80").regular(k, 151).build()).unwrap();
+            let o = t
+                .evaluate(
+                    &day("2025-11-01")
+                        .building_area("80")
+                        .regular(k, 151)
+                        .build(),
+                )
+                .unwrap();
             c += o.lines[0].amount.to_decimal().unwrap();
             g += o.lines[1].amount.to_decimal().unwrap();
         }
         assert_eq!((c, g), (Decimal::from(1864), Decimal::from(216)));
         // Non-residential customers have no government part: one line.
-        let nr = t.evaluate(&day("2025-11-01").non_residential().building_area("100").regular(1, 151).build()).unwrap();
+        let nr = t
+            .evaluate(
+                &day("2025-11-01")
+                    .non_residential()
+                    .building_area("100")
+                    .regular(1, 151)
+                    .build(),
+            )
+            .unwrap();
         assert_eq!(nr.lines.len(), 1);
     }
 
@@ -182,69 +228,133 @@ mod tests {
     fn ceiling_surcharge_in_the_season_fee() {
         // Harbin non-residential, 100 m² usable, 3.55 m: 3 completed steps, +9 %:
         // T = 100 × 43.3 × 1.09 = 4719.70; over the whole season the days add up to it.
-        let d = |k| day("2025-10-20").non_residential().usable_area("100").ceiling_height("3.55").regular(k, 183).build();
+        let d = |k| {
+            day("2025-10-20")
+                .non_residential()
+                .usable_area("100")
+                .ceiling_height("3.55")
+                .regular(k, 183)
+                .build()
+        };
         assert_eq!(sum(HARBIN, 183, d), Decimal::new(471970, 2));
         // Shenyang, 3.81 m: 2 started steps, +20 %: 100 × 32 × 1.2 = 3840.
-        let d = |k| day("2025-11-01").non_residential().building_area("100").ceiling_height("3.81").regular(k, 151).build();
+        let d = |k| {
+            day("2025-11-01")
+                .non_residential()
+                .building_area("100")
+                .ceiling_height("3.81")
+                .regular(k, 151)
+                .build()
+        };
         assert_eq!(sum(SHENYANG, 151, d), Decimal::from(3840));
     }
 
     #[test]
     fn garage_special_class() {
         // Shenyang garage, 20 m²: 50 % of 32 = 16 元/m², season 320.00.
-        let d = |k| day("2025-11-01").special_class("garage").building_area("20").regular(k, 151).build();
+        let d = |k| {
+            day("2025-11-01")
+                .special_class("garage")
+                .building_area("20")
+                .regular(k, 151)
+                .build()
+        };
         assert_eq!(sum(SHENYANG, 151, d), Decimal::from(320));
         let t = configure::<AreaTariff>(SHENYANG);
-        let other = day("2025-11-01").special_class("warehouse").building_area("20").regular(1, 151).build();
+        let other = day("2025-11-01")
+            .special_class("warehouse")
+            .building_area("20")
+            .regular(1, 151)
+            .build();
         assert!(matches!(t.evaluate(&other), Err(RuleError::Unsupported(_))));
     }
 
     #[test]
     fn per_day_price() {
         // Xuchang 0.18 元/m²/day, 80 m²: 14.40 every heating day.
-        let t = configure::<AreaTariff>(r#"{"pricing": "day", "prices": {"residential": "0.18", "non-residential": "0.25"}}"#);
-        let d = day("2025-11-15").building_area("80").regular(17, 121).build();
+        let t = configure::<AreaTariff>(
+            r#"{"pricing": "day", "prices": {"residential": "0.18", "non-residential": "0.25"}}"#,
+        );
+        let d = day("2025-11-15")
+            .building_area("80")
+            .regular(17, 121)
+            .build();
         assert_eq!(amounts(&t.evaluate(&d)), ["14.40"]);
-        let d = day("2025-11-15").building_area("80.55").regular(17, 121).build();
+        let d = day("2025-11-15")
+            .building_area("80.55")
+            .regular(17, 121)
+            .build();
         assert_eq!(amounts(&t.evaluate(&d)), ["14.50"]); // 14.499 rounds to 14.50
     }
 
     #[test]
     fn early_and_extended_days() {
         let t = configure::<AreaTariff>(HARBIN);
-        let free = t.evaluate(&day("2025-10-15").usable_area("60").early(183, false).build()).unwrap();
+        let free = t
+            .evaluate(
+                &day("2025-10-15")
+                    .usable_area("60")
+                    .early(183, false)
+                    .build(),
+            )
+            .unwrap();
         assert_eq!(free.lines.len(), 1);
         assert!(free.lines[0].amount.to_decimal().unwrap().is_zero());
-        assert_eq!(free.lines[0].quantity.to_decimal().unwrap(), Decimal::from(60));
+        assert_eq!(
+            free.lines[0].quantity.to_decimal().unwrap(),
+            Decimal::from(60)
+        );
         let charged = t.evaluate(&day("2025-10-15").usable_area("60").early(183, true).build());
         assert_eq!(amounts(&charged), ["12.56"]);
-        let ext = t.evaluate(&day("2026-04-25").usable_area("60").extended(183, true).build());
+        let ext = t.evaluate(
+            &day("2026-04-25")
+                .usable_area("60")
+                .extended(183, true)
+                .build(),
+        );
         assert_eq!(amounts(&ext), ["12.56"]);
-        let outside = t.evaluate(&day("2026-06-01").usable_area("60").outside(183).build()).unwrap();
+        let outside = t
+            .evaluate(&day("2026-06-01").usable_area("60").outside(183).build())
+            .unwrap();
         assert!(outside.lines.is_empty());
-        let no_season = t.evaluate(&day("2026-01-01").usable_area("60").build()).unwrap();
+        let no_season = t
+            .evaluate(&day("2026-01-01").usable_area("60").build())
+            .unwrap();
         assert!(no_season.lines.is_empty());
     }
 
     #[test]
     fn skips_metered_and_suspended_customers() {
         let t = configure::<AreaTariff>(BEIJING);
-        let m = day("2025-11-15").building_area("80").metered().regular(1, 121).build();
+        let m = day("2025-11-15")
+            .building_area("80")
+            .metered()
+            .regular(1, 121)
+            .build();
         assert!(t.evaluate(&m).unwrap().lines.is_empty());
-        let s = day("2025-11-15").building_area("80").suspended().regular(1, 121).build();
+        let s = day("2025-11-15")
+            .building_area("80")
+            .suspended()
+            .regular(1, 121)
+            .build();
         assert!(t.evaluate(&s).unwrap().lines.is_empty());
     }
 
     #[test]
     fn missing_usable_area_is_a_missing_input() {
         let t = configure::<AreaTariff>(HARBIN);
-        let d = day("2025-10-20").building_area("75").regular(1, 183).build();
+        let d = day("2025-10-20")
+            .building_area("75")
+            .regular(1, 183)
+            .build();
         assert!(matches!(t.evaluate(&d), Err(RuleError::MissingInput(_))));
     }
 
     #[test]
     fn custom_codes_and_bad_params() {
-        let t = configure::<AreaTariff>(r#"{"prices": {"residential": "24", "non-residential": "45"}, "code": "heating", "description": "Heating"}"#);
+        let t = configure::<AreaTariff>(
+            r#"{"prices": {"residential": "24", "non-residential": "45"}, "code": "heating", "description": "Heating"}"#,
+        );
         assert_eq!(t.specs()[0].code, "heating");
         for p in [
             r#"{"prices": {"residential": 24, "non-residential": "45"}}"#,
@@ -253,7 +363,10 @@ mod tests {
             r#"{"prices": {"residential": "24", "non-residential": "45"}, "area_basis": "floor"}"#,
             r#"{}"#,
         ] {
-            assert!(matches!(try_configure::<AreaTariff>(p), Err(RuleError::BadParams(_))), "{p}");
+            assert!(
+                matches!(try_configure::<AreaTariff>(p), Err(RuleError::BadParams(_))),
+                "{p}"
+            );
         }
     }
 }

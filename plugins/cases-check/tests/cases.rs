@@ -226,28 +226,56 @@ fn run_file(path: &Path) -> Vec<String> {
     for entry in &file.chain {
         let params = serde_json::to_string(&entry.params.clone().unwrap_or_default()).unwrap();
         let r = rule(&entry.plugin, &params).unwrap_or_else(|e| {
-            panic!("{}: {} refused its params: {}", path.display(), entry.plugin, e.message())
+            panic!(
+                "{}: {} refused its params: {}",
+                path.display(),
+                entry.plugin,
+                e.message()
+            )
         });
         if let Some(v) = &entry.version {
-            assert_eq!(*v, r.info().version, "{}: version of {}", path.display(), entry.plugin);
+            assert_eq!(
+                *v,
+                r.info().version,
+                "{}: version of {}",
+                path.display(),
+                entry.plugin
+            );
         }
         chain.push(r);
     }
     let mut failures = Vec::new();
     for case in &file.cases {
-        let what = format!("{} / {}", path.file_name().unwrap().to_string_lossy(), case.name);
+        let what = format!(
+            "{} / {}",
+            path.file_name().unwrap().to_string_lossy(),
+            case.name
+        );
         let dates: Vec<Date> = match &case.dates {
             Some(r) => {
                 let (from, to): (Date, Date) = (r.from.parse().unwrap(), r.to.parse().unwrap());
-                (0..=from.days_until(to)).map(|i| from.add_days(i)).collect()
+                (0..=from.days_until(to))
+                    .map(|i| from.add_days(i))
+                    .collect()
             }
-            None => vec![case.customer.date.as_deref().expect("a date").parse().unwrap()],
+            None => vec![
+                case.customer
+                    .date
+                    .as_deref()
+                    .expect("a date")
+                    .parse()
+                    .unwrap(),
+            ],
         };
-        let days: Vec<CustomerDay> = dates.iter().map(|&dt| customer_day(&case.customer, dt)).collect();
+        let days: Vec<CustomerDay> = dates
+            .iter()
+            .map(|&dt| customer_day(&case.customer, dt))
+            .collect();
         let bills = chain.evaluate(&days);
         if let Some(kind) = &case.expect.error {
             match &bills[0] {
-                Err(heatbill_sdk::native::ChainError::Rule { error, .. }) if error.kind() == kind => {}
+                Err(heatbill_sdk::native::ChainError::Rule { error, .. })
+                    if error.kind() == kind => {}
                 other => failures.push(format!("{what}: expected error {kind}, got {other:?}")),
             }
             continue;
@@ -322,7 +350,9 @@ fn run_file(path: &Path) -> Vec<String> {
         if let Some(n) = case.expect.days
             && n != with_lines
         {
-            failures.push(format!("{what}: {with_lines} days with lines, expected {n}"));
+            failures.push(format!(
+                "{what}: {with_lines} days with lines, expected {n}"
+            ));
         }
     }
     failures
@@ -337,7 +367,16 @@ fn every_case_file_passes_natively() {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 8, "expected the case files in {}", dir.display());
+    assert!(
+        files.len() >= 8,
+        "expected the case files in {}",
+        dir.display()
+    );
     let failures: Vec<String> = files.iter().flat_map(|f| run_file(f)).collect();
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -79,7 +79,13 @@ impl Plugin for LateFee {
             )));
         }
         let spec = line_spec(&p.code, &p.description, "CNY", LineCategory::LateFee);
-        Ok((LateFee { rate: p.daily_rate, due: p.due_date }, vec![spec]))
+        Ok((
+            LateFee {
+                rate: p.daily_rate,
+                due: p.due_date,
+            },
+            vec![spec],
+        ))
     }
 
     #[inline]
@@ -93,7 +99,13 @@ impl Plugin for LateFee {
         if fee.is_zero() {
             return Ok(DayOutput::empty());
         }
-        Ok(DayOutput::lines(vec![Line::new(0, principal, self.rate, fee, Payer::Customer)?]))
+        Ok(DayOutput::lines(vec![Line::new(
+            0,
+            principal,
+            self.rate,
+            fee,
+            Payer::Customer,
+        )?]))
     }
 }
 
@@ -109,7 +121,9 @@ mod tests {
     #[test]
     fn w6_harbin_late_fee() {
         let f = configure::<LateFee>(HARBIN);
-        let d = day("2026-01-01").arrears("1149.60", Some("2026-01-01")).build();
+        let d = day("2026-01-01")
+            .arrears("1149.60", Some("2026-01-01"))
+            .build();
         assert_eq!(amounts(&f.evaluate(&d)), ["1.15"]);
         assert_eq!(f.specs()[0].category, LineCategory::LateFee);
     }
@@ -127,25 +141,47 @@ mod tests {
     #[test]
     fn no_fee_before_due_or_when_not_overdue() {
         let f = configure::<LateFee>(HARBIN);
-        let before_due = day("2025-12-31").arrears("1149.60", Some("2025-12-01")).build();
+        let before_due = day("2025-12-31")
+            .arrears("1149.60", Some("2025-12-01"))
+            .build();
         assert!(f.evaluate(&before_due).unwrap().lines.is_empty());
-        let not_yet_overdue = day("2026-01-05").arrears("1149.60", Some("2026-01-06")).build();
+        let not_yet_overdue = day("2026-01-05")
+            .arrears("1149.60", Some("2026-01-06"))
+            .build();
         assert!(f.evaluate(&not_yet_overdue).unwrap().lines.is_empty());
         let no_since = day("2026-01-05").arrears("1149.60", None).build();
         assert!(f.evaluate(&no_since).unwrap().lines.is_empty());
         let paid = day("2026-01-05").arrears("0", Some("2025-12-01")).build();
         assert!(f.evaluate(&paid).unwrap().lines.is_empty());
-        let tiny = day("2026-01-05").arrears("4.99", Some("2025-12-01")).build();
+        let tiny = day("2026-01-05")
+            .arrears("4.99", Some("2025-12-01"))
+            .build();
         assert!(f.evaluate(&tiny).unwrap().lines.is_empty()); // 0.00499 rounds to 0.00
     }
 
     #[test]
     fn legal_cap() {
-        assert!(try_configure::<LateFee>(r#"{"daily_rate": "0.002", "due_date": "2026-01-01", "max_daily_rate": "0.002"}"#).is_ok());
-        let e = try_configure::<LateFee>(r#"{"daily_rate": "0.003", "due_date": "2026-01-01", "max_daily_rate": "0.002"}"#).err().unwrap();
+        assert!(
+            try_configure::<LateFee>(
+                r#"{"daily_rate": "0.002", "due_date": "2026-01-01", "max_daily_rate": "0.002"}"#
+            )
+            .is_ok()
+        );
+        let e = try_configure::<LateFee>(
+            r#"{"daily_rate": "0.003", "due_date": "2026-01-01", "max_daily_rate": "0.002"}"#,
+        )
+        .err()
+        .unwrap();
         assert!(matches!(&e, RuleError::BadParams(m) if m.contains("max_daily_rate")));
-        for p in [r#"{"daily_rate": "-0.001", "due_date": "2026-01-01"}"#, r#"{"daily_rate": "0.001"}"#, r#"{"daily_rate": "0.001", "due_date": "2026-1-1"}"#] {
-            assert!(matches!(try_configure::<LateFee>(p), Err(RuleError::BadParams(_))), "{p}");
+        for p in [
+            r#"{"daily_rate": "-0.001", "due_date": "2026-01-01"}"#,
+            r#"{"daily_rate": "0.001"}"#,
+            r#"{"daily_rate": "0.001", "due_date": "2026-1-1"}"#,
+        ] {
+            assert!(
+                matches!(try_configure::<LateFee>(p), Err(RuleError::BadParams(_))),
+                "{p}"
+            );
         }
     }
 }

@@ -87,7 +87,9 @@ impl Plugin for LowIncomeSubsidy {
                 "`area_cap` is {cap} m²: give a positive area, e.g. \"45\", or leave it out for no cap"
             )));
         }
-        let categories = p.categories.unwrap_or(CategorySet::of(&[LineCategory::Heating]));
+        let categories = p
+            .categories
+            .unwrap_or(CategorySet::of(&[LineCategory::Heating]));
         if categories.is_empty() {
             return Err(RuleError::BadParams(
                 "`categories` is empty: list the categories subsidised, e.g. [\"heating\"]".into(),
@@ -161,7 +163,10 @@ mod tests {
         let out = t.evaluate(&d);
         assert_eq!(amounts(&out), ["-9.42", "9.42"]);
         let lines = out.unwrap().lines;
-        assert_eq!((lines[0].payer, lines[1].payer), (Payer::Customer, Payer::Government));
+        assert_eq!(
+            (lines[0].payer, lines[1].payer),
+            (Payer::Customer, Payer::Government)
+        );
         // The customer owes 12.56 − 9.42 = 3.14.
         let customer = Decimal::new(1256, 2) + lines[0].amount.to_decimal().unwrap();
         assert_eq!(customer, Decimal::new(314, 2));
@@ -170,14 +175,21 @@ mod tests {
     #[test]
     fn under_the_cap_the_whole_fee_is_covered() {
         let t = configure::<LowIncomeSubsidy>(HARBIN);
-        let d = day("2025-10-20").low_income().usable_area("40").prior(LineCategory::Heating, "8.37", Payer::Customer).build();
+        let d = day("2025-10-20")
+            .low_income()
+            .usable_area("40")
+            .prior(LineCategory::Heating, "8.37", Payer::Customer)
+            .build();
         assert_eq!(amounts(&t.evaluate(&d)), ["-8.37", "8.37"]);
     }
 
     #[test]
     fn only_low_income_customer_paid_lines_in_the_categories() {
         let t = configure::<LowIncomeSubsidy>(HARBIN);
-        let not_low = day("2025-10-20").usable_area("40").prior(LineCategory::Heating, "8", Payer::Customer).build();
+        let not_low = day("2025-10-20")
+            .usable_area("40")
+            .prior(LineCategory::Heating, "8", Payer::Customer)
+            .build();
         assert!(t.evaluate(&not_low).unwrap().lines.is_empty());
         let other = day("2025-10-20")
             .low_income()
@@ -186,13 +198,21 @@ mod tests {
             .prior(LineCategory::LateFee, "1.15", Payer::Customer)
             .build();
         assert!(t.evaluate(&other).unwrap().lines.is_empty());
-        let missing_area = day("2025-10-20").low_income().prior(LineCategory::Heating, "8", Payer::Customer).build();
-        assert!(matches!(t.evaluate(&missing_area), Err(RuleError::MissingInput(_))));
+        let missing_area = day("2025-10-20")
+            .low_income()
+            .prior(LineCategory::Heating, "8", Payer::Customer)
+            .build();
+        assert!(matches!(
+            t.evaluate(&missing_area),
+            Err(RuleError::MissingInput(_))
+        ));
     }
 
     #[test]
     fn partial_share_and_more_categories() {
-        let t = configure::<LowIncomeSubsidy>(r#"{"share": "0.5", "categories": ["heating", "consumption"]}"#);
+        let t = configure::<LowIncomeSubsidy>(
+            r#"{"share": "0.5", "categories": ["heating", "consumption"]}"#,
+        );
         let d = day("2025-11-15")
             .low_income()
             .building_area("80")
@@ -205,8 +225,20 @@ mod tests {
 
     #[test]
     fn bad_params() {
-        for p in [r#"{"share": "1.2"}"#, r#"{"area_cap": "0"}"#, r#"{"categories": []}"#, r#"{"categories": ["heat"]}"#, r#"{"cap": "45"}"#] {
-            assert!(matches!(try_configure::<LowIncomeSubsidy>(p), Err(RuleError::BadParams(_))), "{p}");
+        for p in [
+            r#"{"share": "1.2"}"#,
+            r#"{"area_cap": "0"}"#,
+            r#"{"categories": []}"#,
+            r#"{"categories": ["heat"]}"#,
+            r#"{"cap": "45"}"#,
+        ] {
+            assert!(
+                matches!(
+                    try_configure::<LowIncomeSubsidy>(p),
+                    Err(RuleError::BadParams(_))
+                ),
+                "{p}"
+            );
         }
     }
 }

@@ -107,7 +107,9 @@ impl Plugin for MeteredTariff {
             ("unit_prices.non-residential", m.unit_prices.non_residential),
         ] {
             if v < Decimal::ZERO {
-                return Err(RuleError::BadParams(format!("`{name}` is {v}: it must not be negative")));
+                return Err(RuleError::BadParams(format!(
+                    "`{name}` is {v}: it must not be negative"
+                )));
             }
         }
         if let Some(e) = m.estimate_gj_per_m2
@@ -118,11 +120,26 @@ impl Plugin for MeteredTariff {
             )));
         }
         let mut specs = vec![
-            line_spec(&m.basic_code, &m.basic_description, "m2", LineCategory::Heating),
-            line_spec(&m.metered_code, &m.metered_description, "GJ", LineCategory::Consumption),
+            line_spec(
+                &m.basic_code,
+                &m.basic_description,
+                "m2",
+                LineCategory::Heating,
+            ),
+            line_spec(
+                &m.metered_code,
+                &m.metered_description,
+                "GJ",
+                LineCategory::Consumption,
+            ),
         ];
         if basic.has_split() {
-            specs.push(line_spec(&m.government_code, &m.government_description, "m2", LineCategory::Heating));
+            specs.push(line_spec(
+                &m.government_code,
+                &m.government_description,
+                "m2",
+                LineCategory::Heating,
+            ));
         }
         Ok((
             MeteredTariff {
@@ -149,7 +166,8 @@ impl Plugin for MeteredTariff {
             government: GOVERNMENT,
             record_free_days: true,
         };
-        self.basic.push_lines(day, Decimal::ONE, basic, &mut lines)?;
+        self.basic
+            .push_lines(day, Decimal::ONE, basic, &mut lines)?;
         let unit_price = match day.class {
             CustomerClass::Residential => self.residential,
             CustomerClass::NonResidential => self.non_residential,
@@ -179,7 +197,13 @@ impl Plugin for MeteredTariff {
             } else {
                 round_fen(heat * unit_price)
             };
-            lines.push(Line::new(METERED, heat, unit_price, amount, Payer::Customer)?);
+            lines.push(Line::new(
+                METERED,
+                heat,
+                unit_price,
+                amount,
+                Payer::Customer,
+            )?);
         }
         Ok(DayOutput::lines(lines))
     }
@@ -198,12 +222,20 @@ mod tests {
     #[test]
     fn w3_beijing_two_part() {
         let t = configure::<MeteredTariff>(BEIJING);
-        let d = day("2025-11-15").metered().building_area("80").heat("1.20").regular(1, 121).build();
+        let d = day("2025-11-15")
+            .metered()
+            .building_area("80")
+            .heat("1.20")
+            .regular(1, 121)
+            .build();
         let out = t.evaluate(&d);
         assert_eq!(amounts(&out), ["7.93", "53.34"]);
         let lines = out.unwrap().lines;
         assert_eq!(t.specs()[usize::from(lines[1].spec)].code, "metered");
-        assert_eq!(t.specs()[usize::from(lines[1].spec)].category, LineCategory::Consumption);
+        assert_eq!(
+            t.specs()[usize::from(lines[1].spec)].category,
+            LineCategory::Consumption
+        );
         assert_eq!(lines[1].quantity.to_string(), "1.20");
     }
 
@@ -211,8 +243,20 @@ mod tests {
     fn basic_part_sums_to_the_season() {
         let t = configure::<MeteredTariff>(BEIJING);
         let total: Decimal = (1..=121)
-            .map(|k| day("2025-11-15").metered().building_area("80").heat("0").regular(k, 121).build())
-            .map(|d| t.evaluate(&d).unwrap().lines[0].amount.to_decimal().unwrap())
+            .map(|k| {
+                day("2025-11-15")
+                    .metered()
+                    .building_area("80")
+                    .heat("0")
+                    .regular(k, 121)
+                    .build()
+            })
+            .map(|d| {
+                t.evaluate(&d).unwrap().lines[0]
+                    .amount
+                    .to_decimal()
+                    .unwrap()
+            })
             .sum();
         assert_eq!(total, Decimal::from(960));
     }
@@ -220,10 +264,16 @@ mod tests {
     #[test]
     fn missing_reading_is_an_error_unless_estimated() {
         let t = configure::<MeteredTariff>(BEIJING);
-        let d = day("2025-11-15").metered().building_area("80").regular(1, 121).build();
+        let d = day("2025-11-15")
+            .metered()
+            .building_area("80")
+            .regular(1, 121)
+            .build();
         assert!(matches!(t.evaluate(&d), Err(RuleError::MissingInput(_))));
-        let e = configure::<MeteredTariff>(r#"{"prices": {"residential": "12", "non-residential": "12"},
-            "unit_prices": {"residential": "44.45", "non-residential": "44.45"}, "estimate_gj_per_m2": "0.015"}"#);
+        let e = configure::<MeteredTariff>(
+            r#"{"prices": {"residential": "12", "non-residential": "12"},
+            "unit_prices": {"residential": "44.45", "non-residential": "44.45"}, "estimate_gj_per_m2": "0.015"}"#,
+        );
         // 80 × 0.015 = 1.2 GJ estimated.
         assert_eq!(amounts(&e.evaluate(&d)), ["7.93", "53.34"]);
     }
@@ -231,21 +281,46 @@ mod tests {
     #[test]
     fn free_days_record_the_reading_at_zero() {
         let t = configure::<MeteredTariff>(BEIJING);
-        let d = day("2025-11-10").metered().building_area("80").heat("1.0").early(121, false).build();
+        let d = day("2025-11-10")
+            .metered()
+            .building_area("80")
+            .heat("1.0")
+            .early(121, false)
+            .build();
         assert_eq!(amounts(&t.evaluate(&d)), ["0.00", "0.00"]);
-        let no_reading = day("2025-11-10").metered().building_area("80").early(121, false).build();
+        let no_reading = day("2025-11-10")
+            .metered()
+            .building_area("80")
+            .early(121, false)
+            .build();
         assert_eq!(amounts(&t.evaluate(&no_reading)), ["0.00"]);
     }
 
     #[test]
     fn only_metered_active_customers_on_heating_days() {
         let t = configure::<MeteredTariff>(BEIJING);
-        let not_metered = day("2025-11-15").building_area("80").heat("1").regular(1, 121).build();
+        let not_metered = day("2025-11-15")
+            .building_area("80")
+            .heat("1")
+            .regular(1, 121)
+            .build();
         assert!(t.evaluate(&not_metered).unwrap().lines.is_empty());
-        let outside = day("2025-06-15").metered().building_area("80").outside(121).build();
+        let outside = day("2025-06-15")
+            .metered()
+            .building_area("80")
+            .outside(121)
+            .build();
         assert!(t.evaluate(&outside).unwrap().lines.is_empty());
-        let negative = day("2025-11-15").metered().building_area("80").heat("-1").regular(1, 121).build();
-        assert!(matches!(t.evaluate(&negative), Err(RuleError::InvalidInput(_))));
+        let negative = day("2025-11-15")
+            .metered()
+            .building_area("80")
+            .heat("-1")
+            .regular(1, 121)
+            .build();
+        assert!(matches!(
+            t.evaluate(&negative),
+            Err(RuleError::InvalidInput(_))
+        ));
     }
 
     #[test]
@@ -255,7 +330,13 @@ mod tests {
             r#"{"prices": {"residential": "12", "non-residential": "12"}, "unit_prices": {"residential": "-1", "non-residential": "1"}}"#,
             r#"{"prices": {"residential": "12", "non-residential": "12"}, "unit_prices": {"residential": "1", "non-residential": "1"}, "estimate": "1"}"#,
         ] {
-            assert!(matches!(try_configure::<MeteredTariff>(p), Err(RuleError::BadParams(_))), "{p}");
+            assert!(
+                matches!(
+                    try_configure::<MeteredTariff>(p),
+                    Err(RuleError::BadParams(_))
+                ),
+                "{p}"
+            );
         }
     }
 }

@@ -22,7 +22,10 @@ impl Date {
             return Err(format!("{date} is not a date"));
         }
         if day == 0 || day > days_in_month(year, month) {
-            return Err(format!("{date} is not a date (the month has {} days)", days_in_month(year, month)));
+            return Err(format!(
+                "{date} is not a date (the month has {} days)",
+                days_in_month(year, month)
+            ));
         }
         Ok(date)
     }
@@ -168,6 +171,13 @@ mod tests {
         assert!(date("2025-12-31") < date("2026-01-01"));
         assert_eq!(date("2025-12-31").add_days(1), date("2026-01-01"));
         assert_eq!(date("2026-01-01").to_string(), "2026-01-01");
-        assert!(!Date { year: 2026, month: 4, day: 31 }.is_valid());
+        assert!(
+            !Date {
+                year: 2026,
+                month: 4,
+                day: 31
+            }
+            .is_valid()
+        );
     }
 }

@@ -32,7 +32,10 @@ impl fmt::Display for DecimalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DecimalError::ScaleTooLarge(s) => {
-                write!(f, "has {s} decimals, more than the {MAX_SCALE} the contract allows")
+                write!(
+                    f,
+                    "has {s} decimals, more than the {MAX_SCALE} the contract allows"
+                )
             }
             DecimalError::OutOfRange => f.write_str("is too large for the contract's decimal"),
         }
@@ -57,10 +60,9 @@ impl WitDecimal {
     /// Like `WitDecimal::try_from`, but rounds (half away from zero) to 18 decimals instead of
     /// failing: for informative values such as a unit price derived by division.
     pub fn from_decimal_rounded(d: Decimal) -> Result<WitDecimal, DecimalError> {
-        WitDecimal::try_from(d.round_dp_with_strategy(
-            u32::from(MAX_SCALE),
-            RoundingStrategy::MidpointAwayFromZero,
-        ))
+        WitDecimal::try_from(
+            d.round_dp_with_strategy(u32::from(MAX_SCALE), RoundingStrategy::MidpointAwayFromZero),
+        )
     }
 
     /// Whether the value is a whole number of fen (at most two decimals after dropping trailing
@@ -152,23 +154,67 @@ pub fn round_fen(d: Decimal) -> Decimal {
     d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
 }
 
-/// A decimal rounded to the fen as a whole number of fen.
+/// A decimal rounded to the fen, as a whole number of fen (12.56 → 1256).
 #[inline]
-fn to_fen(total: Decimal) -> Result<i128, RuleError> {
-    let mut t = round_fen(total);
-    t.rescale(2);
-    if t.scale() != 2 {
-        return Err(RuleError::InvalidInput(format!(
-            "the amount {total} is too large to spread over a season"
-        )));
+pub fn to_fen(d: Decimal) -> Result<i128, RuleError> {
+    let scale = d.scale();
+    let m = d.mantissa();
+    if scale <= 2 {
+        // Exact: scale up (cannot overflow: |m| < 2^96).
+        return Ok(m * POW10[(2 - scale) as usize]);
     }
-    Ok(t.mantissa())
+    Ok(div_round(m, POW10[(scale - 2) as usize]))
 }
 
+/// A whole number of fen as a decimal with two decimals (1256 → 12.56).
 #[inline]
-fn from_fen(fen: i128) -> Decimal {
+pub fn from_fen(fen: i128) -> Decimal {
     Decimal::from_i128_with_scale(fen, 2)
 }
+
+/// A whole number of fen as the contract's decimal, `{units: fen, scale: 2}`.
+#[inline]
+pub fn fen_to_wit(fen: i128) -> Result<WitDecimal, RuleError> {
+    let units = i64::try_from(fen).map_err(|_| {
+        RuleError::InvalidInput(format!("the amount {} is too large", from_fen(fen)))
+    })?;
+    Ok(WitDecimal { units, scale: 2 })
+}
+
+/// `round_fen(a × b)` as a whole number of fen: exact, and computed with one integer
+/// multiplication and one integer division when the operands have at most 18 significant
+/// digits (every realistic area, price and reading), which is several times faster than
+/// `Decimal` multiplication and rounding on the per-customer path.
+#[inline]
+pub fn mul_fen(a: Decimal, b: Decimal) -> Result<i128, RuleError> {
+    let (ma, mb) = (a.mantissa(), b.mantissa());
+    if ma.unsigned_abs() < (1 << 62) && mb.unsigned_abs() < (1 << 62) {
+        // |ma × mb| < 2^124: no overflow.
+        let m = ma * mb;
+        let scale = a.scale() + b.scale();
+        if scale <= 2 {
+            return Ok(m * POW10[(2 - scale) as usize]);
+        }
+        if let Some(&p) = POW10.get((scale - 2) as usize) {
+            return Ok(div_round(m, p));
+        }
+    }
+    let product = a
+        .checked_mul(b)
+        .ok_or_else(|| RuleError::InvalidInput(format!("the product {a} × {b} is too large")))?;
+    to_fen(product)
+}
+
+/// Powers of ten that fit an `i128` (10^0 ..= 10^38).
+const POW10: [i128; 39] = {
+    let mut t = [1i128; 39];
+    let mut i = 1;
+    while i < 39 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
 
 /// `round(a / b)` half away from zero, for `b > 0`.
 #[inline]
@@ -177,12 +223,47 @@ fn div_round(a: i128, b: i128) -> i128 {
     // division is a library call on wasm32.
     if let (Ok(a), Ok(b)) = (i64::try_from(a), i64::try_from(b))
         && a.unsigned_abs() < (1 << 61)
+        && b < (1 << 61)
     {
         let q = (2 * a.abs() + b) / (2 * b);
         return i128::from(if a < 0 { -q } else { q });
     }
+    // |a| < 2^126 here in every caller, so 2|a| + b does not overflow.
     let q = (2 * a.abs() + b) / (2 * b);
     if a < 0 { -q } else { q }
+}
+
+/// [`cumulative_share`] in whole fen: the share of day `k` of a season fee of `total` fen.
+#[inline]
+pub fn cumulative_share_fen(total: i128, k: u32, n: u32) -> Result<i128, RuleError> {
+    if n == 0 || k == 0 || k > n {
+        return Err(RuleError::InvalidInput(format!(
+            "the season day index {k} is not within 1..={n}"
+        )));
+    }
+    if total.unsigned_abs() >= (1 << 90) {
+        return Err(RuleError::InvalidInput(format!(
+            "the amount {} is too large to spread over a season",
+            from_fen(total)
+        )));
+    }
+    // |total × k| < 2^122.
+    let (k, n) = (i128::from(k), i128::from(n));
+    Ok(div_round(total * k, n) - div_round(total * (k - 1), n))
+}
+
+/// [`daily_rate`] in whole fen.
+#[inline]
+pub fn daily_rate_fen(total: i128, n: u32) -> Result<i128, RuleError> {
+    if n == 0 {
+        return Err(RuleError::InvalidInput(
+            "the season has 0 days: no daily rate".into(),
+        ));
+    }
+    if total.unsigned_abs() >= (1 << 120) {
+        return Err(RuleError::InvalidInput("the amount is too large".into()));
+    }
+    Ok(div_round(total, i128::from(n)))
 }
 
 /// The share of day `k` (1-based) of a season fee `total` spread over `n` days by cumulative
@@ -195,34 +276,14 @@ fn div_round(a: i128, b: i128) -> i128 {
 /// Fails with [`RuleError::InvalidInput`] unless `1 <= k <= n`.
 #[inline]
 pub fn cumulative_share(total: Decimal, k: u32, n: u32) -> Result<Decimal, RuleError> {
-    if n == 0 || k == 0 || k > n {
-        return Err(RuleError::InvalidInput(format!(
-            "the season day index {k} is not within 1..={n}"
-        )));
-    }
-    let t = to_fen(total)?;
-    let (k, n) = (i128::from(k), i128::from(n));
-    let upto = |k: i128| {
-        t.checked_mul(k)
-            .filter(|p| p.unsigned_abs() < (1u128 << 125))
-            .map(|p| div_round(p, n))
-            .ok_or_else(|| {
-                RuleError::InvalidInput(format!("the amount {total} is too large to spread"))
-            })
-    };
-    Ok(from_fen(upto(k)? - upto(k - 1)?))
+    Ok(from_fen(cumulative_share_fen(to_fen(total)?, k, n)?))
 }
 
 /// The season's daily rate `round_fen(T/N)`, for early-start and extension days charged at the
 /// season's rate. `total` is rounded to the fen first, as in [`cumulative_share`].
 #[inline]
 pub fn daily_rate(total: Decimal, n: u32) -> Result<Decimal, RuleError> {
-    if n == 0 {
-        return Err(RuleError::InvalidInput(
-            "the season has 0 days: no daily rate".into(),
-        ));
-    }
-    Ok(from_fen(div_round(to_fen(total)?, i128::from(n))))
+    Ok(from_fen(daily_rate_fen(to_fen(total)?, n)?))
 }
 
 #[cfg(test)]
@@ -265,7 +326,12 @@ mod tests {
 
     #[test]
     fn spread_sums_exactly_for_awkward_totals_and_signs() {
-        for (t, n) in [("0.01", 183), ("689.76", 184), ("-9.42", 121), ("123456.78", 151)] {
+        for (t, n) in [
+            ("0.01", 183),
+            ("689.76", 184),
+            ("-9.42", 121),
+            ("123456.78", 151),
+        ] {
             let t = d(t);
             let sum: Decimal = (1..=n).map(|k| cumulative_share(t, k, n).unwrap()).sum();
             assert_eq!(sum, t, "{t} over {n}");
@@ -294,6 +360,39 @@ mod tests {
     }
 
     #[test]
+    fn mul_fen_matches_decimal_rounding() {
+        for (a, b) in [
+            ("60.00", "38.32"),
+            ("80.55", "0.18"),
+            ("1.20", "44.45"),
+            ("1149.60", "0.001"),
+            ("-12.56", "0.30"),
+            ("0.005", "1"),
+            ("-0.005", "1"),
+            ("100", "47.197"),
+            ("123456789.123456789", "987654321.987654321"),
+            ("0.000000000000000001", "0.5"),
+        ] {
+            let (a, b) = (d(a), d(b));
+            assert_eq!(
+                from_fen(mul_fen(a, b).unwrap()),
+                round_fen(a * b),
+                "{a} × {b}"
+            );
+        }
+        assert_eq!(to_fen(d("12.5")).unwrap(), 1250);
+        assert_eq!(to_fen(d("-0.125")).unwrap(), -13);
+        assert!(mul_fen(Decimal::MAX, Decimal::MAX).is_err());
+        assert_eq!(
+            fen_to_wit(1256).unwrap(),
+            WitDecimal {
+                units: 1256,
+                scale: 2
+            }
+        );
+    }
+
+    #[test]
     fn wit_conversions() {
         let w = WitDecimal {
             units: 3832,
@@ -302,9 +401,16 @@ mod tests {
         assert_eq!(w.to_decimal().unwrap(), d("38.32"));
         assert_eq!(WitDecimal::try_from(d("38.32")).unwrap(), w);
         assert_eq!(w.to_string(), "38.32");
-        assert_eq!("0.001".parse::<WitDecimal>().unwrap(), WitDecimal { units: 1, scale: 3 });
         assert_eq!(
-            WitDecimal { units: 1, scale: 19 }.to_decimal(),
+            "0.001".parse::<WitDecimal>().unwrap(),
+            WitDecimal { units: 1, scale: 3 }
+        );
+        assert_eq!(
+            WitDecimal {
+                units: 1,
+                scale: 19
+            }
+            .to_decimal(),
             Err(DecimalError::ScaleTooLarge(19))
         );
         assert_eq!(
@@ -313,14 +419,35 @@ mod tests {
         );
         // Trailing zeros beyond 18 decimals are dropped, not an error.
         let long = Decimal::from_i128_with_scale(5 * 10i128.pow(20), 22);
-        assert_eq!(WitDecimal::try_from(long).unwrap().to_decimal().unwrap(), d("0.05"));
+        assert_eq!(
+            WitDecimal::try_from(long).unwrap().to_decimal().unwrap(),
+            d("0.05")
+        );
         let third = Decimal::ONE / Decimal::from(3);
         assert!(WitDecimal::try_from(third).is_err());
         assert_eq!(WitDecimal::from_decimal_rounded(third).unwrap().scale, 18);
         assert!(output(third, "unit price").is_ok());
         assert!(output(Decimal::MAX, "amount").is_err());
-        assert!(WitDecimal { units: 1230, scale: 3 }.is_whole_fen());
-        assert!(!WitDecimal { units: 1005, scale: 3 }.is_whole_fen());
-        assert!(WitDecimal { units: 0, scale: 18 }.is_whole_fen());
+        assert!(
+            WitDecimal {
+                units: 1230,
+                scale: 3
+            }
+            .is_whole_fen()
+        );
+        assert!(
+            !WitDecimal {
+                units: 1005,
+                scale: 3
+            }
+            .is_whole_fen()
+        );
+        assert!(
+            WitDecimal {
+                units: 0,
+                scale: 18
+            }
+            .is_whole_fen()
+        );
     }
 }

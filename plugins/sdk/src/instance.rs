@@ -45,9 +45,9 @@ impl<P: Plugin> Instance<P> {
         }
         let (plugin, specs) = configure::<P>(params)?;
         // Single-threaded in the component; natively a lost race is reported like a 2nd call.
-        self.plugin.set(plugin).map_err(|_| {
-            RuleError::BadParams("this instance is already configured".into())
-        })?;
+        self.plugin
+            .set(plugin)
+            .map_err(|_| RuleError::BadParams("this instance is already configured".into()))?;
         Ok(specs)
     }
 

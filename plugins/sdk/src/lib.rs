@@ -93,14 +93,14 @@ pub mod bindings {
     });
 }
 
-pub use bindings::heatbill::rules::types::{
-    Attribute, CustomerClass, CustomerDay, CustomerFlags, Date, DayOutput, Line, LineCategory,
-    LineSpec, ParamSpec, ParamType, Payer, PluginInfo, PluginKind, PriorLine, RuleError,
-    SeasonDay, SeasonPhase, ServiceStatus,
-};
 /// The contract's exact decimal, `units × 10^-scale` (convert with
 /// [`WitDecimal::to_decimal`] and `WitDecimal::try_from(Decimal)`).
 pub use bindings::heatbill::rules::types::Decimal as WitDecimal;
+pub use bindings::heatbill::rules::types::{
+    Attribute, CustomerClass, CustomerDay, CustomerFlags, Date, DayOutput, Line, LineCategory,
+    LineSpec, ParamSpec, ParamType, Payer, PluginInfo, PluginKind, PriorLine, RuleError, SeasonDay,
+    SeasonPhase, ServiceStatus,
+};
 
 pub use decimal::{cumulative_share, daily_rate, round_fen};
 pub use instance::Instance;
@@ -264,7 +264,7 @@ macro_rules! export {
                 }
             }
 
-            $crate::bindings::__export_rules_plugin!(HeatbillExport with_types_in $crate::bindings);
+    $crate::bindings::__export_rules_plugin!(HeatbillExport with_types_in $crate::bindings);
         };
     };
 }
@@ -279,7 +279,7 @@ macro_rules! export_guest {
         #[cfg(target_arch = "wasm32")]
         #[allow(unsafe_code)]
         const _: () = {
-            $crate::bindings::__export_rules_plugin!($guest with_types_in $crate::bindings);
+    $crate::bindings::__export_rules_plugin!($guest with_types_in $crate::bindings);
         };
     };
 }

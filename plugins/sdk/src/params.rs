@@ -12,8 +12,8 @@
 use std::fmt;
 
 use rust_decimal::Decimal;
-use serde::de::{DeserializeOwned, Deserializer, Error as _, Unexpected, Visitor};
 use serde::Deserialize;
+use serde::de::{DeserializeOwned, Deserializer, Error as _, Unexpected, Visitor};
 
 use crate::{CustomerClass, LineCategory, LineSpec, ParamSpec, ParamType, Payer, RuleError};
 
@@ -37,8 +37,11 @@ pub fn parse<T: DeserializeOwned>(json: &str) -> Result<T, RuleError> {
             bad_params(format!("`{path}`: {inner}"))
         }
     })?;
-    de.end()
-        .map_err(|e| bad_params(format!("trailing characters after the parameter object: {e}")))?;
+    de.end().map_err(|e| {
+        bad_params(format!(
+            "trailing characters after the parameter object: {e}"
+        ))
+    })?;
     Ok(value)
 }
 
@@ -85,7 +88,10 @@ pub fn line_spec(code: &str, description: &str, unit: &str, category: LineCatego
 /// from the parameters fails in `configure` with a message instead of at the host.
 pub fn check_line_specs(specs: &[LineSpec]) -> Result<(), RuleError> {
     if specs.len() > usize::from(u16::MAX) + 1 {
-        return Err(bad_params(format!("{} line kinds: at most 65536", specs.len())));
+        return Err(bad_params(format!(
+            "{} line kinds: at most 65536",
+            specs.len()
+        )));
     }
     for s in specs {
         let code_ok = !s.code.is_empty()
@@ -124,8 +130,7 @@ impl Visitor<'_> for DecimalVisitor {
     }
 
     fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Decimal, E> {
-        Decimal::from_str_exact(s.trim())
-            .map_err(|_| E::invalid_value(Unexpected::Str(s), &self))
+        Decimal::from_str_exact(s.trim()).map_err(|_| E::invalid_value(Unexpected::Str(s), &self))
     }
 }
 
@@ -216,7 +221,9 @@ impl CategorySet {
 
     /// A set of the given categories.
     pub fn of(categories: &[LineCategory]) -> CategorySet {
-        categories.iter().fold(CategorySet::EMPTY, |s, c| s.with(*c))
+        categories
+            .iter()
+            .fold(CategorySet::EMPTY, |s, c| s.with(*c))
     }
 
     /// This set plus `c`.
@@ -248,7 +255,11 @@ impl fmt::Debug for CategorySet {
             LineCategory::Other,
         ];
         f.debug_set()
-            .entries(all.into_iter().filter(|c| self.contains(*c)).map(category_name))
+            .entries(
+                all.into_iter()
+                    .filter(|c| self.contains(*c))
+                    .map(category_name),
+            )
             .finish()
     }
 }
@@ -310,14 +321,20 @@ mod tests {
         let m = err(r#"{"price": 38.32}"#);
         assert!(m.starts_with("`price`:"), "{m}");
         assert!(m.contains("JSON string"), "{m}");
-        let m = err(r#"{"price": "1", "nested": {"rate": "x", "class": "residential", "categories": []}}"#);
+        let m = err(
+            r#"{"price": "1", "nested": {"rate": "x", "class": "residential", "categories": []}}"#,
+        );
         assert!(m.starts_with("`nested.rate`:"), "{m}");
         let m = err(r#"{"price": "1", "pricee": "2"}"#);
         assert!(m.contains("unknown field `pricee`"), "{m}");
         let m = err(r#"{}"#);
         assert!(m.contains("missing field `price`"), "{m}");
-        let m = err(r#"{"price": "1", "nested": {"rate": "1", "class": "shop", "categories": []}}"#);
-        assert!(m.contains("nested.class") && m.contains("\"non-residential\""), "{m}");
+        let m =
+            err(r#"{"price": "1", "nested": {"rate": "1", "class": "shop", "categories": []}}"#);
+        assert!(
+            m.contains("nested.class") && m.contains("\"non-residential\""),
+            "{m}"
+        );
         let m = err(r#"{"price": "1"} x"#);
         assert!(m.contains("trailing"), "{m}");
     }
@@ -332,9 +349,16 @@ mod tests {
 
     #[test]
     fn line_spec_limits() {
-        assert!(check_line_specs(&[line_spec("heat", "采暖费", "m2", LineCategory::Heating)]).is_ok());
+        assert!(
+            check_line_specs(&[line_spec("heat", "采暖费", "m2", LineCategory::Heating)]).is_ok()
+        );
         assert!(check_line_specs(&[line_spec("", "x", "m2", LineCategory::Heating)]).is_err());
-        assert!(check_line_specs(&[line_spec("has space", "x", "m2", LineCategory::Heating)]).is_err());
-        assert!(check_line_specs(&[line_spec(&"x".repeat(33), "x", "m2", LineCategory::Heating)]).is_err());
+        assert!(
+            check_line_specs(&[line_spec("has space", "x", "m2", LineCategory::Heating)]).is_err()
+        );
+        assert!(
+            check_line_specs(&[line_spec(&"x".repeat(33), "x", "m2", LineCategory::Heating)])
+                .is_err()
+        );
     }
 }

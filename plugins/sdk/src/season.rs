@@ -6,7 +6,9 @@
 
 use rust_decimal::Decimal;
 
-use crate::decimal::{cumulative_share, daily_rate, round_fen};
+use crate::decimal::{
+    cumulative_share, cumulative_share_fen, daily_rate, daily_rate_fen, round_fen,
+};
 use crate::{CustomerDay, RuleError, SeasonDay, SeasonPhase};
 
 /// How the bill date accrues a heating charge.
@@ -87,6 +89,27 @@ impl Accrual {
             Accrual::Charged { n } => Some(daily_rate(total, n)?),
             Accrual::Free => Some(Decimal::new(0, 2)),
         })
+    }
+
+    /// [`Accrual::season_share`] in whole fen (integer arithmetic only).
+    #[inline]
+    pub fn season_share_fen(self, total: i128) -> Result<Option<i128>, RuleError> {
+        Ok(match self {
+            Accrual::None => None,
+            Accrual::Regular { k, n } => Some(cumulative_share_fen(total, k, n)?),
+            Accrual::Charged { n } => Some(daily_rate_fen(total, n)?),
+            Accrual::Free => Some(0),
+        })
+    }
+
+    /// [`Accrual::per_day`] in whole fen, for a daily amount already in fen.
+    #[inline]
+    pub fn per_day_fen(self, daily: i128) -> Option<i128> {
+        match self {
+            Accrual::None => None,
+            Accrual::Regular { .. } | Accrual::Charged { .. } => Some(daily),
+            Accrual::Free => Some(0),
+        }
     }
 
     /// The day's amount of a per-day price: `round_fen(daily)` on regular and charged days,

@@ -165,7 +165,10 @@ mod tests {
     #[test]
     fn harbin_regular_days() {
         let first = at(HARBIN, "2025-10-20");
-        assert_eq!((first.phase, first.day_index, first.season_days), (SeasonPhase::Regular, 1, 183));
+        assert_eq!(
+            (first.phase, first.day_index, first.season_days),
+            (SeasonPhase::Regular, 1, 183)
+        );
         assert_eq!(at(HARBIN, "2025-10-22").day_index, 3);
         assert_eq!(at(HARBIN, "2026-01-01").day_index, 74);
         assert_eq!(at(HARBIN, "2026-04-20").day_index, 183);
@@ -185,10 +188,16 @@ mod tests {
     fn early_and_extended_days() {
         let free = r#"{"start": "2025-10-20", "end": "2026-04-20", "early_start": "2025-10-15", "extension_end": "2026-04-30"}"#;
         let e = at(free, "2025-10-15");
-        assert_eq!((e.phase, e.day_index, e.charged), (SeasonPhase::Early, 1, false));
+        assert_eq!(
+            (e.phase, e.day_index, e.charged),
+            (SeasonPhase::Early, 1, false)
+        );
         assert_eq!(at(free, "2025-10-14").phase, SeasonPhase::Outside);
         let x = at(free, "2026-04-30");
-        assert_eq!((x.phase, x.day_index, x.charged), (SeasonPhase::Extended, 183, false));
+        assert_eq!(
+            (x.phase, x.day_index, x.charged),
+            (SeasonPhase::Extended, 183, false)
+        );
         assert_eq!(at(free, "2026-05-01").phase, SeasonPhase::Outside);
         let charged = r#"{"start": "2025-10-20", "end": "2026-04-20", "early_start": "2025-10-15", "early_charged": true, "extension_end": "2026-04-30", "extension_charged": true}"#;
         assert!(at(charged, "2025-10-16").charged);
@@ -218,6 +227,11 @@ mod tests {
     fn produces_no_lines() {
         let s = configure::<Season>(HARBIN);
         assert!(s.specs().is_empty());
-        assert!(s.evaluate(&day("2025-11-01").build()).unwrap().lines.is_empty());
+        assert!(
+            s.evaluate(&day("2025-11-01").build())
+                .unwrap()
+                .lines
+                .is_empty()
+        );
     }
 }

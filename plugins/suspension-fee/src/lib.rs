@@ -90,11 +90,27 @@ impl Plugin for SuspensionFee {
             )));
         }
         let pricing = AreaPricing::new(p.area)?;
-        let mut specs = vec![line_spec(&s.code, &s.description, "m2", LineCategory::BaseFee)];
+        let mut specs = vec![line_spec(
+            &s.code,
+            &s.description,
+            "m2",
+            LineCategory::BaseFee,
+        )];
         if pricing.has_split() {
-            specs.push(line_spec(&s.government_code, &s.government_description, "m2", LineCategory::BaseFee));
+            specs.push(line_spec(
+                &s.government_code,
+                &s.government_description,
+                "m2",
+                LineCategory::BaseFee,
+            ));
         }
-        Ok((SuspensionFee { pricing, share: s.share }, specs))
+        Ok((
+            SuspensionFee {
+                pricing,
+                share: s.share,
+            },
+            specs,
+        ))
     }
 
     #[inline]
@@ -103,7 +119,8 @@ impl Plugin for SuspensionFee {
             return Ok(DayOutput::empty());
         }
         let mut lines = Vec::new();
-        self.pricing.push_lines(day, self.share, LINES, &mut lines)?;
+        self.pricing
+            .push_lines(day, self.share, LINES, &mut lines)?;
         Ok(DayOutput::lines(lines))
     }
 }
@@ -121,11 +138,22 @@ mod tests {
     #[test]
     fn w4_harbin_suspended_base_fee() {
         let t = configure::<SuspensionFee>(HARBIN);
-        let d = |k| day("2025-10-20").suspended().usable_area("60.00").regular(k, 183).build();
+        let d = |k| {
+            day("2025-10-20")
+                .suspended()
+                .usable_area("60.00")
+                .regular(k, 183)
+                .build()
+        };
         assert_eq!(amounts(&t.evaluate(&d(1))), ["3.77"]);
         assert_eq!(t.specs()[0].category, LineCategory::BaseFee);
         let season: Decimal = (1..=183)
-            .map(|k| t.evaluate(&d(k)).unwrap().lines[0].amount.to_decimal().unwrap())
+            .map(|k| {
+                t.evaluate(&d(k)).unwrap().lines[0]
+                    .amount
+                    .to_decimal()
+                    .unwrap()
+            })
             .sum();
         assert_eq!(season, Decimal::new(68976, 2));
     }
@@ -135,9 +163,17 @@ mod tests {
         let t = configure::<SuspensionFee>(HARBIN);
         let active = day("2025-10-20").usable_area("60").regular(1, 183).build();
         assert!(t.evaluate(&active).unwrap().lines.is_empty());
-        let free = day("2025-10-15").suspended().usable_area("60").early(183, false).build();
+        let free = day("2025-10-15")
+            .suspended()
+            .usable_area("60")
+            .early(183, false)
+            .build();
         assert!(t.evaluate(&free).unwrap().lines.is_empty());
-        let charged = day("2025-10-15").suspended().usable_area("60").early(183, true).build();
+        let charged = day("2025-10-15")
+            .suspended()
+            .usable_area("60")
+            .early(183, true)
+            .build();
         assert_eq!(amounts(&t.evaluate(&charged)), ["3.77"]);
     }
 
@@ -148,7 +184,13 @@ mod tests {
             r#"{"share": 0.3, "prices": {"residential": "1", "non-residential": "1"}}"#,
             r#"{"prices": {"residential": "1", "non-residential": "1"}}"#,
         ] {
-            assert!(matches!(try_configure::<SuspensionFee>(p), Err(RuleError::BadParams(_))), "{p}");
+            assert!(
+                matches!(
+                    try_configure::<SuspensionFee>(p),
+                    Err(RuleError::BadParams(_))
+                ),
+                "{p}"
+            );
         }
     }
 }

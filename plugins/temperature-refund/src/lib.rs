@@ -91,7 +91,10 @@ impl Plugin for TemperatureRefund {
         }
         for (i, b) in p.bands.iter().enumerate() {
             if b.share < Decimal::ZERO || b.share > Decimal::ONE {
-                return bad(format!("`bands[{i}].share` is {}: give a share between 0 and 1", b.share));
+                return bad(format!(
+                    "`bands[{i}].share` is {}: give a share between 0 and 1",
+                    b.share
+                ));
             }
             if let (Some(f), Some(t)) = (b.from, b.to)
                 && f >= t
@@ -110,14 +113,23 @@ impl Plugin for TemperatureRefund {
                 ));
             }
         }
-        let categories = p
-            .categories
-            .unwrap_or(CategorySet::of(&[LineCategory::Heating, LineCategory::Consumption]));
+        let categories = p.categories.unwrap_or(CategorySet::of(&[
+            LineCategory::Heating,
+            LineCategory::Consumption,
+        ]));
         if categories.is_empty() {
-            return bad("`categories` is empty: list the categories refunded, e.g. [\"heating\"]".into());
+            return bad(
+                "`categories` is empty: list the categories refunded, e.g. [\"heating\"]".into(),
+            );
         }
         let spec = line_spec(&p.code, &p.description, "CNY", LineCategory::Refund);
-        Ok((TemperatureRefund { bands: sorted, categories }, vec![spec]))
+        Ok((
+            TemperatureRefund {
+                bands: sorted,
+                categories,
+            },
+            vec![spec],
+        ))
     }
 
     fn evaluate(&self, day: &CustomerDay) -> Result<DayOutput, RuleError> {
@@ -134,7 +146,8 @@ impl Plugin for TemperatureRefund {
         let mut bases = [Decimal::ZERO; 3];
         for l in &day.prior_lines {
             if self.categories.contains(l.category) {
-                bases[l.payer as usize] += heatbill_sdk::decimal::input(l.amount, "prior-lines.amount")?;
+                bases[l.payer as usize] +=
+                    heatbill_sdk::decimal::input(l.amount, "prior-lines.amount")?;
             }
         }
         let mut lines = Vec::new();
@@ -209,7 +222,13 @@ mod tests {
             r#"{"bands": [{"to": "18", "share": "0.3"}, {"to": "16", "share": "1"}]}"#,
             r#"{"bands": [{"from": "16", "to": "18", "share": 0.3}]}"#,
         ] {
-            assert!(matches!(try_configure::<TemperatureRefund>(p), Err(RuleError::BadParams(_))), "{p}");
+            assert!(
+                matches!(
+                    try_configure::<TemperatureRefund>(p),
+                    Err(RuleError::BadParams(_))
+                ),
+                "{p}"
+            );
         }
     }
 }

@@ -65,7 +65,10 @@ static MODE: OnceLock<Mode> = OnceLock::new();
 pub struct Hostile;
 
 fn one() -> Line {
-    let one = WitDecimal { units: 100, scale: 2 };
+    let one = WitDecimal {
+        units: 100,
+        scale: 2,
+    };
     Line {
         spec: 0,
         quantity: one,
@@ -102,7 +105,10 @@ pub fn misbehave(mode: Mode) -> Result<DayOutput, RuleError> {
         Mode::BigString => Err(RuleError::Unsupported("x".repeat(10_000_000))),
         Mode::BadAmount => {
             let mut l = one();
-            l.amount = WitDecimal { units: 1005, scale: 3 };
+            l.amount = WitDecimal {
+                units: 1005,
+                scale: 3,
+            };
             Ok(DayOutput::lines(vec![l]))
         }
         Mode::BadSpec => {
@@ -154,7 +160,12 @@ impl Guest for Hostile {
         let p: Params = heatbill_sdk::params::parse(&params)?;
         MODE.set(p.mode)
             .map_err(|_| RuleError::BadParams("already configured".into()))?;
-        Ok(vec![line_spec("hostile", "Hostile fixture", "CNY", LineCategory::Other)])
+        Ok(vec![line_spec(
+            "hostile",
+            "Hostile fixture",
+            "CNY",
+            LineCategory::Other,
+        )])
     }
 
     fn evaluate(days: Vec<CustomerDay>) -> Vec<Result<DayOutput, RuleError>> {
@@ -193,15 +204,24 @@ mod tests {
     #[test]
     fn harmless_modes_on_hostile_days() {
         assert_eq!(misbehave(Mode::Lines).unwrap().lines.len(), 1000);
-        assert!(!misbehave(Mode::BadAmount).unwrap().lines[0].amount.is_whole_fen());
+        assert!(
+            !misbehave(Mode::BadAmount).unwrap().lines[0]
+                .amount
+                .is_whole_fen()
+        );
         assert_eq!(misbehave(Mode::BadSpec).unwrap().lines[0].spec, 7);
-        assert_eq!(misbehave(Mode::BigString).unwrap_err().message().len(), 10_000_000);
+        assert_eq!(
+            misbehave(Mode::BigString).unwrap_err().message().len(),
+            10_000_000
+        );
     }
 
     #[test]
     fn only_tagged_days_are_hostile() {
         assert!(is_hostile(&day("2026-01-01").tag("hostile").build()));
-        assert!(!is_hostile(&day("2026-01-01").tag("district:nangang").build()));
+        assert!(!is_hostile(
+            &day("2026-01-01").tag("district:nangang").build()
+        ));
         let info = Hostile::describe();
         assert_eq!(info.name, "hostile");
     }

@@ -48,7 +48,10 @@ impl Guest for Spy {
                     "https://collector.invalid/{}-{}-{}",
                     d.date.year, d.date.month, d.date.day
                 ));
-                let one = Decimal { units: 100, scale: 2 };
+                let one = Decimal {
+                    units: 100,
+                    scale: 2,
+                };
                 Ok(DayOutput {
                     lines: vec![Line {
                         spec: 0,
