@@ -378,3 +378,221 @@ fn check(o: &DayOutput, specs: &[LineSpec]) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::{line_spec, param};
+    use crate::testing::{day, dec};
+    use crate::{Instance, LineCategory, ParamType, SeasonPhase, WitDecimal};
+    use serde::Deserialize;
+
+    /// A season stub: day k of 10 = the day of the month.
+    struct Seasonish;
+    /// Bills `amount` on heating days; refuses customers tagged "refuse".
+    struct Fixed {
+        amount: WitDecimal,
+    }
+    /// Bills the sum of the prior heating lines, with payer government.
+    struct Echo;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct FixedParams {
+        amount: String,
+    }
+
+    fn info(name: &str, kind: PluginKind) -> PluginInfo {
+        PluginInfo {
+            name: name.into(),
+            version: "1.0.0".into(),
+            kind,
+            description: String::new(),
+            params: vec![param("amount", ParamType::Decimal, false, "")],
+        }
+    }
+
+    impl Plugin for Seasonish {
+        type Params = serde_json::Value;
+        fn describe() -> PluginInfo {
+            info("seasonish", PluginKind::Season)
+        }
+        fn configure(_: serde_json::Value) -> Result<(Self, Vec<LineSpec>), RuleError> {
+            Ok((Seasonish, Vec::new()))
+        }
+        fn evaluate(&self, d: &CustomerDay) -> Result<DayOutput, RuleError> {
+            Ok(DayOutput {
+                lines: Vec::new(),
+                season: Some(SeasonDay {
+                    phase: SeasonPhase::Regular,
+                    day_index: u32::from(d.date.day),
+                    season_days: 31,
+                    charged: true,
+                }),
+            })
+        }
+    }
+
+    impl Plugin for Fixed {
+        type Params = FixedParams;
+        fn describe() -> PluginInfo {
+            info("fixed", PluginKind::Tariff)
+        }
+        fn configure(p: FixedParams) -> Result<(Self, Vec<LineSpec>), RuleError> {
+            let amount = p.amount.parse().map_err(RuleError::BadParams)?;
+            Ok((
+                Fixed { amount },
+                vec![line_spec("fixed", "Fixed", "CNY", LineCategory::Heating)],
+            ))
+        }
+        fn evaluate(&self, d: &CustomerDay) -> Result<DayOutput, RuleError> {
+            if d.tags.iter().any(|t| t == "refuse") {
+                return Err(RuleError::MissingInput("refused".into()));
+            }
+            if !crate::season::is_heating_day(d) {
+                return Ok(DayOutput::empty());
+            }
+            let a = self.amount.to_decimal().unwrap();
+            Ok(DayOutput::lines(vec![Line::new(
+                0,
+                Decimal::ONE,
+                a,
+                a,
+                Payer::Customer,
+            )?]))
+        }
+    }
+
+    impl Plugin for Echo {
+        type Params = serde_json::Value;
+        fn describe() -> PluginInfo {
+            info("echo", PluginKind::Subsidy)
+        }
+        fn configure(_: serde_json::Value) -> Result<(Self, Vec<LineSpec>), RuleError> {
+            Ok((
+                Echo,
+                vec![
+                    line_spec("unused", "", "", LineCategory::Other),
+                    line_spec("echo", "", "", LineCategory::Subsidy),
+                ],
+            ))
+        }
+        fn evaluate(&self, d: &CustomerDay) -> Result<DayOutput, RuleError> {
+            let sum: Decimal = d
+                .prior_lines
+                .iter()
+                .filter(|l| l.category == LineCategory::Heating)
+                .map(|l| l.amount.to_decimal().unwrap())
+                .sum();
+            Ok(DayOutput::lines(vec![Line::new(
+                1,
+                Decimal::ONE,
+                sum,
+                sum,
+                Payer::Government,
+            )?]))
+        }
+    }
+
+    fn chain(amount: &str) -> Chain {
+        Chain::new()
+            .with(configure::<Seasonish>("{}").unwrap())
+            .with(configure::<Fixed>(&format!(r#"{{"amount": "{amount}"}}"#)).unwrap())
+            .with(configure::<Echo>("").unwrap())
+    }
+
+    #[test]
+    fn season_and_prior_lines_flow_down_the_chain() {
+        let c = chain("2.50");
+        let bills = c.evaluate(&[day("2026-01-03").build(), day("2026-01-04").build()]);
+        let b = bills[0].as_ref().unwrap();
+        assert_eq!(b.season.unwrap().day_index, 3);
+        assert_eq!(b.lines.len(), 2);
+        assert_eq!(c.spec(&b.lines[1]).unwrap().code, "echo");
+        assert_eq!(b.lines[1].category, LineCategory::Subsidy);
+        assert_eq!(b.lines[1].line.amount, dec("2.50"));
+        assert_eq!(b.total(), Decimal::new(500, 2));
+        assert_eq!(b.total_for(Payer::Government), Decimal::new(250, 2));
+        assert_eq!(c.name(2), Some("echo"));
+    }
+
+    #[test]
+    fn a_refusal_parks_that_day_only() {
+        let c = chain("1");
+        let days = [
+            day("2026-01-03").build(),
+            day("2026-01-03").tag("refuse").build(),
+            day("2026-01-05").build(),
+        ];
+        let bills = c.evaluate(&days);
+        assert!(bills[0].is_ok() && bills[2].is_ok());
+        assert_eq!(bills[2].as_ref().unwrap().season.unwrap().day_index, 5);
+        match &bills[1] {
+            Err(ChainError::Rule {
+                rule,
+                plugin,
+                error,
+            }) => {
+                assert_eq!(
+                    (*rule, plugin.as_str(), error.kind()),
+                    (1, "fixed", "missing-input")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn amounts_that_are_not_whole_fen_break_the_contract() {
+        let c = chain("1.005");
+        let bills = c.evaluate(&[day("2026-01-03").build()]);
+        assert!(
+            matches!(&bills[0], Err(ChainError::Contract { rule: 1, .. })),
+            "{bills:?}"
+        );
+    }
+
+    #[test]
+    fn instance_lifecycle() {
+        let i = Instance::<Fixed>::new();
+        assert_eq!(i.describe().name, "fixed");
+        let before = i.evaluate(&[day("2026-01-01").build()]);
+        assert!(matches!(&before[0], Err(RuleError::Unsupported(_))));
+        assert!(matches!(
+            i.configure(r#"{"amount": 1}"#),
+            Err(RuleError::BadParams(_))
+        ));
+        assert!(matches!(
+            i.configure(r#"{"amont": "1"}"#),
+            Err(RuleError::BadParams(_))
+        ));
+        assert_eq!(i.configure(r#"{"amount": "1"}"#).unwrap()[0].code, "fixed");
+        assert!(matches!(
+            i.configure(r#"{"amount": "2"}"#),
+            Err(RuleError::BadParams(_))
+        ));
+        let out = i.evaluate(&[
+            day("2026-01-01").build(),
+            day("2026-01-01").tag("refuse").build(),
+        ]);
+        assert_eq!(out.len(), 2);
+        assert!(out[0].as_ref().unwrap().lines.is_empty());
+        assert!(out[1].is_err());
+    }
+
+    #[test]
+    fn results_are_fixed_up_to_the_contract() {
+        let mut out = vec![
+            Err(RuleError::Unsupported("x".repeat(5000))),
+            Ok(DayOutput::empty()),
+            Ok(DayOutput::empty()),
+        ];
+        fix_up(0, 2, &mut out);
+        assert_eq!(out.len(), 2);
+        assert!(out[0].as_ref().unwrap_err().message().len() <= 1000);
+        let mut short = vec![Ok(DayOutput::empty())];
+        fix_up(0, 3, &mut short);
+        assert_eq!(short.len(), 3);
+        assert!(short[2].is_err());
+    }
+}
