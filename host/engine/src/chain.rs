@@ -29,6 +29,22 @@ pub struct ChainEntry {
 }
 
 impl ChainEntry {
+    /// An entry: `plugin` with `params` (a JSON object; `null` is taken as `{}`). Checked when
+    /// the chain is built ([`Chain::new`]).
+    pub fn new(plugin: Arc<Plugin>, params: Value) -> ChainEntry {
+        let params = if params.is_null() {
+            Value::Object(Default::default())
+        } else {
+            params
+        };
+        let params_json = params.to_string();
+        ChainEntry {
+            plugin,
+            params,
+            params_json,
+        }
+    }
+
     /// The plugin.
     pub fn plugin(&self) -> &Arc<Plugin> {
         &self.plugin
@@ -50,23 +66,26 @@ pub struct Chain {
     entries: Vec<ChainEntry>,
 }
 
+impl From<(Arc<Plugin>, Value)> for ChainEntry {
+    fn from((plugin, params): (Arc<Plugin>, Value)) -> Self {
+        ChainEntry::new(plugin, params)
+    }
+}
+
 impl Chain {
     /// Builds a chain, checking each entry's parameters against its plugin's declared
-    /// parameters. `params` of `null` is taken as `{}`.
-    pub fn new(
-        company: impl Into<String>,
-        entries: impl IntoIterator<Item = (Arc<Plugin>, Value)>,
-    ) -> Result<Chain, ChainError> {
+    /// parameters. Entries are [`ChainEntry`]s or `(Arc<Plugin>, serde_json::Value)` pairs.
+    pub fn new<I>(company: impl Into<String>, entries: I) -> Result<Chain, ChainError>
+    where
+        I: IntoIterator,
+        I::Item: Into<ChainEntry>,
+    {
         let company = company.into();
         let mut out = Vec::new();
-        for (plugin, params) in entries {
-            let params = if params.is_null() {
-                Value::Object(Default::default())
-            } else {
-                params
-            };
-            check_params(&company, &plugin, &params)?;
-            let params_json = params.to_string();
+        for entry in entries {
+            let entry: ChainEntry = entry.into();
+            let (plugin, params, params_json) = (&entry.plugin, &entry.params, &entry.params_json);
+            check_params(&company, plugin, params)?;
             if params_json.len() > plugin.max_params_bytes {
                 return Err(ChainError::Params {
                     company,
@@ -81,11 +100,7 @@ impl Chain {
                     ),
                 });
             }
-            out.push(ChainEntry {
-                plugin,
-                params,
-                params_json,
-            });
+            out.push(entry);
         }
         if out.is_empty() {
             return Err(ChainError::Empty { company });

@@ -16,11 +16,13 @@ use wasmtime::component::{Component, Linker, types::ComponentItem};
 use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 use crate::bindings::RulesPluginPre;
+use crate::chain::{Chain, ChainEntry};
 use crate::config::{EngineConfig, Limits};
-use crate::error::LoadError;
+use crate::error::{ChainError, LoadError, SetupError};
+use crate::evaluator::Evaluator;
 use crate::model::{ParamSpec, PluginInfo};
 use crate::plugin::{Plugin, validate_info, wit_info_to_host};
-use crate::sandbox::{LogBuffer, StoreState, is_granted, link_wasi};
+use crate::sandbox::{LogBuffer, StoreState, is_granted, link_sandbox};
 use crate::trap::classify;
 
 /// The contract version this engine serves.
@@ -139,7 +141,7 @@ impl Engine {
         let wasmtime = wasmtime::Engine::new(&c).map_err(|e| err(format!("{e:#}")))?;
 
         let mut linker = Linker::new(&wasmtime);
-        link_wasi(&mut linker).map_err(|e| err(format!("linking WASI: {e:#}")))?;
+        link_sandbox(&mut linker).map_err(|e| err(format!("linking WASI: {e:#}")))?;
 
         let compat = {
             let mut h = ShaHasher(Sha256::new());
@@ -225,6 +227,24 @@ impl Engine {
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(self.deadline_ticks(0));
         store
+    }
+
+    /// Builds a chain of this engine's plugins ([`Chain::new`]).
+    pub fn chain<I>(&self, company: impl Into<String>, entries: I) -> Result<Chain, ChainError>
+    where
+        I: IntoIterator,
+        I::Item: Into<ChainEntry>,
+    {
+        Chain::new(company, entries)
+    }
+
+    /// An evaluator for `chain`, with every entry instantiated and configured now, so that bad
+    /// parameters are one error here rather than one per customer-day
+    /// ([`Evaluator::new`] + [`Evaluator::prepare`]).
+    pub fn evaluator(&self, chain: Arc<Chain>) -> Result<Evaluator, SetupError> {
+        let mut ev = Evaluator::new(self, chain);
+        ev.prepare()?;
+        Ok(ev)
     }
 
     /// Loads a plugin: checks size and format, compiles it (or takes it from the cache), checks
@@ -514,8 +534,9 @@ pub struct ImportCheck {
     pub granted: bool,
 }
 
-/// What [`Engine::check`] found, for `heatbill plugin check`. `Display` prints it for humans.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What [`Engine::check`] found, for `heatbill plugin check`. `Display` prints it for humans;
+/// `Serialize` gives it to machines (the error as its message).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckReport {
     /// The binary's size in bytes.
     pub size: usize,
@@ -534,12 +555,20 @@ pub struct CheckReport {
     /// What `describe()` returned, if it loads.
     pub info: Option<PluginInfo>,
     /// Why it would be refused, if it would.
+    #[serde(serialize_with = "serialize_error")]
     pub error: Option<LoadError>,
+}
+
+fn serialize_error<S: serde::Serializer>(e: &Option<LoadError>, s: S) -> Result<S::Ok, S::Error> {
+    match e {
+        Some(e) => s.serialize_some(&e.to_string()),
+        None => s.serialize_none(),
+    }
 }
 
 impl CheckReport {
     /// Whether the component would load.
-    pub fn is_ok(&self) -> bool {
+    pub fn ok(&self) -> bool {
         self.error.is_none()
     }
 }

@@ -188,19 +188,19 @@ impl fmt::Display for BillError {
 
 /// What happened to a customer-day that has no bill.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(tag = "type", rename_all = "kebab-case")]
 pub enum BillErrorKind {
     /// The plugin refused (the contract's `rule-error`): data, not a crash.
     Rule {
         /// Which refusal.
-        rule: RuleErrorKind,
+        kind: RuleErrorKind,
         /// The plugin's message.
         message: String,
     },
     /// The plugin crashed, ran out of time or memory.
     Trap {
         /// How.
-        trap: TrapKind,
+        kind: TrapKind,
         /// Wasmtime's message, with the plugin's panic message when there is one.
         message: String,
     },
@@ -232,7 +232,7 @@ impl BillErrorKind {
     /// `skipped`, `no-chain`.
     pub fn name(&self) -> &'static str {
         match self {
-            BillErrorKind::Rule { rule, .. } => rule.as_str(),
+            BillErrorKind::Rule { kind, .. } => kind.as_str(),
             BillErrorKind::Trap { .. } => "trap",
             BillErrorKind::InvalidOutput { .. } => "invalid-output",
             BillErrorKind::Input { .. } => "input",
@@ -245,8 +245,8 @@ impl BillErrorKind {
 impl fmt::Display for BillErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BillErrorKind::Rule { rule, message } => write!(f, "rule error ({rule}): {message}"),
-            BillErrorKind::Trap { trap, message } => write!(f, "trap ({trap}): {message}"),
+            BillErrorKind::Rule { kind, message } => write!(f, "rule error ({kind}): {message}"),
+            BillErrorKind::Trap { kind, message } => write!(f, "trap ({kind}): {message}"),
             BillErrorKind::InvalidOutput { message } => write!(f, "invalid output: {message}"),
             BillErrorKind::Input { message } => write!(f, "input not passed: {message}"),
             BillErrorKind::Skipped { reason } => write!(f, "skipped: {reason}"),

@@ -158,9 +158,16 @@ impl Evaluator {
         Ok(())
     }
 
-    /// Takes what the chain's plugins printed since the last take (plugins with no output are
-    /// left out).
-    pub fn take_log(&mut self) -> Vec<PluginLog> {
+    /// Takes what the chain's plugins printed since the last take, as one text: each plugin's
+    /// output under a `[name version]` header line (plugins with no output are left out;
+    /// empty when none printed anything).
+    pub fn take_log(&mut self) -> String {
+        format_logs(self.take_plugin_logs())
+    }
+
+    /// Takes what the chain's plugins printed since the last take, per plugin (plugins with no
+    /// output are left out).
+    pub fn take_plugin_logs(&mut self) -> Vec<PluginLog> {
         self.slots
             .iter()
             .filter(|s| !s.log.is_empty())
@@ -240,6 +247,11 @@ impl Evaluator {
                 continue;
             }
             match self.call(e, &base, &accs, &alive) {
+                // A wrong number of results poisons the whole batch (which result is whose?);
+                // one customer-day at a time finds the customer-days it happens on.
+                Ok(results) if results.len() != alive.len() && alive.len() > 1 => {
+                    self.isolate(e, days, &base, &mut accs, &alive)
+                }
                 Ok(results) => self.apply_all(e, days, &mut accs, &alive, results),
                 Err((trap, message)) => {
                     self.slots[e].state = SlotState::Empty;
@@ -248,7 +260,10 @@ impl Evaluator {
                         accs[i].error = Some(self.bill_error(
                             e,
                             days[i],
-                            BillErrorKind::Trap { trap, message },
+                            BillErrorKind::Trap {
+                                kind: trap,
+                                message,
+                            },
                         ));
                     } else {
                         self.isolate(e, days, &base, &mut accs, &alive);
@@ -260,8 +275,8 @@ impl Evaluator {
         out.extend(days.iter().zip(accs).map(|(d, acc)| finish(d, acc)));
     }
 
-    /// After a batch trapped: each customer-day alone, with a fresh instance after every trap,
-    /// until the circuit breaker opens.
+    /// After a batch trapped (or returned the wrong number of results): each customer-day
+    /// alone, with a fresh instance after every trap, until the circuit breaker opens.
     fn isolate(
         &mut self,
         e: usize,
@@ -296,8 +311,14 @@ impl Evaluator {
                 Err((trap, message)) => {
                     consecutive += 1;
                     self.slots[e].state = SlotState::Empty;
-                    accs[i].error =
-                        Some(self.bill_error(e, days[i], BillErrorKind::Trap { trap, message }));
+                    accs[i].error = Some(self.bill_error(
+                        e,
+                        days[i],
+                        BillErrorKind::Trap {
+                            kind: trap,
+                            message,
+                        },
+                    ));
                 }
             }
         }
@@ -415,7 +436,10 @@ impl Evaluator {
                         limits.max_message_bytes
                     )));
                 }
-                return Err(BillErrorKind::Rule { rule, message });
+                return Err(BillErrorKind::Rule {
+                    kind: rule,
+                    message,
+                });
             }
         };
         if let Some(season) = out.season {
@@ -486,7 +510,7 @@ impl Evaluator {
                     self.engine.deadline_ms(0),
                 );
                 return Err(BillErrorKind::Trap {
-                    trap,
+                    kind: trap,
                     message: format!("instantiating the plugin failed: {message}"),
                 });
             }
@@ -504,7 +528,7 @@ impl Evaluator {
                     self.engine.deadline_ms(0),
                 );
                 Err(BillErrorKind::Trap {
-                    trap,
+                    kind: trap,
                     message: format!("in configure: {message}"),
                 })
             }
@@ -518,7 +542,7 @@ impl Evaluator {
                 let mut message = message;
                 truncate(&mut message, self.engine.limits().max_message_bytes);
                 Err(BillErrorKind::Rule {
-                    rule,
+                    kind: rule,
                     message: format!("configure refused the parameters: {message}"),
                 })
             }
@@ -599,6 +623,18 @@ fn line_kinds(
             }))
         })
         .collect()
+}
+
+fn format_logs(logs: Vec<PluginLog>) -> String {
+    let mut text = String::new();
+    for l in logs {
+        text.push_str(&format!("[{} {}]\n", l.plugin, l.version));
+        text.push_str(&l.text);
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    text
 }
 
 fn invalid(message: String) -> BillErrorKind {
@@ -815,12 +851,18 @@ impl ScheduleEvaluator {
         &self.schedule
     }
 
-    /// Takes what the plugins of every version printed since the last take.
-    pub fn take_log(&mut self) -> Vec<PluginLog> {
+    /// Takes what the plugins of every version printed since the last take, as one text (see
+    /// [`Evaluator::take_log`]).
+    pub fn take_log(&mut self) -> String {
+        format_logs(self.take_plugin_logs())
+    }
+
+    /// Takes what the plugins of every version printed since the last take, per plugin.
+    pub fn take_plugin_logs(&mut self) -> Vec<PluginLog> {
         self.evaluators
             .iter_mut()
             .flatten()
-            .flat_map(Evaluator::take_log)
+            .flat_map(Evaluator::take_plugin_logs)
             .collect()
     }
 

@@ -18,6 +18,7 @@
 //! | `wasi:random/*` | a fixed byte sequence and a fixed seed |
 //! | `wasi:filesystem/types`, `preopens` | no preopened directory, so no file can be opened |
 //! | `wasi:io/*` | streams and polls over the above |
+//! | `heatbill:rules/types` | the contract's type definitions (no functions) |
 //!
 //! Sockets and HTTP are not linked at all, nor is anything else: a component that imports
 //! another interface fails to load with an error naming the import. Clocks and random are fixed
@@ -67,14 +68,17 @@ pub(crate) const GRANTED_INTERFACES: &[&str] = &[
     "wasi:random/random",
 ];
 
+/// The contract's own types interface. A world that exports `rules` imports it implicitly (for
+/// the type definitions `rules` uses); it has no functions, so linking it grants nothing.
+pub(crate) const CONTRACT_TYPES: &str = "heatbill:rules/types@0.1.0";
+
 /// Whether an import name (e.g. `wasi:cli/stdout@0.2.6`) is one the engine links.
 pub(crate) fn is_granted(import: &str) -> bool {
-    let (name, version) = match import.split_once('@') {
-        Some((n, v)) => (n, Some(v)),
-        None => (import, None),
-    };
-    let version_ok = version.is_some_and(|v| v.starts_with("0.2."));
-    version_ok && GRANTED_INTERFACES.contains(&name)
+    match import.split_once('@') {
+        Some(("heatbill:rules/types", v)) => v.starts_with("0.1."),
+        Some((name, v)) => v.starts_with("0.2.") && GRANTED_INTERFACES.contains(&name),
+        None => false,
+    }
 }
 
 /// The data of one plugin instance's store.
@@ -213,11 +217,12 @@ impl Pollable for Ready {
     async fn ready(&mut self) {}
 }
 
-/// Links the granted WASI interfaces (see the module docs) into `linker`.
-pub(crate) fn link_wasi(linker: &mut Linker<StoreState>) -> Result<()> {
+/// Links the contract's types and the granted WASI interfaces (see the module docs).
+pub(crate) fn link_sandbox(linker: &mut Linker<StoreState>) -> Result<()> {
     use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sync};
 
     let l = linker;
+    l.instance(CONTRACT_TYPES)?;
     // wasi:io, the synchronous flavour: the engine never runs inside an async executor.
     wasmtime_wasi::p2::bindings::io::error::add_to_linker::<StoreState, Io>(l, |t| &mut t.table)?;
     sync::io::poll::add_to_linker::<StoreState, Io>(l, |t| &mut t.table)?;
@@ -415,6 +420,8 @@ mod tests {
         assert!(!is_granted("wasi:http/outgoing-handler@0.2.6"));
         assert!(!is_granted("heatbill-fixture:spy/network"));
         assert!(!is_granted("wasi:cli/stdout@0.3.0"));
+        assert!(is_granted("heatbill:rules/types@0.1.0"));
+        assert!(!is_granted("heatbill:rules/types@0.2.0"));
     }
 
     #[test]

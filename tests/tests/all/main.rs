@@ -4,4 +4,6 @@
 //! them; `./dev test` does that first). A missing component fails the test with the command
 //! that builds it: nothing is skipped.
 
+mod engine;
+mod hostile;
 mod support;
