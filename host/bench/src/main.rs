@@ -23,9 +23,7 @@ use heatbill::harness::{self, Catalog};
 use heatbill::{demo, runner};
 use heatbill_engine::{CustomerClass, DayInput, ServiceStatus};
 use heatbill_sdk::native::{self, Chain as NativeChain};
-use heatbill_sdk::{
-    CustomerDay, CustomerFlags, Date, SeasonDay, SeasonPhase, WitDecimal,
-};
+use heatbill_sdk::{CustomerDay, CustomerFlags, Date, SeasonDay, SeasonPhase, WitDecimal};
 
 /// Command-line options.
 #[derive(Debug, Parser)]
@@ -164,8 +162,8 @@ fn run_sandboxed(
     // Evaluators are built (instantiated, configured) before the clock starts, as a worker's
     // are before its first shard.
     let mut evaluators = (0..threads)
-        .map(|_| engine.evaluator(chain.clone()))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|_| runner::evaluator(engine, chain.clone()))
+        .collect::<Result<Vec<_>>>()?;
     let start = Instant::now();
     let errors: usize = std::thread::scope(|s| {
         let handles: Vec<_> = evaluators
@@ -232,7 +230,7 @@ fn main() -> Result<()> {
     })?;
     let catalog = Catalog::load(&engine, &args.plugins)
         .context("load the components: build them with `./dev plugins`")?;
-    let chain = runner::chain(&engine, &catalog, &file)?;
+    let chain = runner::chain(&catalog, &file)?;
     let native = native_chain(&file)?;
 
     eprintln!("generating {} customer-days…", args.days);
@@ -271,7 +269,9 @@ fn main() -> Result<()> {
         args.batch
     );
     println!();
-    println!("| mode | threads | seconds | customer-days/s | per thread | sandboxed ÷ native | errors |");
+    println!(
+        "| mode | threads | seconds | customer-days/s | per thread | sandboxed ÷ native | errors |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         let native = rows

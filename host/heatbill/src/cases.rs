@@ -77,9 +77,7 @@ pub struct DateRange {
 impl DateRange {
     /// Every date of the range, in order.
     pub fn days(&self) -> impl Iterator<Item = NaiveDate> + '_ {
-        self.from
-            .iter_days()
-            .take_while(move |d| *d <= self.to)
+        self.from.iter_days().take_while(move |d| *d <= self.to)
     }
 }
 
@@ -268,8 +266,14 @@ impl CaseFile {
                 );
             }
             if let Some(kind) = &e.error
-                && !["bad-params", "missing-input", "invalid-input", "unsupported", "trap"]
-                    .contains(&kind.as_str())
+                && ![
+                    "bad-params",
+                    "missing-input",
+                    "invalid-input",
+                    "unsupported",
+                    "trap",
+                ]
+                .contains(&kind.as_str())
             {
                 bail!(
                     "case {:?}: expect.error = {kind:?} is not a kind; use bad-params, missing-input, invalid-input, unsupported or trap",
@@ -329,10 +333,8 @@ pub fn params_json(value: &toml::Value) -> serde_json::Value {
         toml::Value::Boolean(b) => serde_json::Value::Bool(*b),
         toml::Value::Datetime(d) => serde_json::Value::String(d.to_string()),
         toml::Value::Array(a) => serde_json::Value::Array(a.iter().map(params_json).collect()),
-        toml::Value::Table(t) => serde_json::Value::Object(
-            t.iter()
-                .map(|(k, v)| (k.clone(), params_json(v)))
-                .collect(),
-        ),
+        toml::Value::Table(t) => {
+            serde_json::Value::Object(t.iter().map(|(k, v)| (k.clone(), params_json(v))).collect())
+        }
     }
 }

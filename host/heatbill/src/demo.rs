@@ -102,7 +102,8 @@ pub fn generate(customers: usize, date: NaiveDate) -> Vec<DayInput> {
             d.metered = rng.chance(15);
             if d.metered {
                 // About 0.3–1.2 MJ per m² per day in January.
-                d.heat = Some((building * rng.decimal(3, 12, 1) / Decimal::new(10_000, 0)).round_dp(3));
+                d.heat =
+                    Some((building * rng.decimal(3, 12, 1) / Decimal::new(10_000, 0)).round_dp(3));
             }
             if rng.chance(4) {
                 d.status = ServiceStatus::Suspended;
@@ -143,7 +144,7 @@ impl Summary {
                 self.totals.employer += b.by_payer.employer;
             }
             Err(e) => {
-                *self.errors.entry(e.kind.to_string()).or_default() += 1;
+                *self.errors.entry(e.kind.name().to_string()).or_default() += 1;
                 if self.first_errors.len() < 5 {
                     self.first_errors.push(e.to_string());
                 }
@@ -191,7 +192,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
             f
         }
     };
-    let chain = runner::chain(&engine, &catalog, &file)?;
+    let chain = runner::chain(&catalog, &file)?;
     if args.customers == 0 {
         bail!("--customers must be at least 1");
     }
@@ -214,7 +215,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
                 let chain = chain.clone();
                 let engine = &engine;
                 s.spawn(move || -> Result<Summary> {
-                    let mut ev = engine.evaluator(chain)?;
+                    let mut ev = runner::evaluator(engine, chain)?;
                     let mut sum = Summary::default();
                     for b in part.chunks(batch) {
                         for r in ev.evaluate(b) {
@@ -256,7 +257,11 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         args.customers as f64 / elapsed.as_secs_f64()
     );
     println!();
-    println!("bills: {}   parked with an error: {}", sum.bills, sum.errors.values().sum::<usize>());
+    println!(
+        "bills: {}   parked with an error: {}",
+        sum.bills,
+        sum.errors.values().sum::<usize>()
+    );
     println!("{:<16} {:>16}", "line code", "amount (CNY)");
     for (code, amount) in &sum.by_code {
         println!("{code:<16} {amount:>16}");

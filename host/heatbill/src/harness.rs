@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use heatbill_engine::{Engine, EngineConfig, Plugin};
 
 use crate::cli::{BenchArgs, BuildArgs, CheckArgs, EngineArgs, NewArgs, TestArgs};
-use crate::runner::{self, CaseOutcome};
+use crate::runner;
 use crate::{cases::CaseFile, scaffold};
 
 /// Builds the engine the harness runs: the configuration file's settings (or the defaults),
@@ -247,7 +247,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let engine = engine(&args.engine)?;
     let catalog = Catalog::load(&engine, &args.plugins)?;
     let file = CaseFile::load(&args.cases)?;
-    let chain = runner::chain(&engine, &catalog, &file)?;
+    let chain = runner::chain(&catalog, &file)?;
     let days = runner::case_days(&file)?;
     if days.is_empty() {
         bail!(
@@ -281,7 +281,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
                 let engine = &engine;
                 let days = &days;
                 s.spawn(move || -> Result<(usize, usize)> {
-                    let mut ev = engine.evaluator(chain)?;
+                    let mut ev = runner::evaluator(engine, chain)?;
                     let mut input = Vec::with_capacity(batch);
                     let mut done = 0;
                     let mut errors = 0;
@@ -317,7 +317,9 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let calls = done.div_ceil(batch) * file.chain.len();
     let secs = elapsed.as_secs_f64();
     println!();
-    println!("| customer-days | threads | seconds | customer-days/s | per core | µs per plugin call | errors |");
+    println!(
+        "| customer-days | threads | seconds | customer-days/s | per core | µs per plugin call | errors |"
+    );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
     println!(
         "| {done} | {threads} | {secs:.3} | {:.0} | {:.0} | {:.1} | {errors} |",

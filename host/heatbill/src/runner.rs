@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use heatbill_engine::{
-    Bill, BillError, BillErrorKind, Chain, ChainEntry, CustomerClass, DayInput, Engine, Payer,
+    Bill, BillError, Chain, ChainEntry, CustomerClass, DayInput, Engine, Evaluator, Payer,
     SeasonDay, SeasonPhase, ServiceStatus,
 };
 use rust_decimal::Decimal;
@@ -16,7 +16,7 @@ use crate::cases::{Case, CaseFile, CustomerSpec, params_json};
 use crate::harness::Catalog;
 
 /// Builds a case file's chain from the catalog.
-pub fn chain(engine: &Engine, catalog: &Catalog, file: &CaseFile) -> Result<Arc<Chain>> {
+pub fn chain(catalog: &Catalog, file: &CaseFile) -> Result<Arc<Chain>> {
     let mut entries = Vec::new();
     for (i, e) in file.chain.iter().enumerate() {
         let plugin = catalog
@@ -34,7 +34,7 @@ pub fn chain(engine: &Engine, catalog: &Catalog, file: &CaseFile) -> Result<Arc<
         }
         entries.push(ChainEntry::new(plugin, params_json(&e.params)));
     }
-    Ok(Arc::new(engine.chain(&file.company(), entries)?))
+    Ok(Arc::new(Chain::new(file.company(), entries)?))
 }
 
 /// The engine's input for a case customer on one date.
@@ -182,7 +182,7 @@ pub fn run_file(engine: &Engine, catalog: &Catalog, file: &CaseFile) -> FileRepo
         setup_error: None,
         outcomes: Vec::new(),
     };
-    let evaluator = chain(engine, catalog, file).and_then(|c| Ok(engine.evaluator(c)?));
+    let evaluator = chain(catalog, file).and_then(|c| evaluator(engine, c));
     let mut evaluator = match evaluator {
         Ok(e) => e,
         Err(e) => {
@@ -213,12 +213,15 @@ pub fn run_file(engine: &Engine, catalog: &Catalog, file: &CaseFile) -> FileRepo
 }
 
 fn error_kind(e: &BillError) -> &'static str {
-    match &e.kind {
-        BillErrorKind::Rule { kind, .. } => kind.as_str(),
-        BillErrorKind::Trap { .. } => "trap",
-        BillErrorKind::InvalidOutput { .. } => "invalid-output",
-        BillErrorKind::Skipped { .. } => "skipped",
-    }
+    e.kind.name()
+}
+
+/// An evaluator for a chain, instantiated and configured: a configuration the plugins refuse
+/// (bad params) is an error here, before any customer is evaluated.
+pub fn evaluator(engine: &Engine, chain: Arc<Chain>) -> Result<Evaluator> {
+    let mut ev = Evaluator::new(engine, chain);
+    ev.prepare()?;
+    Ok(ev)
 }
 
 fn summary(bill: &Bill) -> String {

@@ -56,7 +56,9 @@ pub fn find_sdk(given: Option<&Path>) -> Result<PathBuf> {
             return Ok(candidate);
         }
         if !dir.pop() {
-            bail!("cannot find the heatbill guest SDK: pass --sdk <path to plugins/sdk> or set HEATBILL_SDK");
+            bail!(
+                "cannot find the heatbill guest SDK: pass --sdk <path to plugins/sdk> or set HEATBILL_SDK"
+            );
         }
     }
 }
@@ -142,7 +144,13 @@ pub fn build(dir: &Path) -> Result<Vec<PathBuf>> {
 /// files in its target directory for the guest target, as `cargo metadata` reports it.
 pub fn built_components(dir: &Path) -> Result<Vec<PathBuf>> {
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .arg("--manifest-path")
         .arg(dir.join("Cargo.toml"))
         .output()

@@ -47,7 +47,9 @@ fn worked_examples_pass_through_plugin_test() {
     );
     let t = text(&out);
     assert!(out.status.success(), "plugin test failed:\n{t}");
-    for w in ["w1.toml", "w2.toml", "w3.toml", "w4.toml", "w5.toml", "w6.toml", "w7.toml"] {
+    for w in [
+        "w1.toml", "w2.toml", "w3.toml", "w4.toml", "w5.toml", "w6.toml", "w7.toml",
+    ] {
         assert!(t.contains(w), "{w} was not run:\n{t}");
     }
     let last = t.lines().rev().find(|l| l.contains(" passed, ")).unwrap();
@@ -79,7 +81,13 @@ expect.lines = [{ code = "heat", amount = "12.56" }]
     )
     .unwrap();
     let out = heatbill(
-        &["plugin", "test", "plugins", "--cases", cases.to_str().unwrap()],
+        &[
+            "plugin",
+            "test",
+            "plugins",
+            "--cases",
+            cases.to_str().unwrap(),
+        ],
         dir.path(),
     );
     let t = text(&out);
@@ -92,7 +100,14 @@ expect.lines = [{ code = "heat", amount = "12.56" }]
     assert!(t.contains("0 passed, 1 failed"), "{t}");
 
     let json = heatbill(
-        &["plugin", "test", "plugins", "--cases", cases.to_str().unwrap(), "--json"],
+        &[
+            "plugin",
+            "test",
+            "plugins",
+            "--cases",
+            cases.to_str().unwrap(),
+            "--json",
+        ],
         dir.path(),
     );
     assert_eq!(json.status.code(), Some(1));
@@ -120,12 +135,21 @@ expect.lines = []
     )
     .unwrap();
     let out = heatbill(
-        &["plugin", "test", "plugins", "--cases", cases.to_str().unwrap()],
+        &[
+            "plugin",
+            "test",
+            "plugins",
+            "--cases",
+            cases.to_str().unwrap(),
+        ],
         dir.path(),
     );
     let t = text(&out);
     assert_eq!(out.status.code(), Some(2), "{t}");
-    assert!(t.contains("usable_aera"), "the error does not name the key:\n{t}");
+    assert!(
+        t.contains("usable_aera"),
+        "the error does not name the key:\n{t}"
+    );
 }
 
 #[test]
@@ -133,7 +157,11 @@ fn check_accepts_a_reference_plugin_and_refuses_hostile_components() {
     let dir = components();
     let cache = tempfile::tempdir().unwrap();
     let ok = heatbill(
-        &["plugin", "check", dir.join("area_tariff.wasm").to_str().unwrap()],
+        &[
+            "plugin",
+            "check",
+            dir.join("area_tariff.wasm").to_str().unwrap(),
+        ],
         cache.path(),
     );
     let t = text(&ok);
@@ -150,7 +178,11 @@ fn check_accepts_a_reference_plugin_and_refuses_hostile_components() {
     assert!(t.contains("heatbill-fixture:spy/network"), "{t}");
 
     let wrong = heatbill(
-        &["plugin", "check", dir.join("wrong_world.wasm").to_str().unwrap()],
+        &[
+            "plugin",
+            "check",
+            dir.join("wrong_world.wasm").to_str().unwrap(),
+        ],
         cache.path(),
     );
     assert_eq!(wrong.status.code(), Some(1), "{}", text(&wrong));
@@ -167,7 +199,13 @@ fn new_build_test_a_plugin_from_the_template() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("xuchang-tariff");
     let out = heatbill(
-        &["plugin", "new", "xuchang-tariff", "--dir", dir.to_str().unwrap()],
+        &[
+            "plugin",
+            "new",
+            "xuchang-tariff",
+            "--dir",
+            dir.to_str().unwrap(),
+        ],
         work.path(),
     );
     assert!(out.status.success(), "{}", text(&out));
@@ -201,7 +239,13 @@ fn new_build_test_a_plugin_from_the_template() {
     assert!(t.contains(" passed, 0 failed"), "{t}");
 
     let again = heatbill(
-        &["plugin", "new", "xuchang-tariff", "--dir", dir.to_str().unwrap()],
+        &[
+            "plugin",
+            "new",
+            "xuchang-tariff",
+            "--dir",
+            dir.to_str().unwrap(),
+        ],
         work.path(),
     );
     assert_eq!(again.status.code(), Some(2), "plugin new overwrote a crate");
