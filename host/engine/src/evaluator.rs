@@ -32,6 +32,11 @@
 //! strings are one shared [`LineKind`] built when the instance was configured. No string is
 //! formatted unless something failed.
 
+// `Result<Bill, BillError>` is the element of the result vector, not an early-return error: a
+// `BillError` (136 bytes) is about the size of a `Bill`, and boxing it would cost an allocation
+// per failed customer-day and make the harness's and runtime's matching clumsier.
+#![allow(clippy::result_large_err)]
+
 use std::sync::Arc;
 
 use chrono::Datelike;

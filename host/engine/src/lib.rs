@@ -66,6 +66,8 @@
 //! wasmtime version and the engine's compatibility hash, so that the next process (every worker
 //! host, every `heatbill plugin test`) maps it instead of compiling. See [`Engine`].
 
+#![warn(missing_docs)]
+
 mod bindings;
 mod chain;
 mod config;

@@ -342,7 +342,11 @@ impl LogBuffer {
         let tail = &text[start..];
         // Rust prints "panicked at src/lib.rs:10:5:\n<message>\n"; keep both lines, short.
         let mut lines = tail.lines();
-        let location = lines.next().unwrap_or_default().trim_end_matches(':');
+        let location = lines
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("panicked at ")
+            .trim_end_matches(':');
         let message = lines.next().unwrap_or_default();
         let mut s = format!("{message} ({location})");
         if s.len() > 300 {
