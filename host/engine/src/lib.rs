@@ -99,3 +99,16 @@ pub use plugin::Plugin;
 pub fn granted_interfaces() -> &'static [&'static str] {
     sandbox::GRANTED_INTERFACES
 }
+
+// What the runtime relies on: one engine and its plugins and chains shared by every worker
+// thread, an evaluator moved into each.
+const _: () = {
+    const fn shared<T: Send + Sync>() {}
+    const fn sent<T: Send>() {}
+    shared::<Engine>();
+    shared::<Plugin>();
+    shared::<Chain>();
+    shared::<Schedule>();
+    sent::<Evaluator>();
+    sent::<ScheduleEvaluator>();
+};
