@@ -856,6 +856,15 @@ impl ScheduleEvaluator {
         &self.schedule
     }
 
+    /// Instantiates and configures every entry of every version now, returning the first
+    /// failure (see [`Evaluator::prepare`]).
+    pub fn prepare(&mut self) -> Result<(), SetupError> {
+        for v in 0..self.evaluators.len() {
+            self.evaluator(v).prepare()?;
+        }
+        Ok(())
+    }
+
     /// Takes what the plugins of every version printed since the last take, as one text (see
     /// [`Evaluator::take_log`]).
     pub fn take_log(&mut self) -> String {
