@@ -299,11 +299,11 @@ impl Engine {
             })
             .collect();
         report.exports = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+        if report.exports.iter().any(|n| is_compatible_export(n)) {
+            report.world = Some(RULES_WORLD.to_string());
+        }
         match self.prepare(component, &digest, bytes.len()) {
-            Ok(plugin) => {
-                report.world = Some(RULES_WORLD.to_string());
-                report.info = Some(plugin.info().clone());
-            }
+            Ok(plugin) => report.info = Some(plugin.info().clone()),
             Err(e) => report.error = Some(e),
         }
         report
@@ -395,13 +395,10 @@ impl Engine {
                 )
             })
             .collect();
-        let compatible = |name: &str| {
-            name == RULES_INTERFACE
-                || name
-                    .strip_prefix("heatbill:rules/rules@0.1.")
-                    .is_some_and(|patch| !patch.is_empty())
-        };
-        if !exports.iter().any(|(n, inst)| *inst && compatible(n)) {
+        if !exports
+            .iter()
+            .any(|(n, inst)| *inst && is_compatible_export(n))
+        {
             if let Some((other, _)) = exports
                 .iter()
                 .find(|(n, _)| n.starts_with("heatbill:rules/rules@"))
@@ -456,6 +453,15 @@ impl Engine {
             self.limits().max_params_bytes,
         ))
     }
+}
+
+/// Whether an export name is the contract's `rules` interface at a version this engine serves
+/// (0.1.x: semver-compatible with 0.1.0).
+fn is_compatible_export(name: &str) -> bool {
+    name == RULES_INTERFACE
+        || name
+            .strip_prefix("heatbill:rules/rules@0.1.")
+            .is_some_and(|patch| !patch.is_empty())
 }
 
 fn check_size(size: usize, limit: usize) -> Result<(), LoadError> {
@@ -550,7 +556,8 @@ pub struct CheckReport {
     pub imports: Vec<ImportCheck>,
     /// The component's exports.
     pub exports: Vec<String>,
-    /// The contract world it implements, if it loads.
+    /// The contract world it implements, if it exports the contract's `rules` interface (its
+    /// imports are judged separately, in `imports` and `error`).
     pub world: Option<String>,
     /// What `describe()` returned, if it loads.
     pub info: Option<PluginInfo>,
@@ -608,10 +615,12 @@ impl fmt::Display for CheckReport {
                     "{}   {} ({})",
                     mark(i.granted),
                     i.name,
-                    if i.granted {
-                        "granted, with nothing behind it"
-                    } else {
+                    if !i.granted {
                         "NOT GRANTED"
+                    } else if i.name.starts_with("heatbill:rules/") {
+                        "the contract's types"
+                    } else {
+                        "granted, with nothing behind it"
                     }
                 )?;
             }

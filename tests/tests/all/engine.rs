@@ -561,6 +561,11 @@ fn an_import_that_is_not_granted_is_refused_and_flagged_by_check() {
         "{report}"
     );
     assert!(report.to_string().contains("NOT GRANTED"), "{report}");
+    // Its exports are right: only the import is wrong.
+    assert_eq!(
+        report.world.as_deref(),
+        Some("heatbill:rules/rules-plugin@0.1.0")
+    );
 }
 
 #[test]
