@@ -278,7 +278,15 @@ struct LogInner {
     buf: Vec<u8>,
     cap: usize,
     dropped: usize,
+    /// The last `TAIL` bytes written, kept even past the cap: a panic message must be found
+    /// after a plugin filled its log.
+    tail: Vec<u8>,
+    /// Bytes written since the buffer was created (kept or dropped).
+    written: u64,
 }
+
+/// How much of the most recent output is kept for finding a panic message.
+const TAIL: usize = 2048;
 
 impl LogBuffer {
     pub(crate) fn new(cap: usize) -> Self {
@@ -287,6 +295,8 @@ impl LogBuffer {
                 buf: Vec::new(),
                 cap,
                 dropped: 0,
+                tail: Vec::new(),
+                written: 0,
             })),
         }
     }
@@ -302,6 +312,11 @@ impl LogBuffer {
         let n = room.min(bytes.len());
         g.buf.extend_from_slice(&bytes[..n]);
         g.dropped += bytes.len() - n;
+        g.written += bytes.len() as u64;
+        let keep = &bytes[bytes.len().saturating_sub(TAIL)..];
+        let excess = (g.tail.len() + keep.len()).saturating_sub(TAIL);
+        g.tail.drain(..excess);
+        g.tail.extend_from_slice(keep);
     }
 
     /// Whether anything was written since the last take.
@@ -329,15 +344,19 @@ impl LogBuffer {
         text
     }
 
-    /// How many bytes the log holds now: a mark for [`last_panic_since`](Self::last_panic_since).
-    pub(crate) fn mark(&self) -> usize {
-        self.lock().buf.len()
+    /// How many bytes were written so far: a mark for
+    /// [`last_panic_since`](Self::last_panic_since).
+    pub(crate) fn mark(&self) -> u64 {
+        self.lock().written
     }
 
-    /// The last panic message the plugin printed (`panicked at ...`) after `mark`, if any.
-    pub(crate) fn last_panic_since(&self, mark: usize) -> Option<String> {
+    /// The last panic message the plugin printed (`panicked at ...`) after `mark`, if any
+    /// (searched in the last 2 KiB written, whether or not the log had room for them).
+    pub(crate) fn last_panic_since(&self, mark: u64) -> Option<String> {
         let g = self.lock();
-        let text = String::from_utf8_lossy(g.buf.get(mark..).unwrap_or_default());
+        let since = usize::try_from(g.written.saturating_sub(mark)).unwrap_or(usize::MAX);
+        let recent = &g.tail[g.tail.len().saturating_sub(since)..];
+        let text = String::from_utf8_lossy(recent);
         let start = text.rfind("panicked at")?;
         let tail = &text[start..];
         // Rust prints "panicked at src/lib.rs:10:5:\n<message>\n"; keep both lines, short.
@@ -437,6 +456,19 @@ mod tests {
         assert!(text.starts_with("hello wo\n"), "{text}");
         assert!(text.contains("4 more bytes dropped"), "{text}");
         assert!(log.is_empty());
+    }
+
+    #[test]
+    fn finds_the_panic_message_even_in_a_full_log() {
+        let log = LogBuffer::new(16);
+        log.append(&[b'x'; 100]);
+        let mark = log.mark();
+        log.append(b"\nthread '<unnamed>' panicked at src/lib.rs:3:1:\nboom\n");
+        assert_eq!(
+            log.last_panic_since(mark).as_deref(),
+            Some("boom (src/lib.rs:3:1)")
+        );
+        assert_eq!(log.last_panic_since(log.mark()), None);
     }
 
     #[test]

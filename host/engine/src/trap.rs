@@ -23,7 +23,7 @@ pub(crate) fn classify(
     err: &wasmtime::Error,
     store: &mut Store<StoreState>,
     log: &LogBuffer,
-    log_mark: usize,
+    log_mark: u64,
     deadline_ms: u64,
 ) -> (TrapKind, String) {
     let denied = store.data_mut().limiter.denied_memory.take();
