@@ -2,6 +2,7 @@
 
 use std::sync::OnceLock;
 
+use crate::bindings::heatbill::rules::types::{BatchOutput, DayBatch};
 use crate::params::{check_line_specs, parse, truncate};
 use crate::{CustomerDay, DayOutput, LineSpec, Plugin, PluginInfo, RuleError};
 
@@ -51,7 +52,25 @@ impl<P: Plugin> Instance<P> {
         Ok(specs)
     }
 
-    /// `evaluate`: one result per day, in order. Before `configure`, every day gets a
+    /// `evaluate`: one customer-day. Before `configure` it is a [`RuleError::Unsupported`]
+    /// saying so; an error message is cut to the contract's 1,000 bytes.
+    pub fn evaluate_one(&self, day: &CustomerDay) -> Result<DayOutput, RuleError> {
+        let mut out = self.evaluate(std::slice::from_ref(day));
+        out.pop().expect("one result per day")
+    }
+
+    /// `evaluate-batch`: decodes the columns into rows ([`crate::batch::decode`]), evaluates
+    /// them, and encodes the results ([`crate::batch::encode`]). A batch that cannot be decoded
+    /// (a host bug) fails every row with a [`RuleError::InvalidInput`] that says why.
+    pub fn evaluate_batch(&self, batch: &DayBatch) -> BatchOutput {
+        let results = match crate::batch::decode(batch) {
+            Ok(days) => self.evaluate(&days),
+            Err(e) => vec![Err(RuleError::InvalidInput(e.0)); batch.len as usize],
+        };
+        crate::batch::encode(results)
+    }
+
+    /// One result per day, in order. Before `configure`, every day gets a
     /// [`RuleError::Unsupported`] saying so. A plugin's `evaluate_batch` that pushes the wrong
     /// number of results is corrected here (missing results become errors, extra ones are
     /// dropped), and error messages are cut to the contract's 1,000 bytes.

