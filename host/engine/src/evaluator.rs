@@ -44,7 +44,9 @@ use wasmtime::Store;
 
 use crate::bindings::{RulesPlugin, wit};
 use crate::chain::{Chain, Schedule};
-use crate::decimal::{amount_from_wit, from_wit, to_wit};
+use rust_decimal::Decimal;
+
+use crate::columns::{self, Column};
 use crate::engine::Engine;
 use crate::error::{BillError, BillErrorKind, SetupError};
 use crate::model::{
@@ -77,10 +79,9 @@ pub struct Evaluator {
     engine: Engine,
     chain: Arc<Chain>,
     slots: Vec<Slot>,
-    /// Prior lines of the customer-days of one call, flat; reused across calls.
-    prior: Vec<wit::PriorLine>,
-    /// Per customer-day of one call, its range in `prior`; reused across calls.
-    ranges: Vec<(usize, usize)>,
+    /// The per-call columns (season, prior lines, and a subset's gathered base columns);
+    /// reused across calls so the hot path allocates nothing per customer-day.
+    cols: CallColumns,
 }
 
 struct Slot {
@@ -114,7 +115,13 @@ struct Acc {
     error: Option<BillError>,
 }
 
-type Results = Vec<Result<wit::DayOutput, wit::RuleError>>;
+/// One customer-day's part of a `batch-output`.
+struct Row<'o> {
+    lines: &'o wit::LineColumnResult,
+    range: std::ops::Range<usize>,
+    refusal: Option<wit::RuleError>,
+    season: Option<(&'o wit::SeasonColumn, usize)>,
+}
 
 impl Evaluator {
     /// An evaluator for `chain`; instances are created on first use (or by
@@ -135,8 +142,7 @@ impl Evaluator {
             engine: engine.clone(),
             chain,
             slots,
-            prior: Vec::new(),
-            ranges: Vec::new(),
+            cols: CallColumns::default(),
         }
     }
 
@@ -203,39 +209,22 @@ impl Evaluator {
 
     fn run(&mut self, days: &[&DayInput], out: &mut Vec<Result<Bill, BillError>>) {
         let n = days.len();
-        // Strings of the batch, flat, so that each lowered customer-day borrows slices of them.
-        let mut tags: Vec<&str> = Vec::new();
-        let mut attrs: Vec<wit::Attribute<'_>> = Vec::new();
-        for d in days {
-            tags.extend(d.tags.iter().map(String::as_str));
-            attrs.extend(
-                d.attributes
-                    .iter()
-                    .map(|(k, v)| wit::Attribute { key: k, value: v }),
-            );
-        }
-        let mut base: Vec<Option<wit::CustomerDay<'_>>> = Vec::with_capacity(n);
-        let mut accs: Vec<Acc> = Vec::with_capacity(n);
-        let (mut t, mut a) = (0, 0);
-        for d in days {
-            let day_tags = &tags[t..t + d.tags.len()];
-            let day_attrs = &attrs[a..a + d.attributes.len()];
-            t += d.tags.len();
-            a += d.attributes.len();
-            let mut acc = Acc {
+        // The columns that stay the same along the chain, built once per batch.
+        let mut bad: Vec<(usize, String)> = Vec::new();
+        let base = Base::build(days, &mut bad);
+        let mut accs: Vec<Acc> = days
+            .iter()
+            .map(|d| Acc {
                 lines: Vec::new(),
                 season: d.season.map(season_to_wit),
                 error: None,
-            };
-            match lower_day(d, day_tags, day_attrs) {
-                Ok(w) => base.push(Some(w)),
-                Err(message) => {
-                    base.push(None);
-                    acc.error =
-                        Some(self.bill_error(usize::MAX, d, BillErrorKind::Input { message }));
-                }
+            })
+            .collect();
+        for (i, message) in bad {
+            if accs[i].error.is_none() {
+                accs[i].error =
+                    Some(self.bill_error(usize::MAX, days[i], BillErrorKind::Input { message }));
             }
-            accs.push(acc);
         }
 
         let mut alive: Vec<usize> = Vec::with_capacity(n);
@@ -251,13 +240,20 @@ impl Evaluator {
                 }
                 continue;
             }
-            match self.call(e, &base, &accs, &alive) {
-                // A wrong number of results poisons the whole batch (which result is whose?);
-                // one customer-day at a time finds the customer-days it happens on.
-                Ok(results) if results.len() != alive.len() && alive.len() > 1 => {
-                    self.isolate(e, days, &base, &mut accs, &alive)
+            match self.call(e, &base, &mut accs, days, &alive) {
+                Ok(output) => {
+                    // An output whose shape is broken (columns of different lengths, rows out
+                    // of order) cannot be attributed to customer-days; one customer-day at a
+                    // time finds the ones it happens on.
+                    if let Err(message) = self.apply_batch(e, days, &mut accs, &alive, output) {
+                        if alive.len() > 1 {
+                            self.isolate(e, days, &base, &mut accs, &alive);
+                        } else {
+                            let i = alive[0];
+                            accs[i].error = Some(self.bill_error(e, days[i], invalid(message)));
+                        }
+                    }
                 }
-                Ok(results) => self.apply_all(e, days, &mut accs, &alive, results),
                 Err((trap, message)) => {
                     self.slots[e].state = SlotState::Empty;
                     if alive.len() == 1 {
@@ -280,19 +276,22 @@ impl Evaluator {
         out.extend(days.iter().zip(accs).map(|(d, acc)| finish(d, acc)));
     }
 
-    /// After a batch trapped (or returned the wrong number of results): each customer-day
+    /// After a batch trapped (or returned an output of the wrong shape): each customer-day
     /// alone, with a fresh instance after every trap, until the circuit breaker opens.
     fn isolate(
         &mut self,
         e: usize,
         days: &[&DayInput],
-        base: &[Option<wit::CustomerDay<'_>>],
+        base: &Base<'_>,
         accs: &mut [Acc],
         alive: &[usize],
     ) {
         let breaker = self.engine.limits().circuit_breaker_traps.max(1);
         let mut consecutive = 0u32;
         for &i in alive {
+            if accs[i].error.is_some() {
+                continue;
+            }
             if consecutive >= breaker {
                 let reason = format!(
                     "plugin {} {} trapped on {breaker} customer-days of this batch in a row \
@@ -308,10 +307,12 @@ impl Evaluator {
                 accs[i].error = Some(self.bill_error(e, days[i], kind));
                 continue;
             }
-            match self.call(e, base, accs, &[i]) {
-                Ok(results) => {
+            match self.call(e, base, accs, days, &[i]) {
+                Ok(output) => {
                     consecutive = 0;
-                    self.apply_all(e, days, accs, &[i], results);
+                    if let Err(message) = self.apply_batch(e, days, accs, &[i], output) {
+                        accs[i].error = Some(self.bill_error(e, days[i], invalid(message)));
+                    }
                 }
                 Err((trap, message)) => {
                     consecutive += 1;
@@ -329,38 +330,30 @@ impl Evaluator {
         }
     }
 
-    /// One `evaluate` call of entry `e` over the customer-days `idx`.
+    /// One `evaluate-batch` call of entry `e` over the customer-days `idx` (ascending). A
+    /// customer-day whose earlier lines cannot be passed on fails with an input error and its
+    /// result is ignored.
     fn call(
         &mut self,
         e: usize,
-        base: &[Option<wit::CustomerDay<'_>>],
-        accs: &[Acc],
+        base: &Base<'_>,
+        accs: &mut [Acc],
+        days: &[&DayInput],
         idx: &[usize],
-    ) -> Result<Results, (crate::model::TrapKind, String)> {
+    ) -> Result<wit::BatchOutput, (crate::model::TrapKind, String)> {
+        let full = idx.len() == base.dates.len();
+        let bad = self.cols.fill(base, accs, idx, full);
+        for (j, message) in bad {
+            let i = idx[j];
+            accs[i].error = Some(self.bill_error(e, days[i], BillErrorKind::Input { message }));
+        }
         let Evaluator {
             engine,
             slots,
-            prior,
-            ranges,
+            cols,
             ..
         } = self;
-        prior.clear();
-        ranges.clear();
-        for &i in idx {
-            let start = prior.len();
-            prior.extend(accs[i].lines.iter().map(prior_line));
-            ranges.push((start, prior.len()));
-        }
-        let mut lowered: Vec<wit::CustomerDay<'_>> = Vec::with_capacity(idx.len());
-        for (&i, &(s, t)) in idx.iter().zip(ranges.iter()) {
-            // `base[i]` is some for every alive customer-day (a failed lowering is an error).
-            if let Some(b) = &base[i] {
-                let mut d = b.clone();
-                d.season = accs[i].season;
-                d.prior_lines = &prior[s..t];
-                lowered.push(d);
-            }
-        }
+        let batch = cols.view(base, idx.len(), full);
         let slot = &mut slots[e];
         let SlotState::Ready(live) = &mut slot.state else {
             return Err((
@@ -374,119 +367,135 @@ impl Evaluator {
         let mark = slot.log.mark();
         guest
             .heatbill_rules_rules()
-            .call_evaluate(&mut *store, &lowered)
+            .call_evaluate_batch(&mut *store, batch)
             .map_err(|err| classify(&err, store, &slot.log, mark, engine.deadline_ms(idx.len())))
     }
 
-    /// Applies the results of one call to the customer-days `idx`.
-    fn apply_all(
+    /// Checks one call's output and applies it to the customer-days `idx`. Returns why the
+    /// output as a whole is unreadable; a problem with one customer-day's part fails that
+    /// customer-day alone.
+    fn apply_batch(
         &self,
         e: usize,
         days: &[&DayInput],
         accs: &mut [Acc],
         idx: &[usize],
-        results: Results,
-    ) {
-        if results.len() != idx.len() {
-            let message = format!(
-                "evaluate returned {} results for {} customer-days; the contract requires \
-                 exactly one result per customer-day, in order",
-                results.len(),
-                idx.len()
-            );
-            for &i in idx {
-                accs[i].error = Some(self.bill_error(
-                    e,
-                    days[i],
-                    BillErrorKind::InvalidOutput {
-                        message: message.clone(),
-                    },
-                ));
-            }
-            return;
-        }
+        output: wit::BatchOutput,
+    ) -> Result<(), String> {
+        columns::check_shape(&output, idx.len())?;
         let SlotState::Ready(live) = &self.slots[e].state else {
-            return;
+            return Ok(());
         };
-        for (&i, r) in idx.iter().zip(results) {
-            if let Err(kind) = self.apply(e, &live.kinds, &mut accs[i], r) {
+        let wit::BatchOutput {
+            lines,
+            errors,
+            season,
+        } = output;
+        let mut errors = errors.into_iter().peekable();
+        let mut next = 0;
+        for (j, &i) in idx.iter().enumerate() {
+            let start = next;
+            while next < lines.rows.len() && lines.rows[next] as usize == j {
+                next += 1;
+            }
+            let refusal = errors.next_if(|x| x.row as usize == j).map(|x| x.error);
+            if accs[i].error.is_some() {
+                continue;
+            }
+            let row = Row {
+                lines: &lines,
+                range: start..next,
+                refusal,
+                season: season.as_ref().map(|s| (s, j)),
+            };
+            if let Err(kind) = self.apply(e, &live.kinds, &mut accs[i], row) {
                 accs[i].error = Some(self.bill_error(e, days[i], kind));
             }
         }
+        Ok(())
     }
 
-    /// Checks one result and adds its lines (or returns why it fails the customer-day).
+    /// Checks one customer-day's part of an output and adds its lines (or returns why it fails
+    /// the customer-day).
     fn apply(
         &self,
         e: usize,
         kinds: &[Arc<LineKind>],
         acc: &mut Acc,
-        r: Result<wit::DayOutput, wit::RuleError>,
+        row: Row<'_>,
     ) -> Result<(), BillErrorKind> {
         let limits = self.engine.limits();
-        let out = match r {
-            Ok(out) => out,
-            Err(rule) => {
-                let (rule, message) = match rule {
-                    wit::RuleError::BadParams(m) => (RuleErrorKind::BadParams, m),
-                    wit::RuleError::MissingInput(m) => (RuleErrorKind::MissingInput, m),
-                    wit::RuleError::InvalidInput(m) => (RuleErrorKind::InvalidInput, m),
-                    wit::RuleError::Unsupported(m) => (RuleErrorKind::Unsupported, m),
-                };
-                if message.len() > limits.max_message_bytes {
-                    return Err(invalid(format!(
-                        "a rule error ({rule}) with a message of {} bytes; the limit is {} \
-                         (limits.max_message_bytes)",
-                        message.len(),
-                        limits.max_message_bytes
-                    )));
-                }
-                return Err(BillErrorKind::Rule {
-                    kind: rule,
-                    message,
-                });
+        if let Some(rule) = row.refusal {
+            if !row.range.is_empty() {
+                return Err(invalid(
+                    "a customer-day has both lines and a rule error; the contract allows one or \
+                     the other"
+                        .to_string(),
+                ));
             }
-        };
-        if let Some(season) = out.season {
+            let (rule, message) = match rule {
+                wit::RuleError::BadParams(m) => (RuleErrorKind::BadParams, m),
+                wit::RuleError::MissingInput(m) => (RuleErrorKind::MissingInput, m),
+                wit::RuleError::InvalidInput(m) => (RuleErrorKind::InvalidInput, m),
+                wit::RuleError::Unsupported(m) => (RuleErrorKind::Unsupported, m),
+            };
+            if message.len() > limits.max_message_bytes {
+                return Err(invalid(format!(
+                    "a rule error ({rule}) with a message of {} bytes; the limit is {} \
+                     (limits.max_message_bytes)",
+                    message.len(),
+                    limits.max_message_bytes
+                )));
+            }
+            return Err(BillErrorKind::Rule {
+                kind: rule,
+                message,
+            });
+        }
+        if let Some((column, j)) = row.season {
             if self.slots[e].kind != PluginKind::Season {
                 return Err(invalid(format!(
-                    "a {} plugin returned a season position; only season plugins may",
+                    "a {} plugin returned season positions; only season plugins may",
                     self.slots[e].kind
                 )));
             }
+            let season = columns::season_at(column, j).map_err(invalid)?;
             check_season(&season)?;
             acc.season = Some(season);
         }
-        let total = acc.lines.len() + out.lines.len();
+        let count = row.range.len();
+        let total = acc.lines.len() + count;
         if total > limits.max_lines_per_day {
             return Err(invalid(format!(
-                "{} lines, which makes {total} for this customer-day; the limit is {} \
+                "{count} lines, which makes {total} for this customer-day; the limit is {} \
                  (limits.max_lines_per_day)",
-                out.lines.len(),
                 limits.max_lines_per_day
             )));
         }
-        acc.lines.reserve(out.lines.len());
-        for (n, line) in out.lines.iter().enumerate() {
-            let Some(kind) = kinds.get(usize::from(line.spec)) else {
+        let l = row.lines;
+        acc.lines.reserve(count);
+        for (n, k) in row.range.enumerate() {
+            let Some(kind) = kinds.get(usize::from(l.kinds[k])) else {
                 return Err(invalid(format!(
                     "line {n} names line kind {}, but configure announced {} kinds",
-                    line.spec,
+                    l.kinds[k],
                     kinds.len()
                 )));
             };
-            let quantity =
-                from_wit(line.quantity).map_err(|m| invalid(format!("line {n}: {m}")))?;
-            let unit_price =
-                from_wit(line.unit_price).map_err(|m| invalid(format!("line {n}: {m}")))?;
+            let payer = match l.payers[k] {
+                0 => Payer::Customer,
+                1 => Payer::Government,
+                2 => Payer::Employer,
+                p => return Err(invalid(format!("line {n}: payer code {p} is not a payer"))),
+            };
             let amount =
-                amount_from_wit(line.amount).map_err(|m| invalid(format!("line {n}: {m}")))?;
+                columns::amount_at(&l.amount, k).map_err(|m| invalid(format!("line {n}: {m}")))?;
             acc.lines.push(BillLine {
                 kind: kind.clone(),
-                quantity,
-                unit_price,
+                quantity: columns::decimal_at(&l.quantity, k),
+                unit_price: columns::decimal_at(&l.unit_price, k),
                 amount,
-                payer: payer_from_wit(line.payer),
+                payer,
             });
         }
         Ok(())
@@ -701,80 +710,6 @@ fn finish(day: &DayInput, acc: Acc) -> Result<Bill, BillError> {
     })
 }
 
-/// Lowers the parts of a customer-day that do not change along the chain.
-fn lower_day<'a>(
-    d: &'a DayInput,
-    tags: &'a [&'a str],
-    attributes: &'a [wit::Attribute<'a>],
-) -> Result<wit::CustomerDay<'a>, String> {
-    let dec = |what: &str, v: rust_decimal::Decimal| to_wit(v).map_err(|m| format!("{what}: {m}"));
-    let opt = |what: &str, v: Option<rust_decimal::Decimal>| v.map(|v| dec(what, v)).transpose();
-    let mut flags = wit::CustomerFlags::empty();
-    if d.metered {
-        flags |= wit::CustomerFlags::METERED;
-    }
-    if d.low_income {
-        flags |= wit::CustomerFlags::LOW_INCOME;
-    }
-    Ok(wit::CustomerDay {
-        date: date_to_wit(d.date),
-        class: match d.class {
-            CustomerClass::Residential => wit::CustomerClass::Residential,
-            CustomerClass::NonResidential => wit::CustomerClass::NonResidential,
-        },
-        special_class: d.special_class.as_deref(),
-        status: match d.status {
-            ServiceStatus::Active => wit::ServiceStatus::Active,
-            ServiceStatus::Suspended => wit::ServiceStatus::Suspended,
-        },
-        flags,
-        building_area: dec("building_area", d.building_area)?,
-        usable_area: opt("usable_area", d.usable_area)?,
-        ceiling_height: opt("ceiling_height", d.ceiling_height)?,
-        heat: opt("heat", d.heat)?,
-        indoor_temperature: opt("indoor_temperature", d.indoor_temperature)?,
-        arrears: dec("arrears", d.arrears)?,
-        arrears_since: d.arrears_since.map(date_to_wit),
-        season: None,
-        tags,
-        attributes,
-        prior_lines: &[],
-    })
-}
-
-fn date_to_wit(d: chrono::NaiveDate) -> wit::Date {
-    wit::Date {
-        year: d.year(),
-        month: d.month() as u8,
-        day: d.day() as u8,
-    }
-}
-
-/// A bill line as later plugins see it. Its decimals came from the contract's (amounts rescaled
-/// to 2 only when the digits still fit an s64, see `amount_from_wit`), so they convert back.
-fn prior_line(l: &BillLine) -> wit::PriorLine {
-    let back = |d: rust_decimal::Decimal| to_wit(d).unwrap_or(wit::Decimal { units: 0, scale: 0 });
-    wit::PriorLine {
-        category: category_to_wit(l.kind.category),
-        quantity: back(l.quantity),
-        unit_price: back(l.unit_price),
-        amount: back(l.amount),
-        payer: match l.payer {
-            Payer::Customer => wit::Payer::Customer,
-            Payer::Government => wit::Payer::Government,
-            Payer::Employer => wit::Payer::Employer,
-        },
-    }
-}
-
-fn payer_from_wit(p: wit::Payer) -> Payer {
-    match p {
-        wit::Payer::Customer => Payer::Customer,
-        wit::Payer::Government => Payer::Government,
-        wit::Payer::Employer => Payer::Employer,
-    }
-}
-
 fn category_from_wit(c: wit::LineCategory) -> LineCategory {
     match c {
         wit::LineCategory::Heating => LineCategory::Heating,
@@ -824,6 +759,302 @@ fn season_from_wit(s: wit::SeasonDay) -> SeasonDay {
         day_index: s.day_index,
         season_days: s.season_days,
         charged: s.charged,
+    }
+}
+
+/// The columns of a batch that stay the same along the chain, built once per batch from the
+/// customer-days; every call of the chain's plugins borrows them.
+struct Base<'a> {
+    dates: Vec<i32>,
+    bits: Vec<u32>,
+    special: Vec<u32>,
+    building: Column,
+    usable: Column,
+    ceiling: Column,
+    heat: Column,
+    temperature: Column,
+    arrears: Column,
+    since: Vec<i32>,
+    texts: Vec<&'a str>,
+    tags: Vec<(u32, u32)>,
+    attributes: Vec<(u32, u32, u32)>,
+}
+
+/// Days since 1970-01-01 (the contract's `date32`).
+fn date32(d: chrono::NaiveDate) -> i32 {
+    // 719,163 is the number of days from 0001-01-01 (CE day 1) to 1970-01-01.
+    d.num_days_from_ce() - 719_163
+}
+
+impl<'a> Base<'a> {
+    /// Builds the columns; a customer-day with a value the contract cannot carry is reported in
+    /// `bad` (its entry is 0 and it is not evaluated).
+    fn build(days: &[&'a DayInput], bad: &mut Vec<(usize, String)>) -> Base<'a> {
+        use columns::bits::*;
+        let n = days.len();
+        let mut texts: Vec<&'a str> = Vec::new();
+        let mut index: std::collections::HashMap<&'a str, u32> = std::collections::HashMap::new();
+        let mut text = |s: &'a str| -> u32 {
+            *index.entry(s).or_insert_with(|| {
+                texts.push(s);
+                (texts.len() - 1) as u32
+            })
+        };
+        let mut b = Base {
+            dates: Vec::with_capacity(n),
+            bits: Vec::with_capacity(n),
+            special: Vec::with_capacity(n),
+            building: Column::default(),
+            usable: Column::default(),
+            ceiling: Column::default(),
+            heat: Column::default(),
+            temperature: Column::default(),
+            arrears: Column::default(),
+            since: Vec::with_capacity(n),
+            texts: Vec::new(),
+            tags: Vec::new(),
+            attributes: Vec::new(),
+        };
+        for (i, d) in days.iter().enumerate() {
+            let row = i as u32;
+            let mut bits = 0;
+            let mut set = |on: bool, bit: u32| {
+                if on {
+                    bits |= bit;
+                }
+            };
+            set(d.class == CustomerClass::NonResidential, NON_RESIDENTIAL);
+            set(d.status == ServiceStatus::Suspended, SUSPENDED);
+            set(d.metered, METERED);
+            set(d.low_income, LOW_INCOME);
+            set(d.usable_area.is_some(), HAS_USABLE_AREA);
+            set(d.ceiling_height.is_some(), HAS_CEILING_HEIGHT);
+            set(d.heat.is_some(), HAS_HEAT);
+            set(d.indoor_temperature.is_some(), HAS_INDOOR_TEMPERATURE);
+            set(d.arrears_since.is_some(), HAS_ARREARS_SINCE);
+            b.bits.push(bits);
+            b.dates.push(date32(d.date));
+            b.since.push(d.arrears_since.map_or(0, date32));
+            b.special
+                .push(d.special_class.as_deref().map_or(0, |s| text(s) + 1));
+            for t in &d.tags {
+                b.tags.push((row, text(t)));
+            }
+            for (k, v) in &d.attributes {
+                b.attributes.push((row, text(k), text(v)));
+            }
+        }
+        b.texts = texts;
+        let columns: [(&mut Column, &'static str, fn(&DayInput) -> Option<Decimal>); 6] = [
+            (&mut b.building, "building_area", |d| Some(d.building_area)),
+            (&mut b.usable, "usable_area", |d| d.usable_area),
+            (&mut b.ceiling, "ceiling_height", |d| d.ceiling_height),
+            (&mut b.heat, "heat", |d| d.heat),
+            (&mut b.temperature, "indoor_temperature", |d| {
+                d.indoor_temperature
+            }),
+            (&mut b.arrears, "arrears", |d| Some(d.arrears)),
+        ];
+        for (column, what, get) in columns {
+            column.fill(days.iter().map(|d| get(d)), |i, m| {
+                bad.push((i, format!("{what}: {m}")))
+            });
+        }
+        b
+    }
+}
+
+/// The columns of one call that change along the chain (bits with the season, the season
+/// position, the prior lines) and, for a call over a subset of the batch, the base columns
+/// gathered for that subset. Owned by the evaluator and reused, so a call allocates only when a
+/// batch is larger than any before.
+#[derive(Default)]
+struct CallColumns {
+    bits: Vec<u32>,
+    phase: Vec<u8>,
+    day_index: Vec<u32>,
+    season_days: Vec<u32>,
+    prior_rows: Vec<u32>,
+    prior_kinds: Vec<u16>,
+    prior_payers: Vec<u8>,
+    prior_quantity: Column,
+    prior_unit_price: Column,
+    prior_amount: Column,
+    // A subset's base columns.
+    dates: Vec<i32>,
+    special: Vec<u32>,
+    building: Column,
+    usable: Column,
+    ceiling: Column,
+    heat: Column,
+    temperature: Column,
+    arrears: Column,
+    since: Vec<i32>,
+    tags: Vec<(u32, u32)>,
+    attributes: Vec<(u32, u32, u32)>,
+}
+
+fn gather<T: Copy>(out: &mut Vec<T>, from: &[T], idx: &[usize]) {
+    out.clear();
+    out.extend(idx.iter().map(|&i| from[i]));
+}
+
+impl CallColumns {
+    /// Fills the per-call columns for the customer-days `idx` (ascending) of the batch; `full`
+    /// when `idx` is the whole batch (the base columns are then borrowed as they are). Returns
+    /// the positions in `idx` of customer-days whose earlier lines cannot be passed on, with why.
+    fn fill(
+        &mut self,
+        base: &Base<'_>,
+        accs: &[Acc],
+        idx: &[usize],
+        full: bool,
+    ) -> Vec<(usize, String)> {
+        use columns::bits::*;
+        self.bits.clear();
+        self.phase.clear();
+        self.day_index.clear();
+        self.season_days.clear();
+        self.prior_rows.clear();
+        self.prior_kinds.clear();
+        self.prior_payers.clear();
+        let mut lines = 0;
+        for (j, &i) in idx.iter().enumerate() {
+            let acc = &accs[i];
+            let mut bits = base.bits[i];
+            match acc.season {
+                Some(s) => {
+                    bits |= HAS_SEASON;
+                    if s.charged {
+                        bits |= SEASON_CHARGED;
+                    }
+                    self.phase.push(columns::phase_code(s.phase));
+                    self.day_index.push(s.day_index);
+                    self.season_days.push(s.season_days);
+                }
+                None => {
+                    self.phase.push(0);
+                    self.day_index.push(0);
+                    self.season_days.push(0);
+                }
+            }
+            self.bits.push(bits);
+            for l in &acc.lines {
+                self.prior_rows.push(j as u32);
+                self.prior_kinds
+                    .push(category_to_wit(l.kind.category) as u16);
+                self.prior_payers.push(payer_code(l.payer));
+            }
+            lines += acc.lines.len();
+        }
+        let mut bad = Vec::new();
+        if lines > 0 {
+            let all = || idx.iter().flat_map(|&i| accs[i].lines.iter());
+            let rows = &self.prior_rows;
+            let mut report = |k: usize, m: String| {
+                let j = rows[k] as usize;
+                if bad.last().is_none_or(|(b, _)| *b != j) {
+                    bad.push((
+                        j,
+                        format!("an earlier plugin's line cannot be passed on: {m}"),
+                    ));
+                }
+            };
+            self.prior_quantity
+                .fill(all().map(|l| Some(l.quantity)), &mut report);
+            self.prior_unit_price
+                .fill(all().map(|l| Some(l.unit_price)), &mut report);
+            self.prior_amount
+                .fill(all().map(|l| Some(l.amount)), &mut report);
+            bad.sort_by_key(|(j, _)| *j);
+            bad.dedup_by_key(|(j, _)| *j);
+        } else {
+            for c in [
+                &mut self.prior_quantity,
+                &mut self.prior_unit_price,
+                &mut self.prior_amount,
+            ] {
+                c.units.clear();
+                c.scales.clear();
+            }
+        }
+        if !full {
+            gather(&mut self.dates, &base.dates, idx);
+            gather(&mut self.special, &base.special, idx);
+            gather(&mut self.since, &base.since, idx);
+            self.building.gather(&base.building, idx);
+            self.usable.gather(&base.usable, idx);
+            self.ceiling.gather(&base.ceiling, idx);
+            self.heat.gather(&base.heat, idx);
+            self.temperature.gather(&base.temperature, idx);
+            self.arrears.gather(&base.arrears, idx);
+            // Tags and attributes renumbered to positions in `idx` (both are in row order).
+            self.tags.clear();
+            self.attributes.clear();
+            let mut pos = idx.iter().enumerate().peekable();
+            for &(row, t) in &base.tags {
+                while pos.peek().is_some_and(|(_, i)| **i < row as usize) {
+                    pos.next();
+                }
+                if let Some((j, _)) = pos.peek().filter(|(_, i)| **i == row as usize) {
+                    self.tags.push((*j as u32, t));
+                }
+            }
+            let mut pos = idx.iter().enumerate().peekable();
+            for &(row, k, v) in &base.attributes {
+                while pos.peek().is_some_and(|(_, i)| **i < row as usize) {
+                    pos.next();
+                }
+                if let Some((j, _)) = pos.peek().filter(|(_, i)| **i == row as usize) {
+                    self.attributes.push((*j as u32, k, v));
+                }
+            }
+        }
+        bad
+    }
+
+    /// The batch of one call, borrowing the base columns (`full`) or the gathered ones.
+    fn view<'s>(&'s self, base: &'s Base<'_>, len: usize, full: bool) -> wit::DayBatch<'s> {
+        let src = |b: &'s Column, own: &'s Column| if full { b.as_wit() } else { own.as_wit() };
+        wit::DayBatch {
+            len: len as u32,
+            dates: if full { &base.dates } else { &self.dates },
+            bits: &self.bits,
+            special_class: if full { &base.special } else { &self.special },
+            building_area: src(&base.building, &self.building),
+            usable_area: src(&base.usable, &self.usable),
+            ceiling_height: src(&base.ceiling, &self.ceiling),
+            heat: src(&base.heat, &self.heat),
+            indoor_temperature: src(&base.temperature, &self.temperature),
+            arrears: src(&base.arrears, &self.arrears),
+            arrears_since: if full { &base.since } else { &self.since },
+            season_phase: &self.phase,
+            season_day_index: &self.day_index,
+            season_days: &self.season_days,
+            texts: &base.texts,
+            tags: if full { &base.tags } else { &self.tags },
+            attributes: if full {
+                &base.attributes
+            } else {
+                &self.attributes
+            },
+            prior_lines: wit::LineColumnParam {
+                rows: &self.prior_rows,
+                kinds: &self.prior_kinds,
+                payers: &self.prior_payers,
+                quantity: self.prior_quantity.as_wit(),
+                unit_price: self.prior_unit_price.as_wit(),
+                amount: self.prior_amount.as_wit(),
+            },
+        }
+    }
+}
+
+fn payer_code(p: Payer) -> u8 {
+    match p {
+        Payer::Customer => 0,
+        Payer::Government => 1,
+        Payer::Employer => 2,
     }
 }
 

@@ -70,6 +70,7 @@
 
 mod bindings;
 mod chain;
+mod columns;
 mod config;
 mod decimal;
 mod engine;

@@ -56,7 +56,7 @@ fn column_len(name: &str, got: usize, want: usize) -> Result<(), BatchError> {
 fn decimal_at(col: &DecimalColumn, i: usize) -> WitDecimal {
     WitDecimal {
         units: col.units[i],
-        scale: col.scale,
+        scale: col.scales[i],
     }
 }
 
@@ -145,10 +145,16 @@ pub fn decode(batch: &DayBatch) -> Result<Vec<CustomerDay>, BatchError> {
         &p.unit_price,
         &p.amount,
     ] {
-        if c.scale > MAX_SCALE {
+        if c.scales.len() != c.units.len() {
             return Err(BatchError(format!(
-                "a decimal column has scale {}, above {MAX_SCALE}",
-                c.scale
+                "a decimal column has {} units and {} scales",
+                c.units.len(),
+                c.scales.len()
+            )));
+        }
+        if let Some(s) = c.scales.iter().find(|&&s| s > MAX_SCALE) {
+            return Err(BatchError(format!(
+                "a decimal column has scale {s}, above {MAX_SCALE}"
             )));
         }
     }
@@ -247,51 +253,29 @@ pub fn decode(batch: &DayBatch) -> Result<Vec<CustomerDay>, BatchError> {
     Ok(days)
 }
 
-/// Builds a [`DecimalColumn`] from values of mixed scales: the column takes the largest scale
-/// and the others are multiplied up to it (exactly; a value that would overflow is an error).
-#[derive(Default)]
+/// Builds a [`DecimalColumn`], entry by entry.
 struct ColumnBuilder {
-    scale: u8,
     units: Vec<i64>,
+    scales: Vec<u8>,
 }
 
 impl ColumnBuilder {
     fn with_capacity(n: usize) -> Self {
         ColumnBuilder {
-            scale: 0,
             units: Vec::with_capacity(n),
+            scales: Vec::with_capacity(n),
         }
     }
 
-    fn push(&mut self, d: WitDecimal) -> Result<(), String> {
-        if d.scale > MAX_SCALE {
-            return Err(format!(
-                "a decimal has scale {}, above {MAX_SCALE}",
-                d.scale
-            ));
-        }
-        if d.scale > self.scale {
-            let f = 10i64.pow(u32::from(d.scale - self.scale));
-            for u in &mut self.units {
-                *u = u
-                    .checked_mul(f)
-                    .ok_or("a decimal column overflows at the scale of its most precise value")?;
-            }
-            self.scale = d.scale;
-        }
-        let f = 10i64.pow(u32::from(self.scale - d.scale));
-        self.units.push(
-            d.units
-                .checked_mul(f)
-                .ok_or("a decimal column overflows at the scale of its most precise value")?,
-        );
-        Ok(())
+    fn push(&mut self, d: WitDecimal) {
+        self.units.push(d.units);
+        self.scales.push(d.scale);
     }
 
     fn finish(self) -> DecimalColumn {
         DecimalColumn {
-            scale: self.scale,
             units: self.units,
+            scales: self.scales,
         }
     }
 }
@@ -338,33 +322,27 @@ pub fn encode(results: Vec<Result<DayOutput, RuleError>>) -> BatchOutput {
         match r {
             Err(error) => errors.push(RowError { row, error }),
             Ok(out) => {
-                let mut bad = None;
+                if let Some(l) = out.lines.iter().find(|l| {
+                    l.quantity.scale > MAX_SCALE
+                        || l.unit_price.scale > MAX_SCALE
+                        || l.amount.scale > MAX_SCALE
+                }) {
+                    let s = l.quantity.scale.max(l.unit_price.scale).max(l.amount.scale);
+                    errors.push(RowError {
+                        row,
+                        error: RuleError::InvalidInput(format!(
+                            "a line has a decimal of scale {s}, above the contract's {MAX_SCALE}"
+                        )),
+                    });
+                    continue;
+                }
                 for l in &out.lines {
-                    let pushed = quantity
-                        .push(l.quantity)
-                        .and_then(|_| unit_price.push(l.unit_price))
-                        .and_then(|_| amount.push(l.amount));
-                    if let Err(e) = pushed {
-                        bad = Some(e);
-                        break;
-                    }
                     rows.push(row);
                     kinds.push(l.spec);
                     payers.push(l.payer as u8);
-                }
-                if let Some(e) = bad {
-                    // Undo this row's lines, keep the columns aligned, and report the row.
-                    let keep = rows.iter().rposition(|&r| r != row).map_or(0, |p| p + 1);
-                    rows.truncate(keep);
-                    kinds.truncate(keep);
-                    payers.truncate(keep);
-                    quantity.units.truncate(keep);
-                    unit_price.units.truncate(keep);
-                    amount.units.truncate(keep);
-                    errors.push(RowError {
-                        row,
-                        error: RuleError::InvalidInput(format!("a line cannot be sent: {e}")),
-                    });
+                    quantity.push(l.quantity);
+                    unit_price.push(l.unit_price);
+                    amount.push(l.amount);
                 }
             }
         }
@@ -393,7 +371,7 @@ mod tests {
     }
 
     #[test]
-    fn columns_take_the_largest_scale_exactly() {
+    fn lines_keep_each_value_exactly_with_its_own_scale() {
         let out = encode(vec![
             Ok(DayOutput {
                 lines: vec![Line {
@@ -409,8 +387,8 @@ mod tests {
             Ok(DayOutput {
                 lines: vec![Line {
                     spec: 1,
-                    quantity: dec(12345, 3),
-                    unit_price: dec(1, 0),
+                    quantity: dec(1, 18),
+                    unit_price: dec(i64::MAX, 0),
                     amount: dec(-5, 1),
                     payer: Payer::Government,
                 }],
@@ -420,20 +398,21 @@ mod tests {
         assert_eq!(out.lines.rows, [0, 2]);
         assert_eq!(out.lines.kinds, [0, 1]);
         assert_eq!(out.lines.payers, [0, 1]);
-        assert_eq!(out.lines.quantity.scale, 3);
-        assert_eq!(out.lines.quantity.units, [60_000, 12_345]);
-        assert_eq!(out.lines.amount.scale, 2);
-        assert_eq!(out.lines.amount.units, [1256, -50]);
+        assert_eq!(out.lines.quantity.units, [60, 1]);
+        assert_eq!(out.lines.quantity.scales, [0, 18]);
+        assert_eq!(out.lines.unit_price.units, [3832, i64::MAX]);
+        assert_eq!(out.lines.amount.units, [1256, -5]);
+        assert_eq!(out.lines.amount.scales, [2, 1]);
         assert_eq!(out.errors.len(), 1);
         assert_eq!(out.errors[0].row, 1);
         assert!(out.season.is_none());
     }
 
     #[test]
-    fn a_line_that_cannot_be_sent_fails_its_row_only() {
-        let huge = Line {
+    fn a_line_beyond_the_contract_fails_its_row_only() {
+        let bad = Line {
             spec: 0,
-            quantity: dec(i64::MAX, 0),
+            quantity: dec(1, 19),
             unit_price: dec(1, 0),
             amount: dec(1, 0),
             payer: Payer::Customer,
@@ -451,7 +430,7 @@ mod tests {
                 season: None,
             }),
             Ok(DayOutput {
-                lines: vec![huge],
+                lines: vec![bad],
                 season: None,
             }),
         ]);
@@ -463,7 +442,10 @@ mod tests {
 
     #[test]
     fn decode_checks_lengths_and_rebuilds_rows() {
-        let col = |units: Vec<i64>, scale| DecimalColumn { scale, units };
+        let col = |units: Vec<i64>, scale| DecimalColumn {
+            scales: vec![scale; units.len()],
+            units,
+        };
         let batch = DayBatch {
             len: 2,
             dates: vec![20381, 20382],

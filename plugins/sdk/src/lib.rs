@@ -268,7 +268,7 @@ macro_rules! export {
                 }
             }
 
-            $crate::bindings::__export_rules_plugin!(HeatbillExport with_types_in $crate::bindings);
+    $crate::bindings::__export_rules_plugin!(HeatbillExport with_types_in $crate::bindings);
         };
     };
 }

@@ -58,8 +58,8 @@ impl Guest for Spy {
             batch.len
         ));
         let empty = || DecimalColumn {
-            scale: 0,
             units: Vec::new(),
+            scales: Vec::new(),
         };
         BatchOutput {
             lines: LineColumn {
