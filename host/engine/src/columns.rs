@@ -76,6 +76,19 @@ impl Column {
         }
     }
 
+    /// Empties the column.
+    pub fn clear(&mut self) {
+        self.units.clear();
+        self.scales.clear();
+    }
+
+    /// Appends one entry as it crossed the boundary before.
+    #[inline]
+    pub fn push(&mut self, (units, scale): (i64, u8)) {
+        self.units.push(units);
+        self.scales.push(scale);
+    }
+
     /// Keeps the entries at `idx`.
     pub fn gather(&mut self, from: &Column, idx: &[usize]) {
         self.units.clear();

@@ -111,8 +111,21 @@ struct Live {
 /// One customer-day's bill under construction.
 struct Acc {
     lines: Vec<BillLine>,
+    /// The same lines as the plugins sent them, to pass on to later plugins as prior lines
+    /// without converting them back.
+    raw: Vec<RawLine>,
     season: Option<wit::SeasonDay>,
     error: Option<BillError>,
+}
+
+/// A line as it crossed the boundary: category and payer codes, (units, scale) decimals.
+#[derive(Clone, Copy)]
+struct RawLine {
+    category: u16,
+    payer: u8,
+    quantity: (i64, u8),
+    unit_price: (i64, u8),
+    amount: (i64, u8),
 }
 
 /// One customer-day's part of a `batch-output`.
@@ -216,6 +229,7 @@ impl Evaluator {
             .iter()
             .map(|d| Acc {
                 lines: Vec::new(),
+                raw: Vec::new(),
                 season: d.season.map(season_to_wit),
                 error: None,
             })
@@ -240,7 +254,7 @@ impl Evaluator {
                 }
                 continue;
             }
-            match self.call(e, &base, &mut accs, days, &alive) {
+            match self.call(e, &base, &accs, &alive) {
                 Ok(output) => {
                     // An output whose shape is broken (columns of different lengths, rows out
                     // of order) cannot be attributed to customer-days; one customer-day at a
@@ -307,7 +321,7 @@ impl Evaluator {
                 accs[i].error = Some(self.bill_error(e, days[i], kind));
                 continue;
             }
-            match self.call(e, base, accs, days, &[i]) {
+            match self.call(e, base, accs, &[i]) {
                 Ok(output) => {
                     consecutive = 0;
                     if let Err(message) = self.apply_batch(e, days, accs, &[i], output) {
@@ -330,23 +344,16 @@ impl Evaluator {
         }
     }
 
-    /// One `evaluate-batch` call of entry `e` over the customer-days `idx` (ascending). A
-    /// customer-day whose earlier lines cannot be passed on fails with an input error and its
-    /// result is ignored.
+    /// One `evaluate-batch` call of entry `e` over the customer-days `idx` (ascending).
     fn call(
         &mut self,
         e: usize,
         base: &Base<'_>,
-        accs: &mut [Acc],
-        days: &[&DayInput],
+        accs: &[Acc],
         idx: &[usize],
     ) -> Result<wit::BatchOutput, (crate::model::TrapKind, String)> {
         let full = idx.len() == base.dates.len();
-        let bad = self.cols.fill(base, accs, idx, full);
-        for (j, message) in bad {
-            let i = idx[j];
-            accs[i].error = Some(self.bill_error(e, days[i], BillErrorKind::Input { message }));
-        }
+        self.cols.fill(base, accs, idx, full);
         let Evaluator {
             engine,
             slots,
@@ -474,6 +481,7 @@ impl Evaluator {
         }
         let l = row.lines;
         acc.lines.reserve(count);
+        acc.raw.reserve(count);
         for (n, k) in row.range.enumerate() {
             let Some(kind) = kinds.get(usize::from(l.kinds[k])) else {
                 return Err(invalid(format!(
@@ -490,6 +498,13 @@ impl Evaluator {
             };
             let amount =
                 columns::amount_at(&l.amount, k).map_err(|m| invalid(format!("line {n}: {m}")))?;
+            acc.raw.push(RawLine {
+                category: category_to_wit(kind.category) as u16,
+                payer: l.payers[k],
+                quantity: (l.quantity.units[k], l.quantity.scales[k]),
+                unit_price: (l.unit_price.units[k], l.unit_price.scales[k]),
+                amount: (l.amount.units[k], l.amount.scales[k]),
+            });
             acc.lines.push(BillLine {
                 kind: kind.clone(),
                 quantity: columns::decimal_at(&l.quantity, k),
@@ -901,15 +916,8 @@ fn gather<T: Copy>(out: &mut Vec<T>, from: &[T], idx: &[usize]) {
 
 impl CallColumns {
     /// Fills the per-call columns for the customer-days `idx` (ascending) of the batch; `full`
-    /// when `idx` is the whole batch (the base columns are then borrowed as they are). Returns
-    /// the positions in `idx` of customer-days whose earlier lines cannot be passed on, with why.
-    fn fill(
-        &mut self,
-        base: &Base<'_>,
-        accs: &[Acc],
-        idx: &[usize],
-        full: bool,
-    ) -> Vec<(usize, String)> {
+    /// when `idx` is the whole batch (the base columns are then borrowed as they are).
+    fn fill(&mut self, base: &Base<'_>, accs: &[Acc], idx: &[usize], full: bool) {
         use columns::bits::*;
         self.bits.clear();
         self.phase.clear();
@@ -918,7 +926,9 @@ impl CallColumns {
         self.prior_rows.clear();
         self.prior_kinds.clear();
         self.prior_payers.clear();
-        let mut lines = 0;
+        self.prior_quantity.clear();
+        self.prior_unit_price.clear();
+        self.prior_amount.clear();
         for (j, &i) in idx.iter().enumerate() {
             let acc = &accs[i];
             let mut bits = base.bits[i];
@@ -939,43 +949,13 @@ impl CallColumns {
                 }
             }
             self.bits.push(bits);
-            for l in &acc.lines {
+            for l in &acc.raw {
                 self.prior_rows.push(j as u32);
-                self.prior_kinds
-                    .push(category_to_wit(l.kind.category) as u16);
-                self.prior_payers.push(payer_code(l.payer));
-            }
-            lines += acc.lines.len();
-        }
-        let mut bad = Vec::new();
-        if lines > 0 {
-            let all = || idx.iter().flat_map(|&i| accs[i].lines.iter());
-            let rows = &self.prior_rows;
-            let mut report = |k: usize, m: String| {
-                let j = rows[k] as usize;
-                if bad.last().is_none_or(|(b, _)| *b != j) {
-                    bad.push((
-                        j,
-                        format!("an earlier plugin's line cannot be passed on: {m}"),
-                    ));
-                }
-            };
-            self.prior_quantity
-                .fill(all().map(|l| Some(l.quantity)), &mut report);
-            self.prior_unit_price
-                .fill(all().map(|l| Some(l.unit_price)), &mut report);
-            self.prior_amount
-                .fill(all().map(|l| Some(l.amount)), &mut report);
-            bad.sort_by_key(|(j, _)| *j);
-            bad.dedup_by_key(|(j, _)| *j);
-        } else {
-            for c in [
-                &mut self.prior_quantity,
-                &mut self.prior_unit_price,
-                &mut self.prior_amount,
-            ] {
-                c.units.clear();
-                c.scales.clear();
+                self.prior_kinds.push(l.category);
+                self.prior_payers.push(l.payer);
+                self.prior_quantity.push(l.quantity);
+                self.prior_unit_price.push(l.unit_price);
+                self.prior_amount.push(l.amount);
             }
         }
         if !full {
@@ -1010,7 +990,6 @@ impl CallColumns {
                 }
             }
         }
-        bad
     }
 
     /// The batch of one call, borrowing the base columns (`full`) or the gathered ones.
@@ -1047,14 +1026,6 @@ impl CallColumns {
                 amount: self.prior_amount.as_wit(),
             },
         }
-    }
-}
-
-fn payer_code(p: Payer) -> u8 {
-    match p {
-        Payer::Customer => 0,
-        Payer::Government => 1,
-        Payer::Employer => 2,
     }
 }
 

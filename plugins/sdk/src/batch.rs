@@ -100,70 +100,141 @@ fn phase(code: u8) -> Result<SeasonPhase, BatchError> {
     })
 }
 
-fn text(texts: &[String], index: u32) -> Result<String, BatchError> {
-    texts
-        .get(index as usize)
-        .cloned()
-        .ok_or_else(|| BatchError(format!("text index {index} is out of range")))
+fn check_rows(name: &str, rows: impl Iterator<Item = u32>, n: usize) -> Result<(), BatchError> {
+    let mut last = 0;
+    for r in rows {
+        if r < last || r as usize >= n {
+            return Err(BatchError(format!(
+                "day-batch `{name}` are not in row order, or name a row past the batch's {n}"
+            )));
+        }
+        last = r;
+    }
+    Ok(())
 }
 
-/// Turns a `day-batch` into rows, checking every column's length and every index.
-pub fn decode(batch: &DayBatch) -> Result<Vec<CustomerDay>, BatchError> {
-    let n = batch.len as usize;
-    column_len("dates", batch.dates.len(), n)?;
-    column_len("bits", batch.bits.len(), n)?;
-    column_len("special-class", batch.special_class.len(), n)?;
-    column_len("building-area", batch.building_area.units.len(), n)?;
-    column_len("usable-area", batch.usable_area.units.len(), n)?;
-    column_len("ceiling-height", batch.ceiling_height.units.len(), n)?;
-    column_len("heat", batch.heat.units.len(), n)?;
-    column_len(
-        "indoor-temperature",
-        batch.indoor_temperature.units.len(),
-        n,
-    )?;
-    column_len("arrears", batch.arrears.units.len(), n)?;
-    column_len("arrears-since", batch.arrears_since.len(), n)?;
-    column_len("season-phase", batch.season_phase.len(), n)?;
-    column_len("season-day-index", batch.season_day_index.len(), n)?;
-    column_len("season-days", batch.season_days.len(), n)?;
-    let p = &batch.prior_lines;
-    let lines = p.rows.len();
-    column_len("prior-lines.kinds", p.kinds.len(), lines)?;
-    column_len("prior-lines.payers", p.payers.len(), lines)?;
-    column_len("prior-lines.quantity", p.quantity.units.len(), lines)?;
-    column_len("prior-lines.unit-price", p.unit_price.units.len(), lines)?;
-    column_len("prior-lines.amount", p.amount.units.len(), lines)?;
-    for c in [
-        &batch.building_area,
-        &batch.usable_area,
-        &batch.ceiling_height,
-        &batch.heat,
-        &batch.indoor_temperature,
-        &batch.arrears,
-        &p.quantity,
-        &p.unit_price,
-        &p.amount,
-    ] {
-        if c.scales.len() != c.units.len() {
-            return Err(BatchError(format!(
-                "a decimal column has {} units and {} scales",
-                c.units.len(),
-                c.scales.len()
-            )));
+/// Reads a `day-batch` row by row into a reused [`CustomerDay`].
+///
+/// [`Decoder::new`] checks the whole batch (column lengths, scales, codes, indices, row order),
+/// so reading a row cannot fail. Rows are read in order, each into the same `CustomerDay`, whose
+/// lists keep their capacity: the per-row cost is a handful of copies, with no allocation unless
+/// the row has a special class, tags or attributes (strings the plugin may keep).
+pub struct Decoder<'b> {
+    batch: &'b DayBatch,
+    next: usize,
+    tag: usize,
+    attr: usize,
+    line: usize,
+}
+
+impl<'b> Decoder<'b> {
+    /// Checks a batch for reading.
+    pub fn new(batch: &'b DayBatch) -> Result<Decoder<'b>, BatchError> {
+        let n = batch.len as usize;
+        column_len("dates", batch.dates.len(), n)?;
+        column_len("bits", batch.bits.len(), n)?;
+        column_len("special-class", batch.special_class.len(), n)?;
+        column_len("building-area", batch.building_area.units.len(), n)?;
+        column_len("usable-area", batch.usable_area.units.len(), n)?;
+        column_len("ceiling-height", batch.ceiling_height.units.len(), n)?;
+        column_len("heat", batch.heat.units.len(), n)?;
+        column_len(
+            "indoor-temperature",
+            batch.indoor_temperature.units.len(),
+            n,
+        )?;
+        column_len("arrears", batch.arrears.units.len(), n)?;
+        column_len("arrears-since", batch.arrears_since.len(), n)?;
+        column_len("season-phase", batch.season_phase.len(), n)?;
+        column_len("season-day-index", batch.season_day_index.len(), n)?;
+        column_len("season-days", batch.season_days.len(), n)?;
+        let p = &batch.prior_lines;
+        let lines = p.rows.len();
+        column_len("prior-lines.kinds", p.kinds.len(), lines)?;
+        column_len("prior-lines.payers", p.payers.len(), lines)?;
+        column_len("prior-lines.quantity", p.quantity.units.len(), lines)?;
+        column_len("prior-lines.unit-price", p.unit_price.units.len(), lines)?;
+        column_len("prior-lines.amount", p.amount.units.len(), lines)?;
+        for c in [
+            &batch.building_area,
+            &batch.usable_area,
+            &batch.ceiling_height,
+            &batch.heat,
+            &batch.indoor_temperature,
+            &batch.arrears,
+            &p.quantity,
+            &p.unit_price,
+            &p.amount,
+        ] {
+            if c.scales.len() != c.units.len() {
+                return Err(BatchError(format!(
+                    "a decimal column has {} units and {} scales",
+                    c.units.len(),
+                    c.scales.len()
+                )));
+            }
+            if let Some(s) = c.scales.iter().find(|&&s| s > MAX_SCALE) {
+                return Err(BatchError(format!(
+                    "a decimal column has scale {s}, above {MAX_SCALE}"
+                )));
+            }
         }
-        if let Some(s) = c.scales.iter().find(|&&s| s > MAX_SCALE) {
-            return Err(BatchError(format!(
-                "a decimal column has scale {s}, above {MAX_SCALE}"
-            )));
+        for &k in &p.kinds {
+            category(k)?;
         }
+        for &c in &p.payers {
+            payer(c)?;
+        }
+        for (i, &b) in batch.bits.iter().enumerate() {
+            if b & HAS_SEASON != 0 {
+                phase(batch.season_phase[i])?;
+            }
+        }
+        let texts = batch.texts.len() as u32;
+        let special_ok = batch.special_class.iter().all(|&s| s <= texts);
+        let tags_ok = batch.tags.iter().all(|&(_, t)| t < texts);
+        let attrs_ok = batch
+            .attributes
+            .iter()
+            .all(|&(_, k, v)| k < texts && v < texts);
+        if !(special_ok && tags_ok && attrs_ok) {
+            return Err(BatchError(
+                "a special class, tag or attribute names a text past `texts`".into(),
+            ));
+        }
+        check_rows("tags", batch.tags.iter().map(|t| t.0), n)?;
+        check_rows("attributes", batch.attributes.iter().map(|a| a.0), n)?;
+        check_rows("prior-lines", p.rows.iter().copied(), n)?;
+        Ok(Decoder {
+            batch,
+            next: 0,
+            tag: 0,
+            attr: 0,
+            line: 0,
+        })
     }
 
-    let mut days = Vec::with_capacity(n);
-    let (mut tag, mut attr, mut line) = (0, 0, 0);
-    for i in 0..n {
-        let bits = batch.bits[i];
-        let has = |b: u32| bits & b != 0;
+    /// How many rows the batch has.
+    pub fn len(&self) -> usize {
+        self.batch.len as usize
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.batch.len == 0
+    }
+
+    /// Reads the next row into `day` (rows come in order; `None` after the last).
+    pub fn next_into(&mut self, day: &mut CustomerDay) -> Option<()> {
+        let b = self.batch;
+        let i = self.next;
+        if i >= b.len as usize {
+            return None;
+        }
+        self.next += 1;
+        let row = i as u32;
+        let bits = b.bits[i];
+        let has = |bit: u32| bits & bit != 0;
         let mut flags = CustomerFlags::empty();
         if has(METERED) {
             flags |= CustomerFlags::METERED;
@@ -171,84 +242,102 @@ pub fn decode(batch: &DayBatch) -> Result<Vec<CustomerDay>, BatchError> {
         if has(LOW_INCOME) {
             flags |= CustomerFlags::LOW_INCOME;
         }
-        let special = batch.special_class[i];
-        let row = i as u32;
-        let mut tags = Vec::new();
-        while let Some(&(r, t)) = batch.tags.get(tag) {
-            if r != row {
-                break;
-            }
-            tags.push(text(&batch.texts, t)?);
-            tag += 1;
-        }
-        let mut attributes = Vec::new();
-        while let Some(&(r, k, v)) = batch.attributes.get(attr) {
-            if r != row {
-                break;
-            }
-            attributes.push(Attribute {
-                key: text(&batch.texts, k)?,
-                value: text(&batch.texts, v)?,
-            });
-            attr += 1;
-        }
-        let mut prior_lines = Vec::new();
-        while line < lines && p.rows[line] == row {
-            prior_lines.push(PriorLine {
-                category: category(p.kinds[line])?,
-                quantity: decimal_at(&p.quantity, line),
-                unit_price: decimal_at(&p.unit_price, line),
-                amount: decimal_at(&p.amount, line),
-                payer: payer(p.payers[line])?,
-            });
-            line += 1;
-        }
-        days.push(CustomerDay {
-            date: Date::from_days(batch.dates[i]),
-            class: if has(NON_RESIDENTIAL) {
-                CustomerClass::NonResidential
-            } else {
-                CustomerClass::Residential
-            },
-            special_class: if special == 0 {
-                None
-            } else {
-                Some(text(&batch.texts, special - 1)?)
-            },
-            status: if has(SUSPENDED) {
-                ServiceStatus::Suspended
-            } else {
-                ServiceStatus::Active
-            },
-            flags,
-            building_area: decimal_at(&batch.building_area, i),
-            usable_area: has(HAS_USABLE_AREA).then(|| decimal_at(&batch.usable_area, i)),
-            ceiling_height: has(HAS_CEILING_HEIGHT).then(|| decimal_at(&batch.ceiling_height, i)),
-            heat: has(HAS_HEAT).then(|| decimal_at(&batch.heat, i)),
-            indoor_temperature: has(HAS_INDOOR_TEMPERATURE)
-                .then(|| decimal_at(&batch.indoor_temperature, i)),
-            arrears: decimal_at(&batch.arrears, i),
-            arrears_since: has(HAS_ARREARS_SINCE).then(|| Date::from_days(batch.arrears_since[i])),
-            season: if has(HAS_SEASON) {
-                Some(SeasonDay {
-                    phase: phase(batch.season_phase[i])?,
-                    day_index: batch.season_day_index[i],
-                    season_days: batch.season_days[i],
-                    charged: has(SEASON_CHARGED),
-                })
-            } else {
-                None
-            },
-            tags,
-            attributes,
-            prior_lines,
+        day.date = Date::from_days(b.dates[i]);
+        day.class = if has(NON_RESIDENTIAL) {
+            CustomerClass::NonResidential
+        } else {
+            CustomerClass::Residential
+        };
+        let special = b.special_class[i];
+        day.special_class = (special != 0).then(|| b.texts[special as usize - 1].clone());
+        day.status = if has(SUSPENDED) {
+            ServiceStatus::Suspended
+        } else {
+            ServiceStatus::Active
+        };
+        day.flags = flags;
+        day.building_area = decimal_at(&b.building_area, i);
+        day.usable_area = has(HAS_USABLE_AREA).then(|| decimal_at(&b.usable_area, i));
+        day.ceiling_height = has(HAS_CEILING_HEIGHT).then(|| decimal_at(&b.ceiling_height, i));
+        day.heat = has(HAS_HEAT).then(|| decimal_at(&b.heat, i));
+        day.indoor_temperature =
+            has(HAS_INDOOR_TEMPERATURE).then(|| decimal_at(&b.indoor_temperature, i));
+        day.arrears = decimal_at(&b.arrears, i);
+        day.arrears_since = has(HAS_ARREARS_SINCE).then(|| Date::from_days(b.arrears_since[i]));
+        day.season = has(HAS_SEASON).then(|| SeasonDay {
+            // Checked by `new`.
+            phase: phase(b.season_phase[i]).unwrap_or(SeasonPhase::Outside),
+            day_index: b.season_day_index[i],
+            season_days: b.season_days[i],
+            charged: has(SEASON_CHARGED),
         });
+        day.tags.clear();
+        while let Some(&(r, t)) = b.tags.get(self.tag) {
+            if r != row {
+                break;
+            }
+            day.tags.push(b.texts[t as usize].clone());
+            self.tag += 1;
+        }
+        day.attributes.clear();
+        while let Some(&(r, k, v)) = b.attributes.get(self.attr) {
+            if r != row {
+                break;
+            }
+            day.attributes.push(Attribute {
+                key: b.texts[k as usize].clone(),
+                value: b.texts[v as usize].clone(),
+            });
+            self.attr += 1;
+        }
+        day.prior_lines.clear();
+        let p = &b.prior_lines;
+        while self.line < p.rows.len() && p.rows[self.line] == row {
+            let l = self.line;
+            day.prior_lines.push(PriorLine {
+                category: category(p.kinds[l]).unwrap_or(LineCategory::Other),
+                quantity: decimal_at(&p.quantity, l),
+                unit_price: decimal_at(&p.unit_price, l),
+                amount: decimal_at(&p.amount, l),
+                payer: payer(p.payers[l]).unwrap_or(Payer::Customer),
+            });
+            self.line += 1;
+        }
+        Some(())
     }
-    if tag != batch.tags.len() || attr != batch.attributes.len() || line != lines {
-        return Err(BatchError(
-            "day-batch tags, attributes or prior-lines are not in row order, or name rows past the batch"
-                .into(),
-        ));
+}
+
+/// An empty customer-day to read rows into.
+pub fn blank_day() -> CustomerDay {
+    let zero = WitDecimal { units: 0, scale: 0 };
+    CustomerDay {
+        date: Date::from_days(0),
+        class: CustomerClass::Residential,
+        special_class: None,
+        status: ServiceStatus::Active,
+        flags: CustomerFlags::empty(),
+        building_area: zero,
+        usable_area: None,
+        ceiling_height: None,
+        heat: None,
+        indoor_temperature: None,
+        arrears: zero,
+        arrears_since: None,
+        season: None,
+        tags: Vec::new(),
+        attributes: Vec::new(),
+        prior_lines: Vec::new(),
+    }
+}
+
+/// Turns a `day-batch` into rows (for tests and tools; the component streams with
+/// [`Decoder`]).
+pub fn decode(batch: &DayBatch) -> Result<Vec<CustomerDay>, BatchError> {
+    let mut d = Decoder::new(batch)?;
+    let mut days = Vec::with_capacity(d.len());
+    let mut day = blank_day();
+    while d.next_into(&mut day).is_some() {
+        days.push(day.clone());
     }
     Ok(days)
 }
@@ -280,85 +369,126 @@ impl ColumnBuilder {
     }
 }
 
-/// Turns one result per row into a `batch-output`. `season` is set when any row's output has a
-/// season position (a season plugin). A row whose output cannot be encoded becomes an error row.
-pub fn encode(results: Vec<Result<DayOutput, RuleError>>) -> BatchOutput {
-    let n = results.len();
-    let lines_hint: usize = results
-        .iter()
-        .map(|r| r.as_ref().map_or(0, |o| o.lines.len()))
-        .sum();
-    let mut rows = Vec::with_capacity(lines_hint);
-    let mut kinds = Vec::with_capacity(lines_hint);
-    let mut payers = Vec::with_capacity(lines_hint);
-    let mut quantity = ColumnBuilder::with_capacity(lines_hint);
-    let mut unit_price = ColumnBuilder::with_capacity(lines_hint);
-    let mut amount = ColumnBuilder::with_capacity(lines_hint);
-    let mut errors = Vec::new();
-    let any_season = results
-        .iter()
-        .any(|r| r.as_ref().is_ok_and(|o| o.season.is_some()));
-    let mut season = any_season.then(|| SeasonColumn {
-        phase: Vec::with_capacity(n),
-        day_index: Vec::with_capacity(n),
-        season_days: Vec::with_capacity(n),
-        charged: Vec::with_capacity(n),
-    });
-    for (i, r) in results.into_iter().enumerate() {
-        let row = i as u32;
-        let s = r.as_ref().ok().and_then(|o| o.season);
-        if let Some(col) = season.as_mut() {
-            let s = s.unwrap_or(SeasonDay {
-                phase: SeasonPhase::Outside,
-                day_index: 0,
-                season_days: 0,
-                charged: false,
-            });
-            col.phase.push(s.phase as u8);
-            col.day_index.push(s.day_index);
-            col.season_days.push(s.season_days);
-            col.charged.push(u8::from(s.charged));
+/// Builds a `batch-output` from one result per row, in row order.
+pub struct Encoder {
+    rows: Vec<u32>,
+    kinds: Vec<u16>,
+    payers: Vec<u8>,
+    quantity: ColumnBuilder,
+    unit_price: ColumnBuilder,
+    amount: ColumnBuilder,
+    errors: Vec<RowError>,
+    season: Option<SeasonColumn>,
+    pushed: u32,
+}
+
+const OUTSIDE: SeasonDay = SeasonDay {
+    phase: SeasonPhase::Outside,
+    day_index: 0,
+    season_days: 0,
+    charged: false,
+};
+
+fn push_season(col: &mut SeasonColumn, s: SeasonDay) {
+    col.phase.push(s.phase as u8);
+    col.day_index.push(s.day_index);
+    col.season_days.push(s.season_days);
+    col.charged.push(u8::from(s.charged));
+}
+
+impl Encoder {
+    /// An encoder for a batch of about `n` rows.
+    pub fn new(n: usize) -> Encoder {
+        Encoder {
+            rows: Vec::with_capacity(n),
+            kinds: Vec::with_capacity(n),
+            payers: Vec::with_capacity(n),
+            quantity: ColumnBuilder::with_capacity(n),
+            unit_price: ColumnBuilder::with_capacity(n),
+            amount: ColumnBuilder::with_capacity(n),
+            errors: Vec::new(),
+            season: None,
+            pushed: 0,
         }
-        match r {
-            Err(error) => errors.push(RowError { row, error }),
-            Ok(out) => {
-                if let Some(l) = out.lines.iter().find(|l| {
-                    l.quantity.scale > MAX_SCALE
-                        || l.unit_price.scale > MAX_SCALE
-                        || l.amount.scale > MAX_SCALE
-                }) {
-                    let s = l.quantity.scale.max(l.unit_price.scale).max(l.amount.scale);
-                    errors.push(RowError {
-                        row,
-                        error: RuleError::InvalidInput(format!(
-                            "a line has a decimal of scale {s}, above the contract's {MAX_SCALE}"
-                        )),
-                    });
-                    continue;
-                }
-                for l in &out.lines {
-                    rows.push(row);
-                    kinds.push(l.spec);
-                    payers.push(l.payer as u8);
-                    quantity.push(l.quantity);
-                    unit_price.push(l.unit_price);
-                    amount.push(l.amount);
-                }
+    }
+
+    /// Adds the next row's result. A season position, from the first row that has one, makes
+    /// the output carry a season column (earlier rows are outside the season). A line that the
+    /// contract cannot carry (a scale above 18) fails its row.
+    pub fn push(&mut self, result: Result<DayOutput, RuleError>) {
+        let row = self.pushed;
+        self.pushed += 1;
+        let season = result.as_ref().ok().and_then(|o| o.season);
+        if self.season.is_none() && season.is_some() {
+            let mut col = SeasonColumn {
+                phase: Vec::new(),
+                day_index: Vec::new(),
+                season_days: Vec::new(),
+                charged: Vec::new(),
+            };
+            for _ in 0..row {
+                push_season(&mut col, OUTSIDE);
             }
+            self.season = Some(col);
+        }
+        if let Some(col) = self.season.as_mut() {
+            push_season(col, season.unwrap_or(OUTSIDE));
+        }
+        let out = match result {
+            Err(error) => {
+                self.errors.push(RowError { row, error });
+                return;
+            }
+            Ok(out) => out,
+        };
+        if let Some(l) = out.lines.iter().find(|l| {
+            l.quantity.scale > MAX_SCALE
+                || l.unit_price.scale > MAX_SCALE
+                || l.amount.scale > MAX_SCALE
+        }) {
+            let s = l.quantity.scale.max(l.unit_price.scale).max(l.amount.scale);
+            self.errors.push(RowError {
+                row,
+                error: RuleError::InvalidInput(format!(
+                    "a line has a decimal of scale {s}, above the contract's {MAX_SCALE}"
+                )),
+            });
+            return;
+        }
+        for l in &out.lines {
+            self.rows.push(row);
+            self.kinds.push(l.spec);
+            self.payers.push(l.payer as u8);
+            self.quantity.push(l.quantity);
+            self.unit_price.push(l.unit_price);
+            self.amount.push(l.amount);
         }
     }
-    BatchOutput {
-        lines: LineColumn {
-            rows,
-            kinds,
-            payers,
-            quantity: quantity.finish(),
-            unit_price: unit_price.finish(),
-            amount: amount.finish(),
-        },
-        errors,
-        season,
+
+    /// The output.
+    pub fn finish(self) -> BatchOutput {
+        BatchOutput {
+            lines: LineColumn {
+                rows: self.rows,
+                kinds: self.kinds,
+                payers: self.payers,
+                quantity: self.quantity.finish(),
+                unit_price: self.unit_price.finish(),
+                amount: self.amount.finish(),
+            },
+            errors: self.errors,
+            season: self.season,
+        }
     }
+}
+
+/// Turns one result per row into a `batch-output` (see [`Encoder`]).
+pub fn encode(results: Vec<Result<DayOutput, RuleError>>) -> BatchOutput {
+    let mut e = Encoder::new(results.len());
+    for r in results {
+        e.push(r);
+    }
+    e.finish()
 }
 
 #[cfg(test)]
@@ -488,5 +618,11 @@ mod tests {
         let mut short = batch.clone();
         short.dates.pop();
         assert!(decode(&short).unwrap_err().0.contains("`dates`"));
+        let mut unordered = batch.clone();
+        unordered.tags = vec![(1, 1), (0, 0)];
+        assert!(decode(&unordered).unwrap_err().0.contains("row order"));
+        let mut bad_text = batch.clone();
+        bad_text.special_class = vec![0, 9];
+        assert!(decode(&bad_text).is_err());
     }
 }

@@ -59,15 +59,34 @@ impl<P: Plugin> Instance<P> {
         out.pop().expect("one result per day")
     }
 
-    /// `evaluate-batch`: decodes the columns into rows ([`crate::batch::decode`]), evaluates
-    /// them, and encodes the results ([`crate::batch::encode`]). A batch that cannot be decoded
-    /// (a host bug) fails every row with a [`RuleError::InvalidInput`] that says why.
+    /// `evaluate-batch`: reads the columns row by row into one reused [`CustomerDay`]
+    /// ([`crate::batch::Decoder`]), evaluates each row as it is read, and writes each result
+    /// straight into the output columns ([`crate::batch::Encoder`]): no vector of rows and no
+    /// allocation per row on the way in. A batch that cannot be read (a host bug) fails every
+    /// row with a [`RuleError::InvalidInput`] that says why.
     pub fn evaluate_batch(&self, batch: &DayBatch) -> BatchOutput {
-        let results = match crate::batch::decode(batch) {
-            Ok(days) => self.evaluate(&days),
-            Err(e) => vec![Err(RuleError::InvalidInput(e.0)); batch.len as usize],
+        let n = batch.len as usize;
+        let mut out = crate::batch::Encoder::new(n);
+        let Some(plugin) = self.plugin.get() else {
+            for _ in 0..n {
+                out.push(Err(not_configured()));
+            }
+            return out.finish();
         };
-        crate::batch::encode(results)
+        let mut rows = match crate::batch::Decoder::new(batch) {
+            Ok(rows) => rows,
+            Err(e) => {
+                for _ in 0..n {
+                    out.push(Err(RuleError::InvalidInput(e.0.clone())));
+                }
+                return out.finish();
+            }
+        };
+        let mut day = crate::batch::blank_day();
+        while rows.next_into(&mut day).is_some() {
+            out.push(plugin.evaluate(&day).map_err(limit_message));
+        }
+        out.finish()
     }
 
     /// One result per day, in order. Before `configure`, every day gets a
@@ -76,11 +95,7 @@ impl<P: Plugin> Instance<P> {
     /// dropped), and error messages are cut to the contract's 1,000 bytes.
     pub fn evaluate(&self, days: &[CustomerDay]) -> Vec<Result<DayOutput, RuleError>> {
         let Some(plugin) = self.plugin.get() else {
-            let e = RuleError::Unsupported(
-                "the plugin is not configured: the host must call `configure` before `evaluate`"
-                    .into(),
-            );
-            return vec![Err(e); days.len()];
+            return vec![Err(not_configured()); days.len()];
         };
         let mut out = Vec::with_capacity(days.len());
         plugin.evaluate_batch(days, &mut out);
@@ -101,6 +116,21 @@ pub(crate) fn configure<P: Plugin>(params: &str) -> Result<(P, Vec<LineSpec>), R
     let (plugin, specs) = P::configure(parsed).map_err(cut)?;
     check_line_specs(&specs)?;
     Ok((plugin, specs))
+}
+
+fn not_configured() -> RuleError {
+    RuleError::Unsupported(
+        "the plugin is not configured: the host must call `configure` before `evaluate`".into(),
+    )
+}
+
+/// Cuts a rule error's message to the contract's 1,000 bytes.
+fn limit_message(e: RuleError) -> RuleError {
+    if e.message().len() > crate::params::MAX_MESSAGE_BYTES {
+        cut(e)
+    } else {
+        e
+    }
 }
 
 /// Enforces the contract's result count and message sizes on the results of a batch of `n`
