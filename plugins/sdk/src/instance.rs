@@ -90,17 +90,15 @@ impl<P: Plugin> Instance<P> {
     }
 
     /// One result per day, in order. Before `configure`, every day gets a
-    /// [`RuleError::Unsupported`] saying so. A plugin's `evaluate_batch` that pushes the wrong
-    /// number of results is corrected here (missing results become errors, extra ones are
-    /// dropped), and error messages are cut to the contract's 1,000 bytes.
+    /// [`RuleError::Unsupported`] saying so; error messages are cut to the contract's 1,000
+    /// bytes.
     pub fn evaluate(&self, days: &[CustomerDay]) -> Vec<Result<DayOutput, RuleError>> {
         let Some(plugin) = self.plugin.get() else {
             return vec![Err(not_configured()); days.len()];
         };
-        let mut out = Vec::with_capacity(days.len());
-        plugin.evaluate_batch(days, &mut out);
-        fix_up(0, days.len(), &mut out);
-        out
+        days.iter()
+            .map(|day| plugin.evaluate(day).map_err(limit_message))
+            .collect()
     }
 
     /// The configured plugin, if `configure` succeeded.
@@ -125,32 +123,11 @@ fn not_configured() -> RuleError {
 }
 
 /// Cuts a rule error's message to the contract's 1,000 bytes.
-fn limit_message(e: RuleError) -> RuleError {
+pub(crate) fn limit_message(e: RuleError) -> RuleError {
     if e.message().len() > crate::params::MAX_MESSAGE_BYTES {
         cut(e)
     } else {
         e
-    }
-}
-
-/// Enforces the contract's result count and message sizes on the results of a batch of `n`
-/// days pushed after `out[..start]`.
-pub(crate) fn fix_up(start: usize, n: usize, out: &mut Vec<Result<DayOutput, RuleError>>) {
-    if out.len() != start + n {
-        let got = out.len().saturating_sub(start);
-        out.truncate(start + n);
-        out.resize_with(start + n, || {
-            Err(RuleError::Unsupported(format!(
-                "the plugin's evaluate_batch returned {got} results for {n} days"
-            )))
-        });
-    }
-    for r in out[start..].iter_mut() {
-        if let Err(e) = r
-            && e.message().len() > crate::params::MAX_MESSAGE_BYTES
-        {
-            *e = cut(std::mem::replace(e, RuleError::Unsupported(String::new())));
-        }
     }
 }
 

@@ -153,14 +153,12 @@ pub trait Plugin: Sized + Send + Sync + 'static {
 
     /// Evaluates one customer-day: the lines to add, and for a season plugin the day's place in
     /// the season.
+    ///
+    /// There is deliberately no batch method to override: the component reads the host's
+    /// columnar batch row by row into one reused `CustomerDay` and calls this for each row as
+    /// it is read (see [`batch`]), which is what makes a batch cheap; work shared across
+    /// customers belongs in `configure`.
     fn evaluate(&self, day: &CustomerDay) -> Result<DayOutput, RuleError>;
-
-    /// Evaluates a batch; must push exactly one result per day, in order. The default loops over
-    /// [`Plugin::evaluate`]; override it only to share work across the batch.
-    fn evaluate_batch(&self, days: &[CustomerDay], out: &mut Vec<Result<DayOutput, RuleError>>) {
-        out.reserve(days.len());
-        out.extend(days.iter().map(|day| self.evaluate(day)));
-    }
 }
 
 impl DayOutput {

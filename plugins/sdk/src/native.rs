@@ -27,7 +27,7 @@ use std::fmt;
 
 use rust_decimal::Decimal;
 
-use crate::instance::fix_up;
+use crate::instance::limit_message;
 use crate::{
     CustomerDay, DayOutput, Line, LineCategory, LineSpec, Payer, Plugin, PluginInfo, PluginKind,
     PriorLine, RuleError, SeasonDay,
@@ -88,9 +88,10 @@ impl<P: Plugin> DynRule for Configured<P> {
     }
 
     fn evaluate_batch(&self, days: &[CustomerDay], out: &mut Vec<Result<DayOutput, RuleError>>) {
-        let start = out.len();
-        self.plugin.evaluate_batch(days, out);
-        fix_up(start, days.len(), out);
+        out.extend(
+            days.iter()
+                .map(|day| self.plugin.evaluate(day).map_err(limit_message)),
+        );
     }
 }
 
@@ -581,18 +582,10 @@ mod tests {
     }
 
     #[test]
-    fn results_are_fixed_up_to_the_contract() {
-        let mut out = vec![
-            Err(RuleError::Unsupported("x".repeat(5000))),
-            Ok(DayOutput::empty()),
-            Ok(DayOutput::empty()),
-        ];
-        fix_up(0, 2, &mut out);
-        assert_eq!(out.len(), 2);
-        assert!(out[0].as_ref().unwrap_err().message().len() <= 1000);
-        let mut short = vec![Ok(DayOutput::empty())];
-        fix_up(0, 3, &mut short);
-        assert_eq!(short.len(), 3);
-        assert!(short[2].is_err());
+    fn long_messages_are_cut_to_the_contract() {
+        let e = limit_message(RuleError::Unsupported("x".repeat(5000)));
+        assert!(e.message().len() <= 1000);
+        let short = limit_message(RuleError::MissingInput("no reading".into()));
+        assert_eq!(short.message(), "no reading");
     }
 }
