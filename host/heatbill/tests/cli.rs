@@ -292,3 +292,34 @@ fn demo_bills_every_customer() {
     assert!(t.contains("bills: 5000"), "{t}");
     assert!(t.contains("parked with an error: 0"), "{t}");
 }
+
+#[test]
+fn the_readme_engine_settings_are_the_real_ones_and_typos_are_refused() {
+    let dir = components();
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme.find("```toml\ncache_dir").expect("README has the engine settings") + 8;
+    let end = start + readme[start..].find("```").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let settings = readme[start..end].replace(
+        "/var/cache/heatbill/components",
+        work.path().join("cache").to_str().unwrap(),
+    );
+    let file = work.path().join("engine.toml");
+    std::fs::write(&file, &settings).unwrap();
+    let component = dir.join("season.wasm");
+    let args = [
+        "plugin",
+        "check",
+        component.to_str().unwrap(),
+        "--engine-config",
+        file.to_str().unwrap(),
+    ];
+    let ok = heatbill(&args, work.path());
+    assert!(ok.status.success(), "{}", text(&ok));
+
+    std::fs::write(&file, settings.replace("max_lines_per_day", "max_line_per_day")).unwrap();
+    let typo = heatbill(&args, work.path());
+    let t = text(&typo);
+    assert_eq!(typo.status.code(), Some(2), "{t}");
+    assert!(t.contains("max_line_per_day"), "the error does not name the key:\n{t}");
+}
