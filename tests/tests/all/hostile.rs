@@ -1,16 +1,21 @@
-//! The sandbox's limits against the hostile fixture plugin: each misbehaviour gives its own named
+//! The sandbox's limits against the hostile fixture plugins: each misbehaviour gives its own named
 //! error for the hostile customer-day, the customer-days after it in the same batch are billed,
-//! and the evaluator (and the engine) keep working afterwards.
+//! and the evaluator (and the engine) keep working afterwards. A plugin that misbehaves in
+//! `configure` fails its chain with a named error; one that misbehaves in `describe`, or is built
+//! for another contract version, is refused at load. A plugin that reads the clock or random
+//! sees the same fixed values on every engine.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use heatbill_engine::{
-    Bill, BillError, BillErrorKind, Chain, DayInput, Engine, EngineConfig, Evaluator, TrapKind,
+    Bill, BillError, BillErrorKind, CONTRACT_VERSION, Chain, DayInput, Engine, EngineConfig,
+    Evaluator, Limits, LoadError, RULES_WORLD, TrapKind,
 };
 use serde_json::json;
 
 use crate::engine::{date, dec, load, test_config};
+use crate::support::component;
 
 /// Tighter limits than production so that the tests are quick; the behaviour is the same.
 fn hostile_config() -> EngineConfig {
@@ -300,4 +305,384 @@ fn a_failing_plugin_does_not_reach_later_plugins_of_the_chain() {
         e.plugin, "hostile",
         "the error names the plugin that failed"
     );
+}
+
+#[test]
+fn a_stack_overflow_is_a_trap() {
+    let engine = Engine::new(hostile_config()).unwrap();
+    let mut ev = evaluator(&engine, "recursion");
+    let e = run_batch(&mut ev);
+    check_names(&e);
+    let (kind, message) = trap_kind(&e);
+    assert_eq!(kind, TrapKind::StackOverflow, "{message}");
+    assert!(message.contains("call stack exhausted"), "{message}");
+    still_works(&engine, &mut ev, "recursion");
+}
+
+#[test]
+fn exit_is_a_trap() {
+    let engine = Engine::new(hostile_config()).unwrap();
+    let mut ev = evaluator(&engine, "exit");
+    let e = run_batch(&mut ev);
+    check_names(&e);
+    let (kind, message) = trap_kind(&e);
+    assert_eq!(kind, TrapKind::Exit, "{message}");
+    assert!(message.contains("the plugin called exit("), "{message}");
+    still_works(&engine, &mut ev, "exit");
+}
+
+#[test]
+fn a_payer_that_does_not_exist_is_invalid_output() {
+    let engine = Engine::new(hostile_config()).unwrap();
+    let mut ev = evaluator(&engine, "bad-payer");
+    let e = run_batch(&mut ev);
+    check_names(&e);
+    let message = invalid_output(&e);
+    assert!(message.contains("payer code 7 is not a payer"), "{message}");
+    still_works(&engine, &mut ev, "bad-payer");
+}
+
+#[test]
+fn lines_and_a_rule_error_for_one_customer_day_are_invalid_output() {
+    let engine = Engine::new(hostile_config()).unwrap();
+    let mut ev = evaluator(&engine, "line-and-error");
+    let e = run_batch(&mut ev);
+    check_names(&e);
+    let message = invalid_output(&e);
+    assert!(message.contains("both lines and a rule error"), "{message}");
+    still_works(&engine, &mut ev, "line-and-error");
+}
+
+#[test]
+fn a_tariff_that_returns_season_positions_is_invalid_output() {
+    let engine = Engine::new(hostile_config()).unwrap();
+    let mut ev = evaluator(&engine, "season");
+    // The season column covers the whole call, so every customer-day of it is refused.
+    let results = ev.evaluate(&[day("before", false), day("evil", true), day("after", false)]);
+    for (r, customer) in results.iter().zip(["before", "evil", "after"]) {
+        let e = r.as_ref().expect_err("a tariff may not set the season");
+        assert_eq!(
+            (e.customer.as_str(), e.plugin.as_str()),
+            (customer, "hostile")
+        );
+        let message = invalid_output(e);
+        assert!(
+            message.contains("a tariff plugin returned season positions"),
+            "{message}"
+        );
+    }
+    still_works(&engine, &mut ev, "season");
+}
+
+/// The lines the hostile customer-day of `mode` gets on a fresh engine, as exact decimal text
+/// (quantity, unit price, amount); the customers around it are billed normally.
+fn readings(mode: &str) -> Vec<[String; 3]> {
+    let engine = Engine::new(hostile_config()).unwrap();
+    let mut ev = evaluator(&engine, mode);
+    let results = ev.evaluate(&[day("before", false), day("evil", true), day("after", false)]);
+    assert_billed(&results[0]);
+    assert_billed(&results[2]);
+    let bill = results[1]
+        .as_ref()
+        .unwrap_or_else(|e| panic!("{mode}: the reading customer-day should be billed: {e}"));
+    assert_eq!(bill.total, dec("0.00"));
+    bill.lines
+        .iter()
+        .map(|l| {
+            assert_eq!(l.code(), "reading");
+            [
+                l.quantity.to_string(),
+                l.unit_price.to_string(),
+                l.amount.to_string(),
+            ]
+        })
+        .collect()
+}
+
+/// The engines are created more than a second apart: a real clock would have moved.
+const APART: Duration = Duration::from_millis(1_100);
+
+#[test]
+fn a_plugin_that_reads_the_clock_sees_the_fixed_epoch_on_every_engine() {
+    let first = readings("clock");
+    std::thread::sleep(APART);
+    let second = readings("clock");
+    assert_eq!(first, second, "the same customer-day, billed differently");
+    // The wall clock is 1970-01-01T00:00:00Z to the nanosecond (sandbox: a fixed time), and the
+    // monotonic clock does not move over the plugin's 1 s sleep (a fixed instant). A sleep that
+    // really waited would have run the call past its 100 ms deadline (a trap, not lines).
+    let zero = ["0.000000000", "0", "0.00"].map(String::from);
+    assert_eq!(first, [zero.clone(), zero]);
+}
+
+#[test]
+fn a_plugin_that_reads_random_gets_the_same_values_on_every_engine() {
+    let first = readings("random");
+    std::thread::sleep(APART);
+    let second = readings("random");
+    // A HashMap's hash, get-random-u64, get-random-bytes (2 words), get-insecure-random-u64,
+    // insecure-seed (2 words).
+    assert_eq!(first.len(), 7, "{first:?}");
+    assert_eq!(first, second, "the same customer-day, billed differently");
+    // And a second instance on one engine reads the same again.
+    assert_eq!(readings("random"), first);
+}
+
+/// The setup error of a chain of the hostile plugin in `mode` (whose `configure` misbehaves);
+/// asserts that evaluating that chain anyway fails every customer-day with the same error, and
+/// that the engine still bills with a well-configured chain afterwards.
+fn configure_error(engine: &Engine, mode: &str) -> BillErrorKind {
+    let chain = Arc::new(
+        Chain::new(
+            "hostile-co",
+            [(load(engine, "hostile"), json!({ "mode": mode }))],
+        )
+        .unwrap(),
+    );
+    let e = engine
+        .evaluator(chain.clone())
+        .err()
+        .unwrap_or_else(|| panic!("{mode}: configure must fail"));
+    assert_eq!(
+        (
+            e.company.as_str(),
+            e.plugin.as_str(),
+            e.plugin_version.as_str()
+        ),
+        ("hostile-co", "hostile", "1.0.0")
+    );
+    let text = e.to_string();
+    assert!(
+        text.contains("hostile-co") && text.contains("hostile 1.0.0") && text.contains("configure"),
+        "{text}"
+    );
+
+    // Lazily, through evaluate: every customer-day fails with the same error, named.
+    let mut ev = Evaluator::new(engine, chain);
+    for r in ev.evaluate(&[day("before", false), day("evil", true), day("after", false)]) {
+        let err = r.expect_err("a chain whose configure failed bills no one");
+        assert_eq!(err.plugin, "hostile");
+        assert_eq!(err.kind, e.kind);
+    }
+
+    let mut good = evaluator(engine, "trap");
+    assert_billed(&good.evaluate(&[day("fresh", false)])[0]);
+    e.kind
+}
+
+#[test]
+fn a_panic_in_configure_fails_the_chain_with_the_message() {
+    let engine = Engine::new(hostile_config()).unwrap();
+    let BillErrorKind::Trap { kind, message } = configure_error(&engine, "configure-panic") else {
+        panic!("expected a trap")
+    };
+    assert_eq!(kind, TrapKind::Panic, "{message}");
+    assert!(
+        message.starts_with("in configure:")
+            && message.contains("panicking in configure on purpose"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_endless_loop_in_configure_hits_the_deadline() {
+    let engine = Engine::new(hostile_config()).unwrap();
+    let BillErrorKind::Trap { kind, message } = configure_error(&engine, "configure-loop") else {
+        panic!("expected a trap")
+    };
+    assert_eq!(kind, TrapKind::Deadline, "{message}");
+    assert!(
+        message.starts_with("in configure:") && message.contains("deadline of 100 ms"),
+        "{message}"
+    );
+}
+
+#[test]
+fn too_many_line_kinds_fail_configure() {
+    let engine = Engine::new(hostile_config()).unwrap();
+    assert_eq!(engine.limits().max_line_specs, 64);
+    let kind = configure_error(&engine, "many-kinds");
+    let message = invalid_output_kind(&kind);
+    assert!(
+        message.contains("configure announced 65 line kinds; the limit is 64")
+            && message.contains("limits.max_line_specs"),
+        "{message}"
+    );
+
+    // The limit is the configured one: at 65 the same plugin configures and bills.
+    let mut config = hostile_config();
+    config.limits.max_line_specs = 65;
+    let engine = Engine::new(config).unwrap();
+    let mut ev = evaluator(&engine, "many-kinds");
+    ev.evaluate(&[day("a", false), day("b", true)])
+        .iter()
+        .for_each(assert_billed);
+}
+
+#[test]
+fn line_kind_texts_over_the_contract_limits_fail_configure() {
+    let engine = Engine::new(hostile_config()).unwrap();
+    // Each mode announces a kind exactly at the limit (accepted), then one past it. Limits are
+    // in bytes: the 201-byte description is 67 characters.
+    for (mode, expected) in [
+        (
+            "long-code",
+            "line kind 1: the code is 33 bytes; it must be 1 to 32 bytes",
+        ),
+        (
+            "empty-code",
+            "line kind 1: the code is 0 bytes; it must be 1 to 32 bytes",
+        ),
+        (
+            "long-description",
+            "line kind 1: the description is 201 bytes; it must be 0 to 200 bytes",
+        ),
+        (
+            "long-unit",
+            "line kind 1: the unit is 17 bytes; it must be 0 to 16 bytes",
+        ),
+    ] {
+        let kind = configure_error(&engine, mode);
+        let message = invalid_output_kind(&kind);
+        assert!(message.contains(expected), "{mode}: {message}");
+    }
+}
+
+fn invalid_output_kind(kind: &BillErrorKind) -> &str {
+    match kind {
+        BillErrorKind::InvalidOutput { message } => message.as_str(),
+        other => panic!("expected invalid output, got {other}"),
+    }
+}
+
+/// After a refused load, the engine still loads plugins and bills with them.
+fn engine_still_loads(engine: &Engine) {
+    assert_eq!(load(engine, "late-fee").name(), "late-fee");
+    let mut ev = evaluator(engine, "trap");
+    ev.evaluate(&[day("a", false), day("b", false)])
+        .iter()
+        .for_each(assert_billed);
+}
+
+#[test]
+fn a_plugin_that_panics_in_describe_is_refused_at_load() {
+    let engine = Engine::new(hostile_config()).unwrap();
+    let bytes = component("broken-describe");
+    let e = engine.load(&bytes).expect_err("describe traps");
+    let LoadError::Describe { message } = &e else {
+        panic!("expected a describe error, got {e:?}")
+    };
+    assert!(
+        message.starts_with("panic: ") && message.contains("describe panics on purpose"),
+        "{message}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("the component could not be instantiated or described: panic: "),
+        "{e}"
+    );
+
+    let report = engine.check(&bytes);
+    assert!(!report.ok());
+    assert_eq!(report.error.as_ref(), Some(&e));
+    // Its world is right; only describe failed.
+    assert_eq!(report.world.as_deref(), Some(RULES_WORLD));
+    assert!(report.info.is_none());
+    let text = report.to_string();
+    assert!(
+        text.contains("ERR the component could not be instantiated or described")
+            && text.contains("describe panics on purpose"),
+        "{text}"
+    );
+
+    // Refused again from the compile cache, the same way.
+    assert_eq!(engine.load(&bytes).unwrap_err(), e);
+    engine_still_loads(&engine);
+}
+
+#[test]
+fn a_plugin_for_a_newer_contract_is_refused_naming_both_versions() {
+    let engine = Engine::new(hostile_config()).unwrap();
+    let bytes = component("future-contract");
+    let e = engine
+        .load(&bytes)
+        .expect_err("contract 0.2.0 is not served");
+    let LoadError::ContractVersion { found, supported } = &e else {
+        panic!("expected a contract-version error, got {e:?}: {e}")
+    };
+    assert_eq!(found, "heatbill:rules/rules@0.2.0");
+    assert_eq!(supported, CONTRACT_VERSION);
+    assert_eq!(CONTRACT_VERSION, "0.1.0");
+    let text = e.to_string();
+    assert!(
+        text.contains("heatbill:rules/rules@0.2.0") && text.contains("heatbill:rules@0.1.0"),
+        "{text}"
+    );
+
+    let report = engine.check(&bytes);
+    assert!(!report.ok());
+    assert_eq!(report.error.as_ref(), Some(&e));
+    assert!(report.world.is_none());
+    assert!(
+        report
+            .exports
+            .iter()
+            .any(|x| x == "heatbill:rules/rules@0.2.0"),
+        "{report}"
+    );
+    let text = report.to_string();
+    assert!(
+        text.contains("ERR world") && text.contains("heatbill:rules/rules@0.2.0"),
+        "{text}"
+    );
+    engine_still_loads(&engine);
+}
+
+/// A change to the engine's limits.
+type LimitsChange = fn(&mut Limits);
+
+#[test]
+fn a_describe_past_the_limits_is_refused_naming_each_limit() {
+    // The fixture breaks each check by one; raising the limits before it reaches the next.
+    let bytes = component("bloated-describe");
+    let cases: [(LimitsChange, &str); 5] = [
+        (
+            |_| {},
+            "the description is 4097 bytes; the limit is 4096 (limits.max_describe_bytes)",
+        ),
+        (
+            |l| l.max_describe_bytes = 4_097,
+            "65 parameters are declared; the limit is 64 (limits.max_params)",
+        ),
+        (
+            |l| {
+                l.max_describe_bytes = 4_097;
+                l.max_params = 65;
+            },
+            "the description of parameter `p1` is 5000 bytes; the limit is 4097",
+        ),
+        (
+            |l| {
+                l.max_describe_bytes = 5_000;
+                l.max_params = 65;
+            },
+            "parameter `p0` is declared twice",
+        ),
+        (
+            |l| l.max_name_bytes = 15,
+            "name \"bloated-describe\" is not a plugin name: use 1 to 15",
+        ),
+    ];
+    for (limits, expected) in cases {
+        let mut config = hostile_config();
+        limits(&mut config.limits);
+        let engine = Engine::new(config).unwrap();
+        let e = engine.load(&bytes).expect_err(expected);
+        let LoadError::InvalidInfo { message } = &e else {
+            panic!("expected invalid info, got {e:?}")
+        };
+        assert!(message.contains(expected), "{message}");
+        assert_eq!(engine.check(&bytes).error.as_ref(), Some(&e));
+        engine_still_loads(&engine);
+    }
 }

@@ -1,8 +1,8 @@
 //! Test fixture: a plugin that misbehaves on purpose, for the host's sandbox tests.
 //!
-//! The misbehaviour is the `mode` parameter, and it is triggered only for customer-days tagged
-//! `"hostile"`: every other customer-day gets one normal 1.00 line, so a test can show that the
-//! customers after the hostile one in the same batch are still billed (by a fresh instance).
+//! The misbehaviour is the `mode` parameter. Most modes are triggered only for customer-days
+//! tagged `"hostile"`: every other customer-day gets one normal 1.00 line, so a test can show that
+//! the customers after the hostile one in the same batch are still billed (by a fresh instance).
 //!
 //! | mode | what a hostile customer-day does |
 //! |---|---|
@@ -10,25 +10,71 @@
 //! | `memory` | allocates 1 MiB blocks until the memory cap stops it (a trap) |
 //! | `trap` | executes `unreachable` |
 //! | `panic` | panics (prints the message on stderr, then traps) |
+//! | `recursion` | recurses without end (the call stack overflows) |
+//! | `exit` | calls `std::process::exit(3)` |
 //! | `lines` | returns 1,000 lines |
 //! | `big-string` | returns a rule error with a 10 MB message |
 //! | `bad-amount` | returns an amount with three decimals (1.005) |
 //! | `bad-spec` | returns a line whose spec index is out of range |
+//! | `bad-payer` | returns a line whose payer code is 7 (there are three payers) |
+//! | `line-and-error` | returns a line *and* a rule error for the same customer-day |
+//! | `season` | a tariff that returns season positions (for the whole batch) |
 //! | `wrong-count` | returns one result fewer than the batch's days |
 //! | `stdout` | prints 1 MiB to stdout and to stderr, then bills normally |
+//! | `clock` | reads the wall clock and the monotonic clock (across a 1 s sleep); see below |
+//! | `random` | reads every random source WASI has; see below |
+//!
+//! The `clock` and `random` modes show what a plugin that breaks the purity rule sees: they
+//! return, instead of the 1.00 line, lines of kind 1 (`reading`, amount 0.00) whose quantities
+//! are the values read:
+//!
+//! - `clock`: line 0, the wall clock as seconds since 1970-01-01T00:00:00Z, to the nanosecond
+//!   (`SystemTime::now()`); line 1, the seconds that `Instant` says passed over a 1 s
+//!   `std::thread::sleep`, to the nanosecond.
+//! - `random`: line 0, `RandomState::new().hash_one("heatbill")` (what a `HashMap` does: the
+//!   standard library seeds it from `wasi:random/insecure-seed`); line 1, `get-random-u64`; lines 2
+//!   and 3, `get-random-bytes(16)` as two little-endian `u64`; line 4, `get-insecure-random-u64`;
+//!   lines 5 and 6, the two halves of `insecure-seed`. Each `u64` is carried as the `s64` with
+//!   the same bits, scale 0.
+//!
+//! Other modes misbehave in `configure`, whatever the customer-day (a plugin configured with
+//! them never evaluates anything):
+//!
+//! | mode | what `configure` does |
+//! |---|---|
+//! | `configure-panic` | panics |
+//! | `configure-loop` | loops forever |
+//! | `many-kinds` | announces 65 line kinds (the default limit is 64) |
+//! | `long-code` | announces a kind with a 32-byte code, then one with a 33-byte code |
+//! | `empty-code` | announces a kind with code `hostile`, then one with an empty code |
+//! | `long-description` | announces a kind with a 200-byte description (66 × `费` and `xx`), then one with a 201-byte description (67 × `费`, only 67 characters) |
+//! | `long-unit` | announces a kind with a 16-byte unit, then one with a 17-byte unit (`元元元元元xx`) |
+//!
+//! (`many-kinds` configures fine under a limit of 65 or more, and then bills every customer-day
+//! normally.)
 //!
 //! It implements the generated `Guest` trait directly (not [`heatbill_sdk::Plugin`]), because
-//! the SDK's safety nets (result count, message length) would otherwise repair the breakage.
+//! the SDK's safety nets (result count, message length, line-spec checks) would otherwise repair
+//! the breakage.
 
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::io::Write;
 use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use heatbill_sdk::bindings::exports::heatbill::rules::rules::Guest;
 use heatbill_sdk::prelude::*;
-use heatbill_sdk::{BatchOutput, DayBatch};
+use heatbill_sdk::{BatchOutput, DayBatch, RowError, SeasonColumn};
 use serde::Deserialize;
 
-/// What a hostile customer-day does.
+/// The WASI random interfaces, imported directly (`wit/hostile.wit`).
+#[allow(unsafe_code, missing_docs, clippy::all)]
+mod wasi_reads {
+    wit_bindgen::generate!({ path: "wit", world: "wasi-reads", generate_all });
+}
+
+/// What a hostile customer-day (or, for the `configure-*` and line-kind modes, `configure`) does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
@@ -40,6 +86,10 @@ pub enum Mode {
     Trap,
     /// Panic.
     Panic,
+    /// Recurse until the call stack overflows.
+    Recursion,
+    /// Call `exit(3)`.
+    Exit,
     /// Return 1,000 lines.
     Lines,
     /// Return a 10 MB error message.
@@ -48,10 +98,34 @@ pub enum Mode {
     BadAmount,
     /// Return a line with an out-of-range spec index.
     BadSpec,
+    /// Return a line with payer code 7.
+    BadPayer,
+    /// Return a line and a rule error for the same customer-day.
+    LineAndError,
+    /// Return season positions although the plugin is a tariff.
+    Season,
     /// Return line columns of different lengths.
     WrongCount,
     /// Flood stdout and stderr, then bill normally.
     Stdout,
+    /// Return what the clocks say.
+    Clock,
+    /// Return what the random sources say.
+    Random,
+    /// Panic in `configure`.
+    ConfigurePanic,
+    /// Loop forever in `configure`.
+    ConfigureLoop,
+    /// Announce 65 line kinds.
+    ManyKinds,
+    /// Announce a line kind whose code is 33 bytes.
+    LongCode,
+    /// Announce a line kind whose code is empty.
+    EmptyCode,
+    /// Announce a line kind whose description is 201 bytes.
+    LongDescription,
+    /// Announce a line kind whose unit is 17 bytes.
+    LongUnit,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,13 +139,18 @@ static MODE: OnceLock<Mode> = OnceLock::new();
 /// The fixture.
 pub struct Hostile;
 
+/// The line kind of the 1.00 line.
+const NORMAL: u16 = 0;
+/// The line kind of a value read by `clock` or `random`.
+const READING: u16 = 1;
+
 fn one() -> Line {
     let one = WitDecimal {
         units: 100,
         scale: 2,
     };
     Line {
-        spec: 0,
+        spec: NORMAL,
         quantity: one,
         unit_price: one,
         amount: one,
@@ -83,7 +162,39 @@ fn normal() -> Result<DayOutput, RuleError> {
     Ok(DayOutput::lines(vec![one()]))
 }
 
-/// What `mode` does to one hostile customer-day (all modes but `wrong-count`).
+/// A `reading` line whose quantity is `units × 10^-scale`, amount 0.00.
+fn reading(units: i64, scale: u8) -> Line {
+    Line {
+        spec: READING,
+        quantity: WitDecimal { units, scale },
+        unit_price: WitDecimal { units: 0, scale: 0 },
+        amount: WitDecimal { units: 0, scale: 2 },
+        payer: Payer::Customer,
+    }
+}
+
+/// A `u64` as the `s64` with the same bits.
+fn bits(v: u64) -> i64 {
+    i64::from_le_bytes(v.to_le_bytes())
+}
+
+/// A duration in nanoseconds, saturating.
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// Recurses `n` deep; not a tail call (the result is used after the call), so it cannot become
+/// a loop, and it keeps nothing in linear memory, so it is the wasm call stack that overflows.
+#[inline(never)]
+fn recurse(n: u64) -> u64 {
+    if n == 0 {
+        return 0;
+    }
+    recurse(n - 1).rotate_left(1) ^ n
+}
+
+/// What `mode` does to one hostile customer-day (all modes but the output-shape ones, which
+/// `evaluate_batch` applies to the whole output, and the configure-time ones).
 pub fn misbehave(mode: Mode) -> Result<DayOutput, RuleError> {
     match mode {
         Mode::Loop => {
@@ -102,6 +213,11 @@ pub fn misbehave(mode: Mode) -> Result<DayOutput, RuleError> {
         }
         Mode::Trap => trap(),
         Mode::Panic => panic!("hostile plugin: panicking on purpose"),
+        Mode::Recursion => {
+            let depth = recurse(std::hint::black_box(u64::MAX));
+            Ok(DayOutput::lines(vec![reading(bits(depth), 0)]))
+        }
+        Mode::Exit => std::process::exit(3),
         Mode::Lines => Ok(DayOutput::lines(vec![one(); 1000])),
         Mode::BigString => Err(RuleError::Unsupported("x".repeat(10_000_000))),
         Mode::BadAmount => {
@@ -117,7 +233,6 @@ pub fn misbehave(mode: Mode) -> Result<DayOutput, RuleError> {
             l.spec = 7;
             Ok(DayOutput::lines(vec![l]))
         }
-        Mode::WrongCount => normal(),
         Mode::Stdout => {
             let chunk = "hostile plugin output ".repeat(64);
             let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
@@ -128,6 +243,80 @@ pub fn misbehave(mode: Mode) -> Result<DayOutput, RuleError> {
             }
             normal()
         }
+        Mode::Clock => {
+            let wall = match SystemTime::now().duration_since(UNIX_EPOCH) {
+                Ok(since) => nanos(since),
+                Err(e) => -nanos(e.duration()),
+            };
+            let start = Instant::now();
+            // A host whose sleep really waited would also have to stop the plugin at its
+            // deadline (100 ms in the tests) once the sleep returned.
+            std::thread::sleep(Duration::from_secs(1));
+            let slept = nanos(start.elapsed());
+            Ok(DayOutput::lines(vec![reading(wall, 9), reading(slept, 9)]))
+        }
+        Mode::Random => {
+            use wasi_reads::wasi::random::{insecure, insecure_seed, random};
+            let hashed = RandomState::new().hash_one("heatbill");
+            let secure = random::get_random_u64();
+            let bytes = random::get_random_bytes(16);
+            let (lo, hi) = bytes.split_at(8);
+            let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or_default());
+            let insecure = insecure::get_insecure_random_u64();
+            let (seed0, seed1) = insecure_seed::insecure_seed();
+            Ok(DayOutput::lines(
+                [hashed, secure, word(lo), word(hi), insecure, seed0, seed1]
+                    .into_iter()
+                    .map(|v| reading(bits(v), 0))
+                    .collect(),
+            ))
+        }
+        Mode::BadPayer
+        | Mode::LineAndError
+        | Mode::Season
+        | Mode::WrongCount
+        | Mode::ConfigurePanic
+        | Mode::ConfigureLoop
+        | Mode::ManyKinds
+        | Mode::LongCode
+        | Mode::EmptyCode
+        | Mode::LongDescription
+        | Mode::LongUnit => normal(),
+    }
+}
+
+/// The line kinds `configure` announces in `mode` (the configure-time modes break them).
+pub fn line_kinds(mode: Mode) -> Vec<LineSpec> {
+    let normal = line_spec("hostile", "Hostile fixture", "CNY", LineCategory::Other);
+    let reading = line_spec(
+        "reading",
+        "A value the plugin read from its environment",
+        "",
+        LineCategory::Other,
+    );
+    let with = |f: &dyn Fn(&mut LineSpec)| {
+        let mut s = normal.clone();
+        f(&mut s);
+        s
+    };
+    match mode {
+        Mode::ManyKinds => (0..65)
+            .map(|i| line_spec(&format!("k{i}"), "One of many", "CNY", LineCategory::Other))
+            .collect(),
+        Mode::LongCode => vec![
+            with(&|s| s.code = "c".repeat(32)),
+            with(&|s| s.code = "c".repeat(33)),
+        ],
+        Mode::EmptyCode => vec![normal.clone(), with(&|s| s.code = String::new())],
+        Mode::LongDescription => vec![
+            with(&|s| s.description = "费".repeat(66) + "xx"),
+            with(&|s| s.description = "费".repeat(67)),
+        ],
+        Mode::LongUnit => vec![
+            with(&|s| s.unit = "u".repeat(16)),
+            with(&|s| s.unit = "元".repeat(5) + "xx"),
+        ],
+        _ => vec![normal, reading],
     }
 }
 
@@ -147,12 +336,15 @@ impl Guest for Hostile {
             name: "hostile".into(),
             version: "1.0.0".into(),
             kind: PluginKind::Tariff,
-            description: "Test fixture: misbehaves as `mode` says for customer-days tagged \"hostile\"; bills 1.00 to every other customer-day.".into(),
+            description: "Test fixture: misbehaves as `mode` says for customer-days tagged \"hostile\" (or in configure); bills 1.00 to every other customer-day.".into(),
             params: vec![param(
                 "mode",
                 ParamType::Text,
                 true,
-                "loop, memory, trap, panic, lines, big-string, bad-amount, bad-spec, wrong-count or stdout.",
+                "loop, memory, trap, panic, recursion, exit, lines, big-string, bad-amount, \
+                 bad-spec, bad-payer, line-and-error, season, wrong-count, stdout, clock, random, \
+                 configure-panic, configure-loop, many-kinds, long-code, empty-code, \
+                 long-description or long-unit.",
             )],
         }
     }
@@ -161,12 +353,16 @@ impl Guest for Hostile {
         let p: Params = heatbill_sdk::params::parse(&params)?;
         MODE.set(p.mode)
             .map_err(|_| RuleError::BadParams("already configured".into()))?;
-        Ok(vec![line_spec(
-            "hostile",
-            "Hostile fixture",
-            "CNY",
-            LineCategory::Other,
-        )])
+        match p.mode {
+            Mode::ConfigurePanic => panic!("hostile plugin: panicking in configure on purpose"),
+            Mode::ConfigureLoop => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            mode => Ok(line_kinds(mode)),
+        }
     }
 
     fn evaluate(day: CustomerDay) -> Result<DayOutput, RuleError> {
@@ -203,11 +399,50 @@ impl Guest for Hostile {
             })
             .collect();
         let mut out = heatbill_sdk::batch::encode(results);
-        if mode == Mode::WrongCount && days.iter().any(is_hostile) {
-            // Columns of different lengths: the host must refuse the whole output.
-            out.lines.payers.pop();
+        let hostile: Vec<u32> = (0..days.len() as u32)
+            .filter(|&r| is_hostile(&days[r as usize]))
+            .collect();
+        if !hostile.is_empty() {
+            break_output(mode, &mut out, &hostile, days.len());
         }
         out
+    }
+}
+
+/// What the output-shape modes do to a batch's output, given the hostile rows (ascending).
+fn break_output(mode: Mode, out: &mut BatchOutput, hostile: &[u32], len: usize) {
+    match mode {
+        // Columns of different lengths: the host must refuse the whole output.
+        Mode::WrongCount => {
+            out.lines.payers.pop();
+        }
+        Mode::BadPayer => {
+            for (k, row) in out.lines.rows.iter().enumerate() {
+                if hostile.contains(row) {
+                    out.lines.payers[k] = 7;
+                }
+            }
+        }
+        // The rows keep their lines; the errors list was empty (every row succeeded).
+        Mode::LineAndError => {
+            out.errors = hostile
+                .iter()
+                .map(|&row| RowError {
+                    row,
+                    error: RuleError::Unsupported("and a line as well".into()),
+                })
+                .collect();
+        }
+        // A well-formed season column (regular day 1 of 1), from a plugin that is no season.
+        Mode::Season => {
+            out.season = Some(SeasonColumn {
+                phase: vec![SeasonPhase::Regular as u8; len],
+                day_index: vec![1; len],
+                season_days: vec![1; len],
+                charged: vec![0; len],
+            });
+        }
+        _ => {}
     }
 }
 
@@ -246,5 +481,43 @@ mod tests {
         ));
         let info = Hostile::describe();
         assert_eq!(info.name, "hostile");
+    }
+
+    #[test]
+    fn line_kinds_break_the_limits_by_one_byte() {
+        assert_eq!(line_kinds(Mode::Trap).len(), 2);
+        assert_eq!(line_kinds(Mode::ManyKinds).len(), 65);
+        let lens = |mode, f: fn(&LineSpec) -> usize| -> Vec<usize> {
+            line_kinds(mode).iter().map(f).collect()
+        };
+        assert_eq!(lens(Mode::LongCode, |s| s.code.len()), [32, 33]);
+        assert_eq!(lens(Mode::EmptyCode, |s| s.code.len()), [7, 0]);
+        assert_eq!(
+            lens(Mode::LongDescription, |s| s.description.len()),
+            [200, 201]
+        );
+        assert_eq!(
+            lens(Mode::LongDescription, |s| s.description.chars().count()),
+            [68, 67]
+        );
+        assert_eq!(lens(Mode::LongUnit, |s| s.unit.len()), [16, 17]);
+    }
+
+    #[test]
+    fn output_shape_modes_touch_the_hostile_rows_only() {
+        let results = vec![normal(), normal(), normal()];
+        let mut out = heatbill_sdk::batch::encode(results.clone());
+        break_output(Mode::BadPayer, &mut out, &[1], 3);
+        assert_eq!(out.lines.payers, [0, 7, 0]);
+
+        let mut out = heatbill_sdk::batch::encode(results.clone());
+        break_output(Mode::LineAndError, &mut out, &[1], 3);
+        assert_eq!(out.errors.len(), 1);
+        assert_eq!(out.errors[0].row, 1);
+        assert_eq!(out.lines.rows, [0, 1, 2]);
+
+        let mut out = heatbill_sdk::batch::encode(results);
+        break_output(Mode::Season, &mut out, &[1], 3);
+        assert_eq!(out.season.unwrap().phase.len(), 3);
     }
 }
