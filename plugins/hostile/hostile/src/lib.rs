@@ -25,7 +25,7 @@ use std::sync::OnceLock;
 
 use heatbill_sdk::bindings::exports::heatbill::rules::rules::Guest;
 use heatbill_sdk::prelude::*;
-use heatbill_sdk::{BatchOutput, DayBatch};
+use heatbill_sdk::{BatchOutput, Configuration, DayBatch};
 use serde::Deserialize;
 
 /// What a hostile customer-day does.
@@ -157,16 +157,19 @@ impl Guest for Hostile {
         }
     }
 
-    fn configure(params: String) -> Result<Vec<LineSpec>, RuleError> {
+    fn configure(params: String) -> Result<Configuration, RuleError> {
         let p: Params = heatbill_sdk::params::parse(&params)?;
         MODE.set(p.mode)
             .map_err(|_| RuleError::BadParams("already configured".into()))?;
-        Ok(vec![line_spec(
-            "hostile",
-            "Hostile fixture",
-            "CNY",
-            LineCategory::Other,
-        )])
+        Ok(Configuration {
+            lines: vec![line_spec(
+                "hostile",
+                "Hostile fixture",
+                "CNY",
+                LineCategory::Other,
+            )],
+            applies_to: DayFilter::ALL,
+        })
     }
 
     fn evaluate(day: CustomerDay) -> Result<DayOutput, RuleError> {
