@@ -376,16 +376,6 @@ impl Engine {
         let engine = &self.inner.wasmtime;
         let ty = component.component_type();
 
-        let denied: Vec<String> = ty
-            .imports(engine)
-            .map(|(name, _)| name)
-            .filter(|name| !is_granted(name))
-            .map(str::to_string)
-            .collect();
-        if !denied.is_empty() {
-            return Err(LoadError::ImportNotGranted { imports: denied });
-        }
-
         let exports: Vec<(String, bool)> = ty
             .exports(engine)
             .map(|(n, item)| {
@@ -413,6 +403,17 @@ impl Engine {
                 version: CONTRACT_VERSION.to_string(),
                 found: exports.into_iter().map(|(n, _)| n).collect(),
             });
+        }
+        // Imports after exports: a component for another version of the contract also imports
+        // that version's `types`, and must be told about the version, not about an import.
+        let denied: Vec<String> = ty
+            .imports(engine)
+            .map(|(name, _)| name)
+            .filter(|name| !is_granted(name))
+            .map(str::to_string)
+            .collect();
+        if !denied.is_empty() {
+            return Err(LoadError::ImportNotGranted { imports: denied });
         }
 
         let pre = self

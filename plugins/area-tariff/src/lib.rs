@@ -99,6 +99,11 @@ impl Plugin for AreaTariff {
     }
 
     #[inline]
+    /// Active, unmetered customers only (the others are `suspension-fee`'s and `metered-tariff`'s).
+    fn applies_to(&self) -> DayFilter {
+        DayFilter::ALL.exclude(bits::SUSPENDED | bits::METERED)
+    }
+
     fn evaluate(&self, day: &CustomerDay) -> Result<DayOutput, RuleError> {
         if day.status != ServiceStatus::Active || day.flags.contains(CustomerFlags::METERED) {
             return Ok(DayOutput::empty());

@@ -222,7 +222,9 @@ fn run_file(path: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap();
     let file: CaseFile =
         toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut chain = Chain::new();
+    // Verified: every rule is also called for the days its filter excludes, and must return
+    // nothing for them (the sandbox would not call it at all).
+    let mut chain = Chain::new().verified();
     for entry in &file.chain {
         let params = serde_json::to_string(&entry.params.clone().unwrap_or_default()).unwrap();
         let r = rule(&entry.plugin, &params).unwrap_or_else(|e| {
@@ -379,4 +381,117 @@ fn every_case_file_passes_natively() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Every combination of the facts the filters test, on a regular season day, an early day and a
+/// day outside the season.
+fn synthetic_days() -> Vec<CustomerDay> {
+    let mut days = Vec::new();
+    let seasons = [
+        Some(SeasonDay {
+            phase: SeasonPhase::Regular,
+            day_index: 50,
+            season_days: 183,
+            charged: true,
+        }),
+        Some(SeasonDay {
+            phase: SeasonPhase::Early,
+            day_index: 1,
+            season_days: 183,
+            charged: false,
+        }),
+        Some(SeasonDay {
+            phase: SeasonPhase::Outside,
+            day_index: 0,
+            season_days: 183,
+            charged: false,
+        }),
+        None,
+    ];
+    for combo in 0u32..64 {
+        for season in seasons {
+            let has = |bit: u32| combo & (1 << bit) != 0;
+            let mut flags = CustomerFlags::empty();
+            if has(0) {
+                flags |= CustomerFlags::METERED;
+            }
+            if has(1) {
+                flags |= CustomerFlags::LOW_INCOME;
+            }
+            days.push(CustomerDay {
+                date: Date::new(2026, 1, 15).unwrap(),
+                class: if has(2) {
+                    CustomerClass::NonResidential
+                } else {
+                    CustomerClass::Residential
+                },
+                special_class: None,
+                status: if has(3) {
+                    ServiceStatus::Suspended
+                } else {
+                    ServiceStatus::Active
+                },
+                flags,
+                building_area: dec("75"),
+                usable_area: Some(dec("60")),
+                ceiling_height: Some(dec("3.6")),
+                heat: Some(dec("1.2")),
+                indoor_temperature: has(4).then(|| dec("17.0")),
+                arrears: dec("1149.60"),
+                arrears_since: has(5).then(|| Date::new(2025, 12, 1).unwrap()),
+                season,
+                tags: Vec::new(),
+                attributes: Vec::new(),
+                prior_lines: vec![heatbill_sdk::PriorLine {
+                    category: heatbill_sdk::LineCategory::Heating,
+                    quantity: dec("60"),
+                    unit_price: dec("38.32"),
+                    amount: dec("12.56"),
+                    payer: Payer::Customer,
+                }],
+            });
+        }
+    }
+    days
+}
+
+/// The filter promise (`Plugin::applies_to`) of every plugin configuration in the case files,
+/// over every combination of the facts it can test: a day outside the filter gets nothing.
+#[test]
+fn every_filter_excludes_only_days_the_plugin_does_not_bill() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../cases");
+    let days = synthetic_days();
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let file: CaseFile = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for e in &file.chain {
+            let params = serde_json::to_string(&e.params.clone().unwrap_or_default()).unwrap();
+            let r = rule(&e.plugin, &params).unwrap();
+            let filter = r.applies_to();
+            let mut out = Vec::new();
+            r.evaluate_all(&days, &mut out);
+            for (day, result) in days.iter().zip(&out) {
+                let bits = heatbill_sdk::bits::of(day);
+                if filter.matches(bits) {
+                    continue;
+                }
+                checked += 1;
+                let empty = matches!(result, Ok(o) if o.lines.is_empty() && o.season.is_none());
+                if !empty {
+                    failures.push(format!(
+                        "{}: {} bills a day its filter excludes (bits {bits:#x})",
+                        path.display(),
+                        e.plugin
+                    ));
+                }
+            }
+        }
+    }
+    assert!(checked > 1000, "only {checked} excluded days were checked");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -89,6 +89,11 @@ impl Plugin for LateFee {
     }
 
     #[inline]
+    /// Customers with overdue arrears only (no `arrears-since`, no late fee).
+    fn applies_to(&self) -> DayFilter {
+        DayFilter::ALL.require(bits::HAS_ARREARS_SINCE)
+    }
+
     fn evaluate(&self, day: &CustomerDay) -> Result<DayOutput, RuleError> {
         let overdue = day.arrears_since.is_some_and(|since| since <= day.date);
         if !overdue || day.date < self.due || day.arrears.units <= 0 {

@@ -107,6 +107,11 @@ impl Plugin for LowIncomeSubsidy {
         ))
     }
 
+    /// Low-income households only.
+    fn applies_to(&self) -> DayFilter {
+        DayFilter::ALL.require(bits::LOW_INCOME)
+    }
+
     fn evaluate(&self, day: &CustomerDay) -> Result<DayOutput, RuleError> {
         if !day.flags.contains(CustomerFlags::LOW_INCOME) {
             return Ok(DayOutput::empty());

@@ -152,6 +152,13 @@ impl Plugin for MeteredTariff {
         ))
     }
 
+    /// Active, metered customers only.
+    fn applies_to(&self) -> DayFilter {
+        DayFilter::ALL
+            .require(bits::METERED)
+            .exclude(bits::SUSPENDED)
+    }
+
     fn evaluate(&self, day: &CustomerDay) -> Result<DayOutput, RuleError> {
         if day.status != ServiceStatus::Active || !day.flags.contains(CustomerFlags::METERED) {
             return Ok(DayOutput::empty());

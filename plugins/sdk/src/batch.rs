@@ -17,28 +17,7 @@ use crate::{
     PriorLine, RuleError, SeasonDay, SeasonPhase, ServiceStatus, WitDecimal,
 };
 
-/// Bit 0 of `day-batch.bits`: non-residential (`day-bits.non-residential`).
-pub const NON_RESIDENTIAL: u32 = 1 << 0;
-/// Bit 1: suspended.
-pub const SUSPENDED: u32 = 1 << 1;
-/// Bit 2: metered.
-pub const METERED: u32 = 1 << 2;
-/// Bit 3: low-income.
-pub const LOW_INCOME: u32 = 1 << 3;
-/// Bit 4: `usable-area` present.
-pub const HAS_USABLE_AREA: u32 = 1 << 4;
-/// Bit 5: `ceiling-height` present.
-pub const HAS_CEILING_HEIGHT: u32 = 1 << 5;
-/// Bit 6: `heat` present.
-pub const HAS_HEAT: u32 = 1 << 6;
-/// Bit 7: `indoor-temperature` present.
-pub const HAS_INDOOR_TEMPERATURE: u32 = 1 << 7;
-/// Bit 8: `arrears-since` present.
-pub const HAS_ARREARS_SINCE: u32 = 1 << 8;
-/// Bit 9: the season columns present.
-pub const HAS_SEASON: u32 = 1 << 9;
-/// Bit 10: early and extended days charged.
-pub const SEASON_CHARGED: u32 = 1 << 10;
+use crate::bits::*;
 
 /// Why a batch could not be read (a host bug or a hostile host; reported for every row).
 #[derive(Debug, Clone, PartialEq, Eq)]

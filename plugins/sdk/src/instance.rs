@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 
 use crate::bindings::heatbill::rules::types::{BatchOutput, DayBatch};
 use crate::params::{check_line_specs, parse, truncate};
-use crate::{CustomerDay, DayOutput, LineSpec, Plugin, PluginInfo, RuleError};
+use crate::{Configuration, CustomerDay, DayOutput, LineSpec, Plugin, PluginInfo, RuleError};
 
 /// A component instance's plugin: unconfigured until `configure`, then configured for good.
 ///
@@ -38,7 +38,7 @@ impl<P: Plugin> Instance<P> {
     /// plugin, checks the line specs against the contract's limits, and keeps the plugin.
     /// A second call fails (the host never makes one; a configuration is for the instance's
     /// life).
-    pub fn configure(&self, params: &str) -> Result<Vec<LineSpec>, RuleError> {
+    pub fn configure(&self, params: &str) -> Result<Configuration, RuleError> {
         if self.plugin.get().is_some() {
             return Err(RuleError::BadParams(
                 "this instance is already configured: instantiate the plugin again to configure it differently".into(),
@@ -46,10 +46,14 @@ impl<P: Plugin> Instance<P> {
         }
         let (plugin, specs) = configure::<P>(params)?;
         // Single-threaded in the component; natively a lost race is reported like a 2nd call.
+        let applies_to = plugin.applies_to();
         self.plugin
             .set(plugin)
             .map_err(|_| RuleError::BadParams("this instance is already configured".into()))?;
-        Ok(specs)
+        Ok(Configuration {
+            lines: specs,
+            applies_to,
+        })
     }
 
     /// `evaluate`: one customer-day. Before `configure` it is a [`RuleError::Unsupported`]

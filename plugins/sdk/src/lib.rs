@@ -63,6 +63,7 @@
 
 pub mod area;
 pub mod batch;
+pub mod bits;
 pub mod date;
 pub mod decimal;
 mod instance;
@@ -98,10 +99,10 @@ pub mod bindings {
 /// [`WitDecimal::to_decimal`] and `WitDecimal::try_from(Decimal)`).
 pub use bindings::heatbill::rules::types::Decimal as WitDecimal;
 pub use bindings::heatbill::rules::types::{
-    Attribute, BatchOutput, CustomerClass, CustomerDay, CustomerFlags, Date, DayBatch, DayOutput,
-    DecimalColumn, Line, LineCategory, LineColumn, LineSpec, ParamSpec, ParamType, Payer,
-    PluginInfo, PluginKind, PriorLine, RowError, RuleError, SeasonColumn, SeasonDay, SeasonPhase,
-    ServiceStatus,
+    Attribute, BatchOutput, Configuration, CustomerClass, CustomerDay, CustomerFlags, Date,
+    DayBatch, DayFilter, DayOutput, DecimalColumn, Line, LineCategory, LineColumn, LineSpec,
+    ParamSpec, ParamType, Payer, PluginInfo, PluginKind, PriorLine, RowError, RuleError,
+    SeasonColumn, SeasonDay, SeasonPhase, ServiceStatus,
 };
 
 pub use decimal::{cumulative_share, daily_rate, round_fen};
@@ -120,6 +121,7 @@ pub mod prelude {
         LineSpec, ParamSpec, ParamType, Payer, Plugin, PluginInfo, PluginKind, PriorLine,
         RuleError, SeasonDay, SeasonPhase, ServiceStatus, WitDecimal,
     };
+    pub use crate::{DayFilter, bits};
 }
 
 /// A heatbill rules plugin: typed parameters, parsed once, then a pure function of each
@@ -151,6 +153,16 @@ pub trait Plugin: Sized + Send + Sync + 'static {
     /// produces (a [`Line`]'s `spec` is an index into this list).
     fn configure(params: Self::Params) -> Result<(Self, Vec<LineSpec>), RuleError>;
 
+    /// The customer-days this configuration bills (see `day-filter` in the contract): the host
+    /// calls [`Plugin::evaluate`] only for those, so a rule for a few customers (a subsidy, a
+    /// refund, a late fee) costs nothing for the others. The default is every customer-day.
+    ///
+    /// A promise: outside the filter, `evaluate` must return [`DayOutput::empty`]. The native
+    /// [`native::Chain::verified`] runner checks it on every case.
+    fn applies_to(&self) -> DayFilter {
+        DayFilter::ALL
+    }
+
     /// Evaluates one customer-day: the lines to add, and for a season plugin the day's place in
     /// the season.
     ///
@@ -159,6 +171,36 @@ pub trait Plugin: Sized + Send + Sync + 'static {
     /// it is read (see [`batch`]), which is what makes a batch cheap; work shared across
     /// customers belongs in `configure`.
     fn evaluate(&self, day: &CustomerDay) -> Result<DayOutput, RuleError>;
+}
+
+impl DayFilter {
+    /// Every customer-day.
+    pub const ALL: DayFilter = DayFilter {
+        all_of: 0,
+        none_of: 0,
+    };
+
+    /// Also requires every bit of `bits` ([`bits`] constants).
+    pub const fn require(self, bits: u32) -> DayFilter {
+        DayFilter {
+            all_of: self.all_of | bits,
+            none_of: self.none_of,
+        }
+    }
+
+    /// Also excludes every customer-day with any bit of `bits`.
+    pub const fn exclude(self, bits: u32) -> DayFilter {
+        DayFilter {
+            all_of: self.all_of,
+            none_of: self.none_of | bits,
+        }
+    }
+
+    /// Whether a customer-day with these bits is billed.
+    #[inline]
+    pub fn matches(&self, bits: u32) -> bool {
+        bits & self.all_of == self.all_of && bits & self.none_of == 0
+    }
 }
 
 impl DayOutput {
@@ -252,8 +294,7 @@ macro_rules! export {
                 }
                 fn configure(
                     params: ::std::string::String,
-                ) -> ::core::result::Result<::std::vec::Vec<$crate::LineSpec>, $crate::RuleError>
-                {
+                ) -> ::core::result::Result<$crate::Configuration, $crate::RuleError> {
                     INSTANCE.configure(&params)
                 }
                 fn evaluate(

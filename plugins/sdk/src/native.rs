@@ -29,8 +29,8 @@ use rust_decimal::Decimal;
 
 use crate::instance::limit_message;
 use crate::{
-    CustomerDay, DayOutput, Line, LineCategory, LineSpec, Payer, Plugin, PluginInfo, PluginKind,
-    PriorLine, RuleError, SeasonDay,
+    CustomerDay, DayFilter, DayOutput, Line, LineCategory, LineSpec, Payer, Plugin, PluginInfo,
+    PluginKind, PriorLine, RuleError, SeasonDay,
 };
 
 /// A configured plugin behind a trait object: what a [`Chain`] holds.
@@ -39,21 +39,33 @@ pub trait DynRule: Send + Sync {
     fn info(&self) -> PluginInfo;
     /// The line kinds its configuration produces.
     fn line_specs(&self) -> &[LineSpec];
-    /// Evaluates a batch, pushing exactly one result per day.
+    /// The customer-days it bills ([`Plugin::applies_to`]).
+    fn applies_to(&self) -> DayFilter;
+    /// Evaluates a batch as the host does, pushing exactly one result per day: a day outside
+    /// [`DynRule::applies_to`] gets an empty output without a call.
     fn evaluate_batch(&self, days: &[CustomerDay], out: &mut Vec<Result<DayOutput, RuleError>>);
+    /// Evaluates every day of a batch, whether the filter admits it or not (for
+    /// [`Chain::verified`]).
+    fn evaluate_all(&self, days: &[CustomerDay], out: &mut Vec<Result<DayOutput, RuleError>>);
 }
 
 /// A plugin configured natively, with its line specs.
 pub struct Configured<P: Plugin> {
     plugin: P,
     specs: Vec<LineSpec>,
+    filter: DayFilter,
 }
 
 /// Configures a plugin natively from its JSON parameters, exactly as the component's
 /// `configure` does (same parsing, same checks, same errors).
 pub fn configure<P: Plugin>(params: &str) -> Result<Configured<P>, RuleError> {
     let (plugin, specs) = crate::instance::configure::<P>(params)?;
-    Ok(Configured { plugin, specs })
+    let filter = plugin.applies_to();
+    Ok(Configured {
+        plugin,
+        specs,
+        filter,
+    })
 }
 
 impl<P: Plugin> Configured<P> {
@@ -87,7 +99,21 @@ impl<P: Plugin> DynRule for Configured<P> {
         &self.specs
     }
 
+    fn applies_to(&self) -> DayFilter {
+        self.filter
+    }
+
     fn evaluate_batch(&self, days: &[CustomerDay], out: &mut Vec<Result<DayOutput, RuleError>>) {
+        out.extend(days.iter().map(|day| {
+            if self.filter.matches(crate::bits::of(day)) {
+                self.plugin.evaluate(day).map_err(limit_message)
+            } else {
+                Ok(DayOutput::empty())
+            }
+        }));
+    }
+
+    fn evaluate_all(&self, days: &[CustomerDay], out: &mut Vec<Result<DayOutput, RuleError>>) {
         out.extend(
             days.iter()
                 .map(|day| self.plugin.evaluate(day).map_err(limit_message)),
@@ -199,6 +225,7 @@ struct Rule {
 #[derive(Default)]
 pub struct Chain {
     rules: Vec<Rule>,
+    verified: bool,
 }
 
 impl Chain {
@@ -221,6 +248,15 @@ impl Chain {
             name: info.name,
             kind: info.kind,
         });
+    }
+
+    /// The chain in checking mode: every rule is also called for the days its
+    /// [`DynRule::applies_to`] filter excludes, and a non-empty output there is a
+    /// [`ChainError::Contract`] (the filter would drop a line in the sandbox). The case-file
+    /// checks run every case this way.
+    pub fn verified(mut self) -> Self {
+        self.verified = true;
+        self
     }
 
     /// A chain of the given rules, in order.
@@ -277,7 +313,25 @@ impl Chain {
                 break;
             }
             out.clear();
-            rule.rule.evaluate_batch(&work, &mut out);
+            if self.verified {
+                rule.rule.evaluate_all(&work, &mut out);
+                let filter = rule.rule.applies_to();
+                for (j, r) in out.iter_mut().enumerate() {
+                    let empty = matches!(r, Ok(o) if o.lines.is_empty() && o.season.is_none());
+                    if !empty && !filter.matches(crate::bits::of(&work[j])) {
+                        *r = Err(RuleError::Unsupported(format!(
+                            "contract: the plugin's applies_to filter (all-of {:#x}, none-of \
+                             {:#x}) excludes this customer-day (bits {:#x}), yet it returned \
+                             lines, an error or a season for it",
+                            filter.all_of,
+                            filter.none_of,
+                            crate::bits::of(&work[j])
+                        )));
+                    }
+                }
+            } else {
+                rule.rule.evaluate_batch(&work, &mut out);
+            }
             if out.len() != work.len() {
                 let message = format!("{} results for {} days", out.len(), work.len());
                 for &i in &alive {
@@ -567,7 +621,10 @@ mod tests {
             i.configure(r#"{"amont": "1"}"#),
             Err(RuleError::BadParams(_))
         ));
-        assert_eq!(i.configure(r#"{"amount": "1"}"#).unwrap()[0].code, "fixed");
+        assert_eq!(
+            i.configure(r#"{"amount": "1"}"#).unwrap().lines[0].code,
+            "fixed"
+        );
         assert!(matches!(
             i.configure(r#"{"amount": "2"}"#),
             Err(RuleError::BadParams(_))

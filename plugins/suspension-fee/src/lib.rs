@@ -114,6 +114,11 @@ impl Plugin for SuspensionFee {
     }
 
     #[inline]
+    /// Suspended customers only.
+    fn applies_to(&self) -> DayFilter {
+        DayFilter::ALL.require(bits::SUSPENDED)
+    }
+
     fn evaluate(&self, day: &CustomerDay) -> Result<DayOutput, RuleError> {
         if day.status != ServiceStatus::Suspended {
             return Ok(DayOutput::empty());

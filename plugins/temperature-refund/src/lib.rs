@@ -132,6 +132,11 @@ impl Plugin for TemperatureRefund {
         ))
     }
 
+    /// Customer-days with a measured indoor temperature only.
+    fn applies_to(&self) -> DayFilter {
+        DayFilter::ALL.require(bits::HAS_INDOOR_TEMPERATURE)
+    }
+
     fn evaluate(&self, day: &CustomerDay) -> Result<DayOutput, RuleError> {
         let Some(t) = day.indoor_temperature else {
             return Ok(DayOutput::empty());

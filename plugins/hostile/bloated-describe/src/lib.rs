@@ -35,13 +35,16 @@ impl Guest for BloatedDescribe {
         }
     }
 
-    fn configure(_params: String) -> Result<Vec<LineSpec>, RuleError> {
-        Ok(vec![line_spec(
-            "bloated",
-            "Bloated describe fixture",
-            "CNY",
-            LineCategory::Other,
-        )])
+    fn configure(_params: String) -> Result<heatbill_sdk::Configuration, RuleError> {
+        Ok(heatbill_sdk::Configuration {
+            lines: vec![line_spec(
+                "bloated",
+                "Bloated describe fixture",
+                "CNY",
+                LineCategory::Other,
+            )],
+            applies_to: DayFilter::ALL,
+        })
     }
 
     fn evaluate(_day: CustomerDay) -> Result<DayOutput, RuleError> {

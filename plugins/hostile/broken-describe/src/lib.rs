@@ -20,13 +20,16 @@ impl Guest for BrokenDescribe {
         panic!("{MESSAGE}")
     }
 
-    fn configure(_params: String) -> Result<Vec<LineSpec>, RuleError> {
-        Ok(vec![line_spec(
-            "broken",
-            "Broken describe fixture",
-            "CNY",
-            LineCategory::Other,
-        )])
+    fn configure(_params: String) -> Result<heatbill_sdk::Configuration, RuleError> {
+        Ok(heatbill_sdk::Configuration {
+            lines: vec![line_spec(
+                "broken",
+                "Broken describe fixture",
+                "CNY",
+                LineCategory::Other,
+            )],
+            applies_to: DayFilter::ALL,
+        })
     }
 
     fn evaluate(_day: CustomerDay) -> Result<DayOutput, RuleError> {

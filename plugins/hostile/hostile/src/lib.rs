@@ -65,7 +65,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use heatbill_sdk::bindings::exports::heatbill::rules::rules::Guest;
 use heatbill_sdk::prelude::*;
-use heatbill_sdk::{BatchOutput, DayBatch, RowError, SeasonColumn};
+use heatbill_sdk::{BatchOutput, Configuration, DayBatch, RowError, SeasonColumn};
 use serde::Deserialize;
 
 /// The WASI random interfaces, imported directly (`wit/hostile.wit`).
@@ -349,7 +349,7 @@ impl Guest for Hostile {
         }
     }
 
-    fn configure(params: String) -> Result<Vec<LineSpec>, RuleError> {
+    fn configure(params: String) -> Result<Configuration, RuleError> {
         let p: Params = heatbill_sdk::params::parse(&params)?;
         MODE.set(p.mode)
             .map_err(|_| RuleError::BadParams("already configured".into()))?;
@@ -361,7 +361,10 @@ impl Guest for Hostile {
                     n = std::hint::black_box(n.wrapping_add(1));
                 }
             }
-            mode => Ok(line_kinds(mode)),
+            mode => Ok(Configuration {
+                lines: line_kinds(mode),
+                applies_to: DayFilter::ALL,
+            }),
         }
     }
 

@@ -13,8 +13,8 @@ mod bindings {
 
 use bindings::exports::heatbill::rules::rules::Guest;
 use bindings::heatbill::rules::types::{
-    BatchOutput, CustomerDay, DayBatch, DayOutput, DecimalColumn, LineCategory, LineColumn,
-    LineSpec, PluginInfo, PluginKind, RuleError,
+    BatchOutput, Configuration, CustomerDay, DayBatch, DayFilter, DayOutput, DecimalColumn,
+    LineCategory, LineColumn, LineSpec, PluginInfo, PluginKind, RuleError,
 };
 
 /// The spy.
@@ -31,13 +31,19 @@ impl Guest for Spy {
         }
     }
 
-    fn configure(_params: String) -> Result<Vec<LineSpec>, RuleError> {
-        Ok(vec![LineSpec {
-            code: "spy".into(),
-            description: "spy".into(),
-            unit: "CNY".into(),
-            category: LineCategory::Other,
-        }])
+    fn configure(_params: String) -> Result<Configuration, RuleError> {
+        Ok(Configuration {
+            lines: vec![LineSpec {
+                code: "spy".into(),
+                description: "spy".into(),
+                unit: "CNY".into(),
+                category: LineCategory::Other,
+            }],
+            applies_to: DayFilter {
+                all_of: 0,
+                none_of: 0,
+            },
+        })
     }
 
     fn evaluate(day: CustomerDay) -> Result<DayOutput, RuleError> {
