@@ -31,9 +31,13 @@ struct Args {
     /// Customer-days per measurement.
     #[arg(long, default_value_t = 1_000_000)]
     days: usize,
-    /// Customer-days per plugin call (sandboxed).
-    #[arg(long, default_value_t = 512)]
+    /// Customer-days per plugin call (the engine's default `limits.max_batch`).
+    #[arg(long, default_value_t = 1024)]
     batch: usize,
+    /// How many times each measurement is repeated (interleaved); the table gives the median
+    /// and the range. Single runs on a shared machine vary by ±30 %.
+    #[arg(long, default_value_t = 5)]
+    repeat: usize,
     /// The bill date.
     #[arg(long, default_value = "2026-01-15")]
     date: chrono::NaiveDate,
@@ -43,7 +47,7 @@ struct Args {
     /// The built components (default: this checkout's plugins workspace).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../plugins"))]
     plugins: PathBuf,
-    /// Measure only this many threads for "all cores" (default: one per core).
+    /// Threads for the "all cores" rows (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
 }
@@ -242,13 +246,15 @@ fn main() -> Result<()> {
     run_sandboxed(&engine, &chain, &days[..warm], 1, args.batch)?;
     run_native(&native, &guest_days[..warm], 1, args.batch);
 
-    let mut rows = Vec::new();
-    for threads in [1, cores] {
-        rows.push(run_native(&native, &guest_days, threads, args.batch));
-        rows.push(run_sandboxed(&engine, &chain, &days, threads, args.batch)?);
-        if cores == 1 {
-            break;
+    let thread_counts: Vec<usize> = if cores == 1 { vec![1] } else { vec![1, cores] };
+    let mut runs: Vec<Vec<Row>> = Vec::new();
+    for _ in 0..args.repeat.max(1) {
+        let mut round = Vec::new();
+        for &threads in &thread_counts {
+            round.push(run_native(&native, &guest_days, threads, args.batch));
+            round.push(run_sandboxed(&engine, &chain, &days, threads, args.batch)?);
         }
+        runs.push(round);
     }
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -270,25 +276,46 @@ fn main() -> Result<()> {
     );
     println!();
     println!(
-        "| mode | threads | seconds | customer-days/s | per thread | sandboxed ÷ native | errors |"
+        "| mode | threads | customer-days/s (median of {}) | range | per thread | sandboxed ÷ native |",
+        runs.len()
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    for r in &rows {
-        let native = rows
+    println!("|---|---:|---:|---:|---:|---:|");
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut errors = 0;
+    for (k, r) in runs[0].iter().enumerate() {
+        let rates: Vec<f64> = runs.iter().map(|round| round[k].rate()).collect();
+        // The ratio of each round's pair, measured back to back, then the median of those.
+        let ratios: Vec<f64> = runs
             .iter()
-            .find(|n| n.mode == "native" && n.threads == r.threads)
-            .map(Row::rate)
-            .unwrap_or(f64::NAN);
+            .map(|round| {
+                let native = round
+                    .iter()
+                    .find(|n| n.mode == "native" && n.threads == r.threads)
+                    .map_or(f64::NAN, Row::rate);
+                round[k].rate() / native
+            })
+            .collect();
+        let (lo, hi) = rates
+            .iter()
+            .fold((f64::MAX, 0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        errors += runs.iter().map(|round| round[k].errors).sum::<usize>();
+        let rate = median(rates);
         println!(
-            "| {} | {} | {:.3} | {:.0} | {:.0} | {:.2} | {} |",
+            "| {} | {} | {:.0} | {:.0}–{:.0} | {:.0} | {:.2} |",
             r.mode,
             r.threads,
-            r.secs,
-            r.rate(),
-            r.rate() / r.threads as f64,
-            r.rate() / native,
-            r.errors
+            rate,
+            lo,
+            hi,
+            rate / r.threads as f64,
+            median(ratios),
         );
+    }
+    if errors > 0 {
+        bail!("{errors} customer-days failed: the benchmark's chain and customers must all bill");
     }
     Ok(())
 }

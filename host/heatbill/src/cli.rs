@@ -102,7 +102,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 200_000)]
     pub days: usize,
     /// Customer-days per plugin call.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 1024)]
     pub batch: usize,
     /// Worker threads (default: one per core).
     #[arg(long)]

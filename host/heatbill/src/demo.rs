@@ -37,7 +37,7 @@ pub struct DemoArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// Customer-days per plugin call.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 1024)]
     pub batch: usize,
     /// Where the built reference plugins are: a directory of components, or the plugins
     /// workspace (default: this checkout's `plugins/`, built by `./dev plugins`).
