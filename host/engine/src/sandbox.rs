@@ -41,7 +41,7 @@ use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView as _};
 use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
 use wasmtime_wasi::p2::{DynPollable, OutputStream, Pollable, StreamError, StreamResult};
 use wasmtime_wasi::random::WasiRandom;
-use wasmtime_wasi::{Deterministic, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// The WASI interfaces linked (by name without version; any `0.2.x` patch version is accepted).
 /// Everything else a component imports is denied.
@@ -104,8 +104,8 @@ impl StoreState {
         b.stdout(log.clone())
             .stderr(log.clone())
             .wall_clock(FixedWallClock)
-            .secure_random(Deterministic::new(FIXED_RANDOM.to_vec()))
-            .insecure_random(Deterministic::new(FIXED_RANDOM.to_vec()))
+            .secure_random(FixedRandom)
+            .insecure_random(FixedRandom)
             .insecure_random_seed(0x6865_6174_6269_6c6c_0000_0000_0000_0001)
             .max_random_size(4096);
         Self {
@@ -122,6 +122,38 @@ impl StoreState {
 
 /// The "random" bytes every plugin sees, cycled.
 const FIXED_RANDOM: [u8; 16] = *b"heatbill-fixed-0";
+
+/// A random source without memory: every read starts again at the first byte of
+/// [`FIXED_RANDOM`]. A source that advanced (a cycle, a seeded generator) would give a plugin
+/// that reads randomness different values on the second customer-day of an instance than on
+/// the first, and so different bills for the same input depending on what ran before; this one
+/// makes each read a function of its size alone. (A Rust `HashMap`'s seed is not covered: std
+/// draws it once per instance and varies it per map, so iteration order is not reproducible
+/// across calls. The plugin guide tells authors to use `BTreeMap` where order matters.)
+struct FixedRandom;
+
+impl rand_core::TryRng for FixedRandom {
+    type Error = std::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut b = [0u8; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut b = [0u8; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        for (d, s) in dst.iter_mut().zip(FIXED_RANDOM.iter().cycle()) {
+            *d = *s;
+        }
+        Ok(())
+    }
+}
 
 /// Caps memory and tables and records a denied `memory.grow`, so that the trap the plugin's
 /// allocator raises next (an abort, which is `unreachable`) is reported as `memory-limit`.

@@ -426,6 +426,25 @@ fn a_plugin_that_reads_random_gets_the_same_values_on_every_engine() {
     assert_eq!(first, second, "the same customer-day, billed differently");
     // And a second instance on one engine reads the same again.
     assert_eq!(readings("random"), first);
+    // And one instance reads the same WASI values on its next customer-day: the source has no
+    // memory. (Index 0, a HashMap hash, is std's own per-map seed; see sandbox.rs.)
+    let engine = Engine::new(hostile_config()).unwrap();
+    let mut ev = evaluator(&engine, "random");
+    let mut wasi_reads = Vec::new();
+    for _ in 0..2 {
+        let results = ev.evaluate(&[day("evil", true)]);
+        let bill = results[0].as_ref().expect("billed");
+        let values: Vec<String> = bill.lines[1..]
+            .iter()
+            .map(|l| l.quantity.to_string())
+            .collect();
+        wasi_reads.push(values);
+    }
+    assert_eq!(
+        wasi_reads[0], wasi_reads[1],
+        "a second read on one instance differs"
+    );
+    assert_eq!(wasi_reads[0].len(), 6);
 }
 
 /// The setup error of a chain of the hostile plugin in `mode` (whose `configure` misbehaves);
