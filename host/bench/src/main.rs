@@ -266,11 +266,7 @@ fn main() -> Result<()> {
         .unwrap_or_else(|| "unknown CPU".into());
     println!(
         "chain: {} | {} customer-days | batch {} | {cores} core(s), {cpu}",
-        file.chain
-            .iter()
-            .map(|e| e.plugin.as_str())
-            .collect::<Vec<_>>()
-            .join(" → "),
+        file.chain_summary(),
         args.days,
         args.batch
     );

@@ -215,6 +215,15 @@ impl CaseFile {
         })
     }
 
+    /// The chain as one line: `season → area-tariff → …`.
+    pub fn chain_summary(&self) -> String {
+        self.chain
+            .iter()
+            .map(|e| e.plugin.as_str())
+            .collect::<Vec<_>>()
+            .join(" → ")
+    }
+
     fn check(&self) -> Result<()> {
         if self.chain.is_empty() {
             bail!("the chain is empty: add at least one [[chain]] entry with a `plugin`");

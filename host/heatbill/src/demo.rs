@@ -242,14 +242,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         "heatbill demo: company {company}, {} customers, bill date {}",
         args.customers, args.date
     );
-    println!(
-        "chain: {}",
-        file.chain
-            .iter()
-            .map(|e| e.plugin.as_str())
-            .collect::<Vec<_>>()
-            .join(" → ")
-    );
+    println!("chain: {}", file.chain_summary());
     println!(
         "generated the customers in {:.2} s; billed them in {:.3} s on {threads} thread(s): {:.0} customer-days/s",
         generated.as_secs_f64(),

@@ -261,14 +261,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let batch = args.batch.max(1);
     let total = args.days.max(1);
     let per_thread = total.div_ceil(threads);
-    println!(
-        "chain: {}",
-        file.chain
-            .iter()
-            .map(|e| e.plugin.as_str())
-            .collect::<Vec<_>>()
-            .join(" → ")
-    );
+    println!("chain: {}", file.chain_summary());
     println!(
         "{total} customer-days from {} case customer-days, batch {batch}, {threads} thread(s)",
         days.len()
