@@ -47,6 +47,7 @@ use crate::chain::{Chain, Schedule};
 use rust_decimal::Decimal;
 
 use crate::columns::{self, Column};
+use crate::decimal::to_wit;
 use crate::engine::Engine;
 use crate::error::{BillError, BillErrorKind, SetupError};
 use crate::model::{
@@ -220,6 +221,83 @@ impl Evaluator {
         for chunk in days.chunks(max) {
             self.run(chunk, out);
         }
+    }
+
+    /// Evaluates one customer-day through the chain with each plugin's single-day `evaluate`
+    /// export instead of `evaluate-batch`: the dry run of one bill that an operator asks for
+    /// (the admin API's "what would this customer be billed today?"), with the same filters,
+    /// checks and error layers as the nightly path. Both paths must give the same bill; the
+    /// integration tests compare them on every worked example.
+    pub fn dry_run(&mut self, day: &DayInput) -> Result<Bill, BillError> {
+        let mut bad = Vec::new();
+        let base = Base::build(&[day], &mut bad);
+        if let Some((_, message)) = bad.into_iter().next() {
+            return Err(self.bill_error(usize::MAX, day, BillErrorKind::Input { message }));
+        }
+        let record = match day_record(day) {
+            Ok(r) => r,
+            Err(message) => {
+                return Err(self.bill_error(usize::MAX, day, BillErrorKind::Input { message }));
+            }
+        };
+        let tags: Vec<&str> = day.tags.iter().map(String::as_str).collect();
+        let attributes: Vec<wit::Attribute<'_>> = day
+            .attributes
+            .iter()
+            .map(|(k, v)| wit::Attribute { key: k, value: v })
+            .collect();
+        let days = [day];
+        let mut accs = [Acc {
+            lines: Vec::new(),
+            raw: Vec::new(),
+            season: day.season.map(season_to_wit),
+            error: None,
+        }];
+        for e in 0..self.slots.len() {
+            if let Err(kind) = self.ensure_ready(e) {
+                return Err(self.bill_error(e, day, kind));
+            }
+            let Slot { state, log, .. } = &mut self.slots[e];
+            let SlotState::Ready(live) = state else {
+                continue;
+            };
+            let f = live.filter;
+            let bits = row_bits(base.bits[0], accs[0].season);
+            if bits & f.all_of != f.all_of || bits & f.none_of != 0 {
+                continue;
+            }
+            let prior: Vec<wit::PriorLine> = accs[0].raw.iter().map(prior_line).collect();
+            let mut input = record.clone();
+            input.season = accs[0].season;
+            input.prior_lines = &prior;
+            input.tags = &tags;
+            input.attributes = &attributes;
+            let Live { store, guest, .. } = &mut **live;
+            store.set_epoch_deadline(self.engine.deadline_ticks(1));
+            store.data_mut().limiter.denied_memory = None;
+            let mark = log.mark();
+            let result = guest
+                .heatbill_rules_rules()
+                .call_evaluate(&mut *store, input)
+                .map_err(|err| classify(&err, store, log, mark, self.engine.deadline_ms(1)));
+            match result {
+                Ok(output) => {
+                    let output = one_row_output(output);
+                    if let Err(message) = self.apply_batch(e, &days, &mut accs, &[0], output) {
+                        return Err(self.bill_error(e, day, invalid(message)));
+                    }
+                }
+                Err((kind, message)) => {
+                    self.slots[e].state = SlotState::Empty;
+                    return Err(self.bill_error(e, day, BillErrorKind::Trap { kind, message }));
+                }
+            }
+            if let Some(err) = accs[0].error.take() {
+                return Err(err);
+            }
+        }
+        let [acc] = accs;
+        finish(day, acc)
     }
 
     fn run(&mut self, days: &[&DayInput], out: &mut Vec<Result<Bill, BillError>>) {
@@ -829,6 +907,126 @@ struct Base<'a> {
     texts: Vec<&'a str>,
     tags: Vec<(u32, u32)>,
     attributes: Vec<(u32, u32, u32)>,
+}
+
+/// A customer-day as the single-day `evaluate` takes it (season and prior lines are set per
+/// plugin). Its strings borrow from the input.
+fn day_record(d: &DayInput) -> Result<wit::CustomerDay<'_>, String> {
+    let dec = |what: &str, v: Decimal| to_wit(v).map_err(|m| format!("{what}: {m}"));
+    let opt = |what: &str, v: Option<Decimal>| v.map(|v| dec(what, v)).transpose();
+    let date = |d: chrono::NaiveDate| wit::Date {
+        year: d.year(),
+        month: d.month() as u8,
+        day: d.day() as u8,
+    };
+    let mut flags = wit::CustomerFlags::empty();
+    if d.metered {
+        flags |= wit::CustomerFlags::METERED;
+    }
+    if d.low_income {
+        flags |= wit::CustomerFlags::LOW_INCOME;
+    }
+    Ok(wit::CustomerDay {
+        date: date(d.date),
+        class: match d.class {
+            CustomerClass::Residential => wit::CustomerClass::Residential,
+            CustomerClass::NonResidential => wit::CustomerClass::NonResidential,
+        },
+        special_class: d.special_class.as_deref(),
+        status: match d.status {
+            ServiceStatus::Active => wit::ServiceStatus::Active,
+            ServiceStatus::Suspended => wit::ServiceStatus::Suspended,
+        },
+        flags,
+        building_area: dec("building_area", d.building_area)?,
+        usable_area: opt("usable_area", d.usable_area)?,
+        ceiling_height: opt("ceiling_height", d.ceiling_height)?,
+        heat: opt("heat", d.heat)?,
+        indoor_temperature: opt("indoor_temperature", d.indoor_temperature)?,
+        arrears: dec("arrears", d.arrears)?,
+        arrears_since: d.arrears_since.map(date),
+        season: None,
+        tags: &[],
+        attributes: &[],
+        prior_lines: &[],
+    })
+}
+
+/// An earlier line as the single-day `evaluate` takes it.
+fn prior_line(l: &RawLine) -> wit::PriorLine {
+    let category = match l.category {
+        0 => wit::LineCategory::Heating,
+        1 => wit::LineCategory::Consumption,
+        2 => wit::LineCategory::BaseFee,
+        3 => wit::LineCategory::Subsidy,
+        4 => wit::LineCategory::Refund,
+        5 => wit::LineCategory::LateFee,
+        _ => wit::LineCategory::Other,
+    };
+    let payer = match l.payer {
+        1 => wit::Payer::Government,
+        2 => wit::Payer::Employer,
+        _ => wit::Payer::Customer,
+    };
+    let d = |(units, scale): (i64, u8)| wit::Decimal { units, scale };
+    wit::PriorLine {
+        category,
+        quantity: d(l.quantity),
+        unit_price: d(l.unit_price),
+        amount: d(l.amount),
+        payer,
+    }
+}
+
+/// A single-day result as a one-row `batch-output`, so that both paths are checked and applied
+/// by the same code.
+fn one_row_output(r: Result<wit::DayOutput, wit::RuleError>) -> wit::BatchOutput {
+    let empty = || wit::DecimalColumnResult {
+        units: Vec::new(),
+        scales: Vec::new(),
+    };
+    let mut out = wit::BatchOutput {
+        lines: wit::LineColumnResult {
+            rows: Vec::new(),
+            kinds: Vec::new(),
+            payers: Vec::new(),
+            quantity: empty(),
+            unit_price: empty(),
+            amount: empty(),
+        },
+        errors: Vec::new(),
+        season: None,
+    };
+    match r {
+        Err(error) => out.errors.push(wit::RowError { row: 0, error }),
+        Ok(o) => {
+            let l = &mut out.lines;
+            for line in o.lines {
+                l.rows.push(0);
+                l.kinds.push(line.spec);
+                l.payers.push(match line.payer {
+                    wit::Payer::Customer => 0,
+                    wit::Payer::Government => 1,
+                    wit::Payer::Employer => 2,
+                });
+                for (col, v) in [
+                    (&mut l.quantity, line.quantity),
+                    (&mut l.unit_price, line.unit_price),
+                    (&mut l.amount, line.amount),
+                ] {
+                    col.units.push(v.units);
+                    col.scales.push(v.scale);
+                }
+            }
+            out.season = o.season.map(|s| wit::SeasonColumn {
+                phase: vec![columns::phase_code(s.phase)],
+                day_index: vec![s.day_index],
+                season_days: vec![s.season_days],
+                charged: vec![u8::from(s.charged)],
+            });
+        }
+    }
+    out
 }
 
 /// A customer-day's `day-bits`: its base bits and those of its season position so far.

@@ -698,3 +698,48 @@ fn inputs_the_contract_cannot_carry_fail_that_customer_only() {
     assert!(e.to_string().contains("usable_area"), "{e}");
     assert_eq!(results[1].as_ref().unwrap().total, dec("12.56"));
 }
+
+/// The single-day `evaluate` export (the dry run) and the columnar `evaluate-batch` (the nightly
+/// run) are two codecs over one rule: on every customer-day of every case file, both must give
+/// the same bill or the same error.
+#[test]
+fn the_dry_run_and_the_batch_give_the_same_bills_on_every_case() {
+    use heatbill::cases::CaseFile;
+    use heatbill::harness::Catalog;
+    use heatbill::runner;
+
+    let engine = Engine::new(EngineConfig::default()).unwrap();
+    let catalog = Catalog::load(&engine, &crate::support::plugins_dir()).unwrap();
+    let dir = crate::support::repo_root().join("plugins/cases");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    let (mut compared, mut errors) = (0, 0);
+    for path in files {
+        let file = CaseFile::load(&path).unwrap();
+        let chain = runner::chain(&catalog, &file).unwrap();
+        let days = runner::case_days(&file).unwrap();
+        let batch = runner::evaluator(&engine, chain.clone())
+            .unwrap()
+            .evaluate(&days);
+        let mut single = runner::evaluator(&engine, chain).unwrap();
+        for (day, b) in days.iter().zip(&batch) {
+            let d = single.dry_run(day);
+            assert_eq!(
+                &d,
+                b,
+                "{}: {} on {}",
+                path.display(),
+                day.customer,
+                day.date
+            );
+            compared += 1;
+            errors += usize::from(d.is_err());
+        }
+    }
+    assert!(compared > 500, "only {compared} customer-days compared");
+    assert!(errors > 0, "no case exercised an error through both paths");
+}

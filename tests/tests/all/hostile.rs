@@ -705,3 +705,21 @@ fn a_describe_past_the_limits_is_refused_naming_each_limit() {
         engine_still_loads(&engine);
     }
 }
+
+/// The dry run (the single-day `evaluate` export) is contained like the batch: a loop hits the
+/// deadline, a panic is a trap with its message, and the next dry run gets a fresh instance.
+#[test]
+fn a_dry_run_is_contained_like_a_batch() {
+    let engine = Engine::new(hostile_config()).unwrap();
+    for (mode, want) in [("loop", TrapKind::Deadline), ("panic", TrapKind::Panic)] {
+        let mut ev = evaluator(&engine, mode);
+        assert_billed(&ev.dry_run(&day("before", false)));
+        let e = ev.dry_run(&day("evil", true)).unwrap_err();
+        check_names(&e);
+        match &e.kind {
+            BillErrorKind::Trap { kind, .. } => assert_eq!(*kind, want, "{mode}: {e}"),
+            other => panic!("{mode}: expected a trap, got {other:?}"),
+        }
+        assert_billed(&ev.dry_run(&day("after", false)));
+    }
+}
