@@ -51,6 +51,14 @@
 //! version; the other customer-days of the batch are billed. Errors about the plugin itself
 //! ([`LoadError`]) or a chain ([`ChainError`]) are said once, when it is uploaded or saved.
 //!
+//! # Two entry points, one rule
+//!
+//! [`Evaluator::evaluate`] is the nightly path: each plugin is called once per batch with the
+//! contract's columnar `evaluate-batch`, only for the customer-days its `day-filter` admits.
+//! [`Evaluator::dry_run`] bills one customer-day through each plugin's single-day `evaluate`, for
+//! an operator's "what would this customer be billed?". Both apply the same checks and error
+//! layers, and the integration tests hold them to the same bills on every worked example.
+//!
 //! # Trap recovery
 //!
 //! A trap aborts a whole `evaluate` call and leaves the instance unusable. The evaluator drops it,

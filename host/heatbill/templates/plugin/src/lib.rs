@@ -57,6 +57,12 @@ impl Plugin for Tariff {
         Ok((Tariff { price: p.price }, vec![spec]))
     }
 
+    /// Active customers only: the host does not call the plugin for suspended ones at all (they
+    /// get no line from it). Outside this filter `evaluate` must return nothing.
+    fn applies_to(&self) -> DayFilter {
+        DayFilter::ALL.exclude(bits::SUSPENDED)
+    }
+
     fn evaluate(&self, day: &CustomerDay) -> Result<DayOutput, RuleError> {
         let accrual = Accrual::of(day)?;
         if day.status != ServiceStatus::Active || !accrual.is_heating_day() {
