@@ -137,7 +137,13 @@ impl Summary {
             Ok(b) => {
                 self.bills += 1;
                 for l in &b.lines {
-                    *self.by_code.entry(l.code().to_string()).or_default() += l.amount;
+                    // By code and payer: a subsidy is −x for the customer and +x for the
+                    // government, which would sum to 0.00 under one code.
+                    let key = match l.payer {
+                        heatbill_engine::Payer::Customer => l.code().to_string(),
+                        p => format!("{} ({})", l.code(), p.as_str()),
+                    };
+                    *self.by_code.entry(key).or_default() += l.amount;
                 }
                 self.totals.customer += b.by_payer.customer;
                 self.totals.government += b.by_payer.government;
@@ -255,14 +261,14 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         sum.bills,
         sum.errors.values().sum::<usize>()
     );
-    println!("{:<16} {:>16}", "line code", "amount (CNY)");
+    println!("{:<24} {:>16}", "line code (payer)", "amount (CNY)");
     for (code, amount) in &sum.by_code {
-        println!("{code:<16} {amount:>16}");
+        println!("{code:<24} {amount:>16}");
     }
-    println!("{:<16} {:>16}", "customers pay", sum.totals.customer);
-    println!("{:<16} {:>16}", "government pays", sum.totals.government);
+    println!("{:<24} {:>16}", "customers pay", sum.totals.customer);
+    println!("{:<24} {:>16}", "government pays", sum.totals.government);
     if !sum.totals.employer.is_zero() {
-        println!("{:<16} {:>16}", "employers pay", sum.totals.employer);
+        println!("{:<24} {:>16}", "employers pay", sum.totals.employer);
     }
     for (kind, n) in &sum.errors {
         println!("errors {kind}: {n}");
