@@ -12,6 +12,7 @@ use heatbill_engine::{
     Bill, BillError, BillErrorKind, CONTRACT_VERSION, Chain, DayInput, Engine, EngineConfig,
     Evaluator, Limits, LoadError, RULES_WORLD, TrapKind,
 };
+use rust_decimal::Decimal;
 use serde_json::json;
 
 use crate::engine::{date, dec, load, test_config};
@@ -722,4 +723,64 @@ fn a_dry_run_is_contained_like_a_batch() {
         }
         assert_billed(&ev.dry_run(&day("after", false)));
     }
+}
+
+/// The host's checks of a plugin's output, fuzzed through a real component: 300 random
+/// `batch-output`s (columns of wrong lengths, rows out of order or past the batch, unknown line
+/// kinds and payers, decimals of any scale, messages of any length, season columns from a
+/// tariff). The engine never panics; every customer-day ends as a bill that keeps the
+/// contract's invariants or as an error; and the same evaluator bills normally afterwards.
+#[test]
+fn random_outputs_never_get_past_the_checks() {
+    let engine = Engine::new(hostile_config()).unwrap();
+    let mut ev = evaluator(&engine, "garbage");
+    let (mut refused, mut accepted) = (0, 0);
+    for seed in 1..=300u64 {
+        let mut evil = day("evil", true);
+        evil.building_area = Decimal::new(seed as i64, 0);
+        let results = ev.evaluate(&[day("before", false), evil, day("after", false)]);
+        assert_eq!(results.len(), 3);
+        for r in &results {
+            match r {
+                Ok(bill) => {
+                    accepted += 1;
+                    assert!(bill.lines.len() <= engine.limits().max_lines_per_day);
+                    let mut sum = Decimal::ZERO;
+                    for l in &bill.lines {
+                        assert_eq!(l.amount.scale(), 2, "seed {seed}: {bill:?}");
+                        sum += l.amount;
+                    }
+                    assert_eq!(bill.total, sum, "seed {seed}");
+                    assert_eq!(
+                        bill.total,
+                        bill.by_payer.customer + bill.by_payer.government + bill.by_payer.employer
+                    );
+                    assert!(
+                        bill.season.is_none(),
+                        "seed {seed}: a tariff set the season"
+                    );
+                }
+                Err(e) => {
+                    refused += 1;
+                    // Garbage may name any row of the batch, so any customer may be refused.
+                    assert_eq!(
+                        (e.company.as_str(), e.plugin.as_str()),
+                        ("hostile-co", "hostile")
+                    );
+                    assert!(e.to_string().contains(&format!("`{}`", e.customer)), "{e}");
+                    assert!(
+                        matches!(
+                            e.kind,
+                            BillErrorKind::InvalidOutput { .. } | BillErrorKind::Rule { .. }
+                        ),
+                        "seed {seed}: {e}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(refused > 100, "only {refused} customer-days refused");
+    assert!(accepted > 100, "only {accepted} customer-days billed");
+    let after = ev.evaluate(&[day("a", false), day("b", false)]);
+    after.iter().for_each(assert_billed);
 }

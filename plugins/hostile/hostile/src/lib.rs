@@ -65,7 +65,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use heatbill_sdk::bindings::exports::heatbill::rules::rules::Guest;
 use heatbill_sdk::prelude::*;
-use heatbill_sdk::{BatchOutput, Configuration, DayBatch, RowError, SeasonColumn};
+use heatbill_sdk::{
+    BatchOutput, Configuration, DayBatch, DecimalColumn, LineColumn, RowError, SeasonColumn,
+};
 use serde::Deserialize;
 
 /// The WASI random interfaces, imported directly (`wit/hostile.wit`).
@@ -126,6 +128,10 @@ pub enum Mode {
     LongDescription,
     /// Announce a line kind whose unit is 17 bytes.
     LongUnit,
+    /// Return a random `batch-output` (columns of random lengths, rows, codes, decimals, errors
+    /// and season columns), seeded by the hostile customer-days' building area: the host's
+    /// checks of a plugin's output, fuzzed through a real component.
+    Garbage,
 }
 
 #[derive(Debug, Deserialize)]
@@ -281,7 +287,8 @@ pub fn misbehave(mode: Mode) -> Result<DayOutput, RuleError> {
         | Mode::LongCode
         | Mode::EmptyCode
         | Mode::LongDescription
-        | Mode::LongUnit => normal(),
+        | Mode::LongUnit
+        | Mode::Garbage => normal(),
     }
 }
 
@@ -344,7 +351,7 @@ impl Guest for Hostile {
                 "loop, memory, trap, panic, recursion, exit, lines, big-string, bad-amount, \
                  bad-spec, bad-payer, line-and-error, season, wrong-count, stdout, clock, random, \
                  configure-panic, configure-loop, many-kinds, long-code, empty-code, \
-                 long-description or long-unit.",
+                 long-description, long-unit or garbage.",
             )],
         }
     }
@@ -405,6 +412,11 @@ impl Guest for Hostile {
         let hostile: Vec<u32> = (0..days.len() as u32)
             .filter(|&r| is_hostile(&days[r as usize]))
             .collect();
+        let seed = hostile
+            .iter()
+            .map(|&r| days[r as usize].building_area.units as u64)
+            .fold(0u64, u64::wrapping_add);
+        SEED.with(|s| s.set(seed));
         if !hostile.is_empty() {
             break_output(mode, &mut out, &hostile, days.len());
         }
@@ -445,7 +457,106 @@ fn break_output(mode: Mode, out: &mut BatchOutput, hostile: &[u32], len: usize) 
                 charged: vec![0; len],
             });
         }
+        Mode::Garbage => *out = garbage(SEED.with(|s| s.get()), len),
         _ => {}
+    }
+}
+
+thread_local! {
+    /// The seed of a garbage output: the sum of the hostile rows' building areas (in units),
+    /// set by `evaluate_batch` before it breaks the output.
+    static SEED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// A random `batch-output` for a batch of `len` rows. Most draws are well-formed in shape so
+/// that the per-row checks are reached too; about one in four columns has a wrong length.
+pub fn garbage(seed: u64, len: usize) -> BatchOutput {
+    let mut r = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let n = r.below(8) as usize;
+    let size = |r: &mut Rng, n: usize| {
+        if r.below(4) == 0 {
+            n + 1 + r.below(2) as usize
+        } else {
+            n
+        }
+    };
+    let mut rows: Vec<u32> = (0..size(&mut r, n))
+        .map(|_| r.below(len as u64 + 2) as u32)
+        .collect();
+    if r.below(3) != 0 {
+        rows.sort_unstable();
+    }
+    let column = |r: &mut Rng, n: usize| DecimalColumn {
+        units: (0..n).map(|_| (r.next() as i64) >> r.below(64)).collect(),
+        scales: (0..n).map(|_| r.below(21) as u8).collect(),
+    };
+    let kinds = (0..size(&mut r, n)).map(|_| r.below(4) as u16).collect();
+    let payers = (0..size(&mut r, n)).map(|_| r.below(5) as u8).collect();
+    let quantity = column(&mut r, n);
+    let unit_price = column(&mut r, n);
+    let mut amount = column(&mut r, n);
+    // Often whole fen, so that lines get past the amount check.
+    if r.below(2) == 0 {
+        for (u, s) in amount.units.iter_mut().zip(amount.scales.iter_mut()) {
+            *u %= 1_000_000;
+            *s = 2;
+        }
+    }
+    let mut error_rows: Vec<u32> = (0..r.below(3))
+        .map(|_| r.below(len as u64 + 1) as u32)
+        .collect();
+    if r.below(3) != 0 {
+        error_rows.sort_unstable();
+        error_rows.dedup();
+    }
+    let errors = error_rows
+        .into_iter()
+        .map(|row| {
+            let m = "e".repeat(r.below(1500) as usize);
+            let error = match r.below(4) {
+                0 => RuleError::BadParams(m),
+                1 => RuleError::MissingInput(m),
+                2 => RuleError::InvalidInput(m),
+                _ => RuleError::Unsupported(m),
+            };
+            RowError { row, error }
+        })
+        .collect();
+    let season = (r.below(3) == 0).then(|| {
+        let m = size(&mut r, len);
+        SeasonColumn {
+            phase: (0..m).map(|_| r.below(6) as u8).collect(),
+            day_index: (0..m).map(|_| r.below(400) as u32).collect(),
+            season_days: (0..m).map(|_| r.below(400) as u32).collect(),
+            charged: (0..m).map(|_| r.below(3) as u8).collect(),
+        }
+    });
+    BatchOutput {
+        lines: LineColumn {
+            rows,
+            kinds,
+            payers,
+            quantity,
+            unit_price,
+            amount,
+        },
+        errors,
+        season,
     }
 }
 
