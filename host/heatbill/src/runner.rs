@@ -174,7 +174,8 @@ impl fmt::Display for FileReport {
     }
 }
 
-/// Runs every case of a file through its chain (one evaluator, one batch per case) and compares.
+/// Runs every case of a file through its chain (one evaluator, one batch per case) and compares;
+/// every customer-day also goes through the single-day export, which must agree.
 pub fn run_file(engine: &Engine, catalog: &Catalog, file: &CaseFile) -> FileReport {
     let mut report = FileReport {
         path: file.path.display().to_string(),
@@ -196,12 +197,27 @@ pub fn run_file(engine: &Engine, catalog: &Catalog, file: &CaseFile) -> FileRepo
             .map(|d| day_input(&case.customer, d))
             .collect();
         let results = evaluator.evaluate(&days);
+        // The same customer-days through the single-day export (the dry run): a plugin whose
+        // two entry points disagree would bill differently at night than in a dry run.
+        let mut disagree = Vec::new();
+        for (day, batch) in days.iter().zip(&results) {
+            let single = evaluator.dry_run(day);
+            if &single != batch {
+                disagree.push(format!(
+                    "{}: evaluate-batch gave {}, the single-day evaluate gave {}",
+                    day.date,
+                    brief(batch),
+                    brief(&single)
+                ));
+            }
+        }
         let log = evaluator.take_log();
         let mut outcome = if case.dates.is_some() {
             compare_range(case, &results)
         } else {
             compare_day(case, &results[0])
         };
+        outcome.diffs.extend(disagree.into_iter().take(3));
         if !outcome.passed() && !log.is_empty() {
             outcome
                 .diffs
@@ -222,6 +238,13 @@ pub fn evaluator(engine: &Engine, chain: Arc<Chain>) -> Result<Evaluator> {
     let mut ev = Evaluator::new(engine, chain);
     ev.prepare()?;
     Ok(ev)
+}
+
+fn brief(r: &Result<Bill, BillError>) -> String {
+    match r {
+        Ok(b) => summary(b),
+        Err(e) => format!("error {}", error_kind(e)),
+    }
 }
 
 fn summary(bill: &Bill) -> String {

@@ -333,3 +333,44 @@ fn the_readme_engine_settings_are_the_real_ones_and_typos_are_refused() {
         "the error does not name the key:\n{t}"
     );
 }
+
+#[test]
+fn a_plugin_whose_two_entry_points_disagree_fails_its_cases() {
+    components();
+    let dir = tempfile::tempdir().unwrap();
+    let cases = dir.path().join("two-faced.toml");
+    std::fs::write(
+        &cases,
+        r#"
+[[chain]]
+plugin = "hostile"
+params = { mode = "two-faced" }
+[[case]]
+name = "the batch bills 1.00, the single-day evaluate 2.00"
+customer = { date = "2025-11-01", tags = ["hostile"] }
+expect.lines = [{ code = "hostile", amount = "1.00" }]
+[[case]]
+name = "an ordinary customer: both agree"
+customer = { date = "2025-11-01" }
+expect.lines = [{ code = "hostile", amount = "1.00" }]
+"#,
+    )
+    .unwrap();
+    let out = heatbill(
+        &[
+            "plugin",
+            "test",
+            "plugins",
+            "--cases",
+            cases.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("evaluate-batch gave hostile 1.00 | total 1.00, the single-day evaluate gave hostile 2.00 | total 2.00"),
+        "{t}"
+    );
+    assert!(t.contains("1 passed, 1 failed"), "{t}");
+}

@@ -132,6 +132,9 @@ pub enum Mode {
     /// and season columns), seeded by the hostile customer-days' building area: the host's
     /// checks of a plugin's output, fuzzed through a real component.
     Garbage,
+    /// Bill 2.00 through the single-day `evaluate` and 1.00 through `evaluate-batch`: two
+    /// entry points that disagree, which the harness must catch.
+    TwoFaced,
 }
 
 #[derive(Debug, Deserialize)]
@@ -288,7 +291,8 @@ pub fn misbehave(mode: Mode) -> Result<DayOutput, RuleError> {
         | Mode::EmptyCode
         | Mode::LongDescription
         | Mode::LongUnit
-        | Mode::Garbage => normal(),
+        | Mode::Garbage
+        | Mode::TwoFaced => normal(),
     }
 }
 
@@ -351,7 +355,7 @@ impl Guest for Hostile {
                 "loop, memory, trap, panic, recursion, exit, lines, big-string, bad-amount, \
                  bad-spec, bad-payer, line-and-error, season, wrong-count, stdout, clock, random, \
                  configure-panic, configure-loop, many-kinds, long-code, empty-code, \
-                 long-description, long-unit or garbage.",
+                 long-description, long-unit, garbage or two-faced.",
             )],
         }
     }
@@ -379,11 +383,15 @@ impl Guest for Hostile {
         let Some(&mode) = MODE.get() else {
             return Err(RuleError::Unsupported("not configured".into()));
         };
-        if is_hostile(&day) {
-            misbehave(mode)
-        } else {
-            normal()
+        if !is_hostile(&day) {
+            return normal();
         }
+        if mode == Mode::TwoFaced {
+            let mut l = one();
+            l.amount.units = 200;
+            return Ok(DayOutput::lines(vec![l]));
+        }
+        misbehave(mode)
     }
 
     fn evaluate_batch(batch: DayBatch) -> BatchOutput {
