@@ -114,14 +114,15 @@ struct Live {
 /// One customer-day's bill under construction.
 struct Acc {
     lines: Vec<BillLine>,
-    /// The same lines as the plugins sent them, to pass on to later plugins as prior lines
-    /// without converting them back.
-    raw: Vec<RawLine>,
     season: Option<wit::SeasonDay>,
     error: Option<BillError>,
 }
 
-/// A line as it crossed the boundary: category and payer codes, (units, scale) decimals.
+/// A line as it crosses the boundary again, to a later plugin: category and payer codes,
+/// (units, scale) decimals.
+///
+/// Made only for the customer-days a later plugin is called for (its day filter admits them),
+/// which is why it is derived here rather than kept beside every line.
 #[derive(Clone, Copy)]
 struct RawLine {
     category: u16,
@@ -129,6 +130,25 @@ struct RawLine {
     quantity: (i64, u8),
     unit_price: (i64, u8),
     amount: (i64, u8),
+}
+
+impl RawLine {
+    fn of(l: &BillLine) -> RawLine {
+        // Every decimal of a bill line was made from an s64 and a scale of at most 18 (see
+        // `columns::decimal_at` and `columns::amount_at`), so these conversions are exact.
+        let raw = |d: Decimal| (d.mantissa() as i64, d.scale() as u8);
+        RawLine {
+            category: category_to_wit(l.kind.category) as u16,
+            payer: match l.payer {
+                Payer::Customer => 0,
+                Payer::Government => 1,
+                Payer::Employer => 2,
+            },
+            quantity: raw(l.quantity),
+            unit_price: raw(l.unit_price),
+            amount: raw(l.amount),
+        }
+    }
 }
 
 /// One customer-day's part of a `batch-output`.
@@ -249,7 +269,6 @@ impl Evaluator {
         let days = [day];
         let mut accs = [Acc {
             lines: Vec::new(),
-            raw: Vec::new(),
             season: day.season.map(season_to_wit),
             error: None,
         }];
@@ -266,7 +285,11 @@ impl Evaluator {
             if bits & f.all_of != f.all_of || bits & f.none_of != 0 {
                 continue;
             }
-            let prior: Vec<wit::PriorLine> = accs[0].raw.iter().map(prior_line).collect();
+            let prior: Vec<wit::PriorLine> = accs[0]
+                .lines
+                .iter()
+                .map(|l| prior_line(&RawLine::of(l)))
+                .collect();
             let mut input = record.clone();
             input.season = accs[0].season;
             input.prior_lines = &prior;
@@ -309,8 +332,7 @@ impl Evaluator {
             .iter()
             .map(|d| Acc {
                 lines: Vec::new(),
-                raw: Vec::new(),
-                season: d.season.map(season_to_wit),
+                    season: d.season.map(season_to_wit),
                 error: None,
             })
             .collect();
@@ -573,7 +595,6 @@ impl Evaluator {
         }
         let l = row.lines;
         acc.lines.reserve(count);
-        acc.raw.reserve(count);
         for (n, k) in row.range.enumerate() {
             let Some(kind) = kinds.get(usize::from(l.kinds[k])) else {
                 return Err(invalid(format!(
@@ -590,13 +611,6 @@ impl Evaluator {
             };
             let amount =
                 columns::amount_at(&l.amount, k).map_err(|m| invalid(format!("line {n}: {m}")))?;
-            acc.raw.push(RawLine {
-                category: category_to_wit(kind.category) as u16,
-                payer: l.payers[k],
-                quantity: (l.quantity.units[k], l.quantity.scales[k]),
-                unit_price: (l.unit_price.units[k], l.unit_price.scales[k]),
-                amount: (l.amount.units[k], l.amount.scales[k]),
-            });
             acc.lines.push(BillLine {
                 kind: kind.clone(),
                 quantity: columns::decimal_at(&l.quantity, k),
@@ -1199,7 +1213,7 @@ impl CallColumns {
                 }
             }
             self.bits.push(row_bits(base.bits[i], acc.season));
-            for l in &acc.raw {
+            for l in acc.lines.iter().map(RawLine::of) {
                 self.prior_rows.push(j as u32);
                 self.prior_kinds.push(l.category);
                 self.prior_payers.push(l.payer);
