@@ -115,7 +115,8 @@ struct Live {
 struct Acc {
     lines: Vec<BillLine>,
     season: Option<wit::SeasonDay>,
-    error: Option<BillError>,
+    /// Boxed: an `Acc` per customer-day of the batch stays small, and errors are rare.
+    error: Option<Box<BillError>>,
 }
 
 /// A line as it crosses the boundary again, to a later plugin: category and payer codes,
@@ -316,7 +317,7 @@ impl Evaluator {
                 }
             }
             if let Some(err) = accs[0].error.take() {
-                return Err(err);
+                return Err(*err);
             }
         }
         let [acc] = accs;
@@ -332,14 +333,14 @@ impl Evaluator {
             .iter()
             .map(|d| Acc {
                 lines: Vec::new(),
-                    season: d.season.map(season_to_wit),
+                season: d.season.map(season_to_wit),
                 error: None,
             })
             .collect();
         for (i, message) in bad {
             if accs[i].error.is_none() {
                 accs[i].error =
-                    Some(self.bill_error(usize::MAX, days[i], BillErrorKind::Input { message }));
+                    Some(self.boxed_error(usize::MAX, days[i], BillErrorKind::Input { message }));
             }
         }
 
@@ -352,7 +353,7 @@ impl Evaluator {
             }
             if let Err(kind) = self.ensure_ready(e) {
                 for &i in &alive {
-                    accs[i].error = Some(self.bill_error(e, days[i], kind.clone()));
+                    accs[i].error = Some(self.boxed_error(e, days[i], kind.clone()));
                 }
                 continue;
             }
@@ -378,7 +379,7 @@ impl Evaluator {
                             self.isolate(e, days, &base, &mut accs, &alive);
                         } else {
                             let i = alive[0];
-                            accs[i].error = Some(self.bill_error(e, days[i], invalid(message)));
+                            accs[i].error = Some(self.boxed_error(e, days[i], invalid(message)));
                         }
                     }
                 }
@@ -386,7 +387,7 @@ impl Evaluator {
                     self.slots[e].state = SlotState::Empty;
                     if alive.len() == 1 {
                         let i = alive[0];
-                        accs[i].error = Some(self.bill_error(
+                        accs[i].error = Some(self.boxed_error(
                             e,
                             days[i],
                             BillErrorKind::Trap {
@@ -428,24 +429,24 @@ impl Evaluator {
                     self.slots[e].name, self.slots[e].version
                 );
                 accs[i].error =
-                    Some(self.bill_error(e, days[i], BillErrorKind::Skipped { reason }));
+                    Some(self.boxed_error(e, days[i], BillErrorKind::Skipped { reason }));
                 continue;
             }
             if let Err(kind) = self.ensure_ready(e) {
-                accs[i].error = Some(self.bill_error(e, days[i], kind));
+                accs[i].error = Some(self.boxed_error(e, days[i], kind));
                 continue;
             }
             match self.call(e, base, accs, &[i]) {
                 Ok(output) => {
                     consecutive = 0;
                     if let Err(message) = self.apply_batch(e, days, accs, &[i], output) {
-                        accs[i].error = Some(self.bill_error(e, days[i], invalid(message)));
+                        accs[i].error = Some(self.boxed_error(e, days[i], invalid(message)));
                     }
                 }
                 Err((trap, message)) => {
                     consecutive += 1;
                     self.slots[e].state = SlotState::Empty;
-                    accs[i].error = Some(self.bill_error(
+                    accs[i].error = Some(self.boxed_error(
                         e,
                         days[i],
                         BillErrorKind::Trap {
@@ -530,7 +531,7 @@ impl Evaluator {
                 season: season.as_ref().map(|s| (s, j)),
             };
             if let Err(kind) = self.apply(e, &live.kinds, &mut accs[i], row) {
-                accs[i].error = Some(self.bill_error(e, days[i], kind));
+                accs[i].error = Some(self.boxed_error(e, days[i], kind));
             }
         }
         Ok(())
@@ -701,6 +702,11 @@ impl Evaluator {
         }
     }
 
+    /// [`Self::bill_error`], boxed for an [`Acc`].
+    fn boxed_error(&self, e: usize, day: &DayInput, kind: BillErrorKind) -> Box<BillError> {
+        Box::new(self.bill_error(e, day, kind))
+    }
+
     /// A bill error naming the chain's company, entry `e`'s plugin (none for `usize::MAX`) and
     /// the customer-day.
     fn bill_error(&self, e: usize, day: &DayInput, kind: BillErrorKind) -> BillError {
@@ -825,7 +831,7 @@ fn check_season(s: &wit::SeasonDay) -> Result<(), BillErrorKind> {
 /// Turns an accumulated customer-day into its result.
 fn finish(day: &DayInput, acc: Acc) -> Result<Bill, BillError> {
     if let Some(e) = acc.error {
-        return Err(e);
+        return Err(*e);
     }
     // Amounts are all of scale 2 (see `columns::amount_at`), so sums that start at 0.00 stay at
     // scale 2 without a rescale per bill.
