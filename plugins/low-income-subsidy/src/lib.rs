@@ -1,16 +1,26 @@
 //! `low-income-subsidy`: the government covers part of a low-income household's heating fee
 //! (低保; domain.md, "Service status and subsidies").
 //!
-//! For customers with the `low-income` flag: `s = round_fen(base × share × min(1, cap / area))`
-//! where `base` is the sum of the prior lines the customer pays in the configured categories
-//! (default heating) and `cap` the area cap (Harbin: 100 % up to 45 m² of usable area). Emits a
-//! pair of subsidy lines: −s paid by the customer and +s paid by the government, so the bill's
-//! total is unchanged and its per-payer totals move s from the customer to the government.
-//! W5: heat 12.56 → subsidy 9.42; the customer owes 3.14, the government 9.42.
+//! For customers with the `low-income` flag, the government covers `share × min(1, cap / area)`
+//! of the prior lines the customer pays in the configured categories (default heating), `cap`
+//! being the area cap (Harbin: 100 % up to 45 m² of usable area).
+//!
+//! A season fee is covered as a season fee: when a line is the day's cumulative share of its
+//! season amount `T = round_fen(quantity × unit price)` (as the area tariffs bill it), the
+//! subsidy is the same day's cumulative share of `S = round_fen(T × share × min(1, cap/area))`,
+//! so over the season the government pays exactly S (Harbin, 60 m²: 0.75 × 2299.20 = 1724.40).
+//! Rounding each day's subsidy alone would drift (1724.58). Other lines (metered heat, per-day
+//! prices) are covered day by day: `round_fen(sum × share × min(1, cap/area))`.
+//!
+//! Emits a pair of subsidy lines: −s paid by the customer and +s paid by the government, so the
+//! bill's total is unchanged and its per-payer totals move s from the customer to the
+//! government. W5: heat 12.56 → subsidy 9.42; the customer owes 3.14, the government 9.42.
 
 use heatbill_sdk::area::{AreaBasis, billed_area};
+use heatbill_sdk::decimal::input;
 use heatbill_sdk::params::{CategorySet, opt_decimal};
 use heatbill_sdk::prelude::*;
+use heatbill_sdk::season::Accrual;
 use serde::Deserialize;
 
 /// The configured subsidy.
@@ -116,34 +126,62 @@ impl Plugin for LowIncomeSubsidy {
         if !day.flags.contains(CustomerFlags::LOW_INCOME) {
             return Ok(DayOutput::empty());
         }
+        let accrual = Accrual::of(day)?;
         let mut base = Decimal::ZERO;
+        let mut per_day = Decimal::ZERO;
+        let mut season = Decimal::ZERO;
+        let mut area = None;
         for l in &day.prior_lines {
-            if l.payer == Payer::Customer && self.categories.contains(l.category) {
-                base += heatbill_sdk::decimal::input(l.amount, "prior-lines.amount")?;
+            if l.payer != Payer::Customer || !self.categories.contains(l.category) {
+                continue;
+            }
+            let amount = input(l.amount, "prior-lines.amount")?;
+            base += amount;
+            let t = round_fen(
+                input(l.quantity, "prior-lines.quantity")?
+                    * input(l.unit_price, "prior-lines.unit-price")?,
+            );
+            if !t.is_zero() && accrual.season_share(t)? == Some(amount) {
+                let covered = round_fen(self.cover(t, day, &mut area)?);
+                season += accrual.season_share(covered)?.unwrap_or_default();
+            } else {
+                per_day += amount;
             }
         }
         if base <= Decimal::ZERO {
             return Ok(DayOutput::empty());
         }
-        // Multiply before dividing: one division, exact up to 28 digits.
-        let mut covered = base * self.share;
-        let mut ratio = self.share;
-        if let Some(cap) = self.area_cap {
-            let area = billed_area(self.area_basis, day)?;
-            if area > cap {
-                covered = covered * cap / area;
-                ratio = ratio * cap / area;
-            }
-        }
-        let s = round_fen(covered);
+        let s = season + round_fen(self.cover(per_day, day, &mut area)?);
         if s.is_zero() {
             return Ok(DayOutput::empty());
         }
+        let ratio = self.cover(Decimal::ONE, day, &mut area)?;
         Ok(DayOutput::lines(vec![
             // Quantity: the subsidised base; unit price: the share of it covered.
             Line::new(0, base, ratio, -s, Payer::Customer)?,
             Line::new(0, base, ratio, s, Payer::Government)?,
         ]))
+    }
+}
+
+impl LowIncomeSubsidy {
+    /// `x × share × min(1, cap / area)`, multiplying before dividing (one division, exact to 28
+    /// digits). The billed area is read once per customer-day, and only when there is a cap.
+    fn cover(
+        &self,
+        x: Decimal,
+        day: &CustomerDay,
+        area: &mut Option<Decimal>,
+    ) -> Result<Decimal, RuleError> {
+        let covered = x * self.share;
+        let Some(cap) = self.area_cap else {
+            return Ok(covered);
+        };
+        let a = match *area {
+            Some(a) => a,
+            None => *area.insert(billed_area(self.area_basis, day)?),
+        };
+        Ok(if a > cap { covered * cap / a } else { covered })
     }
 }
 
@@ -155,6 +193,38 @@ mod tests {
     use heatbill_sdk::testing::{amounts, configure, day, try_configure};
 
     const HARBIN: &str = r#"{"share": "1.00", "area_cap": "45", "area_basis": "usable"}"#;
+
+    /// A season fee is covered as a season fee: over Harbin's 183 days the government pays
+    /// exactly 0.75 × 2299.20 = 1724.40, and day 1 is W5's 9.42.
+    #[test]
+    fn a_season_fee_is_covered_exactly_over_the_season() {
+        use heatbill_sdk::testing::dec;
+        let t = configure::<LowIncomeSubsidy>(HARBIN);
+        let fee = Decimal::new(229_920, 2);
+        let mut total = Decimal::ZERO;
+        let mut day1 = None;
+        for k in 1..=183 {
+            let heat = cumulative_share(fee, k, 183).unwrap();
+            let mut d = day("2025-10-20")
+                .low_income()
+                .usable_area("60.00")
+                .regular(k, 183)
+                .build();
+            d.prior_lines.push(PriorLine {
+                category: LineCategory::Heating,
+                quantity: dec("60.00"),
+                unit_price: dec("38.32"),
+                amount: WitDecimal::try_from(heat).unwrap(),
+                payer: Payer::Customer,
+            });
+            let out = t.evaluate(&d).unwrap();
+            let government = out.lines[1].amount.to_decimal().unwrap();
+            day1.get_or_insert(government);
+            total += government;
+        }
+        assert_eq!(day1, Some(Decimal::new(942, 2)));
+        assert_eq!(total, Decimal::new(172_440, 2));
+    }
 
     #[test]
     fn w5_harbin_low_income() {
