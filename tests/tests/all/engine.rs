@@ -3,7 +3,6 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use chrono::NaiveDate;
 use heatbill_engine::{
@@ -289,13 +288,10 @@ fn compile_cache_on_disk_serves_a_second_engine() {
     // A second engine (a new process, as far as the cache is concerned) maps the artifact.
     {
         let second = Engine::new(config.clone()).unwrap();
-        let t = Instant::now();
         let (tariff, outcome) = second.load_with_outcome(&bytes).unwrap();
-        let took = t.elapsed();
         assert_eq!(outcome, LoadOutcome::DiskCache);
         assert_eq!(second.cache_stats().compiled, 0);
         assert_eq!(second.cache_stats().disk_hits, 1);
-        eprintln!("load from the disk cache took {took:?}");
 
         // And the plugin it loaded works.
         let chain = Arc::new(

