@@ -286,11 +286,7 @@ impl Evaluator {
             if bits & f.all_of != f.all_of || bits & f.none_of != 0 {
                 continue;
             }
-            let prior: Vec<wit::PriorLine> = accs[0]
-                .lines
-                .iter()
-                .map(|l| prior_line(&RawLine::of(l)))
-                .collect();
+            let prior: Vec<wit::PriorLine> = accs[0].lines.iter().map(prior_line).collect();
             let mut input = record.clone();
             input.season = accs[0].season;
             input.prior_lines = &prior;
@@ -973,28 +969,19 @@ fn day_record(d: &DayInput) -> Result<wit::CustomerDay<'_>, String> {
 }
 
 /// An earlier line as the single-day `evaluate` takes it.
-fn prior_line(l: &RawLine) -> wit::PriorLine {
-    let category = match l.category {
-        0 => wit::LineCategory::Heating,
-        1 => wit::LineCategory::Consumption,
-        2 => wit::LineCategory::BaseFee,
-        3 => wit::LineCategory::Subsidy,
-        4 => wit::LineCategory::Refund,
-        5 => wit::LineCategory::LateFee,
-        _ => wit::LineCategory::Other,
-    };
-    let payer = match l.payer {
-        1 => wit::Payer::Government,
-        2 => wit::Payer::Employer,
-        _ => wit::Payer::Customer,
-    };
+fn prior_line(l: &BillLine) -> wit::PriorLine {
+    let raw = RawLine::of(l);
     let d = |(units, scale): (i64, u8)| wit::Decimal { units, scale };
     wit::PriorLine {
-        category,
-        quantity: d(l.quantity),
-        unit_price: d(l.unit_price),
-        amount: d(l.amount),
-        payer,
+        category: category_to_wit(l.kind.category),
+        quantity: d(raw.quantity),
+        unit_price: d(raw.unit_price),
+        amount: d(raw.amount),
+        payer: match l.payer {
+            Payer::Customer => wit::Payer::Customer,
+            Payer::Government => wit::Payer::Government,
+            Payer::Employer => wit::Payer::Employer,
+        },
     }
 }
 

@@ -29,6 +29,25 @@ fn heatbill(args: &[&str], cache: &Path) -> Output {
         .expect("run heatbill")
 }
 
+/// Writes `cases` (a case file's text) to a fresh directory and runs `heatbill plugin test
+/// plugins --cases <it>` with `extra` arguments; the output, and the directory to keep alive.
+fn test_cases(cases: &str, extra: &[&str]) -> (Output, tempfile::TempDir) {
+    components();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cases.toml");
+    std::fs::write(&file, cases).unwrap();
+    let mut args = vec![
+        "plugin",
+        "test",
+        "plugins",
+        "--cases",
+        file.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = heatbill(&args, dir.path());
+    (out, dir)
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -60,12 +79,7 @@ fn worked_examples_pass_through_plugin_test() {
 
 #[test]
 fn a_wrong_expectation_fails_with_a_diff_and_exit_1() {
-    components();
-    let dir = tempfile::tempdir().unwrap();
-    let cases = dir.path().join("wrong.toml");
-    std::fs::write(
-        &cases,
-        r#"
+    let cases = r#"
 description = "W1 day 2 with a wrong figure"
 [[chain]]
 plugin = "season"
@@ -77,19 +91,8 @@ params = { area_basis = "usable", prices = { residential = "38.32", non-resident
 name = "day 2"
 customer = { date = "2025-10-21", usable_area = "60.00", building_area = "75" }
 expect.lines = [{ code = "heat", amount = "12.56" }]
-"#,
-    )
-    .unwrap();
-    let out = heatbill(
-        &[
-            "plugin",
-            "test",
-            "plugins",
-            "--cases",
-            cases.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+"#;
+    let (out, _dir) = test_cases(cases, &[]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("FAIL"), "{t}");
@@ -99,17 +102,7 @@ expect.lines = [{ code = "heat", amount = "12.56" }]
     );
     assert!(t.contains("0 passed, 1 failed"), "{t}");
 
-    let json = heatbill(
-        &[
-            "plugin",
-            "test",
-            "plugins",
-            "--cases",
-            cases.to_str().unwrap(),
-            "--json",
-        ],
-        dir.path(),
-    );
+    let (json, _dir) = test_cases(cases, &["--json"]);
     assert_eq!(json.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("--json prints JSON");
     assert_eq!(v["failed"], 1);
@@ -118,12 +111,7 @@ expect.lines = [{ code = "heat", amount = "12.56" }]
 
 #[test]
 fn a_case_file_with_an_unknown_key_is_refused() {
-    components();
-    let dir = tempfile::tempdir().unwrap();
-    let cases = dir.path().join("typo.toml");
-    std::fs::write(
-        &cases,
-        r#"
+    let cases = r#"
 [[chain]]
 plugin = "season"
 params = { start = "2025-10-20", end = "2026-04-20" }
@@ -131,19 +119,8 @@ params = { start = "2025-10-20", end = "2026-04-20" }
 name = "typo"
 customer = { date = "2025-10-21", usable_aera = "60.00" }
 expect.lines = []
-"#,
-    )
-    .unwrap();
-    let out = heatbill(
-        &[
-            "plugin",
-            "test",
-            "plugins",
-            "--cases",
-            cases.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+"#;
+    let (out, _dir) = test_cases(cases, &[]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(2), "{t}");
     assert!(
@@ -336,12 +313,7 @@ fn the_readme_engine_settings_are_the_real_ones_and_typos_are_refused() {
 
 #[test]
 fn a_plugin_whose_two_entry_points_disagree_fails_its_cases() {
-    components();
-    let dir = tempfile::tempdir().unwrap();
-    let cases = dir.path().join("two-faced.toml");
-    std::fs::write(
-        &cases,
-        r#"
+    let cases = r#"
 [[chain]]
 plugin = "hostile"
 params = { mode = "two-faced" }
@@ -353,19 +325,8 @@ expect.lines = [{ code = "hostile", amount = "1.00" }]
 name = "an ordinary customer: both agree"
 customer = { date = "2025-11-01" }
 expect.lines = [{ code = "hostile", amount = "1.00" }]
-"#,
-    )
-    .unwrap();
-    let out = heatbill(
-        &[
-            "plugin",
-            "test",
-            "plugins",
-            "--cases",
-            cases.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+"#;
+    let (out, _dir) = test_cases(cases, &[]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(
