@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// The whole engine configuration: limits, pool sizes, the epoch tick and the on-disk cache.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
     /// What one plugin may do. See [`Limits`].
@@ -26,9 +26,21 @@ pub struct EngineConfig {
     /// Where precompiled components are kept between processes, keyed by digest and engine
     /// configuration. Default: none (compile in memory on every start).
     ///
-    /// The directory must be writable by this process only: a precompiled artifact is native
-    /// code that the engine maps and runs (see [`Engine`](crate::Engine)).
+    /// Every artifact is authenticated before it is loaded (an HMAC-SHA256 over the component's
+    /// digest, the engine's compatibility hash and the artifact, with
+    /// [`cache_key`](Self::cache_key)): an artifact swapped, changed or truncated is refused and
+    /// compiled again, never run. The directory must belong to this user and be writable by it
+    /// alone (the engine refuses it otherwise), and artifacts are read into memory, not mapped,
+    /// so a file changed under a running process cannot crash it.
     pub cache_dir: Option<PathBuf>,
+    /// The key that authenticates the cache's artifacts: 64 hex digits (32 bytes). Hosts that
+    /// share a cache directory share this key (a secret: it is redacted in `Debug`). Default:
+    /// none, and then a key of this user's own, kept in the file `<cache_dir>.key` (created
+    /// with mode 0600 on first use; refused if others can read it).
+    pub cache_key: Option<String>,
+    /// How components are compiled: in a child process, within time and memory. See
+    /// [`CompileConfig`].
+    pub compile: CompileConfig,
     /// How often the engine's ticker thread advances the epoch that deadlines are counted in,
     /// in microseconds. Default: 1,000 (1 ms). A deadline is exact to within one tick; a shorter
     /// tick costs a wake-up more often and nothing on the hot path.
@@ -41,8 +53,23 @@ impl Default for EngineConfig {
             limits: Limits::default(),
             pool: PoolConfig::default(),
             cache_dir: None,
+            cache_key: None,
+            compile: CompileConfig::default(),
             epoch_tick_us: 1_000,
         }
+    }
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("limits", &self.limits)
+            .field("pool", &self.pool)
+            .field("cache_dir", &self.cache_dir)
+            .field("cache_key", &self.cache_key.as_ref().map(|_| "***"))
+            .field("compile", &self.compile)
+            .field("epoch_tick_us", &self.epoch_tick_us)
+            .finish()
     }
 }
 
@@ -103,6 +130,25 @@ pub struct Limits {
     /// them. Default: 65,536. Past it, output is dropped and the log ends with a marker that
     /// says how much was dropped.
     pub max_log_bytes: usize,
+    /// The most functions a component may define, all its core modules together. Default:
+    /// 50,000. Compiling costs per function: a million empty functions (7 MB) took 43 s and
+    /// 5.5 GB to compile; a Rust plugin has a few hundred to a few thousand.
+    pub max_functions: u64,
+    /// The largest body of one function, in bytes. Default: 1,048,576 (1 MiB); a Rust plugin's
+    /// largest is a few KiB.
+    pub max_function_bytes: u64,
+    /// The most locals one function may declare. Default: 10,000.
+    pub max_locals: u64,
+    /// The deepest nesting of blocks (`block`, `loop`, `if`, `try`) in one function. Default:
+    /// 4,096: a `match` lowered to `br_table` nests a block per arm, so honest code can be deep.
+    pub max_nesting_depth: u64,
+    /// The deepest nesting of `loop`s in one function. Default: 32. Compiling a loop costs more
+    /// the deeper it is nested: the security review's bomb of nested loops took 30 s and 303 MB
+    /// to compile at 83 KB; honest code nests loops a few deep.
+    pub max_loop_depth: u64,
+    /// The most `loop`s a component may contain, all functions together. Default: 100,000
+    /// (each costs about 10 µs to compile; a Rust plugin has a few hundred).
+    pub max_loops: u64,
     /// After this many consecutive customer-days on which one plugin trapped while a failed batch
     /// was being retried one customer-day at a time, the rest of that batch is not retried for
     /// that plugin: those customer-days fail at once as skipped. Default: 8. It keeps a plugin
@@ -127,7 +173,51 @@ impl Default for Limits {
             max_params_bytes: 64 << 10,
             max_batch: 1_024,
             max_log_bytes: 64 << 10,
+            max_functions: 50_000,
+            max_function_bytes: 1 << 20,
+            max_locals: 10_000,
+            max_nesting_depth: 4_096,
+            max_loop_depth: 32,
+            max_loops: 100_000,
             circuit_breaker_traps: 8,
+        }
+    }
+}
+
+/// How components are compiled.
+///
+/// Compiling is the one step whose cost an uploader controls: the size cap does not bound it
+/// (a few hundred KiB of nested loops can take minutes and gigabytes). The engine first checks
+/// the component's shape against [`Limits`] (functions, body sizes, locals, nesting, loops,
+/// tables, memories), which refuses the known bombs in milliseconds, and then, when
+/// [`program`](Self::program) is set, compiles in a child process that has at most
+/// [`timeout_ms`](Self::timeout_ms) of wall-clock time and
+/// [`max_memory_bytes`](Self::max_memory_bytes) of memory. So the worst an upload can do is be
+/// refused with a named limit: it cannot stop the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompileConfig {
+    /// The program that compiles in a child process: an executable that runs
+    /// [`compile_child_main`](crate::compile_child_main) when its first argument is
+    /// [`COMPILE_COMMAND`](crate::COMPILE_COMMAND). Default: none, which compiles in this
+    /// process (with the structural limits only). The `heatbill` command sets itself.
+    pub program: Option<PathBuf>,
+    /// The longest a compilation may take, wall-clock, in milliseconds. Default: 30,000. An
+    /// honest component compiles at about 1.5 MB/s on one core of a small machine, so an 8 MiB
+    /// one needs about 5 s.
+    pub timeout_ms: u64,
+    /// The most memory the compiling process may use (its data segment, `RLIMIT_DATA`), in
+    /// bytes. Default: 1 GiB (1,073,741,824). An honest 300 KiB plugin needs about 40 MB; the
+    /// costliest component known within the structural limits, at the size cap, about 330 MB.
+    pub max_memory_bytes: u64,
+}
+
+impl Default for CompileConfig {
+    fn default() -> Self {
+        Self {
+            program: None,
+            timeout_ms: 30_000,
+            max_memory_bytes: 1 << 30,
         }
     }
 }
@@ -157,6 +247,12 @@ pub struct PoolConfig {
     pub max_memories_per_component: u32,
     /// The most tables one plugin may contain. Default: 8.
     pub max_tables_per_component: u32,
+    /// The most memories one core module of a plugin may define. Default: 1 (a Rust plugin's
+    /// code module has one).
+    pub max_memories_per_module: u32,
+    /// The most tables one core module of a plugin may define. Default: 1 (a Rust plugin's
+    /// code module has one, for indirect calls).
+    pub max_tables_per_module: u32,
 }
 
 impl Default for PoolConfig {
@@ -169,6 +265,8 @@ impl Default for PoolConfig {
             max_core_instances_per_component: 32,
             max_memories_per_component: 2,
             max_tables_per_component: 8,
+            max_memories_per_module: 1,
+            max_tables_per_module: 1,
         }
     }
 }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use wasmtime::component::{Component, Linker, types::ComponentItem};
@@ -17,6 +18,7 @@ use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig, Stor
 
 use crate::bindings::RulesPluginPre;
 use crate::chain::{Chain, ChainEntry};
+use crate::compile::{check_structure, compile_in_child};
 use crate::config::{EngineConfig, Limits};
 use crate::error::{ChainError, LoadError, SetupError};
 use crate::evaluator::Evaluator;
@@ -69,6 +71,9 @@ pub struct CacheStats {
     pub disk_writes: u64,
     /// Disk cache reads or writes that failed (the load went on without the cache).
     pub disk_errors: u64,
+    /// Artifacts refused because they did not authenticate (swapped, changed, truncated, or
+    /// written with another key): compiled again instead.
+    pub disk_rejected: u64,
 }
 
 /// The rules engine: one per process, shared by every worker thread.
@@ -102,6 +107,9 @@ struct Inner {
     disk_hits: AtomicU64,
     disk_writes: AtomicU64,
     disk_errors: AtomicU64,
+    disk_rejected: AtomicU64,
+    /// The key that authenticates the disk cache's artifacts.
+    cache_key: Option<[u8; 32]>,
     /// Advances the epoch; stopped when the last clone of the engine is dropped.
     _ticker: Ticker,
 }
@@ -120,24 +128,7 @@ impl Engine {
     /// capped by `config.limits`, epoch interruption, the WASI sandbox, and the ticker thread.
     pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
         let err = |message: String| EngineError { message };
-        let l = &config.limits;
-        let p = &config.pool;
-        let mut pool = PoolingAllocationConfig::new();
-        pool.total_component_instances(p.total_component_instances)
-            .total_core_instances(p.total_core_instances)
-            .total_memories(p.total_memories)
-            .total_tables(p.total_tables)
-            .max_core_instances_per_component(p.max_core_instances_per_component)
-            .max_memories_per_component(p.max_memories_per_component)
-            .max_tables_per_component(p.max_tables_per_component)
-            .table_elements(l.max_table_elements)
-            // The pool's hard cap sits at the limit; the store's limiter enforces the same
-            // limit first, so that a denial is recorded and reported as `memory-limit`.
-            .max_memory_size(l.max_memory_bytes);
-        let mut c = Config::new();
-        c.wasm_component_model(true)
-            .epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let c = wasmtime_config(&config, true);
         let wasmtime = wasmtime::Engine::new(&c).map_err(|e| err(format!("{e:#}")))?;
 
         let mut linker = Linker::new(&wasmtime);
@@ -149,14 +140,10 @@ impl Engine {
             h.0.update(WASMTIME_VERSION.as_bytes());
             hex::encode(h.0.finalize())
         };
-        if let Some(dir) = &config.cache_dir {
-            fs::create_dir_all(dir).map_err(|e| {
-                err(format!(
-                    "cannot create the cache directory {}: {e}",
-                    dir.display()
-                ))
-            })?;
-        }
+        let cache_key = match &config.cache_dir {
+            Some(dir) => Some(open_cache(dir, config.cache_key.as_deref()).map_err(err)?),
+            None => None,
+        };
         let ticker = Ticker::start(wasmtime.clone(), config.epoch_tick())
             .map_err(|e| err(format!("cannot start the epoch ticker thread: {e}")))?;
         Ok(Engine {
@@ -171,6 +158,8 @@ impl Engine {
                 disk_hits: AtomicU64::new(0),
                 disk_writes: AtomicU64::new(0),
                 disk_errors: AtomicU64::new(0),
+                disk_rejected: AtomicU64::new(0),
+                cache_key,
                 _ticker: ticker,
             }),
         })
@@ -195,6 +184,7 @@ impl Engine {
             disk_hits: i.disk_hits.load(Ordering::Relaxed),
             disk_writes: i.disk_writes.load(Ordering::Relaxed),
             disk_errors: i.disk_errors.load(Ordering::Relaxed),
+            disk_rejected: i.disk_rejected.load(Ordering::Relaxed),
         }
     }
 
@@ -327,16 +317,24 @@ impl Engine {
             .map(|dir| dir.join(format!("{}-{}.cwasm", hex::encode(digest), &i.compat[..16])));
         let mut outcome = LoadOutcome::Compiled;
         let mut component = None;
-        if let Some(path) = path.as_deref().filter(|p| p.exists()) {
-            match deserialize_cached(&i.wasmtime, path) {
-                Ok(c) => {
-                    i.disk_hits.fetch_add(1, Ordering::Relaxed);
-                    outcome = LoadOutcome::DiskCache;
-                    component = Some(c);
+        if let (Some(path), Some(key)) = (path.as_deref().filter(|p| p.exists()), &i.cache_key) {
+            match read_artifact(path, key, digest, &i.compat) {
+                Ok(artifact) => match deserialize_artifact(&i.wasmtime, &artifact) {
+                    Ok(c) => {
+                        i.disk_hits.fetch_add(1, Ordering::Relaxed);
+                        outcome = LoadOutcome::DiskCache;
+                        component = Some(c);
+                    }
+                    // An authentic artifact of an incompatible build: compile again, replace it.
+                    Err(_) => {
+                        i.disk_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                },
+                // Swapped, changed, truncated or keyed otherwise: never run it.
+                Err(ArtifactError::Rejected) => {
+                    i.disk_rejected.fetch_add(1, Ordering::Relaxed);
                 }
-                // An artifact from an incompatible build or a damaged file: compile again and
-                // replace it.
-                Err(_) => {
+                Err(ArtifactError::Io) => {
                     i.disk_errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -344,17 +342,17 @@ impl Engine {
         let component = match component {
             Some(c) => c,
             None => {
-                let c = Component::new(&i.wasmtime, bytes).map_err(|e| LoadError::Malformed {
-                    message: error_chain(&e),
-                })?;
+                let (c, artifact) = self.compile(bytes)?;
                 i.compiled.fetch_add(1, Ordering::Relaxed);
-                if let Some(path) = &path {
-                    match c
-                        .serialize()
-                        .map_err(|e| e.to_string())
-                        .and_then(|artifact| {
-                            write_atomically(path, &artifact).map_err(|e| e.to_string())
-                        }) {
+                if let (Some(path), Some(key)) = (&path, &i.cache_key) {
+                    let artifact = match artifact {
+                        Some(a) => Ok(a),
+                        None => c.serialize().map_err(|e| e.to_string()),
+                    };
+                    match artifact.and_then(|artifact| {
+                        let sealed = seal_artifact(key, digest, &i.compat, &artifact);
+                        write_atomically(path, &sealed).map_err(|e| e.to_string())
+                    }) {
                         Ok(()) => i.disk_writes.fetch_add(1, Ordering::Relaxed),
                         Err(_) => i.disk_errors.fetch_add(1, Ordering::Relaxed),
                     };
@@ -364,6 +362,35 @@ impl Engine {
         };
         lock(&i.components).insert(*digest, component.clone());
         Ok((component, outcome))
+    }
+
+    /// Compiles a component whose shape passed [`check_structure`]: in the compiler child when
+    /// [`CompileConfig::program`](crate::CompileConfig::program) is set (returning its
+    /// artifact too), else in this process.
+    fn compile(&self, bytes: &[u8]) -> Result<(Component, Option<Vec<u8>>), LoadError> {
+        let i = &self.inner;
+        check_structure(bytes, &i.config.limits, &i.config.pool)?;
+        match &i.config.compile.program {
+            Some(program) => {
+                let artifact = compile_in_child(program, &i.config, bytes)?;
+                let c = deserialize_child_artifact(&i.wasmtime, &artifact).map_err(|e| {
+                    LoadError::Compiler {
+                        message: format!(
+                            "its artifact does not load: {}; is {} the same build as this \
+                             host?",
+                            error_chain(&e),
+                            program.display()
+                        ),
+                    }
+                })?;
+                Ok((c, Some(artifact)))
+            }
+            None => Component::new(&i.wasmtime, bytes)
+                .map(|c| (c, None))
+                .map_err(|e| LoadError::Malformed {
+                    message: error_chain(&e),
+                }),
+        }
     }
 
     /// World, imports, instantiation, `describe()`.
@@ -454,6 +481,37 @@ impl Engine {
             self.limits().max_params_bytes,
         ))
     }
+}
+
+/// The wasmtime configuration of an engine: the pooling allocator sized by `config.pool`,
+/// memory capped by `config.limits`, epoch interruption, the component model. The compiler
+/// child builds its engine from the same function, so that its artifacts load in the parent,
+/// but without the pool (`pooling: false`): it never instantiates, and the pool's reservations
+/// would count against its memory limit. The allocation strategy is not part of an artifact's
+/// compatibility (a test loads the child's artifacts).
+pub(crate) fn wasmtime_config(config: &EngineConfig, pooling: bool) -> Config {
+    let l = &config.limits;
+    let p = &config.pool;
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(p.total_component_instances)
+        .total_core_instances(p.total_core_instances)
+        .total_memories(p.total_memories)
+        .total_tables(p.total_tables)
+        .max_core_instances_per_component(p.max_core_instances_per_component)
+        .max_memories_per_component(p.max_memories_per_component)
+        .max_tables_per_component(p.max_tables_per_component)
+        .max_memories_per_module(p.max_memories_per_module)
+        .max_tables_per_module(p.max_tables_per_module)
+        .table_elements(l.max_table_elements)
+        // The pool's hard cap sits at the limit; the store's limiter enforces the same
+        // limit first, so that a denial is recorded and reported as `memory-limit`.
+        .max_memory_size(l.max_memory_bytes);
+    let mut c = Config::new();
+    c.wasm_component_model(true).epoch_interruption(true);
+    if pooling {
+        c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    c
 }
 
 /// Whether an export name is the contract's `rules` interface at a version this engine serves
@@ -654,18 +712,172 @@ impl fmt::Display for CheckReport {
     }
 }
 
-/// Reads a precompiled artifact from the disk cache.
+/// The header of a cache file: magic, then the artifact's tag, then the artifact.
+const ARTIFACT_MAGIC: &[u8; 8] = b"HBCACHE1";
+
+/// Why a cache file was not used.
+enum ArtifactError {
+    /// It does not authenticate: never run it.
+    Rejected,
+    /// It could not be read.
+    Io,
+}
+
+/// The tag that authenticates an artifact: HMAC-SHA256 with the cache's key over the
+/// component's digest, the engine's compatibility hash and the artifact. An artifact of another
+/// component (same engine, other code), a changed or truncated one, or one written with
+/// another key does not match.
+fn artifact_tag(key: &[u8; 32], digest: &[u8; 32], compat: &str) -> Hmac<Sha256> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key size");
+    mac.update(b"heatbill compile cache, artifact v1\0");
+    mac.update(digest);
+    mac.update(compat.as_bytes());
+    mac
+}
+
+fn seal_artifact(key: &[u8; 32], digest: &[u8; 32], compat: &str, artifact: &[u8]) -> Vec<u8> {
+    let mut mac = artifact_tag(key, digest, compat);
+    mac.update(artifact);
+    let tag = mac.finalize().into_bytes();
+    let mut out = Vec::with_capacity(ARTIFACT_MAGIC.len() + tag.len() + artifact.len());
+    out.extend_from_slice(ARTIFACT_MAGIC);
+    out.extend_from_slice(&tag);
+    out.extend_from_slice(artifact);
+    out
+}
+
+/// Reads a cache file whole into memory (a file changed or truncated later cannot affect a
+/// running process, as a mapping could) and returns its artifact if it authenticates.
+fn read_artifact(
+    path: &Path,
+    key: &[u8; 32],
+    digest: &[u8; 32],
+    compat: &str,
+) -> Result<Vec<u8>, ArtifactError> {
+    let mut bytes = fs::read(path).map_err(|_| ArtifactError::Io)?;
+    let head = ARTIFACT_MAGIC.len() + 32;
+    if bytes.len() < head || &bytes[..ARTIFACT_MAGIC.len()] != ARTIFACT_MAGIC {
+        return Err(ArtifactError::Rejected);
+    }
+    let mut mac = artifact_tag(key, digest, compat);
+    mac.update(&bytes[head..]);
+    mac.verify_slice(&bytes[ARTIFACT_MAGIC.len()..head])
+        .map_err(|_| ArtifactError::Rejected)?;
+    Ok(bytes.split_off(head))
+}
+
+/// Turns an authenticated artifact back into a component.
 #[allow(unsafe_code)]
-fn deserialize_cached(engine: &wasmtime::Engine, path: &Path) -> wasmtime::Result<Component> {
-    // SAFETY: `deserialize_file` maps the file and runs its native code, so the file must be
-    // an artifact produced by `Component::serialize` of a compatible wasmtime, and must not be
-    // changed while mapped. Both hold: the cache directory is the engine's own (documented as
-    // writable by this process only), artifacts are only ever written by `write_atomically`
-    // (a complete temporary file renamed into place, so a reader never sees a partial file and
-    // a replacement is a new inode, leaving existing mappings intact), and the file name carries
-    // the digest of the source and the engine's compatibility hash. Wasmtime further checks the
-    // artifact's header, version and engine settings and refuses a mismatch with an error.
-    unsafe { Component::deserialize_file(engine, path) }
+fn deserialize_artifact(engine: &wasmtime::Engine, artifact: &[u8]) -> wasmtime::Result<Component> {
+    // SAFETY: `deserialize` runs the artifact's native code, so the bytes must be an artifact
+    // produced by `Component::serialize` of a compatible wasmtime. They are: `read_artifact`
+    // accepts only bytes whose HMAC, keyed with this cache's secret key, binds them to this
+    // component's digest and this engine's compatibility hash, and only this engine's
+    // `component` writes such tags, right after compiling. The bytes are in memory (copied from
+    // the file), so nothing can change them under the code. Wasmtime further checks the header,
+    // version and settings and refuses a mismatch with an error.
+    unsafe { Component::deserialize(engine, artifact) }
+}
+
+/// Turns the artifact the compiler child sent back into a component.
+#[allow(unsafe_code)]
+fn deserialize_child_artifact(
+    engine: &wasmtime::Engine,
+    artifact: &[u8],
+) -> wasmtime::Result<Component> {
+    // SAFETY: `deserialize` runs the artifact's native code, so the bytes must be an artifact
+    // produced by wasmtime's own compiler. They are: they come from the pipe of a child this
+    // engine started a moment ago, running the configured compiler program (the host's own
+    // executable), which writes only `precompile_component`'s output there; the component was
+    // never run in it. The bytes are in this process's memory. Wasmtime further checks the
+    // header, version and settings and refuses a mismatch with an error.
+    unsafe { Component::deserialize(engine, artifact) }
+}
+
+/// Checks the cache directory and returns the key that authenticates its artifacts: the
+/// configured one, or this user's own from `<dir>.key` (created if missing).
+fn open_cache(dir: &Path, configured: Option<&str>) -> Result<[u8; 32], String> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create the cache directory {}: {e}", dir.display()))?;
+    let meta = fs::metadata(dir)
+        .map_err(|e| format!("cannot read the cache directory {}: {e}", dir.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "the cache directory {} can be written by other users (mode {mode:o}); a cached \
+             artifact is native code this process runs: make it writable by this user alone \
+             (chmod 700 {})",
+            dir.display(),
+            dir.display()
+        ));
+    }
+    if let Some(uid) = effective_uid()
+        && meta.uid() != uid
+    {
+        return Err(format!(
+            "the cache directory {} belongs to user {}, not to this process's user {uid}: use \
+             a directory of this user's own",
+            dir.display(),
+            meta.uid()
+        ));
+    }
+    if let Some(hex_key) = configured {
+        let bytes = hex::decode(hex_key.trim())
+            .ok()
+            .filter(|b| b.len() == 32)
+            .ok_or(
+                "cache_key must be 64 hex digits (32 random bytes, e.g. openssl rand -hex 32)",
+            )?;
+        return Ok(bytes.try_into().expect("32 bytes"));
+    }
+    let file = {
+        let mut name = dir.as_os_str().to_owned();
+        name.push(".key");
+        PathBuf::from(name)
+    };
+    let key_error = |e: std::io::Error| format!("the cache key file {}: {e}", file.display());
+    match fs::metadata(&file) {
+        Ok(m) => {
+            let mode = m.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(format!(
+                    "the cache key file {} can be read or written by other users (mode \
+                     {mode:o}): chmod 600 it, or delete it (a new key is made and the cache is \
+                     compiled again)",
+                    file.display()
+                ));
+            }
+            let bytes = fs::read(&file).map_err(key_error)?;
+            bytes.try_into().map_err(|_| {
+                format!(
+                    "the cache key file {} is not 32 bytes: delete it (a new key is made)",
+                    file.display()
+                )
+            })
+        }
+        Err(_) => {
+            let mut key = [0u8; 32];
+            fs::File::open("/dev/urandom")
+                .and_then(|mut r| std::io::Read::read_exact(&mut r, &mut key))
+                .map_err(key_error)?;
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&file)
+                .map_err(key_error)?;
+            f.write_all(&key).map_err(key_error)?;
+            Ok(key)
+        }
+    }
+}
+
+/// This process's effective user id (from `/proc`; `None` where it cannot be read).
+fn effective_uid() -> Option<u32> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
 }
 
 /// Writes `bytes` to `path` so that readers see either the old file or the whole new one.

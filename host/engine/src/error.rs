@@ -51,6 +51,44 @@ pub enum LoadError {
         /// Wasmtime's validation or compilation message.
         message: String,
     },
+    /// The component's shape is over one of the limits checked before it is compiled
+    /// (functions, body size, locals, nesting, loops, tables, memories).
+    #[error(
+        "the component has {found} {what}, over the limit of {limit} ({key}): compiling a \
+         component of this shape costs the host too much; simplify the plugin or ask the \
+         operator to raise the limit"
+    )]
+    OverLimit {
+        /// The setting that holds the limit, e.g. `limits.max_loop_depth`.
+        key: String,
+        /// What was counted, e.g. `nested loops in function 3`.
+        what: String,
+        /// How many the component has.
+        found: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Compiling the component took longer, or needed more memory, than the engine allows.
+    #[error(
+        "compiling the component {what} ({key}), so it is refused: a component this costly to \
+         compile is refused rather than let it stop the host; simplify the plugin (fewer, \
+         smaller functions) or ask the operator to raise the limit"
+    )]
+    CompileLimit {
+        /// The setting that holds the limit, e.g. `compile.timeout_ms`.
+        key: String,
+        /// What happened, e.g. `took longer than 30000 ms`.
+        what: String,
+    },
+    /// The child process that compiles components failed for a reason of its own.
+    #[error(
+        "the compiler process failed ({message}); this is a problem of the host, not of the \
+         component: tell the operator"
+    )]
+    Compiler {
+        /// How it failed, and the end of what it wrote to stderr.
+        message: String,
+    },
     /// The component imports interfaces the sandbox does not grant.
     #[error(
         "the component imports {}, which {} not granted: heatbill plugins may import only the \

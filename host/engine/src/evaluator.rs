@@ -206,6 +206,25 @@ impl Evaluator {
         Ok(())
     }
 
+    /// The line kinds each entry announced in `configure`, one list per chain entry in chain
+    /// order (configuring the entries not ready yet). An entry whose `configure` failed has an
+    /// empty list: every customer-day fails at it, so none of its lines can appear.
+    ///
+    /// The runtime records these once per chain version, and a stored bill names each line by
+    /// (entry, index in this list) instead of repeating its code, description and unit: plugins
+    /// are pure, so a chain version's kinds are the same on every host and every night.
+    pub fn line_kinds(&mut self) -> Vec<Vec<Arc<LineKind>>> {
+        (0..self.slots.len())
+            .map(|e| {
+                let _ = self.ensure_ready(e);
+                match &self.slots[e].state {
+                    SlotState::Ready(live) => live.kinds.clone(),
+                    _ => Vec::new(),
+                }
+            })
+            .collect()
+    }
+
     /// Takes what the chain's plugins printed since the last take, as one text: each plugin's
     /// output under a `[name version]` header line (plugins with no output are left out;
     /// empty when none printed anything).
@@ -1322,6 +1341,12 @@ impl ScheduleEvaluator {
             self.evaluator(v).prepare()?;
         }
         Ok(())
+    }
+
+    /// The line kinds of chain version `version` (an index into the schedule's versions), per
+    /// entry; see [`Evaluator::line_kinds`].
+    pub fn line_kinds(&mut self, version: usize) -> Vec<Vec<Arc<LineKind>>> {
+        self.evaluator(version).line_kinds()
     }
 
     /// Takes what the plugins of every version printed since the last take, as one text (see

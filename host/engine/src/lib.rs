@@ -79,6 +79,7 @@
 mod bindings;
 mod chain;
 mod columns;
+mod compile;
 mod config;
 mod decimal;
 mod engine;
@@ -90,7 +91,8 @@ mod sandbox;
 mod trap;
 
 pub use chain::{Chain, ChainEntry, Schedule};
-pub use config::{EngineConfig, Limits, PoolConfig};
+pub use compile::{COMPILE_COMMAND, Structure, check_structure, compile_child_main};
+pub use config::{CompileConfig, EngineConfig, Limits, PoolConfig};
 pub use engine::{
     BinaryFormat, CONTRACT_VERSION, CacheStats, CheckReport, Engine, EngineError, ImportCheck,
     LoadOutcome, RULES_INTERFACE, RULES_WORLD,

@@ -336,7 +336,7 @@ impl DayInput {
 ///
 /// Built once per instance when `configure` returns; every [`BillLine`] of that kind shares it,
 /// so a line on the hot path costs one reference count, not five strings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LineKind {
     /// The producing plugin's name.
     pub plugin: String,

@@ -329,21 +329,4 @@ fn check_payer(case: &str, payer: &str) -> Result<()> {
     Ok(())
 }
 
-/// Converts a TOML parameter table to the JSON object a plugin's `configure` receives.
-pub fn params_json(value: &toml::Value) -> serde_json::Value {
-    match value {
-        toml::Value::String(s) => serde_json::Value::String(s.clone()),
-        toml::Value::Integer(i) => serde_json::Value::from(*i),
-        // TOML floats never reach a plugin as numbers: decimals are strings in the contract. The
-        // host's parameter validation rejects them with a message that says so.
-        toml::Value::Float(f) => serde_json::Number::from_f64(*f)
-            .map(serde_json::Value::Number)
-            .unwrap_or(serde_json::Value::Null),
-        toml::Value::Boolean(b) => serde_json::Value::Bool(*b),
-        toml::Value::Datetime(d) => serde_json::Value::String(d.to_string()),
-        toml::Value::Array(a) => serde_json::Value::Array(a.iter().map(params_json).collect()),
-        toml::Value::Table(t) => {
-            serde_json::Value::Object(t.iter().map(|(k, v)| (k.clone(), params_json(v))).collect())
-        }
-    }
-}
+pub use heatbill_runtime::company::params_json;

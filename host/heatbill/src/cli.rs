@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{demo, harness};
+use crate::commands::{self, company::CompanyCommand};
+use crate::harness;
 
 /// heatbill: daily bills for district-heating companies, with pricing rules as sandboxed
 /// WebAssembly plugins.
@@ -19,8 +20,26 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Bill a generated company for one day through the reference rule chain and print a summary.
-    Demo(demo::DemoArgs),
+    /// The nightly job end to end on a generated company: a fresh SQLite file (or --database),
+    /// the company's files imported, the day billed and stored, and billed again unchanged.
+    Demo(commands::demo::DemoArgs),
+    /// Apply the schema migrations to the database.
+    Migrate(commands::migrate::MigrateArgs),
+    /// Create or update a company (seasons, plugins, rule chain versions) from a company file.
+    #[command(subcommand)]
+    Company(CompanyCommand),
+    /// Import a CSV file of customers, readings, temperatures, payments or opening balances:
+    /// all rows or none, every bad row reported.
+    Import(commands::import::ImportArgs),
+    /// Bill a company's customers for one date and store the bills (joins the run if another
+    /// host is on it, resumes an unfinished one; a re-run writes only what changed).
+    Run(commands::run::RunArgs),
+    /// Serve the shards of every running run until stopped (one per host of a deployment).
+    Worker(commands::worker::WorkerArgs),
+    /// The customers with the most unpaid principal after the company's latest run.
+    Arrears(commands::arrears::ArrearsArgs),
+    /// Fill the cache with a company's shards before its nightly run.
+    Warm(commands::warm::WarmArgs),
     /// Write, build, check, test and benchmark plugins exactly as production runs them.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -124,6 +143,23 @@ pub struct EngineArgs {
 
 /// Parses the arguments and runs the command; the process exit code.
 pub fn main() -> ExitCode {
+    // The engine's compiler child is this same executable: see `heatbill_engine::CompileConfig`.
+    if std::env::args_os().nth(1).as_deref()
+        == Some(std::ffi::OsStr::new(heatbill_engine::COMPILE_COMMAND))
+    {
+        return heatbill_engine::compile_child_main();
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        let _ = COMPILER.set(exe);
+    }
+    // Logs go to stderr, at `warn` unless HEATBILL_LOG says otherwise (e.g. `info`,
+    // `heatbill_runtime=debug`); the commands' own output is stdout.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HEATBILL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -134,10 +170,27 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// This executable, when it runs as the `heatbill` command (set by [`main`]).
+static COMPILER: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// The program that compiles plugins in a child process: the `heatbill` executable itself, when
+/// this process is the `heatbill` command; none (compile in process) when the library is used
+/// by another program, such as a test harness that would not understand the child's argument.
+pub fn compiler_program() -> Option<std::path::PathBuf> {
+    COMPILER.get().cloned()
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Demo(args) => demo::run(args),
+        Command::Demo(args) => commands::demo::run(args),
+        Command::Migrate(args) => commands::migrate::run(args),
+        Command::Company(c) => commands::company::run(c),
+        Command::Import(args) => commands::import::run(args),
+        Command::Run(args) => commands::run::run(args),
+        Command::Worker(args) => commands::worker::run(args),
+        Command::Arrears(args) => commands::arrears::run(args),
+        Command::Warm(args) => commands::warm::run(args),
         Command::Plugin(p) => match p {
             PluginCommand::New(a) => harness::new_plugin(a),
             PluginCommand::Build(a) => harness::build(a),

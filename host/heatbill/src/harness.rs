@@ -34,10 +34,15 @@ pub fn engine(args: &EngineArgs) -> Result<Engine> {
     } else if config.cache_dir.is_none() {
         config.cache_dir = default_cache_dir();
     }
+    if config.compile.program.is_none() {
+        config.compile.program = crate::cli::compiler_program();
+    }
     Engine::new(config).context("cannot start the rules engine")
 }
 
-fn default_cache_dir() -> Option<PathBuf> {
+/// The compile cache of a user: `$XDG_CACHE_HOME/heatbill/components` or
+/// `~/.cache/heatbill/components`.
+pub fn default_cache_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;

@@ -34,3 +34,164 @@ pub fn component_path(name: &str) -> PathBuf {
 pub fn component(name: &str) -> Vec<u8> {
     std::fs::read(component_path(name)).expect("read component")
 }
+
+/// Databases for the runtime's tests: a fresh one per test, on the real servers.
+pub mod db {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::{Arc, OnceLock};
+
+    use heatbill_engine::Engine;
+    use heatbill_runtime::company::Components;
+    use heatbill_runtime::store::{self, Store};
+
+    /// Where the tests' PostgreSQL server is: `HEATBILL_TEST_POSTGRES` (a URL of a database the
+    /// user may create databases from), default the local server's `postgres` database.
+    pub fn admin_url() -> String {
+        std::env::var("HEATBILL_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    }
+
+    /// The URL of database `name` on the tests' server.
+    pub fn url_of(name: &str) -> String {
+        let admin = admin_url();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        format!("{base}/{name}")
+    }
+
+    /// Which backend a test runs on.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Kind {
+        Sqlite,
+        Postgres,
+    }
+
+    /// A fresh, migrated database, removed when dropped.
+    pub struct TestDb {
+        pub store: Arc<dyn Store>,
+        pub url: String,
+        pub kind: Kind,
+        pg_name: Option<String>,
+        _dir: Option<tempfile::TempDir>,
+    }
+
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+    impl TestDb {
+        /// The store with in-process coordination and cache.
+        pub fn services(&self) -> heatbill_runtime::services::Services {
+            heatbill_runtime::services::Services::embedded(
+                self.store.clone(),
+                &heatbill_runtime::settings::CacheSettings::default(),
+            )
+        }
+
+        pub async fn new(kind: Kind) -> TestDb {
+            match kind {
+                Kind::Sqlite => Self::sqlite().await,
+                Kind::Postgres => Self::postgres().await,
+            }
+        }
+
+        /// A SQLite file in a temporary directory.
+        pub async fn sqlite() -> TestDb {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("heatbill.db").display());
+            let store = store::open(&url, 8, 30).await.expect("open SQLite");
+            store.migrate().await.expect("migrate SQLite");
+            TestDb {
+                store,
+                url,
+                kind: Kind::Sqlite,
+                pg_name: None,
+                _dir: Some(dir),
+            }
+        }
+
+        /// A new database on the PostgreSQL server. A server that cannot be reached fails the
+        /// test with how to start it: nothing is skipped.
+        pub async fn postgres() -> TestDb {
+            let name = format!(
+                "heatbill_test_{}_{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            );
+            let admin = admin_url();
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "PostgreSQL is not reachable at {admin} ({e}): start it (on this machine: \
+                         pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start) \
+                         or point HEATBILL_TEST_POSTGRES at a server"
+                    )
+                });
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let url = url_of(&name);
+            let store = store::open(&url, 8, 30).await.expect("open PostgreSQL");
+            store.migrate().await.expect("migrate PostgreSQL");
+            TestDb {
+                store,
+                url,
+                kind: Kind::Postgres,
+                pg_name: Some(name),
+                _dir: None,
+            }
+        }
+    }
+
+    impl Drop for TestDb {
+        fn drop(&mut self) {
+            if let Some(name) = self.pg_name.take() {
+                // Dropping runs outside any async runtime: a thread of its own with one.
+                let _ = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    rt.block_on(async {
+                        if let Ok(mut c) =
+                            <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url()).await
+                        {
+                            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            )))
+                            .execute(&mut c)
+                            .await;
+                        }
+                    })
+                })
+                .join();
+            }
+        }
+    }
+
+    /// One engine for the whole test binary (components compile once), with a small pool.
+    pub fn engine() -> &'static Engine {
+        static ENGINE: OnceLock<Engine> = OnceLock::new();
+        ENGINE.get_or_init(|| Engine::new(crate::engine::test_config()).expect("engine"))
+    }
+
+    /// Every built component of `plugins/`, loaded once.
+    pub fn components() -> &'static Components {
+        static C: OnceLock<Components> = OnceLock::new();
+        C.get_or_init(|| {
+            super::component_path("area-tariff");
+            let mut files: Vec<_> = std::fs::read_dir(super::plugins_dir())
+                .unwrap()
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+                .collect();
+            files.sort();
+            Components::load(engine(), &files).expect("components")
+        })
+    }
+}

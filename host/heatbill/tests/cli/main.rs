@@ -1,16 +1,19 @@
-//! The `heatbill` binary end to end, as an integrator runs it: `plugin test` on the worked
-//! examples, `plugin check` on good and hostile components, `plugin new` → `build` → `test`,
-//! and the demo. These spawn the real binary on the real components built from `plugins/`
-//! (`./dev plugins`; `./dev test` builds them first).
+//! The `heatbill` binary end to end, as an integrator and an operator run it: `plugin test` on
+//! the worked examples, `plugin check` on good and hostile components, `plugin new` → `build` →
+//! `test`, the demo, and (`runtime`) migrate, company, import and run, including a run killed
+//! mid-way and resumed. These spawn the real binary on the real components built from
+//! `plugins/` (`./dev plugins`; `./dev test` builds them first) and real databases.
+
+mod runtime;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn repo() -> PathBuf {
+pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn components() -> PathBuf {
+pub fn components() -> PathBuf {
     let dir = repo().join("plugins/target/wasm32-wasip2/release");
     assert!(
         dir.join("area_tariff.wasm").exists(),
@@ -20,10 +23,10 @@ fn components() -> PathBuf {
 }
 
 /// Runs the binary with its own component cache, so tests never share state with the user's.
-fn heatbill(args: &[&str], cache: &Path) -> Output {
+pub fn heatbill(args: &[&str], cache: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_heatbill"))
         .args(args)
-        .env("HEATBILL_CACHE_DIR", cache)
+        .env("HEATBILL_CACHE_DIR", cache.join("compiled"))
         .current_dir(repo())
         .output()
         .expect("run heatbill")
@@ -48,7 +51,7 @@ fn test_cases(cases: &str, extra: &[&str]) -> (Output, tempfile::TempDir) {
     (out, dir)
 }
 
-fn text(o: &Output) -> String {
+pub fn text(o: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
@@ -192,7 +195,7 @@ fn new_build_test_a_plugin_from_the_template() {
     let target = repo().join("plugins/target");
     let build = Command::new(env!("CARGO_BIN_EXE_heatbill"))
         .args(["plugin", "build", dir.to_str().unwrap()])
-        .env("HEATBILL_CACHE_DIR", work.path())
+        .env("HEATBILL_CACHE_DIR", work.path().join("compiled"))
         .env("CARGO_TARGET_DIR", &target)
         .output()
         .unwrap();
@@ -260,14 +263,25 @@ fn bench_reports_throughput() {
 }
 
 #[test]
-fn demo_bills_every_customer() {
+fn demo_bills_every_customer_and_the_second_run_writes_nothing() {
     components();
-    let cache = tempfile::tempdir().unwrap();
-    let out = heatbill(&["demo", "--customers", "5000"], cache.path());
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let out = heatbill(
+        &["demo", "--customers", "5000", "--database", &db],
+        dir.path(),
+    );
     let t = text(&out);
     assert!(out.status.success(), "{t}");
-    assert!(t.contains("bills: 5000"), "{t}");
-    assert!(t.contains("parked with an error: 0"), "{t}");
+    assert!(t.contains(" 5000 rows in"), "{t}");
+    assert!(
+        t.contains("customers 5000: 5000 billed, 0 revised, 0 unchanged, 0 parked"),
+        "{t}"
+    );
+    assert!(
+        t.contains("5000 customers, 5000 unchanged, 0 written"),
+        "{t}"
+    );
 }
 
 #[test]
@@ -334,4 +348,54 @@ expect.lines = [{ code = "hostile", amount = "1.00" }]
         "{t}"
     );
     assert!(t.contains("1 passed, 1 failed"), "{t}");
+}
+
+/// Compiling happens in a child process with a wall-clock and a memory limit: a component whose
+/// shape passes the structural limits but costs too much to compile is refused with the limit
+/// named, and the `heatbill` process lives to say so.
+#[test]
+fn a_compile_that_costs_too_much_is_refused_and_the_host_lives() {
+    let dir = tempfile::tempdir().unwrap();
+    // 49,999 functions of one loop each: inside every structural limit, yet about 2.5 s and
+    // 330 MB to compile: the costliest shape known within the limits.
+    let costly = dir.path().join("costly.wasm");
+    std::fs::write(&costly, heatbill_fixtures::nested_loops(1, 49_999)).unwrap();
+    let config = dir.path().join("engine.toml");
+    let check = |settings: &str| {
+        std::fs::write(&config, settings).unwrap();
+        let out = heatbill(
+            &[
+                "plugin",
+                "check",
+                costly.to_str().unwrap(),
+                "--engine-config",
+                config.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        (out.status.code(), text(&out))
+    };
+    let (code, t) = check("[compile]\nmax_memory_bytes = 100_000_000\n");
+    assert_eq!(code, Some(1), "{t}");
+    assert!(t.contains("compile.max_memory_bytes"), "{t}");
+    let (code, t) = check("[compile]\ntimeout_ms = 300\n");
+    assert_eq!(code, Some(1), "{t}");
+    assert!(t.contains("compile.timeout_ms"), "{t}");
+    // Under the defaults it compiles (in the child, whose artifact the host loads) and is then
+    // refused for what it is: not a rules plugin.
+    let (code, t) = check("");
+    assert_eq!(code, Some(1), "{t}");
+    assert!(t.contains("not a heatbill rules plugin"), "{t}");
+
+    // The review's bomb at the size cap is refused by its shape, before any compiling.
+    let bomb = dir.path().join("bomb.wasm");
+    std::fs::write(
+        &bomb,
+        heatbill_fixtures::nested_loops_of_size(27_000, (8 << 20) - 1_000),
+    )
+    .unwrap();
+    let out = heatbill(&["plugin", "check", bomb.to_str().unwrap()], dir.path());
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("limits.max_loop_depth"), "{t}");
 }

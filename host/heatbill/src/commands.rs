@@ -1,0 +1,92 @@
+//! The runtime's commands: `migrate`, `company`, `import`, `run` and `demo`. Each module holds
+//! its command's clap arguments beside the function that runs it; the work itself is
+//! `heatbill-runtime`'s.
+
+pub mod arrears;
+pub mod company;
+pub mod demo;
+pub mod import;
+pub mod migrate;
+pub mod run;
+pub mod warm;
+pub mod worker;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use heatbill_engine::Engine;
+use heatbill_runtime::services::Services;
+use heatbill_runtime::settings::Settings;
+use heatbill_runtime::store::{self, Store};
+
+/// Options every runtime command takes.
+#[derive(Debug, Args, Clone)]
+pub struct Common {
+    /// A settings file (TOML; every key is described in the README's Configuration section).
+    /// `HEATBILL_<SECTION>__<KEY>` variables override it.
+    #[arg(long, env = "HEATBILL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The database, overriding the settings: postgres://USER@HOST/DB or sqlite://PATH
+    /// (default sqlite://heatbill.db).
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Redis, overriding the settings: redis://HOST[:PORT] (default: none, the cache, locks
+    /// and progress live in the process).
+    #[arg(long)]
+    pub redis: Option<String>,
+}
+
+impl Common {
+    /// The settings: the file, then the environment, then `--database`.
+    pub fn settings(&self) -> Result<Settings> {
+        let mut s = Settings::load(self.config.as_deref())?;
+        if let Some(url) = &self.database {
+            s.database.url = url.clone();
+        }
+        if let Some(url) = &self.redis {
+            s.redis.url = Some(url.clone());
+        }
+        Ok(s)
+    }
+}
+
+/// A tokio runtime for one command.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Opens the store the settings name.
+pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>> {
+    let db = &settings.database;
+    Ok(store::open(&db.url, db.max_connections, db.acquire_timeout_s).await?)
+}
+
+/// Opens the store, and Redis when the settings name one.
+pub async fn open_services(settings: &Settings) -> Result<Services> {
+    Ok(Services::connect(settings).await?)
+}
+
+/// The rules engine the settings describe, with the compile cache in `HEATBILL_CACHE_DIR` or
+/// the user's cache directory unless the settings name one.
+pub fn engine(settings: &Settings) -> Result<Engine> {
+    let mut config = settings.engine.clone();
+    if let Some(dir) = std::env::var_os("HEATBILL_CACHE_DIR") {
+        config.cache_dir = Some(PathBuf::from(dir));
+    } else if config.cache_dir.is_none() {
+        config.cache_dir = crate::harness::default_cache_dir();
+    }
+    if config.compile.program.is_none() {
+        config.compile.program = crate::cli::compiler_program();
+    }
+    Engine::new(config).context("cannot start the rules engine")
+}
+
+/// The reference plugins of this checkout (built by `./dev plugins`).
+pub fn default_plugins() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plugins")
+}

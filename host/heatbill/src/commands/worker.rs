@@ -1,0 +1,48 @@
+//! `heatbill worker`: serves the shards of every running run, on this host, until stopped.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use heatbill_runtime::run;
+
+use super::Common;
+
+/// `heatbill worker`
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Runs `heatbill worker` until SIGINT or SIGTERM; the shards in hand are written first.
+pub fn run(args: WorkerArgs) -> Result<ExitCode> {
+    let settings = args.common.settings()?;
+    let engine = super::engine(&settings)?;
+    super::runtime()?.block_on(async {
+        let services = super::open_services(&settings).await?;
+        eprintln!(
+            "worker {} serving every running run (stop with Ctrl-C)",
+            services.worker
+        );
+        let stop = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("a SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        };
+        let served = run::serve(&services, &engine, &settings, stop).await?;
+        println!(
+            "worker {}: {} run(s), {} shard(s), {} customers, {} write(s) refused by fencing",
+            services.worker,
+            served.runs,
+            served.joined.shards,
+            served.joined.counts.customers,
+            served.joined.writes_refused
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}

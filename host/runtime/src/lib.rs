@@ -1,0 +1,36 @@
+//! The heatbill runtime: everything around the rules engine that a heating company's nightly
+//! billing needs on one host, shaped for many.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`settings`] | the typed configuration (TOML file, then `HEATBILL_*` variables) |
+//! | [`model`] | the records the runtime keeps (companies, customers as of a date, bills, runs) |
+//! | [`store`] | the system of record: one trait, [`store::postgres`] and [`store::sqlite`] |
+//! | [`import`] | streaming CSV imports: typed per column, all or nothing per file |
+//! | [`company`] | company files: a company, its seasons and its rule chain versions |
+//! | [`demo`] | a generated company (the demo, the benchmarks, the tests) |
+//! | [`cache`] | the cache (Redis, or in the process): chains, components, shards' customers, the arrears ranking |
+//! | [`coord`] | coordination between hosts (Redis, or in the process): locks, live progress |
+//! | [`services`] | the store, coordination and cache a process uses, chosen by configuration |
+//! | [`run`] | the daily run: claims, shards, the CPU pool, the writer, the report |
+//!
+//! The engine (`heatbill-engine`) has no database and no async runtime; this crate adds both.
+//! A run is a pipeline over shards of customers: a shard is loaded in a few set-based queries,
+//! evaluated on a pool of threads that each own their sandbox instances, and written by a
+//! bounded async writer in one transaction per shard, while the next shards are loaded and
+//! evaluated. Correctness lives in the database: a bill is unique on (company, customer,
+//! date), and a shard's bills and its "done" mark commit together, so a crashed run resumes
+//! where it stopped and a re-run writes only what changed.
+
+#![warn(missing_docs)]
+
+pub mod cache;
+pub mod company;
+pub mod coord;
+pub mod demo;
+pub mod import;
+pub mod model;
+pub mod run;
+pub mod services;
+pub mod settings;
+pub mod store;

@@ -1,0 +1,1388 @@
+//! The daily run: `heatbill run --company C --date D`, on one host or many.
+//!
+//! ```text
+//!  open (locked) ─► claim ─► load ─► compare ─► evaluate ─► write (fenced) ─► finish ─► ranking
+//!  shards cut       lease +   a few    digests    changed      one transaction  report
+//!  once             token     queries  (CPU pool) customers    per shard
+//! ```
+//!
+//! - **Opening.** The first process to start the run cuts the company's customers into shards
+//!   (ranges of ids, stored with the run) under a lock of the company and date, so hosts
+//!   started together do not all cut; the database's unique index on the running run is what
+//!   makes it one run. Every later process, on any host, joins that run.
+//! - **Claims.** Each process claims shards from the database (`FOR UPDATE SKIP LOCKED` on
+//!   PostgreSQL), each with a lease it renews while it works and a fencing token from a
+//!   sequence. A process that dies or stalls loses its shards when their leases lapse, and
+//!   another claims them with a newer token; the stalled process's late write is refused by
+//!   the token check in the write's transaction. Processes keep claiming until every shard is
+//!   done, including shards whose holder went silent.
+//! - **Each shard**: its customers' digests and the day's data are loaded in a few set-based
+//!   queries (the customers through the cache when `cache.shards` is set), compared and
+//!   evaluated on the CPU pool ([`pool::Pool`]; only customers whose inputs changed are
+//!   evaluated, a customer whose rules fail is parked), and written in one transaction with
+//!   the shard's "done" mark, so a shard is written exactly once.
+//! - **Failures that pass** (a lost database connection, a restarting server) are retried with
+//!   backoff for `run.retry_s`; a write retried after its COMMIT's answer was lost finds its own
+//!   commit. Redis failures only cost efficiency: locks, cache and progress are skipped.
+//! - **Finishing.** The process that sees the last shard done writes the report with the run
+//!   and refreshes the company's arrears ranking.
+
+pub mod pool;
+pub mod shard;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use futures::StreamExt;
+use heatbill_engine::{
+    Chain, ChainEntry, Engine, LineCategory, PluginKind, Schedule, ScheduleEvaluator, SeasonDay,
+    SeasonPhase,
+};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::cache::{as_of, customers_key, pack_customers, unpack_customers};
+use crate::coord::Lock;
+use crate::model::*;
+use crate::services::Services;
+use crate::settings::Settings;
+use crate::store::{Backend, Store, StoreError};
+use shard::RunContext;
+
+/// Why a run could not complete. A run that failed part-way stays open: starting it again (on
+/// any host) resumes it.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The store failed (for longer than `run.retry_s`, or for a reason that does not pass).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The run cannot start as things are (no chain, the previous day not billed, a plugin
+    /// that does not load).
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Progress of a run, reported after each shard this process writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Shards of the run.
+    pub shards: u64,
+    /// Shards done before this process started and by this process since.
+    pub shards_done: u64,
+    /// What this process did so far.
+    pub counts: ShardCounts,
+    /// Time since this process started the run.
+    pub elapsed: Duration,
+}
+
+/// The report of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunReport {
+    /// The run's id.
+    pub run_id: i64,
+    /// The company.
+    pub company: String,
+    /// The bill date.
+    pub date: NaiveDate,
+    /// 1 for the date's first run, then +1 per re-run.
+    pub attempt: i32,
+    /// Whether this process joined a run another process had started (or left unfinished).
+    pub resumed: bool,
+    /// The chain version that billed the date.
+    pub chain_version_id: i32,
+    /// Its effective date.
+    pub chain_effective_from: NaiveDate,
+    /// Shards of the run.
+    pub shards: u64,
+    /// Counts over the whole run (every process that worked on it).
+    pub counts: ShardCounts,
+    /// What this process did.
+    pub this_process: ShardCounts,
+    /// Shards this process computed but could not write: another worker had claimed them
+    /// since (this process's lease had lapsed) or finished them. The fencing token refused the
+    /// write; the other worker's bills stand.
+    #[serde(default)]
+    pub writes_refused: u64,
+    /// Amounts of the bills the run wrote, by line code (and payer, when not the customer).
+    pub totals: BTreeMap<String, Decimal>,
+    /// Amounts of the bills the run wrote, by payer.
+    pub by_payer: BTreeMap<String, Decimal>,
+    /// Parked customers (the first 100, by customer id).
+    pub parked: Vec<ParkedCustomer>,
+    /// Set when nothing the run depends on changed since this completed run of the date: the
+    /// run computed nothing (its counts are that run's, all unchanged).
+    #[serde(default)]
+    pub unchanged_since: Option<i64>,
+    /// Seconds this process spent on the run.
+    pub seconds: f64,
+    /// Customers this process settled per second (billed, found unchanged or parked).
+    pub customers_per_second: f64,
+    /// This process's cache hits and misses.
+    #[serde(default)]
+    pub cache: crate::cache::CacheStats,
+    /// Claims this process made (its shards, and looks that found none claimable).
+    #[serde(default)]
+    pub claims: u64,
+    /// Seconds this process spent claiming shards and renewing leases (overlapping its other
+    /// work).
+    #[serde(default)]
+    pub coordination_seconds: f64,
+    /// Things an operator should know.
+    pub warnings: Vec<String>,
+}
+
+/// Parked customers listed in a report.
+pub const REPORT_PARKED: usize = 100;
+
+/// The season position the host supplies when the chain has no season plugin: the company's
+/// regular season that contains the date, or "outside".
+pub fn season_preset(company: &Company, date: NaiveDate) -> Option<SeasonDay> {
+    if company.seasons.is_empty() {
+        return None;
+    }
+    Some(
+        match company
+            .seasons
+            .iter()
+            .find(|s| s.start <= date && date <= s.end)
+        {
+            Some(s) => SeasonDay {
+                phase: SeasonPhase::Regular,
+                day_index: (date - s.start).num_days() as u32 + 1,
+                season_days: (s.end - s.start).num_days() as u32 + 1,
+                charged: true,
+            },
+            None => SeasonDay {
+                phase: SeasonPhase::Outside,
+                day_index: 0,
+                season_days: 0,
+                charged: false,
+            },
+        },
+    )
+}
+
+/// The contract's name of a line category.
+pub fn category_str(c: LineCategory) -> &'static str {
+    match c {
+        LineCategory::Heating => "heating",
+        LineCategory::Consumption => "consumption",
+        LineCategory::BaseFee => "base-fee",
+        LineCategory::Subsidy => "subsidy",
+        LineCategory::Refund => "refund",
+        LineCategory::LateFee => "late-fee",
+        LineCategory::Other => "other",
+    }
+}
+
+/// Runs `f` with the engine on a blocking thread. Plugin code never runs on the async
+/// runtime's threads: WASI's synchronous calls enter a runtime of their own, which tokio
+/// forbids inside an async context (and a slow plugin must not stall the loads and writes).
+pub async fn blocking<T: Send + 'static>(
+    engine: &Engine,
+    f: impl FnOnce(&Engine) -> T + Send + 'static,
+) -> T {
+    let engine = engine.clone();
+    tokio::task::spawn_blocking(move || f(&engine))
+        .await
+        .expect("an engine call panicked")
+}
+
+/// Whether a store error is one that passes: the connection was lost or refused, the server
+/// is shutting down or restarting, the pool had no connection in time.
+pub fn transient(e: &StoreError) -> bool {
+    let StoreError::Database(e) = e else {
+        return false;
+    };
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| {
+            // 08: connection exception; 57P0x: admin/crash shutdown, cannot connect now;
+            // 25P03: the session sat idle in a transaction past its limit (the process was
+            // paused); 53300: too many connections; 40001/40P01: serialization failure,
+            // deadlock.
+            c.starts_with("08")
+                || c.starts_with("57P0")
+                || c == "25P03"
+                || c == "53300"
+                || c == "40001"
+                || c == "40P01"
+        }),
+        _ => false,
+    }
+}
+
+/// Calls `f` until it succeeds, retrying failures that pass ([`transient`]) with exponential
+/// backoff (100 ms doubling to 5 s) for at most `budget`.
+pub async fn retry<T, F, Fut>(what: &str, budget: Duration, mut f: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if transient(&e) && start.elapsed() + pause < budget => {
+                tracing::warn!(%what, error = %e, ?pause, "the database failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The chain version in force on `date`, with its plugins loaded by the engine. The chain
+/// versions and the components come through the cache (keyed by the company's data version and
+/// by digest: never stale).
+pub async fn chain_for(
+    services: &Services,
+    engine: &Engine,
+    company: &Company,
+    date: NaiveDate,
+) -> Result<(ChainVersion, Arc<Chain>), RunError> {
+    let store = services.store.clone();
+    let cid = company.id;
+    let versions = services
+        .cache
+        .get_or_load(
+            &format!("chains:{}:{}", company.id, company.data_version),
+            move || async move {
+                let v = store.chain_versions(cid).await?;
+                Ok::<_, CacheLoadError>(serde_json::to_vec(&v).expect("chain versions serialize"))
+            },
+        )
+        .await
+        .map_err(|e| RunError::Refused(format!("reading the chain versions: {e}")))?;
+    let versions: Vec<ChainVersion> = serde_json::from_slice(&versions)
+        .map_err(|e| RunError::Refused(format!("a cached chain is unreadable: {e}")))?;
+    let Some(version) = versions.into_iter().rfind(|v| v.effective_from <= date) else {
+        return Err(RunError::Refused(format!(
+            "company {}: no rule chain is in force on {date}; add a chain version effective on \
+             or before it to the company file and apply it",
+            company.slug
+        )));
+    };
+    let mut entries = Vec::with_capacity(version.entries.len());
+    for e in &version.entries {
+        let store = services.store.clone();
+        let digest = e.plugin.clone();
+        let bytes = services
+            .cache
+            .get_or_load(&format!("plugin:{}", e.plugin), move || async move {
+                Ok::<_, CacheLoadError>(store.plugin(&digest).await?.component)
+            })
+            .await
+            .map_err(|err| RunError::Refused(format!("reading plugin {}: {err}", e.name)))?;
+        let plugin = blocking(engine, move |engine| engine.load(&bytes))
+            .await
+            .map_err(|err| {
+                RunError::Refused(format!(
+                    "company {}: plugin {} {} (sha256 {}) of the chain of {} does not load: {err}",
+                    company.slug, e.name, e.version, e.plugin, version.effective_from
+                ))
+            })?;
+        entries.push(ChainEntry::new(plugin, e.params.clone()));
+    }
+    let chain = Chain::new(company.slug.clone(), entries).map_err(|err| {
+        RunError::Refused(format!(
+            "the chain of {} is not valid: {err}",
+            version.effective_from
+        ))
+    })?;
+    Ok((version, Arc::new(chain)))
+}
+
+/// A cache loader's error: the store's, as text.
+#[derive(Debug)]
+struct CacheLoadError(String);
+
+impl fmt::Display for CacheLoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for CacheLoadError {
+    fn from(s: String) -> Self {
+        CacheLoadError(s)
+    }
+}
+
+impl From<StoreError> for CacheLoadError {
+    fn from(e: StoreError) -> Self {
+        CacheLoadError(e.to_string())
+    }
+}
+
+/// What every process working on a run of a company and date needs, prepared once.
+pub struct Prepared {
+    /// The company.
+    pub company: Company,
+    /// The chain version in force on the date.
+    pub version: ChainVersion,
+    /// The schedule the pool's evaluators run (that one version).
+    pub schedule: Arc<Schedule>,
+    /// What every shard of the run shares.
+    pub ctx: Arc<RunContext>,
+    /// The run's inputs as a whole (see [`run`]).
+    pub stamp: String,
+}
+
+/// Prepares a run of `company` for `date`: the previous day is billed, the chain is in force
+/// and loads, its line kinds are recorded, the date's partition exists.
+pub async fn prepare(
+    services: &Services,
+    engine: &Engine,
+    settings: &Settings,
+    company: &str,
+    date: NaiveDate,
+) -> Result<Prepared, RunError> {
+    let store = &services.store;
+    let budget = Duration::from_secs(settings.run.retry_s);
+    let company = retry("reading the company", budget, || store.company(company)).await?;
+    match retry("checking the previous day", budget, || {
+        store.previous_day(company.id, date)
+    })
+    .await?
+    {
+        PreviousDay::Missing => {
+            let prev = date.pred_opt().unwrap_or(date);
+            return Err(RunError::Refused(format!(
+                "company {}: {prev} has not been billed (no completed run), and each customer's \
+                 balance carries from one day's bill to the next: run {prev} first \
+                 (heatbill run --company {} --date {prev})",
+                company.slug, company.slug
+            )));
+        }
+        PreviousDay::FirstRun | PreviousDay::Completed => {}
+    }
+    let (version, chain) = chain_for(services, engine, &company, date).await?;
+    let has_season_plugin = chain
+        .entries()
+        .iter()
+        .any(|e| e.plugin().kind() == PluginKind::Season);
+    let season = if has_season_plugin {
+        None
+    } else {
+        season_preset(&company, date)
+    };
+    let schedule = Arc::new(
+        Schedule::new([(version.effective_from, chain.clone())])
+            .map_err(|e| RunError::Refused(e.to_string()))?,
+    );
+
+    // The chain version's line kinds, recorded once: stored bills name kinds by (entry, index).
+    let announced = {
+        let schedule = schedule.clone();
+        blocking(engine, move |engine| {
+            ScheduleEvaluator::new(engine, schedule).line_kinds(0)
+        })
+        .await
+    };
+    let mut kinds = HashMap::new();
+    let mut records = Vec::new();
+    for (e, list) in announced.into_iter().enumerate() {
+        for (k, kind) in list.into_iter().enumerate() {
+            records.push(LineKindRecord {
+                entry: e as u16,
+                kind: k as u16,
+                plugin: kind.plugin.clone(),
+                plugin_version: kind.plugin_version.clone(),
+                code: kind.code.clone(),
+                description: kind.description.clone(),
+                unit: kind.unit.clone(),
+                category: category_str(kind.category).to_string(),
+            });
+            kinds.insert((*kind).clone(), (e as u16, k as u16));
+        }
+    }
+    retry("recording the line kinds", budget, || {
+        store.put_line_kinds(version.id, &records)
+    })
+    .await?;
+    retry("creating the date's partition", budget, || {
+        store.ensure_partitions(date, date)
+    })
+    .await?;
+
+    let mut chain_hash = Sha256::new();
+    chain_hash.update(version.digest.as_bytes());
+    chain_hash.update(format!("{season:?}").as_bytes());
+    let chain_part: [u8; 8] = chain_hash.finalize()[..8]
+        .try_into()
+        .expect("8 bytes of a digest");
+
+    // The run's inputs as a whole. Every write path of a company's data bumps its data
+    // version (imports, company and chain changes); the previous day's rows change only through
+    // a run of that day; plugins are pure. So a run whose stamp equals the date's last
+    // completed run's, which parked no one, would find every digest unchanged.
+    let previous_runs = retry("reading the previous day's runs", budget, || {
+        store.runs(company.id, date.pred_opt().unwrap_or(date))
+    })
+    .await?;
+    let stamp = format!(
+        "data {}; chain {} {}; season {:?}; previous day {}; heatbill {}",
+        company.data_version,
+        version.id,
+        version.digest,
+        season,
+        previous_runs.iter().map(|r| r.id).max().unwrap_or(0),
+        env!("CARGO_PKG_VERSION"),
+    );
+    let ctx = Arc::new(RunContext {
+        company: company.slug.clone(),
+        company_id: company.id,
+        customers_version: company.customers_version,
+        use_cache: settings.cache.shards,
+        date,
+        chain_version_id: version.id,
+        chain_part,
+        season,
+        kinds,
+        batch: settings
+            .run
+            .batch
+            .clamp(1, engine.limits().max_batch.max(1)),
+    });
+    Ok(Prepared {
+        company,
+        version,
+        schedule,
+        ctx,
+        stamp,
+    })
+}
+
+/// The lock of a company's date (opening and finishing its run).
+fn run_lock(company_id: i32, date: NaiveDate) -> String {
+    format!("run:{company_id}:{date}")
+}
+
+/// Runs (or joins, or resumes) the daily run of `company` for `date`. See the module docs.
+pub async fn run(
+    services: &Services,
+    engine: &Engine,
+    settings: &Settings,
+    company: &str,
+    date: NaiveDate,
+    mut on_progress: impl FnMut(&Progress) + Send,
+) -> Result<RunReport, RunError> {
+    let started = Instant::now();
+    let store = &services.store;
+    let budget = Duration::from_secs(settings.run.retry_s);
+    let p = prepare(services, engine, settings, company, date).await?;
+    let (company, version) = (&p.company, &p.version);
+    let mut warnings = Vec::new();
+
+    // Open under the date's lock, so hosts started together do not all cut the company into
+    // shards; the database's unique index on the running run is what makes it one run.
+    let lock = Lock::acquire(
+        &services.coord,
+        &run_lock(company.id, date),
+        Duration::from_secs(60),
+        Duration::from_secs(settings.run.lock_wait_s),
+    )
+    .await;
+    let runs = retry("reading the date's runs", budget, || {
+        store.runs(company.id, date)
+    })
+    .await?;
+    let last = runs.iter().rev().find(|r| r.state == "completed");
+    let running = runs.iter().any(|r| r.state == "running");
+    if let Some(last) = last
+        && !settings.run.always_compare
+        && !running
+        && last.stamp == p.stamp
+        && let Some(before) = last
+            .report
+            .as_ref()
+            .and_then(|r| serde_json::from_value::<RunReport>(r.clone()).ok())
+        && before.counts.parked == 0
+    {
+        let report = record_unchanged(services, &p, last, &before, started).await;
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
+        return report;
+    }
+    let opened = retry("opening the run", budget, || {
+        store.open_run(
+            company.id,
+            date,
+            version.id,
+            settings.run.shard_size.max(1),
+            &p.stamp,
+        )
+    })
+    .await;
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+    let opened = opened?;
+    let run = opened.run.clone();
+    tracing::info!(
+        run = run.id,
+        company = %company.slug,
+        %date,
+        attempt = run.attempt,
+        resumed = opened.resumed,
+        shards = run.shard_count,
+        pending = opened.pending.len(),
+        "run opened"
+    );
+    if opened.resumed {
+        warnings.push(format!(
+            "joined run {} (attempt {}): {} of {} shards were already written",
+            run.id, run.attempt, opened.done, run.shard_count
+        ));
+    }
+    let joined = join(
+        services,
+        engine,
+        settings,
+        &p,
+        &run,
+        opened.done as u64,
+        &mut on_progress,
+    )
+    .await?;
+    if joined.writes_refused > 0 {
+        warnings.push(format!(
+            "{} shard(s) computed here were written by another worker first: this process's \
+             claim had lapsed (it was paused or cut off), and the fencing token refused its \
+             late write",
+            joined.writes_refused
+        ));
+    }
+    finish(
+        services,
+        settings,
+        &p,
+        &run,
+        opened.resumed,
+        joined,
+        warnings,
+        started,
+    )
+    .await
+}
+
+/// Records a re-run that has nothing to compute.
+async fn record_unchanged(
+    services: &Services,
+    p: &Prepared,
+    last: &RunRecord,
+    before: &RunReport,
+    started: Instant,
+) -> Result<RunReport, RunError> {
+    let counts = ShardCounts {
+        customers: before.counts.customers,
+        unchanged: before.counts.customers,
+        ..Default::default()
+    };
+    let mut report = RunReport {
+        run_id: 0,
+        company: p.company.slug.clone(),
+        date: p.ctx.date,
+        attempt: 0,
+        resumed: false,
+        chain_version_id: p.version.id,
+        chain_effective_from: p.version.effective_from,
+        shards: 0,
+        counts,
+        this_process: counts,
+        writes_refused: 0,
+        totals: BTreeMap::new(),
+        by_payer: BTreeMap::new(),
+        parked: Vec::new(),
+        unchanged_since: Some(last.id),
+        seconds: 0.0,
+        customers_per_second: 0.0,
+        cache: services.cache.stats(),
+        claims: 0,
+        coordination_seconds: 0.0,
+        warnings: vec![format!(
+            "nothing changed since run {} (attempt {}): the same data version, chain version and \
+             previous day; no customer was read (heatbill run --verify compares every \
+             customer's inputs anyway)",
+            last.id, last.attempt
+        )],
+    };
+    report.seconds = started.elapsed().as_secs_f64();
+    let record = services
+        .store
+        .record_unchanged_run(
+            p.company.id,
+            p.ctx.date,
+            p.version.id,
+            &p.stamp,
+            &serde_json::to_value(&report).expect("a report serializes"),
+        )
+        .await?;
+    report.run_id = record.id;
+    report.attempt = record.attempt;
+    services
+        .store
+        .finish_run(
+            record.id,
+            "completed",
+            &serde_json::to_value(&report).expect("a report serializes"),
+        )
+        .await?;
+    tracing::info!(
+        run = record.id,
+        unchanged_since = last.id,
+        "nothing changed"
+    );
+    Ok(report)
+}
+
+/// What one process did for a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Joined {
+    /// The counts of the shards it wrote.
+    pub counts: ShardCounts,
+    /// Shards it wrote.
+    pub shards: u64,
+    /// Shards it computed whose write the fencing token refused.
+    pub writes_refused: u64,
+    /// Claims it made.
+    pub claims: u64,
+    /// Seconds spent claiming shards and renewing their leases (the cost of sharing a run
+    /// between hosts; claims overlap the other shards' work).
+    pub coordination_seconds: f64,
+}
+
+/// Seconds spent on claims and renewals, shared by a run's tasks (microseconds).
+#[derive(Default)]
+struct Spent(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64);
+
+impl Spent {
+    fn add(&self, since: Instant) {
+        self.0.fetch_add(
+            since.elapsed().as_micros() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+}
+
+/// The claims this process holds, renewed in the background every third of the lease while it
+/// works on them.
+struct Leases {
+    held: Mutex<HashMap<i32, i64>>,
+}
+
+/// Works on an open run: claims its shards (and those whose holders went silent) until every
+/// shard is done, and returns what this process did. What `heatbill run` and `heatbill worker`
+/// both do.
+pub async fn join(
+    services: &Services,
+    engine: &Engine,
+    settings: &Settings,
+    p: &Prepared,
+    run: &RunRecord,
+    done_before: u64,
+    on_progress: &mut (impl FnMut(&Progress) + Send),
+) -> Result<Joined, RunError> {
+    let started = Instant::now();
+    let store = services.store.clone();
+    let budget = Duration::from_secs(settings.run.retry_s);
+    let lease = Duration::from_secs(settings.run.lease_s.max(1));
+    let poll = Duration::from_millis(settings.run.claim_poll_ms.max(10));
+    let ctx = p.ctx.clone();
+    let (company_id, date, run_id) = (p.company.id, ctx.date, run.id);
+    let pool = Arc::new(pool::Pool::new(
+        engine,
+        p.schedule.clone(),
+        settings.run.worker_count(),
+    ));
+    let writers = match store.backend() {
+        Backend::Sqlite => 1,
+        Backend::Postgres => settings.run.writers.max(1),
+    };
+
+    let leases = Arc::new(Leases {
+        held: Mutex::new(HashMap::new()),
+    });
+    let spent = Arc::new(Spent::default());
+    let renewer = {
+        let (leases, store, spent) = (leases.clone(), store.clone(), spent.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                let held: Vec<(i32, i64)> = leases
+                    .held
+                    .lock()
+                    .expect("the leases are not poisoned")
+                    .iter()
+                    .map(|(s, t)| (*s, *t))
+                    .collect();
+                for (shard, token) in held {
+                    let t = Instant::now();
+                    let renewed = store.renew_lease(run_id, shard, token, lease).await;
+                    spent.add(t);
+                    match renewed {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!(
+                            run = run_id,
+                            shard,
+                            "lost the claim of a shard (its lease lapsed and another worker \
+                             took it); its write will be refused"
+                        ),
+                        Err(e) => {
+                            tracing::warn!(run = run_id, shard, error = %e, "renewing a lease failed")
+                        }
+                    }
+                }
+            }
+        })
+    };
+    let _stop_renewer = AbortOnDrop(renewer);
+
+    // Claims, one at a time as the pipeline pulls them: a process holds only the shards it is
+    // working on, and leaves the rest to the others.
+    let claims = Box::pin(futures::stream::unfold((), {
+        let (store, leases, worker) = (store.clone(), leases.clone(), services.worker.clone());
+        let spent = spent.clone();
+        move |()| {
+            let (store, leases, worker) = (store.clone(), leases.clone(), worker.clone());
+            let spent = spent.clone();
+            async move {
+                loop {
+                    // A task of its own: the pipeline stops pulling this stream while it is
+                    // full, and a claim suspended half-way would hold SQLite's write lock
+                    // against the writer that has to finish first.
+                    let claim = {
+                        let (store, worker) = (store.clone(), worker.clone());
+                        let spent = spent.clone();
+                        tokio::spawn(async move {
+                            let t = Instant::now();
+                            let _counted = Counted(&spent, t);
+                            retry("claiming a shard", budget, || {
+                                store.claim_shard(run_id, &worker, lease)
+                            })
+                            .await
+                        })
+                        .await
+                        .expect("a claim panicked")
+                    };
+                    match claim {
+                        Ok(Some(c)) => {
+                            leases
+                                .held
+                                .lock()
+                                .expect("the leases are not poisoned")
+                                .insert(c.shard.shard_no, c.token);
+                            return Some((Ok(c), ()));
+                        }
+                        Ok(None) => {}
+                        Err(e) => return Some((Err(e), ())),
+                    }
+                    // Nothing claimable: done, or the last shards are held by others (whose
+                    // leases may lapse).
+                    match retry("reading the run's shards", budget, || {
+                        store.run_totals(run_id, 0)
+                    })
+                    .await
+                    {
+                        Ok(t) if t.shards_done >= t.shard_count => return None,
+                        Ok(_) => tokio::time::sleep(poll).await,
+                        Err(e) => return Some((Err(e), ())),
+                    }
+                }
+            }
+        }
+    }));
+    // Loads and writes run as tasks of their own, on the async runtime's threads: decoding a
+    // shard's rows is real work, and the future that drives this pipeline runs on one thread.
+    let loads = claims
+        .map(|claim| {
+            let (store, ctx) = (store.clone(), ctx.clone());
+            let cache = services.cache.clone();
+            let task = tokio::spawn(async move {
+                let claim = claim?;
+                let data = load(&store, &cache, &ctx, &claim.shard, budget).await?;
+                Ok::<_, StoreError>((claim, data))
+            });
+            async move { task.await.expect("a shard's load panicked") }
+        })
+        .buffered(settings.run.prefetch.max(1));
+    let evaluated = loads
+        .map(|loaded| {
+            let (pool, ctx, store) = (pool.clone(), ctx.clone(), store.clone());
+            async move {
+                let (claim, (data, cached)) = loaded?;
+                let out = compute(
+                    store,
+                    &pool,
+                    ctx.clone(),
+                    &claim.shard,
+                    data,
+                    cached,
+                    budget,
+                )
+                .await?;
+                Ok::<_, StoreError>(ShardWrite {
+                    run_id,
+                    shard_no: claim.shard.shard_no,
+                    token: claim.token,
+                    lease,
+                    company_id,
+                    date,
+                    chain_version_id: ctx.chain_version_id,
+                    rows: out.rows,
+                    parked: out.parked,
+                    counts: out.counts,
+                    totals: out.totals,
+                })
+            }
+        })
+        .buffered(2);
+    let mut written = evaluated
+        .map(|w| {
+            let (store, leases) = (store.clone(), leases.clone());
+            async move {
+                let w = w?;
+                let task = tokio::spawn(async move {
+                    let r = retry("writing a shard", budget, || store.write_shard(&w)).await;
+                    (w, r)
+                });
+                let (w, r) = task.await.expect("a shard's write panicked");
+                leases
+                    .held
+                    .lock()
+                    .expect("the leases are not poisoned")
+                    .remove(&w.shard_no);
+                match r {
+                    Ok(()) => Ok(Some(w.counts)),
+                    // The COMMIT went through but its answer was lost: the retry finds it.
+                    Err(StoreError::ClaimLost {
+                        done_with_this_token: true,
+                        ..
+                    }) => Ok(Some(w.counts)),
+                    Err(StoreError::ClaimLost { shard_no, why, .. }) => {
+                        tracing::warn!(run = run_id, shard = shard_no, %why, "write refused: the claim was lost");
+                        Ok(None)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        })
+        .buffer_unordered(writers);
+    let mut joined = Joined::default();
+    while let Some(r) = written.next().await {
+        joined.coordination_seconds =
+            spent.0.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6;
+        match r? {
+            Some(c) => {
+                joined.counts.add(&c);
+                joined.shards += 1;
+                if let Err(e) = services.coord.add_progress(run_id, &c).await {
+                    tracing::debug!(error = %e, "live progress not recorded");
+                }
+            }
+            None => joined.writes_refused += 1,
+        }
+        on_progress(&Progress {
+            shards: run.shard_count as u64,
+            shards_done: done_before + joined.shards,
+            counts: joined.counts,
+            elapsed: started.elapsed(),
+        });
+    }
+    joined.coordination_seconds = spent.0.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6;
+    joined.claims = spent.1.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(joined)
+}
+
+/// Adds the time since its start to a [`Spent`] when dropped.
+struct Counted<'a>(&'a Spent, Instant);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.add(self.1);
+        self.0.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Ends a run whose shards are all done: the report (from the database's per-shard counts, so
+/// it covers every process), the run marked completed by whichever process gets there first,
+/// and the company's arrears ranking refreshed by that one.
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    services: &Services,
+    settings: &Settings,
+    p: &Prepared,
+    run: &RunRecord,
+    resumed: bool,
+    joined: Joined,
+    mut warnings: Vec<String>,
+    started: Instant,
+) -> Result<RunReport, RunError> {
+    let store = &services.store;
+    let budget = Duration::from_secs(settings.run.retry_s);
+    let totals = retry("reading the run's totals", budget, || {
+        store.run_totals(run.id, REPORT_PARKED)
+    })
+    .await?;
+    if totals.shards_done < totals.shard_count {
+        return Err(RunError::Refused(format!(
+            "run {}: {} of {} shards are done; start the run again to finish it",
+            run.id, totals.shards_done, totals.shard_count
+        )));
+    }
+    if totals.counts.parked > 0 {
+        warnings.push(format!(
+            "{} customer(s) parked: their rules failed; fix the cause and run the date again \
+             to bill them",
+            totals.counts.parked
+        ));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let mut by_payer: BTreeMap<String, Decimal> = BTreeMap::new();
+    for (k, v) in &totals.totals {
+        let payer = match k.rsplit_once(" (") {
+            Some((_, p)) => p.trim_end_matches(')').to_string(),
+            None => "customer".to_string(),
+        };
+        *by_payer.entry(payer).or_default() += *v;
+    }
+    let this = joined.counts;
+    let report = RunReport {
+        run_id: run.id,
+        company: p.company.slug.clone(),
+        date: p.ctx.date,
+        attempt: run.attempt,
+        resumed,
+        chain_version_id: p.version.id,
+        chain_effective_from: p.version.effective_from,
+        shards: totals.shard_count,
+        counts: totals.counts,
+        this_process: this,
+        writes_refused: joined.writes_refused,
+        totals: totals.totals,
+        by_payer,
+        parked: totals.parked,
+        unchanged_since: None,
+        seconds,
+        customers_per_second: if seconds > 0.0 {
+            this.customers as f64 / seconds
+        } else {
+            0.0
+        },
+        cache: services.cache.stats(),
+        claims: joined.claims,
+        coordination_seconds: joined.coordination_seconds,
+        warnings,
+    };
+    let json = serde_json::to_value(&report).expect("a report serializes");
+    let finished = retry("finishing the run", budget, || {
+        store.finish_run(run.id, "completed", &json)
+    })
+    .await?;
+    if finished {
+        tracing::info!(run = run.id, seconds, "run completed");
+        if let Err(e) = services.coord.clear_progress(run.id).await {
+            tracing::debug!(error = %e, "live progress not cleared");
+        }
+        if let Err(e) = refresh_ranking(services, p.company.id, p.ctx.date).await {
+            tracing::warn!(error = %e, "the arrears ranking was not refreshed");
+        }
+    }
+    Ok(report)
+}
+
+/// Rebuilds a company's arrears ranking from the bills of `date`.
+pub async fn refresh_ranking(
+    services: &Services,
+    company_id: i32,
+    date: NaiveDate,
+) -> Result<(), String> {
+    let arrears = services
+        .store
+        .arrears(company_id, date)
+        .await
+        .map_err(|e| e.to_string())?;
+    services
+        .cache
+        .inner()
+        .put_ranking(company_id, date, &arrears)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The `n` customers of a company with the most unpaid principal after its latest completed
+/// run, rebuilt from the database when the cache has no ranking (Redis flushed or restarted,
+/// or the embedded default's fresh process).
+pub async fn top_arrears(
+    services: &Services,
+    company: &Company,
+    n: usize,
+) -> Result<Option<crate::cache::Ranking>, RunError> {
+    let latest = services.store.latest_billed_date(company.id).await?;
+    let Some(latest) = latest else {
+        return Ok(None);
+    };
+    match services.cache.inner().ranking(company.id, n).await {
+        Ok(Some(r)) if r.date == latest => return Ok(Some(r)),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "the ranking cache failed; reading the database"),
+    }
+    refresh_ranking(services, company.id, latest)
+        .await
+        .map_err(RunError::Refused)?;
+    match services.cache.inner().ranking(company.id, n).await {
+        Ok(r) => Ok(r),
+        Err(_) => {
+            // The cache is unreachable: rank from the database directly.
+            let mut all = services.store.arrears(company.id, latest).await?;
+            all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
+            all.truncate(n);
+            Ok(Some(crate::cache::Ranking {
+                date: latest,
+                top: all,
+            }))
+        }
+    }
+}
+
+/// Fills a shard's caches ahead of its run (the nightly warm-up): the customers of every shard
+/// the run will cut, packed, under the company's customer-data version.
+pub async fn warm(
+    services: &Services,
+    settings: &Settings,
+    company: &Company,
+) -> Result<u64, RunError> {
+    let mut n = 0;
+    for shard in services
+        .store
+        .cut_shards(company.id, settings.run.shard_size.max(1))
+        .await?
+    {
+        let key = customers_key(
+            company.id,
+            company.customers_version,
+            &shard.first,
+            shard.end.as_deref(),
+        );
+        let store = services.store.clone();
+        let cid = company.id;
+        services
+            .cache
+            .get_or_load(&key, move || async move {
+                let v = store.load_customer_versions(cid, &shard).await?;
+                Ok::<_, CacheLoadError>(pack_customers(&v))
+            })
+            .await
+            .map_err(|e| RunError::Refused(format!("warming the cache: {e}")))?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Loads a shard: the day's data from the database; the customers from the cache when the run
+/// reads shards through it (their versions as of the date; `Some`), else their digests from the
+/// database too.
+async fn load(
+    store: &Arc<dyn Store>,
+    cache: &Arc<crate::cache::Cached>,
+    ctx: &RunContext,
+    shard: &ShardRange,
+    budget: Duration,
+) -> Result<(ShardData, Option<Arc<Vec<CustomerState>>>), StoreError> {
+    let (cid, date) = (ctx.company_id, ctx.date);
+    if !ctx.use_cache {
+        let data = retry("loading a shard", budget, || {
+            store.load_shard(cid, date, shard, true)
+        })
+        .await?;
+        return Ok((data, None));
+    }
+    let key = customers_key(
+        cid,
+        ctx.customers_version,
+        &shard.first,
+        shard.end.as_deref(),
+    );
+    let loader = {
+        let (store, shard) = (store.clone(), shard.clone());
+        move || async move {
+            let v = store.load_customer_versions(cid, &shard).await?;
+            Ok::<_, CacheLoadError>(pack_customers(&v))
+        }
+    };
+    let packed = match cache.get_or_load(&key, loader).await {
+        Ok(p) => p,
+        Err(e) => {
+            return Err(StoreError::Corrupt(format!(
+                "loading a shard's customers: {e}"
+            )));
+        }
+    };
+    let versions = match unpack_customers(&packed) {
+        Some(v) => v,
+        None => {
+            retry("loading a shard's customers", budget, || {
+                store.load_customer_versions(cid, shard)
+            })
+            .await?
+        }
+    };
+    let customers = as_of(&versions, date);
+    let mut data = retry("loading a shard", budget, || {
+        store.load_shard(cid, date, shard, false)
+    })
+    .await?;
+    data.customers = customers
+        .iter()
+        .map(|c| CustomerKey {
+            customer_id: c.customer_id.clone(),
+            digest: c.digest(),
+        })
+        .collect();
+    Ok((data, Some(Arc::new(customers))))
+}
+
+/// A loaded shard's bills: the first pass finds the customers whose inputs changed, their data
+/// is read (from the cached shard, or the database: all of them on a date's first run, none on
+/// an unchanged re-run), and the second pass computes their bills.
+async fn compute(
+    store: Arc<dyn Store>,
+    pool: &pool::Pool,
+    ctx: Arc<RunContext>,
+    shard: &ShardRange,
+    data: ShardData,
+    cached: Option<Arc<Vec<CustomerState>>>,
+    budget: Duration,
+) -> Result<shard::PartOutput, StoreError> {
+    let data = Arc::new(data);
+    let n = data.customers.len();
+    let plans = {
+        let (ctx, data) = (ctx.clone(), data.clone());
+        pool.map_parts(n, move |_, r| shard::plan_part(&ctx, &data, r))
+            .await
+    };
+    let mut out = shard::PartOutput::default();
+    let mut changed = Vec::new();
+    for (counts, c) in plans {
+        out.counts.add(&counts);
+        changed.extend(c);
+    }
+    if changed.is_empty() {
+        return Ok(out);
+    }
+    let customers = match cached {
+        Some(c) => c,
+        None => {
+            let ids: Option<Vec<String>> = (changed.len() < n)
+                .then(|| changed.iter().map(|c| c.customer_id.clone()).collect());
+            let (cid, date, shard) = (ctx.company_id, ctx.date, shard.clone());
+            let loaded = tokio::spawn(async move {
+                retry("loading customers", budget, || {
+                    store.load_customers(cid, date, &shard, ids.as_deref())
+                })
+                .await
+            })
+            .await
+            .expect("a shard's load panicked")?;
+            Arc::new(loaded)
+        }
+    };
+    let changed = Arc::new(changed);
+    let parts = {
+        let (ctx, changed) = (ctx.clone(), changed.clone());
+        pool.map_parts(changed.len(), move |w, r| {
+            shard::evaluate_part(w, &ctx, &customers, &changed[r])
+        })
+        .await
+    };
+    for p in parts {
+        out.merge(p);
+    }
+    Ok(out)
+}
+
+/// Text from plugins and files, made safe for a terminal: control and invisible characters
+/// escaped, at most `max` characters.
+pub fn terminal_safe(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() || crate::import::is_invisible(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl fmt::Display for RunReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.counts;
+        writeln!(
+            f,
+            "run {} of {} for {} (attempt {}{}), chain version {} (from {})",
+            self.run_id,
+            self.company,
+            self.date,
+            self.attempt,
+            if self.resumed { ", resumed" } else { "" },
+            self.chain_version_id,
+            self.chain_effective_from
+        )?;
+        writeln!(
+            f,
+            "customers {}: {} billed, {} revised, {} unchanged, {} parked ({} shards)",
+            c.customers, c.written, c.revised, c.unchanged, c.parked, self.shards
+        )?;
+        writeln!(
+            f,
+            "this process: {} customers in {:.2} s ({:.0} customers/s)",
+            self.this_process.customers, self.seconds, self.customers_per_second
+        )?;
+        if self.writes_refused > 0 {
+            writeln!(
+                f,
+                "this process: {} shard write(s) refused by the fencing token (another worker \
+                 had claimed them since)",
+                self.writes_refused
+            )?;
+        }
+        if !self.totals.is_empty() {
+            writeln!(f, "{:<28} {:>18}", "line code (payer)", "amount (CNY)")?;
+            for (k, v) in &self.totals {
+                writeln!(f, "{:<28} {:>18}", terminal_safe(k, 28), v)?;
+            }
+            for (p, v) in &self.by_payer {
+                writeln!(f, "{:<28} {:>18}", format!("total paid by {p}"), v)?;
+            }
+        }
+        for p in self.parked.iter().take(10) {
+            writeln!(
+                f,
+                "parked {}: {}",
+                terminal_safe(&p.customer_id, 64),
+                terminal_safe(&p.message, 300)
+            )?;
+        }
+        if self.counts.parked as usize > self.parked.len().min(10) {
+            writeln!(
+                f,
+                "… {} parked in all (the run's report lists the first {REPORT_PARKED})",
+                self.counts.parked
+            )?;
+        }
+        for w in &self.warnings {
+            writeln!(f, "note: {w}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What `heatbill worker` did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Served {
+    /// Runs it worked on.
+    pub runs: u64,
+    /// Runs it finished (wrote the report of).
+    pub finished: u64,
+    /// What it did, over every run.
+    pub joined: Joined,
+}
+
+/// Serves every running run of every company until `stop` resolves: joins each (see
+/// [`join`]), and finishes those whose last shard it wrote. What `heatbill worker` runs, and
+/// what the admin server embeds.
+pub async fn serve(
+    services: &Services,
+    engine: &Engine,
+    settings: &Settings,
+    stop: impl Future<Output = ()>,
+) -> Result<Served, RunError> {
+    let mut stop = std::pin::pin!(stop);
+    let poll = Duration::from_millis(settings.run.claim_poll_ms.max(10) * 4);
+    let mut served = Served::default();
+    let mut prepared: HashMap<i64, Arc<Prepared>> = HashMap::new();
+    loop {
+        let runs = tokio::select! {
+            _ = &mut stop => return Ok(served),
+            r = retry("listing the running runs", Duration::from_secs(settings.run.retry_s), || {
+                services.store.running_runs()
+            }) => r?,
+        };
+        prepared.retain(|id, _| runs.iter().any(|r| r.id == *id));
+        for run in &runs {
+            let p = match prepared.get(&run.id) {
+                Some(p) => p.clone(),
+                None => {
+                    let companies = services.store.companies().await?;
+                    let Some(company) = companies.iter().find(|c| c.id == run.company_id) else {
+                        continue;
+                    };
+                    match prepare(services, engine, settings, &company.slug, run.bill_date).await {
+                        Ok(p) => {
+                            let p = Arc::new(p);
+                            prepared.insert(run.id, p.clone());
+                            p
+                        }
+                        Err(e) => {
+                            tracing::warn!(run = run.id, error = %e, "cannot work on this run");
+                            continue;
+                        }
+                    }
+                }
+            };
+            let mut quiet = |_: &Progress| {};
+            let joined = tokio::select! {
+                _ = &mut stop => return Ok(served),
+                j = join(services, engine, settings, &p, run, 0, &mut quiet) => j?,
+            };
+            served.runs += u64::from(joined.shards > 0 || joined.writes_refused > 0);
+            served.joined.counts.add(&joined.counts);
+            served.joined.shards += joined.shards;
+            served.joined.writes_refused += joined.writes_refused;
+            let report = finish(
+                services,
+                settings,
+                &p,
+                run,
+                true,
+                joined,
+                Vec::new(),
+                Instant::now(),
+            )
+            .await;
+            // Every shard is done when join returns; finishing is idempotent, so a run whose
+            // finisher died before writing the report is finished here.
+            match report {
+                Ok(_) => served.finished += 1,
+                Err(e) => tracing::debug!(run = run.id, error = %e, "run not finished yet"),
+            }
+        }
+        tokio::select! {
+            _ = &mut stop => return Ok(served),
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+}

@@ -1,0 +1,426 @@
+//! heatbill's configuration: one typed struct, read from a TOML file and then overridden by
+//! `HEATBILL_<SECTION>__<KEY>` environment variables.
+//!
+//! Every key is optional and every default is documented where it is defined. Unknown keys are
+//! an error, in the file and in the environment alike: `HEATBILL_RUN__SHARDSIZE=5000` fails
+//! loudly instead of leaving the default in force. Secrets (the database password) are redacted
+//! in `Debug`, so settings can be logged.
+//!
+//! ```toml
+//! [database]
+//! url = "postgres://heatbill:secret@db.internal/heatbill"
+//! max_connections = 8
+//! [run]
+//! shard_size = 10000
+//! [engine.limits]
+//! max_memory_bytes = 67108864
+//! ```
+//! is the same as `HEATBILL_DATABASE__URL=postgres://… HEATBILL_RUN__SHARD_SIZE=10000
+//! HEATBILL_ENGINE__LIMITS__MAX_MEMORY_BYTES=67108864`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use heatbill_engine::EngineConfig;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Where the system of record is.
+    pub database: DatabaseSettings,
+    /// Redis: the cache, locks and progress of a deployment of many hosts (absent: all of them
+    /// in the process, the embedded default).
+    pub redis: RedisSettings,
+    /// What is cached.
+    pub cache: CacheSettings,
+    /// How a daily run cuts, evaluates and writes.
+    pub run: RunSettings,
+    /// How files are imported.
+    pub import: ImportSettings,
+    /// The rules engine: limits per plugin call, instance pool, compile cache (see
+    /// `heatbill_engine::EngineConfig`).
+    pub engine: EngineConfig,
+}
+
+/// The database.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` (the embedded default: one file, created if missing) or
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` (production). Default `sqlite://heatbill.db`,
+    /// a file in the working directory.
+    pub url: String,
+    /// Connections in the pool. Default 8: a run uses `run.prefetch` loaders and `run.writers`
+    /// writers at once, plus one for bookkeeping.
+    pub max_connections: u32,
+    /// Seconds to wait for a free connection (or for the server) before failing. Default 30.
+    pub acquire_timeout_s: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://heatbill.db".into(),
+            max_connections: 8,
+            acquire_timeout_s: 30,
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout_s", &self.acquire_timeout_s)
+            .finish()
+    }
+}
+
+/// A database URL with its password replaced by `***`, safe to print and log.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    // The authority ends at the first '/' after the scheme; credentials end at its last '@'.
+    let end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..end];
+    match authority.rfind('@') {
+        Some(at) => {
+            let creds = &authority[..at];
+            let user = creds.split_once(':').map_or(creds, |(u, _)| u);
+            let masked = if creds.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
+            format!("{scheme}://{masked}{}", &rest[at..])
+        }
+        None => url.to_string(),
+    }
+}
+
+/// Redis. Redis holds nothing that cannot be rebuilt from the database: losing it (a restart,
+/// a flush) slows the next runs down and never changes a bill.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisSettings {
+    /// `redis://[:PASSWORD@]HOST[:PORT][/DB]`. Default none: the cache, locks and progress
+    /// counters live in the process (enough for one host). Also `HEATBILL_REDIS_URL`.
+    pub url: Option<String>,
+    /// The prefix of every key, so deployments (and tests) can share a server. Default
+    /// `heatbill`.
+    pub prefix: String,
+    /// Milliseconds to wait for a connection. Default 2,000.
+    pub connect_timeout_ms: u64,
+    /// Milliseconds to wait for an answer; a slower Redis counts as absent for that call.
+    /// Default 2,000.
+    pub response_timeout_ms: u64,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            prefix: "heatbill".into(),
+            connect_timeout_ms: 2000,
+            response_timeout_ms: 2000,
+        }
+    }
+}
+
+impl fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("prefix", &self.prefix)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("response_timeout_ms", &self.response_timeout_ms)
+            .finish()
+    }
+}
+
+/// The cache (Redis, or in the process).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSettings {
+    /// Whether a run reads each shard's customer data through the cache (one packed value per
+    /// shard and customer-data version) instead of from the database. Default false: measured
+    /// here, reading the shard from PostgreSQL is as fast and the cache only adds memory (see
+    /// BENCHMARKS.md); set it where the database is the bottleneck shared by many hosts.
+    pub shards: bool,
+    /// Seconds an entry lives. Default 172,800 (two days: a warm-up the evening before, the
+    /// run at night, a re-run the next day).
+    pub ttl_s: u64,
+    /// The in-process cache's size in MiB. Default 512.
+    pub memory_mb: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            shards: false,
+            ttl_s: 172_800,
+            memory_mb: 512,
+        }
+    }
+}
+
+/// A daily run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSettings {
+    /// Customers per shard: the unit that is loaded, evaluated and written in one transaction,
+    /// and (with several hosts) claimed by one worker. Memory grows with it, not with the
+    /// company. Default 10,000.
+    pub shard_size: usize,
+    /// Evaluation threads, each with its own sandbox instances. Default: one per core.
+    pub workers: Option<usize>,
+    /// Shards loaded ahead of the one being evaluated. Default 2.
+    pub prefetch: usize,
+    /// Shards written at once, each on its own connection (SQLite: always 1, it has one
+    /// writer). Default 2.
+    pub writers: usize,
+    /// Customer-days per plugin call (at most the engine's `limits.max_batch`). Default 1024.
+    pub batch: usize,
+    /// Compare every customer's input digest even when nothing the run depends on changed
+    /// since the date's last completed run (same data version, chain, previous day and heatbill
+    /// version). Default false: such a re-run records itself and computes nothing. Set it after
+    /// changing the database by other means than heatbill (`heatbill run --verify`).
+    pub always_compare: bool,
+    /// Seconds a shard claim lasts without renewal. Its holder renews it every third of that
+    /// while it works; a holder that stops (dies, or is paused) loses the shard to another
+    /// worker after it, and its late write is refused by the fencing token. Default 30.
+    pub lease_s: u64,
+    /// Milliseconds between looks for a claimable shard while the last ones are held by other
+    /// workers. Default 250.
+    pub claim_poll_ms: u64,
+    /// Seconds a run keeps retrying a database call that failed for a reason that passes (a
+    /// lost connection, a restarting server), with backoff, before it stops. Default 120.
+    pub retry_s: u64,
+    /// Seconds a run waits for the lock of its company and date while another host opens or
+    /// finishes it. Default 30.
+    pub lock_wait_s: u64,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        Self {
+            shard_size: 10_000,
+            workers: None,
+            prefetch: 2,
+            writers: 2,
+            batch: 1024,
+            always_compare: false,
+            lease_s: 30,
+            claim_poll_ms: 250,
+            retry_s: 120,
+            lock_wait_s: 30,
+        }
+    }
+}
+
+impl RunSettings {
+    /// The number of evaluation threads: `workers`, or one per core.
+    pub fn worker_count(&self) -> usize {
+        self.workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
+    }
+}
+
+/// File imports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImportSettings {
+    /// Row errors listed in an import's report (all are counted). Default 1,000.
+    pub max_row_errors: usize,
+    /// Rows sent to the database at once. Default 10,000.
+    pub chunk_rows: usize,
+    /// The longest row accepted, in bytes: a longer one fails the file instead of growing
+    /// memory without bound. Default 65,536.
+    pub max_row_bytes: usize,
+}
+
+impl Default for ImportSettings {
+    fn default() -> Self {
+        Self {
+            max_row_errors: 1000,
+            chunk_rows: 10_000,
+            max_row_bytes: 65_536,
+        }
+    }
+}
+
+/// Why settings could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The file could not be read.
+    #[error("cannot read the settings file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file or an environment variable is not valid.
+    #[error("invalid settings ({origin}): {message}")]
+    Invalid {
+        /// The file, or "environment".
+        origin: String,
+        /// What is wrong (names the key).
+        message: String,
+    },
+}
+
+/// The prefix of settings variables; `HEATBILL_<SECTION>__<KEY>` sets `[section] key`.
+pub const ENV_PREFIX: &str = "HEATBILL_";
+
+impl Settings {
+    /// Reads `file` (if given) and then the `HEATBILL_*__*` variables of the process
+    /// environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// [`load`](Self::load) with an explicit environment (tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, SettingsError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| SettingsError::Invalid {
+                        origin: path.display().to_string(),
+                        message: e.to_string(),
+                    })?
+            }
+            None => toml::Table::new(),
+        };
+        let mut vars: Vec<(String, String)> = Vec::new();
+        for (k, v) in env {
+            // The two URLs also have the short names operators expect.
+            match k.as_str() {
+                "HEATBILL_DATABASE_URL" => vars.push(("HEATBILL_DATABASE__URL".into(), v)),
+                "HEATBILL_REDIS_URL" => vars.push(("HEATBILL_REDIS__URL".into(), v)),
+                _ if k.starts_with(ENV_PREFIX) && k.contains("__") => vars.push((k, v)),
+                _ => {}
+            }
+        }
+        vars.sort();
+        for (key, value) in &vars {
+            let path: Vec<String> = key[ENV_PREFIX.len()..]
+                .split("__")
+                .map(|s| s.to_ascii_lowercase())
+                .collect();
+            set_path(&mut table, &path, env_value(value)).map_err(|message| {
+                SettingsError::Invalid {
+                    origin: format!("environment variable {key}"),
+                    message,
+                }
+            })?;
+        }
+        let origin = match file {
+            Some(p) => format!("{} and HEATBILL_* variables", p.display()),
+            None => "HEATBILL_* variables".into(),
+        };
+        toml::Value::Table(table)
+            .try_into::<Settings>()
+            .map_err(|e| SettingsError::Invalid {
+                origin,
+                message: e.to_string(),
+            })
+    }
+}
+
+/// An environment value as TOML: integers, booleans and decimals keep their type; anything
+/// else is a string.
+fn env_value(v: &str) -> toml::Value {
+    if let Ok(i) = v.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    match v {
+        "true" => return toml::Value::Boolean(true),
+        "false" => return toml::Value::Boolean(false),
+        _ => {}
+    }
+    toml::Value::String(v.to_string())
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("empty key")?;
+    let mut t = table;
+    for p in parents {
+        if p.is_empty() {
+            return Err("an empty section name (two __ in a row)".into());
+        }
+        let entry = t
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
+        t = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("`{p}` is a value, not a section"))?;
+    }
+    t.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://heatbill:s3cret@db:5432/hb"),
+            "postgres://heatbill:***@db:5432/hb"
+        );
+        assert_eq!(
+            redact_url("postgres://heatbill@db/hb"),
+            "postgres://heatbill@db/hb"
+        );
+        assert_eq!(redact_url("sqlite://heatbill.db"), "sqlite://heatbill.db");
+        assert_eq!(
+            redact_url("postgres://u:p@ss@db/x"),
+            "postgres://u:***@db/x"
+        );
+        let s = Settings {
+            database: DatabaseSettings {
+                url: "postgres://u:topsecret@h/d".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert!(!format!("{s:?}").contains("topsecret"));
+    }
+
+    #[test]
+    fn environment_overrides_file_and_unknown_keys_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("h.toml");
+        std::fs::write(&f, "[run]\nshard_size = 500\nwriters = 3\n").unwrap();
+        let env = [
+            ("HEATBILL_RUN__SHARD_SIZE".to_string(), "700".to_string()),
+            (
+                "HEATBILL_ENGINE__LIMITS__MAX_BATCH".to_string(),
+                "64".to_string(),
+            ),
+            ("HEATBILL_SDK".to_string(), "/ignored".to_string()),
+        ];
+        let s = Settings::load_from(Some(&f), env).unwrap();
+        assert_eq!(s.run.shard_size, 700);
+        assert_eq!(s.run.writers, 3);
+        assert_eq!(s.engine.limits.max_batch, 64);
+        let bad = [("HEATBILL_RUN__SHARDSIZE".to_string(), "1".to_string())];
+        let e = Settings::load_from(None, bad).unwrap_err().to_string();
+        assert!(e.contains("shardsize"), "{e}");
+        assert!(e.contains("HEATBILL_*"), "{e}");
+    }
+}

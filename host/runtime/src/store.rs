@@ -1,0 +1,353 @@
+//! The system of record: one [`Store`] trait, a PostgreSQL implementation (production) and a
+//! SQLite one (the embedded default), both held to one contract test suite.
+//!
+//! One implementation per database rather than sqlx's `Any` driver, which cannot decode numeric
+//! or date columns. Each method is one set-based statement or one transaction; nothing on a
+//! run's path goes to the database one customer at a time:
+//!
+//! - [`Store::load_shard`] reads a shard's customers as of the date (ids and data digests),
+//!   readings, temperatures, carried balances, payments, opening balances and current bills in
+//!   seven queries; [`Store::load_customers`] then reads the data of the customers whose bills
+//!   must be computed (all of them on a date's first run, none on an unchanged re-run);
+//! - [`Store::write_shard`] writes a shard's bills (PostgreSQL: `COPY`; SQLite: multi-row
+//!   `INSERT`), moves the bills they replace to `bill_history`, records the parked customers
+//!   and marks the shard done, all in one transaction whose first statement checks the shard's
+//!   claim, so a shard is written once or not at all;
+//! - imports stage a file's rows in a temporary table, check them as a set (unknown customers,
+//!   duplicates) and merge them, all in one transaction.
+//!
+//! Correctness lives here, not in the caller: a bill is unique on (company, customer, date), a
+//! shard's state changes in the transaction that writes its bills, and a new version replaces
+//! exactly the version the run compared against.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+use crate::model::*;
+
+pub mod postgres;
+pub mod sqlite;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The thing asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with what is stored (and changed nothing).
+    #[error("{0}")]
+    Conflict(String),
+    /// A shard's claim no longer holds: another worker claimed it since (its fencing token is
+    /// newer) or finished it. Nothing was written.
+    #[error(
+        "shard {shard_no} of run {run_id} is no longer this writer's to write ({why}); nothing was written"
+    )]
+    ClaimLost {
+        /// The run.
+        run_id: i64,
+        /// The shard.
+        shard_no: i32,
+        /// What the database found.
+        why: String,
+        /// The shard is done, with the token the writer holds: the writer's own earlier
+        /// commit (a retry after a connection lost during COMMIT finds this).
+        done_with_this_token: bool,
+    },
+    /// The database URL is not one heatbill can use.
+    #[error("{0}")]
+    Config(String),
+    /// The database failed or was unreachable.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value could not be read back (a corrupted or hand-edited row).
+    #[error("stored data is not readable: {0}")]
+    Corrupt(String),
+}
+
+/// A store result.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL.
+    Postgres,
+    /// SQLite.
+    Sqlite,
+}
+
+/// Where an import's rows go: one transaction, committed by [`finish`](ImportSink::finish) only
+/// if every row is good; dropped (rolled back) otherwise.
+#[async_trait]
+pub trait ImportSink: Send {
+    /// Stages a chunk of parsed rows.
+    async fn push(&mut self, rows: ImportRows) -> Result<()>;
+    /// Checks the staged rows as a set (unknown customers, duplicate keys) and, if there are no
+    /// row errors (`parse_errors` counts those found while parsing), merges them and commits.
+    /// Returns the counts, or the row errors found here (nothing is then changed).
+    async fn finish(
+        self: Box<Self>,
+        file: &ImportFile,
+        parse_errors: usize,
+        max_errors: usize,
+    ) -> Result<std::result::Result<ImportCounts, Vec<RowError>>>;
+}
+
+/// The file an import came from (recorded with the import).
+#[derive(Debug, Clone)]
+pub struct ImportFile {
+    /// Its name.
+    pub name: String,
+    /// SHA-256 of its bytes, hex.
+    pub sha256: String,
+    /// Data rows.
+    pub rows: u64,
+}
+
+/// The system of record. See the module docs.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Which database this is.
+    fn backend(&self) -> Backend;
+
+    /// Applies the migrations not applied yet, and (PostgreSQL) creates the bill partitions
+    /// of the last month and the next twelve.
+    async fn migrate(&self) -> Result<()>;
+
+    /// Creates or updates a company (seasons are replaced).
+    async fn put_company(&self, spec: &CompanySpec) -> Result<Company>;
+    /// The company with this slug.
+    async fn company(&self, slug: &str) -> Result<Company>;
+    /// Every company, by slug.
+    async fn companies(&self) -> Result<Vec<Company>>;
+    /// Deletes a company and everything it owns (customers, data, chains, runs, bills).
+    async fn delete_company(&self, slug: &str) -> Result<()>;
+
+    /// Stores a component (the same digest twice is one plugin). A different component with
+    /// the same name and version is refused.
+    async fn put_plugin(&self, plugin: &PluginRecord) -> Result<()>;
+    /// A stored component by digest.
+    async fn plugin(&self, digest: &str) -> Result<PluginRecord>;
+
+    /// Makes `entries` the active chain of `company` from `effective_from`. The same
+    /// definition already active on that date is kept (its id is returned); a different one
+    /// replaces it (the old row stays, inactive). Bumps the company's data version when
+    /// something changed.
+    async fn put_chain_version(
+        &self,
+        company_id: i32,
+        effective_from: NaiveDate,
+        entries: &[ChainEntryDef],
+    ) -> Result<ChainVersion>;
+    /// The company's active chain versions, by effective date.
+    async fn chain_versions(&self, company_id: i32) -> Result<Vec<ChainVersion>>;
+    /// Records a chain version's line kinds, or checks them against those recorded (a
+    /// mismatch is a `Conflict`: a plugin whose `configure` is not deterministic).
+    async fn put_line_kinds(&self, chain_version_id: i32, kinds: &[LineKindRecord]) -> Result<()>;
+    /// A chain version's line kinds.
+    async fn line_kinds(&self, chain_version_id: i32) -> Result<Vec<LineKindRecord>>;
+
+    /// Starts an import of one file's rows of `kind` into `company`.
+    async fn begin_import(
+        &self,
+        company: &Company,
+        kind: ImportKind,
+    ) -> Result<Box<dyn ImportSink>>;
+
+    /// Makes sure the bills of `from..=to` have somewhere to go (PostgreSQL: monthly
+    /// partitions). Returns how many partitions were created.
+    async fn ensure_partitions(&self, from: NaiveDate, to: NaiveDate) -> Result<u32>;
+    /// Whether the day before `date` was billed (balances carry from it).
+    async fn previous_day(&self, company_id: i32, date: NaiveDate) -> Result<PreviousDay>;
+    /// The company's customers cut into shards of `shard_size`, as a new run would cut them.
+    async fn cut_shards(&self, company_id: i32, shard_size: usize) -> Result<Vec<ShardRange>>;
+    /// Picks up the running run of (company, date), or starts the next attempt: cuts the
+    /// company's customers into shards of `shard_size` and records them.
+    async fn open_run(
+        &self,
+        company_id: i32,
+        date: NaiveDate,
+        chain_version_id: i32,
+        shard_size: usize,
+        stamp: &str,
+    ) -> Result<OpenedRun>;
+    /// Records a completed run that had nothing to compute (its inputs' stamp equals the last
+    /// completed run's), with its report.
+    async fn record_unchanged_run(
+        &self,
+        company_id: i32,
+        date: NaiveDate,
+        chain_version_id: i32,
+        stamp: &str,
+        report: &serde_json::Value,
+    ) -> Result<RunRecord>;
+    /// Claims a pending shard of a run that nobody holds (never claimed, or its lease has
+    /// lapsed), for `lease`; the claim's fencing token is new and greater than every earlier
+    /// one. `None` when no shard is claimable now (all done, or held by others). Time is the
+    /// database's, so the hosts' clocks do not matter.
+    async fn claim_shard(
+        &self,
+        run_id: i64,
+        worker: &str,
+        lease: std::time::Duration,
+    ) -> Result<Option<Claim>>;
+    /// Extends a held claim's lease; false when the claim no longer holds (the shard was
+    /// claimed by another or is done).
+    async fn renew_lease(
+        &self,
+        run_id: i64,
+        shard_no: i32,
+        token: i64,
+        lease: std::time::Duration,
+    ) -> Result<bool>;
+    /// The runs still running, of every company (what `heatbill worker` serves).
+    async fn running_runs(&self) -> Result<Vec<RunRecord>>;
+    /// Loads everything a shard's bills of `date` depend on (without the customers' ids and
+    /// digests when `with_customers` is false: the caller has them from the cache).
+    async fn load_shard(
+        &self,
+        company_id: i32,
+        date: NaiveDate,
+        shard: &ShardRange,
+        with_customers: bool,
+    ) -> Result<ShardData>;
+    /// Every version of every customer of a shard, by customer and date (what the cache
+    /// holds per shard).
+    async fn load_customer_versions(
+        &self,
+        company_id: i32,
+        shard: &ShardRange,
+    ) -> Result<Vec<CustomerState>>;
+    /// The data of the customers of a shard in force on `date`: those of `ids` (sorted), or
+    /// all of them. Sorted by customer id.
+    async fn load_customers(
+        &self,
+        company_id: i32,
+        date: NaiveDate,
+        shard: &ShardRange,
+        ids: Option<&[String]>,
+    ) -> Result<Vec<CustomerState>>;
+    /// Writes one shard in one transaction (see the module docs).
+    async fn write_shard(&self, write: &ShardWrite) -> Result<()>;
+    /// A run's counts and totals over its done shards, with up to `parked_limit` parked
+    /// customers.
+    async fn run_totals(&self, run_id: i64, parked_limit: usize) -> Result<RunTotals>;
+    /// Ends a running run (`completed` or `failed`) with its report; false when it had ended
+    /// already (another process finished it).
+    async fn finish_run(
+        &self,
+        run_id: i64,
+        state: &str,
+        report: &serde_json::Value,
+    ) -> Result<bool>;
+    /// A run by id.
+    async fn run(&self, run_id: i64) -> Result<RunRecord>;
+    /// The runs of a company and date, by attempt.
+    async fn runs(&self, company_id: i32, date: NaiveDate) -> Result<Vec<RunRecord>>;
+
+    /// The current rows of a date (bills and parked placeholders), by customer.
+    async fn bills(&self, company_id: i32, date: NaiveDate) -> Result<Vec<StoredBill>>;
+    /// One customer's current row of a date.
+    async fn bill(
+        &self,
+        company_id: i32,
+        customer_id: &str,
+        date: NaiveDate,
+    ) -> Result<Option<StoredBill>>;
+    /// One customer's superseded rows of a date, oldest first.
+    async fn bill_history(
+        &self,
+        company_id: i32,
+        customer_id: &str,
+        date: NaiveDate,
+    ) -> Result<Vec<StoredBill>>;
+    /// The current bills of a date with unpaid principal (arrears > 0), as (customer,
+    /// arrears): what the arrears ranking is rebuilt from.
+    async fn arrears(&self, company_id: i32, date: NaiveDate) -> Result<Vec<(String, Decimal)>>;
+    /// The latest date with a completed run of the company.
+    async fn latest_billed_date(&self, company_id: i32) -> Result<Option<NaiveDate>>;
+    /// The bytes the current bills of a date take in the database (table and indexes,
+    /// PostgreSQL; `None` where the backend cannot tell).
+    async fn bill_bytes(&self, company_id: i32, date: NaiveDate) -> Result<Option<u64>>;
+}
+
+impl std::fmt::Debug for dyn Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({:?})", self.backend())
+    }
+}
+
+/// Opens the store a database URL names: `postgres://…` or `sqlite://PATH` (created if
+/// missing).
+pub async fn open(
+    url: &str,
+    max_connections: u32,
+    acquire_timeout_s: u64,
+) -> Result<Arc<dyn Store>> {
+    let timeout = std::time::Duration::from_secs(acquire_timeout_s.max(1));
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(
+            postgres::PgStore::connect(url, max_connections, timeout).await?,
+        ))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(
+            sqlite::SqliteStore::connect(url, max_connections, timeout).await?,
+        ))
+    } else {
+        Err(StoreError::Config(format!(
+            "database URL {:?} is neither postgres://… nor sqlite://…; for the embedded default \
+             use sqlite://heatbill.db",
+            crate::settings::redact_url(url)
+        )))
+    }
+}
+
+/// Lines of a stored bill, with their kinds resolved (shared by both backends).
+pub(crate) fn resolve_lines(lines_json: &str, kinds: &[LineKindRecord]) -> Result<Vec<StoredLine>> {
+    let raw: Vec<(u16, u16, String, String, String, String)> = serde_json::from_str(lines_json)
+        .map_err(|e| StoreError::Corrupt(format!("bill lines {lines_json:?}: {e}")))?;
+    raw.into_iter()
+        .map(|(entry, kind, q, p, a, payer)| {
+            let k = kinds
+                .iter()
+                .find(|k| k.entry == entry && k.kind == kind)
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("bill line names unknown kind {entry}.{kind}"))
+                })?;
+            let dec = |s: &str| {
+                s.parse::<rust_decimal::Decimal>()
+                    .map_err(|e| StoreError::Corrupt(format!("bill line decimal {s:?}: {e}")))
+            };
+            Ok(StoredLine {
+                code: k.code.clone(),
+                description: k.description.clone(),
+                category: k.category.clone(),
+                unit: k.unit.clone(),
+                plugin: k.plugin.clone(),
+                plugin_version: k.plugin_version.clone(),
+                quantity: dec(&q)?,
+                unit_price: dec(&p)?,
+                amount: dec(&a)?,
+                payer: match payer.as_str() {
+                    "c" => "customer",
+                    "g" => "government",
+                    _ => "employer",
+                }
+                .to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The SHA-256 of a chain definition: what makes two definitions the same.
+pub fn chain_digest(entries: &[ChainEntryDef]) -> String {
+    use sha2::{Digest, Sha256};
+    let canonical = serde_json::to_string(entries).expect("chain definitions serialize");
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
