@@ -11,6 +11,10 @@
 //! - **native**: the same plugin crates linked into this binary, run by the SDK's native chain
 //!   runner on input already in the guest's types (so native is the rules' cost alone).
 //!
+//! - **sandboxed, reused instances**: the same with `limits.fresh_instance_per_batch` off, so
+//!   that the cost of starting every batch from a freshly configured instance (the production
+//!   default, a purity measure) is measured side by side.
+//!
 //! Each on one thread and on every core. It prints a Markdown table to paste into BENCHMARKS.md.
 
 use std::path::PathBuf;
@@ -162,6 +166,7 @@ fn run_sandboxed(
     days: &[DayInput],
     threads: usize,
     batch: usize,
+    mode: &'static str,
 ) -> Result<Row> {
     // Evaluators are built (instantiated, configured) before the clock starts, as a worker's
     // are before its first shard.
@@ -187,7 +192,7 @@ fn run_sandboxed(
         handles.into_iter().map(|h| h.join().expect("worker")).sum()
     });
     Ok(Row {
-        mode: "sandboxed",
+        mode,
         threads,
         days: days.len(),
         secs: start.elapsed().as_secs_f64(),
@@ -236,6 +241,17 @@ fn main() -> Result<()> {
         .context("load the components: build them with `./dev plugins`")?;
     let chain = runner::chain(&catalog, &file)?;
     let native = native_chain(&file)?;
+    // The same engine with instances reused across batches.
+    let reused_config = std::env::temp_dir().join("heatbill-bench-reused.toml");
+    std::fs::write(
+        &reused_config,
+        "[limits]\nfresh_instance_per_batch = false\n",
+    )?;
+    let reused_engine = harness::engine(&heatbill::cli::EngineArgs {
+        engine_config: Some(reused_config),
+        cache_dir: None,
+    })?;
+    let reused_chain = runner::chain(&Catalog::load(&reused_engine, &args.plugins)?, &file)?;
 
     eprintln!("generating {} customer-days…", args.days);
     let days = demo::generate(args.days, args.date);
@@ -243,7 +259,15 @@ fn main() -> Result<()> {
 
     // Warm up both paths (page faults, caches, the pool) on a slice.
     let warm = days.len().min(20_000);
-    run_sandboxed(&engine, &chain, &days[..warm], 1, args.batch)?;
+    run_sandboxed(&engine, &chain, &days[..warm], 1, args.batch, "sandboxed")?;
+    run_sandboxed(
+        &reused_engine,
+        &reused_chain,
+        &days[..warm],
+        1,
+        args.batch,
+        "sandboxed, reused instances",
+    )?;
     run_native(&native, &guest_days[..warm], 1, args.batch);
 
     let thread_counts: Vec<usize> = if cores == 1 { vec![1] } else { vec![1, cores] };
@@ -252,7 +276,22 @@ fn main() -> Result<()> {
         let mut round = Vec::new();
         for &threads in &thread_counts {
             round.push(run_native(&native, &guest_days, threads, args.batch));
-            round.push(run_sandboxed(&engine, &chain, &days, threads, args.batch)?);
+            round.push(run_sandboxed(
+                &engine,
+                &chain,
+                &days,
+                threads,
+                args.batch,
+                "sandboxed",
+            )?);
+            round.push(run_sandboxed(
+                &reused_engine,
+                &reused_chain,
+                &days,
+                threads,
+                args.batch,
+                "sandboxed, reused instances",
+            )?);
         }
         runs.push(round);
     }

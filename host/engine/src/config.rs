@@ -149,11 +149,27 @@ pub struct Limits {
     /// The most `loop`s a component may contain, all functions together. Default: 100,000
     /// (each costs about 10 µs to compile; a Rust plugin has a few hundred).
     pub max_loops: u64,
-    /// After this many consecutive customer-days on which one plugin trapped while a failed batch
-    /// was being retried one customer-day at a time, the rest of that batch is not retried for
-    /// that plugin: those customer-days fail at once as skipped. Default: 8. It keeps a plugin
-    /// that traps on everyone (an endless loop, say) from costing a deadline per customer.
-    pub circuit_breaker_traps: u32,
+    /// The time one plugin may spend, over the life of one evaluator (a worker thread's share
+    /// of a run), retrying customer-days one at a time after failed batches, in milliseconds.
+    /// Default: 10,000. The retries of one batch are bounded too, by twice the batch call's own
+    /// deadline. A customer-day left when a budget is spent fails as `skipped`, naming the
+    /// budget, and is billed by a re-run of the date. These budgets are the circuit breaker:
+    /// what a failing plugin can cost is time, so time is what they bound; a plugin that traps
+    /// quickly on some customers stays far inside them and every other customer is billed.
+    pub retry_budget_ms: u64,
+    /// The longest a plugin's `configure` may take, in milliseconds. Default: 10 (an honest
+    /// `configure` parses its parameters in microseconds). A slower one fails its chain entry
+    /// (`trap deadline`, "configure is too slow") every time, rather than overrunning its hard
+    /// deadline (`deadline_base_ms`) now and then when it is configured again after a trap or
+    /// for a new batch, which would fail customers at random.
+    pub max_configure_ms: u64,
+    /// Whether every batch (every `evaluate` call of up to `max_batch` customer-days, and every
+    /// dry run) starts from a freshly instantiated and configured instance of each plugin.
+    /// Default: true. Plugins must be pure, but one that keeps state in its memory could
+    /// otherwise make a bill depend on the customers billed before it on the same thread;
+    /// instantiating from the pool and configuring costs a few microseconds per plugin and batch
+    /// (BENCHMARKS.md, "purity").
+    pub fresh_instance_per_batch: bool,
 }
 
 impl Default for Limits {
@@ -179,7 +195,9 @@ impl Default for Limits {
             max_nesting_depth: 4_096,
             max_loop_depth: 32,
             max_loops: 100_000,
-            circuit_breaker_traps: 8,
+            retry_budget_ms: 10_000,
+            max_configure_ms: 10,
+            fresh_instance_per_batch: true,
         }
     }
 }

@@ -640,7 +640,10 @@ impl CheckReport {
 }
 
 impl fmt::Display for CheckReport {
+    /// Every text the component wrote (its import names, what `describe` said, an error that
+    /// quotes it) is escaped for the terminal (`crate::text`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::text::safe;
         let mark = |ok: bool| if ok { "ok " } else { "ERR" };
         writeln!(
             f,
@@ -673,7 +676,7 @@ impl fmt::Display for CheckReport {
                     f,
                     "{}   {} ({})",
                     mark(i.granted),
-                    i.name,
+                    safe(&i.name),
                     if !i.granted {
                         "NOT GRANTED"
                     } else if i.name.starts_with("heatbill:rules/") {
@@ -688,9 +691,11 @@ impl fmt::Display for CheckReport {
             writeln!(
                 f,
                 "ok  plugin    {} {} ({})",
-                info.name, info.version, info.kind
+                safe(&info.name),
+                safe(&info.version),
+                info.kind
             )?;
-            writeln!(f, "    about     {}", info.description)?;
+            writeln!(f, "    about     {}", safe(&info.description))?;
             for ParamSpec {
                 name,
                 ty,
@@ -700,14 +705,16 @@ impl fmt::Display for CheckReport {
             {
                 writeln!(
                     f,
-                    "    param     {name}: {ty}{} — {description}",
-                    if *required { ", required" } else { "" }
+                    "    param     {}: {ty}{} — {}",
+                    safe(name),
+                    if *required { ", required" } else { "" },
+                    safe(description)
                 )?;
             }
         }
         match &self.error {
             None => writeln!(f, "ok  the plugin loads"),
-            Some(e) => writeln!(f, "ERR {e}"),
+            Some(e) => writeln!(f, "ERR {}", safe(&e.to_string())),
         }
     }
 }

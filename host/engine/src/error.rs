@@ -254,8 +254,9 @@ pub enum BillErrorKind {
         /// What was wrong.
         message: String,
     },
-    /// The customer-day was not evaluated by this plugin: the plugin had trapped on too many
-    /// customer-days of the batch in a row (the circuit breaker).
+    /// The customer-day was not evaluated by this plugin: the plugin failed its batch, and
+    /// retrying the batch's customer-days one at a time spent the plugin's time budget (the
+    /// circuit breaker, `limits.retry_budget_ms`). A re-run of the date bills it.
     Skipped {
         /// Why.
         reason: String,

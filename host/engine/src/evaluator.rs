@@ -11,8 +11,9 @@
 //! produced for it and its season position. Every result is checked (one result per input, at
 //! most `max_lines_per_day` lines, line kinds that `configure` announced, amounts in whole fen,
 //! decimals within the contract's range, a season only from a season plugin, rule-error messages
-//! within `max_message_bytes`); a violation fails that customer-day with `invalid-output` naming
-//! the plugin.
+//! within `max_message_bytes`, and each line's invariants of category and payer, see
+//! [`crate::invariants`]); a violation fails that customer-day with `invalid-output` naming the
+//! plugin (and, for an invariant, its name).
 //!
 //! # Trap recovery
 //!
@@ -20,9 +21,14 @@
 //! the instance (its slot goes back to the pool), instantiates and configures a fresh one, and
 //! evaluates that batch's customer-days again **one at a time**, so that the customer-days the
 //! plugin fails on are found and the others are billed: a failing customer never stops the
-//! others. A plugin that traps on everyone would then cost a deadline per customer-day; the
-//! circuit breaker (`limits.circuit_breaker_traps` consecutive traps) stops the retries and fails
-//! the rest of the batch for that plugin as `skipped`.
+//! others. A plugin that traps on everyone would then cost a deadline per customer-day; time
+//! budgets (twice the batch call's deadline per batch, `limits.retry_budget_ms` per plugin and
+//! evaluator) stop the retries and fail the rest of the batch for that plugin as `skipped`.
+//!
+//! # Purity
+//!
+//! With `limits.fresh_instance_per_batch` every call starts from a freshly instantiated and
+//! configured instance, so state a plugin keeps cannot cross from one batch to another.
 //!
 //! # The hot path
 //!
@@ -38,6 +44,7 @@
 #![allow(clippy::result_large_err)]
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::Datelike;
 use wasmtime::Store;
@@ -50,6 +57,7 @@ use crate::columns::{self, Column};
 use crate::decimal::to_wit;
 use crate::engine::Engine;
 use crate::error::{BillError, BillErrorKind, SetupError};
+use crate::invariants::{self, Broken, LineFacts, Totals};
 use crate::model::{
     Bill, BillLine, CustomerClass, DayInput, LineCategory, LineKind, Payer, PayerTotals,
     PluginKind, RuleErrorKind, SeasonDay, SeasonPhase, ServiceStatus,
@@ -91,6 +99,8 @@ struct Slot {
     kind: PluginKind,
     log: LogBuffer,
     state: SlotState,
+    /// What is left of the plugin's retry budget (`limits.retry_budget_ms`) in this evaluator.
+    retry_left: Duration,
 }
 
 enum SlotState {
@@ -109,12 +119,18 @@ struct Live {
     kinds: Vec<Arc<LineKind>>,
     /// The customer-days this configuration bills (`configure`'s `applies-to`).
     filter: wit::DayFilter,
+    /// Whether the instance has evaluated anything since `configure` (and so may carry state
+    /// from one batch to the next).
+    used: bool,
 }
 
 /// One customer-day's bill under construction.
 struct Acc {
     lines: Vec<BillLine>,
     season: Option<wit::SeasonDay>,
+    /// The lines' totals by payer, in fen, kept with checked arithmetic as the lines arrive, so
+    /// that an overflow is blamed on the plugin whose line caused it.
+    totals: Totals,
     /// Boxed: an `Acc` per customer-day of the batch stays small, and errors are rare.
     error: Option<Box<BillError>>,
 }
@@ -173,6 +189,7 @@ impl Evaluator {
                 kind: e.plugin().kind(),
                 log: LogBuffer::new(engine.limits().max_log_bytes),
                 state: SlotState::Empty,
+                retry_left: Duration::from_millis(engine.limits().retry_budget_ms),
             })
             .collect();
         Evaluator {
@@ -269,6 +286,7 @@ impl Evaluator {
     /// checks and error layers as the nightly path. Both paths must give the same bill; the
     /// integration tests compare them on every worked example.
     pub fn dry_run(&mut self, day: &DayInput) -> Result<Bill, BillError> {
+        self.refresh();
         let mut bad = Vec::new();
         let base = Base::build(&[day], &mut bad);
         if let Some((_, message)) = bad.into_iter().next() {
@@ -290,6 +308,7 @@ impl Evaluator {
         let mut accs = [Acc {
             lines: Vec::new(),
             season: day.season.map(season_to_wit),
+            totals: Totals::default(),
             error: None,
         }];
         for e in 0..self.slots.len() {
@@ -311,6 +330,7 @@ impl Evaluator {
             input.prior_lines = &prior;
             input.tags = &tags;
             input.attributes = &attributes;
+            live.used = true;
             let Live { store, guest, .. } = &mut **live;
             store.set_epoch_deadline(self.engine.deadline_ticks(1));
             store.data_mut().limiter.denied_memory = None;
@@ -340,6 +360,7 @@ impl Evaluator {
     }
 
     fn run(&mut self, days: &[&DayInput], out: &mut Vec<Result<Bill, BillError>>) {
+        self.refresh();
         let n = days.len();
         // The columns that stay the same along the chain, built once per batch.
         let mut bad: Vec<(usize, String)> = Vec::new();
@@ -349,6 +370,7 @@ impl Evaluator {
             .map(|d| Acc {
                 lines: Vec::new(),
                 season: d.season.map(season_to_wit),
+                totals: Totals::default(),
                 error: None,
             })
             .collect();
@@ -421,7 +443,15 @@ impl Evaluator {
     }
 
     /// After a batch trapped (or returned an output of the wrong shape): each customer-day
-    /// alone, with a fresh instance after every trap, until the circuit breaker opens.
+    /// alone, with a fresh instance after every trap, within the plugin's time budgets.
+    ///
+    /// The retries are what a misbehaving plugin can make expensive (a deadline per
+    /// customer-day, or a malformed batch output and single-day calls that spin just under the
+    /// deadline), so they are bounded by time, not by a count of traps: the retries of one
+    /// batch may take twice the batch call's own deadline, and all retries of one plugin in this
+    /// evaluator `limits.retry_budget_ms`. The customer-days left when a budget is spent fail as
+    /// `skipped`, naming the budget; a plugin that traps quickly on some customers (a bug on
+    /// one kind of customer) stays far inside them and every other customer is billed.
     fn isolate(
         &mut self,
         e: usize,
@@ -430,17 +460,32 @@ impl Evaluator {
         accs: &mut [Acc],
         alive: &[usize],
     ) {
-        let breaker = self.engine.limits().circuit_breaker_traps.max(1);
-        let mut consecutive = 0u32;
+        let batch_ms = self.engine.deadline_ms(alive.len()).saturating_mul(2);
+        let batch_budget = Duration::from_millis(batch_ms);
+        let run_budget = self.engine.limits().retry_budget_ms;
+        let started = Instant::now();
         for &i in alive {
             if accs[i].error.is_some() {
                 continue;
             }
-            if consecutive >= breaker {
+            let spent = started.elapsed();
+            let over = if spent >= self.slots[e].retry_left {
+                Some(format!(
+                    "its retry budget of {run_budget} ms for this run (limits.retry_budget_ms)"
+                ))
+            } else if spent >= batch_budget {
+                Some(format!(
+                    "the time budget of this batch, {batch_ms} ms (twice the batch call's \
+                     deadline: limits.deadline_base_ms and deadline_per_day_us)"
+                ))
+            } else {
+                None
+            };
+            if let Some(budget) = over {
                 let reason = format!(
-                    "plugin {} {} trapped on {breaker} customer-days of this batch in a row \
-                     (limits.circuit_breaker_traps), so the rest of the batch was not retried; \
-                     see the trap on the customer-days before this one",
+                    "plugin {} {} failed its batch, and retrying its customer-days one at a \
+                     time spent {budget}, so this customer-day was not retried; a re-run of the \
+                     date bills it",
                     self.slots[e].name, self.slots[e].version
                 );
                 accs[i].error =
@@ -453,13 +498,11 @@ impl Evaluator {
             }
             match self.call(e, base, accs, &[i]) {
                 Ok(output) => {
-                    consecutive = 0;
                     if let Err(message) = self.apply_batch(e, days, accs, &[i], output) {
                         accs[i].error = Some(self.boxed_error(e, days[i], invalid(message)));
                     }
                 }
                 Err((trap, message)) => {
-                    consecutive += 1;
                     self.slots[e].state = SlotState::Empty;
                     accs[i].error = Some(self.boxed_error(
                         e,
@@ -472,6 +515,8 @@ impl Evaluator {
                 }
             }
         }
+        let slot = &mut self.slots[e];
+        slot.retry_left = slot.retry_left.saturating_sub(started.elapsed());
     }
 
     /// One `evaluate-batch` call of entry `e` over the customer-days `idx` (ascending).
@@ -498,6 +543,7 @@ impl Evaluator {
                 "internal: the instance is not ready".to_string(),
             ));
         };
+        live.used = true;
         let Live { store, guest, .. } = &mut **live;
         store.set_epoch_deadline(engine.deadline_ticks(idx.len()));
         store.data_mut().limiter.denied_memory = None;
@@ -611,6 +657,7 @@ impl Evaluator {
         }
         let l = row.lines;
         acc.lines.reserve(count);
+        let mut subsidy: i128 = 0;
         for (n, k) in row.range.enumerate() {
             let Some(kind) = kinds.get(usize::from(l.kinds[k])) else {
                 return Err(invalid(format!(
@@ -627,15 +674,69 @@ impl Evaluator {
             };
             let amount =
                 columns::amount_at(&l.amount, k).map_err(|m| invalid(format!("line {n}: {m}")))?;
-            acc.lines.push(BillLine {
+            // Whole fen at scale 2 (`amount_at`), made from an s64: the mantissa is the fen.
+            let fen = amount.mantissa() as i64;
+            let facts = LineFacts {
+                category: kind.category,
+                payer,
+                quantity: (l.quantity.units[k], l.quantity.scales[k]),
+                unit_price: (l.unit_price.units[k], l.unit_price.scales[k]),
+                amount_fen: fen,
+            };
+            let line = BillLine {
                 kind: kind.clone(),
                 quantity: columns::decimal_at(&l.quantity, k),
                 unit_price: columns::decimal_at(&l.unit_price, k),
                 amount,
                 payer,
-            });
+            };
+            invariants::check_line(&facts)
+                .and_then(|()| acc.totals.add(payer, fen))
+                .and_then(|()| acc.totals.total().map(drop))
+                .map_err(|b| broken(n, &line, b))?;
+            if kind.category == LineCategory::Subsidy {
+                // Within the range of an s64 by `amount-range` times `max_lines_per_day`.
+                subsidy += i128::from(fen);
+            }
+            acc.lines.push(line);
+        }
+        if subsidy != 0 {
+            return Err(invalid(format!(
+                "the subsidy lines sum to {}, not 0.00; breaks the invariant {}: {}",
+                Decimal::from_i128_with_scale(subsidy, 2),
+                invariants::SUBSIDY_BALANCED.invariant,
+                invariants::SUBSIDY_BALANCED.rule
+            )));
         }
         Ok(())
+    }
+
+    /// With `limits.fresh_instance_per_batch`, drops every instance that has evaluated
+    /// something, so that the next call starts from a freshly configured one: whatever a plugin
+    /// keeps in its memory cannot reach another batch's bills (another shard, another thread's
+    /// share, another night). State *within* one call is not reachable this way; `plugin test`
+    /// bills each case in varied batches to catch it, and a run re-bills a sample alone.
+    fn refresh(&mut self) {
+        if !self.engine.limits().fresh_instance_per_batch {
+            return;
+        }
+        for slot in &mut self.slots {
+            if let SlotState::Ready(live) = &slot.state
+                && live.used
+            {
+                slot.state = SlotState::Empty;
+            }
+        }
+    }
+
+    /// Drops every instance, used or not: the next call instantiates and configures afresh.
+    /// (A chain entry whose `configure` failed stays failed.)
+    pub fn reset(&mut self) {
+        for slot in &mut self.slots {
+            if let SlotState::Ready(_) = slot.state {
+                slot.state = SlotState::Empty;
+            }
+        }
     }
 
     /// Instantiates and configures entry `e` if it is not ready.
@@ -666,10 +767,28 @@ impl Evaluator {
                 });
             }
         };
-        let result = match guest
+        let configure_started = Instant::now();
+        let configured = guest
             .heatbill_rules_rules()
-            .call_configure(&mut store, entry.params_json())
-        {
+            .call_configure(&mut store, entry.params_json());
+        let configure_took = configure_started.elapsed();
+        let max_configure = Duration::from_millis(self.engine.limits().max_configure_ms);
+        let result = match configured {
+            // A configure this slow is reported as such, whatever it returned: one that runs
+            // near its deadline would overrun it on some later configure (after a trap, for the
+            // next batch) and fail customers at random. Failing it here, every time it is this
+            // slow, is the deterministic outcome.
+            Ok(_) if configure_took > max_configure => Err(BillErrorKind::Trap {
+                kind: crate::model::TrapKind::Deadline,
+                message: format!(
+                    "configure is too slow: it took {} ms, and limits.max_configure_ms is {} \
+                     (its hard deadline is {} ms); configure runs for every batch, so make it \
+                     cheaper (parse the parameters, nothing more)",
+                    configure_took.as_millis(),
+                    max_configure.as_millis(),
+                    self.engine.deadline_ms(0)
+                ),
+            }),
             Err(err) => {
                 let (trap, message) = classify(
                     &err,
@@ -707,6 +826,7 @@ impl Evaluator {
                     guest,
                     kinds,
                     filter,
+                    used: false,
                 }));
                 Ok(())
             }
@@ -780,11 +900,17 @@ fn line_kinds(
                     s.code
                 )));
             }
+            // Descriptions and units are printed on bills: a bidirectional override, a
+            // zero-width character or a line separator would make the printed text say
+            // something else than the stored one.
             for (what, text) in [("description", &s.description), ("unit", &s.unit)] {
-                if text.chars().any(char::is_control) {
+                if let Some(c) = text.chars().find(|&c| crate::text::is_unsafe(c)) {
                     return Err(invalid(format!(
-                        "configure: line kind {n}: the {what} {text:?} contains a control \
-                         character"
+                        "configure: line kind {n}: the {what} \"{}\" contains {}, a control or \
+                         invisible character (bidirectional controls, zero-width characters \
+                         and line separators are refused on bills)",
+                        crate::text::safe(text),
+                        c.escape_unicode()
                     )));
                 }
             }
@@ -814,6 +940,24 @@ fn format_logs(logs: Vec<PluginLog>) -> String {
 
 fn invalid(message: String) -> BillErrorKind {
     BillErrorKind::InvalidOutput { message }
+}
+
+/// `invalid-output` for line `n` that broke an invariant: the invariant's name and rule, and the
+/// line as the plugin wrote it.
+#[cold]
+fn broken(n: usize, l: &BillLine, b: Broken) -> BillErrorKind {
+    invalid(format!(
+        "line {n} (code {:?}, {}, payer {}: quantity {} × unit price {}, amount {}) breaks the \
+         invariant {}: {}",
+        l.kind.code,
+        l.kind.category.as_str(),
+        l.payer.as_str(),
+        l.quantity,
+        l.unit_price,
+        l.amount,
+        b.invariant,
+        b.rule
+    ))
 }
 
 fn truncate(s: &mut String, max: usize) {
@@ -848,27 +992,22 @@ fn finish(day: &DayInput, acc: Acc) -> Result<Bill, BillError> {
     if let Some(e) = acc.error {
         return Err(*e);
     }
-    // Amounts are all of scale 2 (see `columns::amount_at`), so sums that start at 0.00 stay at
-    // scale 2 without a rescale per bill.
-    let zero = Decimal::new(0, 2);
-    let mut by_payer = PayerTotals {
-        customer: zero,
-        government: zero,
-        employer: zero,
+    // The totals were kept in fen with checked arithmetic as the lines came in (`apply`, which
+    // also checked that the sum over payers fits), so nothing here can overflow.
+    let t = acc.totals;
+    let total = t
+        .customer
+        .saturating_add(t.government)
+        .saturating_add(t.employer);
+    let by_payer = PayerTotals {
+        customer: Decimal::new(t.customer, 2),
+        government: Decimal::new(t.government, 2),
+        employer: Decimal::new(t.employer, 2),
     };
-    let mut total = zero;
-    for l in &acc.lines {
-        total += l.amount;
-        match l.payer {
-            Payer::Customer => by_payer.customer += l.amount,
-            Payer::Government => by_payer.government += l.amount,
-            Payer::Employer => by_payer.employer += l.amount,
-        }
-    }
     Ok(Bill {
         date: day.date,
         lines: acc.lines,
-        total,
+        total: Decimal::new(total, 2),
         by_payer,
         season: acc.season.map(season_from_wit),
     })
@@ -1362,6 +1501,14 @@ impl ScheduleEvaluator {
             .flatten()
             .flat_map(Evaluator::take_plugin_logs)
             .collect()
+    }
+
+    /// Drops every instance of every version (see [`Evaluator::reset`]).
+    pub fn reset(&mut self) {
+        self.evaluators
+            .iter_mut()
+            .flatten()
+            .for_each(Evaluator::reset);
     }
 
     fn evaluator(&mut self, v: usize) -> &mut Evaluator {

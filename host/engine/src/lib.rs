@@ -63,8 +63,8 @@
 //!
 //! A trap aborts a whole `evaluate` call and leaves the instance unusable. The evaluator drops it,
 //! takes a fresh one from the pool, configures it again, and retries the batch one customer-day
-//! at a time to find the ones that trap; a circuit breaker stops the retries when a plugin traps
-//! on too many customer-days in a row. See [`Evaluator`].
+//! at a time to find the ones that trap; time budgets (per batch and per plugin) stop the retries
+//! of a plugin that makes them expensive. See [`Evaluator`].
 //!
 //! # The compile cache
 //!
@@ -85,9 +85,11 @@ mod decimal;
 mod engine;
 mod error;
 mod evaluator;
+mod invariants;
 mod model;
 mod plugin;
 mod sandbox;
+pub mod text;
 mod trap;
 
 pub use chain::{Chain, ChainEntry, Schedule};
@@ -99,6 +101,7 @@ pub use engine::{
 };
 pub use error::{BillError, BillErrorKind, ChainError, LoadError, SetupError};
 pub use evaluator::{Evaluator, PluginLog, ScheduleEvaluator};
+pub use invariants::MAX_LINE_AMOUNT_FEN;
 pub use model::{
     Bill, BillLine, CustomerClass, DayInput, LineCategory, LineKind, ParamSpec, ParamType, Payer,
     PayerTotals, PluginInfo, PluginKind, RuleErrorKind, SeasonDay, SeasonPhase, ServiceStatus,

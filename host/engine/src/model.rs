@@ -77,6 +77,22 @@ pub enum LineCategory {
     Other,
 }
 
+impl LineCategory {
+    /// The contract's name for it: `heating`, `consumption`, `base-fee`, `subsidy`, `refund`,
+    /// `late-fee`, `other`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineCategory::Heating => "heating",
+            LineCategory::Consumption => "consumption",
+            LineCategory::BaseFee => "base-fee",
+            LineCategory::Subsidy => "subsidy",
+            LineCategory::Refund => "refund",
+            LineCategory::LateFee => "late-fee",
+            LineCategory::Other => "other",
+        }
+    }
+}
+
 /// Where the bill date stands in the heating season.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -153,9 +153,14 @@ pub struct Expect {
     /// Totals (summed over the range for range cases).
     #[serde(default)]
     pub totals: Option<ExpectTotals>,
-    /// A refusal: a rule-error kind or "trap".
+    /// A refusal: a rule-error kind (`bad-params`, `missing-input`, `invalid-input`,
+    /// `unsupported`), or `trap`, `invalid-output`, `input`, `skipped`, `no-chain`.
     #[serde(default)]
     pub error: Option<String>,
+    /// With `error`: a text the error's message must contain (e.g. the invariant an
+    /// `invalid-output` names).
+    #[serde(default)]
+    pub message: Option<String>,
     /// Range cases: summed amount per line code.
     #[serde(default)]
     pub sum: Option<BTreeMap<String, Decimal>>,
@@ -281,11 +286,21 @@ impl CaseFile {
                     "invalid-input",
                     "unsupported",
                     "trap",
+                    "invalid-output",
+                    "input",
+                    "skipped",
+                    "no-chain",
                 ]
                 .contains(&kind.as_str())
             {
                 bail!(
-                    "case {:?}: expect.error = {kind:?} is not a kind; use bad-params, missing-input, invalid-input, unsupported or trap",
+                    "case {:?}: expect.error = {kind:?} is not a kind; use bad-params, missing-input, invalid-input, unsupported, trap, invalid-output, input, skipped or no-chain",
+                    case.name
+                );
+            }
+            if e.message.is_some() && e.error.is_none() {
+                bail!(
+                    "case {:?}: expect.message is the text of an expected error; give expect.error too",
                     case.name
                 );
             }

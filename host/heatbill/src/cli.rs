@@ -164,7 +164,10 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // The error may quote a plugin, a file or a database (escaped, line by line).
+            let text = format!("{e:#}");
+            let lines: Vec<String> = text.split('\n').map(heatbill_engine::text::safe).collect();
+            eprintln!("error: {}", lines.join("\n"));
             ExitCode::from(2)
         }
     }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use heatbill_engine::text::safe;
 use heatbill_engine::{DayInput, Engine, EngineConfig, Plugin};
 
 use crate::cli::{BenchArgs, BuildArgs, CheckArgs, EngineArgs, NewArgs, TestArgs};
@@ -77,24 +78,29 @@ pub fn component_files(arg: &Path) -> Result<Vec<PathBuf>> {
 
 /// The plugins available to a chain, by described name, and the files that failed to load.
 pub struct Catalog {
-    /// Loaded plugins by `describe().name`.
-    pub plugins: BTreeMap<String, Arc<Plugin>>,
+    /// Loaded plugins by `describe().name`: each distinct component (by digest) with the file
+    /// it came from, in file order.
+    pub plugins: BTreeMap<String, Vec<(PathBuf, Arc<Plugin>)>>,
     /// Files that are not loadable plugins, with why.
     pub rejected: Vec<(PathBuf, String)>,
 }
 
 impl Catalog {
     /// Loads every component the argument names. A file that fails to load is kept in
-    /// `rejected`; it matters only if a chain names it.
+    /// `rejected`; it matters only if a chain names it. The same bytes in two files are one
+    /// plugin.
     pub fn load(engine: &Engine, arg: &Path) -> Result<Self> {
-        let mut plugins = BTreeMap::new();
+        let mut plugins: BTreeMap<String, Vec<(PathBuf, Arc<Plugin>)>> = BTreeMap::new();
         let mut rejected = Vec::new();
         for file in component_files(arg)? {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             match engine.load(&bytes) {
                 Ok(p) => {
-                    plugins.insert(p.info().name.clone(), p);
+                    let same = plugins.entry(p.info().name.clone()).or_default();
+                    if !same.iter().any(|(_, q)| q.digest() == p.digest()) {
+                        same.push((file, p));
+                    }
                 }
                 Err(e) => rejected.push((file, format!("{e:#}"))),
             }
@@ -102,19 +108,68 @@ impl Catalog {
         Ok(Self { plugins, rejected })
     }
 
-    /// The plugin a chain entry names, or an error listing what is available.
-    pub fn get(&self, name: &str) -> Result<Arc<Plugin>> {
-        if let Some(p) = self.plugins.get(name) {
-            return Ok(p.clone());
+    /// The plugin a chain entry names (and, when given, its version), or an error listing what
+    /// is available. Two different components that answer to the same name and version are
+    /// refused rather than one picked silently, and so are several versions when the entry
+    /// gives none.
+    pub fn get(&self, name: &str, version: Option<&str>) -> Result<Arc<Plugin>> {
+        let Some(found) = self.plugins.get(name) else {
+            let mut msg = format!(
+                "no plugin named {:?}; available: {}",
+                safe(name),
+                self.plugins
+                    .keys()
+                    .map(|k| safe(k))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            for (file, why) in &self.rejected {
+                msg.push_str(&format!(
+                    "\n  not loaded: {}: {}",
+                    file.display(),
+                    safe(why)
+                ));
+            }
+            bail!(msg)
+        };
+        let matching: Vec<&(PathBuf, Arc<Plugin>)> = found
+            .iter()
+            .filter(|(_, p)| version.is_none_or(|v| p.info().version == v))
+            .collect();
+        let list = |of: &[&(PathBuf, Arc<Plugin>)]| {
+            of.iter()
+                .map(|(f, p)| format!("{} in {}", safe(&p.info().version), f.display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match (matching.as_slice(), version) {
+            ([(_, p)], _) => Ok(p.clone()),
+            ([], Some(v)) => bail!(
+                "no component of {:?} is version {:?}; found {}",
+                safe(name),
+                safe(v),
+                list(&found.iter().collect::<Vec<_>>())
+            ),
+            (several, _)
+                if several
+                    .iter()
+                    .all(|(_, p)| p.info().version == several[0].1.info().version) =>
+            {
+                bail!(
+                    "{} different components describe themselves as {} {}: {}; keep one",
+                    several.len(),
+                    safe(name),
+                    safe(&several[0].1.info().version),
+                    list(several)
+                )
+            }
+            (several, _) => bail!(
+                "{} components are named {:?}: {}; give the chain entry a version, or keep one",
+                several.len(),
+                safe(name),
+                list(several)
+            ),
         }
-        let mut msg = format!(
-            "no plugin named {name:?}; available: {}",
-            self.plugins.keys().cloned().collect::<Vec<_>>().join(", ")
-        );
-        for (file, why) in &self.rejected {
-            msg.push_str(&format!("\n  not loaded: {}: {why}", file.display()));
-        }
-        bail!(msg)
     }
 }
 

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use heatbill_engine::text::safe;
 use heatbill_engine::{
     Bill, BillError, Chain, ChainEntry, CustomerClass, DayInput, Engine, Evaluator, Payer,
     SeasonDay, SeasonPhase, ServiceStatus,
@@ -20,18 +21,8 @@ pub fn chain(catalog: &Catalog, file: &CaseFile) -> Result<Arc<Chain>> {
     let mut entries = Vec::new();
     for (i, e) in file.chain.iter().enumerate() {
         let plugin = catalog
-            .get(&e.plugin)
-            .with_context(|| format!("chain entry {} ({})", i + 1, e.plugin))?;
-        if let Some(v) = &e.version
-            && *v != plugin.info().version
-        {
-            bail!(
-                "chain entry {} asks for {} {v}, but the component is version {}",
-                i + 1,
-                e.plugin,
-                plugin.info().version
-            );
-        }
+            .get(&e.plugin, e.version.as_deref())
+            .with_context(|| format!("chain entry {} ({})", i + 1, safe(&e.plugin)))?;
         entries.push(ChainEntry::new(plugin, params_json(&e.params)));
     }
     Ok(Arc::new(Chain::new(file.company(), entries)?))
@@ -147,27 +138,28 @@ impl FileReport {
     }
 }
 
+/// Human-readable: every text that did not come from heatbill itself (the case file's names and
+/// descriptions, what a plugin returned or printed, a diff quoting it) is escaped for the
+/// terminal, so that no message can rewrite the table (`--json` escapes by itself).
 impl fmt::Display for FileReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.description {
-            Some(d) => writeln!(f, "{} — {d}", self.path)?,
-            None => writeln!(f, "{}", self.path)?,
+            Some(d) => writeln!(f, "{} — {}", safe(&self.path), safe(d))?,
+            None => writeln!(f, "{}", safe(&self.path))?,
         }
         if let Some(e) = &self.setup_error {
-            writeln!(f, "  ERROR  {}", e.replace('\n', "\n         "))?;
+            // heatbill's own setup errors span lines; each line is escaped on its own.
+            let lines: Vec<String> = e.split('\n').map(safe).collect();
+            writeln!(f, "  ERROR  {}", lines.join("\n         "))?;
         }
-        let width = self
-            .outcomes
-            .iter()
-            .map(|o| o.name.chars().count())
-            .max()
-            .unwrap_or(0);
-        for o in &self.outcomes {
+        let names: Vec<String> = self.outcomes.iter().map(|o| safe(&o.name)).collect();
+        let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+        for (o, name) in self.outcomes.iter().zip(&names) {
             let mark = if o.passed() { "ok  " } else { "FAIL" };
-            let pad = width - o.name.chars().count();
-            writeln!(f, "  {mark}  {}{}  {}", o.name, " ".repeat(pad), o.got)?;
+            let pad = width - name.chars().count();
+            writeln!(f, "  {mark}  {name}{}  {}", " ".repeat(pad), safe(&o.got))?;
             for d in &o.diffs {
-                writeln!(f, "          - {d}")?;
+                writeln!(f, "          - {}", safe(d))?;
             }
         }
         writeln!(f)
@@ -191,11 +183,14 @@ pub fn run_file(engine: &Engine, catalog: &Catalog, file: &CaseFile) -> FileRepo
             return report;
         }
     };
-    for case in &file.cases {
+    let impure = purity(&mut evaluator, file, engine.limits().max_batch.max(1));
+    for (c, case) in file.cases.iter().enumerate() {
         let days: Vec<DayInput> = dates_of(case)
             .into_iter()
             .map(|d| day_input(&case.customer, d))
             .collect();
+        // Alone, from fresh instances: the reference every other way of billing it must match.
+        evaluator.reset();
         let results = evaluator.evaluate(&days);
         // The same customer-days through the single-day export (the dry run): a plugin whose
         // two entry points disagree would bill differently at night than in a dry run.
@@ -218,6 +213,13 @@ pub fn run_file(engine: &Engine, catalog: &Catalog, file: &CaseFile) -> FileRepo
             compare_day(case, &results[0])
         };
         outcome.diffs.extend(disagree.into_iter().take(3));
+        outcome.diffs.extend(
+            impure
+                .iter()
+                .filter(|(k, _)| *k == c)
+                .map(|(_, d)| d.clone())
+                .take(3),
+        );
         if !outcome.passed() && !log.is_empty() {
             outcome
                 .diffs
@@ -226,6 +228,147 @@ pub fn run_file(engine: &Engine, catalog: &Catalog, file: &CaseFile) -> FileRepo
         report.outcomes.push(outcome);
     }
     report
+}
+
+/// The most customer-days of one case file that the purity check bills in its varied batches
+/// (a file of season-long range cases has thousands; the first ones are enough to show state).
+const PURITY_DAYS: usize = 2_000;
+
+/// The contract's purity rule, tested: every customer-day of the file (up to [`PURITY_DAYS`]) is
+/// billed alone, from fresh instances, and then inside varied batches: all together, shuffled,
+/// each twice in a row, among generated filler customer-days, and at the end of a full call of
+/// other customer-days. A bill that differs anywhere depends on something besides
+/// its customer-day: the plugin keeps state, and production (which batches customers by the
+/// thousand, on several threads) would bill differently from the cases. Returns (case index,
+/// diff) for each difference found.
+fn purity(ev: &mut Evaluator, file: &CaseFile, max_batch: usize) -> Vec<(usize, String)> {
+    let mut days: Vec<(usize, DayInput)> = Vec::new();
+    for (c, case) in file.cases.iter().enumerate() {
+        for d in dates_of(case) {
+            if days.len() == PURITY_DAYS {
+                break;
+            }
+            days.push((c, day_input(&case.customer, d)));
+        }
+    }
+    if days.is_empty() {
+        return Vec::new();
+    }
+    let alone: Vec<Result<Bill, BillError>> = days
+        .iter()
+        .map(|(_, d)| {
+            ev.reset();
+            ev.evaluate(std::slice::from_ref(d)).remove(0)
+        })
+        .collect();
+    // Filler: the cases' own customer-days under other ids, with other areas and arrears, so
+    // that they exercise the same rules with other numbers.
+    let filler = |n: usize| -> Vec<DayInput> {
+        (0..n)
+            .map(|k| {
+                let mut d = days[k % days.len()].1.clone();
+                d.customer = format!("filler-{k}");
+                let f = Decimal::from(k % 7 + 1);
+                d.building_area *= f;
+                d.usable_area = d.usable_area.map(|a| a * f);
+                d.arrears *= f;
+                d
+            })
+            .collect()
+    };
+    let n = days.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    // A fixed shuffle (xorshift), so a failure is reproducible.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in (1..n).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        order.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    let together: Vec<usize> = (0..n).collect();
+    let twice: Vec<usize> = (0..n).flat_map(|i| [i, i]).collect();
+    let variants: [(&str, Vec<usize>, Vec<DayInput>, bool); 5] = [
+        (
+            "billed together with the file's other customer-days",
+            together.clone(),
+            Vec::new(),
+            false,
+        ),
+        ("billed in shuffled order", order, Vec::new(), false),
+        (
+            "billed twice in a row in one batch",
+            twice,
+            Vec::new(),
+            false,
+        ),
+        (
+            "billed among generated customer-days",
+            together.clone(),
+            filler(n),
+            true,
+        ),
+        (
+            "billed at the end of a full batch of other customer-days",
+            together,
+            // The cases last in one call of `max_batch` customer-days (the engine may start
+            // each call from a fresh instance, so state must build up within the call).
+            filler(max_batch.saturating_sub(n).max(1)),
+            false,
+        ),
+    ];
+    let mut diffs = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (what, idx, filler, interleave) in variants {
+        let mut batch: Vec<DayInput> = Vec::with_capacity(idx.len() + filler.len());
+        let mut at: Vec<usize> = Vec::with_capacity(idx.len());
+        if interleave {
+            for (j, &i) in idx.iter().enumerate() {
+                batch.push(filler[j % filler.len()].clone());
+                at.push(batch.len());
+                batch.push(days[i].1.clone());
+            }
+        } else {
+            batch.extend(filler);
+            for &i in &idx {
+                at.push(batch.len());
+                batch.push(days[i].1.clone());
+            }
+        }
+        ev.reset();
+        // One call where the engine allows it: the variants are about what one call sees.
+        let results = ev.evaluate(&batch);
+        for (&i, &k) in idx.iter().zip(&at) {
+            let (case, day) = (&days[i].0, &days[i].1);
+            if !same(&alone[i], &results[k]) && seen.insert((*case, day.date, what)) {
+                diffs.push((
+                    *case,
+                    format!(
+                        "{}: the bill depends on the other customer-days of its batch: billed \
+                         alone {}; {what}, {}",
+                        day.date,
+                        brief(&alone[i]),
+                        brief(&results[k])
+                    ),
+                ));
+            }
+        }
+    }
+    diffs
+}
+
+/// Whether two results of one customer-day agree: bills exactly; errors by kind (a message may
+/// name the batch's deadline), and an error the circuit breaker caused matches anything.
+fn same(a: &Result<Bill, BillError>, b: &Result<Bill, BillError>) -> bool {
+    match (a, b) {
+        (Ok(x), Ok(y)) => x == y,
+        (Err(x), Err(y)) => {
+            x.kind.name() == y.kind.name()
+                || x.kind.name() == "skipped"
+                || y.kind.name() == "skipped"
+        }
+        (Err(x), Ok(_)) | (Ok(_), Err(x)) => x.kind.name() == "skipped",
+    }
 }
 
 fn error_kind(e: &BillError) -> &'static str {
@@ -273,6 +416,13 @@ fn compare_day(case: &Case, result: &Result<Bill, BillError>) -> CaseOutcome {
         (Err(err), Some(want)) => {
             if error_kind(err) != want {
                 diffs.push(format!("error: expected {want}, got {}", error_kind(err)));
+            }
+            if let Some(m) = &e.message
+                && !err.kind.to_string().contains(m.as_str())
+            {
+                diffs.push(format!(
+                    "error: expected a message containing {m:?}, got: {err}"
+                ));
             }
         }
         (Err(err), None) => diffs.push(format!("expected a bill, got an error: {err}")),
@@ -408,7 +558,16 @@ fn compare_range(case: &Case, results: &[Result<Bill, BillError>]) -> CaseOutcom
     );
     match &e.error {
         Some(want) => {
-            if errors.len() != results.len() || errors.iter().any(|x| error_kind(x) != want) {
+            let message_ok = |x: &BillError| {
+                e.message
+                    .as_ref()
+                    .is_none_or(|m| x.kind.to_string().contains(m.as_str()))
+            };
+            if errors.len() != results.len()
+                || errors
+                    .iter()
+                    .any(|x| error_kind(x) != want || !message_ok(x))
+            {
                 diffs.push(format!(
                     "expected error {want} on every date; {} of {} dates failed",
                     errors.len(),

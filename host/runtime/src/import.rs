@@ -73,26 +73,12 @@ pub enum ImportOutcome {
 
 /// The value as a report shows it: control characters escaped, at most 40 characters.
 pub fn shown(s: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i == 40 {
-            out.push('…');
-            break;
-        }
-        if c.is_control() || is_invisible(c) {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    heatbill_engine::text::terminal_safe(s, 40)
 }
 
-/// Characters that change how text renders without being control characters: bidirectional
-/// overrides and isolates, zero-width characters, line and paragraph separators.
-pub fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
-}
+/// Characters that change how text renders without being control characters (the engine's one
+/// definition, shared by the imports, the bills' line kinds and every printed report).
+pub use heatbill_engine::text::is_invisible;
 
 /// One column a kind of file takes.
 struct Column {

@@ -368,6 +368,19 @@ pub struct ParkedCustomer {
     pub message: String,
 }
 
+/// How many customers of a run one plugin parked, with one kind of error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParkedGroup {
+    /// The plugin (empty when no plugin was at fault, e.g. `input`).
+    pub plugin: String,
+    /// Its version.
+    pub plugin_version: String,
+    /// The error's kind; `skipped` means the plugin was cut off (its retry budget was spent).
+    pub kind: String,
+    /// Customers.
+    pub count: u64,
+}
+
 /// One line of a stored bill, with its kind resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredLine {
@@ -559,6 +572,8 @@ pub struct RunTotals {
     pub totals: std::collections::BTreeMap<String, Decimal>,
     /// Parked customers (the first `limit` by customer id).
     pub parked: Vec<ParkedCustomer>,
+    /// All parked customers, counted by plugin and kind of error (most first).
+    pub parked_by: Vec<ParkedGroup>,
 }
 
 /// The state of the previous date's runs, which carry every customer's balance to the date.

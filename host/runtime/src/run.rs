@@ -114,6 +114,10 @@ pub struct RunReport {
     pub by_payer: BTreeMap<String, Decimal>,
     /// Parked customers (the first 100, by customer id).
     pub parked: Vec<ParkedCustomer>,
+    /// Every parked customer counted by plugin and kind of error: which plugin was cut off
+    /// (`skipped`), which failed whom.
+    #[serde(default)]
+    pub parked_by: Vec<ParkedGroup>,
     /// Set when nothing the run depends on changed since this completed run of the date: the
     /// run computed nothing (its counts are that run's, all unchanged).
     #[serde(default)]
@@ -451,6 +455,7 @@ pub async fn prepare(
             .run
             .batch
             .clamp(1, engine.limits().max_batch.max(1)),
+        purity_sample: settings.run.purity_sample,
     });
     Ok(Prepared {
         company,
@@ -603,6 +608,7 @@ async fn record_unchanged(
         totals: BTreeMap::new(),
         by_payer: BTreeMap::new(),
         parked: Vec::new(),
+        parked_by: Vec::new(),
         unchanged_since: Some(last.id),
         seconds: 0.0,
         customers_per_second: 0.0,
@@ -980,6 +986,7 @@ async fn finish(
         totals: totals.totals,
         by_payer,
         parked: totals.parked,
+        parked_by: totals.parked_by,
         unchanged_since: None,
         seconds,
         customers_per_second: if seconds > 0.0 {
@@ -1220,22 +1227,8 @@ async fn compute(
 }
 
 /// Text from plugins and files, made safe for a terminal: control and invisible characters
-/// escaped, at most `max` characters.
-pub fn terminal_safe(s: &str, max: usize) -> String {
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i == max {
-            out.push('…');
-            break;
-        }
-        if c.is_control() || crate::import::is_invisible(c) {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+/// escaped, at most `max` characters (the engine's one definition).
+pub use heatbill_engine::text::terminal_safe;
 
 impl fmt::Display for RunReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -1277,6 +1270,29 @@ impl fmt::Display for RunReport {
             for (p, v) in &self.by_payer {
                 writeln!(f, "{:<28} {:>18}", format!("total paid by {p}"), v)?;
             }
+        }
+        for g in &self.parked_by {
+            let who = if g.plugin.is_empty() {
+                "no plugin (the input)".to_string()
+            } else {
+                format!(
+                    "{} {}",
+                    terminal_safe(&g.plugin, 64),
+                    terminal_safe(&g.plugin_version, 64)
+                )
+            };
+            let what = match g.kind.as_str() {
+                "skipped" => {
+                    "cut off: retrying its failed batches spent its time budget".to_string()
+                }
+                k => terminal_safe(k, 32),
+            };
+            writeln!(
+                f,
+                "parked by {who}: {} customer(s), {what}; a re-run of the date after the fix \
+                 bills them",
+                g.count
+            )?;
         }
         for p in self.parked.iter().take(10) {
             writeln!(
@@ -1347,7 +1363,9 @@ pub async fn serve(
                             p
                         }
                         Err(e) => {
-                            tracing::warn!(run = run.id, error = %e, "cannot work on this run");
+                            // The error may quote a plugin (its describe, a configure error).
+                            let error = terminal_safe(&format!("{e:#}"), 2000);
+                            tracing::warn!(run = run.id, %error, "cannot work on this run");
                             continue;
                         }
                     }

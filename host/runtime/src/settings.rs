@@ -185,6 +185,12 @@ pub struct RunSettings {
     pub writers: usize,
     /// Customer-days per plugin call (at most the engine's `limits.max_batch`). Default 1024.
     pub batch: usize,
+    /// Customer-days of every plugin call that are billed a second time alone, from fresh
+    /// instances, and compared: a bill that differs depends on the other customers of its batch
+    /// (a plugin that keeps state), and its customer is parked (`invalid-output`, "purity")
+    /// instead of billed. Chosen pseudo-randomly, the same on a re-run. Default 1; 0 turns the
+    /// check off. Costs one fresh instantiation of the chain per call (BENCHMARKS.md).
+    pub purity_sample: usize,
     /// Compare every customer's input digest even when nothing the run depends on changed
     /// since the date's last completed run (same data version, chain, previous day and heatbill
     /// version). Default false: such a re-run records itself and computes nothing. Set it after
@@ -213,6 +219,7 @@ impl Default for RunSettings {
             prefetch: 2,
             writers: 2,
             batch: 1024,
+            purity_sample: 1,
             always_compare: false,
             lease_s: 30,
             claim_poll_ms: 250,

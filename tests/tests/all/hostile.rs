@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use heatbill_engine::{
     Bill, BillError, BillErrorKind, CONTRACT_VERSION, Chain, DayInput, Engine, EngineConfig,
-    Evaluator, Limits, LoadError, RULES_WORLD, TrapKind,
+    Evaluator, Limits, LoadError, MAX_LINE_AMOUNT_FEN, RULES_WORLD, TrapKind,
 };
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -239,35 +239,191 @@ fn a_flood_of_output_is_truncated_and_billing_goes_on() {
     still_works(&engine, &mut ev, "stdout");
 }
 
+fn skipped_reason(r: &Result<Bill, BillError>) -> &str {
+    let e = r.as_ref().unwrap_err();
+    assert_eq!(e.plugin, "hostile");
+    match &e.kind {
+        BillErrorKind::Skipped { reason } => reason.as_str(),
+        other => panic!("expected skipped, got {other}"),
+    }
+}
+
+/// A plugin that loops on everyone costs a deadline per retried customer-day: the batch's time
+/// budget (twice its call's deadline) cuts the retries off, and the rest of the batch is
+/// skipped, naming the budget. The next batch starts with a budget of its own.
 #[test]
-fn the_circuit_breaker_stops_retrying_a_plugin_that_traps_on_everyone() {
-    let mut config = hostile_config();
-    config.limits.circuit_breaker_traps = 3;
-    let engine = Engine::new(config).unwrap();
-    let mut ev = evaluator(&engine, "trap");
+fn the_batch_time_budget_stops_retrying_a_plugin_that_loops_on_everyone() {
+    let engine = Engine::new(hostile_config()).unwrap();
+    let mut ev = evaluator(&engine, "loop");
     let mut days: Vec<DayInput> = (0..10).map(|i| day(&format!("h{i}"), true)).collect();
     days.push(day("ok", false));
     let results = ev.evaluate(&days);
-    for r in &results[..3] {
-        let (kind, _) = trap_kind(r.as_ref().unwrap_err());
-        assert_eq!(kind, TrapKind::Unreachable);
-    }
-    for r in &results[3..] {
-        let e = r.as_ref().unwrap_err();
-        let BillErrorKind::Skipped { reason } = &e.kind else {
-            panic!("expected skipped, got {e}")
-        };
-        assert!(reason.contains("circuit_breaker_traps"), "{reason}");
-        assert_eq!(e.plugin, "hostile");
-    }
-    // The breaker is per batch: the next batch is evaluated normally.
+    assert_eq!(
+        trap_kind(results[0].as_ref().unwrap_err()).0,
+        TrapKind::Deadline
+    );
+    let skipped: Vec<&str> = results
+        .iter()
+        .filter(|r| matches!(r, Err(e) if matches!(e.kind, BillErrorKind::Skipped { .. })))
+        .map(skipped_reason)
+        .collect();
+    // Each retry costs a deadline (100 ms) of a budget of 2 × 102 ms: a few are retried.
+    assert!(skipped.len() >= 7, "{} skipped", skipped.len());
+    assert!(
+        skipped[0].contains("the time budget of this batch") && skipped[0].contains("re-run"),
+        "{}",
+        skipped[0]
+    );
+    assert!(
+        results[10].is_err(),
+        "the budget was spent before the last customer-day"
+    );
     let next = ev.evaluate(&[day("a", false), day("h", true), day("b", false)]);
     assert_billed(&next[0]);
     assert_billed(&next[2]);
     assert_eq!(
         trap_kind(next[1].as_ref().unwrap_err()).0,
-        TrapKind::Unreachable
+        TrapKind::Deadline
     );
+}
+
+/// The review's throughput attack: a malformed batch output, and single-day calls that spin just
+/// under the deadline, without any trap. 256 customer-days took 16 s and billed everyone with no
+/// error; now the batch's budget cuts the retries off and the rest is skipped, named.
+#[test]
+fn retries_that_spin_under_the_deadline_are_cut_off_by_the_batch_budget() {
+    let engine = Engine::new(hostile_config()).unwrap();
+    let chain = Chain::new(
+        "hostile-co",
+        [(
+            load(&engine, "hostile"),
+            json!({ "mode": "slow-retry", "spin": 30_000_000 }),
+        )],
+    )
+    .unwrap();
+    let mut ev = engine.evaluator(Arc::new(chain)).unwrap();
+    let days: Vec<DayInput> = (0..256).map(|i| day(&format!("c{i}"), false)).collect();
+    let results = ev.evaluate(&days);
+    let skipped = results
+        .iter()
+        .filter(|r| matches!(r, Err(e) if matches!(e.kind, BillErrorKind::Skipped { .. })))
+        .count();
+    assert!(skipped >= 200, "only {skipped} of 256 skipped");
+    let first = results.iter().find(|r| r.is_err()).unwrap();
+    assert!(skipped_reason(first).contains("the time budget of this batch"));
+}
+
+/// Once a plugin has spent its retry budget for the run (`limits.retry_budget_ms`), a failed
+/// batch is not retried at all.
+#[test]
+fn the_run_retry_budget_is_spent_once() {
+    let mut config = hostile_config();
+    config.limits.retry_budget_ms = 150;
+    let engine = Engine::new(config).unwrap();
+    let mut ev = evaluator(&engine, "loop");
+    // The first batch spends the budget (two deadlines of 100 ms)…
+    ev.evaluate(&[day("h1", true), day("h2", true), day("h3", true)]);
+    // …so the next failed batch is skipped whole, naming the run's budget.
+    let results = ev.evaluate(&[day("x", true), day("y", false)]);
+    for r in &results {
+        assert!(
+            skipped_reason(r).contains("limits.retry_budget_ms"),
+            "{}",
+            skipped_reason(r)
+        );
+    }
+}
+
+/// The review's breaker case: a plugin that traps (quickly) on half of 8,192 customers cut off
+/// about 2,000 billable ones through "8 traps in a row". A fast trap costs a fresh instance,
+/// far inside the time budget: every other customer is billed, as with batches of one.
+#[test]
+fn a_plugin_that_traps_on_half_the_customers_bills_the_other_half() {
+    let engine = Engine::new(hostile_config()).unwrap();
+    let mut ev = evaluator(&engine, "trap");
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let days: Vec<DayInput> = (0..8192)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            day(&format!("c{i}"), x % 2 == 0)
+        })
+        .collect();
+    let results = ev.evaluate(&days);
+    let mut trapped = 0;
+    for (d, r) in days.iter().zip(&results) {
+        if d.tags.is_empty() {
+            assert_billed(r);
+        } else {
+            assert_eq!(trap_kind(r.as_ref().unwrap_err()).0, TrapKind::Unreachable);
+            trapped += 1;
+        }
+    }
+    assert!((3500..4700).contains(&trapped), "{trapped}");
+}
+
+/// A `configure` near its deadline used to overrun it now and then when configured again
+/// after a trap, failing later customers at random. A slow configure now fails its chain entry
+/// every time, named as such.
+#[test]
+fn a_slow_configure_is_reported_every_time() {
+    let mut config = hostile_config();
+    // Far from both bounds: the spin takes tens of milliseconds here.
+    config.limits.max_configure_ms = 1;
+    config.limits.deadline_base_ms = 5_000;
+    let engine = Engine::new(config).unwrap();
+    for _ in 0..2 {
+        let chain = Arc::new(
+            Chain::new(
+                "hostile-co",
+                [(
+                    load(&engine, "hostile"),
+                    json!({ "mode": "configure-slow", "spin": 30_000_000 }),
+                )],
+            )
+            .unwrap(),
+        );
+        let e = engine
+            .evaluator(chain.clone())
+            .err()
+            .expect("a slow configure fails");
+        let BillErrorKind::Trap { kind, message } = &e.kind else {
+            panic!("expected a trap, got {e}")
+        };
+        assert_eq!(*kind, TrapKind::Deadline);
+        assert!(
+            message.contains("configure is too slow")
+                && message.contains("limits.max_configure_ms"),
+            "{message}"
+        );
+        // Through evaluate too: every customer-day fails the same way.
+        let mut ev = Evaluator::new(&engine, chain);
+        for r in ev.evaluate(&[day("a", false), day("b", false)]) {
+            assert!(r.unwrap_err().to_string().contains("configure is too slow"));
+        }
+    }
+}
+
+/// With a fresh instance per batch, state kept in a plugin's memory cannot reach the next batch:
+/// the same customers cost the same in batches of 512 as alone. Without it (the setting off),
+/// a fee after 1,000 customer-days appears.
+#[test]
+fn a_fresh_instance_per_batch_keeps_state_from_crossing_batches() {
+    let days: Vec<DayInput> = (0..4096).map(|i| day(&format!("c{i}"), false)).collect();
+    let total = |fresh: bool| {
+        let mut config = hostile_config();
+        config.limits.max_batch = 512;
+        config.limits.fresh_instance_per_batch = fresh;
+        let engine = Engine::new(config).unwrap();
+        let mut ev = evaluator(&engine, "after-n");
+        ev.evaluate(&days)
+            .into_iter()
+            .map(|r| r.unwrap().total)
+            .sum::<Decimal>()
+    };
+    assert_eq!(total(true), dec("4096.00"));
+    assert_eq!(total(false), dec("5644.00"), "the fixture must carry state");
 }
 
 #[test]
@@ -303,6 +459,92 @@ fn a_failing_plugin_does_not_reach_later_plugins_of_the_chain() {
         e.plugin, "hostile",
         "the error names the plugin that failed"
     );
+}
+
+/// Outputs that parse but bill wrongly, each caught by the invariant of its category and payer
+/// (`wit/rules.wit`, `line-category`), in a batch and in a dry run alike.
+#[test]
+fn every_output_invariant_is_checked_and_named() {
+    let engine = Engine::new(hostile_config()).unwrap();
+    for (mode, invariant, shown) in [
+        ("min-amount", "amount-range", "amount -92233720368547758.08"),
+        ("max-lines", "amount-range", "amount 92233720368547758.07"),
+        ("overpriced", "amount-within-price", "amount 10000.00"),
+        ("positive-refund", "refund-not-positive", "amount 5.00"),
+        ("subsidy-skim", "subsidy-balanced", "sum to 999.89"),
+        ("negative-heating", "charge-not-negative", "amount -1.00"),
+        ("government-late-fee", "late-fee-payer", "payer government"),
+    ] {
+        let mut ev = evaluator(&engine, mode);
+        let e = run_batch(&mut ev);
+        check_names(&e);
+        let message = invalid_output(&e);
+        assert!(
+            message.contains(&format!("invariant {invariant}")) && message.contains(shown),
+            "{mode}: {message}"
+        );
+        let e = ev.dry_run(&day("evil", true)).unwrap_err();
+        assert!(
+            invalid_output(&e).contains(&format!("invariant {invariant}")),
+            "{mode}: {e}"
+        );
+        still_works(&engine, &mut ev, mode);
+    }
+}
+
+/// Huge lines used to pass the producing plugin and overflow in the next, honest one, which was
+/// then blamed. The producer is refused now, and the honest plugin is never called for that day.
+#[test]
+fn huge_lines_are_blamed_on_the_plugin_that_wrote_them() {
+    let engine = Engine::new(hostile_config()).unwrap();
+    let chain = Chain::new(
+        "hostile-co",
+        [
+            (load(&engine, "hostile"), json!({"mode": "max-lines"})),
+            (
+                load(&engine, "late-fee"),
+                json!({"daily_rate": "0.001", "due_date": "2025-01-01"}),
+            ),
+        ],
+    )
+    .unwrap();
+    let mut ev = engine.evaluator(Arc::new(chain)).unwrap();
+    let mut days = [day("before", false), day("evil", true), day("after", false)];
+    for d in &mut days {
+        d.arrears = dec("100.00");
+        d.arrears_since = Some(date("2025-01-01"));
+    }
+    let results = ev.evaluate(&days);
+    assert_eq!(results[0].as_ref().unwrap().total, dec("1.10"));
+    assert_eq!(results[2].as_ref().unwrap().total, dec("1.10"));
+    let e = results[1].as_ref().unwrap_err();
+    assert_eq!(e.plugin, "hostile", "{e}");
+    assert!(invalid_output(e).contains("invariant amount-range"), "{e}");
+}
+
+/// Texts printed on bills refuse characters that make the printed text differ from the stored
+/// one.
+#[test]
+fn invisible_characters_in_line_kinds_fail_configure() {
+    let engine = Engine::new(hostile_config()).unwrap();
+    for (mode, expected) in [
+        (
+            "bidi-description",
+            "the description \"Heat \\u{202e}eef\" contains \\u{202e}",
+        ),
+        (
+            "zero-width-unit",
+            "the unit \"C\\u{200b}NY\" contains \\u{200b}",
+        ),
+        (
+            "separator-description",
+            "the description \"Heat\\u{2028}fee\" contains \\u{2028}",
+        ),
+    ] {
+        let kind = configure_error(&engine, mode);
+        let message = invalid_output_kind(&kind);
+        assert!(message.contains(expected), "{mode}: {message}");
+    }
 }
 
 #[test]
@@ -745,6 +987,10 @@ fn random_outputs_never_get_past_the_checks() {
                     let mut sum = Decimal::ZERO;
                     for l in &bill.lines {
                         assert_eq!(l.amount.scale(), 2, "seed {seed}: {bill:?}");
+                        assert!(
+                            l.amount.abs() <= Decimal::new(MAX_LINE_AMOUNT_FEN, 2),
+                            "seed {seed}: {bill:?}"
+                        );
                         sum += l.amount;
                     }
                     assert_eq!(bill.total, sum, "seed {seed}");

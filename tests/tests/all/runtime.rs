@@ -504,6 +504,21 @@ async fn hostile_plugin_parks_its_customers(db: TestDb) {
         "{}",
         r.parked[0].message
     );
+    // The report counts them by plugin and says what a re-run does.
+    assert_eq!(r.parked_by.len(), 1);
+    assert_eq!(
+        (
+            r.parked_by[0].plugin.as_str(),
+            r.parked_by[0].kind.as_str(),
+            r.parked_by[0].count
+        ),
+        ("hostile", "trap", 3)
+    );
+    assert!(
+        r.to_string()
+            .contains("parked by hostile 1.0.0: 3 customer(s), trap; a re-run of the date"),
+        "{r}"
+    );
     let stored = db.store.run(r.run_id).await.unwrap();
     assert_eq!(stored.state, "completed");
     assert_eq!(stored.report.unwrap()["counts"]["parked"], 3);
@@ -523,6 +538,36 @@ async fn hostile_plugin_parks_its_customers(db: TestDb) {
     }
 }
 both!(hostile_plugin_parks_its_customers);
+
+/// A plugin whose bills depend on the other customers of the batch (a skim of 0.01 per earlier
+/// customer-day of the call) is caught by the run's purity sample: the customers re-billed alone
+/// that differ are parked as `invalid-output` ("purity"), not billed wrongly.
+async fn an_impure_plugin_is_caught_by_the_purity_sample(db: TestDb) {
+    let text = "slug = \"p\"\nname = \"P\"\ntime_zone = \"Asia/Harbin\"\n\
+                [[chain]]\neffective_from = \"2025-10-01\"\n\
+                [[chain.entry]]\nplugin = \"hostile\"\nparams = { mode = \"skim\" }\n";
+    let p = apply(&db, text).await;
+    let mut csv = String::from("customer_id,class,building_area\n");
+    for i in 0..300 {
+        csv.push_str(&format!("P{i:03},residential,60\n"));
+    }
+    import_ok(&db, &p, ImportKind::Customers, &csv).await;
+    let r = run(&db, "p", "2025-10-20").await;
+    assert!(r.counts.parked >= 1, "{r}");
+    assert_eq!(r.counts.written + r.counts.parked, 300);
+    assert!(
+        r.parked
+            .iter()
+            .all(|x| x.kind == "invalid-output" && x.plugin == "hostile"),
+        "{r}"
+    );
+    assert!(
+        r.parked[0].message.contains("purity: billed in its batch"),
+        "{}",
+        r.parked[0].message
+    );
+}
+both!(an_impure_plugin_is_caught_by_the_purity_sample);
 
 /// The same company and day give byte-identical bills on SQLite and on PostgreSQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -112,6 +112,169 @@ expect.lines = [{ code = "heat", amount = "12.56" }]
     assert_eq!(v["files"][0]["cases"][0]["passed"], false);
 }
 
+/// A rule-error message made to rewrite the terminal (CR, ANSI colours, an OSC title, a newline
+/// and a fake summary) is printed escaped: the table still says FAIL and the real count.
+#[test]
+fn a_message_cannot_rewrite_the_plugin_test_table() {
+    let cases = r#"
+[[chain]]
+plugin = "hostile"
+params = { mode = "escape-message" }
+[[case]]
+name = "evil"
+customer = { date = "2025-11-15", tags = ["hostile"] }
+expect.lines = [{ code = "hostile", amount = "1.00" }]
+"#;
+    let (out, _dir) = test_cases(cases, &[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    for raw in ['\r', '\x1b', '\x07'] {
+        assert!(!t.contains(raw), "{raw:?} printed raw:\n{t:?}");
+    }
+    assert!(t.contains("\\u{1b}[32mok"), "{t}");
+    assert!(t.contains("FAIL  evil"), "{t}");
+    let fakes = t.lines().filter(|l| l.starts_with("1 passed")).count();
+    assert_eq!(fakes, 0, "the fake summary got a line of its own:\n{t}");
+    assert!(t.lines().any(|l| l == "0 passed, 1 failed"), "{t}");
+
+    // --json keeps the message as it was, escaped by JSON itself.
+    let (json, _dir) = test_cases(cases, &["--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("--json prints JSON");
+    let got = v["files"][0]["cases"][0]["got"].as_str().unwrap();
+    assert!(got.contains("\r\x1b[2K"), "{got:?}");
+}
+
+/// Case files can expect what the host refuses: `invalid-output` naming the broken invariant.
+#[test]
+fn a_case_can_expect_invalid_output_and_its_invariant() {
+    let cases = r#"
+[[chain]]
+plugin = "hostile"
+params = { mode = "subsidy-skim" }
+[[case]]
+name = "a subsidy that pays the government more than it relieves"
+customer = { date = "2025-11-15", tags = ["hostile"] }
+expect = { error = "invalid-output", message = "invariant subsidy-balanced" }
+[[case]]
+name = "the same, over three days"
+customer = { tags = ["hostile"] }
+dates = { from = "2025-11-15", to = "2025-11-17" }
+expect = { error = "invalid-output", message = "subsidy lines sum to 999.89" }
+[[case]]
+name = "a wrong expectation of the message fails"
+customer = { date = "2025-11-15", tags = ["hostile"] }
+expect = { error = "invalid-output", message = "invariant amount-range" }
+"#;
+    let (out, _dir) = test_cases(cases, &[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("2 passed, 1 failed"), "{t}");
+    assert!(
+        t.contains("expected a message containing \"invariant amount-range\""),
+        "{t}"
+    );
+}
+
+/// Two different components that describe themselves alike in one folder are refused by name,
+/// not resolved to whichever was read last; the same bytes twice are one plugin.
+#[test]
+fn two_components_with_one_name_and_version_are_refused() {
+    let built = components();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("plugins");
+    std::fs::create_dir(&folder).unwrap();
+    let tariff = std::fs::read(built.join("area_tariff.wasm")).unwrap();
+    std::fs::copy(built.join("season.wasm"), folder.join("season.wasm")).unwrap();
+    std::fs::write(folder.join("area_tariff.wasm"), &tariff).unwrap();
+    std::fs::write(folder.join("copy_of_area_tariff.wasm"), &tariff).unwrap();
+    let cases = dir.path().join("cases.toml");
+    std::fs::write(
+        &cases,
+        r#"
+[[chain]]
+plugin = "season"
+params = { start = "2025-10-20", end = "2026-04-20" }
+[[chain]]
+plugin = "area-tariff"
+params = { area_basis = "usable", prices = { residential = "38.32", non-residential = "43.3" } }
+[[case]]
+name = "W1 day 1"
+customer = { date = "2025-10-20", usable_area = "60.00" }
+expect.lines = [{ code = "heat", amount = "12.56" }]
+"#,
+    )
+    .unwrap();
+    let args = [
+        "plugin",
+        "test",
+        folder.to_str().unwrap(),
+        "--cases",
+        cases.to_str().unwrap(),
+    ];
+    let out = heatbill(&args, dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Other code under the same name and version: the same component with a custom section
+    // appended (id 0, size 3, name "x", payload "y"), so `describe` says the same.
+    let mut other = tariff.clone();
+    other.extend_from_slice(&[0, 3, 1, b'x', b'y']);
+    std::fs::write(folder.join("zz_area_tariff.wasm"), &other).unwrap();
+    let out = heatbill(&args, dir.path());
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(
+        t.contains("2 different components describe themselves as area-tariff 1.0.0")
+            && t.contains("area_tariff.wasm")
+            && t.contains("zz_area_tariff.wasm"),
+        "{t}"
+    );
+}
+
+/// Plugins that keep state between customer-days pass every case billed alone, and fail once
+/// the cases are billed in varied batches, as production batches them.
+#[test]
+fn plugin_test_fails_plugins_whose_bills_depend_on_the_batch() {
+    for (mode, variant) in [
+        (
+            "skim",
+            "billed together with the file's other customer-days",
+        ),
+        ("previous", "billed twice in a row in one batch"),
+        (
+            "after-n",
+            "billed at the end of a full batch of other customer-days",
+        ),
+    ] {
+        let cases = format!(
+            r#"
+[[chain]]
+plugin = "hostile"
+params = {{ mode = "{mode}" }}
+[[case]]
+name = "a"
+customer = {{ date = "2025-11-15", building_area = "61" }}
+expect.lines = [{{ code = "hostile", amount = "1.00" }}]
+[[case]]
+name = "b"
+customer = {{ date = "2025-11-15", building_area = "75" }}
+expect.lines = [{{ code = "hostile", amount = "1.00" }}]
+[[case]]
+name = "c"
+customer = {{ date = "2025-11-16", building_area = "88" }}
+expect.lines = [{{ code = "hostile", amount = "1.00" }}]
+"#
+        );
+        let (out, _dir) = test_cases(&cases, &[]);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{mode}: {t}");
+        assert!(
+            t.contains("the bill depends on the other customer-days of its batch")
+                && t.contains(variant),
+            "{mode}: {t}"
+        );
+    }
+}
+
 #[test]
 fn a_case_file_with_an_unknown_key_is_refused() {
     let cases = r#"

@@ -37,6 +37,8 @@ pub struct RunContext {
     pub kinds: HashMap<LineKind, (u16, u16)>,
     /// Customer-days per plugin call.
     pub batch: usize,
+    /// Customer-days of each call re-billed alone and compared (`run.purity_sample`).
+    pub purity_sample: usize,
 }
 
 /// A pool thread's state: its evaluator (its own sandbox instances) and the line kinds it has
@@ -405,7 +407,8 @@ pub fn evaluate_part(
     }
     for batch in ready.chunks(ctx.batch.max(1)) {
         let days: Vec<DayInput> = batch.iter().map(|r| r.2.clone()).collect();
-        let results = worker.evaluator.evaluate(&days);
+        let mut results = worker.evaluator.evaluate(&days);
+        purity_sample(worker, ctx, &days, &mut results);
         for ((i, c, input, inputs), r) in batch.iter().zip(results) {
             let ch = &changed[*i];
             let r = match r {
@@ -450,6 +453,78 @@ pub fn evaluate_part(
         }
     }
     out
+}
+
+/// Re-bills `ctx.purity_sample` customer-days of one call alone, from fresh instances, and
+/// turns a bill that differs into an error that parks its customer. The contract says a bill
+/// depends on its customer-day alone; a plugin that keeps state (a skim on the next customer, a
+/// price after N customers) bills differently in a batch than alone, and would otherwise be
+/// billed silently. Which customer-days are re-billed is pseudo-random but fixed by the call's
+/// first customer and the date, so a re-run checks the same ones.
+fn purity_sample(
+    worker: &mut Worker,
+    ctx: &RunContext,
+    days: &[DayInput],
+    results: &mut [Result<Bill, BillError>],
+) {
+    if ctx.purity_sample == 0 || days.len() < 2 {
+        return;
+    }
+    // FNV-1a of the call's first customer id and the date.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in days[0]
+        .customer
+        .bytes()
+        .chain(ctx.date.to_string().into_bytes())
+    {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    for s in 0..ctx.purity_sample.min(days.len()) {
+        h = (h ^ s as u64).wrapping_mul(0x0100_0000_01b3);
+        let k = (h % days.len() as u64) as usize;
+        let Ok(bill) = &results[k] else {
+            continue;
+        };
+        worker.evaluator.reset();
+        let alone = worker.evaluator.evaluate(&days[k..=k]).remove(0);
+        if alone.as_ref() == Ok(bill) {
+            continue;
+        }
+        // Blame the plugin of the first line that differs (or the one that failed alone).
+        let (plugin, version) = match &alone {
+            Err(e) => (e.plugin.clone(), e.plugin_version.clone()),
+            Ok(a) => {
+                let n = a.lines.len().max(bill.lines.len());
+                let i = (0..n)
+                    .find(|&i| a.lines.get(i) != bill.lines.get(i))
+                    .unwrap_or(0);
+                let kind = a.lines.get(i).or(bill.lines.get(i)).map(|l| &l.kind);
+                kind.map_or_else(Default::default, |k| {
+                    (k.plugin.clone(), k.plugin_version.clone())
+                })
+            }
+        };
+        let shown = |r: &Result<Bill, BillError>| match r {
+            Ok(b) => format!("total {}", b.total),
+            Err(e) => format!("error {}", e.kind.name()),
+        };
+        let message = format!(
+            "purity: billed in its batch of {} customer-days, {}; billed alone, {}: a plugin \
+             keeps state between customer-days (the contract requires a bill to depend on its \
+             customer-day alone)",
+            days.len(),
+            shown(&results[k]),
+            shown(&alone)
+        );
+        results[k] = Err(BillError {
+            company: ctx.company.clone(),
+            customer: days[k].customer.clone(),
+            date: days[k].date,
+            plugin,
+            plugin_version: version,
+            kind: heatbill_engine::BillErrorKind::InvalidOutput { message },
+        });
+    }
 }
 
 /// Records a customer the rules failed for. Its placeholder row carries its balance to the next

@@ -1091,6 +1091,24 @@ impl Store for SqliteStore {
             })
         })
         .collect::<Result<Vec<_>>>()?;
+        out.parked_by = sqlx::query(
+            "SELECT plugin, plugin_version, error_kind, count(*) AS n FROM parked
+             WHERE run_id = ?1 GROUP BY plugin, plugin_version, error_kind
+             ORDER BY n DESC, plugin, plugin_version, error_kind",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ParkedGroup {
+                plugin: r.try_get("plugin")?,
+                plugin_version: r.try_get("plugin_version")?,
+                kind: r.try_get("error_kind")?,
+                count: r.try_get::<i64, _>("n")? as u64,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
         Ok(out)
     }
 

@@ -23,6 +23,18 @@
 //! | `stdout` | prints 1 MiB to stdout and to stderr, then bills normally |
 //! | `clock` | reads the wall clock and the monotonic clock (across a 1 s sleep); see below |
 //! | `random` | reads every random source WASI has; see below |
+//! | `min-amount` | returns a line of amount `i64::MIN` fen |
+//! | `max-lines` | returns 64 lines of `i64::MAX` fen (their sum overflows an `s64`) |
+//! | `overpriced` | returns a line of quantity 1 × unit price 1.00 and amount 10,000.00 |
+//! | `positive-refund` | returns a refund line of +5.00 |
+//! | `subsidy-skim` | returns subsidy lines of −0.10 for the customer and +999.99 for the government |
+//! | `negative-heating` | returns a heating line of −1.00 |
+//! | `government-late-fee` | returns a late-fee line of 1.00 paid by the government |
+//! | `skim` | *every* customer-day: 1.00, plus 0.01 for each customer-day before it in the same call |
+//! | `previous` | *every* customer-day: 1.00, plus the previous customer-day's building area (in whole m², mod 100) in fen, remembered across calls |
+//! | `after-n` | *every* customer-day: 1.00, and 1.50 once the instance has billed 1,000 customer-days |
+//! | `slow-retry` | *every* call of two or more customer-days returns a malformed output (columns of different lengths); a call of one customer-day spins `spin` iterations (a parameter), then bills 1.00 |
+//! | `escape-message` | returns a rule error whose message carries CR, ANSI colour, an OSC title and a fake "ok" |
 //!
 //! The `clock` and `random` modes show what a plugin that breaks the purity rule sees: they
 //! return, instead of the 1.00 line, lines of kind 1 (`reading`, amount 0.00) whose quantities
@@ -49,6 +61,10 @@
 //! | `empty-code` | announces a kind with code `hostile`, then one with an empty code |
 //! | `long-description` | announces a kind with a 200-byte description (66 × `费` and `xx`), then one with a 201-byte description (67 × `费`, only 67 characters) |
 //! | `long-unit` | announces a kind with a 16-byte unit, then one with a 17-byte unit (`元元元元元xx`) |
+//! | `configure-slow` | spins `spin` iterations in `configure`, then configures normally |
+//! | `bidi-description` | announces a kind whose description holds a right-to-left override (U+202E) |
+//! | `zero-width-unit` | announces a kind whose unit holds a zero-width space (U+200B) |
+//! | `separator-description` | announces a kind whose description holds a line separator (U+2028) |
 //!
 //! (`many-kinds` configures fine under a limit of 65 or more, and then bills every customer-day
 //! normally.)
@@ -135,15 +151,65 @@ pub enum Mode {
     /// Bill 2.00 through the single-day `evaluate` and 1.00 through `evaluate-batch`: two
     /// entry points that disagree, which the harness must catch.
     TwoFaced,
+    /// Return an amount of `i64::MIN` fen.
+    MinAmount,
+    /// Return 64 lines of `i64::MAX` fen.
+    MaxLines,
+    /// Return 10,000.00 for quantity 1 at 1.00.
+    Overpriced,
+    /// Return a refund of +5.00.
+    PositiveRefund,
+    /// Return a subsidy pair of −0.10 (customer) and +999.99 (government).
+    SubsidySkim,
+    /// Return a heating line of −1.00.
+    NegativeHeating,
+    /// Return a late fee paid by the government.
+    GovernmentLateFee,
+    /// Bill more the later a customer-day comes in its call.
+    Skim,
+    /// Bill by the previous customer-day's area.
+    Previous,
+    /// Bill more once the instance has billed 1,000 customer-days.
+    AfterN,
+    /// Malformed batch outputs; single-day calls that spin.
+    SlowRetry,
+    /// Spin in `configure`.
+    ConfigureSlow,
+    /// Return a rule error whose message is made to rewrite a terminal.
+    EscapeMessage,
+    /// Announce a line kind whose description holds U+202E.
+    BidiDescription,
+    /// Announce a line kind whose unit holds U+200B.
+    ZeroWidthUnit,
+    /// Announce a line kind whose description holds U+2028.
+    SeparatorDescription,
 }
+
+/// The message of `escape-message`: a carriage return, colour, an OSC window title and a line
+/// that, printed raw, would overwrite the failing case's row with a passing one.
+pub const ESCAPE_MESSAGE: &str =
+    "\r\x1b[2K\x1b[32mok\x1b[0m   every case\x1b]0;all passed\x07\n1 passed, 0 failed\x1b[8m";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Params {
     mode: Mode,
+    /// Iterations of the `slow-retry` and `configure-slow` spins.
+    #[serde(default)]
+    spin: u64,
 }
 
 static MODE: OnceLock<Mode> = OnceLock::new();
+static SPIN: OnceLock<u64> = OnceLock::new();
+
+/// Spins `n` iterations that the compiler cannot remove.
+fn spin(n: u64) {
+    let mut x: u64 = 0;
+    for i in 0..n {
+        x = std::hint::black_box(x.wrapping_add(i));
+    }
+    std::hint::black_box(x);
+}
 
 /// The fixture.
 pub struct Hostile;
@@ -180,6 +246,60 @@ fn reading(units: i64, scale: u8) -> Line {
         amount: WitDecimal { units: 0, scale: 2 },
         payer: Payer::Customer,
     }
+}
+
+/// The line kinds the output-invariant modes use, after `normal` and `reading`.
+const HEATING: u16 = 2;
+const REFUND: u16 = 3;
+const SUBSIDY: u16 = 4;
+const LATE_FEE: u16 = 5;
+
+/// A line of kind `spec`: quantity 1, unit price `price` fen, amount `amount` fen.
+fn priced(spec: u16, price: i64, amount: i64, payer: Payer) -> Line {
+    Line {
+        spec,
+        quantity: WitDecimal { units: 1, scale: 0 },
+        unit_price: WitDecimal {
+            units: price,
+            scale: 2,
+        },
+        amount: WitDecimal {
+            units: amount,
+            scale: 2,
+        },
+        payer,
+    }
+}
+
+thread_local! {
+    /// `previous`: the building area (whole m²) of the last customer-day billed.
+    static PREVIOUS: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+    /// `after-n`: how many customer-days this instance has billed.
+    static BILLED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// What the state-carrying modes bill `day`, the `position`-th customer-day of its call: each
+/// breaks the contract's purity rule (a bill depends on its customer-day alone) in its own way.
+pub fn stateful(mode: Mode, day: &CustomerDay, position: usize) -> Option<DayOutput> {
+    let extra = match mode {
+        Mode::Skim => position as i64,
+        Mode::Previous => {
+            let area = day.building_area.units / 10i64.pow(u32::from(day.building_area.scale));
+            PREVIOUS.with(|p| p.replace(area)) % 100
+        }
+        Mode::AfterN => {
+            let n = BILLED.with(|b| b.replace(b.get() + 1));
+            if n >= 1_000 { 50 } else { 0 }
+        }
+        _ => return None,
+    };
+    let amount = 100 + extra;
+    Some(DayOutput::lines(vec![priced(
+        NORMAL,
+        amount,
+        amount,
+        Payer::Customer,
+    )]))
 }
 
 /// A `u64` as the `s64` with the same bits.
@@ -280,6 +400,50 @@ pub fn misbehave(mode: Mode) -> Result<DayOutput, RuleError> {
                     .collect(),
             ))
         }
+        Mode::MinAmount => Ok(DayOutput::lines(vec![priced(
+            NORMAL,
+            i64::MAX,
+            i64::MIN,
+            Payer::Customer,
+        )])),
+        Mode::MaxLines => Ok(DayOutput::lines(vec![
+            priced(
+                NORMAL,
+                i64::MAX,
+                i64::MAX,
+                Payer::Customer
+            );
+            64
+        ])),
+        Mode::Overpriced => Ok(DayOutput::lines(vec![priced(
+            NORMAL,
+            100,
+            1_000_000,
+            Payer::Customer,
+        )])),
+        Mode::PositiveRefund => Ok(DayOutput::lines(vec![priced(
+            REFUND,
+            500,
+            500,
+            Payer::Customer,
+        )])),
+        Mode::SubsidySkim => Ok(DayOutput::lines(vec![
+            priced(SUBSIDY, 100_000, -10, Payer::Customer),
+            priced(SUBSIDY, 100_000, 99_999, Payer::Government),
+        ])),
+        Mode::NegativeHeating => Ok(DayOutput::lines(vec![priced(
+            HEATING,
+            100,
+            -100,
+            Payer::Customer,
+        )])),
+        Mode::GovernmentLateFee => Ok(DayOutput::lines(vec![priced(
+            LATE_FEE,
+            100,
+            100,
+            Payer::Government,
+        )])),
+        Mode::EscapeMessage => Err(RuleError::InvalidInput(ESCAPE_MESSAGE.into())),
         Mode::BadPayer
         | Mode::LineAndError
         | Mode::Season
@@ -291,6 +455,14 @@ pub fn misbehave(mode: Mode) -> Result<DayOutput, RuleError> {
         | Mode::EmptyCode
         | Mode::LongDescription
         | Mode::LongUnit
+        | Mode::SlowRetry
+        | Mode::ConfigureSlow
+        | Mode::Skim
+        | Mode::Previous
+        | Mode::AfterN
+        | Mode::BidiDescription
+        | Mode::ZeroWidthUnit
+        | Mode::SeparatorDescription
         | Mode::Garbage
         | Mode::TwoFaced => normal(),
     }
@@ -327,6 +499,28 @@ pub fn line_kinds(mode: Mode) -> Vec<LineSpec> {
             with(&|s| s.unit = "u".repeat(16)),
             with(&|s| s.unit = "元".repeat(5) + "xx"),
         ],
+        Mode::BidiDescription => vec![with(&|s| s.description = "Heat \u{202E}eef".into())],
+        Mode::ZeroWidthUnit => vec![with(&|s| s.unit = "C\u{200B}NY".into())],
+        Mode::SeparatorDescription => {
+            vec![with(&|s| s.description = "Heat\u{2028}fee".into())]
+        }
+        Mode::MinAmount
+        | Mode::MaxLines
+        | Mode::Overpriced
+        | Mode::PositiveRefund
+        | Mode::SubsidySkim
+        | Mode::NegativeHeating
+        | Mode::GovernmentLateFee => {
+            let kind = |code: &str, category| line_spec(code, "Hostile fixture", "CNY", category);
+            vec![
+                normal,
+                reading,
+                kind("heat", LineCategory::Heating),
+                kind("refund", LineCategory::Refund),
+                kind("subsidy", LineCategory::Subsidy),
+                kind("late-fee", LineCategory::LateFee),
+            ]
+        }
         _ => vec![normal, reading],
     }
 }
@@ -355,7 +549,16 @@ impl Guest for Hostile {
                 "loop, memory, trap, panic, recursion, exit, lines, big-string, bad-amount, \
                  bad-spec, bad-payer, line-and-error, season, wrong-count, stdout, clock, random, \
                  configure-panic, configure-loop, many-kinds, long-code, empty-code, \
-                 long-description, long-unit, garbage or two-faced.",
+                 long-description, long-unit, garbage, two-faced, min-amount, max-lines, \
+                 overpriced, positive-refund, subsidy-skim, negative-heating, \
+                 government-late-fee, escape-message, bidi-description, zero-width-unit, \
+                 separator-description, skim, previous, after-n, slow-retry or \
+                 configure-slow.",
+            ), param(
+                "spin",
+                ParamType::Integer,
+                false,
+                "Iterations of the slow-retry and configure-slow spins (default 0).",
             )],
         }
     }
@@ -364,6 +567,10 @@ impl Guest for Hostile {
         let p: Params = heatbill_sdk::params::parse(&params)?;
         MODE.set(p.mode)
             .map_err(|_| RuleError::BadParams("already configured".into()))?;
+        let _ = SPIN.set(p.spin);
+        if p.mode == Mode::ConfigureSlow {
+            spin(p.spin);
+        }
         match p.mode {
             Mode::ConfigurePanic => panic!("hostile plugin: panicking in configure on purpose"),
             Mode::ConfigureLoop => {
@@ -383,6 +590,9 @@ impl Guest for Hostile {
         let Some(&mode) = MODE.get() else {
             return Err(RuleError::Unsupported("not configured".into()));
         };
+        if let Some(out) = stateful(mode, &day, 0) {
+            return Ok(out);
+        }
         if !is_hostile(&day) {
             return normal();
         }
@@ -399,6 +609,15 @@ impl Guest for Hostile {
             let e = RuleError::Unsupported("not configured".into());
             return heatbill_sdk::batch::encode(vec![Err(e); batch.len as usize]);
         };
+        if mode == Mode::SlowRetry {
+            if batch.len == 1 {
+                spin(SPIN.get().copied().unwrap_or(0));
+                return heatbill_sdk::batch::encode(vec![normal()]);
+            }
+            let mut out = heatbill_sdk::batch::encode(vec![normal(); batch.len as usize]);
+            out.lines.payers.pop();
+            return out;
+        }
         let days = match heatbill_sdk::batch::decode(&batch) {
             Ok(days) => days,
             Err(e) => {
@@ -408,8 +627,11 @@ impl Guest for Hostile {
         };
         let results = days
             .iter()
-            .map(|d| {
-                if is_hostile(d) {
+            .enumerate()
+            .map(|(i, d)| {
+                if let Some(out) = stateful(mode, d, i) {
+                    Ok(out)
+                } else if is_hostile(d) {
                     misbehave(mode)
                 } else {
                     normal()

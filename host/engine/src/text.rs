@@ -1,0 +1,74 @@
+//! Text from plugins and files on its way to a person: what may be printed, and how the rest is
+//! shown.
+//!
+//! A rule-error message, a panic message, a plugin's description, a case name or a CSV value is
+//! written by someone else. Printed raw, a carriage return, an ANSI or OSC escape sequence, or a
+//! bidirectional override can make a terminal show something the text does not say (a failing
+//! case rendered as "ok"), and a zero-width or line-separator character can make two different
+//! codes look alike on a printed bill. Human-readable output therefore goes through
+//! [`terminal_safe`] (JSON output escapes control characters by itself), and texts that end up on
+//! bills refuse [`is_unsafe`] characters outright.
+
+/// Characters that change how text renders without being control characters: bidirectional
+/// marks, embeddings, overrides and isolates, zero-width characters and joiners, line and
+/// paragraph separators, the byte-order mark, interlinear annotation marks and tag characters.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E007F}'
+    )
+}
+
+/// A control character (C0, DEL, C1) or an [invisible](is_invisible) one: never printed raw.
+pub fn is_unsafe(c: char) -> bool {
+    c.is_control() || is_invisible(c)
+}
+
+/// `s` made safe for a terminal, on one line: every [unsafe](is_unsafe) character (newlines
+/// included) written as its `\u{…}` escape, and at most `max` characters kept (then `…`).
+pub fn terminal_safe(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max.saturating_mul(4)));
+    for (i, c) in s.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        if is_unsafe(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// [`terminal_safe`] without a length cap: for text whose length is already bounded (the
+/// engine's limits bound every message a plugin can return).
+pub fn safe(s: &str) -> String {
+    terminal_safe(s, usize::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_what_could_rewrite_a_terminal() {
+        assert_eq!(safe("费用 ok"), "费用 ok");
+        assert_eq!(safe("a\rb"), "a\\u{d}b");
+        assert_eq!(safe("\x1b[32mok"), "\\u{1b}[32mok");
+        assert_eq!(safe("x\ny"), "x\\u{a}y");
+        assert_eq!(safe("\u{202E}fee"), "\\u{202e}fee");
+        assert_eq!(safe("a\u{200B}b\u{2028}"), "a\\u{200b}b\\u{2028}");
+        assert_eq!(safe("\u{9b}"), "\\u{9b}");
+        assert_eq!(terminal_safe("abcdef", 3), "abc…");
+    }
+}
