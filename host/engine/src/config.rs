@@ -157,7 +157,8 @@ pub struct Limits {
     /// what a failing plugin can cost is time, so time is what they bound; a plugin that traps
     /// quickly on some customers stays far inside them and every other customer is billed.
     pub retry_budget_ms: u64,
-    /// The longest a plugin's `configure` may take, in milliseconds. Default: 10 (an honest
+    /// The longest a plugin's `configure` may take, in milliseconds of the thread's CPU time
+    /// (waiting for a core does not count). Default: 10 (an honest
     /// `configure` parses its parameters in microseconds). A slower one fails its chain entry
     /// (`trap deadline`, "configure is too slow") every time, rather than overrunning its hard
     /// deadline (`deadline_base_ms`) now and then when it is configured again after a trap or

@@ -767,17 +767,17 @@ impl Evaluator {
                 });
             }
         };
-        let configure_started = Instant::now();
+        let configure_started = thread_cpu_time();
         let configured = guest
             .heatbill_rules_rules()
             .call_configure(&mut store, entry.params_json());
-        let configure_took = configure_started.elapsed();
+        let configure_took = thread_cpu_time().saturating_sub(configure_started);
         let max_configure = Duration::from_millis(self.engine.limits().max_configure_ms);
         let result = match configured {
-            // A configure this slow is reported as such, whatever it returned: one that runs
-            // near its deadline would overrun it on some later configure (after a trap, for the
-            // next batch) and fail customers at random. Failing it here, every time it is this
-            // slow, is the deterministic outcome.
+            // A configure this slow (in CPU time, so a busy machine does not count) is reported
+            // as such, whatever it returned: one that runs near its deadline would overrun it
+            // on some later configure (after a trap, for the next batch) and fail customers at
+            // random. Failing it here, every time it is this slow, is the deterministic outcome.
             Ok(_) if configure_took > max_configure => Err(BillErrorKind::Trap {
                 kind: crate::model::TrapKind::Deadline,
                 message: format!(
@@ -924,6 +924,26 @@ fn line_kinds(
             }))
         })
         .collect()
+}
+
+/// The CPU time the calling thread has used. Unlike wall time it does not grow while the thread
+/// waits for a core, so a busy machine (several workers and the database on two cores) does not
+/// make an honest `configure` look slow.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` writes one `timespec` through a valid pointer to a local.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
 
 fn format_logs(logs: Vec<PluginLog>) -> String {

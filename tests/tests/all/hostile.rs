@@ -347,7 +347,7 @@ fn a_plugin_that_traps_on_half_the_customers_bills_the_other_half() {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            day(&format!("c{i}"), x % 2 == 0)
+            day(&format!("c{i}"), x.is_multiple_of(2))
         })
         .collect();
     let results = ev.evaluate(&days);

@@ -450,11 +450,15 @@ async fn many_processes_share_a_run_under_faults() {
                 "{date}: every customer has one current bill"
             );
             assert_eq!(b.len(), CUSTOMERS);
-            let differ = a
+            let differing: Vec<_> = a
                 .iter()
                 .zip(&b)
                 .filter(|(x, y)| x.row != y.row || x.lines != y.lines)
-                .count();
+                .collect();
+            if let Some((x, y)) = differing.first() {
+                eprintln!("first difference:\n{x:?}\n{y:?}");
+            }
+            let differ = differing.len();
             assert_eq!(differ, 0, "{date}: bills differ from the undisturbed run's");
         }
     };

@@ -598,6 +598,7 @@ impl Guest for Hostile {
         }
         if mode == Mode::TwoFaced {
             let mut l = one();
+            l.unit_price.units = 200;
             l.amount.units = 200;
             return Ok(DayOutput::lines(vec![l]));
         }
