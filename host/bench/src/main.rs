@@ -11,9 +11,10 @@
 //! - **native**: the same plugin crates linked into this binary, run by the SDK's native chain
 //!   runner on input already in the guest's types (so native is the rules' cost alone).
 //!
-//! - **sandboxed, reused instances**: the same with `limits.fresh_instance_per_batch` off, so
-//!   that the cost of starting every batch from a freshly configured instance (the production
-//!   default, a purity measure) is measured side by side.
+//! - **sandboxed, fresh instance per call**: the same with `limits.fresh_instance_after = 1`,
+//!   so that the cost of starting every call from a freshly configured instance (a purity
+//!   measure; the default replaces an instance after 65,536 customer-days) is measured side by
+//!   side.
 //!
 //! Each on one thread and on every core. It prints a Markdown table to paste into BENCHMARKS.md.
 
@@ -241,12 +242,9 @@ fn main() -> Result<()> {
         .context("load the components: build them with `./dev plugins`")?;
     let chain = runner::chain(&catalog, &file)?;
     let native = native_chain(&file)?;
-    // The same engine with instances reused across batches.
+    // The same engine with a fresh instance for every call.
     let reused_config = std::env::temp_dir().join("heatbill-bench-reused.toml");
-    std::fs::write(
-        &reused_config,
-        "[limits]\nfresh_instance_per_batch = false\n",
-    )?;
+    std::fs::write(&reused_config, "[limits]\nfresh_instance_after = 1\n")?;
     let reused_engine = harness::engine(&heatbill::cli::EngineArgs {
         engine_config: Some(reused_config),
         cache_dir: None,
@@ -266,7 +264,7 @@ fn main() -> Result<()> {
         &days[..warm],
         1,
         args.batch,
-        "sandboxed, reused instances",
+        "sandboxed, fresh instance per call",
     )?;
     run_native(&native, &guest_days[..warm], 1, args.batch);
 
@@ -290,7 +288,7 @@ fn main() -> Result<()> {
                 &days,
                 threads,
                 args.batch,
-                "sandboxed, reused instances",
+                "sandboxed, fresh instance per call",
             )?);
         }
         runs.push(round);

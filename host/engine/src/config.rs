@@ -164,13 +164,15 @@ pub struct Limits {
     /// deadline (`deadline_base_ms`) now and then when it is configured again after a trap or
     /// for a new batch, which would fail customers at random.
     pub max_configure_ms: u64,
-    /// Whether every batch (every `evaluate` call of up to `max_batch` customer-days, and every
-    /// dry run) starts from a freshly instantiated and configured instance of each plugin.
-    /// Default: true. Plugins must be pure, but one that keeps state in its memory could
-    /// otherwise make a bill depend on the customers billed before it on the same thread;
-    /// instantiating from the pool and configuring costs a few microseconds per plugin and batch
-    /// (BENCHMARKS.md, "purity").
-    pub fresh_instance_per_batch: bool,
+    /// After how many customer-days an instance is replaced by a freshly instantiated and
+    /// configured one, before its next call (dry runs count as one). Default: 65,536. Plugins
+    /// must be pure, but one that keeps state in its memory could otherwise make a bill depend
+    /// on every customer billed before it on the same thread; this bounds how far such state
+    /// reaches. 1 gives every call a fresh instance, which measured here costs about 110 µs per
+    /// plugin and call, a third of the chain's speed at batches of 1,024 (BENCHMARKS.md,
+    /// "Purity"); the runtime also starts every shard from fresh instances, so that a shard's
+    /// bills never depend on which worker or host billed what before it. 0: never.
+    pub fresh_instance_after: u64,
 }
 
 impl Default for Limits {
@@ -198,7 +200,7 @@ impl Default for Limits {
             max_loops: 100_000,
             retry_budget_ms: 10_000,
             max_configure_ms: 10,
-            fresh_instance_per_batch: true,
+            fresh_instance_after: 65_536,
         }
     }
 }

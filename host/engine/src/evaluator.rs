@@ -27,8 +27,9 @@
 //!
 //! # Purity
 //!
-//! With `limits.fresh_instance_per_batch` every call starts from a freshly instantiated and
-//! configured instance, so state a plugin keeps cannot cross from one batch to another.
+//! An instance that has evaluated `limits.fresh_instance_after` customer-days is replaced by a
+//! freshly instantiated and configured one before its next call, so state a plugin keeps reaches
+//! only so far; [`Evaluator::reset`] replaces them all (the runtime does at every shard).
 //!
 //! # The hot path
 //!
@@ -119,9 +120,8 @@ struct Live {
     kinds: Vec<Arc<LineKind>>,
     /// The customer-days this configuration bills (`configure`'s `applies-to`).
     filter: wit::DayFilter,
-    /// Whether the instance has evaluated anything since `configure` (and so may carry state
-    /// from one batch to the next).
-    used: bool,
+    /// Customer-days the instance has evaluated since `configure`.
+    used: u64,
 }
 
 /// One customer-day's bill under construction.
@@ -330,7 +330,7 @@ impl Evaluator {
             input.prior_lines = &prior;
             input.tags = &tags;
             input.attributes = &attributes;
-            live.used = true;
+            live.used += 1;
             let Live { store, guest, .. } = &mut **live;
             store.set_epoch_deadline(self.engine.deadline_ticks(1));
             store.data_mut().limiter.denied_memory = None;
@@ -543,7 +543,7 @@ impl Evaluator {
                 "internal: the instance is not ready".to_string(),
             ));
         };
-        live.used = true;
+        live.used += idx.len() as u64;
         let Live { store, guest, .. } = &mut **live;
         store.set_epoch_deadline(engine.deadline_ticks(idx.len()));
         store.data_mut().limiter.denied_memory = None;
@@ -711,18 +711,19 @@ impl Evaluator {
         Ok(())
     }
 
-    /// With `limits.fresh_instance_per_batch`, drops every instance that has evaluated
-    /// something, so that the next call starts from a freshly configured one: whatever a plugin
-    /// keeps in its memory cannot reach another batch's bills (another shard, another thread's
-    /// share, another night). State *within* one call is not reachable this way; `plugin test`
-    /// bills each case in varied batches to catch it, and a run re-bills a sample alone.
+    /// Drops every instance that has evaluated `limits.fresh_instance_after` customer-days, so
+    /// that its next call starts from a freshly configured one: whatever a plugin keeps in its
+    /// memory reaches that far and no further. State *within* one call is not reachable this
+    /// way; `plugin test` bills each case in varied batches to catch it, and a run re-bills a
+    /// sample alone.
     fn refresh(&mut self) {
-        if !self.engine.limits().fresh_instance_per_batch {
+        let after = self.engine.limits().fresh_instance_after;
+        if after == 0 {
             return;
         }
         for slot in &mut self.slots {
             if let SlotState::Ready(live) = &slot.state
-                && live.used
+                && live.used >= after
             {
                 slot.state = SlotState::Empty;
             }
@@ -826,7 +827,7 @@ impl Evaluator {
                     guest,
                     kinds,
                     filter,
-                    used: false,
+                    used: 0,
                 }));
                 Ok(())
             }

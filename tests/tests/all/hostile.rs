@@ -405,16 +405,17 @@ fn a_slow_configure_is_reported_every_time() {
     }
 }
 
-/// With a fresh instance per batch, state kept in a plugin's memory cannot reach the next batch:
-/// the same customers cost the same in batches of 512 as alone. Without it (the setting off),
-/// a fee after 1,000 customer-days appears.
+/// An instance is replaced after `limits.fresh_instance_after` customer-days: state kept in a
+/// plugin's memory reaches no further. With a fresh instance every 512 customer-days, a fee
+/// after 1,000 customer-days never appears; with instances kept for good (0), it does; the
+/// default (65,536) bounds it.
 #[test]
-fn a_fresh_instance_per_batch_keeps_state_from_crossing_batches() {
+fn fresh_instances_bound_how_far_state_reaches() {
     let days: Vec<DayInput> = (0..4096).map(|i| day(&format!("c{i}"), false)).collect();
-    let total = |fresh: bool| {
+    let total = |after: u64| {
         let mut config = hostile_config();
         config.limits.max_batch = 512;
-        config.limits.fresh_instance_per_batch = fresh;
+        config.limits.fresh_instance_after = after;
         let engine = Engine::new(config).unwrap();
         let mut ev = evaluator(&engine, "after-n");
         ev.evaluate(&days)
@@ -422,8 +423,23 @@ fn a_fresh_instance_per_batch_keeps_state_from_crossing_batches() {
             .map(|r| r.unwrap().total)
             .sum::<Decimal>()
     };
-    assert_eq!(total(true), dec("4096.00"));
-    assert_eq!(total(false), dec("5644.00"), "the fixture must carry state");
+    assert_eq!(total(512), dec("4096.00"));
+    assert_eq!(total(0), dec("5644.00"), "the fixture must carry state");
+    // With a reset, as the runtime does at every shard.
+    let mut config = hostile_config();
+    config.limits.fresh_instance_after = 0;
+    let engine = Engine::new(config).unwrap();
+    let mut ev = evaluator(&engine, "after-n");
+    let mut sum = Decimal::ZERO;
+    for shard in days.chunks(800) {
+        ev.reset();
+        sum += ev
+            .evaluate(shard)
+            .into_iter()
+            .map(|r| r.unwrap().total)
+            .sum::<Decimal>();
+    }
+    assert_eq!(sum, dec("4096.00"));
 }
 
 #[test]

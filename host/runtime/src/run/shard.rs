@@ -377,6 +377,10 @@ pub fn evaluate_part(
     changed: &[Changed],
 ) -> PartOutput {
     let mut out = PartOutput::default();
+    // Fresh instances for every part of every shard: whatever a plugin might keep in its memory
+    // cannot carry from one shard to another, so a shard's bills do not depend on which worker
+    // or host billed what before it. (Dropping is free; the instances are made on first use.)
+    worker.evaluator.reset();
     let mut at = changed.first().map_or(0, |c| {
         customers.partition_point(|x| x.customer_id < c.customer_id)
     });
