@@ -443,6 +443,15 @@ impl Engine {
             return Err(LoadError::ImportNotGranted { imports: denied });
         }
 
+        // `evaluate-batch` of the contract's interface, for the bounded lift (`crate::lift`).
+        let evaluate_batch = exports
+            .iter()
+            .find(|(n, inst)| *inst && is_compatible_export(n))
+            .and_then(|(n, _)| component.get_export_index(None, n))
+            .and_then(|iface| component.get_export_index(Some(&iface), "evaluate-batch"))
+            .ok_or_else(|| LoadError::Link {
+                message: "the rules interface exports no evaluate-batch".to_string(),
+            })?;
         let pre = self
             .inner
             .linker
@@ -466,6 +475,21 @@ impl Engine {
             Ok(g) => g,
             Err(e) => return Err(describe_error(&mut store, e)),
         };
+        // The bounded result type must match the component's `evaluate-batch` (it mirrors the
+        // contract's `batch-output`); checked once here, so calls can skip the check.
+        let instance = pre
+            .instance_pre()
+            .instantiate(&mut store)
+            .map_err(|e| describe_error(&mut store, e))?;
+        instance
+            .get_func(&mut store, evaluate_batch)
+            .ok_or_else(|| LoadError::Link {
+                message: "evaluate-batch is not a function".to_string(),
+            })?
+            .typed::<(crate::bindings::wit::DayBatch<'_>,), (crate::lift::BatchOutput,)>(&store)
+            .map_err(|e| LoadError::Link {
+                message: error_chain(&e),
+            })?;
         let info = match guest.heatbill_rules_rules().call_describe(&mut store) {
             Ok(i) => i,
             Err(e) => return Err(describe_error(&mut store, e)),
@@ -478,6 +502,7 @@ impl Engine {
             hex::encode(digest),
             size,
             pre,
+            evaluate_batch,
             self.limits().max_params_bytes,
         ))
     }

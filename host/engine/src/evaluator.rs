@@ -59,6 +59,7 @@ use crate::decimal::to_wit;
 use crate::engine::Engine;
 use crate::error::{BillError, BillErrorKind, SetupError};
 use crate::invariants::{self, Broken, LineFacts, Totals};
+use crate::lift;
 use crate::model::{
     Bill, BillLine, CustomerClass, DayInput, LineCategory, LineKind, Payer, PayerTotals,
     PluginKind, RuleErrorKind, SeasonDay, SeasonPhase, ServiceStatus,
@@ -117,6 +118,8 @@ enum SlotState {
 struct Live {
     store: Store<StoreState>,
     guest: RulesPlugin,
+    /// `evaluate-batch`, typed at load with the bounded result (`crate::lift`).
+    evaluate_batch: wasmtime::component::Func,
     kinds: Vec<Arc<LineKind>>,
     /// The customer-days this configuration bills (`configure`'s `applies-to`).
     filter: wit::DayFilter,
@@ -409,9 +412,11 @@ impl Evaluator {
             match self.call(e, &base, &accs, &alive) {
                 Ok(output) => {
                     // An output whose shape is broken (columns of different lengths, rows out
-                    // of order) cannot be attributed to customer-days; one customer-day at a
-                    // time finds the ones it happens on.
-                    if let Err(message) = self.apply_batch(e, days, &mut accs, &alive, output) {
+                    // of order, more than the bounds let through) cannot be attributed to
+                    // customer-days; one customer-day at a time finds the ones it happens on.
+                    let applied =
+                        output.and_then(|o| self.apply_batch(e, days, &mut accs, &alive, o));
+                    if let Err(message) = applied {
                         if alive.len() > 1 {
                             self.isolate(e, days, &base, &mut accs, &alive);
                         } else {
@@ -498,7 +503,8 @@ impl Evaluator {
             }
             match self.call(e, base, accs, &[i]) {
                 Ok(output) => {
-                    if let Err(message) = self.apply_batch(e, days, accs, &[i], output) {
+                    let applied = output.and_then(|o| self.apply_batch(e, days, accs, &[i], o));
+                    if let Err(message) = applied {
                         accs[i].error = Some(self.boxed_error(e, days[i], invalid(message)));
                     }
                 }
@@ -526,7 +532,7 @@ impl Evaluator {
         base: &Base<'_>,
         accs: &[Acc],
         idx: &[usize],
-    ) -> Result<wit::BatchOutput, (crate::model::TrapKind, String)> {
+    ) -> Result<Result<wit::BatchOutput, String>, (crate::model::TrapKind, String)> {
         let full = idx.len() == base.dates.len();
         self.cols.fill(base, accs, idx, full);
         let Evaluator {
@@ -544,13 +550,28 @@ impl Evaluator {
             ));
         };
         live.used += idx.len() as u64;
-        let Live { store, guest, .. } = &mut **live;
+        let Live {
+            store,
+            evaluate_batch,
+            ..
+        } = &mut **live;
         store.set_epoch_deadline(engine.deadline_ticks(idx.len()));
         store.data_mut().limiter.denied_memory = None;
         let mark = slot.log.mark();
-        guest
-            .heatbill_rules_rules()
-            .call_evaluate_batch(&mut *store, batch)
+        let max_message = engine.limits().max_message_bytes;
+        // SAFETY: the function's type was checked against these types when the plugin was
+        // loaded (`Engine::load`), and it belongs to this store's instance.
+        #[allow(unsafe_code)]
+        let func = unsafe {
+            wasmtime::component::TypedFunc::<(wit::DayBatch<'_>,), (lift::BatchOutput,)>::new_unchecked(
+                *evaluate_batch,
+            )
+        };
+        let bounds = lift::Bounds::set(idx.len(), max_message);
+        let result = func.call(&mut *store, (batch,));
+        drop(bounds);
+        result
+            .map(|(out,)| out.into_wit(idx.len(), max_message))
             .map_err(|err| classify(&err, store, &slot.log, mark, engine.deadline_ms(idx.len())))
     }
 
@@ -751,7 +772,19 @@ impl Evaluator {
         let slot = &mut self.slots[e];
         let mut store = self.engine.new_store(&slot.log);
         let mark = slot.log.mark();
-        let guest = match entry.plugin().pre.instantiate(&mut store) {
+        let instantiated = entry
+            .plugin()
+            .pre
+            .instance_pre()
+            .instantiate(&mut store)
+            .and_then(|instance| {
+                let guest = RulesPlugin::new(&mut store, &instance)?;
+                let batch = instance
+                    .get_func(&mut store, entry.plugin().evaluate_batch)
+                    .ok_or_else(|| wasmtime::format_err!("evaluate-batch is not a function"))?;
+                Ok((guest, batch))
+            });
+        let (guest, evaluate_batch) = match instantiated {
             Ok(g) => g,
             // Not remembered: instantiation fails for reasons of the host too (a full pool).
             Err(err) => {
@@ -825,6 +858,7 @@ impl Evaluator {
                 slot.state = SlotState::Ready(Box::new(Live {
                     store,
                     guest,
+                    evaluate_batch,
                     kinds,
                     filter,
                     used: 0,

@@ -86,6 +86,7 @@ mod engine;
 mod error;
 mod evaluator;
 mod invariants;
+mod lift;
 mod model;
 mod plugin;
 mod sandbox;

@@ -6,6 +6,7 @@ use crate::bindings::{RulesPluginPre, wit};
 use crate::config::Limits;
 use crate::model::{ParamSpec, ParamType, PluginInfo, PluginKind};
 use crate::sandbox::StoreState;
+use wasmtime::component::ComponentExportIndex;
 
 /// A plugin that passed every load check: compiled, linked against the sandbox, described.
 ///
@@ -17,6 +18,8 @@ pub struct Plugin {
     digest: String,
     size: usize,
     pub(crate) pre: RulesPluginPre<StoreState>,
+    /// `evaluate-batch`, called through [`crate::lift`]'s bounded result type.
+    pub(crate) evaluate_batch: ComponentExportIndex,
     pub(crate) max_params_bytes: usize,
 }
 
@@ -38,6 +41,7 @@ impl Plugin {
         digest: String,
         size: usize,
         pre: RulesPluginPre<StoreState>,
+        evaluate_batch: ComponentExportIndex,
         max_params_bytes: usize,
     ) -> Self {
         Self {
@@ -45,6 +49,7 @@ impl Plugin {
             digest,
             size,
             pre,
+            evaluate_batch,
             max_params_bytes,
         }
     }

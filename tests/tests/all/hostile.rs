@@ -193,6 +193,24 @@ fn an_amount_in_fractions_of_a_fen_is_invalid_output() {
     still_works(&engine, &mut ev, "bad-amount");
 }
 
+/// Row errors past the bounds (more than one per customer-day, or messages over
+/// `max_message_bytes`) are refused from their lengths, without being copied into the host: a
+/// plugin cannot make the host allocate its memory many times over.
+#[test]
+fn row_errors_past_the_bounds_are_refused_without_being_copied() {
+    let engine = Engine::new(hostile_config()).unwrap();
+    let mut ev = evaluator(&engine, "many-errors");
+    let e = run_batch(&mut ev);
+    check_names(&e);
+    let message = invalid_output(&e);
+    assert!(
+        message.contains("1000 row errors for a call of 1 customer-days")
+            && message.contains("not copied"),
+        "{message}"
+    );
+    still_works(&engine, &mut ev, "many-errors");
+}
+
 #[test]
 fn a_line_kind_never_announced_is_invalid_output() {
     let engine = Engine::new(hostile_config()).unwrap();

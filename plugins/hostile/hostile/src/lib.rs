@@ -34,6 +34,7 @@
 //! | `previous` | *every* customer-day: 1.00, plus the previous customer-day's building area (in whole m², mod 100) in fen, remembered across calls |
 //! | `after-n` | *every* customer-day: 1.00, and 1.50 once the instance has billed 1,000 customer-days |
 //! | `slow-retry` | *every* call of two or more customer-days returns a malformed output (columns of different lengths); a call of one customer-day spins `spin` iterations (a parameter), then bills 1.00 |
+//! | `many-errors` | returns 1,000 row errors of 8 KiB each for its batch (a row has at most one) |
 //! | `escape-message` | returns a rule error whose message carries CR, ANSI colour, an OSC title and a fake "ok" |
 //!
 //! The `clock` and `random` modes show what a plugin that breaks the purity rule sees: they
@@ -175,6 +176,8 @@ pub enum Mode {
     SlowRetry,
     /// Spin in `configure`.
     ConfigureSlow,
+    /// Return 1,000 row errors for the batch.
+    ManyErrors,
     /// Return a rule error whose message is made to rewrite a terminal.
     EscapeMessage,
     /// Announce a line kind whose description holds U+202E.
@@ -456,6 +459,7 @@ pub fn misbehave(mode: Mode) -> Result<DayOutput, RuleError> {
         | Mode::LongDescription
         | Mode::LongUnit
         | Mode::SlowRetry
+        | Mode::ManyErrors
         | Mode::ConfigureSlow
         | Mode::Skim
         | Mode::Previous
@@ -552,7 +556,7 @@ impl Guest for Hostile {
                  long-description, long-unit, garbage, two-faced, min-amount, max-lines, \
                  overpriced, positive-refund, subsidy-skim, negative-heating, \
                  government-late-fee, escape-message, bidi-description, zero-width-unit, \
-                 separator-description, skim, previous, after-n, slow-retry or \
+                 separator-description, skim, previous, after-n, slow-retry, many-errors or \
                  configure-slow.",
             ), param(
                 "spin",
@@ -689,6 +693,16 @@ fn break_output(mode: Mode, out: &mut BatchOutput, hostile: &[u32], len: usize) 
             });
         }
         Mode::Garbage => *out = garbage(SEED.with(|s| s.get()), len),
+        // Far more errors than rows, each with a message far over the limit: what the host
+        // lifts from it must stay bounded.
+        Mode::ManyErrors => {
+            out.errors = (0..1000)
+                .map(|_| RowError {
+                    row: 0,
+                    error: RuleError::Unsupported("e".repeat(8192)),
+                })
+                .collect();
+        }
         _ => {}
     }
 }
