@@ -16,7 +16,7 @@ use sha2::{Digest as _, Sha256};
 use wasmtime::component::{Component, Linker, types::ComponentItem};
 use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
-use crate::bindings::RulesPluginPre;
+use crate::bindings::{RulesPlugin, RulesPluginPre};
 use crate::chain::{Chain, ChainEntry};
 use crate::compile::{check_structure, compile_in_child};
 use crate::config::{EngineConfig, Limits};
@@ -471,16 +471,16 @@ impl Engine {
                 message: format!("{kind}: {message}"),
             }
         };
-        let guest = match pre.instantiate(&mut store) {
+        let instance = match pre.instance_pre().instantiate(&mut store) {
+            Ok(i) => i,
+            Err(e) => return Err(describe_error(&mut store, e)),
+        };
+        let guest = match RulesPlugin::new(&mut store, &instance) {
             Ok(g) => g,
             Err(e) => return Err(describe_error(&mut store, e)),
         };
         // The bounded result type must match the component's `evaluate-batch` (it mirrors the
         // contract's `batch-output`); checked once here, so calls can skip the check.
-        let instance = pre
-            .instance_pre()
-            .instantiate(&mut store)
-            .map_err(|e| describe_error(&mut store, e))?;
         instance
             .get_func(&mut store, evaluate_batch)
             .ok_or_else(|| LoadError::Link {

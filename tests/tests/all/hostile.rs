@@ -460,13 +460,14 @@ fn fresh_instances_bound_how_far_state_reaches() {
     assert_eq!(sum, dec("4096.00"));
 }
 
-#[test]
-fn a_failing_plugin_does_not_reach_later_plugins_of_the_chain() {
+/// [before, evil, after], each with 100.00 of arrears since 2025-01-01, billed by the hostile
+/// plugin in `mode` and then `late-fee`.
+fn hostile_then_late_fee(mode: &str) -> Vec<Result<Bill, BillError>> {
     let engine = Engine::new(hostile_config()).unwrap();
     let chain = Chain::new(
         "hostile-co",
         [
-            (load(&engine, "hostile"), json!({"mode": "trap"})),
+            (load(&engine, "hostile"), json!({ "mode": mode })),
             (
                 load(&engine, "late-fee"),
                 json!({"daily_rate": "0.001", "due_date": "2025-01-01"}),
@@ -480,7 +481,12 @@ fn a_failing_plugin_does_not_reach_later_plugins_of_the_chain() {
         d.arrears = dec("100.00");
         d.arrears_since = Some(date("2025-01-01"));
     }
-    let results = ev.evaluate(&days);
+    ev.evaluate(&days)
+}
+
+#[test]
+fn a_failing_plugin_does_not_reach_later_plugins_of_the_chain() {
+    let results = hostile_then_late_fee("trap");
     for r in [&results[0], &results[2]] {
         let bill = r.as_ref().unwrap();
         let codes: Vec<&str> = bill.lines.iter().map(|l| l.code()).collect();
@@ -530,25 +536,7 @@ fn every_output_invariant_is_checked_and_named() {
 /// then blamed. The producer is refused now, and the honest plugin is never called for that day.
 #[test]
 fn huge_lines_are_blamed_on_the_plugin_that_wrote_them() {
-    let engine = Engine::new(hostile_config()).unwrap();
-    let chain = Chain::new(
-        "hostile-co",
-        [
-            (load(&engine, "hostile"), json!({"mode": "max-lines"})),
-            (
-                load(&engine, "late-fee"),
-                json!({"daily_rate": "0.001", "due_date": "2025-01-01"}),
-            ),
-        ],
-    )
-    .unwrap();
-    let mut ev = engine.evaluator(Arc::new(chain)).unwrap();
-    let mut days = [day("before", false), day("evil", true), day("after", false)];
-    for d in &mut days {
-        d.arrears = dec("100.00");
-        d.arrears_since = Some(date("2025-01-01"));
-    }
-    let results = ev.evaluate(&days);
+    let results = hostile_then_late_fee("max-lines");
     assert_eq!(results[0].as_ref().unwrap().total, dec("1.10"));
     assert_eq!(results[2].as_ref().unwrap().total, dec("1.10"));
     let e = results[1].as_ref().unwrap_err();
