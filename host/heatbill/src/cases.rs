@@ -210,6 +210,16 @@ impl CaseFile {
         Ok(file)
     }
 
+    /// Reads and checks a case file's text, named `name` (an upload's case file).
+    pub fn parse(text: &str, name: &str) -> Result<Self> {
+        let mut file: CaseFile =
+            toml::from_str(text).with_context(|| format!("case file {name} is not valid"))?;
+        file.path = PathBuf::from(name);
+        file.check()
+            .with_context(|| format!("case file {name} is not valid"))?;
+        Ok(file)
+    }
+
     /// The company name for error messages.
     pub fn company(&self) -> String {
         self.company.clone().unwrap_or_else(|| {

@@ -36,6 +36,9 @@ pub enum Command {
     Run(commands::run::RunArgs),
     /// Serve the shards of every running run until stopped (one per host of a deployment).
     Worker(commands::worker::WorkerArgs),
+    /// Serve the admin API (companies, plugins, data, runs, bills) with a worker and the
+    /// nightly scheduler, until SIGINT or SIGTERM.
+    Serve(commands::serve::ServeArgs),
     /// The customers with the most unpaid principal after the company's latest run.
     Arrears(commands::arrears::ArrearsArgs),
     /// Fill the cache with a company's shards before its nightly run.
@@ -156,10 +159,16 @@ pub fn main() -> ExitCode {
     // `heatbill_runtime=debug`); the commands' own output is stdout.
     let filter = tracing_subscriber::EnvFilter::try_from_env("HEATBILL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+    // HEATBILL_LOG_FORMAT=json: one JSON object per line, for a log collector.
+    let json = std::env::var("HEATBILL_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -192,6 +201,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => commands::import::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Worker(args) => commands::worker::run(args),
+        Command::Serve(args) => commands::serve::run(args),
         Command::Arrears(args) => commands::arrears::run(args),
         Command::Warm(args) => commands::warm::run(args),
         Command::Plugin(p) => match p {

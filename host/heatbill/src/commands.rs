@@ -8,6 +8,7 @@ pub mod demo;
 pub mod import;
 pub mod migrate;
 pub mod run;
+pub mod serve;
 pub mod warm;
 pub mod worker;
 

@@ -326,6 +326,7 @@ pub async fn apply(
     for (_, defs) in &versions {
         for (_, record) in defs {
             store.put_plugin(record).await?;
+            store.add_company_plugin(company.id, record).await?;
         }
     }
     for (date, defs) in &versions {

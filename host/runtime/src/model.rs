@@ -817,3 +817,65 @@ pub fn parse_status(s: &str) -> Option<ServiceStatus> {
         _ => None,
     }
 }
+
+/// A plugin a company uploaded (its component is in [`PluginRecord`], by digest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompanyPlugin {
+    /// SHA-256 of the component, hex.
+    pub digest: String,
+    /// Its described name.
+    pub name: String,
+    /// Its described version.
+    pub version: String,
+    /// Its kind (tariff, season, subsidy, fee).
+    pub kind: String,
+    /// The contract version it was built for.
+    pub contract_version: String,
+    /// Its `describe()` as JSON.
+    pub info: serde_json::Value,
+    /// When the company uploaded it (UTC, RFC 3339).
+    pub uploaded_at: String,
+}
+
+/// A case file attached to a company's plugin, with the result of running it at upload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginCases {
+    /// The plugin's digest.
+    pub digest: String,
+    /// The file's name.
+    pub name: String,
+    /// The case file (TOML).
+    pub body: String,
+    /// Whether every case passed.
+    pub passed: bool,
+    /// The runner's report (JSON).
+    pub report: serde_json::Value,
+}
+
+/// A company API token, as stored: its SHA-256, never the token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// The token's id.
+    pub id: i64,
+    /// The company it acts for.
+    pub company_id: i32,
+    /// `integrator`, `staff` or `read-only`.
+    pub role: String,
+    /// What the token is for (a person, a system).
+    pub label: String,
+    /// When it was issued (UTC, RFC 3339).
+    pub created_at: String,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<String>,
+}
+
+/// A run request recorded under its idempotency key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRequest {
+    /// The request's canonical form (what makes two requests the same).
+    pub request: String,
+    /// The run it started or joined.
+    pub run_id: i64,
+    /// Seconds since it was recorded.
+    pub age_s: i64,
+}

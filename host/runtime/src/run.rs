@@ -39,7 +39,8 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use futures::StreamExt;
 use heatbill_engine::{
-    Chain, ChainEntry, Engine, LineCategory, PluginKind, Schedule, ScheduleEvaluator, SeasonDay,
+    BillError, Chain, ChainEntry, DayInput, Engine, Evaluator, LineCategory, PluginKind, Schedule,
+    ScheduleEvaluator, SeasonDay,
     SeasonPhase,
 };
 use rust_decimal::Decimal;
@@ -274,8 +275,22 @@ pub async fn chain_for(
             company.slug
         )));
     };
-    let mut entries = Vec::with_capacity(version.entries.len());
-    for e in &version.entries {
+    let label = version.effective_from.to_string();
+    let chain = load_chain(services, engine, company, &version.entries, &label).await?;
+    Ok((version, chain))
+}
+
+/// Loads the plugins of a chain definition (through the cache, by digest) into a chain.
+/// `label` names the chain in errors (its effective date, or "the draft").
+pub async fn load_chain(
+    services: &Services,
+    engine: &Engine,
+    company: &Company,
+    definition: &[ChainEntryDef],
+    label: &str,
+) -> Result<Arc<Chain>, RunError> {
+    let mut entries = Vec::with_capacity(definition.len());
+    for e in definition {
         let store = services.store.clone();
         let digest = e.plugin.clone();
         let bytes = services
@@ -289,19 +304,129 @@ pub async fn chain_for(
             .await
             .map_err(|err| {
                 RunError::Refused(format!(
-                    "company {}: plugin {} {} (sha256 {}) of the chain of {} does not load: {err}",
-                    company.slug, e.name, e.version, e.plugin, version.effective_from
+                    "company {}: plugin {} {} (sha256 {}) of the chain of {label} does not \
+                     load: {err}",
+                    company.slug, e.name, e.version, e.plugin
                 ))
             })?;
         entries.push(ChainEntry::new(plugin, e.params.clone()));
     }
-    let chain = Chain::new(company.slug.clone(), entries).map_err(|err| {
-        RunError::Refused(format!(
-            "the chain of {} is not valid: {err}",
-            version.effective_from
-        ))
-    })?;
-    Ok((version, Arc::new(chain)))
+    let chain = Chain::new(company.slug.clone(), entries)
+        .map_err(|err| RunError::Refused(format!("the chain of {label} is not valid: {err}")))?;
+    Ok(Arc::new(chain))
+}
+
+/// What one customer-day would be billed, computed without writing anything.
+#[derive(Debug, Clone, Serialize)]
+pub struct DryRun {
+    /// The engine's input, as the nightly run would build it.
+    pub input: DayInput,
+    /// The bill, when the chain billed it.
+    pub bill: Option<heatbill_engine::Bill>,
+    /// Why it was not billed (the error that would park the customer).
+    pub error: Option<BillError>,
+    /// What the plugins printed (bounded).
+    pub log: String,
+    /// The customer's current stored bill of the date, if any, to compare with.
+    pub current: Option<StoredBill>,
+}
+
+/// Bills one customer-day the way the nightly run would (the customer's version in force,
+/// the day's reading and temperature, the balance carried from the previous day's bill and
+/// the payments), with the chain in force on the date or `draft`, and writes nothing.
+pub async fn dry_run(
+    services: &Services,
+    engine: &Engine,
+    settings: &Settings,
+    company: &Company,
+    customer_id: &str,
+    date: NaiveDate,
+    draft: Option<&[ChainEntryDef]>,
+) -> Result<DryRun, RunError> {
+    let store = &services.store;
+    let chain = match draft {
+        Some(d) => load_chain(services, engine, company, d, "the draft").await?,
+        None => chain_for(services, engine, company, date).await?.1,
+    };
+    // A one-customer shard: [id, id + "\u{1}") holds the id alone (ids have no control
+    // characters).
+    let range = ShardRange {
+        shard_no: 0,
+        first: customer_id.to_string(),
+        end: Some(format!("{customer_id}\u{1}")),
+    };
+    let data = store.load_shard(company.id, date, &range, true).await?;
+    let customers = store
+        .load_customers(company.id, date, &range, None)
+        .await?;
+    let Some(customer) = customers.into_iter().find(|c| c.customer_id == customer_id) else {
+        return Err(RunError::Store(StoreError::NotFound(format!(
+            "company {}: customer {customer_id} has no data in force on {date}",
+            company.slug
+        ))));
+    };
+    let one = |id: &str| id == customer_id;
+    let found = shard::Found {
+        previous: data.previous.iter().find(|x| one(&x.customer_id)),
+        opening: data.openings.iter().find(|x| one(&x.customer_id)),
+        payments: &data.payments,
+        heat: data.readings.iter().find(|x| one(&x.0)).map(|x| x.1),
+        temperature: data.temperatures.iter().find(|x| one(&x.0)).map(|x| x.1),
+        existing: data.existing.iter().find(|x| one(&x.customer_id)),
+    };
+    let bal = shard::balance(&found, date);
+    let has_season_plugin = chain
+        .entries()
+        .iter()
+        .any(|e| e.plugin().kind() == PluginKind::Season);
+    let ctx = RunContext {
+        company: company.slug.clone(),
+        company_id: company.id,
+        customers_version: company.customers_version,
+        use_cache: false,
+        date,
+        chain_version_id: 0,
+        chain_part: [0; 8],
+        season: if has_season_plugin {
+            None
+        } else {
+            season_preset(company, date)
+        },
+        kinds: HashMap::new(),
+        batch: 1,
+        purity_sample: 0,
+    };
+    let changed = shard::Changed {
+        customer_id: customer_id.to_string(),
+        inputs: Vec::new(),
+        bal,
+        heat: found.heat,
+        temperature: found.temperature,
+        existing: None,
+    };
+    let input = shard::day_input(&ctx, &customer, &changed);
+    let _ = settings;
+    let (result, log) = {
+        let input = input.clone();
+        blocking(engine, move |engine| {
+            let mut ev = Evaluator::new(engine, chain);
+            let r = ev.dry_run(&input);
+            (r, ev.take_log())
+        })
+        .await
+    };
+    let current = store.bill(company.id, customer_id, date).await?;
+    let (bill, error) = match result {
+        Ok(b) => (Some(b), None),
+        Err(e) => (None, Some(e)),
+    };
+    Ok(DryRun {
+        input,
+        bill,
+        error,
+        log,
+        current,
+    })
 }
 
 /// A cache loader's error: the store's, as text.
@@ -481,12 +606,48 @@ pub async fn run(
     mut on_progress: impl FnMut(&Progress) + Send,
 ) -> Result<RunReport, RunError> {
     let started = Instant::now();
+    let p = prepare(services, engine, settings, company, date).await?;
+    match open(services, settings, &p, started).await? {
+        Opened::Unchanged(report) => Ok(report),
+        Opened::Running(running) => {
+            complete(services, engine, settings, &p, running, started, &mut on_progress).await
+        }
+    }
+}
+
+/// A run opened by [`open`].
+#[derive(Debug)]
+pub enum Opened {
+    /// Nothing the date's bills depend on changed since its last completed run: a completed
+    /// run was recorded with this report, and nothing is left to do.
+    Unchanged(RunReport),
+    /// The run is open: [`complete`] works on it.
+    Running(Running),
+}
+
+/// An open run, before this process works on it.
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// The run.
+    pub run: RunRecord,
+    /// Whether it had been opened before (by another process, or a run cut off).
+    pub resumed: bool,
+    /// Shards done before.
+    pub done: u64,
+}
+
+/// Opens the run of a prepared (company, date): picks up the running run, or records an
+/// unchanged re-run, or starts the next attempt. What the admin API does before answering a
+/// run request with the run's id.
+pub async fn open(
+    services: &Services,
+    settings: &Settings,
+    p: &Prepared,
+    started: Instant,
+) -> Result<Opened, RunError> {
     let store = &services.store;
     let budget = Duration::from_secs(settings.run.retry_s);
-    let p = prepare(services, engine, settings, company, date).await?;
-    let (company, version) = (&p.company, &p.version);
-    let mut warnings = Vec::new();
-
+    let (company, version, date) = (&p.company, &p.version, p.ctx.date);
     // Open under the date's lock, so hosts started together do not all cut the company into
     // shards; the database's unique index on the running run is what makes it one run.
     let lock = Lock::acquire(
@@ -512,11 +673,11 @@ pub async fn run(
             .and_then(|r| serde_json::from_value::<RunReport>(r.clone()).ok())
         && before.counts.parked == 0
     {
-        let report = record_unchanged(services, &p, last, &before, started).await;
+        let report = record_unchanged(services, p, last, &before, started).await;
         if let Some(lock) = lock {
             lock.release().await;
         }
-        return report;
+        return report.map(Opened::Unchanged);
     }
     let opened = retry("opening the run", budget, || {
         store.open_run(
@@ -543,22 +704,32 @@ pub async fn run(
         pending = opened.pending.len(),
         "run opened"
     );
-    if opened.resumed {
+    Ok(Opened::Running(Running {
+        run,
+        resumed: opened.resumed,
+        done: opened.done as u64,
+    }))
+}
+
+/// Works on an opened run until every shard is done, and finishes it with its report.
+pub async fn complete(
+    services: &Services,
+    engine: &Engine,
+    settings: &Settings,
+    p: &Prepared,
+    running: Running,
+    started: Instant,
+    on_progress: &mut (impl FnMut(&Progress) + Send),
+) -> Result<RunReport, RunError> {
+    let Running { run, resumed, done } = running;
+    let mut warnings = Vec::new();
+    if resumed {
         warnings.push(format!(
             "joined run {} (attempt {}): {} of {} shards were already written",
-            run.id, run.attempt, opened.done, run.shard_count
+            run.id, run.attempt, done, run.shard_count
         ));
     }
-    let joined = join(
-        services,
-        engine,
-        settings,
-        &p,
-        &run,
-        opened.done as u64,
-        &mut on_progress,
-    )
-    .await?;
+    let joined = join(services, engine, settings, p, &run, done, on_progress).await?;
     if joined.writes_refused > 0 {
         warnings.push(format!(
             "{} shard(s) computed here were written by another worker first: this process's \
@@ -567,17 +738,7 @@ pub async fn run(
             joined.writes_refused
         ));
     }
-    finish(
-        services,
-        settings,
-        &p,
-        &run,
-        opened.resumed,
-        joined,
-        warnings,
-        started,
-    )
-    .await
+    finish(services, settings, p, &run, resumed, joined, warnings, started).await
 }
 
 /// Records a re-run that has nothing to compute.
@@ -800,7 +961,16 @@ pub async fn join(
                     .await
                     {
                         Ok(t) if t.shards_done >= t.shard_count => return None,
-                        Ok(_) => tokio::time::sleep(poll).await,
+                        Ok(_) => {
+                            // A cancelled run (ended while shards were pending) has nothing
+                            // left to claim: its shards stay as they are.
+                            if let Ok(r) = store.run(run_id).await
+                                && r.state != "running"
+                            {
+                                return None;
+                            }
+                            tokio::time::sleep(poll).await
+                        }
                         Err(e) => return Some((Err(e), ())),
                     }
                 }

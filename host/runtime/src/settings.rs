@@ -42,6 +42,80 @@ pub struct Settings {
     /// The rules engine: limits per plugin call, instance pool, compile cache (see
     /// `heatbill_engine::EngineConfig`).
     pub engine: EngineConfig,
+    /// The admin API (`heatbill serve`).
+    pub api: ApiSettings,
+}
+
+/// The admin API.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSettings {
+    /// The address to listen on. Default `127.0.0.1:8080` (put a TLS-terminating proxy in
+    /// front to serve beyond the host).
+    pub listen: String,
+    /// The platform operator's token (manages companies and issues their tokens). Unset,
+    /// `heatbill serve` makes one at start and prints it once. Never logged or serialized.
+    #[serde(skip_serializing)]
+    pub operator_token: Option<String>,
+    /// Largest plugin upload, bytes. Default 8 MiB plus a margin: the engine's own component
+    /// cap (`engine.limits.max_component_bytes`) decides what loads.
+    pub max_upload_bytes: usize,
+    /// Largest import body, bytes (streamed: memory does not grow with it). Default 2 GiB.
+    pub max_import_bytes: u64,
+    /// Largest JSON or TOML body (companies, chains, case files, run requests), bytes.
+    /// Default 1 MiB.
+    pub max_body_bytes: usize,
+    /// Hours an idempotency key answers with its run; an older key is refused. Default 24.
+    pub idempotency_hours: u64,
+    /// Whether this host takes part in the nightly scheduler (one host leads, by a lease).
+    /// Default true.
+    pub scheduler: bool,
+    /// Days a scheduler catches up after downtime (the oldest missed nights beyond are left to
+    /// an operator). Default 7.
+    pub catch_up_days: u32,
+    /// Whether a plugin needs at least one passing case file before a chain may use it.
+    /// Default true.
+    pub require_cases: bool,
+    /// Seconds a shutdown waits for the runs in hand before handing their shards back.
+    /// Default 30.
+    pub shutdown_grace_s: u64,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            operator_token: None,
+            max_upload_bytes: 8 * 1024 * 1024 + 64 * 1024,
+            max_import_bytes: 2 * 1024 * 1024 * 1024,
+            max_body_bytes: 1024 * 1024,
+            idempotency_hours: 24,
+            scheduler: true,
+            catch_up_days: 7,
+            require_cases: true,
+            shutdown_grace_s: 30,
+        }
+    }
+}
+
+impl fmt::Debug for ApiSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiSettings")
+            .field("listen", &self.listen)
+            .field(
+                "operator_token",
+                &self.operator_token.as_ref().map(|_| "***"),
+            )
+            .field("max_upload_bytes", &self.max_upload_bytes)
+            .field("max_import_bytes", &self.max_import_bytes)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("idempotency_hours", &self.idempotency_hours)
+            .field("scheduler", &self.scheduler)
+            .field("catch_up_days", &self.catch_up_days)
+            .field("require_cases", &self.require_cases)
+            .field("shutdown_grace_s", &self.shutdown_grace_s)
+            .finish()
+    }
 }
 
 /// The database.

@@ -275,6 +275,75 @@ pub trait Store: Send + Sync {
     /// The bytes the current bills of a date take in the database (table and indexes,
     /// PostgreSQL; `None` where the backend cannot tell).
     async fn bill_bytes(&self, company_id: i32, date: NaiveDate) -> Result<Option<u64>>;
+
+    /// Up to `limit` current rows of a date after customer `after` (keyset pages, by customer):
+    /// what listings and the streamed CSV export read, a page at a time.
+    async fn bills_page(
+        &self,
+        company_id: i32,
+        date: NaiveDate,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredBill>>;
+    /// One customer's current rows of `from..=to`, by date.
+    async fn customer_bills(
+        &self,
+        company_id: i32,
+        customer_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<StoredBill>>;
+    /// The latest runs of a company (every date), newest first.
+    async fn recent_runs(&self, company_id: i32, limit: usize) -> Result<Vec<RunRecord>>;
+
+    // The admin API's records.
+
+    /// Records that `company_id` uploaded the stored plugin `digest` (false when it had
+    /// already). Another component of the company with the same name and version is a
+    /// `Conflict`: versions are unique within a company.
+    async fn add_company_plugin(&self, company_id: i32, plugin: &PluginRecord) -> Result<bool>;
+    /// The plugins a company uploaded, by name and version.
+    async fn company_plugins(&self, company_id: i32) -> Result<Vec<CompanyPlugin>>;
+    /// Attaches a case file to a company's plugin (replacing one of the same name).
+    async fn put_plugin_cases(&self, company_id: i32, cases: &PluginCases) -> Result<()>;
+    /// The case files attached to a company's plugin, by name.
+    async fn plugin_cases(&self, company_id: i32, digest: &str) -> Result<Vec<PluginCases>>;
+    /// Deactivates the active chain version of `effective_from`, and reactivates the one it
+    /// replaced, if any (returned). Bumps the company's data version. `NotFound` when no
+    /// version is active on that date.
+    async fn rollback_chain(
+        &self,
+        company_id: i32,
+        effective_from: NaiveDate,
+    ) -> Result<Option<ChainVersion>>;
+    /// Stores a company token by its hash.
+    async fn put_token(
+        &self,
+        company_id: i32,
+        role: &str,
+        label: &str,
+        token_hash: &str,
+    ) -> Result<TokenRecord>;
+    /// The token with this hash (revoked or not).
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>>;
+    /// A company's tokens, oldest first.
+    async fn tokens(&self, company_id: i32) -> Result<Vec<TokenRecord>>;
+    /// Revokes a company's token; false when it has no such live token.
+    async fn revoke_token(&self, company_id: i32, id: i64) -> Result<bool>;
+    /// The run request recorded under a company's idempotency key.
+    async fn run_request(&self, company_id: i32, key: &str) -> Result<Option<RunRequest>>;
+    /// Records a run request under its idempotency key; a key already used is a `Conflict`.
+    async fn put_run_request(
+        &self,
+        company_id: i32,
+        key: &str,
+        request: &str,
+        run_id: i64,
+    ) -> Result<()>;
+    /// Sets (or with `None` removes) a company's nightly run time, `HH:MM` local.
+    async fn put_schedule(&self, company_id: i32, run_at: Option<&str>) -> Result<()>;
+    /// Every company's nightly run time, by company id.
+    async fn schedules(&self) -> Result<Vec<(i32, String)>>;
 }
 
 impl std::fmt::Debug for dyn Store {

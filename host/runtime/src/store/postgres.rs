@@ -405,23 +405,8 @@ impl Store for PgStore {
     }
 
     async fn put_plugin(&self, p: &PluginRecord) -> Result<()> {
-        let other: Option<String> =
-            sqlx::query_scalar("SELECT digest FROM plugins WHERE name = $1 AND version = $2")
-                .bind(&p.name)
-                .bind(&p.version)
-                .fetch_optional(&self.pool)
-                .await?;
-        match other {
-            Some(d) if d == p.digest => return Ok(()),
-            Some(d) => {
-                return Err(StoreError::Conflict(format!(
-                    "a different component is already stored as {} {} (sha256 {d}); give the new \
-                     one another version in describe()",
-                    p.name, p.version
-                )));
-            }
-            None => {}
-        }
+        // Names and versions are unique per company (add_company_plugin), not here: two
+        // companies may each ship their own "late-fee 1.0.0".
         let info = serde_json::to_string(&p.info).expect("JSON serializes");
         sqlx::query(
             "INSERT INTO plugins (digest, name, version, kind, contract_version, info, component)
@@ -1127,6 +1112,8 @@ impl Store for PgStore {
              FROM (SELECT run_id, shard_no FROM run_shards
                    WHERE run_id = $1 AND state = 'pending'
                      AND (lease_until IS NULL OR lease_until < now())
+                     -- A cancelled (failed) run's shards are not claimed.
+                     AND EXISTS (SELECT 1 FROM runs WHERE id = $1 AND state = 'running')
                    ORDER BY lease_until NULLS FIRST, shard_no
                    LIMIT 1 FOR UPDATE SKIP LOCKED) c
              WHERE s.run_id = c.run_id AND s.shard_no = c.shard_no
@@ -1287,6 +1274,353 @@ impl Store for PgStore {
                 .await?;
         Ok(bytes.map(|b| b as u64))
     }
+
+    async fn bills_page(
+        &self,
+        company_id: i32,
+        date: NaiveDate,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredBill>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {BILL_READ} FROM bills WHERE company_id = $1 AND bill_date = $2
+               AND ($3::text IS NULL OR customer_id > $3)
+             ORDER BY customer_id LIMIT $4"
+        )))
+        .bind(company_id)
+        .bind(date)
+        .bind(after)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        self.stored_bills(rows).await
+    }
+
+    async fn customer_bills(
+        &self,
+        company_id: i32,
+        customer_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<StoredBill>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {BILL_READ} FROM bills WHERE company_id = $1 AND customer_id = $2
+               AND bill_date BETWEEN $3 AND $4
+             ORDER BY bill_date"
+        )))
+        .bind(company_id)
+        .bind(customer_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        self.stored_bills(rows).await
+    }
+
+    async fn recent_runs(&self, company_id: i32, limit: usize) -> Result<Vec<RunRecord>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE company_id = $1 ORDER BY id DESC LIMIT $2"
+        )))
+        .bind(company_id)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(run_of)
+        .collect()
+    }
+
+    async fn add_company_plugin(&self, company_id: i32, p: &PluginRecord) -> Result<bool> {
+        let other: Option<String> = sqlx::query_scalar(
+            "SELECT digest FROM company_plugins WHERE company_id = $1 AND name = $2 AND version = $3",
+        )
+        .bind(company_id)
+        .bind(&p.name)
+        .bind(&p.version)
+        .fetch_optional(&self.pool)
+        .await?;
+        match other {
+            Some(d) if d == p.digest => return Ok(false),
+            Some(d) => {
+                return Err(StoreError::Conflict(format!(
+                    "a different component is already stored as {} {} (sha256 {d}); give the new \
+                     one another version in describe()",
+                    p.name, p.version
+                )));
+            }
+            None => {}
+        }
+        let n = sqlx::query(
+            "INSERT INTO company_plugins (company_id, digest, name, version)
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(company_id)
+        .bind(&p.digest)
+        .bind(&p.name)
+        .bind(&p.version)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn company_plugins(&self, company_id: i32) -> Result<Vec<CompanyPlugin>> {
+        let rows = sqlx::query(
+            "SELECT p.digest, p.name, p.version, p.kind, p.contract_version, p.info::text AS info,
+                    to_char(c.uploaded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS uploaded_at
+             FROM company_plugins c JOIN plugins p ON p.digest = c.digest
+             WHERE c.company_id = $1 ORDER BY p.name, c.uploaded_at",
+        )
+        .bind(company_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let info: String = r.try_get("info")?;
+                Ok(CompanyPlugin {
+                    digest: r.try_get("digest")?,
+                    name: r.try_get("name")?,
+                    version: r.try_get("version")?,
+                    kind: r.try_get("kind")?,
+                    contract_version: r.try_get("contract_version")?,
+                    info: serde_json::from_str(&info)
+                        .map_err(|e| StoreError::Corrupt(format!("plugin info: {e}")))?,
+                    uploaded_at: r.try_get("uploaded_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn put_plugin_cases(&self, company_id: i32, c: &PluginCases) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO plugin_cases (company_id, digest, name, body, passed, report)
+             VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+             ON CONFLICT (company_id, digest, name) DO UPDATE SET body = EXCLUDED.body,
+                 passed = EXCLUDED.passed, report = EXCLUDED.report, uploaded_at = now()",
+        )
+        .bind(company_id)
+        .bind(&c.digest)
+        .bind(&c.name)
+        .bind(&c.body)
+        .bind(c.passed)
+        .bind(serde_json::to_string(&c.report).expect("JSON serializes"))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn plugin_cases(&self, company_id: i32, digest: &str) -> Result<Vec<PluginCases>> {
+        let rows = sqlx::query(
+            "SELECT digest, name, body, passed, report::text AS report FROM plugin_cases
+             WHERE company_id = $1 AND digest = $2 ORDER BY name",
+        )
+        .bind(company_id)
+        .bind(digest)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let report: String = r.try_get("report")?;
+                Ok(PluginCases {
+                    digest: r.try_get("digest")?,
+                    name: r.try_get("name")?,
+                    body: r.try_get("body")?,
+                    passed: r.try_get("passed")?,
+                    report: serde_json::from_str(&report)
+                        .map_err(|e| StoreError::Corrupt(format!("case report: {e}")))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn rollback_chain(
+        &self,
+        company_id: i32,
+        effective_from: NaiveDate,
+    ) -> Result<Option<ChainVersion>> {
+        let mut tx = self.pool.begin().await?;
+        let current: Option<i32> = sqlx::query_scalar(
+            "SELECT id FROM chain_versions
+             WHERE company_id = $1 AND effective_from = $2 AND active FOR UPDATE",
+        )
+        .bind(company_id)
+        .bind(effective_from)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(current) = current else {
+            return Err(StoreError::NotFound(format!(
+                "no chain version is active from {effective_from}"
+            )));
+        };
+        sqlx::query("UPDATE chain_versions SET active = false WHERE id = $1")
+            .bind(current)
+            .execute(&mut *tx)
+            .await?;
+        let previous = sqlx::query(
+            "UPDATE chain_versions SET active = true WHERE id = (
+                 SELECT id FROM chain_versions
+                 WHERE company_id = $1 AND effective_from = $2 AND id < $3
+                 ORDER BY id DESC LIMIT 1)
+             RETURNING id, effective_from, digest, definition::text AS definition",
+        )
+        .bind(company_id)
+        .bind(effective_from)
+        .bind(current)
+        .fetch_optional(&mut *tx)
+        .await?;
+        bump_data_version(&mut tx, company_id).await?;
+        tx.commit().await?;
+        previous.as_ref().map(chain_version_of).transpose()
+    }
+
+    async fn put_token(
+        &self,
+        company_id: i32,
+        role: &str,
+        label: &str,
+        token_hash: &str,
+    ) -> Result<TokenRecord> {
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO api_tokens (company_id, role, label, token_hash) VALUES ($1, $2, $3, $4)
+             RETURNING {TOKEN_COLUMNS}"
+        )))
+        .bind(company_id)
+        .bind(role)
+        .bind(label)
+        .bind(token_hash)
+        .fetch_one(&self.pool)
+        .await?;
+        token_of(&r)
+    }
+
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1"
+        )))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(token_of)
+        .transpose()
+    }
+
+    async fn tokens(&self, company_id: i32) -> Result<Vec<TokenRecord>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE company_id = $1 ORDER BY id"
+        )))
+        .bind(company_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(token_of)
+        .collect()
+    }
+
+    async fn revoke_token(&self, company_id: i32, id: i64) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = now()
+             WHERE company_id = $1 AND id = $2 AND revoked_at IS NULL",
+        )
+        .bind(company_id)
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn run_request(&self, company_id: i32, key: &str) -> Result<Option<RunRequest>> {
+        let r = sqlx::query(
+            "SELECT request, run_id, EXTRACT(EPOCH FROM now() - created_at)::bigint AS age_s
+             FROM run_requests WHERE company_id = $1 AND idempotency_key = $2",
+        )
+        .bind(company_id)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        r.map(|r| {
+            Ok(RunRequest {
+                request: r.try_get("request")?,
+                run_id: r.try_get("run_id")?,
+                age_s: r.try_get("age_s")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn put_run_request(
+        &self,
+        company_id: i32,
+        key: &str,
+        request: &str,
+        run_id: i64,
+    ) -> Result<()> {
+        let n = sqlx::query(
+            "INSERT INTO run_requests (company_id, idempotency_key, request, run_id)
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(company_id)
+        .bind(key)
+        .bind(request)
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::Conflict(format!(
+                "the idempotency key {key:?} is already used"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn put_schedule(&self, company_id: i32, run_at: Option<&str>) -> Result<()> {
+        match run_at {
+            Some(at) => {
+                sqlx::query(
+                    "INSERT INTO schedules (company_id, run_at) VALUES ($1, $2)
+                     ON CONFLICT (company_id) DO UPDATE SET run_at = EXCLUDED.run_at,
+                         updated_at = now()",
+                )
+                .bind(company_id)
+                .bind(at)
+                .execute(&self.pool)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM schedules WHERE company_id = $1")
+                    .bind(company_id)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn schedules(&self) -> Result<Vec<(i32, String)>> {
+        Ok(
+            sqlx::query_as("SELECT company_id, run_at FROM schedules ORDER BY company_id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+}
+
+/// The columns of a token, as [`token_of`] reads them.
+const TOKEN_COLUMNS: &str = "id, company_id, role, label, \
+    to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS created_at, \
+    to_char(revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS revoked_at";
+
+fn token_of(r: &PgRow) -> Result<TokenRecord> {
+    Ok(TokenRecord {
+        id: r.try_get("id")?,
+        company_id: r.try_get("company_id")?,
+        role: r.try_get("role")?,
+        label: r.try_get("label")?,
+        created_at: r.try_get("created_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
 }
 
 impl PgStore {

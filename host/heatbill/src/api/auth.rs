@@ -1,0 +1,175 @@
+//! Who is calling, and what they may do.
+//!
+//! Two kinds of bearer token:
+//! - the **platform operator's** (from `api.operator_token`): manages companies and issues
+//!   their tokens, and may do everything;
+//! - **company tokens** (`hb_` and 64 hex digits, 256 random bits), issued by the operator with
+//!   a role: `integrator` (plugins, case files, chains, dry runs), `staff` (imports, runs,
+//!   dry runs) or `read-only`. Every role reads its company's resources.
+//!
+//! Only a token's SHA-256 is stored (a token has 256 bits of entropy, so a fast hash is as good
+//! as a slow one here), and tokens never reach a log: they travel in the `Authorization`
+//! header, which is not logged.
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use heatbill_runtime::model::Company;
+use heatbill_runtime::store::StoreError;
+use sha2::{Digest, Sha256};
+
+use super::{ApiError, App};
+
+/// The roles of company tokens.
+pub const ROLES: [&str; 3] = ["integrator", "staff", "read-only"];
+
+/// What a request wants to do to a company.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read anything of the company.
+    Read,
+    /// Plugins, case files, chains (integrators).
+    Rules,
+    /// Imports and runs (staff).
+    Data,
+    /// Dry runs (integrators and staff).
+    DryRun,
+    /// The company itself and its tokens (the operator).
+    Operator,
+}
+
+/// The caller.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// The platform operator.
+    Operator,
+    /// A company token.
+    Company {
+        /// The company.
+        company_id: i32,
+        /// The token's role.
+        role: String,
+        /// The token's id.
+        token_id: i64,
+    },
+}
+
+/// SHA-256 of a token.
+pub fn hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// A new company token: `hb_` and 64 hex digits from the operating system's generator.
+pub fn new_token() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(ApiError::internal)?;
+    Ok(format!("hb_{}", hex::encode(bytes)))
+}
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+}
+
+impl FromRequestParts<App> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Caller, ApiError> {
+        let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+            return Err(unauthorized(
+                "no token: send `Authorization: Bearer <token>` (the operator's token, or a \
+                 company token the operator issued)",
+            ));
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= 256)
+            .ok_or_else(|| {
+                unauthorized("the Authorization header must be `Bearer <token>`")
+            })?;
+        let h = hash(token);
+        // Hashes compared, so the comparison's time says nothing about the operator's token.
+        if h == app.operator_hash {
+            return Ok(Caller::Operator);
+        }
+        match app.services.store.token_by_hash(&hex::encode(h)).await? {
+            Some(t) if t.revoked_at.is_none() => Ok(Caller::Company {
+                company_id: t.company_id,
+                role: t.role,
+                token_id: t.id,
+            }),
+            Some(_) => Err(unauthorized("this token was revoked; ask the operator for a new one")),
+            None => Err(unauthorized("unknown token")),
+        }
+    }
+}
+
+impl Caller {
+    /// Whether the caller is the platform operator.
+    pub fn is_operator(&self) -> bool {
+        matches!(self, Caller::Operator)
+    }
+
+    /// Requires the operator.
+    pub fn operator(&self) -> Result<(), ApiError> {
+        if self.is_operator() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "only the platform operator's token may do this",
+            ))
+        }
+    }
+
+    /// The company `slug`, if the caller may reach it with `access`. Another company's (and an
+    /// unknown) company answers 404 alike; a role without the access answers 403.
+    pub async fn company(
+        &self,
+        app: &App,
+        slug: &str,
+        access: Access,
+    ) -> Result<Company, ApiError> {
+        let shown = heatbill_engine::text::safe(slug);
+        let not_found = || ApiError::not_found(format!("no company {shown:?}"));
+        let company = match app.services.store.company(slug).await {
+            Ok(c) => c,
+            Err(StoreError::NotFound(_)) => return Err(not_found()),
+            Err(e) => return Err(e.into()),
+        };
+        match self {
+            Caller::Operator => Ok(company),
+            Caller::Company {
+                company_id, role, ..
+            } => {
+                if *company_id != company.id {
+                    return Err(not_found());
+                }
+                let allowed = match access {
+                    Access::Read => true,
+                    Access::Rules => role == "integrator",
+                    Access::Data => role == "staff",
+                    Access::DryRun => role == "integrator" || role == "staff",
+                    Access::Operator => false,
+                };
+                if allowed {
+                    Ok(company)
+                } else {
+                    Err(ApiError::forbidden(format!(
+                        "a {role} token may not do this; {}",
+                        match access {
+                            Access::Rules => "plugins, case files and chains take an integrator token",
+                            Access::Data => "imports and runs take a staff token",
+                            Access::DryRun => "dry runs take an integrator or staff token",
+                            _ => "only the platform operator may",
+                        }
+                    )))
+                }
+            }
+        }
+    }
+}
+
+/// `State` re-exported for handlers.
+pub type AppState = State<App>;

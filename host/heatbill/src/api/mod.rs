@@ -1,0 +1,234 @@
+//! The admin API (`heatbill serve`): what a heating company's operators and integrators use
+//! every day, over HTTP and JSON.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`auth`] | the operator token, company tokens and their roles, tenant isolation |
+//! | [`error`] | the one error shape every 4xx and 5xx answers with |
+//! | [`companies`] | companies, their seasons, schedules and tokens |
+//! | [`plugins`] | plugin uploads, their case files, rule chains (activate, roll back) |
+//! | [`data`] | streaming CSV imports |
+//! | [`runs`] | run requests (idempotent), progress (JSON and server-sent events), cancel |
+//! | [`bills`] | bills by date, customer and run, the CSV export, dry runs, the arrears ranking |
+//! | [`ops`] | health, readiness, Prometheus metrics, the OpenAPI document, the scheduler |
+//!
+//! Every company resource lives under `/v1/companies/{company}/…`. A company token reaches its
+//! own company alone: another company's resources answer 404, exactly as a company that does
+//! not exist, so a token cannot even learn which companies exist. The server runs the shards of
+//! every running run like `heatbill worker` (so a run triggered on one host is shared by every
+//! host that serves), and one host at a time (the lease holder) runs the nightly scheduler.
+
+pub mod auth;
+pub mod bills;
+pub mod companies;
+pub mod data;
+pub mod error;
+pub mod ops;
+pub mod plugins;
+pub mod runs;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use heatbill_engine::Engine;
+use heatbill_runtime::services::Services;
+use heatbill_runtime::settings::Settings;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+
+pub use error::ApiError;
+use ops::Security;
+
+/// What every handler shares.
+pub struct AppState {
+    /// The store, cache and coordination.
+    pub services: Services,
+    /// The rules engine (plugins are loaded and case files run in it).
+    pub engine: Engine,
+    /// The configuration.
+    pub settings: Settings,
+    /// SHA-256 of the operator token.
+    pub operator_hash: [u8; 32],
+    /// Runs this process is working on (started by a request or the scheduler).
+    pub runs: Mutex<HashMap<i64, runs::LiveRun>>,
+    /// Counters for `/metrics`.
+    pub metrics: ops::Metrics,
+    /// When the server started.
+    pub started: Instant,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("worker", &self.services.worker)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The shared state handlers get.
+pub type App = Arc<AppState>;
+
+impl AppState {
+    /// The state of a server: `operator_token` is the platform operator's token.
+    pub fn new(
+        services: Services,
+        engine: Engine,
+        settings: Settings,
+        operator_token: &str,
+    ) -> AppState {
+        AppState {
+            services,
+            engine,
+            settings,
+            operator_hash: auth::hash(operator_token),
+            runs: Mutex::new(HashMap::new()),
+            metrics: ops::Metrics::default(),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// The OpenAPI document of the API, generated from the handlers' annotations.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "heatbill admin API",
+        description = "Companies, plugins and rule chains, data imports, daily runs and bills of \
+                       a district-heating billing platform. Every endpoint but the health \
+                       checks, the metrics and this document takes `Authorization: Bearer \
+                       <token>`: the platform operator's token, or a company token (roles \
+                       integrator, staff, read-only) that reaches its own company alone."
+    ),
+    modifiers(&Security),
+    paths(
+        ops::healthz, ops::readyz, ops::metrics,
+        companies::create, companies::list, companies::read, companies::update,
+        companies::put_schedule, companies::issue_token, companies::list_tokens,
+        companies::revoke_token,
+        plugins::upload, plugins::list, plugins::read, plugins::put_cases, plugins::list_cases,
+        plugins::activate, plugins::list_chains, plugins::rollback,
+        data::import,
+        runs::trigger, runs::list, runs::read, runs::events, runs::cancel,
+        bills::by_date, bills::export, bills::by_customer, bills::history, bills::by_run,
+        bills::dry_run, bills::arrears,
+    ),
+    tags(
+        (name = "operations", description = "Health, readiness and metrics"),
+        (name = "companies", description = "Companies, schedules and tokens (operator)"),
+        (name = "plugins", description = "Plugin uploads, case files and rule chains (integrator)"),
+        (name = "data", description = "Streaming CSV imports (staff)"),
+        (name = "runs", description = "Daily runs (staff)"),
+        (name = "bills", description = "Bills, exports, dry runs and arrears"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The router of the whole API over `app`.
+pub fn router(app: App) -> Router {
+    let json_limit = app.settings.api.max_body_bytes;
+    let request_id = HeaderName::from_static("x-request-id");
+    let v1 = Router::new()
+        .merge(companies::routes())
+        .merge(plugins::routes())
+        .merge(data::routes())
+        .merge(runs::routes())
+        .merge(bills::routes());
+    Router::new()
+        .merge(ops::routes())
+        .nest("/v1", v1)
+        .fallback(|| async {
+            ApiError::not_found("no such endpoint; the API's endpoints are listed at /openapi.json")
+        })
+        // Bodies are read by each handler with its own cap (uploads, imports); this is the
+        // cap of everything else.
+        .layer(DefaultBodyLimit::max(json_limit))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                // The path only: query strings may carry customer ids, never a token (tokens
+                // travel in the Authorization header, which is not logged).
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                tracing::info_span!(
+                    "request",
+                    method = %req.method(),
+                    path = %heatbill_engine::text::terminal_safe(req.uri().path(), 200),
+                    request_id = %heatbill_engine::text::terminal_safe(&id, 64),
+                )
+            }),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            ops::count_requests,
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(app)
+}
+
+/// Serves the API on `settings.api.listen` with the workers and the scheduler until `stop`
+/// resolves, then shuts down gracefully: no new requests, the runs in hand get
+/// `api.shutdown_grace_s` to finish, and their unfinished shards are handed back (their
+/// leases lapse; any host resumes them).
+pub async fn serve(
+    app: App,
+    listener: tokio::net::TcpListener,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker = {
+        let app = app.clone();
+        let stop = stopped(stop_rx.clone());
+        // The run pipeline's future is not `Send` (its stream stages borrow across awaits), so
+        // it is driven on a blocking thread of its own, by the same runtime.
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            handle.block_on(async move {
+                if let Err(e) =
+                    heatbill_runtime::run::serve(&app.services, &app.engine, &app.settings, stop)
+                        .await
+                {
+                    tracing::error!(error = %e, "the worker stopped");
+                }
+            })
+        })
+    };
+    let scheduler = if app.settings.api.scheduler {
+        let app = app.clone();
+        let stop = stopped(stop_rx.clone());
+        Some(tokio::spawn(async move { ops::scheduler(app, stop).await }))
+    } else {
+        None
+    };
+    let server = axum::serve(listener, router(app.clone()))
+        .with_graceful_shutdown(async move {
+            stop.await;
+            let _ = stop_tx.send(true);
+        })
+        .await
+        .context("the HTTP server failed");
+    // The server has stopped taking requests; runs in hand get their grace.
+    let grace = Duration::from_secs(app.settings.api.shutdown_grace_s);
+    runs::wind_down(&app, grace).await;
+    let _ = worker.await;
+    if let Some(s) = scheduler {
+        let _ = s.await;
+    }
+    server
+}
+
+/// Resolves once the server is told to stop.
+fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}

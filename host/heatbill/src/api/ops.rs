@@ -1,0 +1,389 @@
+//! Operations: `/healthz`, `/readyz`, `/metrics` (Prometheus text), the OpenAPI document and
+//! its interactive page, and the nightly scheduler.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{NaiveDate, Utc};
+use heatbill_runtime::coord::LockToken;
+use heatbill_runtime::run::RunReport;
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_scalar::{Scalar, Servable};
+
+use super::{ApiDoc, App};
+
+/// The routes of this module.
+pub fn routes() -> axum::Router<App> {
+    axum::Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .merge(Scalar::with_url("/docs", ApiDoc::openapi()))
+}
+
+/// The bearer security scheme of the document.
+#[derive(Debug)]
+pub struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let c = openapi.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// Health.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or what is not.
+    pub status: String,
+    /// The database backend.
+    pub database: String,
+    /// The cache and coordination backend.
+    pub coordination: String,
+    /// Seconds since the server started.
+    pub uptime_s: u64,
+}
+
+/// The process is up (no dependency is checked).
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, body = Health)))]
+pub async fn healthz(State(app): State<App>) -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        database: format!("{:?}", app.services.store.backend()).to_lowercase(),
+        coordination: app.services.coord.backend().into(),
+        uptime_s: app.started.elapsed().as_secs(),
+    })
+}
+
+/// The server can serve: the database answers, and Redis when configured.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+pub async fn readyz(State(app): State<App>) -> (StatusCode, Json<Health>) {
+    let mut problems = Vec::new();
+    let db = tokio::time::timeout(Duration::from_secs(3), app.services.store.companies()).await;
+    if !matches!(db, Ok(Ok(_))) {
+        problems.push("the database does not answer");
+    }
+    let probe = tokio::time::timeout(
+        Duration::from_secs(3),
+        app.services.coord.progress(-1),
+    )
+    .await;
+    if !matches!(probe, Ok(Ok(_))) {
+        problems.push("redis does not answer");
+    }
+    let status = if problems.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Health {
+            status: if problems.is_empty() {
+                "ok".into()
+            } else {
+                problems.join("; ")
+            },
+            database: format!("{:?}", app.services.store.backend()).to_lowercase(),
+            coordination: app.services.coord.backend().into(),
+            uptime_s: app.started.elapsed().as_secs(),
+        }),
+    )
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Requests answered, by status class (1xx…5xx).
+    pub requests: [AtomicU64; 5],
+    /// Microseconds spent answering requests.
+    pub request_micros: AtomicU64,
+    /// Runs started here (requests and the scheduler).
+    pub runs_started: AtomicU64,
+    /// Runs completed here.
+    pub runs_completed: AtomicU64,
+    /// Runs that stopped with an error here.
+    pub runs_failed: AtomicU64,
+    /// Customers settled by runs completed here.
+    pub customers: AtomicU64,
+    /// Bills written (first versions and revisions).
+    pub bills: AtomicU64,
+    /// Customers parked.
+    pub parked: AtomicU64,
+    /// Microseconds of completed runs.
+    pub run_micros: AtomicU64,
+    /// Customers per second of the last completed run, ×1000.
+    pub last_rate_milli: AtomicU64,
+    /// Scheduler: runs it started.
+    pub scheduled: AtomicU64,
+}
+
+impl Metrics {
+    /// Adds a completed run's report.
+    pub fn record_report(&self, r: &RunReport) {
+        self.runs_completed.fetch_add(1, Ordering::Relaxed);
+        self.customers
+            .fetch_add(r.this_process.customers, Ordering::Relaxed);
+        self.bills.fetch_add(
+            r.this_process.written + r.this_process.revised,
+            Ordering::Relaxed,
+        );
+        self.parked.fetch_add(r.this_process.parked, Ordering::Relaxed);
+        self.run_micros
+            .fetch_add((r.seconds * 1e6) as u64, Ordering::Relaxed);
+        self.last_rate_milli
+            .store((r.customers_per_second * 1000.0) as u64, Ordering::Relaxed);
+    }
+}
+
+/// Counts every answer by status class.
+pub async fn count_requests(State(app): State<App>, req: Request, next: Next) -> Response {
+    let t = std::time::Instant::now();
+    let r = next.run(req).await;
+    let class = (r.status().as_u16() / 100).clamp(1, 5) as usize - 1;
+    app.metrics.requests[class].fetch_add(1, Ordering::Relaxed);
+    app.metrics
+        .request_micros
+        .fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+    r
+}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, content_type = "text/plain", description = "Prometheus text format")))]
+pub async fn metrics(State(app): State<App>) -> Response {
+    let m = &app.metrics;
+    let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, values: &[(String, f64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, v) in values {
+            let _ = writeln!(out, "{name}{labels} {v}");
+        }
+    };
+    let classes = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+    metric(
+        "heatbill_http_requests_total",
+        "counter",
+        "HTTP requests answered, by status class.",
+        &classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("{{class=\"{c}\"}}"), g(&m.requests[i]) as f64))
+            .collect::<Vec<_>>(),
+    );
+    metric(
+        "heatbill_http_request_seconds_total",
+        "counter",
+        "Time spent answering HTTP requests.",
+        &[(String::new(), g(&m.request_micros) as f64 / 1e6)],
+    );
+    metric(
+        "heatbill_runs_total",
+        "counter",
+        "Runs this host started, completed and saw fail.",
+        &[
+            ("{state=\"started\"}".into(), g(&m.runs_started) as f64),
+            ("{state=\"completed\"}".into(), g(&m.runs_completed) as f64),
+            ("{state=\"failed\"}".into(), g(&m.runs_failed) as f64),
+            ("{state=\"scheduled\"}".into(), g(&m.scheduled) as f64),
+        ],
+    );
+    let running = app
+        .runs
+        .lock()
+        .expect("the runs are not poisoned")
+        .values()
+        .filter(|l| !l.task.is_finished())
+        .count();
+    metric(
+        "heatbill_runs_running",
+        "gauge",
+        "Runs this host is working on.",
+        &[(String::new(), running as f64)],
+    );
+    metric(
+        "heatbill_customers_total",
+        "counter",
+        "Customers settled by the runs this host completed.",
+        &[(String::new(), g(&m.customers) as f64)],
+    );
+    metric(
+        "heatbill_bills_written_total",
+        "counter",
+        "Bills written (first versions and revisions) by the runs this host completed.",
+        &[(String::new(), g(&m.bills) as f64)],
+    );
+    metric(
+        "heatbill_customers_parked_total",
+        "counter",
+        "Customers parked by the runs this host completed.",
+        &[(String::new(), g(&m.parked) as f64)],
+    );
+    metric(
+        "heatbill_run_seconds_total",
+        "counter",
+        "Seconds of the runs this host completed.",
+        &[(String::new(), g(&m.run_micros) as f64 / 1e6)],
+    );
+    metric(
+        "heatbill_last_run_customers_per_second",
+        "gauge",
+        "Customers per second of the last run this host completed.",
+        &[(String::new(), g(&m.last_rate_milli) as f64 / 1000.0)],
+    );
+    let cache = app.services.cache.stats();
+    metric(
+        "heatbill_cache_requests_total",
+        "counter",
+        "Cache reads by result.",
+        &[
+            ("{result=\"hit\"}".into(), cache.hits as f64),
+            ("{result=\"miss\"}".into(), cache.misses as f64),
+            ("{result=\"error\"}".into(), cache.errors as f64),
+        ],
+    );
+    let total = cache.hits + cache.misses;
+    metric(
+        "heatbill_cache_hit_ratio",
+        "gauge",
+        "Cache hits over reads since the server started.",
+        &[(
+            String::new(),
+            if total == 0 {
+                0.0
+            } else {
+                cache.hits as f64 / total as f64
+            },
+        )],
+    );
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        out,
+    )
+        .into_response()
+}
+
+/// The date a schedule bills now: the day before the company's local date, once its local
+/// time has passed `run_at`; the day before that otherwise.
+pub fn due_date(now: chrono::DateTime<Utc>, tz: chrono_tz::Tz, run_at: chrono::NaiveTime) -> NaiveDate {
+    let local = now.with_timezone(&tz);
+    let today = local.date_naive();
+    let yesterday = today.pred_opt().unwrap_or(today);
+    if local.time() >= run_at {
+        yesterday
+    } else {
+        yesterday.pred_opt().unwrap_or(yesterday)
+    }
+}
+
+/// The nightly scheduler: every few seconds, the host that holds the scheduler's lease (one at
+/// a time, through the coordination backend) starts, for each company with a schedule, the
+/// earliest date that is due and not billed: last night's, or the nights missed while no host
+/// ran (up to `api.catch_up_days`; a longer gap is left to an operator, since each day's
+/// balances carry from the day before). One date per company at a time.
+pub async fn scheduler(app: App, stop: impl std::future::Future<Output = ()>) {
+    const LEASE: Duration = Duration::from_secs(60);
+    let tick = Duration::from_secs(5);
+    let mut stop = std::pin::pin!(stop);
+    let mut held: Option<LockToken> = None;
+    loop {
+        let leader = match &held {
+            Some(t) => app
+                .services
+                .coord
+                .extend("scheduler", t, LEASE)
+                .await
+                .unwrap_or(false),
+            None => match app.services.coord.try_lock("scheduler", LEASE).await {
+                Ok(Some(t)) => {
+                    tracing::info!(worker = %app.services.worker, "this host leads the scheduler");
+                    held = Some(t);
+                    true
+                }
+                _ => false,
+            },
+        };
+        if !leader {
+            held = None;
+        } else if let Err(e) = schedule_once(&app, Utc::now()).await {
+            tracing::warn!(error = %e.message, "the scheduler could not start a run");
+        }
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tokio::time::sleep(tick) => {}
+        }
+    }
+    if let Some(t) = held {
+        let _ = app.services.coord.unlock("scheduler", &t).await;
+    }
+}
+
+/// One pass of the scheduler at `now`.
+pub async fn schedule_once(app: &App, now: chrono::DateTime<Utc>) -> Result<(), super::ApiError> {
+    let schedules = app.services.store.schedules().await?;
+    if schedules.is_empty() {
+        return Ok(());
+    }
+    let companies = app.services.store.companies().await?;
+    for (company_id, run_at) in schedules {
+        let Some(c) = companies.iter().find(|c| c.id == company_id) else {
+            continue;
+        };
+        let (Ok(tz), Ok(at)) = (
+            c.time_zone.parse::<chrono_tz::Tz>(),
+            chrono::NaiveTime::parse_from_str(&run_at, "%H:%M"),
+        ) else {
+            tracing::warn!(company = %c.slug, "the schedule's time zone or time is not valid");
+            continue;
+        };
+        let due = due_date(now, tz, at);
+        let latest = app.services.store.latest_billed_date(c.id).await?;
+        let next = match latest {
+            Some(d) if d >= due => continue,
+            Some(d) => d.succ_opt().unwrap_or(d),
+            None => due,
+        };
+        let gap = (due - next).num_days() + 1;
+        if gap > i64::from(app.settings.api.catch_up_days.max(1)) {
+            tracing::warn!(company = %c.slug, %next, %due, "the scheduler will not catch up this many nights on its own (api.catch_up_days): run them from {next}");
+            continue;
+        }
+        // One run of a company at a time: the next date waits for this one's balances.
+        let busy = app
+            .runs
+            .lock()
+            .expect("the runs are not poisoned")
+            .values()
+            .any(|l| !l.task.is_finished());
+        let running = app.services.store.runs(c.id, next).await?;
+        if busy || running.iter().any(|r| r.state == "running") {
+            continue;
+        }
+        let r = super::runs::start(app, c, next).await?;
+        app.metrics.scheduled.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(company = %c.slug, date = %next, run = r.id, "scheduled run started");
+    }
+    Ok(())
+}

@@ -1,0 +1,439 @@
+//! Daily runs: trigger (with an idempotency key), progress as JSON and as server-sent events,
+//! cancel, report.
+//!
+//! A request is checked before it is answered (the company has a chain in force on the date,
+//! the day before is billed), the run is opened, and its id comes back at once (202); this
+//! process then works on it, and every other host that serves joins it. Progress is read from
+//! the database (shards done, and their counts), so it is the same on every host.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::{get, post};
+use chrono::NaiveDate;
+use futures::Stream;
+use heatbill_runtime::model::{Company, RunRecord};
+use heatbill_runtime::run::{self, Opened};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::{Access, Caller};
+use super::error::{ErrorBody, JsonBody};
+use super::{ApiError, App};
+
+/// The routes of this module.
+pub fn routes() -> axum::Router<App> {
+    axum::Router::new()
+        .route("/companies/{company}/runs", post(trigger).get(list))
+        .route("/companies/{company}/runs/{id}", get(read))
+        .route("/companies/{company}/runs/{id}/events", get(events))
+        .route("/companies/{company}/runs/{id}/cancel", post(cancel))
+}
+
+/// A run this process works on.
+#[derive(Debug)]
+pub struct LiveRun {
+    /// The task.
+    pub task: tokio::task::JoinHandle<()>,
+    /// Stops the task: it drops the shards in flight (each commits whole or not at all).
+    pub stop: tokio::sync::watch::Sender<bool>,
+    /// When it started here.
+    pub started: Instant,
+}
+
+/// A run request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunBody {
+    /// The date to bill.
+    pub date: NaiveDate,
+}
+
+/// A run and its progress.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunView {
+    /// Its id.
+    pub id: i64,
+    /// The date it bills.
+    pub date: NaiveDate,
+    /// 1 for the date's first run, then +1 per re-run.
+    pub attempt: i32,
+    /// `running`, `completed` or `failed` (a cancelled run is failed, with `cancelled` in its
+    /// report).
+    pub state: String,
+    /// Shards of the run.
+    pub shards: i64,
+    /// Shards done (on every host).
+    pub shards_done: u64,
+    /// Customers settled so far.
+    pub customers: u64,
+    /// Bills written (first versions).
+    pub written: u64,
+    /// Bills revised (new versions).
+    pub revised: u64,
+    /// Customers whose bills were unchanged.
+    pub unchanged: u64,
+    /// Customers parked (a plugin refused or failed).
+    pub parked: u64,
+    /// Seconds since this host started working on it (running runs this host works on).
+    pub seconds: Option<f64>,
+    /// Customers settled per second so far (same).
+    pub customers_per_second: Option<f64>,
+    /// The report, once it finished.
+    #[schema(value_type = Option<Object>)]
+    pub report: Option<serde_json::Value>,
+}
+
+pub(super) async fn view(app: &App, r: RunRecord) -> Result<RunView, ApiError> {
+    let totals = app.services.store.run_totals(r.id, 0).await?;
+    let live = app
+        .runs
+        .lock()
+        .expect("the runs are not poisoned")
+        .get(&r.id)
+        .map(|l| l.started.elapsed().as_secs_f64());
+    let settled = totals.counts.customers;
+    Ok(RunView {
+        id: r.id,
+        date: r.bill_date,
+        attempt: r.attempt,
+        state: r.state,
+        shards: r.shard_count as i64,
+        shards_done: totals.shards_done,
+        customers: settled,
+        written: totals.counts.written,
+        revised: totals.counts.revised,
+        unchanged: totals.counts.unchanged,
+        parked: totals.counts.parked,
+        seconds: live,
+        customers_per_second: live.filter(|s| *s > 0.0).map(|s| settled as f64 / s),
+        report: r.report,
+    })
+}
+
+/// Starts (or joins) the run of a company and date on this process: checked and opened before
+/// this returns; worked on in the background. What run requests and the scheduler call.
+pub async fn start(app: &App, company: &Company, date: NaiveDate) -> Result<RunRecord, ApiError> {
+    let started = Instant::now();
+    let p = run::prepare(
+        &app.services,
+        &app.engine,
+        &app.settings,
+        &company.slug,
+        date,
+    )
+    .await?;
+    match run::open(&app.services, &app.settings, &p, started).await? {
+        Opened::Unchanged(report) => {
+            app.metrics.runs_started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            app.metrics.runs_completed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(app.services.store.run(report.run_id).await?)
+        }
+        Opened::Running(running) => {
+            let record = running.run.clone();
+            let id = record.id;
+            let mut runs = app.runs.lock().expect("the runs are not poisoned");
+            if runs.get(&id).is_some_and(|l| !l.task.is_finished()) {
+                return Ok(record);
+            }
+            app.metrics.runs_started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let task = {
+                let app = app.clone();
+                let p = Arc::new(p);
+                let mut stop = stop_rx;
+                let handle = tokio::runtime::Handle::current();
+                // The run pipeline's future is not `Send`: it is driven on a blocking thread of
+                // its own, by the same runtime.
+                tokio::task::spawn_blocking(move || handle.block_on(async move {
+                    let mut quiet = |_: &run::Progress| {};
+                    let work = run::complete(
+                        &app.services,
+                        &app.engine,
+                        &app.settings,
+                        &p,
+                        running,
+                        started,
+                        &mut quiet,
+                    );
+                    let r = tokio::select! {
+                        r = work => r,
+                        _ = stop.wait_for(|s| *s) => {
+                            tracing::info!(run = id, "stopped here; the unfinished shards are handed back");
+                            return;
+                        }
+                    };
+                    match r {
+                        Ok(report) => {
+                            app.metrics.record_report(&report);
+                            if let Err(e) = run::refresh_ranking(&app.services, p.company.id, p.ctx.date).await {
+                                tracing::warn!(run = id, error = %e, "the arrears ranking was not refreshed");
+                            }
+                            tracing::info!(run = id, customers = report.counts.customers,
+                                parked = report.counts.parked, seconds = report.seconds, "run completed");
+                        }
+                        Err(e) => {
+                            app.metrics.runs_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            tracing::error!(run = id, error = %heatbill_engine::text::terminal_safe(&e.to_string(), 2000),
+                                "run stopped; it resumes when started again");
+                        }
+                    }
+                }))
+            };
+            runs.insert(
+                id,
+                LiveRun {
+                    task,
+                    stop: stop_tx,
+                    started,
+                },
+            );
+            Ok(record)
+        }
+    }
+}
+
+/// Requests the run of a date (staff). The `Idempotency-Key` header is required: the same key
+/// with the same request answers with the same run (for 24 hours, `api.idempotency_hours`);
+/// the same key with another request is refused. The run opens before the answer (202), and
+/// goes on in the background; follow it at `…/runs/{id}` or `…/runs/{id}/events`.
+#[utoipa::path(post, path = "/v1/companies/{company}/runs", tag = "runs",
+    params(("company" = String, Path, description = "The company's slug"),
+        ("Idempotency-Key" = String, Header, description = "A key unique to this request (1 to 200 printable ASCII characters)")),
+    request_body = RunBody, security(("bearer" = [])),
+    responses((status = 202, body = RunView, description = "Opened (or joined)"),
+        (status = 200, body = RunView, description = "The key was used for this request: its run"),
+        (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "The run cannot start (no chain, the day before not billed) or the key expired")))]
+pub async fn trigger(
+    State(app): State<App>,
+    caller: Caller,
+    Path(company): Path<String>,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<RunBody>,
+) -> Result<(StatusCode, Json<RunView>), ApiError> {
+    let c = caller.company(&app, &company, Access::Data).await?;
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| !k.is_empty() && k.len() <= 200 && k.chars().all(|c| c.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "send an Idempotency-Key header (1 to 200 printable ASCII characters, e.g. a \
+                 UUID): retrying with the same key never starts a second run",
+            )
+        })?
+        .to_string();
+    let request = format!("run {}", b.date);
+    if let Some(prior) = app.services.store.run_request(c.id, &key).await? {
+        if prior.request != request {
+            return Err(ApiError::conflict(format!(
+                "the Idempotency-Key was used for another request ({}); use a new key",
+                prior.request
+            )));
+        }
+        if prior.age_s > app.settings.api.idempotency_hours as i64 * 3600 {
+            return Err(ApiError::unprocessable(format!(
+                "the Idempotency-Key expired (it is older than {} hours); send the request with \
+                 a new key",
+                app.settings.api.idempotency_hours
+            )));
+        }
+        let r = app.services.store.run(prior.run_id).await?;
+        return Ok((StatusCode::OK, Json(view(&app, r).await?)));
+    }
+    let record = start(&app, &c, b.date).await?;
+    match app
+        .services
+        .store
+        .put_run_request(c.id, &key, &request, record.id)
+        .await
+    {
+        Ok(()) => {}
+        // Two requests with one key at once: both got the same run (one run per date).
+        Err(heatbill_runtime::store::StoreError::Conflict(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let r = app.services.store.run(record.id).await?;
+    Ok((StatusCode::ACCEPTED, Json(view(&app, r).await?)))
+}
+
+/// Which runs to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RunsQuery {
+    /// The runs of this date (default: the latest runs of every date).
+    pub date: Option<NaiveDate>,
+    /// At most this many (default 20, at most 500).
+    pub limit: Option<usize>,
+}
+
+/// Lists runs, newest first.
+#[utoipa::path(get, path = "/v1/companies/{company}/runs", tag = "runs",
+    params(("company" = String, Path, description = "The company's slug"), RunsQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = Vec<RunView>), (status = 404, body = ErrorBody)))]
+pub async fn list(
+    State(app): State<App>,
+    caller: Caller,
+    Path(company): Path<String>,
+    Query(q): Query<RunsQuery>,
+) -> Result<Json<Vec<RunView>>, ApiError> {
+    let c = caller.company(&app, &company, Access::Read).await?;
+    let limit = q.limit.unwrap_or(20).clamp(1, 500);
+    let mut runs = match q.date {
+        Some(d) => {
+            let mut r = app.services.store.runs(c.id, d).await?;
+            r.reverse();
+            r
+        }
+        None => app.services.store.recent_runs(c.id, limit).await?,
+    };
+    runs.truncate(limit);
+    let mut out = Vec::new();
+    for r in runs {
+        out.push(view(&app, r).await?);
+    }
+    Ok(Json(out))
+}
+
+/// The run `id` of the company (another company's run is not found).
+pub(super) async fn company_run(app: &App, company: &Company, id: i64) -> Result<RunRecord, ApiError> {
+    match app.services.store.run(id).await {
+        Ok(r) if r.company_id == company.id => Ok(r),
+        Ok(_) | Err(heatbill_runtime::store::StoreError::NotFound(_)) => Err(ApiError::not_found(
+            format!("company {} has no run {id}", company.slug),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A run's progress, and its report once it finished.
+#[utoipa::path(get, path = "/v1/companies/{company}/runs/{id}", tag = "runs",
+    params(("company" = String, Path, description = "The company's slug"),
+        ("id" = i64, Path, description = "The run's id")),
+    security(("bearer" = [])),
+    responses((status = 200, body = RunView), (status = 404, body = ErrorBody)))]
+pub async fn read(
+    State(app): State<App>,
+    caller: Caller,
+    Path((company, id)): Path<(String, i64)>,
+) -> Result<Json<RunView>, ApiError> {
+    let c = caller.company(&app, &company, Access::Read).await?;
+    let r = company_run(&app, &c, id).await?;
+    Ok(Json(view(&app, r).await?))
+}
+
+/// A run's progress as server-sent events: a `progress` event (a run view) every half
+/// second while it runs, then one `finished` event with the report, and the stream ends.
+#[utoipa::path(get, path = "/v1/companies/{company}/runs/{id}/events", tag = "runs",
+    params(("company" = String, Path, description = "The company's slug"),
+        ("id" = i64, Path, description = "The run's id")),
+    security(("bearer" = [])),
+    responses((status = 200, content_type = "text/event-stream", description = "`progress` events, then `finished`"),
+        (status = 404, body = ErrorBody)))]
+pub async fn events(
+    State(app): State<App>,
+    caller: Caller,
+    Path((company, id)): Path<(String, i64)>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let c = caller.company(&app, &company, Access::Read).await?;
+    company_run(&app, &c, id).await?;
+    let stream = futures::stream::unfold(Some(app), move |state| async move {
+        let app = state?;
+        let r = match app.services.store.run(id).await {
+            Ok(r) => r,
+            Err(e) => {
+                let ev = Event::default()
+                    .event("error")
+                    .data(format!("reading the run failed: {e}"));
+                return Some((Ok(ev), None));
+            }
+        };
+        let finished = r.state != "running";
+        let v = match view(&app, r).await {
+            Ok(v) => v,
+            Err(e) => {
+                let ev = Event::default().event("error").data(e.message);
+                return Some((Ok(ev), None));
+            }
+        };
+        let data = serde_json::to_string(&v).expect("a view serializes");
+        if finished {
+            Some((Ok(Event::default().event("finished").data(data)), None))
+        } else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Some((Ok(Event::default().event("progress").data(data)), Some(app)))
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// Cancels a running run (staff). Shards written stay (each is a day's correct bills); the
+/// others are not claimed again on any host. Request the date again to bill the rest: a new
+/// attempt finds the written bills unchanged.
+#[utoipa::path(post, path = "/v1/companies/{company}/runs/{id}/cancel", tag = "runs",
+    params(("company" = String, Path, description = "The company's slug"),
+        ("id" = i64, Path, description = "The run's id")),
+    security(("bearer" = [])),
+    responses((status = 200, body = RunView), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The run had finished")))]
+pub async fn cancel(
+    State(app): State<App>,
+    caller: Caller,
+    Path((company, id)): Path<(String, i64)>,
+) -> Result<Json<RunView>, ApiError> {
+    let c = caller.company(&app, &company, Access::Data).await?;
+    let r = company_run(&app, &c, id).await?;
+    let who = match &caller {
+        Caller::Operator => "the operator".to_string(),
+        Caller::Company { token_id, .. } => format!("token {token_id}"),
+    };
+    let report = serde_json::json!({
+        "cancelled": true,
+        "cancelled_by": who,
+        "run_id": id,
+    });
+    if !app.services.store.finish_run(r.id, "failed", &report).await? {
+        return Err(ApiError::conflict(format!(
+            "run {id} is {} already",
+            r.state
+        )));
+    }
+    let live = app.runs.lock().expect("the runs are not poisoned").remove(&id);
+    if let Some(live) = live {
+        // Dropping the work drops its shards in flight; each shard commits whole or not at all.
+        let _ = live.stop.send(true);
+        let _ = live.task.await;
+    }
+    tracing::info!(run = id, company = %c.slug, by = %who, "run cancelled");
+    let r = app.services.store.run(id).await?;
+    Ok(Json(view(&app, r).await?))
+}
+
+/// At shutdown: waits up to `grace` for the runs this process works on, then stops them (their
+/// claimed shards' leases lapse, and any host resumes them).
+pub async fn wind_down(app: &App, grace: Duration) {
+    let tasks: Vec<(i64, LiveRun)> = app
+        .runs
+        .lock()
+        .expect("the runs are not poisoned")
+        .drain()
+        .collect();
+    let deadline = tokio::time::Instant::now() + grace;
+    for (id, mut live) in tasks {
+        match tokio::time::timeout_at(deadline, &mut live.task).await {
+            Ok(_) => {}
+            Err(_) => {
+                tracing::warn!(run = id, "shutting down mid-run: its unfinished shards are handed back");
+                let _ = live.stop.send(true);
+                let _ = live.task.await;
+            }
+        }
+    }
+}
