@@ -40,8 +40,7 @@ use chrono::NaiveDate;
 use futures::StreamExt;
 use heatbill_engine::{
     BillError, Chain, ChainEntry, DayInput, Engine, Evaluator, LineCategory, PluginKind, Schedule,
-    ScheduleEvaluator, SeasonDay,
-    SeasonPhase,
+    ScheduleEvaluator, SeasonDay, SeasonPhase,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -356,9 +355,7 @@ pub async fn dry_run(
         end: Some(format!("{customer_id}\u{1}")),
     };
     let data = store.load_shard(company.id, date, &range, true).await?;
-    let customers = store
-        .load_customers(company.id, date, &range, None)
-        .await?;
+    let customers = store.load_customers(company.id, date, &range, None).await?;
     let Some(customer) = customers.into_iter().find(|c| c.customer_id == customer_id) else {
         return Err(RunError::Store(StoreError::NotFound(format!(
             "company {}: customer {customer_id} has no data in force on {date}",
@@ -610,7 +607,16 @@ pub async fn run(
     match open(services, settings, &p, started).await? {
         Opened::Unchanged(report) => Ok(report),
         Opened::Running(running) => {
-            complete(services, engine, settings, &p, running, started, &mut on_progress).await
+            complete(
+                services,
+                engine,
+                settings,
+                &p,
+                running,
+                started,
+                &mut on_progress,
+            )
+            .await
         }
     }
 }
@@ -738,7 +744,10 @@ pub async fn complete(
             joined.writes_refused
         ));
     }
-    finish(services, settings, p, &run, resumed, joined, warnings, started).await
+    finish(
+        services, settings, p, &run, resumed, joined, warnings, started,
+    )
+    .await
 }
 
 /// Records a re-run that has nothing to compute.

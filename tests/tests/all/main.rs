@@ -23,6 +23,7 @@ macro_rules! both {
     };
 }
 
+mod api;
 mod coord;
 mod engine;
 mod hostile;

@@ -96,9 +96,9 @@ async fn plugins_and_chains(db: TestDb) {
         Err(StoreError::Conflict(m)) => assert!(m.contains("another version"), "{m}"),
         r => panic!("expected a conflict, got {r:?}"),
     }
-    let d = s.put_company(&spec("daqing")).await.unwrap();
-    assert!(s.add_company_plugin(d.id, &other).await.unwrap());
-    let theirs = s.company_plugins(d.id).await.unwrap();
+    let daqing = s.put_company(&spec("daqing")).await.unwrap();
+    assert!(s.add_company_plugin(daqing.id, &other).await.unwrap());
+    let theirs = s.company_plugins(daqing.id).await.unwrap();
     assert_eq!(theirs.len(), 1);
     assert_eq!(theirs[0].digest, other.digest);
     assert_eq!(s.company_plugins(c.id).await.unwrap()[0].digest, a.digest);
@@ -353,16 +353,38 @@ async fn api_records(db: TestDb) {
     let c = s.put_company(&spec("harbin")).await.unwrap();
     let d = s.put_company(&spec("daqing")).await.unwrap();
 
-    let t = s.put_token(c.id, "staff", "night shift", "h1").await.unwrap();
-    assert_eq!((t.company_id, t.role.as_str(), t.revoked_at.as_deref()), (c.id, "staff", None));
+    let t = s
+        .put_token(c.id, "staff", "night shift", "h1")
+        .await
+        .unwrap();
+    assert_eq!(
+        (t.company_id, t.role.as_str(), t.revoked_at.as_deref()),
+        (c.id, "staff", None)
+    );
     assert_eq!(s.token_by_hash("h1").await.unwrap().unwrap().id, t.id);
     assert!(s.token_by_hash("h2").await.unwrap().is_none());
-    assert!(matches!(s.put_token(c.id, "staff", "again", "h1").await, Err(_)));
-    assert!(matches!(s.put_token(c.id, "root", "bad role", "h3").await, Err(_)));
-    assert!(!s.revoke_token(d.id, t.id).await.unwrap(), "another company's token");
+    assert!(matches!(
+        s.put_token(c.id, "staff", "again", "h1").await,
+        Err(_)
+    ));
+    assert!(matches!(
+        s.put_token(c.id, "root", "bad role", "h3").await,
+        Err(_)
+    ));
+    assert!(
+        !s.revoke_token(d.id, t.id).await.unwrap(),
+        "another company's token"
+    );
     assert!(s.revoke_token(c.id, t.id).await.unwrap());
     assert!(!s.revoke_token(c.id, t.id).await.unwrap(), "revoked once");
-    assert!(s.token_by_hash("h1").await.unwrap().unwrap().revoked_at.is_some());
+    assert!(
+        s.token_by_hash("h1")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
     assert_eq!(s.tokens(c.id).await.unwrap().len(), 1);
     assert!(s.tokens(d.id).await.unwrap().is_empty());
 
@@ -377,11 +399,17 @@ async fn api_records(db: TestDb) {
         report: serde_json::json!({"passed": 0}),
     };
     s.put_plugin_cases(c.id, &cases).await.unwrap();
-    let again = PluginCases { passed: true, ..cases.clone() };
+    let again = PluginCases {
+        passed: true,
+        ..cases.clone()
+    };
     s.put_plugin_cases(c.id, &again).await.unwrap();
     assert_eq!(s.plugin_cases(c.id, &a.digest).await.unwrap(), vec![again]);
     assert!(s.plugin_cases(d.id, &a.digest).await.unwrap().is_empty());
-    assert!(s.put_plugin_cases(d.id, &cases).await.is_err(), "not daqing's plugin");
+    assert!(
+        s.put_plugin_cases(d.id, &cases).await.is_err(),
+        "not daqing's plugin"
+    );
 
     let entry = |price: &str| ChainEntryDef {
         plugin: a.digest.clone(),
@@ -390,21 +418,36 @@ async fn api_records(db: TestDb) {
         params: serde_json::json!({ "price": price }),
     };
     let from = NaiveDate::from_ymd_opt(2025, 11, 1).unwrap();
-    let v1 = s.put_chain_version(c.id, from, &[entry("1")]).await.unwrap();
-    let v2 = s.put_chain_version(c.id, from, &[entry("2")]).await.unwrap();
+    let v1 = s
+        .put_chain_version(c.id, from, &[entry("1")])
+        .await
+        .unwrap();
+    let v2 = s
+        .put_chain_version(c.id, from, &[entry("2")])
+        .await
+        .unwrap();
     assert_ne!(v1.id, v2.id);
     let back = s.rollback_chain(c.id, from).await.unwrap().unwrap();
     assert_eq!(back.id, v1.id);
     assert_eq!(s.chain_versions(c.id).await.unwrap()[0].id, v1.id);
-    assert!(s.rollback_chain(c.id, from).await.unwrap().is_none(), "nothing before v1");
+    assert!(
+        s.rollback_chain(c.id, from).await.unwrap().is_none(),
+        "nothing before v1"
+    );
     assert!(s.chain_versions(c.id).await.unwrap().is_empty());
-    assert!(matches!(s.rollback_chain(c.id, from).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        s.rollback_chain(c.id, from).await,
+        Err(StoreError::NotFound(_))
+    ));
 
     assert!(s.run_request(c.id, "k1").await.unwrap().is_none());
     s.put_schedule(c.id, Some("02:30")).await.unwrap();
     s.put_schedule(c.id, Some("03:00")).await.unwrap();
     s.put_schedule(d.id, Some("01:00")).await.unwrap();
     s.put_schedule(d.id, None).await.unwrap();
-    assert_eq!(s.schedules().await.unwrap(), vec![(c.id, "03:00".to_string())]);
+    assert_eq!(
+        s.schedules().await.unwrap(),
+        vec![(c.id, "03:00".to_string())]
+    );
 }
 both!(api_records);

@@ -86,9 +86,7 @@ impl FromRequestParts<App> for Caller {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() <= 256)
-            .ok_or_else(|| {
-                unauthorized("the Authorization header must be `Bearer <token>`")
-            })?;
+            .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
         let h = hash(token);
         // Hashes compared, so the comparison's time says nothing about the operator's token.
         if h == app.operator_hash {
@@ -100,7 +98,9 @@ impl FromRequestParts<App> for Caller {
                 role: t.role,
                 token_id: t.id,
             }),
-            Some(_) => Err(unauthorized("this token was revoked; ask the operator for a new one")),
+            Some(_) => Err(unauthorized(
+                "this token was revoked; ask the operator for a new one",
+            )),
             None => Err(unauthorized("unknown token")),
         }
     }
@@ -159,7 +159,8 @@ impl Caller {
                     Err(ApiError::forbidden(format!(
                         "a {role} token may not do this; {}",
                         match access {
-                            Access::Rules => "plugins, case files and chains take an integrator token",
+                            Access::Rules =>
+                                "plugins, case files and chains take an integrator token",
                             Access::Data => "imports and runs take a staff token",
                             Access::DryRun => "dry runs take an integrator or staff token",
                             _ => "only the platform operator may",

@@ -24,7 +24,10 @@ pub fn routes() -> axum::Router<App> {
     axum::Router::new()
         .route("/companies/{company}/bills", get(by_date))
         .route("/companies/{company}/bills/export", get(export))
-        .route("/companies/{company}/customers/{customer}/bills", get(by_customer))
+        .route(
+            "/companies/{company}/customers/{customer}/bills",
+            get(by_customer),
+        )
         .route(
             "/companies/{company}/customers/{customer}/bills/{date}/history",
             get(history),
@@ -241,8 +244,7 @@ pub async fn export(
 ) -> Result<Response, ApiError> {
     let c = caller.company(&app, &company, Access::Read).await?;
     const PAGE: usize = 5_000;
-    let header_row =
-        "customer_id,date,version,status,code,description,quantity,unit,unit_price,amount,payer,error\n";
+    let header_row = "customer_id,date,version,status,code,description,quantity,unit,unit_price,amount,payer,error\n";
     let date = q.date;
     let state = (app, c.id, Some(None::<String>), true);
     let stream = futures::stream::unfold(state, move |(app, cid, after, first)| async move {
@@ -260,17 +262,29 @@ pub async fn export(
             .await
         {
             Ok(b) => b,
-            Err(e) => return Some((Err(std::io::Error::other(e.to_string())), (app, cid, None, false))),
+            Err(e) => {
+                return Some((
+                    Err(std::io::Error::other(e.to_string())),
+                    (app, cid, None, false),
+                ));
+            }
         };
         if bills.is_empty() {
             return None;
         }
-        let next = (bills.len() == PAGE).then(|| bills.last().map(|b| b.customer_id.clone())).flatten();
+        let next = (bills.len() == PAGE)
+            .then(|| bills.last().map(|b| b.customer_id.clone()))
+            .flatten();
         let mut out = String::with_capacity(bills.len() * 200);
         for b in &bills {
             let head = |out: &mut String| {
                 csv_field(out, &b.customer_id, true);
-                out.push_str(&format!(",{},{},{},", b.bill_date, b.row.version, b.row.status.as_str()));
+                out.push_str(&format!(
+                    ",{},{},{},",
+                    b.bill_date,
+                    b.row.version,
+                    b.row.status.as_str()
+                ));
             };
             if b.lines.is_empty() {
                 head(&mut out);
@@ -367,7 +381,11 @@ pub async fn history(
     let c = caller.company(&app, &company, Access::Read).await?;
     let date = parse_date("date", &date)?;
     let current = app.services.store.bill(c.id, &customer, date).await?;
-    let superseded = app.services.store.bill_history(c.id, &customer, date).await?;
+    let superseded = app
+        .services
+        .store
+        .bill_history(c.id, &customer, date)
+        .await?;
     if current.is_none() && superseded.is_empty() {
         return Err(ApiError::not_found(format!(
             "customer {:?} has no bill of {date}",
@@ -469,6 +487,18 @@ pub async fn dry_run(
     )
     .await?;
     let mut v = serde_json::to_value(&r).map_err(ApiError::internal)?;
+    // Lines as stored bills show them: the kind's fields beside the amounts.
+    if let Some(lines) = v["bill"]["lines"].as_array_mut() {
+        for line in lines {
+            if let Some(serde_json::Value::Object(kind)) =
+                line.as_object_mut().and_then(|l| l.remove("kind"))
+            {
+                for (k, val) in kind {
+                    line[k] = val;
+                }
+            }
+        }
+    }
     if let Some(cur) = r.current {
         v["current"] = serde_json::to_value(BillView::from(cur)).map_err(ApiError::internal)?;
     }

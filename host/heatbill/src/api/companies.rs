@@ -144,7 +144,10 @@ fn spec(
         )));
     }
     let name = name.trim().to_string();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(heatbill_engine::text::is_unsafe) {
+    if name.is_empty()
+        || name.chars().count() > 200
+        || name.chars().any(heatbill_engine::text::is_unsafe)
+    {
         return Err(ApiError::unprocessable(
             "name: give 1 to 200 printable characters",
         ));
@@ -380,7 +383,10 @@ pub async fn issue_token(
         )));
     }
     let label = b.label.trim();
-    if label.is_empty() || label.chars().count() > 100 || label.chars().any(heatbill_engine::text::is_unsafe) {
+    if label.is_empty()
+        || label.chars().count() > 100
+        || label.chars().any(heatbill_engine::text::is_unsafe)
+    {
         return Err(ApiError::unprocessable(
             "label: give 1 to 100 printable characters saying what the token is for",
         ));
@@ -389,7 +395,12 @@ pub async fn issue_token(
     let record = app
         .services
         .store
-        .put_token(c.id, &b.role, label, &hex::encode(super::auth::hash(&token)))
+        .put_token(
+            c.id,
+            &b.role,
+            label,
+            &hex::encode(super::auth::hash(&token)),
+        )
         .await?;
     tracing::info!(company = %c.slug, token_id = record.id, role = %record.role, "token issued");
     Ok((

@@ -99,13 +99,26 @@ pub async fn import(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<ImportResult>, ApiError> {
-    let c = caller.company(&app, &company, Access::Data).await?;
-    let kind = kind_of(&kind)?;
+    let c = match caller.company(&app, &company, Access::Data).await {
+        Ok(c) => c,
+        Err(e) => {
+            super::error::drain(body, 1 << 20).await;
+            return Err(e);
+        }
+    };
+    let kind = match kind_of(&kind) {
+        Ok(k) => k,
+        Err(e) => {
+            super::error::drain(body, 1 << 20).await;
+            return Err(e);
+        }
+    };
     let csv = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/csv"));
     if !csv {
+        super::error::drain(body, 1 << 20).await;
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "invalid-body",

@@ -191,12 +191,17 @@ where
 
 /// Reads a whole body of at most `cap` bytes (a plugin, a case file), refusing a larger one
 /// as soon as it passes the cap.
-pub async fn read_capped(body: axum::body::Body, cap: usize, what: &str) -> Result<Vec<u8>, ApiError> {
+pub async fn read_capped(
+    body: axum::body::Body,
+    cap: usize,
+    what: &str,
+) -> Result<Vec<u8>, ApiError> {
     use futures::StreamExt;
     let mut stream = body.into_data_stream();
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("the body could not be read: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| ApiError::bad_request(format!("the body could not be read: {e}")))?;
         if out.len() + chunk.len() > cap {
             return Err(ApiError::too_large(format!(
                 "{what} is larger than {cap} bytes, the most this server takes"
@@ -205,4 +210,28 @@ pub async fn read_capped(body: axum::body::Body, cap: usize, what: &str) -> Resu
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+/// Reads and drops what is left of a refused request's body (up to `limit` bytes), so the
+/// client, still sending, gets the answer instead of a broken connection.
+pub async fn drain(body: axum::body::Body, limit: usize) {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut seen = 0;
+    let deadline = tokio::time::sleep(std::time::Duration::from_secs(5));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => return,
+            chunk = stream.next() => match chunk {
+                Some(Ok(c)) => {
+                    seen += c.len();
+                    if seen > limit {
+                        return;
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
 }

@@ -83,11 +83,7 @@ pub async fn readyz(State(app): State<App>) -> (StatusCode, Json<Health>) {
     if !matches!(db, Ok(Ok(_))) {
         problems.push("the database does not answer");
     }
-    let probe = tokio::time::timeout(
-        Duration::from_secs(3),
-        app.services.coord.progress(-1),
-    )
-    .await;
+    let probe = tokio::time::timeout(Duration::from_secs(3), app.services.coord.progress(-1)).await;
     if !matches!(probe, Ok(Ok(_))) {
         problems.push("redis does not answer");
     }
@@ -148,7 +144,8 @@ impl Metrics {
             r.this_process.written + r.this_process.revised,
             Ordering::Relaxed,
         );
-        self.parked.fetch_add(r.this_process.parked, Ordering::Relaxed);
+        self.parked
+            .fetch_add(r.this_process.parked, Ordering::Relaxed);
         self.run_micros
             .fetch_add((r.seconds * 1e6) as u64, Ordering::Relaxed);
         self.last_rate_milli
@@ -278,16 +275,16 @@ pub async fn metrics(State(app): State<App>) -> Response {
             },
         )],
     );
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        out,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
 /// The date a schedule bills now: the day before the company's local date, once its local
 /// time has passed `run_at`; the day before that otherwise.
-pub fn due_date(now: chrono::DateTime<Utc>, tz: chrono_tz::Tz, run_at: chrono::NaiveTime) -> NaiveDate {
+pub fn due_date(
+    now: chrono::DateTime<Utc>,
+    tz: chrono_tz::Tz,
+    run_at: chrono::NaiveTime,
+) -> NaiveDate {
     let local = now.with_timezone(&tz);
     let today = local.date_naive();
     let yesterday = today.pred_opt().unwrap_or(today);

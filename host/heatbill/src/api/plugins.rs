@@ -44,7 +44,10 @@ pub fn routes() -> axum::Router<App> {
             "/companies/{company}/plugins/{digest}/cases/{name}",
             put(put_cases),
         )
-        .route("/companies/{company}/chains", post(activate).get(list_chains))
+        .route(
+            "/companies/{company}/chains",
+            post(activate).get(list_chains),
+        )
         .route(
             "/companies/{company}/chains/{effective_from}/rollback",
             post(rollback),
@@ -86,7 +89,11 @@ pub struct CaseSummary {
 }
 
 async fn plugin_view(app: &App, company_id: i32, p: CompanyPlugin) -> Result<PluginView, ApiError> {
-    let cases = app.services.store.plugin_cases(company_id, &p.digest).await?;
+    let cases = app
+        .services
+        .store
+        .plugin_cases(company_id, &p.digest)
+        .await?;
     Ok(PluginView {
         digest: p.digest,
         name: p.name,
@@ -121,7 +128,13 @@ pub async fn upload(
     Path(company): Path<String>,
     body: Body,
 ) -> Result<(StatusCode, Json<PluginView>), ApiError> {
-    let c = caller.company(&app, &company, Access::Rules).await?;
+    let c = match caller.company(&app, &company, Access::Rules).await {
+        Ok(c) => c,
+        Err(e) => {
+            super::error::drain(body, app.settings.api.max_upload_bytes).await;
+            return Err(e);
+        }
+    };
     let bytes = read_capped(body, app.settings.api.max_upload_bytes, "the component").await?;
     let bytes = Arc::new(bytes);
     let loaded = {
@@ -228,7 +241,8 @@ async fn catalog(
             let bytes = record.component;
             blocking(&app.engine, move |engine| engine.load(&bytes)).await
         };
-        let plugin = loaded.map_err(|e| ApiError::internal(format!("a stored plugin does not load: {e:#}")))?;
+        let plugin = loaded
+            .map_err(|e| ApiError::internal(format!("a stored plugin does not load: {e:#}")))?;
         plugins
             .entry(p.name.clone())
             .or_default()
@@ -255,7 +269,11 @@ async fn run_cases(
     })?;
     // Versions pinned in the case file give way to the catalog's (the chain under test).
     for entry in &mut file.chain {
-        if catalog.plugins.get(&entry.plugin).is_some_and(|v| v.len() == 1) {
+        if catalog
+            .plugins
+            .get(&entry.plugin)
+            .is_some_and(|v| v.len() == 1)
+        {
             entry.version = None;
         }
     }
@@ -317,7 +335,10 @@ pub async fn put_cases(
     let text = String::from_utf8(bytes)
         .map_err(|_| ApiError::unprocessable("the case file is not UTF-8 text"))?;
     let file = CaseFile::parse(&text, &name).map_err(|e| {
-        ApiError::unprocessable(heatbill_engine::text::terminal_safe(&format!("{e:#}"), 2000))
+        ApiError::unprocessable(heatbill_engine::text::terminal_safe(
+            &format!("{e:#}"),
+            2000,
+        ))
     })?;
     if !file.chain.iter().any(|e| e.plugin == p.name) {
         return Err(ApiError::unprocessable(format!(

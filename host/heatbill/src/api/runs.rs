@@ -130,8 +130,12 @@ pub async fn start(app: &App, company: &Company, date: NaiveDate) -> Result<RunR
     .await?;
     match run::open(&app.services, &app.settings, &p, started).await? {
         Opened::Unchanged(report) => {
-            app.metrics.runs_started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            app.metrics.runs_completed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            app.metrics
+                .runs_started
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            app.metrics
+                .runs_completed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Ok(app.services.store.run(report.run_id).await?)
         }
         Opened::Running(running) => {
@@ -141,7 +145,9 @@ pub async fn start(app: &App, company: &Company, date: NaiveDate) -> Result<RunR
             if runs.get(&id).is_some_and(|l| !l.task.is_finished()) {
                 return Ok(record);
             }
-            app.metrics.runs_started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            app.metrics
+                .runs_started
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             let task = {
                 let app = app.clone();
@@ -150,7 +156,8 @@ pub async fn start(app: &App, company: &Company, date: NaiveDate) -> Result<RunR
                 let handle = tokio::runtime::Handle::current();
                 // The run pipeline's future is not `Send`: it is driven on a blocking thread of
                 // its own, by the same runtime.
-                tokio::task::spawn_blocking(move || handle.block_on(async move {
+                tokio::task::spawn_blocking(move || {
+                    handle.block_on(async move {
                     let mut quiet = |_: &run::Progress| {};
                     let work = run::complete(
                         &app.services,
@@ -183,7 +190,8 @@ pub async fn start(app: &App, company: &Company, date: NaiveDate) -> Result<RunR
                                 "run stopped; it resumes when started again");
                         }
                     }
-                }))
+                })
+                })
             };
             runs.insert(
                 id,
@@ -303,7 +311,11 @@ pub async fn list(
 }
 
 /// The run `id` of the company (another company's run is not found).
-pub(super) async fn company_run(app: &App, company: &Company, id: i64) -> Result<RunRecord, ApiError> {
+pub(super) async fn company_run(
+    app: &App,
+    company: &Company,
+    id: i64,
+) -> Result<RunRecord, ApiError> {
     match app.services.store.run(id).await {
         Ok(r) if r.company_id == company.id => Ok(r),
         Ok(_) | Err(heatbill_runtime::store::StoreError::NotFound(_)) => Err(ApiError::not_found(
@@ -399,13 +411,22 @@ pub async fn cancel(
         "cancelled_by": who,
         "run_id": id,
     });
-    if !app.services.store.finish_run(r.id, "failed", &report).await? {
+    if !app
+        .services
+        .store
+        .finish_run(r.id, "failed", &report)
+        .await?
+    {
         return Err(ApiError::conflict(format!(
             "run {id} is {} already",
             r.state
         )));
     }
-    let live = app.runs.lock().expect("the runs are not poisoned").remove(&id);
+    let live = app
+        .runs
+        .lock()
+        .expect("the runs are not poisoned")
+        .remove(&id);
     if let Some(live) = live {
         // Dropping the work drops its shards in flight; each shard commits whole or not at all.
         let _ = live.stop.send(true);
@@ -430,7 +451,10 @@ pub async fn wind_down(app: &App, grace: Duration) {
         match tokio::time::timeout_at(deadline, &mut live.task).await {
             Ok(_) => {}
             Err(_) => {
-                tracing::warn!(run = id, "shutting down mid-run: its unfinished shards are handed back");
+                tracing::warn!(
+                    run = id,
+                    "shutting down mid-run: its unfinished shards are handed back"
+                );
                 let _ = live.stop.send(true);
                 let _ = live.task.await;
             }

@@ -39,7 +39,10 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             Some(_) => anyhow::bail!(
                 "api.operator_token is shorter than 16 characters; give a long random one"
             ),
-            None => (api::auth::new_token().map_err(|e| anyhow::anyhow!(e.message))?, true),
+            None => (
+                api::auth::new_token().map_err(|e| anyhow::anyhow!(e.message))?,
+                true,
+            ),
         };
         let listener = tokio::net::TcpListener::bind(&settings.api.listen)
             .await

@@ -1,0 +1,1129 @@
+//! The admin API through the real HTTP server (`heatbill::api::serve` on a loopback port),
+//! on real databases, with the reference plugins uploaded as an integrator would.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{NaiveDate, TimeZone};
+use heatbill::api::{self, App, AppState};
+use heatbill_runtime::settings::{RunSettings, Settings};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::db::{self, TestDb};
+use crate::support::{component, repo_root};
+
+const OPERATOR: &str = "operator-token-for-the-tests";
+
+/// A server on a loopback port, stopped when dropped.
+struct Server {
+    base: String,
+    http: reqwest::Client,
+    app: App,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+impl Server {
+    async fn start(db: &TestDb, tune: impl FnOnce(&mut Settings)) -> Server {
+        let mut settings = Settings {
+            run: RunSettings {
+                shard_size: 3,
+                workers: Some(2),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        settings.api.scheduler = false;
+        tune(&mut settings);
+        let app = Arc::new(AppState::new(
+            db.services(),
+            db::engine().clone(),
+            settings,
+            OPERATOR,
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn({
+            let app = app.clone();
+            async move {
+                api::serve(app, listener, async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+            }
+        });
+        Server {
+            base,
+            http: reqwest::Client::new(),
+            app,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server and waits for it (graceful shutdown).
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(30), self.task.take().unwrap())
+            .await
+            .expect("the server stops within 30 s")
+            .unwrap();
+    }
+
+    fn req(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let r = self.http.request(method, format!("{}{path}", self.base));
+        match token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut r = self.req(method, path, token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, v)
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, Some(token), None)
+            .await
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, Some(token), Some(body))
+            .await
+    }
+
+    async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let resp = self
+            .req(method, path, Some(token))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
+
+fn ok(status: StatusCode, v: &Value, want: u16) {
+    assert_eq!(status.as_u16(), want, "{v:#}");
+}
+
+/// Every error answer says what is wrong in the one error shape.
+fn error(status: StatusCode, v: &Value, want: u16, says: &str) {
+    assert_eq!(status.as_u16(), want, "{v:#}");
+    let m = v["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not the error shape: {v:#}"));
+    assert_eq!(v["error"]["status"], want, "{v:#}");
+    assert!(m.contains(says), "{m:?} does not say {says:?}");
+}
+
+fn case_file(name: &str) -> String {
+    std::fs::read_to_string(repo_root().join("plugins/cases").join(name)).unwrap()
+}
+
+const CHAIN: &str = r#"{"effective_from": "2025-10-01", "entries": [
+    {"plugin": "season", "params": {"start": "2025-10-20", "end": "2026-04-20"}},
+    {"plugin": "area-tariff", "params": {"area_basis": "usable", "prices": {"residential": "38.32", "non-residential": "43.3"}}},
+    {"plugin": "late-fee", "params": {"daily_rate": "0.001", "due_date": "2026-01-01"}}
+]}"#;
+
+const CUSTOMERS: &str = "customer_id,class,status,low_income,building_area,usable_area\n\
+    W1,residential,active,false,75,60.00\n\
+    W2,residential,active,false,80,64.00\n\
+    W3,non-residential,active,false,100,90.00\n\
+    W4,residential,suspended,false,75,60\n";
+
+/// A company set up through the API as a new company would be: created, tokens issued, the
+/// reference plugins uploaded with their case files, the chain activated.
+struct Company {
+    slug: String,
+    integrator: String,
+    staff: String,
+    reader: String,
+    digests: Vec<(String, String)>,
+}
+
+async fn company(s: &Server, slug: &str) -> Company {
+    let (st, v) = s
+        .post(
+            "/v1/companies",
+            OPERATOR,
+            json!({"slug": slug, "name": "Harbin Heat", "time_zone": "Asia/Harbin",
+                   "seasons": [{"start": "2025-10-20", "end": "2026-04-20"}]}),
+        )
+        .await;
+    ok(st, &v, 201);
+    assert_eq!(v["slug"], slug);
+    let mut tokens = Vec::new();
+    for role in ["integrator", "staff", "read-only"] {
+        let (st, v) = s
+            .post(
+                &format!("/v1/companies/{slug}/tokens"),
+                OPERATOR,
+                json!({"role": role, "label": format!("{role} of the tests")}),
+            )
+            .await;
+        ok(st, &v, 201);
+        let t = v["token"].as_str().unwrap().to_string();
+        assert!(t.starts_with("hb_") && t.len() == 67, "{t}");
+        tokens.push(t);
+    }
+    let integrator = tokens[0].clone();
+    let mut digests = Vec::new();
+    for name in ["season", "area-tariff", "late-fee"] {
+        let (st, v) = s
+            .raw(
+                reqwest::Method::POST,
+                &format!("/v1/companies/{slug}/plugins"),
+                &integrator,
+                "application/wasm",
+                component(name),
+            )
+            .await;
+        ok(st, &v, 201);
+        assert_eq!(v["name"], name);
+        digests.push((name.to_string(), v["digest"].as_str().unwrap().to_string()));
+    }
+    // The same bytes again are the same plugin.
+    let (st, v) = s
+        .raw(
+            reqwest::Method::POST,
+            &format!("/v1/companies/{slug}/plugins"),
+            &integrator,
+            "application/wasm",
+            component("season"),
+        )
+        .await;
+    ok(st, &v, 200);
+    for (name, file) in [
+        ("season", "w1.toml"),
+        ("area-tariff", "w1.toml"),
+        ("late-fee", "w6.toml"),
+    ] {
+        let digest = &digests.iter().find(|d| d.0 == name).unwrap().1;
+        let (st, v) = s
+            .raw(
+                reqwest::Method::PUT,
+                &format!("/v1/companies/{slug}/plugins/{digest}/cases/{file}"),
+                &integrator,
+                "application/toml",
+                case_file(file).into_bytes(),
+            )
+            .await;
+        ok(st, &v, 200);
+        assert_eq!(v["passed"], true, "{v:#}");
+    }
+    let chain: Value = serde_json::from_str(CHAIN).unwrap();
+    let (st, v) = s
+        .post(&format!("/v1/companies/{slug}/chains"), &integrator, chain)
+        .await;
+    ok(st, &v, 201);
+    assert_eq!(v["entries"].as_array().unwrap().len(), 3);
+    Company {
+        slug: slug.to_string(),
+        integrator,
+        staff: tokens[1].clone(),
+        reader: tokens[2].clone(),
+        digests,
+    }
+}
+
+async fn import(s: &Server, c: &Company, kind: &str, csv: &str) -> (StatusCode, Value) {
+    s.raw(
+        reqwest::Method::POST,
+        &format!("/v1/companies/{}/imports/{kind}", c.slug),
+        &c.staff,
+        "text/csv",
+        csv.as_bytes().to_vec(),
+    )
+    .await
+}
+
+async fn trigger(s: &Server, c: &Company, date: &str, key: &str) -> (StatusCode, Value) {
+    let resp = s
+        .req(
+            reqwest::Method::POST,
+            &format!("/v1/companies/{}/runs", c.slug),
+            Some(&c.staff),
+        )
+        .header("idempotency-key", key)
+        .json(&json!({ "date": date }))
+        .send()
+        .await
+        .unwrap();
+    let st = resp.status();
+    (st, resp.json().await.unwrap())
+}
+
+/// Follows a run's event stream to its end; returns the events' names and the last data.
+async fn follow(s: &Server, c: &Company, id: i64) -> (Vec<String>, Value) {
+    let text = tokio::time::timeout(
+        Duration::from_secs(120),
+        s.req(
+            reqwest::Method::GET,
+            &format!("/v1/companies/{}/runs/{id}/events", c.slug),
+            Some(&c.reader),
+        )
+        .send(),
+    )
+    .await
+    .expect("the stream answers")
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let mut names = Vec::new();
+    let mut last = Value::Null;
+    for line in text.lines() {
+        if let Some(n) = line.strip_prefix("event: ") {
+            names.push(n.to_string());
+        }
+        if let Some(d) = line.strip_prefix("data: ") {
+            last = serde_json::from_str(d).unwrap_or(Value::Null);
+        }
+    }
+    (names, last)
+}
+
+async fn run_to_end(s: &Server, c: &Company, date: &str) -> Value {
+    let (st, v) = trigger(s, c, date, &format!("night-of-{date}")).await;
+    assert!(
+        st == StatusCode::ACCEPTED || st == StatusCode::OK,
+        "{st} {v:#}"
+    );
+    let (names, last) = follow(s, c, v["id"].as_i64().unwrap()).await;
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("finished"),
+        "{names:?}"
+    );
+    assert_eq!(last["state"], "completed", "{last:#}");
+    last
+}
+
+/// The whole story of a new company, through the HTTP API.
+async fn full_story(db: TestDb) {
+    let s = Server::start(&db, |_| {}).await;
+    let c = company(&s, "harbin").await;
+    let slug = &c.slug;
+
+    let (st, v) = import(&s, &c, "customers", CUSTOMERS).await;
+    ok(st, &v, 200);
+    assert_eq!(
+        (v["rows"].as_u64(), v["inserted"].as_u64()),
+        (Some(4), Some(4)),
+        "{v:#}"
+    );
+    // The same file again changes nothing.
+    let (st, v) = import(&s, &c, "customers", CUSTOMERS).await;
+    ok(st, &v, 200);
+    assert_eq!(v["unchanged"], 4, "{v:#}");
+
+    // A run: 202 with its id, then its progress stream to the end.
+    let (st, v) = trigger(&s, &c, "2025-10-20", "key-1").await;
+    ok(st, &v, 202);
+    let id = v["id"].as_i64().unwrap();
+    let (names, last) = follow(&s, &c, id).await;
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("finished"),
+        "{names:?}"
+    );
+    assert_eq!(last["state"], "completed", "{last:#}");
+    assert_eq!(
+        (last["customers"].as_u64(), last["written"].as_u64()),
+        (Some(4), Some(4))
+    );
+    let report = &last["report"];
+    assert_eq!(report["counts"]["parked"], 0, "{report:#}");
+    // The same key and request: the same run.
+    let (st, v) = trigger(&s, &c, "2025-10-20", "key-1").await;
+    ok(st, &v, 200);
+    assert_eq!(v["id"].as_i64(), Some(id));
+    // The same key for another request: refused.
+    let (st, v) = trigger(&s, &c, "2025-10-21", "key-1").await;
+    error(st, &v, 409, "another request");
+
+    // Bills: by date, a page at a time.
+    let (st, v) = s
+        .get(
+            &format!("/v1/companies/{slug}/bills?date=2025-10-20&limit=3"),
+            &c.reader,
+        )
+        .await;
+    ok(st, &v, 200);
+    let page: Vec<&str> = v["bills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["customer_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(page, ["W1", "W2", "W3"]);
+    assert_eq!(v["next_after"], "W3");
+    let (_, v) = s
+        .get(
+            &format!("/v1/companies/{slug}/bills?date=2025-10-20&after=W3"),
+            &c.reader,
+        )
+        .await;
+    assert_eq!(v["bills"][0]["customer_id"], "W4");
+    assert!(v["next_after"].is_null());
+    // W1's worked example: 12.56 on day 1.
+    let (st, v) = s
+        .get(
+            &format!("/v1/companies/{slug}/customers/W1/bills?from=2025-10-20&to=2025-10-20"),
+            &c.reader,
+        )
+        .await;
+    ok(st, &v, 200);
+    assert_eq!(v[0]["lines"][0]["code"], "heat");
+    assert_eq!(v[0]["lines"][0]["amount"], "12.56");
+    assert_eq!(v[0]["total"], "12.56");
+
+    // The CSV export, streamed.
+    let resp = s
+        .req(
+            reqwest::Method::GET,
+            &format!("/v1/companies/{slug}/bills/export?date=2025-10-20"),
+            Some(&c.reader),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv = resp.text().await.unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert!(
+        rows[0].starts_with("customer_id,date,version,status,code"),
+        "{csv}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("W1,2025-10-20,1,billed,heat,") && r.contains(",12.56,")),
+        "{csv}"
+    );
+
+    // The next day, then a correction and a re-run: W1's bill gets version 2, with history.
+    run_to_end(&s, &c, "2025-10-21").await;
+    let (st, v) = import(&s, &c, "customers",
+        "customer_id,class,status,low_income,building_area,usable_area,valid_from\nW1,residential,active,false,75,70.00,2025-10-21\n").await;
+    ok(st, &v, 200);
+    let (st, v) = trigger(&s, &c, "2025-10-21", "rerun-21").await;
+    ok(st, &v, 202);
+    let (_, last) = follow(&s, &c, v["id"].as_i64().unwrap()).await;
+    assert_eq!(last["revised"], 1, "{last:#}");
+    let (st, v) = s
+        .get(
+            &format!("/v1/companies/{slug}/customers/W1/bills/2025-10-21/history"),
+            &c.reader,
+        )
+        .await;
+    ok(st, &v, 200);
+    assert_eq!(v["current"]["version"], 2);
+    assert_eq!(v["superseded"][0]["version"], 1);
+    // The run's bills: the one it revised.
+    let rerun = last["id"].as_i64().unwrap();
+    let (_, v) = s
+        .get(
+            &format!("/v1/companies/{slug}/runs/{rerun}/bills"),
+            &c.reader,
+        )
+        .await;
+    let ids: Vec<&str> = v["bills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["customer_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["W1"]);
+
+    // A dry run writes nothing: with the chain in force, and with a draft at another price.
+    let (st, v) = s
+        .post(
+            &format!("/v1/companies/{slug}/dry-run"),
+            &c.integrator,
+            json!({"customer": "W2", "date": "2025-10-22"}),
+        )
+        .await;
+    ok(st, &v, 200);
+    assert_eq!(v["bill"]["lines"][0]["code"], "heat", "{v:#}");
+    assert!(v["current"].is_null());
+    let mut draft: Value = serde_json::from_str(CHAIN).unwrap();
+    draft["entries"][1]["params"]["prices"]["residential"] = json!("40.00");
+    let (st, v2) = s
+        .post(
+            &format!("/v1/companies/{slug}/dry-run"),
+            &c.staff,
+            json!({"customer": "W2", "date": "2025-10-22", "chain": draft["entries"]}),
+        )
+        .await;
+    ok(st, &v2, 200);
+    assert_ne!(
+        v["bill"]["total"], v2["bill"]["total"],
+        "the draft's price bills differently"
+    );
+    let (_, v) = s
+        .get(
+            &format!("/v1/companies/{slug}/bills?date=2025-10-22"),
+            &c.reader,
+        )
+        .await;
+    assert!(
+        v["bills"].as_array().unwrap().is_empty(),
+        "a dry run wrote a bill"
+    );
+
+    // Arrears: nobody owes before the due date.
+    let (st, v) = s
+        .get(&format!("/v1/companies/{slug}/arrears?top=5"), &c.reader)
+        .await;
+    ok(st, &v, 200);
+    assert_eq!(v["date"], "2025-10-21");
+
+    // Runs listed, newest first; plugins and chains readable by every role.
+    let (_, v) = s
+        .get(&format!("/v1/companies/{slug}/runs"), &c.reader)
+        .await;
+    assert_eq!(v.as_array().unwrap().len(), 3);
+    let (_, v) = s
+        .get(&format!("/v1/companies/{slug}/plugins"), &c.reader)
+        .await;
+    assert_eq!(v.as_array().unwrap().len(), 3);
+    assert_eq!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "late-fee")
+            .unwrap()["cases"][0]["name"],
+        "w6.toml"
+    );
+    let (_, v) = s
+        .get(&format!("/v1/companies/{slug}/chains"), &c.reader)
+        .await;
+    assert_eq!(v[0]["effective_from"], "2025-10-01");
+
+    // Operations.
+    let (st, v) = s.call(reqwest::Method::GET, "/readyz", None, None).await;
+    ok(st, &v, 200);
+    let (st, doc) = s
+        .call(reqwest::Method::GET, "/openapi.json", None, None)
+        .await;
+    ok(st, &doc, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/v1/companies/{company}/runs"]["post"].is_object());
+    let metrics = s
+        .req(reqwest::Method::GET, "/metrics", None)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("heatbill_runs_total{state=\"started\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("heatbill_http_requests_total{class=\"4xx\"} 1"),
+        "{metrics}"
+    );
+    let (st, _) = s.call(reqwest::Method::GET, "/docs", None, None).await;
+    assert_eq!(st, 200);
+    let _ = c.digests;
+    s.stop().await;
+}
+both!(full_story);
+
+/// Another company's token, or none, reaches nothing of a company; roles hold.
+async fn tenant_isolation(db: TestDb) {
+    let s = Server::start(&db, |_| {}).await;
+    let a = company(&s, "harbin").await;
+    let b = company(&s, "daqing").await;
+    let (st, v) = import(&s, &a, "customers", CUSTOMERS).await;
+    ok(st, &v, 200);
+    let (st, v) = trigger(&s, &a, "2025-10-20", "a-1").await;
+    ok(st, &v, 202);
+    let run = v["id"].as_i64().unwrap();
+    follow(&s, &a, run).await;
+    let digest = &a.digests[0].1;
+    use reqwest::Method as M;
+    let endpoints: Vec<(M, String, Option<Value>)> = vec![
+        (M::GET, "/v1/companies/harbin".into(), None),
+        (
+            M::PUT,
+            "/v1/companies/harbin/schedule".into(),
+            Some(json!({"daily_run_at": "02:00"})),
+        ),
+        (M::GET, "/v1/companies/harbin/plugins".into(), None),
+        (
+            M::GET,
+            format!("/v1/companies/harbin/plugins/{digest}"),
+            None,
+        ),
+        (
+            M::GET,
+            format!("/v1/companies/harbin/plugins/{digest}/cases"),
+            None,
+        ),
+        (M::POST, "/v1/companies/harbin/plugins".into(), None),
+        (M::GET, "/v1/companies/harbin/chains".into(), None),
+        (
+            M::POST,
+            "/v1/companies/harbin/chains".into(),
+            Some(serde_json::from_str(CHAIN).unwrap()),
+        ),
+        (
+            M::POST,
+            "/v1/companies/harbin/chains/2025-10-01/rollback".into(),
+            None,
+        ),
+        (
+            M::POST,
+            "/v1/companies/harbin/imports/customers".into(),
+            None,
+        ),
+        (
+            M::POST,
+            "/v1/companies/harbin/runs".into(),
+            Some(json!({"date": "2025-10-21"})),
+        ),
+        (M::GET, "/v1/companies/harbin/runs".into(), None),
+        (M::GET, format!("/v1/companies/harbin/runs/{run}"), None),
+        (
+            M::GET,
+            format!("/v1/companies/harbin/runs/{run}/events"),
+            None,
+        ),
+        (
+            M::POST,
+            format!("/v1/companies/harbin/runs/{run}/cancel"),
+            None,
+        ),
+        (
+            M::GET,
+            format!("/v1/companies/harbin/runs/{run}/bills"),
+            None,
+        ),
+        (
+            M::GET,
+            "/v1/companies/harbin/bills?date=2025-10-20".into(),
+            None,
+        ),
+        (
+            M::GET,
+            "/v1/companies/harbin/bills/export?date=2025-10-20".into(),
+            None,
+        ),
+        (
+            M::GET,
+            "/v1/companies/harbin/customers/W1/bills?from=2025-10-20&to=2025-10-20".into(),
+            None,
+        ),
+        (
+            M::GET,
+            "/v1/companies/harbin/customers/W1/bills/2025-10-20/history".into(),
+            None,
+        ),
+        (
+            M::POST,
+            "/v1/companies/harbin/dry-run".into(),
+            Some(json!({"customer": "W1", "date": "2025-10-20"})),
+        ),
+        (M::GET, "/v1/companies/harbin/arrears".into(), None),
+    ];
+    for (method, path, body) in &endpoints {
+        // No token: 401.
+        let (st, v) = s.call(method.clone(), path, None, body.clone()).await;
+        error(st, &v, 401, "token");
+        // A wrong token: 401.
+        let (st, v) = s
+            .call(method.clone(), path, Some("hb_0000"), body.clone())
+            .await;
+        error(st, &v, 401, "unknown token");
+        // Every token of the other company: 404, as for a company that does not exist.
+        for t in [&b.integrator, &b.staff, &b.reader] {
+            let mut r = s
+                .req(method.clone(), path, Some(t))
+                .header("idempotency-key", "b-1");
+            if let Some(b) = body {
+                r = r.json(b);
+            }
+            let resp = r.send().await.unwrap();
+            let st = resp.status();
+            let v: Value = resp.json().await.unwrap();
+            error(st, &v, 404, "no company \"harbin\"");
+        }
+    }
+    // The other company's list shows only itself.
+    let (_, v) = s.get("/v1/companies", &b.reader).await;
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["slug"], "daqing");
+    // Roles: a reader cannot import, run or upload; staff cannot upload; integrators cannot
+    // import; nobody but the operator manages tokens or companies.
+    let (st, v) = import(
+        &s,
+        &Company {
+            staff: a.reader.clone(),
+            ..company_ref(&a)
+        },
+        "customers",
+        CUSTOMERS,
+    )
+    .await;
+    error(st, &v, 403, "staff token");
+    let (st, v) = s
+        .raw(
+            M::POST,
+            "/v1/companies/harbin/plugins",
+            &a.staff,
+            "application/wasm",
+            component("season"),
+        )
+        .await;
+    error(st, &v, 403, "integrator token");
+    let (st, v) = import(
+        &s,
+        &Company {
+            staff: a.integrator.clone(),
+            ..company_ref(&a)
+        },
+        "customers",
+        CUSTOMERS,
+    )
+    .await;
+    error(st, &v, 403, "staff token");
+    let (st, v) = s
+        .post(
+            "/v1/companies/harbin/tokens",
+            &a.staff,
+            json!({"role": "staff", "label": "x"}),
+        )
+        .await;
+    error(st, &v, 403, "operator");
+    let (st, v) = s
+        .post(
+            "/v1/companies",
+            &a.integrator,
+            json!({"slug": "x", "name": "x", "time_zone": "UTC"}),
+        )
+        .await;
+    error(st, &v, 403, "operator");
+    // A revoked token stops working at once.
+    let (_, list) = s.get("/v1/companies/harbin/tokens", OPERATOR).await;
+    let reader_id = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["role"] == "read-only")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t.get("token").is_none()),
+        "a listed token shows its secret"
+    );
+    let (st, _) = s
+        .call(
+            M::DELETE,
+            &format!("/v1/companies/harbin/tokens/{reader_id}"),
+            Some(OPERATOR),
+            None,
+        )
+        .await;
+    assert_eq!(st, 204);
+    let (st, v) = s.get("/v1/companies/harbin", &a.reader).await;
+    error(st, &v, 401, "revoked");
+    s.stop().await;
+}
+both!(tenant_isolation);
+
+fn company_ref(c: &Company) -> Company {
+    Company {
+        slug: c.slug.clone(),
+        integrator: c.integrator.clone(),
+        staff: c.staff.clone(),
+        reader: c.reader.clone(),
+        digests: c.digests.clone(),
+    }
+}
+
+/// Bad input gets a 4xx that says what to fix, and changes nothing.
+async fn bad_input(db: TestDb) {
+    let s = Server::start(&db, |st| {
+        st.api.max_upload_bytes = 4 * 1024 * 1024;
+        st.api.idempotency_hours = 0;
+    })
+    .await;
+    use reqwest::Method as M;
+    // Malformed and unknown JSON.
+    let (st, v) = s
+        .raw(
+            M::POST,
+            "/v1/companies",
+            OPERATOR,
+            "application/json",
+            b"{\"slug\": ".to_vec(),
+        )
+        .await;
+    error(st, &v, 400, "not valid");
+    let (st, v) = s
+        .post(
+            "/v1/companies",
+            OPERATOR,
+            json!({"slug": "a", "name": "A", "time_zone": "UTC", "colour": "red"}),
+        )
+        .await;
+    error(st, &v, 400, "unknown field `colour`");
+    let (st, v) = s
+        .raw(
+            M::POST,
+            "/v1/companies",
+            OPERATOR,
+            "text/plain",
+            b"slug=a".to_vec(),
+        )
+        .await;
+    error(st, &v, 415, "application/json");
+    let (st, v) = s
+        .post(
+            "/v1/companies",
+            OPERATOR,
+            json!({"slug": "Bad Slug", "name": "A", "time_zone": "UTC"}),
+        )
+        .await;
+    error(st, &v, 422, "slug");
+    let (st, v) = s
+        .post(
+            "/v1/companies",
+            OPERATOR,
+            json!({"slug": "a", "name": "A", "time_zone": "Mars/Olympus"}),
+        )
+        .await;
+    error(st, &v, 422, "time-zone database");
+    let big = json!({"slug": "a", "name": "x".repeat(1024 * 1024), "time_zone": "UTC"});
+    let (st, v) = s.post("/v1/companies", OPERATOR, big).await;
+    error(st, &v, 413, "larger");
+    let (_, v) = s.get("/v1/companies", OPERATOR).await;
+    assert!(
+        v.as_array().unwrap().is_empty(),
+        "a refused company was created: {v:#}"
+    );
+
+    let c = company(&s, "harbin").await;
+    // Not a component; too large.
+    let (st, v) = s
+        .raw(
+            M::POST,
+            "/v1/companies/harbin/plugins",
+            &c.integrator,
+            "application/wasm",
+            b"\0asm not really".to_vec(),
+        )
+        .await;
+    error(st, &v, 422, "not a plugin heatbill can run");
+    let (st, v) = s
+        .raw(
+            M::POST,
+            "/v1/companies/harbin/plugins",
+            &c.integrator,
+            "application/wasm",
+            vec![0u8; 4 * 1024 * 1024 + 100],
+        )
+        .await;
+    error(st, &v, 413, "larger than");
+    // A case file whose cases fail: refused with its report, nothing stored.
+    let season = &c.digests[0].1;
+    let wrong = case_file("w1.toml").replace("amount = \"12.56\"", "amount = \"12.57\"");
+    let (st, v) = s
+        .raw(
+            M::PUT,
+            &format!("/v1/companies/harbin/plugins/{season}/cases/wrong.toml"),
+            &c.integrator,
+            "application/toml",
+            wrong.into_bytes(),
+        )
+        .await;
+    error(st, &v, 422, "do not pass");
+    assert!(v["error"]["details"]["report"]["cases"].is_array(), "{v:#}");
+    let (_, v) = s
+        .get(
+            &format!("/v1/companies/harbin/plugins/{season}/cases"),
+            &c.reader,
+        )
+        .await;
+    assert_eq!(v.as_array().unwrap().len(), 1, "only w1.toml: {v:#}");
+    let (st, v) = s
+        .raw(
+            M::PUT,
+            &format!("/v1/companies/harbin/plugins/{season}/cases/bad.toml"),
+            &c.integrator,
+            "application/toml",
+            b"[[chain]\n".to_vec(),
+        )
+        .await;
+    error(st, &v, 422, "not valid");
+    // A chain naming a plugin the company does not have, or with bad parameters.
+    let (st, v) = s
+        .post(
+            "/v1/companies/harbin/chains",
+            &c.integrator,
+            json!({"effective_from": "2025-10-01", "entries": [{"plugin": "nope"}]}),
+        )
+        .await;
+    error(st, &v, 422, "no plugin \"nope\"");
+    let (st, v) = s
+        .post(
+            "/v1/companies/harbin/chains",
+            &c.integrator,
+            json!({"effective_from": "2025-12-01", "entries": [
+        {"plugin": "season", "params": {"start": "2025-10-20", "end": "2026-04-20"}},
+        {"plugin": "area-tariff", "params": {"prices": "cheap"}}]}),
+        )
+        .await;
+    error(st, &v, 422, "");
+    let (_, v) = s.get("/v1/companies/harbin/chains", &c.reader).await;
+    assert_eq!(
+        v.as_array().unwrap().len(),
+        1,
+        "a refused chain was stored: {v:#}"
+    );
+
+    // A CSV with bad rows at the start, in the middle and at the end: nothing imported.
+    let mut rows =
+        vec!["customer_id,class,status,low_income,building_area,usable_area".to_string()];
+    for i in 0..50 {
+        rows.push(format!("C{i:03},residential,active,false,75,60"));
+    }
+    rows[1] = "C000,residential,active,maybe,75,60".into();
+    rows[25] = "C024,palace,active,false,75,60".into();
+    rows[50] = "C049,residential,active,false,-75,60".into();
+    let (st, v) = import(&s, &c, "customers", &(rows.join("\n") + "\n")).await;
+    error(st, &v, 422, "nothing was imported");
+    let errors: Vec<u64> = v["error"]["details"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["row"].as_u64().unwrap())
+        .collect();
+    assert_eq!(errors, [2, 26, 51], "{v:#}");
+    assert!(
+        v["error"]["details"]["errors"][0]["column"]
+            .as_str()
+            .unwrap()
+            .contains("low_income")
+    );
+    let (st, v) = s
+        .post(
+            "/v1/companies/harbin/dry-run",
+            &c.staff,
+            json!({"customer": "C001", "date": "2025-10-20"}),
+        )
+        .await;
+    error(st, &v, 404, "no data");
+    let (st, v) = s
+        .raw(
+            M::POST,
+            "/v1/companies/harbin/imports/customers",
+            &c.staff,
+            "application/json",
+            b"[]".to_vec(),
+        )
+        .await;
+    error(st, &v, 415, "text/csv");
+    let (st, v) = s
+        .raw(
+            M::POST,
+            "/v1/companies/harbin/imports/invoices",
+            &c.staff,
+            "text/csv",
+            b"a\n".to_vec(),
+        )
+        .await;
+    error(st, &v, 404, "no import kind");
+
+    // Runs: no key; a date without a chain; an expired key.
+    let (st, v) = s
+        .post(
+            "/v1/companies/harbin/runs",
+            &c.staff,
+            json!({"date": "2025-10-20"}),
+        )
+        .await;
+    error(st, &v, 400, "Idempotency-Key");
+    let (st, v) = trigger(&s, &c, "2025-09-01", "k-early").await;
+    error(st, &v, 422, "no rule chain is in force");
+    let (st, v) = trigger(&s, &c, "2025-10-20", "k-1").await;
+    ok(st, &v, 202);
+    follow(&s, &c, v["id"].as_i64().unwrap()).await;
+    let (st, v) = trigger(&s, &c, "2025-10-22", "k-gap").await;
+    error(st, &v, 422, "has not been billed");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (st, v) = trigger(&s, &c, "2025-10-20", "k-1").await;
+    error(st, &v, 422, "expired");
+    // Cancelling a finished run.
+    let (_, runs) = s.get("/v1/companies/harbin/runs", &c.reader).await;
+    let id = runs[0]["id"].as_i64().unwrap();
+    let (st, v) = s
+        .post(
+            &format!("/v1/companies/harbin/runs/{id}/cancel"),
+            &c.staff,
+            json!({}),
+        )
+        .await;
+    error(st, &v, 409, "completed already");
+    // Unknown things.
+    let (st, v) = s.get("/v1/companies/harbin/runs/999999", &c.reader).await;
+    error(st, &v, 404, "no run 999999");
+    let (st, v) = s.get("/v1/nothing", &c.reader).await;
+    error(st, &v, 404, "no such endpoint");
+    let (st, v) = s
+        .post(
+            "/v1/companies/harbin/chains/2031-01-01/rollback",
+            &c.integrator,
+            json!({}),
+        )
+        .await;
+    error(st, &v, 404, "no chain version");
+    s.stop().await;
+}
+both!(bad_input);
+
+/// The scheduler starts last night's run at the company's local time, and catches up the
+/// nights missed while no host ran, one date after the other.
+async fn scheduler_catches_up(db: TestDb) {
+    let s = Server::start(&db, |_| {}).await;
+    let c = company(&s, "harbin").await;
+    let (st, v) = import(&s, &c, "customers", CUSTOMERS).await;
+    ok(st, &v, 200);
+    run_to_end(&s, &c, "2025-10-20").await;
+    let (st, v) = s
+        .call(
+            reqwest::Method::PUT,
+            "/v1/companies/harbin/schedule",
+            Some(&c.staff),
+            Some(json!({"daily_run_at": "02:30"})),
+        )
+        .await;
+    ok(st, &v, 200);
+    assert_eq!(v["daily_run_at"], "02:30");
+    let (st, v) = s
+        .call(
+            reqwest::Method::PUT,
+            "/v1/companies/harbin/schedule",
+            Some(&c.staff),
+            Some(json!({"daily_run_at": "25:00"})),
+        )
+        .await;
+    error(st, &v, 422, "HH:MM");
+    // 2025-10-23 at 02:00 in Harbin: the night of the 22nd is not due yet; 21 is missed.
+    let tz: chrono_tz::Tz = "Asia/Harbin".parse().unwrap();
+    let at = |h: u32, m: u32| {
+        tz.with_ymd_and_hms(2025, 10, 23, h, m, 0)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    assert_eq!(
+        api::ops::due_date(
+            at(2, 0),
+            tz,
+            chrono::NaiveTime::from_hms_opt(2, 30, 0).unwrap()
+        ),
+        NaiveDate::from_ymd_opt(2025, 10, 21).unwrap()
+    );
+    let billed = |app: App| async move {
+        let company = app.services.store.company("harbin").await.unwrap();
+        app.services
+            .store
+            .latest_billed_date(company.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .to_string()
+    };
+    for _ in 0..100 {
+        api::ops::schedule_once(&s.app, at(2, 0)).await.unwrap();
+        if billed(s.app.clone()).await == "2025-10-21" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(billed(s.app.clone()).await, "2025-10-21");
+    // Past 02:30 the night of the 22nd is due too.
+    for _ in 0..100 {
+        api::ops::schedule_once(&s.app, at(3, 0)).await.unwrap();
+        if billed(s.app.clone()).await == "2025-10-22" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(billed(s.app.clone()).await, "2025-10-22");
+    // Nothing more is due: another pass starts nothing.
+    let before = s
+        .app
+        .metrics
+        .scheduled
+        .load(std::sync::atomic::Ordering::Relaxed);
+    api::ops::schedule_once(&s.app, at(3, 0)).await.unwrap();
+    assert_eq!(
+        s.app
+            .metrics
+            .scheduled
+            .load(std::sync::atomic::Ordering::Relaxed),
+        before
+    );
+    assert_eq!(before, 2);
+    s.stop().await;
+}
+both!(scheduler_catches_up);
