@@ -605,7 +605,7 @@ pub async fn run(
     let started = Instant::now();
     let p = prepare(services, engine, settings, company, date).await?;
     match open(services, settings, &p, started).await? {
-        Opened::Unchanged(report) => Ok(report),
+        Opened::Unchanged(report) => Ok(*report),
         Opened::Running(running) => {
             complete(
                 services,
@@ -626,7 +626,7 @@ pub async fn run(
 pub enum Opened {
     /// Nothing the date's bills depend on changed since its last completed run: a completed
     /// run was recorded with this report, and nothing is left to do.
-    Unchanged(RunReport),
+    Unchanged(Box<RunReport>),
     /// The run is open: [`complete`] works on it.
     Running(Running),
 }
@@ -683,7 +683,7 @@ pub async fn open(
         if let Some(lock) = lock {
             lock.release().await;
         }
-        return report.map(Opened::Unchanged);
+        return report.map(|r| Opened::Unchanged(Box::new(r)));
     }
     let opened = retry("opening the run", budget, || {
         store.open_run(

@@ -302,10 +302,7 @@ pub async fn export(
                 out.push_str(&format!(",{},{},{},\n", l.unit_price, l.amount, l.payer));
             }
         }
-        let state_next = match next {
-            Some(n) => Some(Some(n)),
-            None => None,
-        };
+        let state_next = next.map(Some);
         Some((Ok(out), (app, cid, state_next, false)))
     });
     Ok((

@@ -227,10 +227,6 @@ pub async fn serve(
 }
 
 /// Resolves once the server is told to stop.
-fn stopped(
-    mut rx: tokio::sync::watch::Receiver<bool>,
-) -> impl std::future::Future<Output = ()> + Send {
-    async move {
-        let _ = rx.wait_for(|s| *s).await;
-    }
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
 }

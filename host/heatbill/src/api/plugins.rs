@@ -262,9 +262,9 @@ async fn run_cases(
     text: &str,
 ) -> Result<CasesResult, ApiError> {
     let mut file = CaseFile::parse(text, name).map_err(|e| {
-        ApiError::unprocessable(format!(
-            "{}",
-            heatbill_engine::text::terminal_safe(&format!("{e:#}"), 2000)
+        ApiError::unprocessable(heatbill_engine::text::terminal_safe(
+            &format!("{e:#}"),
+            2000,
         ))
     })?;
     // Versions pinned in the case file give way to the catalog's (the chain under test).
