@@ -133,6 +133,9 @@ impl Caller {
     ) -> Result<Company, ApiError> {
         let shown = heatbill_engine::text::safe(slug);
         let not_found = || ApiError::not_found(format!("no company {shown:?}"));
+        if heatbill_runtime::company::check_slug(slug).is_err() {
+            return Err(not_found());
+        }
         let company = match app.services.store.company(slug).await {
             Ok(c) => c,
             Err(StoreError::NotFound(_)) => return Err(not_found()),

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Access, Caller};
-use super::error::{ErrorBody, JsonBody};
+use super::error::{ErrorBody, JsonBody, check_id};
 use super::plugins::EntryBody;
 use super::{ApiError, App};
 
@@ -195,6 +195,9 @@ pub async fn by_date(
     Query(q): Query<DateQuery>,
 ) -> Result<Json<BillPage>, ApiError> {
     let c = caller.company(&app, &company, Access::Read).await?;
+    if let Some(a) = &q.after {
+        check_id("after", a)?;
+    }
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let bills = app
         .services
@@ -341,6 +344,7 @@ pub async fn by_customer(
     Query(q): Query<RangeQuery>,
 ) -> Result<Json<Vec<BillView>>, ApiError> {
     let c = caller.company(&app, &company, Access::Read).await?;
+    check_id("customer", &customer)?;
     if q.to < q.from || (q.to - q.from).num_days() > 366 {
         return Err(ApiError::bad_request(
             "give from <= to, at most 366 days apart",
@@ -376,6 +380,7 @@ pub async fn history(
     Path((company, customer, date)): Path<(String, String, String)>,
 ) -> Result<Json<History>, ApiError> {
     let c = caller.company(&app, &company, Access::Read).await?;
+    check_id("customer", &customer)?;
     let date = parse_date("date", &date)?;
     let current = app.services.store.bill(c.id, &customer, date).await?;
     let superseded = app
@@ -419,6 +424,9 @@ pub async fn by_run(
 ) -> Result<Json<BillPage>, ApiError> {
     let c = caller.company(&app, &company, Access::Read).await?;
     let r = super::runs::company_run(&app, &c, id).await?;
+    if let Some(a) = &q.after {
+        check_id("after", a)?;
+    }
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     // Pages of the date, kept to the run's rows; reads on until a page is full or the date
     // ends.
@@ -469,6 +477,7 @@ pub async fn dry_run(
     JsonBody(b): JsonBody<DryRunBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let c = caller.company(&app, &company, Access::DryRun).await?;
+    check_id("customer", &b.customer)?;
     let draft = match &b.chain {
         Some(entries) => Some(super::plugins::resolve(&app, c.id, entries).await?),
         None => None,

@@ -235,3 +235,19 @@ pub async fn drain(body: axum::body::Body, limit: usize) {
         }
     }
 }
+
+/// Checks an identifier a request names (a customer id, a page cursor): 1 to 200 characters,
+/// none of them a control or invisible character. Such ids cannot exist (imports refuse them),
+/// and a NUL would not even reach PostgreSQL.
+pub fn check_id(what: &str, s: &str) -> Result<(), ApiError> {
+    if s.is_empty()
+        || s.chars().count() > 200
+        || s.chars().any(|c| c.is_control() || heatbill_engine::text::is_invisible(c))
+    {
+        return Err(ApiError::bad_request(format!(
+            "{what} {:?}: give 1 to 200 printable characters",
+            heatbill_engine::text::terminal_safe(s, 60)
+        )));
+    }
+    Ok(())
+}

@@ -149,7 +149,11 @@ pub fn router(app: App) -> Router {
         // cap of everything else.
         .layer(DefaultBodyLimit::max(json_limit))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            TraceLayer::new_for_http()
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO),
+                )
+                .make_span_with(|req: &Request<_>| {
                 // The path only: query strings may carry customer ids, never a token (tokens
                 // travel in the Authorization header, which is not logged).
                 let id = req

@@ -162,6 +162,12 @@ pub async fn upload(
 }
 
 async fn find_plugin(app: &App, company_id: i32, digest: &str) -> Result<CompanyPlugin, ApiError> {
+    if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::not_found(format!(
+            "no plugin {:?}: a plugin is named by the SHA-256 of its component, 64 hex digits",
+            heatbill_engine::text::terminal_safe(digest, 80)
+        )));
+    }
     app.services
         .store
         .company_plugins(company_id)
