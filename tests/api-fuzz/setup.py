@@ -50,8 +50,9 @@ for name in ["season", "area_tariff"]:
     with open(f"{plugins}/{name}.wasm", "rb") as f:
         _, p = call("POST", "/v1/companies/fuzz/plugins", f.read(), "application/wasm")
     digests[name] = p["digest"]
+for digest in digests.values():
     with open(f"{cases}/w1.toml", "rb") as f:
-        call("PUT", f"/v1/companies/fuzz/plugins/{p['digest']}/cases/w1.toml", f.read(),
+        call("PUT", f"/v1/companies/fuzz/plugins/{digest}/cases/w1.toml", f.read(),
              "application/toml")
 call("POST", "/v1/companies/fuzz/chains", {"effective_from": "2025-10-01", "entries": [
     {"plugin": "season", "params": {"start": "2025-10-20", "end": "2026-04-20"}},

@@ -163,6 +163,7 @@ pub fn main() -> ExitCode {
     let json = std::env::var("HEATBILL_LOG_FORMAT").is_ok_and(|f| f == "json");
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json {
         logs.json().init();

@@ -184,7 +184,7 @@ fn page(bills: Vec<StoredBill>, limit: usize) -> BillPage {
 }
 
 /// A date's bills, a page at a time, by customer.
-#[utoipa::path(get, path = "/v1/companies/{company}/bills", tag = "bills",
+#[utoipa::path(get, operation_id = "bills_by_date", path = "/v1/companies/{company}/bills", tag = "bills",
     params(("company" = String, Path, description = "The company's slug"), DateQuery),
     security(("bearer" = [])),
     responses((status = 200, body = BillPage), (status = 404, body = ErrorBody)))]
@@ -234,7 +234,7 @@ fn csv_field(out: &mut String, s: &str, text: bool) {
 
 /// The CSV export of a date's bills: one row per line (a parked customer: one row with its
 /// error), streamed a page at a time, so memory does not grow with the company.
-#[utoipa::path(get, path = "/v1/companies/{company}/bills/export", tag = "bills",
+#[utoipa::path(get, operation_id = "bills_export", path = "/v1/companies/{company}/bills/export", tag = "bills",
     params(("company" = String, Path, description = "The company's slug"), ExportQuery),
     security(("bearer" = [])),
     responses((status = 200, content_type = "text/csv", description = "customer_id,date,version,status,code,description,quantity,unit,unit_price,amount,payer,error"),
@@ -332,7 +332,7 @@ pub struct RangeQuery {
 }
 
 /// One customer's bills of a date range (at most 366 days), by date.
-#[utoipa::path(get, path = "/v1/companies/{company}/customers/{customer}/bills", tag = "bills",
+#[utoipa::path(get, operation_id = "bills_by_customer", path = "/v1/companies/{company}/customers/{customer}/bills", tag = "bills",
     params(("company" = String, Path, description = "The company's slug"),
         ("customer" = String, Path, description = "The customer's id"), RangeQuery),
     security(("bearer" = [])),
@@ -368,7 +368,7 @@ pub struct History {
 }
 
 /// One customer-day's bill with every version it replaced.
-#[utoipa::path(get, path = "/v1/companies/{company}/customers/{customer}/bills/{date}/history", tag = "bills",
+#[utoipa::path(get, operation_id = "bills_history", path = "/v1/companies/{company}/customers/{customer}/bills/{date}/history", tag = "bills",
     params(("company" = String, Path, description = "The company's slug"),
         ("customer" = String, Path, description = "The customer's id"),
         ("date" = String, Path, description = "The date, YYYY-MM-DD")),
@@ -411,7 +411,7 @@ pub struct RunBillsQuery {
 }
 
 /// The bills a run wrote (current versions), a page at a time.
-#[utoipa::path(get, path = "/v1/companies/{company}/runs/{id}/bills", tag = "bills",
+#[utoipa::path(get, operation_id = "bills_by_run", path = "/v1/companies/{company}/runs/{id}/bills", tag = "bills",
     params(("company" = String, Path, description = "The company's slug"),
         ("id" = i64, Path, description = "The run's id"), RunBillsQuery),
     security(("bearer" = [])),
@@ -465,7 +465,7 @@ pub struct DryRunBody {
 
 /// Bills one customer-day as the nightly run would (or with a draft chain) and writes nothing
 /// (integrator or staff): what an integrator checks a change with.
-#[utoipa::path(post, path = "/v1/companies/{company}/dry-run", tag = "bills",
+#[utoipa::path(post, operation_id = "bills_dry_run", path = "/v1/companies/{company}/dry-run", tag = "bills",
     params(("company" = String, Path, description = "The company's slug")),
     request_body = DryRunBody, security(("bearer" = [])),
     responses((status = 200, body = Object, description = "`input`, `bill` or `error`, `log`, and the `current` stored bill"),
@@ -539,7 +539,7 @@ pub struct Arrear {
 }
 
 /// The customers with the most unpaid principal after the latest completed run.
-#[utoipa::path(get, path = "/v1/companies/{company}/arrears", tag = "bills",
+#[utoipa::path(get, operation_id = "bills_arrears", path = "/v1/companies/{company}/arrears", tag = "bills",
     params(("company" = String, Path, description = "The company's slug"), TopQuery),
     security(("bearer" = [])),
     responses((status = 200, body = Ranking), (status = 404, body = ErrorBody)))]

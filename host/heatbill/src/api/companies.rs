@@ -191,7 +191,7 @@ fn spec(
 }
 
 /// Creates a company (operator).
-#[utoipa::path(post, path = "/v1/companies", tag = "companies", request_body = CompanyBody,
+#[utoipa::path(post, operation_id = "companies_create", path = "/v1/companies", tag = "companies", request_body = CompanyBody,
     security(("bearer" = [])),
     responses((status = 201, body = CompanyView), (status = 400, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -218,7 +218,7 @@ pub async fn create(
 }
 
 /// Lists the companies the caller reaches (the operator: all; a company token: its own).
-#[utoipa::path(get, path = "/v1/companies", tag = "companies", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "companies_list", path = "/v1/companies", tag = "companies", security(("bearer" = [])),
     responses((status = 200, body = Vec<CompanyView>), (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(app): State<App>,
@@ -239,7 +239,7 @@ pub async fn list(
 }
 
 /// Reads a company.
-#[utoipa::path(get, path = "/v1/companies/{company}", tag = "companies",
+#[utoipa::path(get, operation_id = "companies_read", path = "/v1/companies/{company}", tag = "companies",
     params(("company" = String, Path, description = "The company's slug")),
     security(("bearer" = [])),
     responses((status = 200, body = CompanyView), (status = 404, body = ErrorBody)))]
@@ -253,7 +253,7 @@ pub async fn read(
 }
 
 /// Updates a company's name, time zone, policies and seasons (operator).
-#[utoipa::path(put, path = "/v1/companies/{company}", tag = "companies",
+#[utoipa::path(put, operation_id = "companies_update", path = "/v1/companies/{company}", tag = "companies",
     params(("company" = String, Path, description = "The company's slug")),
     request_body = CompanyUpdate, security(("bearer" = [])),
     responses((status = 200, body = CompanyView), (status = 404, body = ErrorBody),
@@ -294,7 +294,7 @@ pub fn parse_run_at(s: &str) -> Result<chrono::NaiveTime, ApiError> {
 }
 
 /// Sets or removes the company's nightly run (operator or staff).
-#[utoipa::path(put, path = "/v1/companies/{company}/schedule", tag = "companies",
+#[utoipa::path(put, operation_id = "companies_put_schedule", path = "/v1/companies/{company}/schedule", tag = "companies",
     params(("company" = String, Path, description = "The company's slug")),
     request_body = ScheduleBody, security(("bearer" = [])),
     responses((status = 200, body = CompanyView), (status = 422, body = ErrorBody)))]
@@ -363,7 +363,7 @@ pub struct IssuedToken {
 }
 
 /// Issues a company token (operator).
-#[utoipa::path(post, path = "/v1/companies/{company}/tokens", tag = "companies",
+#[utoipa::path(post, operation_id = "companies_issue_token", path = "/v1/companies/{company}/tokens", tag = "companies",
     params(("company" = String, Path, description = "The company's slug")),
     request_body = TokenBody, security(("bearer" = [])),
     responses((status = 201, body = IssuedToken), (status = 403, body = ErrorBody),
@@ -413,7 +413,7 @@ pub async fn issue_token(
 }
 
 /// Lists a company's tokens (operator).
-#[utoipa::path(get, path = "/v1/companies/{company}/tokens", tag = "companies",
+#[utoipa::path(get, operation_id = "companies_list_tokens", path = "/v1/companies/{company}/tokens", tag = "companies",
     params(("company" = String, Path, description = "The company's slug")),
     security(("bearer" = [])),
     responses((status = 200, body = Vec<TokenView>), (status = 403, body = ErrorBody)))]
@@ -429,7 +429,7 @@ pub async fn list_tokens(
 }
 
 /// Revokes a company token (operator): it stops working at once.
-#[utoipa::path(delete, path = "/v1/companies/{company}/tokens/{id}", tag = "companies",
+#[utoipa::path(delete, operation_id = "companies_revoke_token", path = "/v1/companies/{company}/tokens/{id}", tag = "companies",
     params(("company" = String, Path, description = "The company's slug"),
         ("id" = i64, Path, description = "The token's id")),
     security(("bearer" = [])),

@@ -28,6 +28,22 @@ pub fn routes() -> axum::Router<App> {
     )
 }
 
+/// The kinds of import (the `{kind}` of the path).
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum KindName {
+    /// Customers and their effective-dated versions.
+    Customers,
+    /// Meter readings, daily or hourly.
+    Readings,
+    /// Indoor temperatures.
+    Temperatures,
+    /// Payments.
+    Payments,
+    /// Opening balances.
+    Balances,
+}
+
 /// What an import did.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ImportResult {
@@ -83,9 +99,9 @@ fn kind_of(s: &str) -> Result<ImportKind, ApiError> {
 
 /// Imports a CSV file of customers, readings (daily or hourly), temperatures, payments or
 /// opening balances (staff). All rows or none.
-#[utoipa::path(post, path = "/v1/companies/{company}/imports/{kind}", tag = "data",
+#[utoipa::path(post, operation_id = "data_import", path = "/v1/companies/{company}/imports/{kind}", tag = "data",
     params(("company" = String, Path, description = "The company's slug"),
-        ("kind" = String, Path, description = "customers, readings, temperatures, payments or balances")),
+        ("kind" = KindName, Path, description = "What the file holds")),
     request_body(content = String, content_type = "text/csv"),
     security(("bearer" = [])),
     responses((status = 200, body = ImportResult),

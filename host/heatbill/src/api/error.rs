@@ -242,7 +242,8 @@ pub async fn drain(body: axum::body::Body, limit: usize) {
 pub fn check_id(what: &str, s: &str) -> Result<(), ApiError> {
     if s.is_empty()
         || s.chars().count() > 200
-        || s.chars().any(|c| c.is_control() || heatbill_engine::text::is_invisible(c))
+        || s.chars()
+            .any(|c| c.is_control() || heatbill_engine::text::is_invisible(c))
     {
         return Err(ApiError::bad_request(format!(
             "{what} {:?}: give 1 to 200 printable characters",

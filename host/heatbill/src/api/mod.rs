@@ -43,6 +43,7 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
 pub use error::ApiError;
+use data::KindName;
 use ops::Security;
 
 /// What every handler shares.
@@ -106,6 +107,7 @@ impl AppState {
                        integrator, staff, read-only) that reaches its own company alone."
     ),
     modifiers(&Security),
+    components(schemas(KindName)),
     paths(
         ops::healthz, ops::readyz, ops::metrics,
         companies::create, companies::list, companies::read, companies::update,
@@ -154,21 +156,21 @@ pub fn router(app: App) -> Router {
                     tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO),
                 )
                 .make_span_with(|req: &Request<_>| {
-                // The path only: query strings may carry customer ids, never a token (tokens
-                // travel in the Authorization header, which is not logged).
-                let id = req
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
-                tracing::info_span!(
-                    "request",
-                    method = %req.method(),
-                    path = %heatbill_engine::text::terminal_safe(req.uri().path(), 200),
-                    request_id = %heatbill_engine::text::terminal_safe(&id, 64),
-                )
-            }),
+                    // The path only: query strings may carry customer ids, never a token (tokens
+                    // travel in the Authorization header, which is not logged).
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %heatbill_engine::text::terminal_safe(req.uri().path(), 200),
+                        request_id = %heatbill_engine::text::terminal_safe(&id, 64),
+                    )
+                }),
         )
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

@@ -63,7 +63,7 @@ pub struct Health {
 }
 
 /// The process is up (no dependency is checked).
-#[utoipa::path(get, path = "/healthz", tag = "operations",
+#[utoipa::path(get, operation_id = "ops_healthz", path = "/healthz", tag = "operations",
     responses((status = 200, body = Health)))]
 pub async fn healthz(State(app): State<App>) -> Json<Health> {
     Json(Health {
@@ -75,7 +75,7 @@ pub async fn healthz(State(app): State<App>) -> Json<Health> {
 }
 
 /// The server can serve: the database answers, and Redis when configured.
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, operation_id = "ops_readyz", path = "/readyz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(State(app): State<App>) -> (StatusCode, Json<Health>) {
     let mut problems = Vec::new();
@@ -166,7 +166,7 @@ pub async fn count_requests(State(app): State<App>, req: Request, next: Next) ->
 }
 
 /// Prometheus metrics (text exposition format).
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, operation_id = "ops_metrics", path = "/metrics", tag = "operations",
     responses((status = 200, content_type = "text/plain", description = "Prometheus text format")))]
 pub async fn metrics(State(app): State<App>) -> Response {
     let m = &app.metrics;

@@ -113,10 +113,11 @@ async fn plugin_view(app: &App, company_id: i32, p: CompanyPlugin) -> Result<Plu
 }
 
 /// Uploads a plugin component (integrator): the body is the `.wasm` file.
-#[utoipa::path(post, path = "/v1/companies/{company}/plugins", tag = "plugins",
+#[utoipa::path(post, operation_id = "plugins_upload", path = "/v1/companies/{company}/plugins", tag = "plugins",
     params(("company" = String, Path, description = "The company's slug")),
-    request_body(content = Vec<u8>, content_type = "application/wasm",
-        description = "The component, as `heatbill plugin build` wrote it"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "The component, as `heatbill plugin build` wrote it (any content type; \
+                       `application/wasm` is customary)"),
     security(("bearer" = [])),
     responses((status = 201, body = PluginView, description = "Stored"),
         (status = 200, body = PluginView, description = "The same bytes were already stored"),
@@ -183,7 +184,7 @@ async fn find_plugin(app: &App, company_id: i32, digest: &str) -> Result<Company
 }
 
 /// Lists the company's plugins.
-#[utoipa::path(get, path = "/v1/companies/{company}/plugins", tag = "plugins",
+#[utoipa::path(get, operation_id = "plugins_list", path = "/v1/companies/{company}/plugins", tag = "plugins",
     params(("company" = String, Path, description = "The company's slug")),
     security(("bearer" = [])),
     responses((status = 200, body = Vec<PluginView>), (status = 404, body = ErrorBody)))]
@@ -201,7 +202,7 @@ pub async fn list(
 }
 
 /// Reads one plugin of the company, by digest.
-#[utoipa::path(get, path = "/v1/companies/{company}/plugins/{digest}", tag = "plugins",
+#[utoipa::path(get, operation_id = "plugins_read", path = "/v1/companies/{company}/plugins/{digest}", tag = "plugins",
     params(("company" = String, Path, description = "The company's slug"),
         ("digest" = String, Path, description = "SHA-256 of the component, hex")),
     security(("bearer" = [])),
@@ -311,11 +312,12 @@ async fn run_cases(
 /// and runs it (integrator). The plugin must be in the file's chain; the other entries draw on
 /// the company's plugins. A file whose cases fail is refused with its report, and nothing is
 /// stored; a passing file replaces the plugin's file of the same name.
-#[utoipa::path(put, path = "/v1/companies/{company}/plugins/{digest}/cases/{name}", tag = "plugins",
+#[utoipa::path(put, operation_id = "plugins_put_cases", path = "/v1/companies/{company}/plugins/{digest}/cases/{name}", tag = "plugins",
     params(("company" = String, Path, description = "The company's slug"),
         ("digest" = String, Path, description = "SHA-256 of the component, hex"),
         ("name" = String, Path, description = "The case file's name, e.g. `w1.toml`")),
-    request_body(content = String, content_type = "application/toml"),
+    request_body(content = String, content_type = "text/plain",
+        description = "The case file, TOML (any content type; `application/toml` is customary)"),
     security(("bearer" = [])),
     responses((status = 200, body = CasesResult), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "The cases failed (the report is in `details`) or the file is not valid")))]
@@ -382,7 +384,7 @@ pub async fn put_cases(
 }
 
 /// Lists a plugin's case files with their bodies.
-#[utoipa::path(get, path = "/v1/companies/{company}/plugins/{digest}/cases", tag = "plugins",
+#[utoipa::path(get, operation_id = "plugins_list_cases", path = "/v1/companies/{company}/plugins/{digest}/cases", tag = "plugins",
     params(("company" = String, Path, description = "The company's slug"),
         ("digest" = String, Path, description = "SHA-256 of the component, hex")),
     security(("bearer" = [])),
@@ -557,7 +559,7 @@ pub async fn resolve(
 /// it (each file's entries use the chain's versions of the plugins it names); otherwise it is
 /// refused with the reports, and nothing changes. The new chain reaches every host at once
 /// (caches key on the company's data version, which this bumps).
-#[utoipa::path(post, path = "/v1/companies/{company}/chains", tag = "plugins",
+#[utoipa::path(post, operation_id = "plugins_activate", path = "/v1/companies/{company}/chains", tag = "plugins",
     params(("company" = String, Path, description = "The company's slug")),
     request_body = ChainBody, security(("bearer" = [])),
     responses((status = 201, body = ChainView), (status = 422, body = ErrorBody)))]
@@ -634,7 +636,7 @@ pub async fn activate(
 }
 
 /// Lists the company's active chain versions, by effective date.
-#[utoipa::path(get, path = "/v1/companies/{company}/chains", tag = "plugins",
+#[utoipa::path(get, operation_id = "plugins_list_chains", path = "/v1/companies/{company}/chains", tag = "plugins",
     params(("company" = String, Path, description = "The company's slug")),
     security(("bearer" = [])),
     responses((status = 200, body = Vec<ChainView>), (status = 404, body = ErrorBody)))]
@@ -659,7 +661,7 @@ pub struct RolledBack {
 /// Rolls back the chain version of a date (integrator): the version it replaced is active
 /// again (or none, if it replaced none). Bills already written stay; re-run the dates to bill
 /// them with the restored chain.
-#[utoipa::path(post, path = "/v1/companies/{company}/chains/{effective_from}/rollback", tag = "plugins",
+#[utoipa::path(post, operation_id = "plugins_rollback", path = "/v1/companies/{company}/chains/{effective_from}/rollback", tag = "plugins",
     params(("company" = String, Path, description = "The company's slug"),
         ("effective_from" = String, Path, description = "The chain version's first date, YYYY-MM-DD")),
     security(("bearer" = [])),

@@ -210,7 +210,7 @@ pub async fn start(app: &App, company: &Company, date: NaiveDate) -> Result<RunR
 /// with the same request answers with the same run (for 24 hours, `api.idempotency_hours`);
 /// the same key with another request is refused. The run opens before the answer (202), and
 /// goes on in the background; follow it at `…/runs/{id}` or `…/runs/{id}/events`.
-#[utoipa::path(post, path = "/v1/companies/{company}/runs", tag = "runs",
+#[utoipa::path(post, operation_id = "runs_trigger", path = "/v1/companies/{company}/runs", tag = "runs",
     params(("company" = String, Path, description = "The company's slug"),
         ("Idempotency-Key" = String, Header, description = "A key unique to this request (1 to 200 printable ASCII characters)")),
     request_body = RunBody, security(("bearer" = [])),
@@ -282,7 +282,7 @@ pub struct RunsQuery {
 }
 
 /// Lists runs, newest first.
-#[utoipa::path(get, path = "/v1/companies/{company}/runs", tag = "runs",
+#[utoipa::path(get, operation_id = "runs_list", path = "/v1/companies/{company}/runs", tag = "runs",
     params(("company" = String, Path, description = "The company's slug"), RunsQuery),
     security(("bearer" = [])),
     responses((status = 200, body = Vec<RunView>), (status = 404, body = ErrorBody)))]
@@ -326,7 +326,7 @@ pub(super) async fn company_run(
 }
 
 /// A run's progress, and its report once it finished.
-#[utoipa::path(get, path = "/v1/companies/{company}/runs/{id}", tag = "runs",
+#[utoipa::path(get, operation_id = "runs_read", path = "/v1/companies/{company}/runs/{id}", tag = "runs",
     params(("company" = String, Path, description = "The company's slug"),
         ("id" = i64, Path, description = "The run's id")),
     security(("bearer" = [])),
@@ -343,7 +343,7 @@ pub async fn read(
 
 /// A run's progress as server-sent events: a `progress` event (a run view) every half
 /// second while it runs, then one `finished` event with the report, and the stream ends.
-#[utoipa::path(get, path = "/v1/companies/{company}/runs/{id}/events", tag = "runs",
+#[utoipa::path(get, operation_id = "runs_events", path = "/v1/companies/{company}/runs/{id}/events", tag = "runs",
     params(("company" = String, Path, description = "The company's slug"),
         ("id" = i64, Path, description = "The run's id")),
     security(("bearer" = [])),
@@ -389,7 +389,7 @@ pub async fn events(
 /// Cancels a running run (staff). Shards written stay (each is a day's correct bills); the
 /// others are not claimed again on any host. Request the date again to bill the rest: a new
 /// attempt finds the written bills unchanged.
-#[utoipa::path(post, path = "/v1/companies/{company}/runs/{id}/cancel", tag = "runs",
+#[utoipa::path(post, operation_id = "runs_cancel", path = "/v1/companies/{company}/runs/{id}/cancel", tag = "runs",
     params(("company" = String, Path, description = "The company's slug"),
         ("id" = i64, Path, description = "The run's id")),
     security(("bearer" = [])),
