@@ -362,6 +362,31 @@ async fn full_story(db: TestDb) {
     ok(st, &v, 200);
     assert_eq!(v["unchanged"], 4, "{v:#}");
 
+    // JSON, as lines and as an array: the same columns as fields.
+    let (st, v) = s
+        .raw(reqwest::Method::POST, &format!("/v1/companies/{slug}/imports/temperatures"), &c.staff,
+            "application/x-ndjson",
+            b"{\"customer_id\": \"W1\", \"date\": \"2025-10-21\", \"celsius\": 17.5}\n\n{\"customer_id\": \"W2\", \"date\": \"2025-10-21\", \"celsius\": 19}\n".to_vec())
+        .await;
+    ok(st, &v, 200);
+    assert_eq!(
+        (v["kind"].as_str(), v["inserted"].as_u64()),
+        (Some("temperatures"), Some(2)),
+        "{v:#}"
+    );
+    let (st, v) = s
+        .raw(reqwest::Method::POST, &format!("/v1/companies/{slug}/imports/customers"), &c.staff,
+            "application/json",
+            serde_json::to_vec(&json!([
+                // From 2030: the runs below bill the four customers of the CSV.
+                {"customer_id": "W9", "valid_from": "2030-01-01", "class": "residential", "building_area": 50, "usable_area": "40.00",
+                 "tags": ["district:nangang", "building:12"], "attributes": {"meter": "none"}, "low_income": null},
+                {"customer_id": "W8", "valid_from": "2030-01-01", "class": "residential", "building_area": "50"}
+            ])).unwrap())
+        .await;
+    ok(st, &v, 200);
+    assert_eq!(v["inserted"], 2, "{v:#}");
+
     // A run: 202 with its id, then its progress stream to the end.
     let (st, v) = trigger(&s, &c, "2025-10-20", "key-1").await;
     ok(st, &v, 202);
@@ -977,11 +1002,50 @@ async fn bad_input(db: TestDb) {
             M::POST,
             "/v1/companies/harbin/imports/customers",
             &c.staff,
-            "application/json",
-            b"[]".to_vec(),
+            "application/xml",
+            b"<a/>".to_vec(),
         )
         .await;
     error(st, &v, 415, "text/csv");
+    // JSON: a field the first record lacks; a bad value (row 3: the second object); not JSON.
+    let (st, v) = s
+        .raw(
+            M::POST,
+            "/v1/companies/harbin/imports/customers",
+            &c.staff,
+            "application/json",
+            br#"[{"customer_id": "J1", "class": "residential", "building_area": 1},
+             {"customer_id": "J2", "class": "residential", "building_area": 1, "colour": "red"}]"#
+                .to_vec(),
+        )
+        .await;
+    error(st, &v, 422, "the first record lacks");
+    let (st, v) = s
+        .raw(
+            M::POST,
+            "/v1/companies/harbin/imports/customers",
+            &c.staff,
+            "application/json",
+            br#"[{"customer_id": "J1", "class": "residential", "building_area": 1},
+             {"customer_id": "J2", "class": "palace", "building_area": 1}]"#
+                .to_vec(),
+        )
+        .await;
+    error(st, &v, 422, "nothing was imported");
+    assert_eq!(v["error"]["details"]["errors"][0]["row"], 3, "{v:#}");
+    let (st, v) = s.raw(M::POST, "/v1/companies/harbin/imports/customers", &c.staff, "application/x-ndjson",
+        b"{\"customer_id\": \"J1\", \"class\": \"residential\", \"building_area\": 1}\n{\"customer_id\": \"J2\",\n".to_vec()).await;
+    error(st, &v, 422, "line 2: not JSON");
+    let (st, v) = s
+        .raw(
+            M::POST,
+            "/v1/companies/harbin/imports/customers",
+            &c.staff,
+            "application/json",
+            b"{\"a\": 1}".to_vec(),
+        )
+        .await;
+    error(st, &v, 422, "array");
     let (st, v) = s
         .raw(
             M::POST,

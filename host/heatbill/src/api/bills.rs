@@ -482,6 +482,7 @@ pub async fn dry_run(
         Some(entries) => Some(super::plugins::resolve(&app, c.id, entries).await?),
         None => None,
     };
+    let started = std::time::Instant::now();
     let r = run::dry_run(
         &app.services,
         &app.engine,
@@ -492,6 +493,13 @@ pub async fn dry_run(
         draft.as_deref(),
     )
     .await?;
+    app.metrics
+        .dry_runs
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    app.metrics.dry_run_micros.fetch_add(
+        started.elapsed().as_micros() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let mut v = serde_json::to_value(&r).map_err(ApiError::internal)?;
     // Lines as stored bills show them: the kind's fields beside the amounts.
     if let Some(lines) = v["bill"]["lines"].as_array_mut() {

@@ -1,5 +1,7 @@
 //! Streaming imports: the body is CSV (the formats of `heatbill import`, see
-//! `docs/import-formats.md`), parsed as it arrives, in one transaction: every row is good and
+//! `docs/import-formats.md`), or JSON (lines, or an array, of objects whose fields are the
+//! CSV's columns, turned into the same CSV as they arrive), parsed as it arrives, in one
+//! transaction: every row is good and
 //! the file is merged, or nothing changes and the answer lists the bad rows (row number,
 //! column, value, what is wrong). Memory does not grow with the file: the body flows through a
 //! bounded channel into the parser, which stages rows in chunks.
@@ -42,6 +44,162 @@ pub enum KindName {
     Payments,
     /// Opening balances.
     Balances,
+}
+
+/// How an import's body is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// CSV, with a header row.
+    Csv,
+    /// One JSON object per line.
+    JsonLines,
+    /// A JSON array of objects.
+    JsonArray,
+}
+
+/// Writes JSON records as CSV into `tx`: the header is the first object's fields; every other
+/// object may leave fields out (empty cells) but not add any. Strings are taken as they are,
+/// numbers and booleans as their JSON text, `null` as an empty cell, arrays (tags) as `a;b`
+/// and objects (attributes) as `k=v;k=v`, as the CSV writes them. A record that is not an object, or JSON that does not
+/// parse, fails the import with where.
+fn json_to_csv(
+    input: ChannelReader,
+    format: Format,
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, String>>,
+) {
+    use serde::de::{Deserializer as _, SeqAccess, Visitor};
+
+    struct Sink {
+        tx: tokio::sync::mpsc::Sender<Result<Bytes, String>>,
+        header: Option<Vec<String>>,
+        buf: Vec<u8>,
+        n: u64,
+    }
+
+    impl Sink {
+        fn record(&mut self, v: serde_json::Value) -> Result<(), String> {
+            self.n += 1;
+            let serde_json::Value::Object(map) = v else {
+                return Err(format!("record {}: give a JSON object", self.n));
+            };
+            let header = match &self.header {
+                Some(h) => h,
+                None => {
+                    let h: Vec<String> = map.keys().cloned().collect();
+                    let mut w = csv::Writer::from_writer(Vec::new());
+                    w.write_record(&h).map_err(|e| e.to_string())?;
+                    self.buf.extend(w.into_inner().map_err(|e| e.to_string())?);
+                    self.header = Some(h);
+                    self.header.as_ref().expect("just set")
+                }
+            };
+            if let Some(k) = map.keys().find(|k| !header.contains(k)) {
+                return Err(format!(
+                    "record {} (row {}) has the field {:?}, which the first record lacks: give \
+                     every record the same fields",
+                    self.n,
+                    self.n + 1,
+                    heatbill_engine::text::terminal_safe(k, 40)
+                ));
+            }
+            let cells: Vec<String> = header
+                .iter()
+                .map(|k| match map.get(k) {
+                    None | Some(serde_json::Value::Null) => String::new(),
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    // Tags and attributes, written as in the CSV: `a;b`, `k=v;k=v`.
+                    Some(serde_json::Value::Array(items)) => items
+                        .iter()
+                        .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+                        .collect::<Vec<_>>()
+                        .join(";"),
+                    Some(serde_json::Value::Object(pairs)) => pairs
+                        .iter()
+                        .map(|(k, v)| {
+                            format!(
+                                "{k}={}",
+                                v.as_str().map_or_else(|| v.to_string(), str::to_string)
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(";"),
+                    Some(other) => other.to_string(),
+                })
+                .collect();
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record(&cells).map_err(|e| e.to_string())?;
+            self.buf.extend(w.into_inner().map_err(|e| e.to_string())?);
+            if self.buf.len() >= 64 * 1024 {
+                self.flush()?;
+            }
+            Ok(())
+        }
+
+        fn flush(&mut self) -> Result<(), String> {
+            if !self.buf.is_empty() {
+                let chunk = Bytes::from(std::mem::take(&mut self.buf));
+                self.tx
+                    .blocking_send(Ok(chunk))
+                    .map_err(|_| "the import stopped".to_string())?;
+            }
+            Ok(())
+        }
+    }
+
+    struct Records<'a>(&'a mut Sink);
+
+    impl<'de> Visitor<'de> for Records<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON array of objects")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while let Some(v) = seq.next_element::<serde_json::Value>()? {
+                self.0.record(v).map_err(serde::de::Error::custom)?;
+            }
+            Ok(())
+        }
+    }
+
+    let mut sink = Sink {
+        tx: tx.clone(),
+        header: None,
+        buf: Vec::new(),
+        n: 0,
+    };
+    let result: Result<(), String> = match format {
+        Format::JsonLines => {
+            use std::io::BufRead;
+            let mut lines = std::io::BufReader::new(input).lines();
+            let mut line_no = 0u64;
+            loop {
+                line_no += 1;
+                match lines.next() {
+                    None => break Ok(()),
+                    Some(Err(e)) => break Err(e.to_string()),
+                    Some(Ok(l)) if l.trim().is_empty() => continue,
+                    Some(Ok(l)) => {
+                        let r = serde_json::from_str(&l)
+                            .map_err(|e| format!("line {line_no}: not JSON: {e}"))
+                            .and_then(|v| sink.record(v));
+                        if let Err(e) = r {
+                            break Err(e);
+                        }
+                    }
+                }
+            }
+        }
+        _ => {
+            let mut de = serde_json::Deserializer::from_reader(input);
+            de.deserialize_seq(Records(&mut sink))
+                .and_then(|()| de.end())
+                .map_err(|e| format!("the JSON array: {e}"))
+        }
+    };
+    let result = result.and_then(|()| sink.flush());
+    if let Err(e) = result {
+        let _ = tx.blocking_send(Err(heatbill_engine::text::terminal_safe(&e, 300)));
+    }
 }
 
 /// What an import did.
@@ -97,12 +255,17 @@ fn kind_of(s: &str) -> Result<ImportKind, ApiError> {
     })
 }
 
-/// Imports a CSV file of customers, readings (daily or hourly), temperatures, payments or
-/// opening balances (staff). All rows or none.
+/// Imports a file of customers, readings (daily or hourly), temperatures, payments or opening
+/// balances (staff): CSV, JSON Lines or a JSON array of objects whose fields are the CSV's
+/// columns. All rows or none.
 #[utoipa::path(post, operation_id = "data_import", path = "/v1/companies/{company}/imports/{kind}", tag = "data",
     params(("company" = String, Path, description = "The company's slug"),
         ("kind" = KindName, Path, description = "What the file holds")),
-    request_body(content = String, content_type = "text/csv"),
+    request_body(content(
+        (String = "text/csv"),
+        (String = "application/x-ndjson"),
+        (Vec<Object> = "application/json"),
+    )),
     security(("bearer" = [])),
     responses((status = 200, body = ImportResult),
         (status = 413, body = ErrorBody),
@@ -129,19 +292,29 @@ pub async fn import(
             return Err(e);
         }
     };
-    let csv = headers
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/csv"));
-    if !csv {
+        .unwrap_or("");
+    let format = if content_type.starts_with("text/csv") {
+        Format::Csv
+    } else if content_type.starts_with("application/x-ndjson")
+        || content_type.starts_with("application/jsonl")
+    {
+        Format::JsonLines
+    } else if content_type.starts_with("application/json") {
+        Format::JsonArray
+    } else {
         super::error::drain(body, 1 << 20).await;
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "invalid-body",
-            "send the file as CSV with `Content-Type: text/csv` (the columns are those of \
-             heatbill import, in docs/import-formats.md)",
+            "send the file as CSV (`Content-Type: text/csv`), JSON Lines \
+             (`application/x-ndjson`, one object per line) or a JSON array of objects \
+             (`application/json`); the columns and fields are those of heatbill import, in \
+             docs/import-formats.md",
         ));
-    }
+    };
     let cap = app.settings.api.max_import_bytes;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     // The body flows through a channel of four chunks: the parser's pace holds the upload back.
@@ -175,6 +348,21 @@ pub async fn import(
         rx,
         chunk: Bytes::new(),
     };
+    // JSON is turned into the same CSV on a thread of its own, as it arrives.
+    let (reader, converter) = match format {
+        Format::Csv => (reader, None),
+        json => {
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            let task = tokio::task::spawn_blocking(move || json_to_csv(reader, json, tx));
+            (
+                ChannelReader {
+                    rx,
+                    chunk: Bytes::new(),
+                },
+                Some(task),
+            )
+        }
+    };
     let name = format!("upload ({kind})");
     let outcome = import_reader(
         app.services.store.as_ref(),
@@ -186,6 +374,9 @@ pub async fn import(
     )
     .await;
     let too_large = feeder.await.unwrap_or(false);
+    if let Some(task) = converter {
+        let _ = task.await;
+    }
     if too_large {
         return Err(ApiError::too_large(format!(
             "the file is larger than {cap} bytes (api.max_import_bytes); nothing was imported"

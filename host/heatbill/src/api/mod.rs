@@ -42,8 +42,8 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
-pub use error::ApiError;
 use data::KindName;
+pub use error::ApiError;
 use ops::Security;
 
 /// What every handler shares.

@@ -132,6 +132,13 @@ pub struct Metrics {
     pub last_rate_milli: AtomicU64,
     /// Scheduler: runs it started.
     pub scheduled: AtomicU64,
+    /// Microseconds runs spent claiming shards and renewing their leases (the waits of
+    /// coordination between hosts).
+    pub coordination_micros: AtomicU64,
+    /// Dry runs answered.
+    pub dry_runs: AtomicU64,
+    /// Microseconds of dry runs (a chain's plugins called once each, single-day path).
+    pub dry_run_micros: AtomicU64,
 }
 
 impl Metrics {
@@ -150,6 +157,8 @@ impl Metrics {
             .fetch_add((r.seconds * 1e6) as u64, Ordering::Relaxed);
         self.last_rate_milli
             .store((r.customers_per_second * 1000.0) as u64, Ordering::Relaxed);
+        self.coordination_micros
+            .fetch_add((r.coordination_seconds * 1e6) as u64, Ordering::Relaxed);
     }
 }
 
@@ -249,6 +258,24 @@ pub async fn metrics(State(app): State<App>) -> Response {
         "gauge",
         "Customers per second of the last run this host completed.",
         &[(String::new(), g(&m.last_rate_milli) as f64 / 1000.0)],
+    );
+    metric(
+        "heatbill_coordination_seconds_total",
+        "counter",
+        "Seconds runs spent claiming shards and renewing leases (lock and lease waits).",
+        &[(String::new(), g(&m.coordination_micros) as f64 / 1e6)],
+    );
+    metric(
+        "heatbill_dry_runs_total",
+        "counter",
+        "Dry runs answered.",
+        &[(String::new(), g(&m.dry_runs) as f64)],
+    );
+    metric(
+        "heatbill_dry_run_seconds_total",
+        "counter",
+        "Seconds of dry runs: one customer-day through the chain's plugins (plugin call latency).",
+        &[(String::new(), g(&m.dry_run_micros) as f64 / 1e6)],
     );
     let cache = app.services.cache.stats();
     metric(
