@@ -34,6 +34,15 @@ impl Drop for Server {
 
 impl Server {
     async fn start(db: &TestDb, tune: impl FnOnce(&mut Settings)) -> Server {
+        Server::start_with(db.services(), tune).await
+    }
+
+    /// A server on given services (several servers sharing a database and Redis are hosts of
+    /// one deployment).
+    async fn start_with(
+        services: heatbill_runtime::services::Services,
+        tune: impl FnOnce(&mut Settings),
+    ) -> Server {
         let mut settings = Settings {
             run: RunSettings {
                 shard_size: 3,
@@ -45,7 +54,7 @@ impl Server {
         settings.api.scheduler = false;
         tune(&mut settings);
         let app = Arc::new(AppState::new(
-            db.services(),
+            services,
             db::engine().clone(),
             settings,
             OPERATOR,
@@ -1191,3 +1200,104 @@ async fn scheduler_catches_up(db: TestDb) {
     s.stop().await;
 }
 both!(scheduler_catches_up);
+
+/// Two hosts of one deployment (one PostgreSQL, one Redis): a chain activated on one bills on
+/// the other at once, without a restart; exactly one of them leads the scheduler, and the
+/// nights it starts are billed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hosts_share_chains_and_one_leads_the_scheduler() {
+    use heatbill_runtime::cache::redis::RedisCache;
+    use heatbill_runtime::coord::redis::RedisCoord;
+    let db = TestDb::postgres().await;
+    let redis = crate::coord::redis().await;
+    let services = || {
+        heatbill_runtime::services::Services::with(
+            db.store.clone(),
+            Arc::new(RedisCoord::new(redis.clone())),
+            Arc::new(RedisCache::new(redis.clone())),
+            &Default::default(),
+        )
+    };
+    let tune = |st: &mut Settings| {
+        st.api.scheduler = true;
+        // Every night since the test data's first is due: the leader keeps starting them.
+        st.api.catch_up_days = 100_000;
+    };
+    let a = Server::start_with(services(), tune).await;
+    let b = Server::start_with(services(), tune).await;
+    let c = company(&a, "harbin").await;
+    let (st, v) = import(&a, &c, "customers", CUSTOMERS).await;
+    ok(st, &v, 200);
+    run_to_end(&a, &c, "2025-10-20").await;
+
+    // B reads the chain in force (through the shared cache), then A activates a new price
+    // from the 21st: B's next dry run bills it.
+    let body = json!({"customer": "W1", "date": "2025-10-21"});
+    let (st, before) = b
+        .post("/v1/companies/harbin/dry-run", &c.staff, body.clone())
+        .await;
+    ok(st, &before, 200);
+    assert_eq!(
+        before["bill"]["lines"][0]["unit_price"], "38.32",
+        "{before:#}"
+    );
+    let mut chain: Value = serde_json::from_str(CHAIN).unwrap();
+    chain["effective_from"] = json!("2025-10-21");
+    chain["entries"][1]["params"]["prices"]["residential"] = json!("40.00");
+    let (st, v) = a
+        .post("/v1/companies/harbin/chains", &c.integrator, chain)
+        .await;
+    ok(st, &v, 201);
+    let (st, after) = b
+        .post("/v1/companies/harbin/dry-run", &c.staff, body.clone())
+        .await;
+    ok(st, &after, 200);
+    assert_eq!(
+        after["bill"]["lines"][0]["unit_price"], "40.00",
+        "{after:#}"
+    );
+
+    // The schedule: both hosts run the scheduler; one leads and starts the nights.
+    let (st, v) = b
+        .call(
+            reqwest::Method::PUT,
+            "/v1/companies/harbin/schedule",
+            Some(&c.staff),
+            Some(json!({"daily_run_at": "00:00"})),
+        )
+        .await;
+    ok(st, &v, 200);
+    let company = db.store.company("harbin").await.unwrap();
+    let mut billed = None;
+    for _ in 0..300 {
+        billed = db.store.latest_billed_date(company.id).await.unwrap();
+        if billed >= NaiveDate::from_ymd_opt(2025, 10, 22) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        billed >= NaiveDate::from_ymd_opt(2025, 10, 22),
+        "the scheduler billed up to {billed:?}"
+    );
+    let scheduled = |s: &Server| {
+        s.app
+            .metrics
+            .scheduled
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let (sa, sb) = (scheduled(&a), scheduled(&b));
+    assert!(
+        (sa > 0) != (sb > 0),
+        "exactly one host leads the scheduler: A started {sa} runs, B {sb}"
+    );
+    a.stop().await;
+    b.stop().await;
+    // One completed run per date, whichever host worked on it.
+    for date in ["2025-10-21", "2025-10-22"] {
+        let d = NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap();
+        let runs = db.store.runs(company.id, d).await.unwrap();
+        let completed = runs.iter().filter(|r| r.state == "completed").count();
+        assert_eq!(completed, 1, "{date}: {runs:?}");
+    }
+}
