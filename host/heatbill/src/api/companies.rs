@@ -225,6 +225,7 @@ pub async fn list(
     caller: Caller,
 ) -> Result<Json<Vec<CompanyView>>, ApiError> {
     let all = app.services.store.companies().await?;
+    let schedules = app.services.store.schedules().await?;
     let mut out = Vec::new();
     for c in all {
         let mine = match &caller {
@@ -232,7 +233,11 @@ pub async fn list(
             Caller::Company { company_id, .. } => *company_id == c.id,
         };
         if mine {
-            out.push(view(&app, c).await?);
+            let at = schedules
+                .iter()
+                .find(|(id, _)| *id == c.id)
+                .map(|(_, at)| at.clone());
+            out.push(CompanyView::of(c, at));
         }
     }
     Ok(Json(out))

@@ -400,7 +400,7 @@ pub async fn schedule_once(app: &App, now: chrono::DateTime<Utc>) -> Result<(), 
             .lock()
             .expect("the runs are not poisoned")
             .values()
-            .any(|l| !l.task.is_finished());
+            .any(|l| l.company_id == c.id && !l.task.is_finished());
         let running = app.services.store.runs(c.id, next).await?;
         if busy || running.iter().any(|r| r.state == "running") {
             continue;

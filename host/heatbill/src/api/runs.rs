@@ -38,6 +38,8 @@ pub fn routes() -> axum::Router<App> {
 /// A run this process works on.
 #[derive(Debug)]
 pub struct LiveRun {
+    /// The company.
+    pub company_id: i32,
     /// The task.
     pub task: tokio::task::JoinHandle<()>,
     /// Stops the task: it drops the shards in flight (each commits whole or not at all).
@@ -145,6 +147,8 @@ pub async fn start(app: &App, company: &Company, date: NaiveDate) -> Result<RunR
             if runs.get(&id).is_some_and(|l| !l.task.is_finished()) {
                 return Ok(record);
             }
+            // Finished runs are in the database; only those in hand stay here.
+            runs.retain(|_, l| !l.task.is_finished());
             app.metrics
                 .runs_started
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -196,6 +200,7 @@ pub async fn start(app: &App, company: &Company, date: NaiveDate) -> Result<RunR
             runs.insert(
                 id,
                 LiveRun {
+                    company_id: company.id,
                     task,
                     stop: stop_tx,
                     started,
