@@ -98,6 +98,7 @@ pub(super) async fn view(app: &App, r: RunRecord) -> Result<RunView, ApiError> {
         .lock()
         .expect("the runs are not poisoned")
         .get(&r.id)
+        .filter(|l| r.state == "running" && !l.task.is_finished())
         .map(|l| l.started.elapsed().as_secs_f64());
     let settled = totals.counts.customers;
     Ok(RunView {
