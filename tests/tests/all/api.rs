@@ -1301,3 +1301,74 @@ async fn two_hosts_share_chains_and_one_leads_the_scheduler() {
         assert_eq!(completed, 1, "{date}: {runs:?}");
     }
 }
+
+/// SIGTERM mid-run with no grace: the server stops, the shards in flight are dropped (each
+/// commits whole or not at all), and a run requested again on another server resumes the same
+/// run: every customer billed once.
+async fn shutdown_mid_run_hands_back(db: TestDb) {
+    let tune = |st: &mut Settings| {
+        st.api.shutdown_grace_s = 0;
+        st.run.shard_size = 2;
+        st.run.lease_s = 1;
+        st.run.workers = Some(1);
+    };
+    let a = Server::start(&db, tune).await;
+    let c = company(&a, "harbin").await;
+    let mut csv = String::from("customer_id,class,building_area,usable_area\n");
+    for i in 0..1500 {
+        csv.push_str(&format!("C{i:05},residential,75,60.00\n"));
+    }
+    let (st, v) = import(&a, &c, "customers", &csv).await;
+    ok(st, &v, 200);
+    let (st, v) = trigger(&a, &c, "2025-10-20", "first").await;
+    ok(st, &v, 202);
+    let id = v["id"].as_i64().unwrap();
+    // Stop as soon as some shards are written.
+    for _ in 0..400 {
+        let (_, v) = a
+            .get(&format!("/v1/companies/harbin/runs/{id}"), &c.reader)
+            .await;
+        if v["shards_done"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    a.stop().await;
+    let run = db.store.run(id).await.unwrap();
+    let totals = db.store.run_totals(id, 0).await.unwrap();
+    assert_eq!(
+        run.state, "running",
+        "the run finished before the stop: make it longer"
+    );
+    assert!(
+        totals.shards_done > 0 && totals.shards_done < totals.shard_count,
+        "{totals:?}"
+    );
+
+    // Another server: the same date again resumes the same run.
+    let b = Server::start(&db, tune).await;
+    let (st, v) = trigger(&b, &c, "2025-10-20", "second").await;
+    ok(st, &v, 202);
+    assert_eq!(
+        v["id"].as_i64(),
+        Some(id),
+        "the unfinished run is resumed, not restarted"
+    );
+    let (_, last) = follow(&b, &c, id).await;
+    assert_eq!(last["state"], "completed", "{last:#}");
+    assert_eq!(last["customers"], 1500, "{last:#}");
+    assert_eq!(
+        last["written"], 1500,
+        "every customer billed once: {last:#}"
+    );
+    let company = db.store.company("harbin").await.unwrap();
+    let bills = db
+        .store
+        .bills(company.id, NaiveDate::from_ymd_opt(2025, 10, 20).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(bills.len(), 1500);
+    assert!(bills.iter().all(|b| b.row.version == 1));
+    b.stop().await;
+}
+both!(shutdown_mid_run_hands_back);
