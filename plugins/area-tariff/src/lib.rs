@@ -1,4 +1,4 @@
-//! `area-tariff`: the area-based heating tariff (按面积计费; domain.md, "Tariffs").
+//! `area-tariff`: the area-based heating tariff (按面积计费; docs/domain.md, "Tariffs").
 //!
 //! Bills active, non-metered customers: metered customers are billed by `metered-tariff`,
 //! suspended ones by `suspension-fee` (a chain holds the three side by side; each ignores the

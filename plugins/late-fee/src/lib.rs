@@ -1,4 +1,4 @@
-//! `late-fee`: a daily late fee on arrears (滞纳金; domain.md, "Service status and subsidies").
+//! `late-fee`: a daily late fee on arrears (滞纳金; docs/domain.md, "Service status and subsidies").
 //!
 //! On every bill date from the company's due date on, a customer whose principal is overdue
 //! (`arrears-since` set and not after the bill date) pays `round_fen(arrears × daily_rate)`:

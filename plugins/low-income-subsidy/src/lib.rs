@@ -1,5 +1,5 @@
 //! `low-income-subsidy`: the government covers part of a low-income household's heating fee
-//! (低保; domain.md, "Service status and subsidies").
+//! (低保; docs/domain.md, "Service status and subsidies").
 //!
 //! For customers with the `low-income` flag, the government covers `share × min(1, cap / area)`
 //! of the prior lines the customer pays in the configured categories (default heating), `cap`

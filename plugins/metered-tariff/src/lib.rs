@@ -1,4 +1,4 @@
-//! `metered-tariff`: the two-part metered tariff (两部制; domain.md, "Tariffs").
+//! `metered-tariff`: the two-part metered tariff (两部制; docs/domain.md, "Tariffs").
 //!
 //! Bills active customers with the `metered` flag (the others are `area-tariff`'s and
 //! `suspension-fee`'s): a basic part per m² per season, priced and spread exactly like

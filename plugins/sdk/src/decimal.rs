@@ -267,7 +267,7 @@ pub fn daily_rate_fen(total: i128, n: u32) -> Result<i128, RuleError> {
 }
 
 /// The share of day `k` (1-based) of a season fee `total` spread over `n` days by cumulative
-/// rounding, `round(T·k/N) − round(T·(k−1)/N)` (domain.md, "Money and rounding").
+/// rounding, `round(T·k/N) − round(T·(k−1)/N)` (docs/domain.md, "Money and rounding").
 ///
 /// `total` is first rounded to the fen (a season fee is an amount of money); the `n` shares then
 /// add up to it exactly, each is within a fen of `T/N`, and each day is computed alone.

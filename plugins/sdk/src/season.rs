@@ -1,6 +1,6 @@
 //! How a customer-day accrues a season-based charge, from the `season` a season plugin set.
 //!
-//! domain.md: regular days get the cumulative share of the season fee; early-start and
+//! docs/domain.md: regular days get the cumulative share of the season fee; early-start and
 //! extension days are either charged at the season's daily rate or free (a 0.00 line records
 //! the service); outside the season nothing accrues.
 

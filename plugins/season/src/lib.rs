@@ -1,4 +1,4 @@
-//! `season`: the bill date's place in the heating season (domain.md, "Heating season").
+//! `season`: the bill date's place in the heating season (docs/domain.md, "Heating season").
 //!
 //! Outputs a `season-day` for every customer-day and no lines: phase (outside, regular, early,
 //! extended), the 1-based day index k in the regular season (1 for early days, N for extension

@@ -1,4 +1,4 @@
-//! `suspension-fee`: the base fee of a suspended customer (报停基本费; domain.md, "Service status
+//! `suspension-fee`: the base fee of a suspended customer (报停基本费; docs/domain.md, "Service status
 //! and subsidies").
 //!
 //! A customer who stopped heating pays a fixed `share` of the full area fee (30 % in Taiyuan and

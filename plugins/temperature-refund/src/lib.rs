@@ -1,5 +1,5 @@
 //! `temperature-refund`: a refund when the measured indoor temperature is below the standard
-//! (domain.md, "Service status and subsidies").
+//! (docs/domain.md, "Service status and subsidies").
 //!
 //! Bands of indoor temperature (from inclusive, to exclusive, either end open) carry a refund
 //! share: Heilongjiang 30 % for 16–18 °C; Dalian 40 % for 16–18 °C and 100 % below 16 °C. For
