@@ -102,6 +102,13 @@ pub struct TestArgs {
     /// A component, a directory of components, or a plugin crate/workspace directory (its
     /// built components are used: run `heatbill plugin build` first).
     pub plugins: PathBuf,
+    /// More components for the chains (a component, a directory, a crate). Repeatable. The
+    /// reference plugins are found by default for names none of these has.
+    #[arg(long = "plugins", value_name = "PATH")]
+    pub more_plugins: Vec<PathBuf>,
+    /// Leave the reference plugins out: only the given components make the chains.
+    #[arg(long)]
+    pub no_reference: bool,
     /// Case files, or directories of them (every *.toml inside). Repeatable.
     #[arg(long = "cases", required = true)]
     pub cases: Vec<PathBuf>,
@@ -117,6 +124,13 @@ pub struct TestArgs {
 pub struct BenchArgs {
     /// A component, a directory of components, or a plugin crate/workspace directory.
     pub plugins: PathBuf,
+    /// More components for the chain. Repeatable. The reference plugins are found by default
+    /// for names none of these has.
+    #[arg(long = "plugins", value_name = "PATH")]
+    pub more_plugins: Vec<PathBuf>,
+    /// Leave the reference plugins out.
+    #[arg(long)]
+    pub no_reference: bool,
     /// The case file whose chain and customers are measured.
     #[arg(long)]
     pub cases: PathBuf,

@@ -50,6 +50,55 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     Some(base.join("heatbill").join("components"))
 }
 
+/// The reference plugins (their component files' stems), which `plugin test` and `plugin bench`
+/// find by default for the chain entries no given component answers.
+pub const REFERENCE_PLUGINS: [&str; 7] = [
+    "season",
+    "area_tariff",
+    "metered_tariff",
+    "suspension_fee",
+    "low_income_subsidy",
+    "temperature_refund",
+    "late_fee",
+];
+
+/// Where the reference plugins are: `HEATBILL_REFERENCE_PLUGINS` (empty: none), or the build
+/// output of the checkout this binary was built from, when it is there.
+pub fn reference_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("HEATBILL_REFERENCE_PLUGINS") {
+        return (!d.is_empty()).then(|| PathBuf::from(d));
+    }
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../plugins/target/wasm32-wasip2/release");
+    d.is_dir().then_some(d)
+}
+
+/// The catalog of a harness command: its components, then the reference plugins (unless
+/// `--no-reference`), saying on stderr which reference plugins it added.
+fn harness_catalog(
+    engine: &Engine,
+    first: &Path,
+    more: &[PathBuf],
+    no_reference: bool,
+    quiet: bool,
+) -> Result<Catalog> {
+    let mut args = vec![first.to_path_buf()];
+    args.extend(more.iter().cloned());
+    let reference = if no_reference { None } else { reference_dir() };
+    let (catalog, added) = Catalog::load_with_reference(engine, &args, reference.as_deref())?;
+    if !added.is_empty() && !quiet {
+        eprintln!(
+            "reference plugins from {} (for the names no given component has; --no-reference \
+             to leave them out): {}",
+            reference
+                .as_deref()
+                .map_or_else(String::new, |d| d.display().to_string()),
+            added.join(", ")
+        );
+    }
+    Ok(catalog)
+}
+
 /// The components a harness argument names: one `.wasm` file, the `.wasm` files of a directory,
 /// or the built components of a plugin crate or workspace directory.
 pub fn component_files(arg: &Path) -> Result<Vec<PathBuf>> {
@@ -106,6 +155,51 @@ impl Catalog {
             }
         }
         Ok(Self { plugins, rejected })
+    }
+
+    /// Loads the components of every argument, then, for each reference plugin (this
+    /// checkout's, or `HEATBILL_REFERENCE_PLUGINS`) whose name none of them has, the reference
+    /// one: a new plugin is tested after `season` and the tariffs without copying them. Returns
+    /// the catalog and the names that came from the reference plugins.
+    pub fn load_with_reference(
+        engine: &Engine,
+        args: &[PathBuf],
+        reference: Option<&Path>,
+    ) -> Result<(Self, Vec<String>)> {
+        let mut catalog = Catalog {
+            plugins: BTreeMap::new(),
+            rejected: Vec::new(),
+        };
+        for arg in args {
+            let more = Catalog::load(engine, arg)?;
+            for (name, list) in more.plugins {
+                let same = catalog.plugins.entry(name).or_default();
+                for (file, p) in list {
+                    if !same.iter().any(|(_, q)| q.digest() == p.digest()) {
+                        same.push((file, p));
+                    }
+                }
+            }
+            catalog.rejected.extend(more.rejected);
+        }
+        let mut added = Vec::new();
+        if let Some(dir) = reference {
+            for stem in REFERENCE_PLUGINS {
+                let file = dir.join(format!("{stem}.wasm"));
+                let Ok(bytes) = std::fs::read(&file) else {
+                    continue;
+                };
+                let Ok(p) = engine.load(&bytes) else {
+                    continue;
+                };
+                let name = p.info().name.clone();
+                if !catalog.plugins.contains_key(&name) {
+                    added.push(name.clone());
+                    catalog.plugins.insert(name, vec![(file, p)]);
+                }
+            }
+        }
+        Ok((catalog, added))
     }
 
     /// The plugin a chain entry names (and, when given, its version), or an error listing what
@@ -269,7 +363,13 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
 /// `heatbill plugin test`
 pub fn test(args: TestArgs) -> Result<ExitCode> {
     let engine = engine(&args.engine)?;
-    let catalog = Catalog::load(&engine, &args.plugins)?;
+    let catalog = harness_catalog(
+        &engine,
+        &args.plugins,
+        &args.more_plugins,
+        args.no_reference,
+        args.json,
+    )?;
     let files = case_files(&args.cases)?;
     let mut reports = Vec::new();
     for f in &files {
@@ -305,7 +405,13 @@ pub fn test(args: TestArgs) -> Result<ExitCode> {
 /// on `--threads` workers with one evaluator each, as a worker of a nightly run would.
 pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let engine = engine(&args.engine)?;
-    let catalog = Catalog::load(&engine, &args.plugins)?;
+    let catalog = harness_catalog(
+        &engine,
+        &args.plugins,
+        &args.more_plugins,
+        args.no_reference,
+        false,
+    )?;
     let file = CaseFile::load(&args.cases)?;
     let chain = runner::chain(&catalog, &file)?;
     let days = runner::case_days(&file)?;

@@ -562,3 +562,54 @@ fn a_compile_that_costs_too_much_is_refused_and_the_host_lives() {
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("limits.max_loop_depth"), "{t}");
 }
+
+/// A new plugin tested after the reference ones without copying them: the reference plugins are
+/// found by default, `--plugins` adds components from elsewhere, `--no-reference` leaves the
+/// reference ones out.
+#[test]
+fn plugins_are_tested_together_from_several_places() {
+    let dir = tempfile::tempdir().unwrap();
+    let mine = dir.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::copy(
+        components().join("late_fee.wasm"),
+        mine.join("late_fee.wasm"),
+    )
+    .unwrap();
+    let mine = mine.to_str().unwrap();
+    let w6 = "plugins/cases/w6.toml";
+    // late-fee alone: season and area-tariff come from the reference plugins.
+    let out = heatbill(&["plugin", "test", mine, "--cases", w6], dir.path());
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("reference plugins from") && t.contains("season"),
+        "{t}"
+    );
+    // Without them, the chain cannot be made, and the error says what is there.
+    let out = heatbill(
+        &["plugin", "test", mine, "--no-reference", "--cases", w6],
+        dir.path(),
+    );
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(t.contains("no plugin named \"season\""), "{t}");
+    // With --plugins naming the other components' directory, it passes again.
+    let others = components();
+    let out = heatbill(
+        &[
+            "plugin",
+            "test",
+            mine,
+            "--no-reference",
+            "--plugins",
+            others.to_str().unwrap(),
+            "--cases",
+            w6,
+        ],
+        dir.path(),
+    );
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(!t.contains("reference plugins from"), "{t}");
+}
