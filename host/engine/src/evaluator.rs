@@ -103,6 +103,26 @@ struct Slot {
     state: SlotState,
     /// What is left of the plugin's retry budget (`limits.retry_budget_ms`) in this evaluator.
     retry_left: Duration,
+    /// What the entry cost on the nightly path (see [`EntryCost`]).
+    cost: EntryCost,
+}
+
+/// What one chain entry cost an evaluator on the nightly path (`evaluate`): its batch calls,
+/// the customer-days they carried (those its day filter let through), and the time spent on
+/// them: laying out the columns, the call itself, lifting and checking its output, applying its
+/// lines. What `heatbill plugin bench` reports per plugin.
+#[derive(Debug, Clone, Default)]
+pub struct EntryCost {
+    /// The plugin's name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// `evaluate-batch` calls.
+    pub calls: u64,
+    /// Customer-days those calls carried.
+    pub days: u64,
+    /// Time spent on them.
+    pub time: Duration,
 }
 
 enum SlotState {
@@ -193,6 +213,11 @@ impl Evaluator {
                 log: LogBuffer::new(engine.limits().max_log_bytes),
                 state: SlotState::Empty,
                 retry_left: Duration::from_millis(engine.limits().retry_budget_ms),
+                cost: EntryCost {
+                    name: e.plugin().name().to_string(),
+                    version: e.plugin().version().to_string(),
+                    ..EntryCost::default()
+                },
             })
             .collect();
         Evaluator {
@@ -243,6 +268,11 @@ impl Evaluator {
                 }
             })
             .collect()
+    }
+
+    /// What each entry of the chain cost this evaluator so far, in chain order.
+    pub fn costs(&self) -> Vec<EntryCost> {
+        self.slots.iter().map(|s| s.cost.clone()).collect()
     }
 
     /// Takes what the chain's plugins printed since the last take, as one text: each plugin's
@@ -409,6 +439,8 @@ impl Evaluator {
             if alive.is_empty() {
                 continue;
             }
+            let started = Instant::now();
+            let carried = alive.len() as u64;
             match self.call(e, &base, &accs, &alive) {
                 Ok(output) => {
                     // An output whose shape is broken (columns of different lengths, rows out
@@ -442,6 +474,10 @@ impl Evaluator {
                     }
                 }
             }
+            let cost = &mut self.slots[e].cost;
+            cost.calls += 1;
+            cost.days += carried;
+            cost.time += started.elapsed();
         }
 
         out.extend(days.iter().zip(accs).map(|(d, acc)| finish(d, acc)));

@@ -101,7 +101,7 @@ pub use engine::{
     LoadOutcome, RULES_INTERFACE, RULES_WORLD,
 };
 pub use error::{BillError, BillErrorKind, ChainError, LoadError, SetupError};
-pub use evaluator::{Evaluator, PluginLog, ScheduleEvaluator};
+pub use evaluator::{EntryCost, Evaluator, PluginLog, ScheduleEvaluator};
 pub use invariants::MAX_LINE_AMOUNT_FEN;
 pub use model::{
     Bill, BillLine, CustomerClass, DayInput, LineCategory, LineKind, ParamSpec, ParamType, Payer,

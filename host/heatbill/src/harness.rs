@@ -479,5 +479,51 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         done as f64 / secs / threads as f64,
         secs * 1e6 * threads as f64 / calls as f64,
     );
+    // What each plugin cost: every thread's evaluator, summed.
+    let mut costs: Vec<heatbill_engine::EntryCost> = Vec::new();
+    for (ev, _) in &work {
+        for (i, c) in ev.costs().into_iter().enumerate() {
+            match costs.get_mut(i) {
+                Some(t) => {
+                    t.calls += c.calls;
+                    t.days += c.days;
+                    t.time += c.time;
+                }
+                None => costs.push(c),
+            }
+        }
+    }
+    let busy = secs * threads as f64;
+    let in_plugins: f64 = costs.iter().map(|c| c.time.as_secs_f64()).sum();
+    println!();
+    println!(
+        "| plugin | calls | customer-days called for | µs per call | ns per customer-day | share of the chain |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for c in &costs {
+        let t = c.time.as_secs_f64();
+        println!(
+            "| {} {} | {} | {} | {:.1} | {:.0} | {:.1} % |",
+            heatbill_engine::text::safe(&c.name),
+            heatbill_engine::text::safe(&c.version),
+            c.calls,
+            c.days,
+            if c.calls == 0 {
+                0.0
+            } else {
+                t * 1e6 / c.calls as f64
+            },
+            if c.days == 0 {
+                0.0
+            } else {
+                t * 1e9 / c.days as f64
+            },
+            100.0 * t / busy,
+        );
+    }
+    println!(
+        "| the host (inputs, filters, totals) | | | | | {:.1} % |",
+        100.0 * (busy - in_plugins).max(0.0) / busy
+    );
     Ok(ExitCode::SUCCESS)
 }

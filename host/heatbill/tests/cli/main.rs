@@ -423,6 +423,19 @@ fn bench_reports_throughput() {
     let rate: f64 = cols[4].parse().unwrap();
     assert!(rate > 0.0, "{row}");
     assert_eq!(cols[7], "0", "errors in the bench: {row}");
+    // Each plugin's own cost: W1's chain is season then area-tariff, each called for every
+    // customer-day (20 calls of 1,024 at most).
+    for plugin in ["season 1.0.0", "area-tariff 1.0.0"] {
+        let row = t
+            .lines()
+            .find(|l| l.starts_with(&format!("| {plugin} |")))
+            .unwrap_or_else(|| panic!("no row for {plugin}:\n{t}"));
+        let cols: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert_eq!(cols[2], "20", "{row}");
+        assert_eq!(cols[3], "20000", "{row}");
+        assert!(cols[4].parse::<f64>().unwrap() > 0.0, "{row}");
+    }
+    assert!(t.contains("| the host (inputs, filters, totals) |"), "{t}");
 }
 
 #[test]
