@@ -71,9 +71,19 @@ pub struct NewArgs {
     /// Where to create it (default: ./<name>).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// The path of the guest SDK (default: the heatbill checkout's plugins/sdk).
-    #[arg(long, env = "HEATBILL_SDK")]
-    pub sdk: Option<PathBuf>,
+    /// Depend on the guest SDK at this path (a heatbill checkout's plugins/sdk) instead of
+    /// vendoring a copy of it (the default: the crate then builds on any machine, offline).
+    #[arg(
+        long = "sdk-path",
+        alias = "sdk",
+        env = "HEATBILL_SDK",
+        conflicts_with = "sdk_version"
+    )]
+    pub sdk_path: Option<PathBuf>,
+    /// Depend on this published version of the guest SDK (`heatbill-sdk` on the crates
+    /// registry) instead of vendoring a copy.
+    #[arg(long)]
+    pub sdk_version: Option<String>,
 }
 
 /// `heatbill plugin build`

@@ -193,9 +193,11 @@ impl Catalog {
                     continue;
                 };
                 let name = p.info().name.clone();
-                if !catalog.plugins.contains_key(&name) {
-                    added.push(name.clone());
-                    catalog.plugins.insert(name, vec![(file, p)]);
+                if let std::collections::btree_map::Entry::Vacant(slot) =
+                    catalog.plugins.entry(name.clone())
+                {
+                    added.push(name);
+                    slot.insert(vec![(file, p)]);
                 }
             }
         }
@@ -294,12 +296,17 @@ pub fn case_files(args: &[PathBuf]) -> Result<Vec<PathBuf>> {
 pub fn new_plugin(args: NewArgs) -> Result<ExitCode> {
     scaffold::check_name(&args.name)?;
     let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
-    let sdk = scaffold::find_sdk(args.sdk.as_deref())?;
+    let sdk = match (&args.sdk_path, &args.sdk_version) {
+        (Some(p), _) => scaffold::SdkSource::Path(scaffold::sdk_path(p)?),
+        (None, Some(v)) => scaffold::SdkSource::Version(v.clone()),
+        (None, None) => scaffold::SdkSource::Vendored,
+    };
     let files = scaffold::render(&args.name, &dir, &sdk)?;
     println!("created plugin {} in {}:", args.name, dir.display());
-    for f in files {
+    for f in files.iter().filter(|f| !f.starts_with(dir.join("vendor"))) {
         println!("  {}", f.display());
     }
+    println!("SDK: {}", sdk.describe());
     println!("next:");
     println!("  heatbill plugin build {}", dir.display());
     println!(

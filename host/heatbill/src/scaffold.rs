@@ -17,6 +17,111 @@ const TEMPLATE: &[(&str, &str)] = &[
     ("README.md", include_str!("../templates/plugin/README.md")),
 ];
 
+/// The guest SDK's files, vendored into new plugins (`vendor/heatbill-sdk/`): its sources, its
+/// README, and the contract it is built on (`wit/`), from the checkout this binary was built
+/// from. The manifest is rendered from `templates/sdk/Cargo.toml` (no workspace inheritance).
+const SDK_FILES: &[(&str, &str)] = &[
+    ("README.md", include_str!("../../../plugins/sdk/README.md")),
+    ("wit/rules.wit", include_str!("../../../wit/rules.wit")),
+    (
+        "src/lib.rs",
+        include_str!("../../../plugins/sdk/src/lib.rs"),
+    ),
+    (
+        "src/area.rs",
+        include_str!("../../../plugins/sdk/src/area.rs"),
+    ),
+    (
+        "src/batch.rs",
+        include_str!("../../../plugins/sdk/src/batch.rs"),
+    ),
+    (
+        "src/bits.rs",
+        include_str!("../../../plugins/sdk/src/bits.rs"),
+    ),
+    (
+        "src/date.rs",
+        include_str!("../../../plugins/sdk/src/date.rs"),
+    ),
+    (
+        "src/decimal.rs",
+        include_str!("../../../plugins/sdk/src/decimal.rs"),
+    ),
+    (
+        "src/instance.rs",
+        include_str!("../../../plugins/sdk/src/instance.rs"),
+    ),
+    (
+        "src/native.rs",
+        include_str!("../../../plugins/sdk/src/native.rs"),
+    ),
+    (
+        "src/params.rs",
+        include_str!("../../../plugins/sdk/src/params.rs"),
+    ),
+    (
+        "src/season.rs",
+        include_str!("../../../plugins/sdk/src/season.rs"),
+    ),
+    (
+        "src/testing.rs",
+        include_str!("../../../plugins/sdk/src/testing.rs"),
+    ),
+];
+
+/// The vendored SDK's manifest.
+const SDK_MANIFEST: &str = include_str!("../templates/sdk/Cargo.toml");
+
+/// The SDK version this binary vendors (the guest SDK's own).
+pub const SDK_VERSION: &str = "0.1.0";
+
+/// The contract version the SDK targets.
+pub const SDK_CONTRACT: &str = "0.1.0";
+
+/// How a new plugin gets the SDK.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SdkSource {
+    /// A copy in the plugin's `vendor/heatbill-sdk/`, written from this binary (the default:
+    /// the crate builds anywhere, offline).
+    Vendored,
+    /// A path dependency on an SDK crate (a heatbill checkout's `plugins/sdk`).
+    Path(PathBuf),
+    /// A registry dependency on a published version.
+    Version(String),
+}
+
+impl SdkSource {
+    /// The plugin manifest's dependency line.
+    fn dependency(&self) -> String {
+        match self {
+            SdkSource::Vendored => r#"heatbill-sdk = { path = "vendor/heatbill-sdk" }"#.into(),
+            SdkSource::Path(p) => format!(
+                "heatbill-sdk = {{ path = {:?} }}",
+                p.to_string_lossy().replace('\\', "/")
+            ),
+            SdkSource::Version(v) => format!("heatbill-sdk = {v:?}"),
+        }
+    }
+
+    /// What `plugin new` says it chose.
+    pub fn describe(&self) -> String {
+        match self {
+            SdkSource::Vendored => format!(
+                "heatbill-sdk {SDK_VERSION} (contract heatbill:rules@{SDK_CONTRACT}), vendored into \
+                 vendor/heatbill-sdk: the crate builds on any machine, offline"
+            ),
+            SdkSource::Path(p) => format!(
+                "heatbill-sdk from {} (a path dependency: the crate builds where that path exists)",
+                p.display()
+            ),
+            SdkSource::Version(v) => format!(
+                "heatbill-sdk {v} from the crates registry (the crate builds where that version is \
+                 published)"
+            ),
+        }
+    }
+}
+
 /// Checks a plugin name: lowercase ASCII letters, digits and dashes, starting with a letter.
 pub fn check_name(name: &str) -> Result<()> {
     let ok = name.len() <= 64
@@ -33,38 +138,22 @@ pub fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Finds the guest SDK: the given path, else `plugins/sdk` of the checkout this binary was
-/// built from, else `plugins/sdk` above the current directory.
-pub fn find_sdk(given: Option<&Path>) -> Result<PathBuf> {
-    if let Some(p) = given {
-        let p = p
-            .canonicalize()
-            .with_context(|| format!("the SDK path {} does not exist", p.display()))?;
-        if !p.join("Cargo.toml").exists() {
-            bail!("{} is not the SDK crate (no Cargo.toml)", p.display());
-        }
-        return Ok(p);
+/// Checks an SDK path given to `plugin new --sdk-path`, and makes it absolute.
+pub fn sdk_path(given: &Path) -> Result<PathBuf> {
+    let p = given
+        .canonicalize()
+        .with_context(|| format!("the SDK path {} does not exist", given.display()))?;
+    if !p.join("Cargo.toml").exists() {
+        bail!(
+            "{} is not the SDK crate (no Cargo.toml): give a heatbill checkout's plugins/sdk",
+            p.display()
+        );
     }
-    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/sdk");
-    if built_from.join("Cargo.toml").exists() {
-        return Ok(built_from.canonicalize()?);
-    }
-    let mut dir = std::env::current_dir()?;
-    loop {
-        let candidate = dir.join("plugins/sdk");
-        if candidate.join("Cargo.toml").exists() {
-            return Ok(candidate);
-        }
-        if !dir.pop() {
-            bail!(
-                "cannot find the heatbill guest SDK: pass --sdk <path to plugins/sdk> or set HEATBILL_SDK"
-            );
-        }
-    }
+    Ok(p)
 }
 
 /// Renders the template into `dir`. Refuses to overwrite anything.
-pub fn render(name: &str, dir: &Path, sdk: &Path) -> Result<Vec<PathBuf>> {
+pub fn render(name: &str, dir: &Path, sdk: &SdkSource) -> Result<Vec<PathBuf>> {
     check_name(name)?;
     if dir.exists() && dir.read_dir()?.next().is_some() {
         bail!(
@@ -73,13 +162,31 @@ pub fn render(name: &str, dir: &Path, sdk: &Path) -> Result<Vec<PathBuf>> {
         );
     }
     let crate_name = name.replace('-', "_");
-    let sdk = sdk.to_string_lossy().replace('\\', "/");
+    let dependency = sdk.dependency();
     let mut written = Vec::new();
-    for (rel, text) in TEMPLATE {
-        let out = text
-            .replace("{{name}}", name)
-            .replace("{{crate_name}}", &crate_name)
-            .replace("{{sdk_path}}", &sdk);
+    let mut files: Vec<(String, String)> = TEMPLATE
+        .iter()
+        .map(|(rel, text)| {
+            let out = text
+                .replace("{{name}}", name)
+                .replace("{{crate_name}}", &crate_name)
+                .replace("{{sdk_dependency}}", &dependency);
+            (rel.to_string(), out)
+        })
+        .collect();
+    if *sdk == SdkSource::Vendored {
+        let base = "vendor/heatbill-sdk";
+        files.push((
+            format!("{base}/Cargo.toml"),
+            SDK_MANIFEST
+                .replace("{{sdk_version}}", SDK_VERSION)
+                .replace("{{contract}}", SDK_CONTRACT),
+        ));
+        for (rel, text) in SDK_FILES {
+            files.push((format!("{base}/{rel}"), text.to_string()));
+        }
+    }
+    for (rel, out) in files {
         let path = dir.join(rel);
         std::fs::create_dir_all(path.parent().expect("template paths have a parent"))?;
         std::fs::write(&path, out).with_context(|| format!("cannot write {}", path.display()))?;
@@ -194,4 +301,39 @@ pub fn built_components(dir: &Path) -> Result<Vec<PathBuf>> {
         );
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The vendored SDK's manifest asks for the dependencies the guest workspace builds the SDK
+    /// with: a vendored plugin builds what the reference plugins are built with.
+    #[test]
+    fn the_vendored_sdk_manifest_matches_the_guest_workspace() {
+        let workspace: toml::Table = include_str!("../../../plugins/Cargo.toml").parse().unwrap();
+        let deps = &workspace["workspace"]["dependencies"];
+        let vendored: toml::Table = super::SDK_MANIFEST.parse().unwrap();
+        let sdk: toml::Table = include_str!("../../../plugins/sdk/Cargo.toml")
+            .parse()
+            .unwrap();
+        for name in sdk["dependencies"].as_table().unwrap().keys() {
+            assert_eq!(
+                vendored["dependencies"][name], deps[name],
+                "dependency {name} of the vendored SDK"
+            );
+        }
+        assert_eq!(
+            sdk["package"]["version"].as_str(),
+            Some(super::SDK_VERSION),
+            "SDK_VERSION is the SDK crate's version"
+        );
+        // Every source file of the SDK is vendored.
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/sdk/src");
+        for entry in std::fs::read_dir(src).unwrap() {
+            let name = format!("src/{}", entry.unwrap().file_name().to_string_lossy());
+            assert!(
+                super::SDK_FILES.iter().any(|(rel, _)| *rel == name),
+                "{name} is not in SDK_FILES"
+            );
+        }
+    }
 }

@@ -79,8 +79,10 @@ pub mod testing;
 /// `Guest` trait directly (see [`export_guest!`]).
 #[allow(unsafe_code, missing_docs, clippy::all)]
 pub mod bindings {
+    // `wit/` is the contract: a link to the repository's `wit/` here, a copy in a vendored or
+    // packaged SDK.
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "wit",
         world: "rules-plugin",
         pub_export_macro: true,
         export_macro_name: "__export_rules_plugin",

@@ -353,6 +353,19 @@ fn new_build_test_a_plugin_from_the_template() {
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(dir.join("src/lib.rs").exists());
+    // The SDK is vendored (the crate does not depend on this checkout), and it says so.
+    let t = text(&out);
+    assert!(
+        t.contains("SDK: heatbill-sdk 0.1.0 (contract heatbill:rules@0.1.0), vendored"),
+        "{t}"
+    );
+    assert!(dir.join("vendor/heatbill-sdk/wit/rules.wit").exists());
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains(r#"heatbill-sdk = { path = "vendor/heatbill-sdk" }"#),
+        "{manifest}"
+    );
+    assert!(!manifest.contains(repo().to_str().unwrap()), "{manifest}");
 
     // Share the plugins workspace's target directory: the SDK and its dependencies are built.
     let target = repo().join("plugins/target");
@@ -625,4 +638,68 @@ fn plugins_are_tested_together_from_several_places() {
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(!t.contains("reference plugins from"), "{t}");
+}
+
+/// `plugin new` by version or by path says so and writes that dependency (nothing vendored).
+#[test]
+fn plugin_new_depends_on_the_sdk_by_version_or_path() {
+    let work = tempfile::tempdir().unwrap();
+    let by_version = work.path().join("a");
+    let out = heatbill(
+        &[
+            "plugin",
+            "new",
+            "a-tariff",
+            "--dir",
+            by_version.to_str().unwrap(),
+            "--sdk-version",
+            "0.1.0",
+        ],
+        work.path(),
+    );
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("SDK: heatbill-sdk 0.1.0 from the crates registry"),
+        "{t}"
+    );
+    let manifest = std::fs::read_to_string(by_version.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains(r#"heatbill-sdk = "0.1.0""#), "{manifest}");
+    assert!(!by_version.join("vendor").exists());
+
+    let by_path = work.path().join("b");
+    let sdk = repo().join("plugins/sdk");
+    let out = heatbill(
+        &[
+            "plugin",
+            "new",
+            "b-tariff",
+            "--dir",
+            by_path.to_str().unwrap(),
+            "--sdk-path",
+            sdk.to_str().unwrap(),
+        ],
+        work.path(),
+    );
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("SDK: heatbill-sdk from"), "{t}");
+    let manifest = std::fs::read_to_string(by_path.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("plugins/sdk"), "{manifest}");
+    // Both at once is refused.
+    let out = heatbill(
+        &[
+            "plugin",
+            "new",
+            "c-tariff",
+            "--dir",
+            work.path().join("c").to_str().unwrap(),
+            "--sdk-path",
+            sdk.to_str().unwrap(),
+            "--sdk-version",
+            "0.1.0",
+        ],
+        work.path(),
+    );
+    assert!(!out.status.success());
 }
