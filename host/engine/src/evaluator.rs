@@ -1608,6 +1608,24 @@ impl ScheduleEvaluator {
             .get_or_insert_with(|| Evaluator::new(engine, schedule.versions()[v].1.clone()))
     }
 
+    /// Bills one customer-day through the single-day `evaluate` export of the chain version in
+    /// force on its date (see [`Evaluator::dry_run`]).
+    // The engine's results are `Result<Bill, BillError>` values (see the module docs).
+    #[allow(clippy::result_large_err)]
+    pub fn dry_run(&mut self, day: &DayInput) -> Result<Bill, BillError> {
+        match self.schedule.version_for(day.date) {
+            Some(v) => self.evaluator(v).dry_run(day),
+            None => Err(BillError {
+                company: self.schedule.company().to_string(),
+                customer: day.customer.clone(),
+                date: day.date,
+                plugin: String::new(),
+                plugin_version: String::new(),
+                kind: BillErrorKind::NoChain,
+            }),
+        }
+    }
+
     /// Evaluates `days`, each under the chain version in force on its date: one result per
     /// input, in order. A day before the first effective date fails with
     /// [`BillErrorKind::NoChain`].

@@ -42,6 +42,20 @@ pub struct ChainEntrySpec {
     /// The parameter object.
     #[serde(default = "empty_object")]
     pub params: toml::Value,
+    /// Later versions of the parameters, each in force from its date: a price change, as a
+    /// company's chain versions have them. The days before the first are billed with `params`.
+    #[serde(default)]
+    pub from: Vec<ParamsVersion>,
+}
+
+/// Parameters of a chain entry in force from a date.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamsVersion {
+    /// The first date they bill.
+    pub date: NaiveDate,
+    /// The parameter object.
+    pub params: toml::Value,
 }
 
 fn empty_object() -> toml::Value {
@@ -242,6 +256,18 @@ impl CaseFile {
     fn check(&self) -> Result<()> {
         if self.chain.is_empty() {
             bail!("the chain is empty: add at least one [[chain]] entry with a `plugin`");
+        }
+        for e in &self.chain {
+            for w in e.from.windows(2) {
+                if w[1].date <= w[0].date {
+                    bail!(
+                        "chain entry {:?}: its [[chain.from]] dates must increase ({} after {})",
+                        e.plugin,
+                        w[1].date,
+                        w[0].date
+                    );
+                }
+            }
         }
         for case in &self.cases {
             let c = &case.customer;

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use heatbill_engine::text::safe;
 use heatbill_engine::{
     Bill, BillError, Chain, ChainEntry, CustomerClass, DayInput, Engine, Evaluator, Payer,
-    SeasonDay, SeasonPhase, ServiceStatus,
+    Schedule, ScheduleEvaluator, SeasonDay, SeasonPhase, ServiceStatus,
 };
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -16,16 +16,47 @@ use serde_json::json;
 use crate::cases::{Case, CaseFile, CustomerSpec, params_json};
 use crate::harness::Catalog;
 
-/// Builds a case file's chain from the catalog.
+/// Builds a case file's chain from the catalog, with each entry's first parameters.
 pub fn chain(catalog: &Catalog, file: &CaseFile) -> Result<Arc<Chain>> {
+    chain_on(catalog, file, None)
+}
+
+/// The chain in force on `date` (`None`: before every `[[chain.from]]` date).
+fn chain_on(
+    catalog: &Catalog,
+    file: &CaseFile,
+    date: Option<chrono::NaiveDate>,
+) -> Result<Arc<Chain>> {
     let mut entries = Vec::new();
     for (i, e) in file.chain.iter().enumerate() {
         let plugin = catalog
             .get(&e.plugin, e.version.as_deref())
             .with_context(|| format!("chain entry {} ({})", i + 1, safe(&e.plugin)))?;
-        entries.push(ChainEntry::new(plugin, params_json(&e.params)));
+        let params = date
+            .and_then(|d| e.from.iter().rfind(|v| v.date <= d))
+            .map_or(&e.params, |v| &v.params);
+        entries.push(ChainEntry::new(plugin, params_json(params)));
     }
     Ok(Arc::new(Chain::new(file.company(), entries)?))
+}
+
+/// A case file's chain versions: the chain with every entry's first parameters, then one
+/// version on each `[[chain.from]]` date with the parameters in force from it, as a company's
+/// chain versions are. The cases run through them exactly as the nightly run does (a
+/// [`ScheduleEvaluator`]), each day under the version in force on it.
+pub fn schedule(catalog: &Catalog, file: &CaseFile) -> Result<Arc<Schedule>> {
+    let mut dates: Vec<chrono::NaiveDate> = file
+        .chain
+        .iter()
+        .flat_map(|e| e.from.iter().map(|v| v.date))
+        .collect();
+    dates.sort_unstable();
+    dates.dedup();
+    let mut versions = vec![(chrono::NaiveDate::MIN, chain_on(catalog, file, None)?)];
+    for d in dates {
+        versions.push((d, chain_on(catalog, file, Some(d))?));
+    }
+    Ok(Arc::new(Schedule::new(versions)?))
 }
 
 /// The engine's input for a case customer on one date.
@@ -175,7 +206,11 @@ pub fn run_file(engine: &Engine, catalog: &Catalog, file: &CaseFile) -> FileRepo
         setup_error: None,
         outcomes: Vec::new(),
     };
-    let evaluator = chain(catalog, file).and_then(|c| evaluator(engine, c));
+    let evaluator = schedule(catalog, file).and_then(|s| {
+        let mut ev = ScheduleEvaluator::new(engine, s);
+        ev.prepare()?;
+        Ok(ev)
+    });
     let mut evaluator = match evaluator {
         Ok(e) => e,
         Err(e) => {
@@ -244,7 +279,7 @@ const PURITY_DAYS: usize = 2_000;
 // The engine's results are `Result<Bill, BillError>` elements, not early returns (see the
 // evaluator's module).
 #[allow(clippy::result_large_err)]
-fn purity(ev: &mut Evaluator, file: &CaseFile, max_batch: usize) -> Vec<(usize, String)> {
+fn purity(ev: &mut ScheduleEvaluator, file: &CaseFile, max_batch: usize) -> Vec<(usize, String)> {
     let mut days: Vec<(usize, DayInput)> = Vec::new();
     for (c, case) in file.cases.iter().enumerate() {
         for d in dates_of(case) {
