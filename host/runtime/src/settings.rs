@@ -79,6 +79,12 @@ pub struct ApiSettings {
     /// Seconds a shutdown waits for the runs in hand before handing their shards back.
     /// Default 30.
     pub shutdown_grace_s: u64,
+    /// Requests that may use the rules engine at once (uploads, which compile; case files and
+    /// chain activations, which run cases; dry runs). More wait up to 30 s, then get 503.
+    /// Default 4: bounded CPU and memory whatever integrators send.
+    pub engine_slots: usize,
+    /// Progress streams (server-sent events) open at once; more get 503. Default 256.
+    pub max_event_streams: usize,
 }
 
 impl Default for ApiSettings {
@@ -94,6 +100,8 @@ impl Default for ApiSettings {
             catch_up_days: 7,
             require_cases: true,
             shutdown_grace_s: 30,
+            engine_slots: 4,
+            max_event_streams: 256,
         }
     }
 }
@@ -114,6 +122,8 @@ impl fmt::Debug for ApiSettings {
             .field("catch_up_days", &self.catch_up_days)
             .field("require_cases", &self.require_cases)
             .field("shutdown_grace_s", &self.shutdown_grace_s)
+            .field("engine_slots", &self.engine_slots)
+            .field("max_event_streams", &self.max_event_streams)
             .finish()
     }
 }

@@ -1372,3 +1372,28 @@ async fn shutdown_mid_run_hands_back(db: TestDb) {
     b.stop().await;
 }
 both!(shutdown_mid_run_hands_back);
+
+/// Progress streams are bounded: past `api.max_event_streams`, 503 and a way out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_streams_are_bounded() {
+    let db = TestDb::sqlite().await;
+    let s = Server::start(&db, |st| st.api.max_event_streams = 0).await;
+    let c = company(&s, "harbin").await;
+    let (st, v) = import(&s, &c, "customers", CUSTOMERS).await;
+    ok(st, &v, 200);
+    let (st, v) = trigger(&s, &c, "2025-10-20", "k").await;
+    ok(st, &v, 202);
+    let id = v["id"].as_i64().unwrap();
+    let (st, v) = s
+        .get(&format!("/v1/companies/harbin/runs/{id}/events"), &c.reader)
+        .await;
+    error(st, &v, 503, "poll GET");
+    assert_eq!(
+        s.app
+            .event_streams
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "a refused stream is not counted"
+    );
+    s.stop().await;
+}

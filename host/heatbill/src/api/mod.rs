@@ -62,6 +62,31 @@ pub struct AppState {
     pub metrics: ops::Metrics,
     /// When the server started.
     pub started: Instant,
+    /// Permits to use the rules engine in a request (`api.engine_slots`).
+    pub engine_slots: Arc<tokio::sync::Semaphore>,
+    /// Progress streams open now.
+    pub event_streams: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl AppState {
+    /// A permit to use the rules engine for one request: waits up to 30 s for one of
+    /// `api.engine_slots`, then answers 503. Compiles, case runs and dry runs are CPU and memory
+    /// an integrator can ask for; this bounds how much of either requests take at once.
+    pub async fn engine_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        match tokio::time::timeout(
+            Duration::from_secs(30),
+            self.engine_slots.clone().acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the server is busy with other plugin work (api.engine_slots); try again shortly",
+            )),
+        }
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -86,11 +111,15 @@ impl AppState {
         AppState {
             services,
             engine,
-            settings,
             operator_hash: auth::hash(operator_token),
             runs: Mutex::new(HashMap::new()),
             metrics: ops::Metrics::default(),
             started: Instant::now(),
+            engine_slots: Arc::new(tokio::sync::Semaphore::new(
+                settings.api.engine_slots.max(1),
+            )),
+            event_streams: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            settings,
         }
     }
 }

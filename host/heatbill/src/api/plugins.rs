@@ -137,6 +137,7 @@ pub async fn upload(
         }
     };
     let bytes = read_capped(body, app.settings.api.max_upload_bytes, "the component").await?;
+    let _slot = app.engine_slot().await?;
     let bytes = Arc::new(bytes);
     let loaded = {
         let bytes = bytes.clone();
@@ -356,6 +357,7 @@ pub async fn put_cases(
         )));
     }
     let pinned = BTreeMap::from([(p.name.clone(), p.digest.clone())]);
+    let _slot = app.engine_slot().await?;
     let cat = catalog(&app, c.id, &pinned).await?;
     let result = run_cases(&app, cat, &name, &text).await?;
     if !result.passed {
@@ -571,6 +573,7 @@ pub async fn activate(
 ) -> Result<(StatusCode, Json<ChainView>), ApiError> {
     let c = caller.company(&app, &company, Access::Rules).await?;
     let defs = resolve(&app, c.id, &b.entries).await?;
+    let _slot = app.engine_slot().await?;
     // The chain loads and configures as a run would.
     let label = format!("{}", b.effective_from);
     let chain =

@@ -362,8 +362,20 @@ pub async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let c = caller.company(&app, &company, Access::Read).await?;
     company_run(&app, &c, id).await?;
-    let stream = futures::stream::unfold(Some(app), move |state| async move {
-        let app = state?;
+    let open = app
+        .event_streams
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let guard = StreamGuard(app.event_streams.clone());
+    if open >= app.settings.api.max_event_streams {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "too many progress streams are open (api.max_event_streams); poll GET …/runs/{id} \
+             instead, or try again shortly",
+        ));
+    }
+    let stream = futures::stream::unfold(Some((app, guard)), move |state| async move {
+        let (app, guard) = state?;
         let r = match app.services.store.run(id).await {
             Ok(r) => r,
             Err(e) => {
@@ -386,7 +398,10 @@ pub async fn events(
             Some((Ok(Event::default().event("finished").data(data)), None))
         } else {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            Some((Ok(Event::default().event("progress").data(data)), Some(app)))
+            Some((
+                Ok(Event::default().event("progress").data(data)),
+                Some((app, guard)),
+            ))
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
@@ -465,5 +480,14 @@ pub async fn wind_down(app: &App, grace: Duration) {
                 let _ = live.task.await;
             }
         }
+    }
+}
+
+/// Counts an open progress stream until it is dropped (ended, or the client went away).
+struct StreamGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
