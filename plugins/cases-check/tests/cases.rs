@@ -34,6 +34,31 @@ struct ChainEntry {
     version: Option<String>,
     #[serde(default)]
     params: Option<toml::Table>,
+    /// Later parameters, each in force from its date.
+    #[serde(default)]
+    from: Vec<ParamsVersion>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ParamsVersion {
+    date: String,
+    params: toml::Table,
+}
+
+impl ChainEntry {
+    /// The parameters in force on `at` (`None`: the first ones).
+    fn params_on(&self, at: Option<Date>) -> toml::Table {
+        at.and_then(|d| {
+            self.from
+                .iter()
+                .rfind(|v| v.date.parse::<Date>().unwrap() <= d)
+        })
+        .map_or_else(
+            || self.params.clone().unwrap_or_default(),
+            |v| v.params.clone(),
+        )
+    }
 }
 
 #[derive(Deserialize)]
@@ -224,28 +249,52 @@ fn run_file(path: &Path) -> Vec<String> {
         toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     // Verified: every rule is also called for the days its filter excludes, and must return
     // nothing for them (the sandbox would not call it at all).
-    let mut chain = Chain::new().verified();
-    for entry in &file.chain {
-        let params = serde_json::to_string(&entry.params.clone().unwrap_or_default()).unwrap();
-        let r = rule(&entry.plugin, &params).unwrap_or_else(|e| {
-            panic!(
-                "{}: {} refused its params: {}",
-                path.display(),
-                entry.plugin,
-                e.message()
-            )
-        });
-        if let Some(v) = &entry.version {
-            assert_eq!(
-                *v,
-                r.info().version,
-                "{}: version of {}",
-                path.display(),
-                entry.plugin
-            );
+    let build = |at: Option<Date>| {
+        let mut chain = Chain::new().verified();
+        for entry in &file.chain {
+            let params = serde_json::to_string(&entry.params_on(at)).unwrap();
+            let r = rule(&entry.plugin, &params).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {} refused its params: {}",
+                    path.display(),
+                    entry.plugin,
+                    e.message()
+                )
+            });
+            if let Some(v) = &entry.version {
+                assert_eq!(
+                    *v,
+                    r.info().version,
+                    "{}: version of {}",
+                    path.display(),
+                    entry.plugin
+                );
+            }
+            chain.push(r);
         }
-        chain.push(r);
-    }
+        chain
+    };
+    // The first parameters, then a chain version on each date some entry's parameters change
+    // (the line kinds are the same in every version: `chain.spec` reads them from the first).
+    let chain = build(None);
+    let mut version_dates: Vec<Date> = file
+        .chain
+        .iter()
+        .flat_map(|e| e.from.iter().map(|v| v.date.parse::<Date>().unwrap()))
+        .collect();
+    version_dates.sort();
+    version_dates.dedup();
+    let versions: Vec<(Date, Chain)> = version_dates
+        .into_iter()
+        .map(|d| (d, build(Some(d))))
+        .collect();
+    let chain_on = |dt: Date| {
+        versions
+            .iter()
+            .rev()
+            .find(|(d, _)| *d <= dt)
+            .map_or(&chain, |(_, c)| c)
+    };
     let mut failures = Vec::new();
     for case in &file.cases {
         let what = format!(
@@ -273,7 +322,14 @@ fn run_file(path: &Path) -> Vec<String> {
             .iter()
             .map(|&dt| customer_day(&case.customer, dt))
             .collect();
-        let bills = chain.evaluate(&days);
+        let bills: Vec<_> = if versions.is_empty() {
+            chain.evaluate(&days)
+        } else {
+            days.iter()
+                .zip(&dates)
+                .map(|(day, &dt)| chain_on(dt).evaluate(std::slice::from_ref(day)).remove(0))
+                .collect()
+        };
         if let Some(kind) = &case.expect.error {
             match &bills[0] {
                 Err(heatbill_sdk::native::ChainError::Rule { error, .. })
@@ -469,8 +525,13 @@ fn every_filter_excludes_only_days_the_plugin_does_not_bill() {
             continue;
         }
         let file: CaseFile = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        for e in &file.chain {
-            let params = serde_json::to_string(&e.params.clone().unwrap_or_default()).unwrap();
+        let versions = file.chain.iter().flat_map(|e| {
+            std::iter::once(e.params_on(None))
+                .chain(e.from.iter().map(|v| v.params.clone()))
+                .map(move |p| (e, p))
+        });
+        for (e, table) in versions {
+            let params = serde_json::to_string(&table).unwrap();
             let r = rule(&e.plugin, &params).unwrap();
             let filter = r.applies_to();
             let mut out = Vec::new();
