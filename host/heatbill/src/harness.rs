@@ -126,6 +126,7 @@ pub fn component_files(arg: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// The plugins available to a chain, by described name, and the files that failed to load.
+#[derive(Clone)]
 pub struct Catalog {
     /// Loaded plugins by `describe().name`: each distinct component (by digest) with the file
     /// it came from, in file order.

@@ -593,6 +593,8 @@ pub async fn activate(
         .iter()
         .map(|d| (d.name.clone(), d.plugin.clone()))
         .collect();
+    // The chain's plugins and the company's others, read and loaded once for every file.
+    let cat = catalog(&app, c.id, &pinned).await?;
     let mut results = Vec::new();
     let mut missing = Vec::new();
     for d in &defs {
@@ -601,8 +603,7 @@ pub async fn activate(
             missing.push(format!("{} {}", d.name, d.version));
         }
         for f in files {
-            let cat = catalog(&app, c.id, &pinned).await?;
-            results.push(run_cases(&app, cat, &f.name, &f.body).await?);
+            results.push(run_cases(&app, cat.clone(), &f.name, &f.body).await?);
         }
     }
     if app.settings.api.require_cases && !missing.is_empty() {
