@@ -869,38 +869,60 @@ fn open_cache(dir: &Path, configured: Option<&str>) -> Result<[u8; 32], String> 
         PathBuf::from(name)
     };
     let key_error = |e: std::io::Error| format!("the cache key file {}: {e}", file.display());
-    match fs::metadata(&file) {
-        Ok(m) => {
-            let mode = m.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(format!(
-                    "the cache key file {} can be read or written by other users (mode \
-                     {mode:o}): chmod 600 it, or delete it (a new key is made and the cache is \
-                     compiled again)",
-                    file.display()
-                ));
+    // Several processes (a run's workers, a server and its worker) may start on one fresh cache
+    // at once. The key is written whole to a private temporary file and hard-linked into place,
+    // which fails if another process got there first: then its key is read and shared, and no
+    // process ever reads a half-written key.
+    loop {
+        match fs::metadata(&file) {
+            Ok(m) => {
+                let mode = m.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    return Err(format!(
+                        "the cache key file {} can be read or written by other users (mode \
+                         {mode:o}): chmod 600 it, or delete it (a new key is made and the cache \
+                         is compiled again)",
+                        file.display()
+                    ));
+                }
+                let bytes = fs::read(&file).map_err(key_error)?;
+                return bytes.try_into().map_err(|_| {
+                    format!(
+                        "the cache key file {} is not 32 bytes: delete it (a new key is made)",
+                        file.display()
+                    )
+                });
             }
-            let bytes = fs::read(&file).map_err(key_error)?;
-            bytes.try_into().map_err(|_| {
-                format!(
-                    "the cache key file {} is not 32 bytes: delete it (a new key is made)",
-                    file.display()
-                )
-            })
-        }
-        Err(_) => {
-            let mut key = [0u8; 32];
-            fs::File::open("/dev/urandom")
-                .and_then(|mut r| std::io::Read::read_exact(&mut r, &mut key))
-                .map_err(key_error)?;
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&file)
-                .map_err(key_error)?;
-            f.write_all(&key).map_err(key_error)?;
-            Ok(key)
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut key = [0u8; 32];
+                fs::File::open("/dev/urandom")
+                    .and_then(|mut r| std::io::Read::read_exact(&mut r, &mut key))
+                    .map_err(key_error)?;
+                static ATTEMPT: AtomicU64 = AtomicU64::new(0);
+                let mut tmp = file.as_os_str().to_owned();
+                tmp.push(format!(
+                    ".tmp-{}-{}",
+                    std::process::id(),
+                    ATTEMPT.fetch_add(1, Ordering::Relaxed)
+                ));
+                let tmp = PathBuf::from(tmp);
+                let _ = fs::remove_file(&tmp);
+                let written = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&tmp)
+                    .and_then(|mut f| f.write_all(&key).and_then(|()| f.sync_all()))
+                    .and_then(|()| fs::hard_link(&tmp, &file));
+                let _ = fs::remove_file(&tmp);
+                match written {
+                    Ok(()) => return Ok(key),
+                    // Another process made the key first: read theirs.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(key_error(e)),
+                }
+            }
+            Err(e) => return Err(key_error(e)),
         }
     }
 }

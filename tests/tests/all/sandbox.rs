@@ -146,6 +146,35 @@ fn a_cache_others_can_write_or_a_key_others_can_read_is_refused() {
     Engine::new(config).unwrap();
 }
 
+/// Engines started at once on a fresh cache (a run's worker processes) agree on one key: none
+/// fails because another made the key first, and none reads a half-written one.
+#[test]
+fn engines_started_at_once_on_a_fresh_cache_share_one_key() {
+    for _ in 0..20 {
+        let root = tempfile::tempdir().unwrap();
+        let (config, _) = cache_config(root.path());
+        let start = std::sync::Barrier::new(8);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    start.wait();
+                    Engine::new(config.clone()).expect("an engine on a shared fresh cache")
+                });
+            }
+        });
+        let key = root.path().join("cache.key");
+        assert_eq!(std::fs::read(&key).unwrap().len(), 32);
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let left: Vec<_> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp-"))
+            .collect();
+        assert!(left.is_empty(), "temporary key files left: {left:?}");
+    }
+}
+
 /// Hosts share a cache by sharing its key: an artifact written under another key is refused.
 #[test]
 fn an_artifact_written_under_another_key_is_refused() {
