@@ -144,6 +144,8 @@ pub(crate) fn check_shape(out: &wit::BatchOutput, rows: usize) -> Result<(), Str
         ("quantity scales", l.quantity.scales.len()),
         ("unit-price scales", l.unit_price.scales.len()),
         ("amount scales", l.amount.scales.len()),
+        ("season-amount", l.season_amount.units.len()),
+        ("season-amount scales", l.season_amount.scales.len()),
     ];
     for (name, len) in cols {
         if len != n {
@@ -152,7 +154,7 @@ pub(crate) fn check_shape(out: &wit::BatchOutput, rows: usize) -> Result<(), Str
             ));
         }
     }
-    for c in [&l.quantity, &l.unit_price, &l.amount] {
+    for c in [&l.quantity, &l.unit_price, &l.amount, &l.season_amount] {
         if let Some(s) = c.scales.iter().find(|&&s| s > MAX_SCALE) {
             return Err(format!(
                 "a line decimal has scale {s}; the contract's limit is {MAX_SCALE}"

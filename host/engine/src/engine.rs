@@ -16,7 +16,7 @@ use sha2::{Digest as _, Sha256};
 use wasmtime::component::{Component, Linker, types::ComponentItem};
 use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
-use crate::bindings::{RulesPlugin, RulesPluginPre};
+use crate::bindings::{Contract, Guest};
 use crate::chain::{Chain, ChainEntry};
 use crate::compile::{check_structure, compile_in_child};
 use crate::config::{EngineConfig, Limits};
@@ -28,11 +28,14 @@ use crate::sandbox::{LogBuffer, StoreState, is_granted, link_sandbox};
 use crate::trap::classify;
 
 /// The contract version this engine serves.
-pub const CONTRACT_VERSION: &str = "0.1.0";
-/// The interface every plugin must export.
-pub const RULES_INTERFACE: &str = "heatbill:rules/rules@0.1.0";
-/// The world every plugin implements.
-pub const RULES_WORLD: &str = "heatbill:rules/rules-plugin@0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
+/// Every contract version the host serves, newest first: a plugin for any of them loads, and
+/// plugins of different versions bill side by side in one chain.
+pub const CONTRACT_VERSIONS: [&str; 2] = ["0.2.0", "0.1.0"];
+/// The interface every plugin of the newest version exports.
+pub const RULES_INTERFACE: &str = "heatbill:rules/rules@0.2.0";
+/// The world every plugin of the newest version implements.
+pub const RULES_WORLD: &str = "heatbill:rules/rules-plugin@0.2.0";
 
 /// The wasmtime version the engine is built with; part of the on-disk cache key.
 const WASMTIME_VERSION: &str = "48.0.8";
@@ -289,9 +292,11 @@ impl Engine {
             })
             .collect();
         report.exports = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
-        if report.exports.iter().any(|n| is_compatible_export(n)) {
-            report.world = Some(RULES_WORLD.to_string());
-        }
+        report.world = report
+            .exports
+            .iter()
+            .find_map(|n| Contract::of_export(n))
+            .map(|c| format!("heatbill:rules/rules-plugin@{c}"));
         match self.prepare(component, &digest, bytes.len()) {
             Ok(plugin) => report.info = Some(plugin.info().clone()),
             Err(e) => report.error = Some(e),
@@ -412,17 +417,18 @@ impl Engine {
                 )
             })
             .collect();
-        if !exports
+        let served = exports
             .iter()
-            .any(|(n, inst)| *inst && is_compatible_export(n))
-        {
+            .filter(|(_, inst)| *inst)
+            .find_map(|(n, _)| Contract::of_export(n).map(|c| (n.clone(), c)));
+        let Some((export, contract)) = served else {
             if let Some((other, _)) = exports
                 .iter()
                 .find(|(n, _)| n.starts_with("heatbill:rules/rules@"))
             {
                 return Err(LoadError::ContractVersion {
                     found: other.clone(),
-                    supported: CONTRACT_VERSION.to_string(),
+                    supported: CONTRACT_VERSIONS.join(", "),
                 });
             }
             return Err(LoadError::WrongWorld {
@@ -430,7 +436,7 @@ impl Engine {
                 version: CONTRACT_VERSION.to_string(),
                 found: exports.into_iter().map(|(n, _)| n).collect(),
             });
-        }
+        };
         // Imports after exports: a component for another version of the contract also imports
         // that version's `types`, and must be told about the version, not about an import.
         let denied: Vec<String> = ty
@@ -444,10 +450,8 @@ impl Engine {
         }
 
         // `evaluate-batch` of the contract's interface, for the bounded lift (`crate::lift`).
-        let evaluate_batch = exports
-            .iter()
-            .find(|(n, inst)| *inst && is_compatible_export(n))
-            .and_then(|(n, _)| component.get_export_index(None, n))
+        let evaluate_batch = component
+            .get_export_index(None, &export)
             .and_then(|iface| component.get_export_index(Some(&iface), "evaluate-batch"))
             .ok_or_else(|| LoadError::Link {
                 message: "the rules interface exports no evaluate-batch".to_string(),
@@ -459,7 +463,7 @@ impl Engine {
             .map_err(|e| LoadError::Link {
                 message: error_chain(&e),
             })?;
-        let pre = RulesPluginPre::new(pre).map_err(|e| LoadError::Link {
+        Guest::check_exports(contract, pre.clone()).map_err(|e| LoadError::Link {
             message: error_chain(&e),
         })?;
 
@@ -471,26 +475,35 @@ impl Engine {
                 message: format!("{kind}: {message}"),
             }
         };
-        let instance = match pre.instance_pre().instantiate(&mut store) {
+        let instance = match pre.instantiate(&mut store) {
             Ok(i) => i,
             Err(e) => return Err(describe_error(&mut store, e)),
         };
-        let guest = match RulesPlugin::new(&mut store, &instance) {
+        let guest = match Guest::new(contract, &mut store, &instance) {
             Ok(g) => g,
             Err(e) => return Err(describe_error(&mut store, e)),
         };
         // The bounded result type must match the component's `evaluate-batch` (it mirrors the
         // contract's `batch-output`); checked once here, so calls can skip the check.
-        instance
+        let func = instance
             .get_func(&mut store, evaluate_batch)
             .ok_or_else(|| LoadError::Link {
                 message: "evaluate-batch is not a function".to_string(),
-            })?
-            .typed::<(crate::bindings::wit::DayBatch<'_>,), (crate::lift::BatchOutput,)>(&store)
-            .map_err(|e| LoadError::Link {
-                message: error_chain(&e),
             })?;
-        let info = match guest.heatbill_rules_rules().call_describe(&mut store) {
+        let typed = match contract {
+            Contract::V0_2_0 => func
+                .typed::<(crate::bindings::wit::DayBatch<'_>,), (crate::lift::BatchOutput,)>(&store)
+                .map(drop),
+            Contract::V0_1_0 => func
+                .typed::<(
+                    crate::bindings::v0_1_0::wit::DayBatch<'_>,
+                ), (crate::lift::BatchOutputV0_1_0,)>(&store)
+                .map(drop),
+        };
+        typed.map_err(|e| LoadError::Link {
+            message: error_chain(&e),
+        })?;
+        let info = match guest.describe(&mut store) {
             Ok(i) => i,
             Err(e) => return Err(describe_error(&mut store, e)),
         };
@@ -502,6 +515,7 @@ impl Engine {
             hex::encode(digest),
             size,
             pre,
+            contract,
             evaluate_batch,
             self.limits().max_params_bytes,
         ))
@@ -537,15 +551,6 @@ pub(crate) fn wasmtime_config(config: &EngineConfig, pooling: bool) -> Config {
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     c
-}
-
-/// Whether an export name is the contract's `rules` interface at a version this engine serves
-/// (0.1.x: semver-compatible with 0.1.0).
-fn is_compatible_export(name: &str) -> bool {
-    name == RULES_INTERFACE
-        || name
-            .strip_prefix("heatbill:rules/rules@0.1.")
-            .is_some_and(|patch| !patch.is_empty())
 }
 
 fn check_size(size: usize, limit: usize) -> Result<(), LoadError> {

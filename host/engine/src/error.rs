@@ -119,12 +119,13 @@ pub enum LoadError {
     /// The component exports the rules interface of a contract version the engine does not serve.
     #[error(
         "the component was built for contract `{found}`, but this host serves \
-         `heatbill:rules@{supported}`; rebuild it against the host's contract version"
+         `heatbill:rules` versions {supported}; rebuild it against one of them (the SDK builds \
+         the newest)"
     )]
     ContractVersion {
-        /// The exported interface, e.g. `heatbill:rules/rules@0.2.0`.
+        /// The exported interface, e.g. `heatbill:rules/rules@0.3.0`.
         found: String,
-        /// The version the engine serves.
+        /// The versions the engine serves, newest first, e.g. `0.2.0, 0.1.0`.
         supported: String,
     },
     /// The component's imports or exports have the right names but the wrong types.

@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 use chrono::Datelike;
 use wasmtime::Store;
 
-use crate::bindings::{RulesPlugin, wit};
+use crate::bindings::{Contract, Guest, since_v0_1_0, wit};
 use crate::chain::{Chain, Schedule};
 use rust_decimal::Decimal;
 
@@ -93,12 +93,23 @@ pub struct Evaluator {
     /// The per-call columns (season, prior lines, and a subset's gathered base columns);
     /// reused across calls so the hot path allocates nothing per customer-day.
     cols: CallColumns,
+    /// Where each entry's line kinds start in the chain's list of prior kinds (entries not
+    /// configured yet count as having none; entries are configured in chain order).
+    offsets: Vec<u32>,
+    /// The prior lines' categories, for a 0.1.0 plugin (`since_v0_1_0::day_batch`).
+    prior_categories: Vec<u16>,
 }
 
 struct Slot {
     name: String,
     version: String,
     kind: PluginKind,
+    /// The contract version the plugin implements.
+    contract: Contract,
+    /// The line kinds the entry announced, once it has been configured (empty if `configure`
+    /// failed). Plugins are pure, so they are the same for every instance; kept across
+    /// instances because later entries name prior lines by their place in the chain's list.
+    kinds: Option<Vec<Arc<LineKind>>>,
     log: LogBuffer,
     state: SlotState,
     /// What is left of the plugin's retry budget (`limits.retry_budget_ms`) in this evaluator.
@@ -137,7 +148,7 @@ enum SlotState {
 
 struct Live {
     store: Store<StoreState>,
-    guest: RulesPlugin,
+    guest: Guest,
     /// `evaluate-batch`, typed at load with the bounded result (`crate::lift`).
     evaluate_batch: wasmtime::component::Func,
     kinds: Vec<Arc<LineKind>>,
@@ -165,20 +176,25 @@ struct Acc {
 /// which is why it is derived here rather than kept beside every line.
 #[derive(Clone, Copy)]
 struct RawLine {
-    category: u16,
+    /// The line's index in the chain's list of prior kinds (`day-batch.prior-kinds`).
+    kind: u16,
     payer: u8,
     quantity: (i64, u8),
     unit_price: (i64, u8),
     amount: (i64, u8),
+    /// (0, 0) for none.
+    season_amount: (i64, u8),
 }
 
 impl RawLine {
-    fn of(l: &BillLine) -> RawLine {
+    /// `offsets[e]`: where entry e's kinds start in the chain's list of prior kinds.
+    fn of(l: &BillLine, offsets: &[u32]) -> RawLine {
         // Every decimal of a bill line was made from an s64 and a scale of at most 18 (see
         // `columns::decimal_at` and `columns::amount_at`), so these conversions are exact.
         let raw = |d: Decimal| (d.mantissa() as i64, d.scale() as u8);
+        let offset = offsets.get(l.kind.entry as usize).copied().unwrap_or(0);
         RawLine {
-            category: category_to_wit(l.kind.category) as u16,
+            kind: (offset + u32::from(l.kind.index)) as u16,
             payer: match l.payer {
                 Payer::Customer => 0,
                 Payer::Government => 1,
@@ -187,6 +203,7 @@ impl RawLine {
             quantity: raw(l.quantity),
             unit_price: raw(l.unit_price),
             amount: raw(l.amount),
+            season_amount: l.season_amount.map_or((0, 0), raw),
         }
     }
 }
@@ -210,6 +227,8 @@ impl Evaluator {
                 name: e.plugin().name().to_string(),
                 version: e.plugin().version().to_string(),
                 kind: e.plugin().kind(),
+                contract: e.plugin().contract(),
+                kinds: None,
                 log: LogBuffer::new(engine.limits().max_log_bytes),
                 state: SlotState::Empty,
                 retry_left: Duration::from_millis(engine.limits().retry_budget_ms),
@@ -225,6 +244,8 @@ impl Evaluator {
             chain,
             slots,
             cols: CallColumns::default(),
+            offsets: Vec::new(),
+            prior_categories: Vec::new(),
         }
     }
 
@@ -357,7 +378,7 @@ impl Evaluator {
             if bits & f.all_of != f.all_of || bits & f.none_of != 0 {
                 continue;
             }
-            let prior: Vec<wit::PriorLine> = accs[0].lines.iter().map(prior_line).collect();
+            let prior: Vec<wit::PriorLine> = accs[0].lines.iter().map(|l| prior_line(l)).collect();
             let mut input = record.clone();
             input.season = accs[0].season;
             input.prior_lines = &prior;
@@ -369,8 +390,7 @@ impl Evaluator {
             store.data_mut().limiter.denied_memory = None;
             let mark = log.mark();
             let result = guest
-                .heatbill_rules_rules()
-                .call_evaluate(&mut *store, input)
+                .evaluate(&mut *store, input)
                 .map_err(|err| classify(&err, store, log, mark, self.engine.deadline_ms(1)));
             match result {
                 Ok(output) => {
@@ -570,15 +590,28 @@ impl Evaluator {
         idx: &[usize],
     ) -> Result<Result<wit::BatchOutput, String>, (crate::model::TrapKind, String)> {
         let full = idx.len() == base.dates.len();
-        self.cols.fill(base, accs, idx, full);
+        self.cols.fill(base, accs, idx, full, &self.offsets);
         let Evaluator {
             engine,
             slots,
             cols,
+            prior_categories,
             ..
         } = self;
-        let batch = cols.view(base, idx.len(), full);
-        let slot = &mut slots[e];
+        let (before, rest) = slots.split_at_mut(e);
+        let prior_kinds: Vec<wit::PriorKind<'_>> = before
+            .iter()
+            .zip(0u32..)
+            .flat_map(|(s, entry)| {
+                s.kinds.iter().flatten().map(move |k| wit::PriorKind {
+                    code: &k.code,
+                    entry,
+                    category: category_to_wit(k.category),
+                })
+            })
+            .collect();
+        let slot = &mut rest[0];
+        let contract = slot.contract;
         let SlotState::Ready(live) = &mut slot.state else {
             return Err((
                 crate::model::TrapKind::Other,
@@ -595,19 +628,35 @@ impl Evaluator {
         store.data_mut().limiter.denied_memory = None;
         let mark = slot.log.mark();
         let max_message = engine.limits().max_message_bytes;
-        // SAFETY: the function's type was checked against these types when the plugin was
-        // loaded (`Engine::load`), and it belongs to this store's instance.
-        #[allow(unsafe_code)]
-        let func = unsafe {
-            wasmtime::component::TypedFunc::<(wit::DayBatch<'_>,), (lift::BatchOutput,)>::new_unchecked(
-                *evaluate_batch,
-            )
-        };
+        let view = cols.view(base, idx.len(), full, &prior_kinds);
         let bounds = lift::Bounds::set(idx.len(), max_message);
-        let result = func.call(&mut *store, (batch,));
+        // SAFETY (both arms): the function's type was checked against these types when the
+        // plugin was loaded (`Engine::load`), for its contract version, and it belongs to this
+        // store's instance.
+        #[allow(unsafe_code)]
+        let result = match contract {
+            Contract::V0_2_0 => unsafe {
+                wasmtime::component::TypedFunc::<(wit::DayBatch<'_>,), (lift::BatchOutput,)>::new_unchecked(
+                    *evaluate_batch,
+                )
+            }
+            .call(&mut *store, (view,))
+            .map(|(out,)| out),
+            Contract::V0_1_0 => {
+                let old = since_v0_1_0::day_batch(&view, prior_categories);
+                unsafe {
+                    wasmtime::component::TypedFunc::<
+                        (crate::bindings::v0_1_0::wit::DayBatch<'_>,),
+                        (lift::BatchOutputV0_1_0,),
+                    >::new_unchecked(*evaluate_batch)
+                }
+                .call(&mut *store, (old,))
+                .map(|(out,)| out.into_latest())
+            }
+        };
         drop(bounds);
         result
-            .map(|(out,)| out.into_wit(idx.len(), max_message))
+            .map(|out| out.into_wit(idx.len(), max_message))
             .map_err(|err| classify(&err, store, &slot.log, mark, engine.deadline_ms(idx.len())))
     }
 
@@ -733,12 +782,21 @@ impl Evaluator {
                 columns::amount_at(&l.amount, k).map_err(|m| invalid(format!("line {n}: {m}")))?;
             // Whole fen at scale 2 (`amount_at`), made from an s64: the mantissa is the fen.
             let fen = amount.mantissa() as i64;
+            let season_amount = if l.season_amount.units[k] == 0 {
+                None
+            } else {
+                Some(
+                    columns::amount_at(&l.season_amount, k)
+                        .map_err(|m| invalid(format!("line {n}: season amount: {m}")))?,
+                )
+            };
             let facts = LineFacts {
                 category: kind.category,
                 payer,
                 quantity: (l.quantity.units[k], l.quantity.scales[k]),
                 unit_price: (l.unit_price.units[k], l.unit_price.scales[k]),
                 amount_fen: fen,
+                season_amount_fen: season_amount.map(|t| t.mantissa() as i64),
             };
             let line = BillLine {
                 kind: kind.clone(),
@@ -746,6 +804,7 @@ impl Evaluator {
                 unit_price: columns::decimal_at(&l.unit_price, k),
                 amount,
                 payer,
+                season_amount,
             };
             invariants::check_line(&facts)
                 .and_then(|()| acc.totals.add(payer, fen))
@@ -811,10 +870,9 @@ impl Evaluator {
         let instantiated = entry
             .plugin()
             .pre
-            .instance_pre()
             .instantiate(&mut store)
             .and_then(|instance| {
-                let guest = RulesPlugin::new(&mut store, &instance)?;
+                let guest = Guest::new(slot.contract, &mut store, &instance)?;
                 let batch = instance
                     .get_func(&mut store, entry.plugin().evaluate_batch)
                     .ok_or_else(|| wasmtime::format_err!("evaluate-batch is not a function"))?;
@@ -838,9 +896,7 @@ impl Evaluator {
             }
         };
         let configure_started = thread_cpu_time();
-        let configured = guest
-            .heatbill_rules_rules()
-            .call_configure(&mut store, entry.params_json());
+        let configured = guest.configure(&mut store, entry.params_json());
         let configure_took = thread_cpu_time().saturating_sub(configure_started);
         let max_configure = Duration::from_millis(self.engine.limits().max_configure_ms);
         let result = match configured {
@@ -886,9 +942,28 @@ impl Evaluator {
                     message: format!("configure refused the parameters: {message}"),
                 })
             }
-            Ok(Ok(config)) => line_kinds(slot, config.lines, self.engine.limits().max_line_specs)
-                .map(|kinds| (kinds, config.applies_to)),
+            Ok(Ok(config)) => {
+                line_kinds(slot, e, config.lines, self.engine.limits().max_line_specs)
+                    .map(|kinds| (kinds, config.applies_to))
+            }
         };
+        if slot.kinds.is_none() {
+            slot.kinds = Some(match &result {
+                Ok((kinds, _)) => kinds.clone(),
+                Err(_) => Vec::new(),
+            });
+            let mut at = 0u32;
+            self.offsets = self
+                .slots
+                .iter()
+                .map(|s| {
+                    let offset = at;
+                    at += s.kinds.as_ref().map_or(0, |k| k.len() as u32);
+                    offset
+                })
+                .collect();
+        }
+        let slot = &mut self.slots[e];
         match result {
             Ok((kinds, filter)) => {
                 slot.state = SlotState::Ready(Box::new(Live {
@@ -934,6 +1009,7 @@ impl Evaluator {
 /// Builds the shared line kinds from `configure`'s specs, checking the contract's limits.
 fn line_kinds(
     slot: &Slot,
+    entry: usize,
     specs: Vec<wit::LineSpec>,
     max: usize,
 ) -> Result<Vec<Arc<LineKind>>, BillErrorKind> {
@@ -992,6 +1068,8 @@ fn line_kinds(
                 description: s.description,
                 unit: s.unit,
                 category: category_from_wit(s.category),
+                entry: entry as u32,
+                index: n as u16,
             }))
         })
         .collect()
@@ -1218,10 +1296,13 @@ fn day_record(d: &DayInput) -> Result<wit::CustomerDay<'_>, String> {
 }
 
 /// An earlier line as the single-day `evaluate` takes it.
-fn prior_line(l: &BillLine) -> wit::PriorLine {
-    let raw = RawLine::of(l);
+fn prior_line(l: &BillLine) -> wit::PriorLine<'_> {
+    let raw = RawLine::of(l, &[]);
     let d = |(units, scale): (i64, u8)| wit::Decimal { units, scale };
     wit::PriorLine {
+        code: &l.kind.code,
+        entry: l.kind.entry,
+        season_amount: (raw.season_amount.0 != 0).then(|| d(raw.season_amount)),
         category: category_to_wit(l.kind.category),
         quantity: d(raw.quantity),
         unit_price: d(raw.unit_price),
@@ -1249,6 +1330,7 @@ fn one_row_output(r: Result<wit::DayOutput, wit::RuleError>) -> wit::BatchOutput
             quantity: empty(),
             unit_price: empty(),
             amount: empty(),
+            season_amount: empty(),
         },
         errors: Vec::new(),
         season: None,
@@ -1265,10 +1347,12 @@ fn one_row_output(r: Result<wit::DayOutput, wit::RuleError>) -> wit::BatchOutput
                     wit::Payer::Government => 1,
                     wit::Payer::Employer => 2,
                 });
+                let none = wit::Decimal { units: 0, scale: 0 };
                 for (col, v) in [
                     (&mut l.quantity, line.quantity),
                     (&mut l.unit_price, line.unit_price),
                     (&mut l.amount, line.amount),
+                    (&mut l.season_amount, line.season_amount.unwrap_or(none)),
                 ] {
                     col.units.push(v.units);
                     col.scales.push(v.scale);
@@ -1407,6 +1491,7 @@ struct CallColumns {
     prior_quantity: Column,
     prior_unit_price: Column,
     prior_amount: Column,
+    prior_season_amount: Column,
     // A subset's base columns.
     dates: Vec<i32>,
     special: Vec<u32>,
@@ -1429,7 +1514,7 @@ fn gather<T: Copy>(out: &mut Vec<T>, from: &[T], idx: &[usize]) {
 impl CallColumns {
     /// Fills the per-call columns for the customer-days `idx` (ascending) of the batch; `full`
     /// when `idx` is the whole batch (the base columns are then borrowed as they are).
-    fn fill(&mut self, base: &Base<'_>, accs: &[Acc], idx: &[usize], full: bool) {
+    fn fill(&mut self, base: &Base<'_>, accs: &[Acc], idx: &[usize], full: bool, offsets: &[u32]) {
         self.bits.clear();
         self.phase.clear();
         self.day_index.clear();
@@ -1440,6 +1525,7 @@ impl CallColumns {
         self.prior_quantity.clear();
         self.prior_unit_price.clear();
         self.prior_amount.clear();
+        self.prior_season_amount.clear();
         for (j, &i) in idx.iter().enumerate() {
             let acc = &accs[i];
             match acc.season {
@@ -1455,13 +1541,14 @@ impl CallColumns {
                 }
             }
             self.bits.push(row_bits(base.bits[i], acc.season));
-            for l in acc.lines.iter().map(RawLine::of) {
+            for l in acc.lines.iter().map(|l| RawLine::of(l, offsets)) {
                 self.prior_rows.push(j as u32);
-                self.prior_kinds.push(l.category);
+                self.prior_kinds.push(l.kind);
                 self.prior_payers.push(l.payer);
                 self.prior_quantity.push(l.quantity);
                 self.prior_unit_price.push(l.unit_price);
                 self.prior_amount.push(l.amount);
+                self.prior_season_amount.push(l.season_amount);
             }
         }
         if !full {
@@ -1499,7 +1586,13 @@ impl CallColumns {
     }
 
     /// The batch of one call, borrowing the base columns (`full`) or the gathered ones.
-    fn view<'s>(&'s self, base: &'s Base<'_>, len: usize, full: bool) -> wit::DayBatch<'s> {
+    fn view<'s>(
+        &'s self,
+        base: &'s Base<'_>,
+        len: usize,
+        full: bool,
+        prior_kinds: &'s [wit::PriorKind<'s>],
+    ) -> wit::DayBatch<'s> {
         let src = |b: &'s Column, own: &'s Column| if full { b.as_wit() } else { own.as_wit() };
         wit::DayBatch {
             len: len as u32,
@@ -1530,7 +1623,9 @@ impl CallColumns {
                 quantity: self.prior_quantity.as_wit(),
                 unit_price: self.prior_unit_price.as_wit(),
                 amount: self.prior_amount.as_wit(),
+                season_amount: self.prior_season_amount.as_wit(),
             },
+            prior_kinds,
         }
     }
 }

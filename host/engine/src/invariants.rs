@@ -16,6 +16,7 @@
 //! | `subsidy-balanced` | a plugin's subsidy lines of one customer-day sum to 0.00 | what the customer is relieved of, the third party pays; no more, no less |
 //! | `late-fee-payer` | late-fee: payer customer | a late fee falls on the customer in arrears |
 //! | `amount-within-price` | \|amount\| ≤ \|quantity × unit price\| (rounded up to the fen) + 0.01 | the unit price says what the quantity costs; a day's share of a season fee is less, never more (one fen for rounding) |
+//! | `season-share` | a line with a season amount (contract 0.2.0): the amount has its sign (or is 0.00) and is no larger; the season amount is within `amount-range` | a day's share of a season fee is a part of it |
 //! | `total-range` | every payer's total, and the bill's, fits an `s64` of fen | checked arithmetic; unreachable while `amount-range` holds, kept as the last guard |
 //!
 //! Heating lines billed to the government or an employer are allowed on purpose: a payer split
@@ -36,6 +37,8 @@ pub(crate) struct LineFacts {
     pub quantity: (i64, u8),
     pub unit_price: (i64, u8),
     pub amount_fen: i64,
+    /// The season amount in fen, when the line is a day's share of a season fee (0.2.0).
+    pub season_amount_fen: Option<i64>,
 }
 
 /// A broken invariant: its stable name and what the line did.
@@ -82,6 +85,17 @@ pub(crate) fn check_line(l: &LineFacts) -> Result<(), Broken> {
         return Err(Broken {
             invariant: "late-fee-payer",
             rule: "a late fee is paid by the customer",
+        });
+    }
+    if let Some(t) = l.season_amount_fen
+        && (t.unsigned_abs() > MAX_LINE_AMOUNT_FEN as u64
+            || a.unsigned_abs() > t.unsigned_abs()
+            || (a != 0 && (a < 0) != (t < 0)))
+    {
+        return Err(Broken {
+            invariant: "season-share",
+            rule: "a day's share of a season fee has the sign of its season amount (or is 0.00) \
+                   and is no larger; the season amount is at most 100000000000.00 in magnitude",
         });
     }
     if !within_price(a, l.quantity, l.unit_price) {
@@ -162,7 +176,21 @@ mod tests {
             quantity: (q, 2),
             unit_price: (p, 2),
             amount_fen: a,
+            season_amount_fen: None,
         }
+    }
+
+    #[test]
+    fn a_season_share_is_a_part_of_its_season_amount() {
+        let share = |a: i64, t: i64| LineFacts {
+            season_amount_fen: Some(t),
+            ..facts(LineCategory::Heating, Payer::Customer, 6000, 3832, a)
+        };
+        assert_eq!(broken(share(1256, 229_920)), "ok");
+        assert_eq!(broken(share(0, 229_920)), "ok");
+        assert_eq!(broken(share(229_921, 229_920)), "season-share");
+        assert_eq!(broken(share(1256, -229_920)), "season-share");
+        assert_eq!(broken(share(1256, MAX_LINE_AMOUNT_FEN + 1)), "season-share");
     }
 
     fn broken(l: LineFacts) -> &'static str {

@@ -162,6 +162,27 @@ pub(crate) struct RowError {
     error: RuleError,
 }
 
+/// `batch-output` of contract 0.1.0, its row errors bounded.
+#[derive(ComponentType, Lift)]
+#[component(record)]
+pub(crate) struct BatchOutputV0_1_0 {
+    lines: crate::bindings::v0_1_0::wit::LineColumnResult,
+    errors: Bounded<Vec<RowError>>,
+    season: Option<crate::bindings::v0_1_0::wit::SeasonColumn>,
+}
+
+impl BatchOutputV0_1_0 {
+    /// The output in the newest version's shape (no season amounts), its bounds kept.
+    pub(crate) fn into_latest(self) -> BatchOutput {
+        use crate::bindings::since_v0_1_0::{line_column, season_column};
+        BatchOutput {
+            lines: line_column(self.lines),
+            errors: self.errors,
+            season: self.season.map(season_column),
+        }
+    }
+}
+
 /// `batch-output`, its row errors bounded.
 #[derive(ComponentType, Lift)]
 #[component(record)]

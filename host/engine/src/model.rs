@@ -366,6 +366,12 @@ pub struct LineKind {
     pub unit: String,
     /// What kind of charge it is.
     pub category: LineCategory,
+    /// The chain entry that announced it (0-based position in the chain).
+    #[serde(default)]
+    pub entry: u32,
+    /// Its index in the list that entry's `configure` returned.
+    #[serde(default)]
+    pub index: u16,
 }
 
 /// One line of a bill.
@@ -381,6 +387,10 @@ pub struct BillLine {
     pub amount: Decimal,
     /// Who pays it.
     pub payer: Payer,
+    /// When the line is one day's share of a season fee (contract 0.2.0): the season amount it
+    /// is spread from, whole fen. Later plugins see it on the prior line; it is not stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub season_amount: Option<Decimal>,
 }
 
 impl BillLine {

@@ -2,11 +2,11 @@
 
 use std::fmt;
 
-use crate::bindings::{RulesPluginPre, wit};
+use crate::bindings::{Contract, wit};
 use crate::config::Limits;
 use crate::model::{ParamSpec, ParamType, PluginInfo, PluginKind};
 use crate::sandbox::StoreState;
-use wasmtime::component::ComponentExportIndex;
+use wasmtime::component::{ComponentExportIndex, InstancePre};
 
 /// A plugin that passed every load check: compiled, linked against the sandbox, described.
 ///
@@ -17,7 +17,9 @@ pub struct Plugin {
     info: PluginInfo,
     digest: String,
     size: usize,
-    pub(crate) pre: RulesPluginPre<StoreState>,
+    pub(crate) pre: InstancePre<StoreState>,
+    /// The contract version it implements (the version of the `rules` interface it exports).
+    contract: Contract,
     /// `evaluate-batch`, called through [`crate::lift`]'s bounded result type.
     pub(crate) evaluate_batch: ComponentExportIndex,
     pub(crate) max_params_bytes: usize,
@@ -31,6 +33,7 @@ impl fmt::Debug for Plugin {
             .field("kind", &self.info.kind)
             .field("digest", &self.digest)
             .field("size", &self.size)
+            .field("contract", &self.contract)
             .finish_non_exhaustive()
     }
 }
@@ -40,7 +43,8 @@ impl Plugin {
         info: PluginInfo,
         digest: String,
         size: usize,
-        pre: RulesPluginPre<StoreState>,
+        pre: InstancePre<StoreState>,
+        contract: Contract,
         evaluate_batch: ComponentExportIndex,
         max_params_bytes: usize,
     ) -> Self {
@@ -49,9 +53,15 @@ impl Plugin {
             digest,
             size,
             pre,
+            contract,
             evaluate_batch,
             max_params_bytes,
         }
+    }
+
+    /// The contract version the plugin implements, e.g. 0.2.0.
+    pub fn contract(&self) -> Contract {
+        self.contract
     }
 
     /// What `describe()` returned (validated).

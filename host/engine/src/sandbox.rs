@@ -70,12 +70,14 @@ pub(crate) const GRANTED_INTERFACES: &[&str] = &[
 
 /// The contract's own types interface. A world that exports `rules` imports it implicitly (for
 /// the type definitions `rules` uses); it has no functions, so linking it grants nothing.
-pub(crate) const CONTRACT_TYPES: &str = "heatbill:rules/types@0.1.0";
+/// One per contract version served.
+pub(crate) const CONTRACT_TYPES: [&str; 2] =
+    ["heatbill:rules/types@0.1.0", "heatbill:rules/types@0.2.0"];
 
 /// Whether an import name (e.g. `wasi:cli/stdout@0.2.6`) is one the engine links.
 pub(crate) fn is_granted(import: &str) -> bool {
     match import.split_once('@') {
-        Some(("heatbill:rules/types", v)) => v.starts_with("0.1."),
+        Some(("heatbill:rules/types", v)) => v.starts_with("0.1.") || v.starts_with("0.2."),
         Some((name, v)) => v.starts_with("0.2.") && GRANTED_INTERFACES.contains(&name),
         None => false,
     }
@@ -254,7 +256,9 @@ pub(crate) fn link_sandbox(linker: &mut Linker<StoreState>) -> Result<()> {
     use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sync};
 
     let l = linker;
-    l.instance(CONTRACT_TYPES)?;
+    for types in CONTRACT_TYPES {
+        l.instance(types)?;
+    }
     // wasi:io, the synchronous flavour: the engine never runs inside an async executor.
     wasmtime_wasi::p2::bindings::io::error::add_to_linker::<StoreState, Io>(l, |t| &mut t.table)?;
     sync::io::poll::add_to_linker::<StoreState, Io>(l, |t| &mut t.table)?;
@@ -476,7 +480,8 @@ mod tests {
         assert!(!is_granted("heatbill-fixture:spy/network"));
         assert!(!is_granted("wasi:cli/stdout@0.3.0"));
         assert!(is_granted("heatbill:rules/types@0.1.0"));
-        assert!(!is_granted("heatbill:rules/types@0.2.0"));
+        assert!(is_granted("heatbill:rules/types@0.2.0"));
+        assert!(!is_granted("heatbill:rules/types@0.3.0"));
     }
 
     #[test]

@@ -73,10 +73,10 @@ const SDK_FILES: &[(&str, &str)] = &[
 const SDK_MANIFEST: &str = include_str!("../templates/sdk/Cargo.toml");
 
 /// The SDK version this binary vendors (the guest SDK's own).
-pub const SDK_VERSION: &str = "0.1.0";
+pub const SDK_VERSION: &str = "0.2.0";
 
 /// The contract version the SDK targets.
-pub const SDK_CONTRACT: &str = "0.1.0";
+pub const SDK_CONTRACT: &str = "0.2.0";
 
 /// How a new plugin gets the SDK.
 #[derive(Debug, Clone, PartialEq, Eq)]

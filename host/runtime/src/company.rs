@@ -265,7 +265,7 @@ pub fn plugin_record(plugin: &Plugin, bytes: &[u8]) -> PluginRecord {
         name: info.name.clone(),
         version: info.version.clone(),
         kind: info.kind.to_string(),
-        contract_version: heatbill_engine::CONTRACT_VERSION.to_string(),
+        contract_version: plugin.contract().to_string(),
         info: serde_json::to_value(info).expect("plugin info serializes"),
         component: bytes.to_vec(),
     }

@@ -499,11 +499,14 @@ fn synthetic_days() -> Vec<CustomerDay> {
                 tags: Vec::new(),
                 attributes: Vec::new(),
                 prior_lines: vec![heatbill_sdk::PriorLine {
+                    code: "heat".into(),
+                    entry: 1,
                     category: heatbill_sdk::LineCategory::Heating,
                     quantity: dec("60"),
                     unit_price: dec("38.32"),
                     amount: dec("12.56"),
                     payer: Payer::Customer,
+                    season_amount: Some(dec("2299.20")),
                 }],
             });
         }

@@ -5,12 +5,21 @@
 //! of the prior lines the customer pays in the configured categories (default heating), `cap`
 //! being the area cap (Harbin: 100 % up to 45 m² of usable area).
 //!
-//! A season fee is covered as a season fee: when a line is the day's cumulative share of its
-//! season amount `T = round_fen(quantity × unit price)` (as the area tariffs bill it), the
-//! subsidy is the same day's cumulative share of `S = round_fen(T × share × min(1, cap/area))`,
-//! so over the season the government pays exactly S (Harbin, 60 m²: 0.75 × 2299.20 = 1724.40).
-//! Rounding each day's subsidy alone would drift (1724.58). Other lines (metered heat, per-day
-//! prices) are covered day by day: `round_fen(sum × share × min(1, cap/area))`.
+//! A season fee is covered as a season fee: when a line is the day's part of a season amount
+//! `T`, the subsidy is the same day's part of `S = round_fen(T × share × min(1, cap/area))`, so
+//! over the season the government pays exactly S (Harbin, 60 m²: 0.75 × 2299.20 = 1724.40).
+//! Rounding each day's subsidy alone would drift (1724.58). Which lines are parts of a season
+//! amount, and of which:
+//! - contract 0.2.0: the line says so, with its `season_amount` (the area tariffs set it). With
+//!   a government share of the price (Shenyang 26 = 23.30 + 2.70 元/m²) the customer's season
+//!   amount is `round(a × 26) − round(a × 2.70)`, which quantity × unit price does not give;
+//! - a line without one (from a plugin built for contract 0.1.0, which cannot say): by the 0.1.0
+//!   convention, when its amount is the day's part of `T = round_fen(quantity × unit price)`.
+//!   That guess fails on the days where the two roundings differ, so those days are covered
+//!   day by day; it is kept so that a 0.1.0 tariff's bills do not change.
+//!
+//! Other lines (metered heat, per-day prices) are covered day by day:
+//! `round_fen(sum × share × min(1, cap/area))`.
 //!
 //! Emits a pair of subsidy lines: −s paid by the customer and +s paid by the government, so the
 //! bill's total is unchanged and its per-payer totals move s from the customer to the
@@ -137,15 +146,29 @@ impl Plugin for LowIncomeSubsidy {
             }
             let amount = input(l.amount, "prior-lines.amount")?;
             base += amount;
-            let t = round_fen(
-                input(l.quantity, "prior-lines.quantity")?
-                    * input(l.unit_price, "prior-lines.unit-price")?,
-            );
-            if !t.is_zero() && accrual.season_share(t)? == Some(amount) {
-                let covered = round_fen(self.cover(t, day, &mut area)?);
-                season += accrual.season_share(covered)?.unwrap_or_default();
+            let t = match l.season_amount {
+                Some(t) => input(t, "prior-lines.season-amount")?,
+                // The 0.1.0 convention, for lines that cannot say (see the module's doc).
+                None => {
+                    let t = round_fen(
+                        input(l.quantity, "prior-lines.quantity")?
+                            * input(l.unit_price, "prior-lines.unit-price")?,
+                    );
+                    if accrual.season_share(t)? == Some(amount) {
+                        t
+                    } else {
+                        Decimal::ZERO
+                    }
+                }
+            };
+            let covered = if t.is_zero() {
+                None
             } else {
-                per_day += amount;
+                accrual.season_share(round_fen(self.cover(t, day, &mut area)?))?
+            };
+            match covered {
+                Some(c) => season += c,
+                None => per_day += amount,
             }
         }
         if base <= Decimal::ZERO {
@@ -211,11 +234,15 @@ mod tests {
                 .regular(k, 183)
                 .build();
             d.prior_lines.push(PriorLine {
+                code: "heat".into(),
+                entry: 1,
                 category: LineCategory::Heating,
                 quantity: dec("60.00"),
                 unit_price: dec("38.32"),
                 amount: WitDecimal::try_from(heat).unwrap(),
                 payer: Payer::Customer,
+                // A 0.1.0 tariff's line: no season amount; the convention finds it.
+                season_amount: None,
             });
             let out = t.evaluate(&d).unwrap();
             let government = out.lines[1].amount.to_decimal().unwrap();
@@ -224,6 +251,45 @@ mod tests {
         }
         assert_eq!(day1, Some(Decimal::new(942, 2)));
         assert_eq!(total, Decimal::new(172_440, 2));
+    }
+
+    /// The government share (Shenyang 26 = 23.30 + 2.70 元/m², 80.15 m², capped at 45 m²): the
+    /// customer's season amount is round(80.15 × 26) − round(80.15 × 2.70) = 2083.90 − 216.41 =
+    /// 1867.49, the subsidy's 1867.49 × 45 / 80.15 = 1048.50, spread over the 151 days: day 2
+    /// is 6.95 (rounding alone gives 6.94), and the season adds up to 1048.50.
+    #[test]
+    fn a_season_fee_with_a_government_share_is_covered_from_its_season_amount() {
+        use heatbill_sdk::testing::dec;
+        let t = configure::<LowIncomeSubsidy>(r#"{"share": "1.00", "area_cap": "45"}"#);
+        let fee = Decimal::new(186_749, 2);
+        let mut total = Decimal::ZERO;
+        let mut day2 = None;
+        for k in 1..=151 {
+            let heat = cumulative_share(fee, k, 151).unwrap();
+            let d = day("2025-11-01")
+                .low_income()
+                .building_area("80.15")
+                .regular(k, 151)
+                .prior_line(PriorLine {
+                    code: "heat".into(),
+                    entry: 1,
+                    category: LineCategory::Heating,
+                    quantity: dec("80.15"),
+                    unit_price: dec("23.30"),
+                    amount: WitDecimal::try_from(heat).unwrap(),
+                    payer: Payer::Customer,
+                    season_amount: Some(WitDecimal::try_from(fee).unwrap()),
+                })
+                .build();
+            let out = t.evaluate(&d).unwrap();
+            let government = out.lines[1].amount.to_decimal().unwrap();
+            if k == 2 {
+                day2 = Some(government);
+            }
+            total += government;
+        }
+        assert_eq!(day2, Some(Decimal::new(695, 2)));
+        assert_eq!(total, Decimal::new(104_850, 2));
     }
 
     #[test]

@@ -327,6 +327,10 @@ pub struct AreaCharge {
     pub customer_fen: i128,
     /// The government's amount for the day in fen (zero without a split).
     pub government_fen: i128,
+    /// With a per-season price: the customer's and the government's season amounts in fen,
+    /// which the day's amounts are the parts of (`round(area × price) − round(area ×
+    /// government price)` and `round(area × government price)`). `None` with a per-day price.
+    pub season_fen: Option<(i128, i128)>,
 }
 
 impl AreaCharge {
@@ -550,6 +554,10 @@ impl AreaPricing {
             0
         };
         let customer_total = total - government_total;
+        let season_fen = match self.pricing {
+            Pricing::Season => Some((customer_total, government_total)),
+            Pricing::Day => None,
+        };
         let (customer, government) = match self.pricing {
             Pricing::Season => (
                 accrual.season_share_fen(customer_total)?,
@@ -571,6 +579,7 @@ impl AreaPricing {
             government_price,
             customer_fen: customer.unwrap_or_default(),
             government_fen: government.unwrap_or_default(),
+            season_fen,
         }))
     }
 
@@ -593,12 +602,20 @@ impl AreaPricing {
             return Ok(());
         }
         let quantity = output(c.area, "area")?;
+        // A per-season price's line says which season amount it is a part of (contract
+        // 0.2.0), so a subsidy of it is spread from the same amount.
+        let season = |fen: i128| match c.season_fen {
+            Some(_) if fen != 0 => fen_to_wit(fen).map(Some),
+            _ => Ok(None),
+        };
+        let (customer_season, government_season) = c.season_fen.unwrap_or_default();
         out.push(Line {
             spec: lines.customer,
             quantity,
             unit_price: output(c.customer_price, "unit price")?,
             amount: fen_to_wit(c.customer_fen)?,
             payer: Payer::Customer,
+            season_amount: season(customer_season)?,
         });
         if self.split && c.government_fen != 0 {
             out.push(Line {
@@ -607,6 +624,7 @@ impl AreaPricing {
                 unit_price: output(c.government_price, "unit price")?,
                 amount: fen_to_wit(c.government_fen)?,
                 payer: Payer::Government,
+                season_amount: season(government_season)?,
             });
         }
         Ok(())

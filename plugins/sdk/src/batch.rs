@@ -13,8 +13,8 @@ use crate::bindings::heatbill::rules::types::{
 
 use crate::decimal::MAX_SCALE;
 use crate::{
-    Attribute, CustomerClass, CustomerDay, CustomerFlags, Date, DayOutput, LineCategory, Payer,
-    PriorLine, RuleError, SeasonDay, SeasonPhase, ServiceStatus, WitDecimal,
+    Attribute, CustomerClass, CustomerDay, CustomerFlags, Date, DayOutput, Payer, PriorLine,
+    RuleError, SeasonDay, SeasonPhase, ServiceStatus, WitDecimal,
 };
 
 use crate::bits::*;
@@ -37,23 +37,6 @@ fn decimal_at(col: &DecimalColumn, i: usize) -> WitDecimal {
         units: col.units[i],
         scale: col.scales[i],
     }
-}
-
-fn category(code: u16) -> Result<LineCategory, BatchError> {
-    Ok(match code {
-        0 => LineCategory::Heating,
-        1 => LineCategory::Consumption,
-        2 => LineCategory::BaseFee,
-        3 => LineCategory::Subsidy,
-        4 => LineCategory::Refund,
-        5 => LineCategory::LateFee,
-        6 => LineCategory::Other,
-        _ => {
-            return Err(BatchError(format!(
-                "line category code {code} is not a category"
-            )));
-        }
-    })
 }
 
 fn payer(code: u8) -> Result<Payer, BatchError> {
@@ -134,6 +117,11 @@ impl<'b> Decoder<'b> {
         column_len("prior-lines.quantity", p.quantity.units.len(), lines)?;
         column_len("prior-lines.unit-price", p.unit_price.units.len(), lines)?;
         column_len("prior-lines.amount", p.amount.units.len(), lines)?;
+        column_len(
+            "prior-lines.season-amount",
+            p.season_amount.units.len(),
+            lines,
+        )?;
         for c in [
             &batch.building_area,
             &batch.usable_area,
@@ -144,6 +132,7 @@ impl<'b> Decoder<'b> {
             &p.quantity,
             &p.unit_price,
             &p.amount,
+            &p.season_amount,
         ] {
             if c.scales.len() != c.units.len() {
                 return Err(BatchError(format!(
@@ -158,8 +147,11 @@ impl<'b> Decoder<'b> {
                 )));
             }
         }
-        for &k in &p.kinds {
-            category(k)?;
+        let kinds = batch.prior_kinds.len();
+        if let Some(&k) = p.kinds.iter().find(|&&k| usize::from(k) >= kinds) {
+            return Err(BatchError(format!(
+                "a prior line names kind {k}, but the batch has {kinds} prior kinds"
+            )));
         }
         for &c in &p.payers {
             payer(c)?;
@@ -269,19 +261,40 @@ impl<'b> Decoder<'b> {
             });
             self.attr += 1;
         }
-        day.prior_lines.clear();
+        // The row's prior lines overwrite the last row's in place: a line's code reuses the
+        // string it had (`clone_from`), so reading a batch allocates no string per line.
         let p = &b.prior_lines;
+        let mut count = 0;
         while self.line < p.rows.len() && p.rows[self.line] == row {
             let l = self.line;
-            day.prior_lines.push(PriorLine {
-                category: category(p.kinds[l]).unwrap_or(LineCategory::Other),
+            let kind = &b.prior_kinds[usize::from(p.kinds[l])];
+            let season_amount =
+                (p.season_amount.units[l] != 0).then(|| decimal_at(&p.season_amount, l));
+            let line = PriorLine {
+                code: String::new(),
+                entry: kind.entry,
+                category: kind.category,
                 quantity: decimal_at(&p.quantity, l),
                 unit_price: decimal_at(&p.unit_price, l),
                 amount: decimal_at(&p.amount, l),
                 payer: payer(p.payers[l]).unwrap_or(Payer::Customer),
-            });
+                season_amount,
+            };
+            match day.prior_lines.get_mut(count) {
+                Some(slot) => {
+                    let mut code = std::mem::take(&mut slot.code);
+                    code.clone_from(&kind.code);
+                    *slot = PriorLine { code, ..line };
+                }
+                None => day.prior_lines.push(PriorLine {
+                    code: kind.code.clone(),
+                    ..line
+                }),
+            }
+            count += 1;
             self.line += 1;
         }
+        day.prior_lines.truncate(count);
         Some(())
     }
 }
@@ -356,6 +369,7 @@ pub struct Encoder {
     quantity: ColumnBuilder,
     unit_price: ColumnBuilder,
     amount: ColumnBuilder,
+    season_amount: ColumnBuilder,
     errors: Vec<RowError>,
     season: Option<SeasonColumn>,
     pushed: u32,
@@ -385,6 +399,7 @@ impl Encoder {
             quantity: ColumnBuilder::with_capacity(n),
             unit_price: ColumnBuilder::with_capacity(n),
             amount: ColumnBuilder::with_capacity(n),
+            season_amount: ColumnBuilder::with_capacity(n),
             errors: Vec::new(),
             season: None,
             pushed: 0,
@@ -420,12 +435,19 @@ impl Encoder {
             }
             Ok(out) => out,
         };
+        let season_scale = |l: &crate::Line| l.season_amount.map_or(0, |t| t.scale);
         if let Some(l) = out.lines.iter().find(|l| {
             l.quantity.scale > MAX_SCALE
                 || l.unit_price.scale > MAX_SCALE
                 || l.amount.scale > MAX_SCALE
+                || season_scale(l) > MAX_SCALE
         }) {
-            let s = l.quantity.scale.max(l.unit_price.scale).max(l.amount.scale);
+            let s = l
+                .quantity
+                .scale
+                .max(l.unit_price.scale)
+                .max(l.amount.scale)
+                .max(season_scale(l));
             self.errors.push(RowError {
                 row,
                 error: RuleError::InvalidInput(format!(
@@ -441,6 +463,8 @@ impl Encoder {
             self.quantity.push(l.quantity);
             self.unit_price.push(l.unit_price);
             self.amount.push(l.amount);
+            self.season_amount
+                .push(l.season_amount.unwrap_or(WitDecimal { units: 0, scale: 0 }));
         }
     }
 
@@ -454,6 +478,7 @@ impl Encoder {
                 quantity: self.quantity.finish(),
                 unit_price: self.unit_price.finish(),
                 amount: self.amount.finish(),
+                season_amount: self.season_amount.finish(),
             },
             errors: self.errors,
             season: self.season,
@@ -473,7 +498,7 @@ pub fn encode(results: Vec<Result<DayOutput, RuleError>>) -> BatchOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Line;
+    use crate::{Line, LineCategory, PriorKind};
 
     fn dec(units: i64, scale: u8) -> WitDecimal {
         WitDecimal { units, scale }
@@ -489,6 +514,7 @@ mod tests {
                     unit_price: dec(3832, 2),
                     amount: dec(1256, 2),
                     payer: Payer::Customer,
+                    season_amount: None,
                 }],
                 season: None,
             }),
@@ -500,6 +526,7 @@ mod tests {
                     unit_price: dec(i64::MAX, 0),
                     amount: dec(-5, 1),
                     payer: Payer::Government,
+                    season_amount: None,
                 }],
                 season: None,
             }),
@@ -525,6 +552,7 @@ mod tests {
             unit_price: dec(1, 0),
             amount: dec(1, 0),
             payer: Payer::Customer,
+            season_amount: None,
         };
         let fine = Line {
             spec: 0,
@@ -532,6 +560,7 @@ mod tests {
             unit_price: dec(1, 0),
             amount: dec(1, 0),
             payer: Payer::Customer,
+            season_amount: None,
         };
         let out = encode(vec![
             Ok(DayOutput {
@@ -580,7 +609,13 @@ mod tests {
                 quantity: col(vec![60], 0),
                 unit_price: col(vec![3832], 2),
                 amount: col(vec![1256], 2),
+                season_amount: col(vec![229_920], 2),
             },
+            prior_kinds: vec![PriorKind {
+                code: "heat".into(),
+                entry: 1,
+                category: LineCategory::Heating,
+            }],
         };
         let days = decode(&batch).unwrap();
         assert_eq!(days[0].date, Date::new(2025, 10, 20).unwrap());
@@ -593,6 +628,10 @@ mod tests {
         assert_eq!(days[1].season.unwrap().season_days, 183);
         assert_eq!(days[1].prior_lines.len(), 1);
         assert_eq!(days[1].prior_lines[0].amount, dec(1256, 2));
+        assert_eq!(days[1].prior_lines[0].code, "heat");
+        assert_eq!(days[1].prior_lines[0].entry, 1);
+        assert_eq!(days[1].prior_lines[0].category, LineCategory::Heating);
+        assert_eq!(days[1].prior_lines[0].season_amount, Some(dec(229_920, 2)));
 
         let mut short = batch.clone();
         short.dates.pop();

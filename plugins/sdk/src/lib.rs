@@ -79,10 +79,11 @@ pub mod testing;
 /// `Guest` trait directly (see [`export_guest!`]).
 #[allow(unsafe_code, missing_docs, clippy::all)]
 pub mod bindings {
-    // `wit/` is the contract: a link to the repository's `wit/` here, a copy in a vendored or
-    // packaged SDK.
+    // `wit/rules.wit` is the contract, its newest version: a link to the repository's `wit/`
+    // here, a copy in a vendored or packaged SDK. The file alone, not the folder: the folder's
+    // `deps/` holds the frozen older versions the host serves, which a plugin does not build.
     wit_bindgen::generate!({
-        path: "wit",
+        path: "wit/rules.wit",
         world: "rules-plugin",
         pub_export_macro: true,
         export_macro_name: "__export_rules_plugin",
@@ -92,7 +93,7 @@ pub mod bindings {
         additional_derives: [PartialEq],
         additional_type_attributes: {
             // Field order is year, month, day: the derived order is the calendar order.
-            "heatbill:rules/types@0.1.0/date": [#[derive(Eq, PartialOrd, Ord, Hash)]],
+            "heatbill:rules/types@0.2.0/date": [#[derive(Eq, PartialOrd, Ord, Hash)]],
         },
     });
 }
@@ -103,7 +104,7 @@ pub use bindings::heatbill::rules::types::Decimal as WitDecimal;
 pub use bindings::heatbill::rules::types::{
     Attribute, BatchOutput, Configuration, CustomerClass, CustomerDay, CustomerFlags, Date,
     DayBatch, DayFilter, DayOutput, DecimalColumn, Line, LineCategory, LineColumn, LineSpec,
-    ParamSpec, ParamType, Payer, PluginInfo, PluginKind, PriorLine, RowError, RuleError,
+    ParamSpec, ParamType, Payer, PluginInfo, PluginKind, PriorKind, PriorLine, RowError, RuleError,
     SeasonColumn, SeasonDay, SeasonPhase, ServiceStatus,
 };
 
@@ -244,7 +245,25 @@ impl Line {
             unit_price: decimal::output(unit_price, "unit price")?,
             amount: decimal::output(amount, "amount")?,
             payer,
+            season_amount: None,
         })
+    }
+
+    /// The line, marked as one day's share of a season fee spread from `season_amount` (whole
+    /// fen) by cumulative rounding ([`season::Accrual::season_share`](crate::season::Accrual)).
+    ///
+    /// Say it whenever a line is such a share: a later rule that covers part of the fee (a
+    /// low-income subsidy) then spreads its own season amount the same way, so the season's
+    /// subsidies add up exactly. With a government share of the price, the customer's season
+    /// amount is `round(area × price) − round(area × government price)`, which the line's
+    /// quantity × unit price does not give. A season amount of zero is none.
+    pub fn spread_from(mut self, season_amount: Decimal) -> Result<Line, RuleError> {
+        self.season_amount = if season_amount.is_zero() {
+            None
+        } else {
+            Some(decimal::output(season_amount, "season amount")?)
+        };
+        Ok(self)
     }
 }
 

@@ -372,13 +372,17 @@ impl Chain {
                             bill.season = o.season;
                         }
                         for line in o.lines {
-                            let category = specs[usize::from(line.spec)].category;
+                            let spec = &specs[usize::from(line.spec)];
+                            let category = spec.category;
                             day.prior_lines.push(PriorLine {
+                                code: spec.code.clone(),
+                                entry: r as u32,
                                 category,
                                 quantity: line.quantity,
                                 unit_price: line.unit_price,
                                 amount: line.amount,
                                 payer: line.payer,
+                                season_amount: line.season_amount,
                             });
                             bill.lines.push(BillLine {
                                 rule: r,

@@ -181,15 +181,25 @@ impl DayBuilder {
             charged: false,
         })
     }
-    /// A line an earlier plugin produced (quantity and unit price 0).
-    pub fn prior(mut self, category: LineCategory, amount: &str, payer: Payer) -> Self {
-        self.0.prior_lines.push(PriorLine {
+    /// A line an earlier plugin produced (quantity and unit price 0, entry 0, no season
+    /// amount), its code the category's name (e.g. "heating").
+    pub fn prior(self, category: LineCategory, amount: &str, payer: Payer) -> Self {
+        let code = format!("{category:?}").to_lowercase();
+        self.prior_line(PriorLine {
+            code,
+            entry: 0,
             category,
             quantity: WitDecimal::ZERO,
             unit_price: WitDecimal::ZERO,
             amount: dec(amount),
             payer,
-        });
+            season_amount: None,
+        })
+    }
+
+    /// A line an earlier plugin produced, as given.
+    pub fn prior_line(mut self, line: PriorLine) -> Self {
+        self.0.prior_lines.push(line);
         self
     }
     pub fn build(self) -> CustomerDay {

@@ -495,7 +495,7 @@ fn wrong_world_is_refused_and_flagged_by_check() {
     else {
         panic!("{e:?}")
     };
-    assert_eq!(expected, "heatbill:rules/rules@0.1.0");
+    assert_eq!(expected, "heatbill:rules/rules@0.2.0");
     assert!(!found.iter().any(|f| f == expected), "{found:?}");
     assert!(e.to_string().contains("not a heatbill rules plugin"), "{e}");
 
@@ -508,7 +508,7 @@ fn wrong_world_is_refused_and_flagged_by_check() {
         report
             .exports
             .iter()
-            .all(|x| x != "heatbill:rules/rules@0.1.0")
+            .all(|x| x != "heatbill:rules/rules@0.2.0")
     );
     let text = report.to_string();
     assert!(
@@ -554,7 +554,8 @@ fn an_import_that_is_not_granted_is_refused_and_flagged_by_check() {
         "{report}"
     );
     assert!(report.to_string().contains("NOT GRANTED"), "{report}");
-    // Its exports are right: only the import is wrong.
+    // Its exports are right (a 0.1.0 plugin: the host serves that version too): only the
+    // import is wrong.
     assert_eq!(
         report.world.as_deref(),
         Some("heatbill:rules/rules-plugin@0.1.0")
@@ -587,7 +588,7 @@ fn check_reports_a_good_plugin() {
     assert!(report.ok(), "{report}");
     assert_eq!(
         report.world.as_deref(),
-        Some("heatbill:rules/rules-plugin@0.1.0")
+        Some("heatbill:rules/rules-plugin@0.2.0")
     );
     let info = report.info.as_ref().unwrap();
     assert_eq!(
@@ -710,6 +711,8 @@ fn the_dry_run_and_the_batch_give_the_same_bills_on_every_case() {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     files.sort();
+    // And a chain with a plugin of contract 0.1.0 among 0.2.0 ones.
+    files.push(crate::support::repo_root().join("plugins/compat/legacy-surcharge/cases.toml"));
     let (mut compared, mut errors) = (0, 0);
     for path in files {
         let file = CaseFile::load(&path).unwrap();
@@ -735,4 +738,68 @@ fn the_dry_run_and_the_batch_give_the_same_bills_on_every_case() {
     }
     assert!(compared > 500, "only {compared} customer-days compared");
     assert!(errors > 0, "no case exercised an error through both paths");
+}
+
+/// Contract versions side by side: a plugin built for 0.1.0 (frozen in `wit/deps/`) loads as
+/// 0.1.0, bills in one chain between plugins built for 0.2.0, and its case file passes through
+/// the production engine. The case file is written so that a prior line's 0.2.0 kind index,
+/// handed to the 0.1.0 plugin unconverted, would not read as its category.
+#[test]
+fn a_contract_0_1_0_plugin_bills_beside_0_2_0_plugins_in_one_chain() {
+    use heatbill::cases::CaseFile;
+    use heatbill::harness::Catalog;
+    use heatbill::runner;
+    use heatbill_engine::Contract;
+
+    let engine = Engine::new(EngineConfig::default()).unwrap();
+    let legacy = engine.load(&component("legacy-surcharge")).unwrap();
+    assert_eq!(legacy.contract(), Contract::V0_1_0);
+    let report = engine.check(&component("legacy-surcharge"));
+    assert_eq!(
+        report.world.as_deref(),
+        Some("heatbill:rules/rules-plugin@0.1.0"),
+        "{report}"
+    );
+    for name in ["season", "area-tariff", "low-income-subsidy", "late-fee"] {
+        assert_eq!(
+            engine.load(&component(name)).unwrap().contract(),
+            Contract::V0_2_0,
+            "{name}"
+        );
+    }
+
+    let catalog = Catalog::load(&engine, &crate::support::plugins_dir()).unwrap();
+    let path = crate::support::repo_root().join("plugins/compat/legacy-surcharge/cases.toml");
+    let file = CaseFile::load(&path).unwrap();
+    let report = runner::run_file(&engine, &catalog, &file);
+    let json = report.to_json();
+    assert!(
+        report.setup_error.is_none() && report.outcomes.iter().all(|c| c.passed()),
+        "{}",
+        serde_json::to_string_pretty(&json).unwrap()
+    );
+    assert_eq!(report.outcomes.len(), 3);
+
+    // The 0.2.0 subsidy sees the 0.1.0 line with its code and chain entry, and no season
+    // amount: the surcharge is covered day by day.
+    let chain = runner::chain(&catalog, &file).unwrap();
+    let days = runner::case_days(&file).unwrap();
+    let low = days
+        .iter()
+        .find(|d| d.low_income && d.date == chrono::NaiveDate::from_ymd_opt(2025, 11, 1).unwrap())
+        .unwrap();
+    let bill = runner::evaluator(&engine, chain)
+        .unwrap()
+        .evaluate(std::slice::from_ref(low))
+        .remove(0)
+        .unwrap();
+    let surcharge = bill
+        .lines
+        .iter()
+        .find(|l| l.kind.code == "surcharge")
+        .unwrap();
+    assert_eq!((surcharge.kind.entry, surcharge.season_amount), (3, None));
+    let heat = bill.lines.iter().find(|l| l.kind.code == "heat").unwrap();
+    assert_eq!(heat.kind.entry, 2);
+    assert_eq!(heat.season_amount, Some(dec("1864.00")));
 }

@@ -887,16 +887,16 @@ fn a_plugin_for_a_newer_contract_is_refused_naming_both_versions() {
     let bytes = component("future-contract");
     let e = engine
         .load(&bytes)
-        .expect_err("contract 0.2.0 is not served");
+        .expect_err("contract 0.3.0 is not served");
     let LoadError::ContractVersion { found, supported } = &e else {
         panic!("expected a contract-version error, got {e:?}: {e}")
     };
-    assert_eq!(found, "heatbill:rules/rules@0.2.0");
-    assert_eq!(supported, CONTRACT_VERSION);
-    assert_eq!(CONTRACT_VERSION, "0.1.0");
+    assert_eq!(found, "heatbill:rules/rules@0.3.0");
+    assert_eq!(supported, "0.2.0, 0.1.0");
+    assert_eq!(CONTRACT_VERSION, "0.2.0");
     let text = e.to_string();
     assert!(
-        text.contains("heatbill:rules/rules@0.2.0") && text.contains("heatbill:rules@0.1.0"),
+        text.contains("heatbill:rules/rules@0.3.0") && text.contains("versions 0.2.0, 0.1.0"),
         "{text}"
     );
 
@@ -908,12 +908,12 @@ fn a_plugin_for_a_newer_contract_is_refused_naming_both_versions() {
         report
             .exports
             .iter()
-            .any(|x| x == "heatbill:rules/rules@0.2.0"),
+            .any(|x| x == "heatbill:rules/rules@0.3.0"),
         "{report}"
     );
     let text = report.to_string();
     assert!(
-        text.contains("ERR world") && text.contains("heatbill:rules/rules@0.2.0"),
+        text.contains("ERR world") && text.contains("heatbill:rules/rules@0.3.0"),
         "{text}"
     );
     engine_still_loads(&engine);

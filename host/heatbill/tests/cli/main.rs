@@ -356,7 +356,7 @@ fn new_build_test_a_plugin_from_the_template() {
     // The SDK is vendored (the crate does not depend on this checkout), and it says so.
     let t = text(&out);
     assert!(
-        t.contains("SDK: heatbill-sdk 0.1.0 (contract heatbill:rules@0.1.0), vendored"),
+        t.contains("SDK: heatbill-sdk 0.2.0 (contract heatbill:rules@0.2.0), vendored"),
         "{t}"
     );
     assert!(dir.join("vendor/heatbill-sdk/wit/rules.wit").exists());
@@ -653,18 +653,18 @@ fn plugin_new_depends_on_the_sdk_by_version_or_path() {
             "--dir",
             by_version.to_str().unwrap(),
             "--sdk-version",
-            "0.1.0",
+            "0.2.0",
         ],
         work.path(),
     );
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(
-        t.contains("SDK: heatbill-sdk 0.1.0 from the crates registry"),
+        t.contains("SDK: heatbill-sdk 0.2.0 from the crates registry"),
         "{t}"
     );
     let manifest = std::fs::read_to_string(by_version.join("Cargo.toml")).unwrap();
-    assert!(manifest.contains(r#"heatbill-sdk = "0.1.0""#), "{manifest}");
+    assert!(manifest.contains(r#"heatbill-sdk = "0.2.0""#), "{manifest}");
     assert!(!by_version.join("vendor").exists());
 
     let by_path = work.path().join("b");
@@ -697,7 +697,7 @@ fn plugin_new_depends_on_the_sdk_by_version_or_path() {
             "--sdk-path",
             sdk.to_str().unwrap(),
             "--sdk-version",
-            "0.1.0",
+            "0.2.0",
         ],
         work.path(),
     );

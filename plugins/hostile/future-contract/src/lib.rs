@@ -1,12 +1,12 @@
-//! Test fixture: a plugin for `heatbill:rules@0.2.0`, a contract version newer than the host
+//! Test fixture: a plugin for `heatbill:rules@0.3.0`, a contract version newer than the host
 //! serves.
 //!
-//! `wit/rules.wit` is a copy of the repository's `wit/rules.wit` (0.1.0) with only the package
-//! version changed, so the component exports `heatbill:rules/rules@0.2.0` (and imports the
-//! types interface `heatbill:rules/types@0.2.0`) with exactly the functions and types of 0.1.0.
-//! A host that serves 0.1.x must refuse it as built for another contract version, naming 0.2.0
-//! and the version it serves, rather than as a component for some other world. The bindings are
-//! plain `wit-bindgen` (the SDK is bound to 0.1.0).
+//! `wit/rules.wit` is an early copy of the contract with only the package version changed, so
+//! the component exports `heatbill:rules/rules@0.3.0` (and imports the types interface
+//! `heatbill:rules/types@0.3.0`). A host that serves 0.1.x and 0.2.x must refuse it as built
+//! for another contract version, naming 0.3.0 and the versions it serves, rather than as a
+//! component for some other world. The bindings are plain `wit-bindgen` (the SDK is bound to
+//! the newest served version).
 
 #[allow(unsafe_code, missing_docs, clippy::all)]
 mod bindings {
@@ -28,7 +28,7 @@ impl Guest for FutureContract {
             name: "future-contract".into(),
             version: "1.0.0".into(),
             kind: PluginKind::Tariff,
-            description: "Test fixture built against contract 0.2.0; bills nothing.".into(),
+            description: "Test fixture built against contract 0.3.0; bills nothing.".into(),
             params: Vec::new(),
         }
     }

@@ -233,6 +233,7 @@ fn one() -> Line {
         unit_price: one,
         amount: one,
         payer: Payer::Customer,
+        season_amount: None,
     }
 }
 
@@ -248,6 +249,7 @@ fn reading(units: i64, scale: u8) -> Line {
         unit_price: WitDecimal { units: 0, scale: 0 },
         amount: WitDecimal { units: 0, scale: 2 },
         payer: Payer::Customer,
+        season_amount: None,
     }
 }
 
@@ -271,6 +273,7 @@ fn priced(spec: u16, price: i64, amount: i64, payer: Payer) -> Line {
             scale: 2,
         },
         payer,
+        season_amount: None,
     }
 }
 
@@ -791,6 +794,15 @@ pub fn garbage(seed: u64, len: usize) -> BatchOutput {
             charged: (0..m).map(|_| r.below(3) as u8).collect(),
         }
     });
+    // Drawn last, so the draws before it are those of the 0.1.0 fixture.
+    let season_amount = if r.below(2) == 0 {
+        DecimalColumn {
+            units: vec![0; n],
+            scales: vec![0; n],
+        }
+    } else {
+        column(&mut r, n)
+    };
     BatchOutput {
         lines: LineColumn {
             rows,
@@ -799,6 +811,7 @@ pub fn garbage(seed: u64, len: usize) -> BatchOutput {
             quantity,
             unit_price,
             amount,
+            season_amount,
         },
         errors,
         season,

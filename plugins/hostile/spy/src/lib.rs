@@ -5,7 +5,7 @@
 #[allow(unsafe_code, missing_docs, clippy::all)]
 mod bindings {
     wit_bindgen::generate!({
-        path: ["../../../wit", "wit"],
+        path: ["../../../wit/deps/rules-0.1.0", "wit"],
         world: "heatbill-fixture:spy/spy-plugin",
         generate_all,
     });
