@@ -105,9 +105,9 @@ pub use error::{BillError, BillErrorKind, ChainError, LoadError, SetupError};
 pub use evaluator::{EntryCost, Evaluator, PluginLog, ScheduleEvaluator};
 pub use invariants::MAX_LINE_AMOUNT_FEN;
 pub use model::{
-    Bill, BillLine, CustomerClass, DayInput, LineCategory, LineKind, ParamSpec, ParamType, Payer,
-    PayerTotals, PluginInfo, PluginKind, RuleErrorKind, SeasonDay, SeasonPhase, ServiceStatus,
-    TrapKind,
+    Bill, BillLine, CustomerClass, DayInput, HeatUnit, LineCategory, LineKind, ParamSpec,
+    ParamType, Payer, PayerTotals, PluginInfo, PluginKind, RuleErrorKind, SeasonDay, SeasonPhase,
+    ServiceStatus, TrapKind,
 };
 pub use plugin::Plugin;
 

@@ -110,6 +110,8 @@ pub struct CustomerSpec {
     pub usable_area: Option<Decimal>,
     pub ceiling_height: Option<Decimal>,
     pub heat: Option<Decimal>,
+    /// The unit `heat` is read in (default GJ); converted to GJ exactly for the plugins.
+    pub heat_unit: heatbill_engine::HeatUnit,
     pub indoor_temperature: Option<Decimal>,
     pub arrears: Decimal,
     pub arrears_since: Option<NaiveDate>,
@@ -132,6 +134,7 @@ impl Default for CustomerSpec {
             usable_area: None,
             ceiling_height: None,
             heat: None,
+            heat_unit: heatbill_engine::HeatUnit::Gj,
             indoor_temperature: None,
             arrears: Decimal::ZERO,
             arrears_since: None,
@@ -271,6 +274,15 @@ impl CaseFile {
         }
         for case in &self.cases {
             let c = &case.customer;
+            if let Some(h) = c.heat
+                && c.heat_unit.to_gj(h).is_none()
+            {
+                bail!(
+                    "case {:?}: heat {h} {} does not fit a decimal in GJ",
+                    case.name,
+                    c.heat_unit.as_str()
+                );
+            }
             match (&case.dates, c.date) {
                 (None, None) => bail!(
                     "case {:?}: give the bill date as customer.date, or a range as dates = {{ from, to }}",

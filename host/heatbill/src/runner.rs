@@ -76,7 +76,8 @@ pub fn day_input(c: &CustomerSpec, date: chrono::NaiveDate) -> DayInput {
     d.building_area = c.building_area;
     d.usable_area = c.usable_area;
     d.ceiling_height = c.ceiling_height;
-    d.heat = c.heat;
+    // Exact; `CaseFile::check` refused a reading that does not fit in GJ.
+    d.heat = c.heat.and_then(|h| c.heat_unit.to_gj(h));
     d.indoor_temperature = c.indoor_temperature;
     d.arrears = c.arrears;
     d.arrears_since = c.arrears_since;

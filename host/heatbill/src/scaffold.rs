@@ -32,6 +32,10 @@ const SDK_FILES: &[(&str, &str)] = &[
         include_str!("../../../plugins/sdk/src/area.rs"),
     ),
     (
+        "src/units.rs",
+        include_str!("../../../plugins/sdk/src/units.rs"),
+    ),
+    (
         "src/batch.rs",
         include_str!("../../../plugins/sdk/src/batch.rs"),
     ),

@@ -28,6 +28,8 @@ use chrono::{NaiveDate, NaiveDateTime, Timelike};
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
+use heatbill_engine::HeatUnit;
+
 use crate::model::*;
 use crate::settings::ImportSettings;
 use crate::store::{ImportFile, Store, StoreError};
@@ -113,7 +115,16 @@ const CUSTOMERS: &[Column] = &[
     opt("tags"),
     opt("attributes"),
 ];
-const READINGS: &[Column] = &[req("customer_id"), opt("date"), opt("time"), req("heat_gj")];
+/// A reading is given in exactly one of `heat_gj`, `heat_kwh` and `heat_mwh` (the meter's
+/// unit); it is stored in GJ, converted exactly (1 kWh = 0.0036 GJ, 1 MWh = 3.6 GJ).
+const READINGS: &[Column] = &[
+    req("customer_id"),
+    opt("date"),
+    opt("time"),
+    opt("heat_gj"),
+    opt("heat_kwh"),
+    opt("heat_mwh"),
+];
 const TEMPERATURES: &[Column] = &[req("customer_id"), req("date"), req("celsius")];
 const PAYMENTS: &[Column] = &[
     req("payment_id"),
@@ -320,6 +331,13 @@ fn parse<R: Read>(
         return Err(file_error(
             "a readings file needs a \"date\" column (daily readings) or a \"time\" column \
              (hourly readings, e.g. 2026-01-15T13:00)"
+                .into(),
+        ));
+    }
+    if kind == ImportKind::Readings && index[3..6].iter().all(Option::is_none) {
+        return Err(file_error(
+            "a readings file needs a \"heat_gj\", \"heat_kwh\" or \"heat_mwh\" column: the \
+             reading in the meter's unit (converted to GJ exactly)"
                 .into(),
         ));
     }
@@ -683,7 +701,43 @@ impl Chunk {
                         None
                     }),
                 };
-                let heat = row.decimal(3, 6, Decimal::ZERO, Decimal::new(1_000_000, 0));
+                // One reading, in the meter's unit: (column, unit, decimals, largest value),
+                // each bounded to at most 1,000,000 GJ like `heat_gj`.
+                let units = [
+                    (3, HeatUnit::Gj, 6, Decimal::new(1_000_000, 0)),
+                    (4, HeatUnit::Kwh, 3, Decimal::new(277_777_777, 0)),
+                    (5, HeatUnit::Mwh, 6, Decimal::new(277_777, 0)),
+                ];
+                let given: Vec<_> = units
+                    .into_iter()
+                    .filter(|&(c, ..)| row.raw(c).is_some_and(|v| !v.is_empty()))
+                    .collect();
+                let heat = match given.as_slice() {
+                    [] => {
+                        row.fail(
+                            3,
+                            "",
+                            "required: the reading, in heat_gj, heat_kwh or heat_mwh (the \
+                             meter's unit)",
+                        );
+                        None
+                    }
+                    [(c, unit, scale, max)] => row
+                        .decimal(*c, *scale, Decimal::ZERO, *max)
+                        .and_then(|h| unit.to_gj(h)),
+                    [(_, a, ..), (c, ..), ..] => {
+                        let v = row.raw(*c).unwrap_or_default().to_string();
+                        row.fail(
+                            *c,
+                            &v,
+                            format!(
+                                "the reading is also given in {}: give it in one unit only",
+                                a.as_str()
+                            ),
+                        );
+                        None
+                    }
+                };
                 if let (Some(customer_id), Some((day, hour)), Some(heat_gj)) =
                     (customer_id, when, heat)
                     && row.errors.is_empty()
@@ -875,6 +929,30 @@ mod tests {
         assert_eq!(errors[0].row, 3);
         assert_eq!(errors[1].row, 4);
         assert!(!errors[1].value.contains('\u{1b}'), "{:?}", errors[1]);
+    }
+
+    /// A reading in kWh or MWh is stored in GJ, exactly; one row gives one unit.
+    #[test]
+    fn readings_in_kwh_and_mwh_become_gj_exactly() {
+        let text = "customer_id,date,heat_gj,heat_kwh,heat_mwh\nC1,2026-01-15,,120,\nC2,2026-01-15,,,0.12\nC3,2026-01-15,1.2,,\nC4,2026-01-15,1,120,\nC5,2026-01-15,,,\nC6,2026-01-15,,0.0001,\n";
+        let (chunks, errors, _) = parse_only(ImportKind::Readings, text, &settings()).unwrap();
+        let ImportRows::Readings(v) = &chunks[0] else {
+            unreachable!()
+        };
+        let got: Vec<String> = v.iter().map(|r| r.heat_gj.to_string()).collect();
+        assert_eq!(got, ["0.432", "0.432", "1.2"]);
+        let rows: Vec<(u64, &str)> = errors.iter().map(|e| (e.row, e.column.as_str())).collect();
+        assert_eq!(
+            rows,
+            [(5, "heat_kwh"), (6, "heat_gj"), (7, "heat_kwh")],
+            "{errors:?}"
+        );
+        assert!(errors[0].problem.contains("one unit only"), "{errors:?}");
+        let e = parse_only(ImportKind::Readings, "customer_id,date\n", &settings())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("heat_kwh"), "{e}");
     }
 
     #[test]

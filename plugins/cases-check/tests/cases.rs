@@ -95,6 +95,7 @@ struct Customer {
     usable_area: Option<String>,
     ceiling_height: Option<String>,
     heat: Option<String>,
+    heat_unit: Option<String>,
     indoor_temperature: Option<String>,
     arrears: Option<String>,
     arrears_since: Option<String>,
@@ -185,7 +186,20 @@ fn customer_day(c: &Customer, date: Date) -> CustomerDay {
         building_area: c.building_area.as_deref().map_or(WitDecimal::ZERO, dec),
         usable_area: c.usable_area.as_deref().map(dec),
         ceiling_height: c.ceiling_height.as_deref().map(dec),
-        heat: c.heat.as_deref().map(dec),
+        // As the host's runner: GJ as written, another unit converted exactly and normalised.
+        heat: c.heat.as_deref().map(|h| match c.heat_unit.as_deref() {
+            None => dec(h),
+            Some(u) => {
+                let unit: heatbill_sdk::units::HeatUnit = u.parse().unwrap();
+                let gj = unit.to_gj(h.parse().unwrap()).unwrap();
+                let gj = if unit == heatbill_sdk::units::HeatUnit::Gj {
+                    gj
+                } else {
+                    gj.normalize()
+                };
+                WitDecimal::try_from(gj).unwrap()
+            }
+        }),
         indoor_temperature: c.indoor_temperature.as_deref().map(dec),
         arrears: c.arrears.as_deref().map_or(WitDecimal::ZERO, dec),
         arrears_since: c.arrears_since.as_deref().map(|s| s.parse().unwrap()),

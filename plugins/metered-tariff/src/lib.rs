@@ -3,7 +3,10 @@
 //! Bills active customers with the `metered` flag (the others are `area-tariff`'s and
 //! `suspension-fee`'s): a basic part per m² per season, priced and spread exactly like
 //! `area-tariff` (same area keys: the `prices` are the basic prices), plus the day's metered
-//! heat × the unit price per GJ of the customer's class, rounded once. A heating day without a
+//! heat × the unit price of the customer's class, rounded once. The unit price is per GJ, or per
+//! kWh or MWh with `price_unit` (Xuchang 0.158 元/kWh): the day's heat, which the host hands over
+//! in GJ converted exactly from the meter's unit, is billed in the price's unit, and the line
+//! shows that unit (120 kWh read → 0.432 GJ → 120 kWh × 0.158 = 18.96). A heating day without a
 //! reading is a `missing-input` error unless `estimate_gj_per_m2` sets the policy of estimating
 //! it as area × that rate. Free early-start and extension days get a 0.00 basic line (and a 0.00
 //! metered line recording the reading, if any).
@@ -12,6 +15,7 @@ use heatbill_sdk::area::{self, AreaLines, AreaPricing, ClassPrices, WithArea};
 use heatbill_sdk::params::opt_decimal;
 use heatbill_sdk::prelude::*;
 use heatbill_sdk::season::Accrual;
+use heatbill_sdk::units::HeatUnit;
 use serde::Deserialize;
 
 /// The configured tariff.
@@ -21,14 +25,18 @@ pub struct MeteredTariff {
     residential: Decimal,
     non_residential: Decimal,
     estimate: Option<Decimal>,
+    price_unit: HeatUnit,
 }
 
 /// The keys of `metered-tariff` besides the area keys (whose `prices` are the basic part).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Metered {
-    /// The price per GJ of metered heat by class.
+    /// The price per `price_unit` of metered heat by class.
     pub unit_prices: ClassPrices,
+    /// The unit the prices are per: "GJ" (default), "kWh" or "MWh".
+    #[serde(default)]
+    pub price_unit: HeatUnit,
     /// The estimated heat per m² per day for a metered customer without a reading (GJ).
     #[serde(default, with = "opt_decimal")]
     pub estimate_gj_per_m2: Option<Decimal>,
@@ -81,7 +89,8 @@ impl Plugin for MeteredTariff {
     fn describe() -> PluginInfo {
         let mut params = area::param_specs("The basic part (基本热价)");
         params.extend([
-            param("unit_prices", ParamType::Json, true, "The price per GJ of metered heat by class: {\"residential\": \"44.45\", \"non-residential\": \"44.45\"} (Beijing 44.45 元/GJ; Harbin 2011 39.14 元/GJ)."),
+            param("unit_prices", ParamType::Json, true, "The price per price_unit of metered heat by class: {\"residential\": \"44.45\", \"non-residential\": \"44.45\"} (Beijing 44.45 元/GJ; Harbin 2011 39.14 元/GJ; Xuchang 0.158 元/kWh)."),
+            param("price_unit", ParamType::Text, false, "The unit the unit prices are per: \"GJ\" (default), \"kWh\" or \"MWh\". The metered line's quantity and unit are in it; the host's readings, in GJ, are converted exactly (1 kWh = 0.0036 GJ, 1 MWh = 3.6 GJ)."),
             param("estimate_gj_per_m2", ParamType::Decimal, false, "The company's policy for a heating day without a meter reading: estimate the heat as area × this many GJ per m², e.g. \"0.015\". Default none: a missing reading is a missing-input error."),
             param("basic_code", ParamType::Text, false, "The code of the basic line (default \"basic\")."),
             param("basic_description", ParamType::Text, false, "The text of the basic line (default \"基本热费\")."),
@@ -129,7 +138,7 @@ impl Plugin for MeteredTariff {
             line_spec(
                 &m.metered_code,
                 &m.metered_description,
-                "GJ",
+                m.price_unit.as_str(),
                 LineCategory::Consumption,
             ),
         ];
@@ -147,6 +156,7 @@ impl Plugin for MeteredTariff {
                 residential: m.unit_prices.residential,
                 non_residential: m.unit_prices.non_residential,
                 estimate: m.estimate_gj_per_m2,
+                price_unit: m.price_unit,
             },
             specs,
         ))
@@ -199,14 +209,23 @@ impl Plugin for MeteredTariff {
             }
         };
         if let Some(heat) = heat {
+            let heat = self.price_unit.from_gj(heat)?;
             let amount = if accrual == Accrual::Free {
                 Decimal::new(0, 2)
             } else {
                 round_fen(heat * unit_price)
             };
+            // The line shows the heat in the price's unit; a conversion that is not a finite
+            // decimal (GJ read, priced per kWh) is shown to 6 decimals, the amount having been
+            // computed from the whole quotient.
+            let shown = if heat.scale() > 6 {
+                heat.round_dp_with_strategy(6, heatbill_sdk::RoundingStrategy::MidpointAwayFromZero)
+            } else {
+                heat
+            };
             lines.push(Line::new(
                 METERED,
-                heat,
+                shown,
                 unit_price,
                 amount,
                 Payer::Customer,
@@ -225,6 +244,44 @@ mod tests {
 
     const BEIJING: &str = r#"{"prices": {"residential": "12", "non-residential": "12"},
         "unit_prices": {"residential": "44.45", "non-residential": "44.45"}}"#;
+
+    /// Xuchang prices heat per kWh: 120 kWh read, handed over as 0.432 GJ, billed as 120 kWh
+    /// × 0.158 = 18.96, the line in kWh; a reading taken in GJ is billed at the same price per
+    /// kWh, rounded once (1.2 GJ = 333.33… kWh → 52.67).
+    #[test]
+    fn a_price_per_kwh_bills_the_reading_in_kwh() {
+        let t = configure::<MeteredTariff>(
+            r#"{"prices": {"residential": "0", "non-residential": "0"},
+                "unit_prices": {"residential": "0.158", "non-residential": "0.158"},
+                "price_unit": "kWh"}"#,
+        );
+        assert_eq!(t.specs()[1].unit, "kWh");
+        let d = day("2025-11-15")
+            .metered()
+            .building_area("80")
+            .heat("0.432")
+            .regular(1, 121)
+            .build();
+        let out = t.evaluate(&d).unwrap();
+        let metered = &out.lines[1];
+        assert_eq!(metered.amount.to_decimal().unwrap(), Decimal::new(1896, 2));
+        assert_eq!(metered.quantity.to_decimal().unwrap(), Decimal::new(120, 0));
+        let d = day("2025-11-15")
+            .metered()
+            .building_area("80")
+            .heat("1.2")
+            .regular(1, 121)
+            .build();
+        assert_eq!(amounts(&t.evaluate(&d))[1], "52.67");
+        assert!(matches!(
+            try_configure::<MeteredTariff>(
+                r#"{"prices": {"residential": "0", "non-residential": "0"},
+                    "unit_prices": {"residential": "1", "non-residential": "1"},
+                    "price_unit": "kJ"}"#
+            ),
+            Err(RuleError::BadParams(_))
+        ));
+    }
 
     #[test]
     fn w3_beijing_two_part() {
