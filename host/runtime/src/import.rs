@@ -936,10 +936,13 @@ mod tests {
     fn readings_in_kwh_and_mwh_become_gj_exactly() {
         let text = "customer_id,date,heat_gj,heat_kwh,heat_mwh\nC1,2026-01-15,,120,\nC2,2026-01-15,,,0.12\nC3,2026-01-15,1.2,,\nC4,2026-01-15,1,120,\nC5,2026-01-15,,,\nC6,2026-01-15,,0.0001,\n";
         let (chunks, errors, _) = parse_only(ImportKind::Readings, text, &settings()).unwrap();
-        let ImportRows::Readings(v) = &chunks[0] else {
-            unreachable!()
-        };
-        let got: Vec<String> = v.iter().map(|r| r.heat_gj.to_string()).collect();
+        let got: Vec<String> = chunks
+            .iter()
+            .flat_map(|c| match c {
+                ImportRows::Readings(v) => v.iter().map(|r| r.heat_gj.to_string()),
+                _ => unreachable!(),
+            })
+            .collect();
         assert_eq!(got, ["0.432", "0.432", "1.2"]);
         let rows: Vec<(u64, &str)> = errors.iter().map(|e| (e.row, e.column.as_str())).collect();
         assert_eq!(
