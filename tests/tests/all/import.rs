@@ -1,5 +1,5 @@
 //! Imports on both backends: typed rows, all or nothing per file, every bad row reported,
-//! idempotent re-upload, hourly readings summed exactly.
+//! idempotent re-upload, hourly readings summed exactly, readings in kWh and MWh stored in GJ.
 
 use heatbill_runtime::import::{self, ImportOutcome};
 use heatbill_runtime::model::*;
@@ -164,3 +164,63 @@ async fn hourly_readings_are_summed_exactly(db: TestDb) {
     assert_eq!((again.inserted, again.updated, again.unchanged), (0, 0, 2));
 }
 both!(hourly_readings_are_summed_exactly);
+
+/// Meters read GJ, kWh or MWh: each reading is stored in GJ, converted exactly, hourly kWh
+/// readings summed exactly, and a re-upload of the same file changes nothing.
+async fn readings_in_kwh_and_mwh_are_stored_in_gj_exactly(db: TestDb) {
+    let c = db.store.put_company(&spec("xuchang")).await.unwrap();
+    import_ok(
+        &db,
+        &c,
+        ImportKind::Customers,
+        "customer_id,class,building_area\nK1,residential,60\nM1,residential,60\nG1,residential,60\nH1,residential,60\n",
+    )
+    .await;
+    let daily = "customer_id,date,heat_gj,heat_kwh,heat_mwh\nK1,2026-01-15,,120,\nM1,2026-01-15,,,0.12\nG1,2026-01-15,0.432,,\n";
+    let counts = import_ok(&db, &c, ImportKind::Readings, daily).await;
+    assert_eq!((counts.rows, counts.inserted), (3, 3));
+    let mut hourly = String::from("customer_id,time,heat_kwh\n");
+    for h in 0..24 {
+        hourly.push_str(&format!("H1,2026-01-15T{h:02}:00,5.001\n"));
+    }
+    import_ok(&db, &c, ImportKind::Readings, &hourly).await;
+    let shard = ShardRange {
+        shard_no: 0,
+        first: String::new(),
+        end: None,
+    };
+    let data = db
+        .store
+        .load_shard(c.id, "2026-01-15".parse().unwrap(), &shard, true)
+        .await
+        .unwrap();
+    let dec = |s: &str| s.parse::<Decimal>().unwrap();
+    // 24 × 5.001 kWh = 120.024 kWh = 0.4320864 GJ.
+    assert_eq!(
+        data.readings,
+        [
+            ("G1".to_string(), dec("0.432")),
+            ("H1".to_string(), dec("0.4320864")),
+            ("K1".to_string(), dec("0.432")),
+            ("M1".to_string(), dec("0.432")),
+        ]
+    );
+    let again = import_ok(&db, &c, ImportKind::Readings, daily).await;
+    assert_eq!((again.inserted, again.updated, again.unchanged), (0, 0, 3));
+    // One unit per reading; a file without a heat column is refused whole.
+    match import_csv(
+        &db,
+        &c,
+        ImportKind::Readings,
+        "customer_id,date,heat_gj,heat_kwh\nK1,2026-01-16,1,120\n",
+    )
+    .await
+    {
+        ImportOutcome::Refused { errors, .. } => {
+            assert_eq!(errors[0].column, "heat_kwh");
+            assert!(errors[0].problem.contains("one unit only"), "{errors:?}");
+        }
+        other => panic!("accepted: {other:?}"),
+    }
+}
+both!(readings_in_kwh_and_mwh_are_stored_in_gj_exactly);
