@@ -1703,6 +1703,18 @@ impl ScheduleEvaluator {
             .get_or_insert_with(|| Evaluator::new(engine, schedule.versions()[v].1.clone()))
     }
 
+    /// The error of a customer-day before the schedule's first effective date.
+    fn no_chain(&self, day: &DayInput) -> BillError {
+        BillError {
+            company: self.schedule.company().to_string(),
+            customer: day.customer.clone(),
+            date: day.date,
+            plugin: String::new(),
+            plugin_version: String::new(),
+            kind: BillErrorKind::NoChain,
+        }
+    }
+
     /// Bills one customer-day through the single-day `evaluate` export of the chain version in
     /// force on its date (see [`Evaluator::dry_run`]).
     // The engine's results are `Result<Bill, BillError>` values (see the module docs).
@@ -1710,14 +1722,7 @@ impl ScheduleEvaluator {
     pub fn dry_run(&mut self, day: &DayInput) -> Result<Bill, BillError> {
         match self.schedule.version_for(day.date) {
             Some(v) => self.evaluator(v).dry_run(day),
-            None => Err(BillError {
-                company: self.schedule.company().to_string(),
-                customer: day.customer.clone(),
-                date: day.date,
-                plugin: String::new(),
-                plugin_version: String::new(),
-                kind: BillErrorKind::NoChain,
-            }),
+            None => Err(self.no_chain(day)),
         }
     }
 
@@ -1737,14 +1742,7 @@ impl ScheduleEvaluator {
         let mut out: Vec<Option<Result<Bill, BillError>>> = days.iter().map(|_| None).collect();
         for (i, d) in days.iter().enumerate() {
             if versions[i].is_none() {
-                out[i] = Some(Err(BillError {
-                    company: self.schedule.company().to_string(),
-                    customer: d.customer.clone(),
-                    date: d.date,
-                    plugin: String::new(),
-                    plugin_version: String::new(),
-                    kind: BillErrorKind::NoChain,
-                }));
+                out[i] = Some(Err(self.no_chain(d)));
             }
         }
         for v in 0..self.evaluators.len() {
@@ -1763,18 +1761,7 @@ impl ScheduleEvaluator {
         }
         out.into_iter()
             .zip(days)
-            .map(|(r, d)| {
-                r.unwrap_or_else(|| {
-                    Err(BillError {
-                        company: self.schedule.company().to_string(),
-                        customer: d.customer.clone(),
-                        date: d.date,
-                        plugin: String::new(),
-                        plugin_version: String::new(),
-                        kind: BillErrorKind::NoChain,
-                    })
-                })
-            })
+            .map(|(r, d)| r.unwrap_or_else(|| Err(self.no_chain(d))))
             .collect()
     }
 }

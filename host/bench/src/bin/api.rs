@@ -54,22 +54,6 @@ struct Args {
 
 const OPERATOR: &str = "bench-operator-token-0123456789";
 
-async fn fresh_database(admin: &str, name: &str) -> Result<String> {
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
-        .await
-        .with_context(|| format!("cannot reach PostgreSQL at {admin}"))?;
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await?;
-    }
-    let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
-    Ok(format!("{base}/{name}"))
-}
-
 struct Http {
     base: String,
     client: reqwest::Client,
@@ -112,7 +96,7 @@ fn main() -> Result<()> {
 async fn bench(args: Args, engine: Engine) -> Result<()> {
     let n = args.customers;
     let date = args.date;
-    let url = fresh_database(&args.postgres, "heatbill_bench_api").await?;
+    let url = heatbill_bench::fresh_database(&args.postgres, "heatbill_bench_api").await?;
     let store: Arc<dyn Store> = store::open(&url, 8, 60).await?;
     store.migrate().await?;
     let services = Services::embedded(store.clone(), &Default::default());

@@ -179,23 +179,6 @@ async fn populate(
     Ok(customers_secs)
 }
 
-/// A fresh PostgreSQL database; its URL.
-async fn fresh_database(admin: &str, name: &str) -> Result<String> {
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
-        .await
-        .with_context(|| format!("cannot reach PostgreSQL at {admin}"))?;
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await?;
-    }
-    let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
-    Ok(format!("{base}/{name}"))
-}
-
 /// COPY of a company's bill rows for `date` into the same table under another company id,
 /// with nothing else done: the floor of persisting bills. Rows per second and seconds.
 async fn floor(url: &str, company_id: i32, date: NaiveDate) -> Result<(u64, f64)> {
@@ -403,7 +386,7 @@ fn main() -> Result<()> {
     sizes.sort_unstable();
     let largest = *sizes.last().context("--sizes is empty")?;
     rt.block_on(async {
-        let url = fresh_database(&args.postgres, "heatbill_bench").await?;
+        let url = heatbill_bench::fresh_database(&args.postgres, "heatbill_bench").await?;
         let store: Arc<dyn Store> = store::open(&url, 8, 60).await?;
         store.migrate().await?;
         let mut table = Vec::new();
