@@ -32,6 +32,20 @@ pub async fn import_csv(
     .unwrap_or_else(|e| panic!("import of {kind} failed: {e}"))
 }
 
+/// The stored readings of a day, in GJ, by customer.
+async fn readings_of(db: &TestDb, company: &Company, date: &str) -> Vec<(String, Decimal)> {
+    let shard = ShardRange {
+        shard_no: 0,
+        first: String::new(),
+        end: None,
+    };
+    db.store
+        .load_shard(company.id, date.parse().unwrap(), &shard, true)
+        .await
+        .unwrap()
+        .readings
+}
+
 /// Imports CSV text that must be accepted; its counts.
 pub async fn import_ok(
     db: &TestDb,
@@ -141,20 +155,11 @@ async fn hourly_readings_are_summed_exactly(db: TestDb) {
     text.push_str("C2,2026-01-15 00:00,0.1\nC2,2026-01-15 01:00,0.2\n");
     let counts = import_ok(&db, &c, ImportKind::Readings, &text).await;
     assert_eq!((counts.rows, counts.inserted), (26, 2));
-    let shard = ShardRange {
-        shard_no: 0,
-        first: String::new(),
-        end: None,
-    };
-    let data = db
-        .store
-        .load_shard(c.id, "2026-01-15".parse().unwrap(), &shard, true)
-        .await
-        .unwrap();
+    let readings = readings_of(&db, &c, "2026-01-15").await;
     let dec = |s: &str| s.parse::<Decimal>().unwrap();
     // 0.1 + 0.2 is 0.3 exactly (a float would give 0.30000000000000004).
     assert_eq!(
-        data.readings,
+        readings,
         [
             ("C1".to_string(), dec("1.20")),
             ("C2".to_string(), dec("0.3"))
@@ -184,20 +189,11 @@ async fn readings_in_kwh_and_mwh_are_stored_in_gj_exactly(db: TestDb) {
         hourly.push_str(&format!("H1,2026-01-15T{h:02}:00,5.001\n"));
     }
     import_ok(&db, &c, ImportKind::Readings, &hourly).await;
-    let shard = ShardRange {
-        shard_no: 0,
-        first: String::new(),
-        end: None,
-    };
-    let data = db
-        .store
-        .load_shard(c.id, "2026-01-15".parse().unwrap(), &shard, true)
-        .await
-        .unwrap();
+    let readings = readings_of(&db, &c, "2026-01-15").await;
     let dec = |s: &str| s.parse::<Decimal>().unwrap();
     // 24 × 5.001 kWh = 120.024 kWh = 0.4320864 GJ.
     assert_eq!(
-        data.readings,
+        readings,
         [
             ("G1".to_string(), dec("0.432")),
             ("H1".to_string(), dec("0.4320864")),
