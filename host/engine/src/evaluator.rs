@@ -864,6 +864,11 @@ impl Evaluator {
             SlotState::Empty => {}
         }
         let entry = &self.chain.entries()[e];
+        // Prior lines name their kind by its place in the chain's list (a u16 in a batch).
+        let kinds_before: usize = self.slots[..e]
+            .iter()
+            .map(|s| s.kinds.as_ref().map_or(0, Vec::len))
+            .sum();
         let slot = &mut self.slots[e];
         let mut store = self.engine.new_store(&slot.log);
         let mark = slot.log.mark();
@@ -946,6 +951,17 @@ impl Evaluator {
                 line_kinds(slot, e, config.lines, self.engine.limits().max_line_specs)
                     .map(|kinds| (kinds, config.applies_to))
             }
+        };
+        let result = match result {
+            Ok((kinds, _)) if kinds_before + kinds.len() > usize::from(u16::MAX) + 1 => {
+                Err(invalid(format!(
+                    "configure announced {} line kinds, which makes {} in the chain so far; a \
+                     chain's entries may announce at most 65536 together",
+                    kinds.len(),
+                    kinds_before + kinds.len()
+                )))
+            }
+            other => other,
         };
         if slot.kinds.is_none() {
             slot.kinds = Some(match &result {
