@@ -234,6 +234,7 @@ async fn company(s: &Server, slug: &str) -> Company {
             .await;
         ok(st, &v, 201);
         assert_eq!(v["name"], name);
+        assert_eq!(v["contract_version"], "0.2.0", "{v:#}");
         digests.push((name.to_string(), v["digest"].as_str().unwrap().to_string()));
     }
     // The same bytes again are the same plugin.
@@ -917,6 +918,29 @@ async fn bad_input(db: TestDb) {
         )
         .await;
     error(st, &v, 413, "larger than");
+    // A plugin built for the frozen contract 0.1.0 is accepted and recorded as such (the host
+    // serves both versions); one for 0.3.0 is refused naming the versions served.
+    let (st, v) = s
+        .raw(
+            M::POST,
+            "/v1/companies/harbin/plugins",
+            &c.integrator,
+            "application/wasm",
+            component("legacy-surcharge"),
+        )
+        .await;
+    ok(st, &v, 201);
+    assert_eq!(v["contract_version"], "0.1.0", "{v:#}");
+    let (st, v) = s
+        .raw(
+            M::POST,
+            "/v1/companies/harbin/plugins",
+            &c.integrator,
+            "application/wasm",
+            component("future-contract"),
+        )
+        .await;
+    error(st, &v, 422, "versions 0.2.0, 0.1.0");
     // A case file whose cases fail: refused with its report, nothing stored.
     let season = &c.digests[0].1;
     let wrong = case_file("w1.toml").replace("amount = \"12.56\"", "amount = \"12.57\"");
