@@ -27,11 +27,10 @@ use crate::plugin::{Plugin, validate_info, wit_info_to_host};
 use crate::sandbox::{LogBuffer, StoreState, is_granted, link_sandbox};
 use crate::trap::classify;
 
-/// The contract version this engine serves.
-pub const CONTRACT_VERSION: &str = "0.2.0";
-/// Every contract version the host serves, newest first: a plugin for any of them loads, and
-/// plugins of different versions bill side by side in one chain.
-pub const CONTRACT_VERSIONS: [&str; 2] = ["0.2.0", "0.1.0"];
+/// The newest contract version this engine serves (what the SDK builds).
+/// Every version in [`Contract::ALL`] is served: a plugin for any of them loads, and plugins of
+/// different versions bill side by side in one chain.
+pub const CONTRACT_VERSION: &str = Contract::LATEST.as_str();
 /// The interface every plugin of the newest version exports.
 pub const RULES_INTERFACE: &str = "heatbill:rules/rules@0.2.0";
 /// The world every plugin of the newest version implements.
@@ -428,7 +427,7 @@ impl Engine {
             {
                 return Err(LoadError::ContractVersion {
                     found: other.clone(),
-                    supported: CONTRACT_VERSIONS.join(", "),
+                    supported: Contract::served(),
                 });
             }
             return Err(LoadError::WrongWorld {

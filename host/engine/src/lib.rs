@@ -98,8 +98,8 @@ pub use chain::{Chain, ChainEntry, Schedule};
 pub use compile::{COMPILE_COMMAND, Structure, check_structure, compile_child_main};
 pub use config::{CompileConfig, EngineConfig, Limits, PoolConfig};
 pub use engine::{
-    BinaryFormat, CONTRACT_VERSION, CONTRACT_VERSIONS, CacheStats, CheckReport, Engine,
-    EngineError, ImportCheck, LoadOutcome, RULES_INTERFACE, RULES_WORLD,
+    BinaryFormat, CONTRACT_VERSION, CacheStats, CheckReport, Engine, EngineError, ImportCheck,
+    LoadOutcome, RULES_INTERFACE, RULES_WORLD,
 };
 pub use error::{BillError, BillErrorKind, ChainError, LoadError, SetupError};
 pub use evaluator::{EntryCost, Evaluator, PluginLog, ScheduleEvaluator};

@@ -34,6 +34,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+use crate::bindings::Contract;
 use wasmtime::{ResourceLimiter, Result};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream, WasiCli, WasiCliView as _};
 use wasmtime_wasi::clocks::{HostWallClock, WasiClocks, WasiClocksView as _};
@@ -68,16 +70,15 @@ pub(crate) const GRANTED_INTERFACES: &[&str] = &[
     "wasi:random/random",
 ];
 
-/// The contract's own types interface. A world that exports `rules` imports it implicitly (for
-/// the type definitions `rules` uses); it has no functions, so linking it grants nothing.
-/// One per contract version served.
-pub(crate) const CONTRACT_TYPES: [&str; 2] =
-    ["heatbill:rules/types@0.1.0", "heatbill:rules/types@0.2.0"];
+/// The contract's own types interface, one per version served ([`Contract::ALL`]). A world that
+/// exports `rules` imports it implicitly (for the type definitions `rules` uses); it has no
+/// functions, so linking it grants nothing.
+const CONTRACT_TYPES: &str = "heatbill:rules/types";
 
 /// Whether an import name (e.g. `wasi:cli/stdout@0.2.6`) is one the engine links.
 pub(crate) fn is_granted(import: &str) -> bool {
     match import.split_once('@') {
-        Some(("heatbill:rules/types", v)) => v.starts_with("0.1.") || v.starts_with("0.2."),
+        Some((CONTRACT_TYPES, v)) => Contract::of_version(v).is_some(),
         Some((name, v)) => v.starts_with("0.2.") && GRANTED_INTERFACES.contains(&name),
         None => false,
     }
@@ -256,8 +257,8 @@ pub(crate) fn link_sandbox(linker: &mut Linker<StoreState>) -> Result<()> {
     use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sync};
 
     let l = linker;
-    for types in CONTRACT_TYPES {
-        l.instance(types)?;
+    for c in Contract::ALL {
+        l.instance(&format!("{CONTRACT_TYPES}@{c}"))?;
     }
     // wasi:io, the synchronous flavour: the engine never runs inside an async executor.
     wasmtime_wasi::p2::bindings::io::error::add_to_linker::<StoreState, Io>(l, |t| &mut t.table)?;

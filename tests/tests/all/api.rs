@@ -153,6 +153,18 @@ impl Server {
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
     }
+
+    /// Uploads `bytes` as a component to `company`'s plugins.
+    async fn upload(&self, company: &str, token: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
+        self.raw(
+            reqwest::Method::POST,
+            &format!("/v1/companies/{company}/plugins"),
+            token,
+            "application/wasm",
+            bytes,
+        )
+        .await
+    }
 }
 
 fn ok(status: StatusCode, v: &Value, want: u16) {
@@ -223,30 +235,14 @@ async fn company(s: &Server, slug: &str) -> Company {
     let integrator = tokens[0].clone();
     let mut digests = Vec::new();
     for name in ["season", "area-tariff", "late-fee"] {
-        let (st, v) = s
-            .raw(
-                reqwest::Method::POST,
-                &format!("/v1/companies/{slug}/plugins"),
-                &integrator,
-                "application/wasm",
-                component(name),
-            )
-            .await;
+        let (st, v) = s.upload(slug, &integrator, component(name)).await;
         ok(st, &v, 201);
         assert_eq!(v["name"], name);
         assert_eq!(v["contract_version"], "0.2.0", "{v:#}");
         digests.push((name.to_string(), v["digest"].as_str().unwrap().to_string()));
     }
     // The same bytes again are the same plugin.
-    let (st, v) = s
-        .raw(
-            reqwest::Method::POST,
-            &format!("/v1/companies/{slug}/plugins"),
-            &integrator,
-            "application/wasm",
-            component("season"),
-        )
-        .await;
+    let (st, v) = s.upload(slug, &integrator, component("season")).await;
     ok(st, &v, 200);
     for (name, file) in [
         ("season", "w1.toml"),
@@ -755,15 +751,7 @@ async fn tenant_isolation(db: TestDb) {
     )
     .await;
     error(st, &v, 403, "staff token");
-    let (st, v) = s
-        .raw(
-            M::POST,
-            "/v1/companies/harbin/plugins",
-            &a.staff,
-            "application/wasm",
-            component("season"),
-        )
-        .await;
+    let (st, v) = s.upload("harbin", &a.staff, component("season")).await;
     error(st, &v, 403, "integrator token");
     let (st, v) = import(
         &s,
@@ -899,46 +887,22 @@ async fn bad_input(db: TestDb) {
     let c = company(&s, "harbin").await;
     // Not a component; too large.
     let (st, v) = s
-        .raw(
-            M::POST,
-            "/v1/companies/harbin/plugins",
-            &c.integrator,
-            "application/wasm",
-            b"\0asm not really".to_vec(),
-        )
+        .upload("harbin", &c.integrator, b"\0asm not really".to_vec())
         .await;
     error(st, &v, 422, "not a plugin heatbill can run");
     let (st, v) = s
-        .raw(
-            M::POST,
-            "/v1/companies/harbin/plugins",
-            &c.integrator,
-            "application/wasm",
-            vec![0u8; 4 * 1024 * 1024 + 100],
-        )
+        .upload("harbin", &c.integrator, vec![0u8; 4 * 1024 * 1024 + 100])
         .await;
     error(st, &v, 413, "larger than");
     // A plugin built for the frozen contract 0.1.0 is accepted and recorded as such (the host
     // serves both versions); one for 0.3.0 is refused naming the versions served.
     let (st, v) = s
-        .raw(
-            M::POST,
-            "/v1/companies/harbin/plugins",
-            &c.integrator,
-            "application/wasm",
-            component("legacy-surcharge"),
-        )
+        .upload("harbin", &c.integrator, component("legacy-surcharge"))
         .await;
     ok(st, &v, 201);
     assert_eq!(v["contract_version"], "0.1.0", "{v:#}");
     let (st, v) = s
-        .raw(
-            M::POST,
-            "/v1/companies/harbin/plugins",
-            &c.integrator,
-            "application/wasm",
-            component("future-contract"),
-        )
+        .upload("harbin", &c.integrator, component("future-contract"))
         .await;
     error(st, &v, 422, "versions 0.2.0, 0.1.0");
     // A case file whose cases fail: refused with its report, nothing stored.

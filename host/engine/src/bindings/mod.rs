@@ -61,29 +61,36 @@ impl Contract {
     pub const LATEST: Contract = Contract::V0_2_0;
 
     /// The version, e.g. `0.2.0`.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Contract::V0_1_0 => "0.1.0",
             Contract::V0_2_0 => "0.2.0",
         }
     }
 
-    /// The version a component's export name implements: `heatbill:rules/rules@0.2.0` (or a
-    /// later patch of a served minor version, whose types are the same by semver).
-    pub fn of_export(name: &str) -> Option<Contract> {
-        let version = name.strip_prefix("heatbill:rules/rules@")?;
-        let minor = |prefix: &str| {
+    /// The served version a package version belongs to: `0.2.0`, or a later patch of a served
+    /// minor version (its types are the same by semver).
+    pub fn of_version(version: &str) -> Option<Contract> {
+        Contract::ALL.into_iter().find(|c| {
+            let minor = c.as_str().rsplit_once('.').map_or("", |(m, _)| m);
             version
-                .strip_prefix(prefix)
+                .strip_prefix(minor)
+                .and_then(|rest| rest.strip_prefix('.'))
                 .is_some_and(|patch| !patch.is_empty() && patch.bytes().all(|b| b.is_ascii_digit()))
-        };
-        if minor("0.2.") {
-            Some(Contract::V0_2_0)
-        } else if minor("0.1.") {
-            Some(Contract::V0_1_0)
-        } else {
-            None
-        }
+        })
+    }
+
+    /// The version a component's export name implements: `heatbill:rules/rules@0.2.0` (or a
+    /// later patch of a served minor version).
+    pub fn of_export(name: &str) -> Option<Contract> {
+        Contract::of_version(name.strip_prefix("heatbill:rules/rules@")?)
+    }
+
+    /// The versions served, newest first, e.g. `0.2.0, 0.1.0` (for messages).
+    pub fn served() -> String {
+        let mut v: Vec<&str> = Contract::ALL.iter().map(|c| c.as_str()).collect();
+        v.reverse();
+        v.join(", ")
     }
 }
 
