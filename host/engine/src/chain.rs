@@ -4,20 +4,18 @@
 //! they change on effective dates while the plugins stay the same, so a company has a
 //! [`Schedule`] of chain versions, and a bill date uses the version in force that day.
 //!
-//! Parameters are checked here, on the host, against the parameters each plugin declares in
+//! Parameters are checked here, on the host, against the JSON Schema each plugin gives in
 //! `describe()`, before any plugin runs: an unknown key, a missing required key, a value of the
-//! wrong type. That check gives the integrator an error that names company, plugin, version and
+//! wrong type or format, at any depth. That check gives the integrator an error that names company, plugin, version and
 //! key, at the moment the chain is saved, not in the middle of a nightly run. The plugin's own
 //! `configure` then checks what only it can (a ratio above 1, an end date before a start).
 
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::error::ChainError;
-use crate::model::ParamType;
 use crate::plugin::Plugin;
 
 /// One entry of a chain: a plugin and its parameters.
@@ -123,113 +121,27 @@ impl Chain {
 }
 
 fn check_params(company: &str, plugin: &Plugin, params: &Value) -> Result<(), ChainError> {
-    let err = |key: Option<&str>, problem: String| ChainError::Params {
+    // The first problem is the error; up to three are shown, so that an integrator fixing a
+    // chain by hand sees more than one at a time.
+    let problems = plugin.param_problems(params, 3);
+    let Some(first) = problems.first() else {
+        return Ok(());
+    };
+    let mut problem = first.problem.clone();
+    for more in &problems[1..] {
+        problem.push_str("; also ");
+        if let Some(k) = &more.key {
+            problem.push_str(&format!("`{k}`: "));
+        }
+        problem.push_str(&more.problem);
+    }
+    Err(ChainError::Params {
         company: company.to_string(),
         plugin: plugin.name().to_string(),
         version: plugin.version().to_string(),
-        key: key.map(str::to_string),
+        key: first.key.clone(),
         problem,
-    };
-    let specs = &plugin.info().params;
-    let Value::Object(map) = params else {
-        return Err(err(
-            None,
-            format!(
-                "the parameters must be a JSON object (of keys {}), not {}",
-                names(plugin),
-                json_kind(params)
-            ),
-        ));
-    };
-    for key in map.keys() {
-        if !specs.iter().any(|s| &s.name == key) {
-            return Err(err(
-                Some(key),
-                format!(
-                    "unknown parameter; {} takes {}",
-                    plugin.name(),
-                    names(plugin)
-                ),
-            ));
-        }
-    }
-    for spec in specs {
-        let Some(value) = map.get(&spec.name) else {
-            if spec.required {
-                return Err(err(
-                    Some(&spec.name),
-                    format!(
-                        "missing; it is required ({}: {})",
-                        spec.ty, spec.description
-                    ),
-                ));
-            }
-            continue;
-        };
-        check_value(spec.ty, value).map_err(|p| err(Some(&spec.name), p))?;
-    }
-    Ok(())
-}
-
-fn check_value(ty: ParamType, v: &Value) -> Result<(), String> {
-    match (ty, v) {
-        (ParamType::Decimal, Value::String(s)) => Decimal::from_str_exact(s)
-            .map(|_| ())
-            .map_err(|_| format!("{s:?} is not an exact decimal number; write it like \"38.32\"")),
-        (ParamType::Decimal, Value::Number(n)) => Err(format!(
-            "expected a decimal written as a JSON string; found the number {n}: write \"{n}\" \
-             in quotes (a JSON number may be read as a float, and money is never a float)"
-        )),
-        (ParamType::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(()),
-        (ParamType::Boolean, Value::Bool(_)) => Ok(()),
-        (ParamType::Date, Value::String(s)) => {
-            if s.len() == 10 && NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{s:?} is not a date; write it as \"YYYY-MM-DD\", e.g. \"2025-10-20\""
-                ))
-            }
-        }
-        (ParamType::Text, Value::String(_)) => Ok(()),
-        (ParamType::Json, Value::Object(_) | Value::Array(_)) => Ok(()),
-        (ty, v) => Err(format!(
-            "expected {}, found {}",
-            match ty {
-                ParamType::Decimal => "a decimal written as a JSON string, e.g. \"38.32\"",
-                ParamType::Integer => "a JSON integer, e.g. 30",
-                ParamType::Boolean => "true or false",
-                ParamType::Date => "a date written as a JSON string \"YYYY-MM-DD\"",
-                ParamType::Text => "a JSON string",
-                ParamType::Json => "a JSON object or array",
-            },
-            json_kind(v)
-        )),
-    }
-}
-
-fn json_kind(v: &Value) -> String {
-    match v {
-        Value::Null => "null".into(),
-        Value::Bool(b) => format!("the boolean {b}"),
-        Value::Number(n) => format!("the number {n}"),
-        Value::String(s) if s.len() <= 40 => format!("the string {s:?}"),
-        Value::String(_) => "a string".into(),
-        Value::Array(_) => "an array".into(),
-        Value::Object(_) => "an object".into(),
-    }
-}
-
-fn names(plugin: &Plugin) -> String {
-    let specs = &plugin.info().params;
-    if specs.is_empty() {
-        return "no parameters".to_string();
-    }
-    specs
-        .iter()
-        .map(|s| format!("`{}`", s.name))
-        .collect::<Vec<_>>()
-        .join(", ")
+    })
 }
 
 /// A company's chain versions by effective date: each is in force from its date until the next

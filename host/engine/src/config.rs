@@ -119,8 +119,17 @@ pub struct Limits {
     pub max_describe_bytes: usize,
     /// The longest plugin name, plugin version or parameter name, in bytes. Default: 64.
     pub max_name_bytes: usize,
-    /// The most parameters a plugin may declare. Default: 64.
+    /// The most parameters (top-level properties of its parameter schema) a plugin may declare.
+    /// Default: 64.
     pub max_params: usize,
+    /// The largest parameter schema a plugin's `describe()` may return, in bytes of JSON.
+    /// Default: 65,536 (the reference plugins' are 1–7 KiB).
+    pub max_params_schema_bytes: usize,
+    /// The most nodes (JSON values) a parameter schema may have once its `$ref`s are expanded.
+    /// Default: 20,000 (the reference plugins' have a few hundred). This bounds what validating
+    /// a parameter object costs: a few kilobytes of references to references can stand for
+    /// billions of nodes, and such a schema is refused in microseconds, without expanding it.
+    pub max_params_schema_nodes: usize,
     /// The longest parameter object (as JSON) a chain entry may pass, in bytes. Default: 65,536.
     pub max_params_bytes: usize,
     /// The most customer-days the engine passes to one `evaluate` call; a longer batch is cut
@@ -185,10 +194,12 @@ impl Default for Limits {
             deadline_per_day_us: 200,
             max_lines_per_day: 64,
             max_line_specs: 64,
-            max_message_bytes: 1_000,
+            max_message_bytes: crate::contract::MAX_MESSAGE_BYTES,
             max_describe_bytes: 4_096,
             max_name_bytes: 64,
             max_params: 64,
+            max_params_schema_bytes: 64 << 10,
+            max_params_schema_nodes: 20_000,
             max_params_bytes: 64 << 10,
             max_batch: 1_024,
             max_log_bytes: 64 << 10,

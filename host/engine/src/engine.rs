@@ -23,7 +23,7 @@ use crate::config::{EngineConfig, Limits};
 use crate::error::{ChainError, LoadError, SetupError};
 use crate::evaluator::Evaluator;
 use crate::model::{ParamSpec, PluginInfo};
-use crate::plugin::{Plugin, validate_info, wit_info_to_host};
+use crate::plugin::{Plugin, checked_info};
 use crate::sandbox::{LogBuffer, StoreState, is_granted, link_sandbox};
 use crate::trap::classify;
 
@@ -506,18 +506,18 @@ impl Engine {
             Ok(i) => i,
             Err(e) => return Err(describe_error(&mut store, e)),
         };
-        let info = wit_info_to_host(info);
-        validate_info(&info, self.limits())
+        let (info, params_schema) = checked_info(info, self.limits())
             .map_err(|message| LoadError::InvalidInfo { message })?;
-        Ok(Plugin::new(
+        Ok(Plugin {
             info,
-            hex::encode(digest),
+            digest: hex::encode(digest),
             size,
             pre,
             contract,
             evaluate_batch,
-            self.limits().max_params_bytes,
-        ))
+            max_params_bytes: self.limits().max_params_bytes,
+            params_schema,
+        })
     }
 }
 

@@ -67,11 +67,6 @@ use crate::model::{
 use crate::sandbox::{LogBuffer, StoreState};
 use crate::trap::classify;
 
-/// The contract's limits on a line spec's strings (`wit/rules.wit`, `line-spec`).
-const MAX_CODE_BYTES: usize = 32;
-const MAX_DESCRIPTION_BYTES: usize = 200;
-const MAX_UNIT_BYTES: usize = 16;
-
 /// What a plugin printed, taken with [`Evaluator::take_log`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginLog {
@@ -953,7 +948,9 @@ impl Evaluator {
             }
         };
         let result = match result {
-            Ok((kinds, _)) if kinds_before + kinds.len() > usize::from(u16::MAX) + 1 => {
+            Ok((kinds, _))
+                if kinds_before + kinds.len() > crate::contract::MAX_CHAIN_LINE_KINDS =>
+            {
                 Err(invalid(format!(
                     "configure announced {} line kinds, which makes {} in the chain so far; a \
                      chain's entries may announce at most 65536 together",
@@ -1029,7 +1026,7 @@ fn line_kinds(
     specs: Vec<wit::LineSpec>,
     max: usize,
 ) -> Result<Vec<Arc<LineKind>>, BillErrorKind> {
-    let max = max.min(usize::from(u16::MAX) + 1);
+    let max = max.min(crate::contract::MAX_CHAIN_LINE_KINDS);
     if specs.len() > max {
         return Err(invalid(format!(
             "configure announced {} line kinds; the limit is {max} (limits.max_line_specs)",
@@ -1040,42 +1037,11 @@ fn line_kinds(
         .into_iter()
         .enumerate()
         .map(|(n, s)| {
-            let field = |what: &str, v: &str, lo: usize, hi: usize| {
-                if v.len() < lo || v.len() > hi {
-                    Err(invalid(format!(
-                        "configure: line kind {n}: the {what} is {} bytes; it must be {lo} to \
-                         {hi} bytes",
-                        v.len()
-                    )))
-                } else {
-                    Ok(())
-                }
-            };
-            field("code", &s.code, 1, MAX_CODE_BYTES)?;
-            field("description", &s.description, 0, MAX_DESCRIPTION_BYTES)?;
-            field("unit", &s.unit, 0, MAX_UNIT_BYTES)?;
-            // Codes are keys (stored, exported, compared); texts are printed on bills. Neither
-            // may carry bytes a database column, a CSV export or a terminal would choke on.
-            if !s.code.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-                return Err(invalid(format!(
-                    "configure: line kind {n}: the code {:?} must be printable ASCII without \
-                     spaces",
-                    s.code
-                )));
-            }
-            // Descriptions and units are printed on bills: a bidirectional override, a
-            // zero-width character or a line separator would make the printed text say
-            // something else than the stored one.
-            for (what, text) in [("description", &s.description), ("unit", &s.unit)] {
-                if let Some(c) = text.chars().find(|&c| crate::text::is_unsafe(c)) {
-                    return Err(invalid(format!(
-                        "configure: line kind {n}: the {what} \"{}\" contains {}, a control or \
-                         invisible character (bidirectional controls, zero-width characters \
-                         and line separators are refused on bills)",
-                        crate::text::safe(text),
-                        c.escape_unicode()
-                    )));
-                }
+            // The same rules the SDK applies in `configure` (one source file for both).
+            if let Some(problem) =
+                crate::contract::line_spec_problem(n, &s.code, &s.description, &s.unit)
+            {
+                return Err(invalid(problem));
             }
             Ok(Arc::new(LineKind {
                 plugin: slot.name.clone(),

@@ -81,6 +81,10 @@ mod chain;
 mod columns;
 mod compile;
 mod config;
+/// The contract's limits and text rules, compiled from the SDK's source file so the host and
+/// the SDK cannot drift apart (`plugins/sdk/src/contract.rs`).
+#[path = "../../../plugins/sdk/src/contract.rs"]
+pub mod contract;
 mod decimal;
 mod engine;
 mod error;
@@ -88,6 +92,7 @@ mod evaluator;
 mod invariants;
 mod lift;
 mod model;
+mod params;
 mod plugin;
 mod sandbox;
 pub mod text;

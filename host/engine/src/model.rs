@@ -146,7 +146,8 @@ impl fmt::Display for PluginKind {
     }
 }
 
-/// The type of a plugin parameter, checked by the host before `configure`.
+/// The type of a plugin parameter as a summary shows it: the type of its schema (contract
+/// 0.1.0's `param-type`, which the host turns into a schema).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ParamType {
@@ -160,7 +161,7 @@ pub enum ParamType {
     Date,
     /// A JSON string.
     Text,
-    /// A JSON object or array; the plugin checks its shape.
+    /// A JSON object or array (or anything else its schema allows: the schema has the shape).
     Json,
 }
 
@@ -177,7 +178,7 @@ impl fmt::Display for ParamType {
     }
 }
 
-/// One parameter a plugin declares.
+/// One parameter a plugin declares: a top-level property of its parameter schema.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParamSpec {
     /// The key in the parameter object.
@@ -202,8 +203,13 @@ pub struct PluginInfo {
     pub kind: PluginKind,
     /// What it bills.
     pub description: String,
-    /// Its parameters.
+    /// Its parameters: the top-level properties of `params_schema`, summarised (what `plugin
+    /// check` and the guide's tables list).
     pub params: Vec<ParamSpec>,
+    /// The JSON Schema (draft 2020-12) of its parameter object, as `describe()` gave it
+    /// (a contract 0.1.0 plugin's parameter list converted). Chain entries' parameters are
+    /// validated against it.
+    pub params_schema: serde_json::Value,
 }
 
 /// The kind of a rule error: the plugin's refusal, which is data, not a crash.

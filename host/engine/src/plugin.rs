@@ -4,7 +4,8 @@ use std::fmt;
 
 use crate::bindings::{Contract, wit};
 use crate::config::Limits;
-use crate::model::{ParamSpec, ParamType, PluginInfo, PluginKind};
+use crate::model::{PluginInfo, PluginKind};
+use crate::params::{ParamProblem, ParamsSchema};
 use crate::sandbox::StoreState;
 use wasmtime::component::{ComponentExportIndex, InstancePre};
 
@@ -12,17 +13,19 @@ use wasmtime::component::{ComponentExportIndex, InstancePre};
 ///
 /// Shared as `Arc<Plugin>` by every chain that uses it. Instantiating it is cheap (an
 /// `InstancePre` over the pooling allocator); each [`Evaluator`](crate::Evaluator) does that
-/// for itself.
+/// for itself. Built by the engine's load (`Engine::load`), the one place a plugin is made.
 pub struct Plugin {
-    info: PluginInfo,
-    digest: String,
-    size: usize,
+    pub(crate) info: PluginInfo,
+    pub(crate) digest: String,
+    pub(crate) size: usize,
     pub(crate) pre: InstancePre<StoreState>,
     /// The contract version it implements (the version of the `rules` interface it exports).
-    contract: Contract,
+    pub(crate) contract: Contract,
     /// `evaluate-batch`, called through [`crate::lift`]'s bounded result type.
     pub(crate) evaluate_batch: ComponentExportIndex,
     pub(crate) max_params_bytes: usize,
+    /// The parameter schema of `info`, compiled.
+    pub(crate) params_schema: ParamsSchema,
 }
 
 impl fmt::Debug for Plugin {
@@ -39,24 +42,14 @@ impl fmt::Debug for Plugin {
 }
 
 impl Plugin {
-    pub(crate) fn new(
-        info: PluginInfo,
-        digest: String,
-        size: usize,
-        pre: InstancePre<StoreState>,
-        contract: Contract,
-        evaluate_batch: ComponentExportIndex,
-        max_params_bytes: usize,
-    ) -> Self {
-        Self {
-            info,
-            digest,
-            size,
-            pre,
-            contract,
-            evaluate_batch,
-            max_params_bytes,
-        }
+    /// What is wrong with a parameter object for this plugin, by its schema: at most `max`
+    /// problems, none when it is valid.
+    pub(crate) fn param_problems(
+        &self,
+        params: &serde_json::Value,
+        max: usize,
+    ) -> Vec<ParamProblem> {
+        self.params_schema.problems(params, &self.info.params, max)
     }
 
     /// The contract version the plugin implements, e.g. 0.2.0.
@@ -91,8 +84,13 @@ impl Plugin {
     }
 }
 
-pub(crate) fn wit_info_to_host(i: wit::PluginInfo) -> PluginInfo {
-    PluginInfo {
+/// What `describe()` returned, checked against the limits (the error says what to fix), with
+/// its parameter schema compiled.
+pub(crate) fn checked_info(
+    i: wit::PluginInfo,
+    l: &Limits,
+) -> Result<(PluginInfo, ParamsSchema), String> {
+    let mut info = PluginInfo {
         name: i.name,
         version: i.version,
         kind: match i.kind {
@@ -102,28 +100,18 @@ pub(crate) fn wit_info_to_host(i: wit::PluginInfo) -> PluginInfo {
             wit::PluginKind::Fee => PluginKind::Fee,
         },
         description: i.description,
-        params: i
-            .params
-            .into_iter()
-            .map(|p| ParamSpec {
-                name: p.name,
-                ty: match p.type_ {
-                    wit::ParamType::Decimal => ParamType::Decimal,
-                    wit::ParamType::Integer => ParamType::Integer,
-                    wit::ParamType::Boolean => ParamType::Boolean,
-                    wit::ParamType::Date => ParamType::Date,
-                    wit::ParamType::Text => ParamType::Text,
-                    wit::ParamType::Json => ParamType::Json,
-                },
-                required: p.required,
-                description: p.description,
-            })
-            .collect(),
-    }
+        params: Vec::new(),
+        params_schema: serde_json::Value::Null,
+    };
+    validate_info(&info, l)?;
+    let (schema, params, compiled) = crate::params::load(&i.params_schema, l)?;
+    info.params = params;
+    info.params_schema = schema;
+    Ok((info, compiled))
 }
 
-/// Checks what `describe()` returned; the error says what to fix.
-pub(crate) fn validate_info(info: &PluginInfo, l: &Limits) -> Result<(), String> {
+/// Checks the name, version and description `describe()` returned; the error says what to fix.
+fn validate_info(info: &PluginInfo, l: &Limits) -> Result<(), String> {
     check_name("name", &info.name, l.max_name_bytes)?;
     if info.version.len() > l.max_name_bytes || !is_semver(&info.version) {
         return Err(format!(
@@ -139,33 +127,6 @@ pub(crate) fn validate_info(info: &PluginInfo, l: &Limits) -> Result<(), String>
             info.description.len(),
             l.max_describe_bytes
         ));
-    }
-    if info.params.len() > l.max_params {
-        return Err(format!(
-            "{} parameters are declared; the limit is {} (limits.max_params)",
-            info.params.len(),
-            l.max_params
-        ));
-    }
-    for (i, p) in info.params.iter().enumerate() {
-        if p.name.is_empty() || p.name.len() > l.max_name_bytes {
-            return Err(format!(
-                "parameter {i} has a name of {} bytes; names are 1 to {} bytes",
-                p.name.len(),
-                l.max_name_bytes
-            ));
-        }
-        if info.params[..i].iter().any(|q| q.name == p.name) {
-            return Err(format!("parameter `{}` is declared twice", p.name));
-        }
-        if p.description.len() > l.max_describe_bytes {
-            return Err(format!(
-                "the description of parameter `{}` is {} bytes; the limit is {}",
-                p.name,
-                p.description.len(),
-                l.max_describe_bytes
-            ));
-        }
     }
     Ok(())
 }
@@ -206,7 +167,7 @@ fn is_semver(v: &str) -> bool {
     parts.len() == 3 && parts.iter().all(numeric) && suffix_ok
 }
 
-fn shorten(s: &str) -> String {
+pub(crate) fn shorten(s: &str) -> String {
     if s.len() <= 80 {
         return s.to_string();
     }

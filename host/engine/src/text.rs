@@ -9,28 +9,7 @@
 //! [`terminal_safe`] (JSON output escapes control characters by itself), and texts that end up on
 //! bills refuse [`is_unsafe`] characters outright.
 
-/// Characters that change how text renders without being control characters: bidirectional
-/// marks, embeddings, overrides and isolates, zero-width characters and joiners, line and
-/// paragraph separators, the byte-order mark, interlinear annotation marks and tag characters.
-pub fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{061C}'
-            | '\u{180E}'
-            | '\u{200B}'..='\u{200F}'
-            | '\u{2028}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{206F}'
-            | '\u{FEFF}'
-            | '\u{FFF9}'..='\u{FFFB}'
-            | '\u{E0000}'..='\u{E007F}'
-    )
-}
-
-/// A control character (C0, DEL, C1) or an [invisible](is_invisible) one: never printed raw.
-pub fn is_unsafe(c: char) -> bool {
-    c.is_control() || is_invisible(c)
-}
+pub use crate::contract::{is_invisible, is_unsafe};
 
 /// `s` made safe for a terminal, on one line: every [unsafe](is_unsafe) character (newlines
 /// included) written as its `\u{…}` escape, and at most `max` characters kept (then `…`).

@@ -36,6 +36,10 @@ const SDK_FILES: &[(&str, &str)] = &[
         include_str!("../../../plugins/sdk/src/units.rs"),
     ),
     (
+        "src/contract.rs",
+        include_str!("../../../plugins/sdk/src/contract.rs"),
+    ),
+    (
         "src/batch.rs",
         include_str!("../../../plugins/sdk/src/batch.rs"),
     ),

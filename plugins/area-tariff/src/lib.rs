@@ -12,7 +12,7 @@
 //! split) are parameters, shared with the other area-priced plugins through
 //! [`heatbill_sdk::area`].
 
-use heatbill_sdk::area::{self, AreaLines, AreaPricing, WithArea};
+use heatbill_sdk::area::{AreaLines, AreaPricing, WithArea};
 use heatbill_sdk::prelude::*;
 use serde::Deserialize;
 
@@ -23,20 +23,20 @@ pub struct AreaTariff {
     lines: AreaLines,
 }
 
-/// The line naming keys of `area-tariff` (besides the area keys of [`area::AreaParams`]).
-#[derive(Debug, Deserialize)]
+/// The line naming keys of `area-tariff` (besides the area keys of [`heatbill_sdk::area::AreaParams`]).
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Naming {
-    /// The heating line's code (default "heat").
+    /// The code of the heating line (default "heat").
     #[serde(default = "default_code")]
     pub code: String,
-    /// The heating line's description (default "采暖费").
+    /// The text of the heating line on the bill (default "采暖费").
     #[serde(default = "default_description")]
     pub description: String,
-    /// The government's line code with a payer split (default "heat-government").
+    /// With government_prices: the code of the government's line (default "heat-government").
     #[serde(default = "default_government_code")]
     pub government_code: String,
-    /// The government's line description (default "采暖费（政府承担）").
+    /// With government_prices: the text of the government's line (default "采暖费（政府承担）").
     #[serde(default = "default_government_description")]
     pub government_description: String,
 }
@@ -58,19 +58,13 @@ impl Plugin for AreaTariff {
     type Params = WithArea<Naming>;
 
     fn describe() -> PluginInfo {
-        let mut params = area::param_specs("The heating price");
-        params.extend([
-            param("code", ParamType::Text, false, "The code of the heating line (default \"heat\")."),
-            param("description", ParamType::Text, false, "The text of the heating line on the bill (default \"采暖费\")."),
-            param("government_code", ParamType::Text, false, "With government_prices: the code of the government's line (default \"heat-government\")."),
-            param("government_description", ParamType::Text, false, "With government_prices: the text of the government's line (default \"采暖费（政府承担）\")."),
-        ]);
         PluginInfo {
-            name: "area-tariff".into(),
-            version: "1.0.0".into(),
+            // The crate's name and version: Cargo.toml is the one place they are written.
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
             kind: PluginKind::Tariff,
             description: "Area-based heating fee (按面积计费) for active, non-metered customers: area (building or usable) × price per m² by class, with special classes, a ceiling-height surcharge and an optional government share (payer split). A per-season price is spread over the regular season's days by cumulative rounding so the days add up to the season fee; early-start and extension days are charged at the daily rate or recorded free with a 0.00 line; a per-day price is rounded per heating day. Needs a season plugin before it.".into(),
-            params,
+            params_schema: heatbill_sdk::params::schema::<WithArea<Naming>>(),
         }
     }
 

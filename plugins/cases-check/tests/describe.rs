@@ -1,6 +1,7 @@
-//! Every reference plugin's `describe()` lists exactly the keys its parameters accept (the host
-//! validates parameters against that list before `configure`), names itself as its crate, and
-//! is at version 1.0.0.
+//! Every reference plugin's `describe()` gives a parameter schema whose properties are exactly
+//! the keys its parameters accept, each described, whose `required` keys are the ones the
+//! parser needs, and which refuses unknown keys (the host validates parameters against that
+//! schema before `configure`); it names itself as its crate and is at version 1.0.0.
 
 use heatbill_sdk::native::{DynRule, configure};
 use heatbill_sdk::{Plugin, RuleError};
@@ -14,32 +15,37 @@ fn check<P: Plugin>(crate_name: &str, minimal: Value) {
         .unwrap_or_else(|e| panic!("{crate_name}: minimal params refused: {}", e.message()));
     assert_eq!(ok.info().name, crate_name);
     let object = minimal.as_object().unwrap();
-    for p in &info.params {
+    let schema: Value = serde_json::from_str(&info.params_schema).unwrap();
+    assert_eq!(schema["type"], "object", "{crate_name}");
+    assert_eq!(schema["additionalProperties"], false, "{crate_name}");
+    let properties = schema["properties"].as_object().unwrap();
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .map(|r| r.iter().map(|k| k.as_str().unwrap()).collect())
+        .unwrap_or_default();
+    for (name, p) in properties {
         assert!(
-            !p.description.is_empty(),
-            "{crate_name}.{} has no description",
-            p.name
+            p["description"].as_str().is_some_and(|d| !d.is_empty()),
+            "{crate_name}.{name} has no description"
         );
-        if p.required {
+        if required.contains(&name.as_str()) {
             assert!(
-                object.contains_key(&p.name),
-                "{crate_name}: required {} missing from the minimal params",
-                p.name
+                object.contains_key(name),
+                "{crate_name}: required {name} missing from the minimal params"
             );
             continue;
         }
         // An optional key with a value of the wrong type: refused, but not as unknown.
         let mut with = object.clone();
-        with.insert(p.name.clone(), json!([[[]]]));
+        with.insert(name.clone(), json!([[[]]]));
         match configure::<P>(&Value::Object(with).to_string()) {
             Err(RuleError::BadParams(m)) => {
                 assert!(
                     !m.contains("unknown field"),
-                    "{crate_name}: described key {} is unknown: {m}",
-                    p.name
+                    "{crate_name}: described key {name} is unknown: {m}"
                 )
             }
-            Ok(_) => panic!("{crate_name}: {} accepted [[[]]]", p.name),
+            Ok(_) => panic!("{crate_name}: {name} accepted [[[]]]"),
             Err(e) => panic!("{crate_name}: {e:?}"),
         }
     }
@@ -49,15 +55,9 @@ fn check<P: Plugin>(crate_name: &str, minimal: Value) {
         Err(RuleError::BadParams(m)) => assert!(m.contains("unknown field `not_a_key`"), "{m}"),
         _ => panic!("{crate_name}: an unknown key was accepted"),
     }
-    let required: Vec<&str> = info
-        .params
-        .iter()
-        .filter(|p| p.required)
-        .map(|p| p.name.as_str())
-        .collect();
     for key in object.keys() {
         assert!(
-            info.params.iter().any(|p| &p.name == key),
+            properties.contains_key(key),
             "{crate_name}: {key} not described"
         );
     }

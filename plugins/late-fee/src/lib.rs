@@ -18,21 +18,24 @@ pub struct LateFee {
 }
 
 /// The parameters of `late-fee`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    /// The fee per day as a share of the principal, e.g. "0.001" (1‰).
+    /// The fee per day as a share of the overdue principal, e.g. "0.001" (1‰, Harbin).
     #[serde(with = "heatbill_sdk::params::decimal")]
+    #[schemars(with = "heatbill_sdk::params::DecimalText")]
     pub daily_rate: Decimal,
-    /// The first day a late fee accrues, e.g. "2026-01-01".
+    /// The first day a late fee accrues, e.g. "2026-01-01" (Harbin: January 1st).
     pub due_date: Date,
-    /// The legal cap on the daily rate, e.g. "0.002" (Tianjin); a higher rate is refused.
+    /// The legal cap on the daily rate, e.g. "0.002" (Tianjin 2‰): a daily_rate above it is
+    /// refused. Default none.
     #[serde(default, with = "opt_decimal")]
+    #[schemars(with = "Option<heatbill_sdk::params::DecimalText>")]
     pub max_daily_rate: Option<Decimal>,
-    /// The line's code (default "late-fee").
+    /// The code of the late-fee line (default "late-fee").
     #[serde(default = "default_code")]
     pub code: String,
-    /// Its description (default "滞纳金").
+    /// Its text on the bill (default "滞纳金").
     #[serde(default = "default_description")]
     pub description: String,
 }
@@ -49,17 +52,12 @@ impl Plugin for LateFee {
 
     fn describe() -> PluginInfo {
         PluginInfo {
-            name: "late-fee".into(),
-            version: "1.0.0".into(),
+            // The crate's name and version: Cargo.toml is the one place they are written.
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
             kind: PluginKind::Fee,
             description: "Late fee (滞纳金): from the due date on, a customer whose principal is overdue (arrears-since on or before the bill date) pays round_fen(arrears × daily_rate) a day: simple interest on the principal only, rounded per day.".into(),
-            params: vec![
-                param("daily_rate", ParamType::Decimal, true, "The fee per day as a share of the overdue principal, e.g. \"0.001\" (1‰, Harbin)."),
-                param("due_date", ParamType::Date, true, "The first day a late fee accrues, e.g. \"2026-01-01\" (Harbin: January 1st)."),
-                param("max_daily_rate", ParamType::Decimal, false, "The legal cap on the daily rate, e.g. \"0.002\" (Tianjin 2‰): a daily_rate above it is refused. Default none."),
-                param("code", ParamType::Text, false, "The code of the late-fee line (default \"late-fee\")."),
-                param("description", ParamType::Text, false, "Its text on the bill (default \"滞纳金\")."),
-            ],
+            params_schema: heatbill_sdk::params::schema::<Params>(),
         }
     }
 

@@ -42,25 +42,29 @@ pub struct LowIncomeSubsidy {
 }
 
 /// The parameters of `low-income-subsidy`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    /// The share of the fee the government covers (default "1.00").
+    /// The share of the fee the government covers, 0..=1 (default "1.00", Harbin 100 %).
     #[serde(default, with = "opt_decimal")]
+    #[schemars(with = "Option<heatbill_sdk::params::DecimalText>")]
     pub share: Option<Decimal>,
-    /// The area covered, in m² (default: no cap).
+    /// The area covered in m², e.g. "45" (Harbin): above it the subsidy is prorated by cap /
+    /// area. Default: no cap.
     #[serde(default, with = "opt_decimal")]
+    #[schemars(with = "Option<heatbill_sdk::params::DecimalText>")]
     pub area_cap: Option<Decimal>,
-    /// The area the cap compares with (default "building").
+    /// The area the cap compares with: "building" (default) or "usable" (Harbin).
     #[serde(default)]
     pub area_basis: AreaBasis,
-    /// The categories of prior lines subsidised (default ["heating"]).
+    /// The categories of prior lines subsidised, e.g. ["heating", "consumption"] (default
+    /// ["heating"]).
     #[serde(default)]
     pub categories: Option<CategorySet>,
-    /// The code of the pair of lines (default "subsidy").
+    /// The code of the pair of subsidy lines (default "subsidy").
     #[serde(default = "default_code")]
     pub code: String,
-    /// Their description (default "低保采暖补贴").
+    /// Their text on the bill (default "低保采暖补贴").
     #[serde(default = "default_description")]
     pub description: String,
 }
@@ -77,18 +81,12 @@ impl Plugin for LowIncomeSubsidy {
 
     fn describe() -> PluginInfo {
         PluginInfo {
-            name: "low-income-subsidy".into(),
-            version: "1.0.0".into(),
+            // The crate's name and version: Cargo.toml is the one place they are written.
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
             kind: PluginKind::Subsidy,
             description: "Low-income (低保) heating subsidy: for customers with the low-income flag, the government covers share of the customer-paid prior lines in the given categories, up to an area cap: s = round_fen(base × share × min(1, cap / area)). Emits two subsidy lines, −s paid by the customer and +s paid by the government.".into(),
-            params: vec![
-                param("share", ParamType::Decimal, false, "The share of the fee the government covers, 0..=1 (default \"1.00\", Harbin 100 %)."),
-                param("area_cap", ParamType::Decimal, false, "The area covered in m², e.g. \"45\" (Harbin): above it the subsidy is prorated by cap / area. Default: no cap."),
-                param("area_basis", ParamType::Text, false, "The area the cap compares with: \"building\" (default) or \"usable\" (Harbin)."),
-                param("categories", ParamType::Json, false, "The categories of prior lines subsidised, e.g. [\"heating\", \"consumption\"] (default [\"heating\"])."),
-                param("code", ParamType::Text, false, "The code of the pair of subsidy lines (default \"subsidy\")."),
-                param("description", ParamType::Text, false, "Their text on the bill (default \"低保采暖补贴\")."),
-            ],
+            params_schema: heatbill_sdk::params::schema::<Params>(),
         }
     }
 

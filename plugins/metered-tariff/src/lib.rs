@@ -2,7 +2,9 @@
 //!
 //! Bills active customers with the `metered` flag (the others are `area-tariff`'s and
 //! `suspension-fee`'s): a basic part per m² per season, priced and spread exactly like
-//! `area-tariff` (same area keys: the `prices` are the basic prices), plus the day's metered
+//! `area-tariff` (same area keys: the `prices` are the basic prices, or with `basic_share` the
+//! area prices the basic part is a share of: Xuchang's basic part is 30 % of its per-day area
+//! price, `basic_share = "0.30"`), plus the day's metered
 //! heat × the unit price of the customer's class, rounded once. The unit price is per GJ, or per
 //! kWh or MWh with `price_unit` (Xuchang 0.158 元/kWh): the day's heat, which the host hands over
 //! in GJ converted exactly from the meter's unit, is billed in the price's unit, and the line
@@ -11,7 +13,7 @@
 //! it as area × that rate. Free early-start and extension days get a 0.00 basic line (and a 0.00
 //! metered line recording the reading, if any).
 
-use heatbill_sdk::area::{self, AreaLines, AreaPricing, ClassPrices, WithArea};
+use heatbill_sdk::area::{AreaLines, AreaPricing, ClassPrices, WithArea};
 use heatbill_sdk::params::opt_decimal;
 use heatbill_sdk::prelude::*;
 use heatbill_sdk::season::Accrual;
@@ -22,40 +24,58 @@ use serde::Deserialize;
 #[derive(Debug)]
 pub struct MeteredTariff {
     basic: AreaPricing,
+    /// The basic part's share of the area prices (1 when the prices are the basic prices).
+    basic_share: Decimal,
     residential: Decimal,
     non_residential: Decimal,
     estimate: Option<Decimal>,
     price_unit: HeatUnit,
 }
 
-/// The keys of `metered-tariff` besides the area keys (whose `prices` are the basic part).
-#[derive(Debug, Deserialize)]
+/// The keys of `metered-tariff` besides the area keys. The area keys' `prices` are the basic
+/// part (基本热价) per m², or, with `basic_share`, the area prices the basic part is a share of.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Metered {
-    /// The price per `price_unit` of metered heat by class.
+    /// The price per price_unit of metered heat by class, e.g. {"residential": "44.45",
+    /// "non-residential": "44.45"} (Beijing 44.45 元/GJ; Harbin 2011 39.14 元/GJ; Xuchang
+    /// 0.158 元/kWh).
     pub unit_prices: ClassPrices,
-    /// The unit the prices are per: "GJ" (default), "kWh" or "MWh".
+    /// The unit the unit prices are per: "GJ" (default), "kWh" or "MWh". The metered line's
+    /// quantity and unit are in it; the host's readings, in GJ, are converted exactly (1 kWh =
+    /// 0.0036 GJ, 1 MWh = 3.6 GJ).
     #[serde(default)]
     pub price_unit: HeatUnit,
-    /// The estimated heat per m² per day for a metered customer without a reading (GJ).
+    /// The basic part as a share of the area prices, 0..=1, e.g. "0.30" (Xuchang: 30 % of the
+    /// per-day area price): the basic line is billed at prices × basic_share, rounded as the
+    /// area fee is. Default none: the prices are the basic prices.
     #[serde(default, with = "opt_decimal")]
+    #[schemars(with = "Option<heatbill_sdk::params::DecimalText>")]
+    pub basic_share: Option<Decimal>,
+    /// The company's policy for a heating day without a meter reading: estimate the heat as
+    /// area × this many GJ per m², e.g. "0.015". Default none: a missing reading is a
+    /// missing-input error.
+    #[serde(default, with = "opt_decimal")]
+    #[schemars(with = "Option<heatbill_sdk::params::DecimalText>")]
     pub estimate_gj_per_m2: Option<Decimal>,
-    /// The basic line's code (default "basic").
+    /// The code of the basic line (default "basic").
     #[serde(default = "default_basic_code")]
     pub basic_code: String,
-    /// The basic line's description (default "基本热费").
+    /// The text of the basic line (default "基本热费").
     #[serde(default = "default_basic_description")]
     pub basic_description: String,
-    /// The metered line's code (default "metered").
+    /// The code of the metered line (default "metered").
     #[serde(default = "default_metered_code")]
     pub metered_code: String,
-    /// The metered line's description (default "计量热费").
+    /// The text of the metered line (default "计量热费").
     #[serde(default = "default_metered_description")]
     pub metered_description: String,
-    /// The government's basic line code with a payer split (default "basic-government").
+    /// With government_prices: the code of the government's basic line (default
+    /// "basic-government").
     #[serde(default = "default_government_code")]
     pub government_code: String,
-    /// The government's basic line description (default "基本热费（政府承担）").
+    /// With government_prices: the text of the government's basic line (default
+    /// "基本热费（政府承担）").
     #[serde(default = "default_government_description")]
     pub government_description: String,
 }
@@ -87,24 +107,13 @@ impl Plugin for MeteredTariff {
     type Params = WithArea<Metered>;
 
     fn describe() -> PluginInfo {
-        let mut params = area::param_specs("The basic part (基本热价)");
-        params.extend([
-            param("unit_prices", ParamType::Json, true, "The price per price_unit of metered heat by class: {\"residential\": \"44.45\", \"non-residential\": \"44.45\"} (Beijing 44.45 元/GJ; Harbin 2011 39.14 元/GJ; Xuchang 0.158 元/kWh)."),
-            param("price_unit", ParamType::Text, false, "The unit the unit prices are per: \"GJ\" (default), \"kWh\" or \"MWh\". The metered line's quantity and unit are in it; the host's readings, in GJ, are converted exactly (1 kWh = 0.0036 GJ, 1 MWh = 3.6 GJ)."),
-            param("estimate_gj_per_m2", ParamType::Decimal, false, "The company's policy for a heating day without a meter reading: estimate the heat as area × this many GJ per m², e.g. \"0.015\". Default none: a missing reading is a missing-input error."),
-            param("basic_code", ParamType::Text, false, "The code of the basic line (default \"basic\")."),
-            param("basic_description", ParamType::Text, false, "The text of the basic line (default \"基本热费\")."),
-            param("metered_code", ParamType::Text, false, "The code of the metered line (default \"metered\")."),
-            param("metered_description", ParamType::Text, false, "The text of the metered line (default \"计量热费\")."),
-            param("government_code", ParamType::Text, false, "With government_prices: the code of the government's basic line (default \"basic-government\")."),
-            param("government_description", ParamType::Text, false, "With government_prices: the text of the government's basic line (default \"基本热费（政府承担）\")."),
-        ]);
         PluginInfo {
-            name: "metered-tariff".into(),
-            version: "1.0.0".into(),
+            // The crate's name and version: Cargo.toml is the one place they are written.
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
             kind: PluginKind::Tariff,
-            description: "Two-part metered tariff (两部制) for active customers with the metered flag: a basic part per m² per season by class, spread over the season by cumulative rounding (the area keys of area-tariff, prices = the basic prices), plus the day's metered heat × the unit price per GJ of the class, rounded once. A heating day without a reading is a missing-input error unless estimate_gj_per_m2 estimates it. Needs a season plugin before it.".into(),
-            params,
+            description: "Two-part metered tariff (两部制) for active customers with the metered flag: a basic part per m² per season by class, spread over the season by cumulative rounding (the area keys of area-tariff, prices = the basic prices, or the area prices times basic_share), plus the day's metered heat × the unit price per GJ (or kWh, MWh) of the class, rounded once. A heating day without a reading is a missing-input error unless estimate_gj_per_m2 estimates it. Needs a season plugin before it.".into(),
+            params_schema: heatbill_sdk::params::schema::<WithArea<Metered>>(),
         }
     }
 
@@ -120,6 +129,13 @@ impl Plugin for MeteredTariff {
                     "`{name}` is {v}: it must not be negative"
                 )));
             }
+        }
+        if let Some(share) = m.basic_share
+            && (share < Decimal::ZERO || share > Decimal::ONE)
+        {
+            return Err(RuleError::BadParams(format!(
+                "`basic_share` is {share}: give the basic part's share of the area prices between 0 and 1, e.g. \"0.30\""
+            )));
         }
         if let Some(e) = m.estimate_gj_per_m2
             && e < Decimal::ZERO
@@ -153,6 +169,7 @@ impl Plugin for MeteredTariff {
         Ok((
             MeteredTariff {
                 basic,
+                basic_share: m.basic_share.unwrap_or(Decimal::ONE),
                 residential: m.unit_prices.residential,
                 non_residential: m.unit_prices.non_residential,
                 estimate: m.estimate_gj_per_m2,
@@ -184,7 +201,7 @@ impl Plugin for MeteredTariff {
             record_free_days: true,
         };
         self.basic
-            .push_lines(day, Decimal::ONE, basic, &mut lines)?;
+            .push_lines(day, self.basic_share, basic, &mut lines)?;
         let unit_price = match day.class {
             CustomerClass::Residential => self.residential,
             CustomerClass::NonResidential => self.non_residential,
@@ -281,6 +298,40 @@ mod tests {
             ),
             Err(RuleError::BadParams(_))
         ));
+    }
+
+    /// Xuchang's basic part is 30 % of its per-day area price 0.18 元/m²: with `basic_share`
+    /// the integrator writes the area price and the share, not 0.054 multiplied out by hand.
+    /// 100 m² → round(100 × 0.18 × 0.30) = 5.40 a heating day; 85.33 m² → 4.60782 → 4.61.
+    #[test]
+    fn the_basic_part_as_a_share_of_the_area_price() {
+        let t = configure::<MeteredTariff>(
+            r#"{"prices": {"residential": "0.18", "non-residential": "0.18"}, "pricing": "day",
+                "basic_share": "0.30", "price_unit": "kWh",
+                "unit_prices": {"residential": "0.158", "non-residential": "0.158"}}"#,
+        );
+        let d = |area: &str| {
+            day("2025-12-01")
+                .metered()
+                .building_area(area)
+                .heat("0.432")
+                .regular(17, 121)
+                .build()
+        };
+        assert_eq!(amounts(&t.evaluate(&d("100"))), ["5.40", "18.96"]);
+        assert_eq!(amounts(&t.evaluate(&d("85.33"))), ["4.61", "18.96"]);
+        let basic = &t.evaluate(&d("100")).unwrap().lines[0];
+        assert_eq!(basic.unit_price.to_decimal().unwrap(), Decimal::new(54, 3));
+        for share in ["1.5", "-0.1"] {
+            let params = format!(
+                r#"{{"prices": {{"residential": "1", "non-residential": "1"}}, "basic_share": "{share}",
+                    "unit_prices": {{"residential": "1", "non-residential": "1"}}}}"#
+            );
+            assert!(matches!(
+                try_configure::<MeteredTariff>(&params),
+                Err(RuleError::BadParams(m)) if m.contains("basic_share")
+            ));
+        }
     }
 
     #[test]

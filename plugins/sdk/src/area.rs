@@ -29,12 +29,14 @@ use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use serde_json::{Map, Value};
 
 use crate::decimal::{fen_to_wit, from_fen, input, mul_fen, output};
-use crate::params::{bad_params, opt_decimal, param};
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+
+use crate::params::{bad_params, opt_decimal};
 use crate::season::Accrual;
-use crate::{CustomerClass, CustomerDay, Line, ParamSpec, ParamType, Payer, RuleError};
+use crate::{CustomerClass, CustomerDay, Line, Payer, RuleError};
 
 /// Which area of the customer is billed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AreaBasis {
     /// The building area (建筑面积), most cities.
@@ -45,7 +47,7 @@ pub enum AreaBasis {
 }
 
 /// What the prices are per.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Pricing {
     /// Per m² per season, spread over the season's days by cumulative rounding.
@@ -56,7 +58,7 @@ pub enum Pricing {
 }
 
 /// How ceiling-height steps are counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepCount {
     /// Every started step counts (Shenyang: 3.81 m over 3.5 m by 0.3 m steps is 2 steps).
@@ -66,50 +68,63 @@ pub enum StepCount {
     Completed,
 }
 
-/// A price for each customer class.
-#[derive(Debug, Clone, Deserialize)]
+/// A price for each customer class, in 元 per m² per season (or per day when `pricing` is
+/// "day"), e.g. {"residential": "38.32", "non-residential": "43.3"}. Both classes are required.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClassPrices {
-    /// Homes (居民).
+    /// Homes (居民), e.g. "38.32".
     #[serde(with = "crate::params::decimal")]
+    #[schemars(with = "crate::params::DecimalText")]
     pub residential: Decimal,
-    /// Businesses and public buildings (非居民).
+    /// Businesses and public buildings (非居民), e.g. "43.3".
     #[serde(rename = "non-residential", with = "crate::params::decimal")]
+    #[schemars(with = "crate::params::DecimalText")]
     pub non_residential: Decimal,
 }
 
-/// The government's part of the price per class (absent: none).
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The part of the price per m² the government pays, by class, e.g. {"residential": "2.7"}
+/// (Shenyang 26 = customer 23.3 + government 2.7). The government's part becomes its own line
+/// with payer government, spread from its own season amount.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GovernmentPrices {
-    /// Per m², residential.
+    /// Per m², residential (default none).
     #[serde(default, with = "opt_decimal")]
+    #[schemars(with = "Option<crate::params::DecimalText>")]
     pub residential: Option<Decimal>,
-    /// Per m², non-residential.
+    /// Per m², non-residential (default none).
     #[serde(rename = "non-residential", default, with = "opt_decimal")]
+    #[schemars(with = "Option<crate::params::DecimalText>")]
     pub non_residential: Option<Decimal>,
 }
 
-/// The price of a special class: a fixed `price`, or a `share` of a class's price.
-#[derive(Debug, Clone, Deserialize)]
+/// The price of a special class: a fixed `price`, or a `share` of a class's price, e.g.
+/// {"share": "0.5", "share_of": "non-residential"} (Shenyang garages) or {"price": "12"}.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SpecialClassParams {
     /// A fixed price per m² (per season or per day, like `prices`).
     #[serde(default, with = "opt_decimal")]
+    #[schemars(with = "Option<crate::params::DecimalText>")]
     pub price: Option<Decimal>,
     /// A share of a class's price, e.g. "0.5" (Shenyang garages).
     #[serde(default, with = "opt_decimal")]
+    #[schemars(with = "Option<crate::params::DecimalText>")]
     pub share: Option<Decimal>,
     /// Whose price `share` applies to (default: the customer's own class).
     #[serde(default)]
     pub share_of: Option<CustomerClass>,
     /// The government's part of this class's price per m² (default none).
     #[serde(default, with = "opt_decimal")]
+    #[schemars(with = "Option<crate::params::DecimalText>")]
     pub government_price: Option<Decimal>,
 }
 
-/// A surcharge for rooms above a ceiling height.
-#[derive(Debug, Clone, Deserialize)]
+/// A surcharge for high ceilings: the price rises by `rate` per step of the height above
+/// `threshold`, e.g. {"threshold": "3.2", "step": "0.1", "rate": "0.03"}. A customer without a
+/// recorded ceiling height pays no surcharge.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CeilingSurchargeParams {
     /// The classes it applies to (default `["non-residential"]`).
@@ -117,14 +132,17 @@ pub struct CeilingSurchargeParams {
     pub classes: Vec<CustomerClass>,
     /// The height in m above which the surcharge starts, e.g. "3.2".
     #[serde(with = "crate::params::decimal")]
+    #[schemars(with = "crate::params::DecimalText")]
     pub threshold: Decimal,
     /// The height of one step in m, e.g. "0.1".
     #[serde(with = "crate::params::decimal")]
+    #[schemars(with = "crate::params::DecimalText")]
     pub step: Decimal,
     /// The surcharge per step as a share of the price, e.g. "0.03" for 3 %.
     #[serde(with = "crate::params::decimal")]
+    #[schemars(with = "crate::params::DecimalText")]
     pub rate: Decimal,
-    /// Whether started or only completed steps count (default started).
+    /// Whether "started" (default) or only "completed" steps count.
     #[serde(default)]
     pub steps: StepCount,
     /// At most this many steps count (default: no limit).
@@ -137,24 +155,28 @@ fn default_surcharge_classes() -> Vec<CustomerClass> {
 }
 
 /// The area-pricing keys of a tariff's parameters. See the module docs.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AreaParams {
-    /// `"building"` (default) or `"usable"`.
+    /// The area billed: "building" (建筑面积, default) or "usable" (使用面积, e.g. Harbin). A
+    /// customer without a usable area is a missing-input error when billed by usable area.
     #[serde(default)]
     pub area_basis: AreaBasis,
-    /// The price per m² by class.
+    /// The price per m² by class, in 元 per season (or per day when `pricing` is "day").
     pub prices: ClassPrices,
-    /// `"season"` (default) or `"day"`.
+    /// "season" (default): prices are per season and spread over the regular season's days by
+    /// cumulative rounding; "day": prices are per heating day, rounded per day (Xuchang 0.18
+    /// 元/m²/day).
     #[serde(default)]
     pub pricing: Pricing,
-    /// Special classes by name (the customer's `special-class`).
+    /// Prices of special classes by name (the customer's special class). A customer of an
+    /// unlisted special class is an unsupported-case error. Default none.
     #[serde(default)]
     pub special_classes: BTreeMap<String, SpecialClassParams>,
-    /// The ceiling-height surcharge, if any.
+    /// The ceiling-height surcharge (default none).
     #[serde(default)]
     pub ceiling_surcharge: Option<CeilingSurchargeParams>,
-    /// The government's part of the prices, if any (the payer split).
+    /// The government's part of the prices, the payer split (default none).
     #[serde(default)]
     pub government_prices: Option<GovernmentPrices>,
 }
@@ -168,51 +190,6 @@ pub const AREA_KEYS: &[&str] = &[
     "ceiling_surcharge",
     "government_prices",
 ];
-
-/// The [`ParamSpec`]s of the area keys, for a plugin's `describe()`. `prices_meaning` says
-/// what the prices are in this plugin (e.g. "the heating price" or "the basic part").
-pub fn param_specs(prices_meaning: &str) -> Vec<ParamSpec> {
-    vec![
-        param(
-            "area_basis",
-            ParamType::Text,
-            false,
-            "The area billed: \"building\" (建筑面积, default) or \"usable\" (使用面积, e.g. Harbin). A customer without a usable area is a missing-input error when billed by usable area.",
-        ),
-        param(
-            "prices",
-            ParamType::Json,
-            true,
-            &format!(
-                "{prices_meaning} per m² by class, in 元 per season (or per day when pricing = \"day\"): {{\"residential\": \"38.32\", \"non-residential\": \"43.3\"}}. Both classes are required."
-            ),
-        ),
-        param(
-            "pricing",
-            ParamType::Text,
-            false,
-            "\"season\" (default): prices are per season and spread over the regular season's days by cumulative rounding; \"day\": prices are per heating day, rounded per day (Xuchang 0.18 元/m²/day).",
-        ),
-        param(
-            "special_classes",
-            ParamType::Json,
-            false,
-            "Prices of special classes by name (the customer's special-class): {\"garage\": {\"share\": \"0.5\", \"share_of\": \"non-residential\"}} (a share of a class's price; share_of defaults to the customer's class) or {\"garage\": {\"price\": \"12\"}}; optional \"government_price\". A customer of an unlisted special class is an unsupported-case error. Default none.",
-        ),
-        param(
-            "ceiling_surcharge",
-            ParamType::Json,
-            false,
-            "A surcharge for high ceilings: {\"classes\": [\"non-residential\"], \"threshold\": \"3.2\", \"step\": \"0.1\", \"rate\": \"0.03\", \"steps\": \"started\"|\"completed\", \"max_steps\": 10}: the price rises by rate per step of the height above threshold (classes defaults to non-residential, steps to started, max_steps to no limit). A customer without a recorded ceiling height pays no surcharge. Default none.",
-        ),
-        param(
-            "government_prices",
-            ParamType::Json,
-            false,
-            "The part of the price per m² the government pays, by class: {\"residential\": \"2.7\"} (Shenyang 26 = customer 23.3 + government 2.7). The government's part becomes its own line with payer government, spread from its own season amount. Default none.",
-        ),
-    ]
-}
 
 /// An [`AreaParams`] together with a plugin's own keys `X`, in one flat JSON object.
 ///
@@ -246,6 +223,35 @@ impl<'de, X: DeserializeOwned> Deserialize<'de> for WithArea<X> {
             }
         })?;
         Ok(WithArea { area, extra })
+    }
+}
+
+/// One flat object: the area keys' properties and the plugin's own, both closed
+/// (`additionalProperties: false`), `required` from both, the description of `X`.
+impl<X: JsonSchema> JsonSchema for WithArea<X> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("WithArea_{}", X::schema_name()).into()
+    }
+
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let mut schema = X::json_schema(g);
+        let area = AreaParams::json_schema(g);
+        let object = |s: &Schema, key: &str| s.get(key).and_then(Value::as_object).cloned();
+        let mut properties = object(&area, "properties").unwrap_or_default();
+        properties.extend(object(&schema, "properties").unwrap_or_default());
+        let mut required: Vec<Value> = area
+            .get("required")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(own) = schema.get("required").and_then(Value::as_array) {
+            required.extend(own.iter().cloned());
+        }
+        schema.insert("type".into(), "object".into());
+        schema.insert("properties".into(), Value::Object(properties));
+        schema.insert("required".into(), Value::Array(required));
+        schema.insert("additionalProperties".into(), false.into());
+        schema
     }
 }
 
@@ -854,9 +860,18 @@ mod tests {
     }
 
     #[test]
-    fn area_keys_match_the_struct_and_the_specs() {
-        let specs: Vec<String> = param_specs("x").into_iter().map(|s| s.name).collect();
-        assert_eq!(specs, AREA_KEYS);
+    fn area_keys_match_the_struct_and_the_schema() {
+        let schema: Value = serde_json::from_str(&crate::params::schema::<AreaParams>()).unwrap();
+        let mut keys: Vec<&str> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        let mut expected = AREA_KEYS.to_vec();
+        expected.sort_unstable();
+        assert_eq!(keys, expected);
         // Every key is accepted by AreaParams (a key missing from the struct would be refused).
         let json = r#"{"area_basis": "usable", "prices": {"residential": "1", "non-residential": "2"}, "pricing": "day", "special_classes": {}, "ceiling_surcharge": null, "government_prices": null}"#;
         assert!(parse::<AreaParams>(json).is_ok());

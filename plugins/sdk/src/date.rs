@@ -124,6 +124,25 @@ impl FromStr for Date {
     }
 }
 
+/// A date parameter is a JSON string `"YYYY-MM-DD"` (the host checks the `date` format).
+impl schemars::JsonSchema for Date {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Date".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "format": "date",
+            "examples": ["2025-10-20"],
+        })
+    }
+}
+
 /// A date parameter is a JSON string `"YYYY-MM-DD"`.
 impl<'de> Deserialize<'de> for Date {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Date, D::Error> {

@@ -3,11 +3,14 @@
 //! A heatbill plugin is a WebAssembly component for the `heatbill:rules` world (`wit/rules.wit`
 //! at the root of the repository). This crate is the one thing a plugin depends on:
 //!
-//! - [`bindings`]: the WIT bindings, generated once here so every plugin shares one copy of the
-//!   types (and several plugins can be linked natively into one binary without clashes).
+//! - `bindings` (hidden from these docs): the WIT bindings, generated once here so every
+//!   plugin shares one copy of the types (and several plugins can be linked natively into one
+//!   binary without clashes).
 //!   The types a plugin needs are re-exported at the crate root ([`CustomerDay`], [`Line`], …).
 //! - [`Plugin`]: the idiomatic trait a plugin implements: typed parameters parsed once in
-//!   `configure`, then `evaluate` per customer-day (or `evaluate_batch` per batch).
+//!   `configure`, then `evaluate` per customer-day. The host's `evaluate-batch` is implemented
+//!   by the SDK from `evaluate` (one reused row per customer-day), so the trait has no batch
+//!   method: work shared across customers belongs in `configure`.
 //! - [`export!`]: wires a [`Plugin`] to the component's exports. It expands to nothing on
 //!   non-wasm targets.
 //! - [`decimal`], [`date`], [`season`], [`params`], [`area`]: exact money arithmetic (rounding
@@ -23,10 +26,13 @@
 //! /// Bills a fixed amount per heating day.
 //! pub struct Flat { amount: Decimal }
 //!
-//! #[derive(Deserialize)]
+//! /// The parameters: the struct is the parser and, derived, the JSON Schema the host validates.
+//! #[derive(Deserialize, JsonSchema)]
 //! #[serde(deny_unknown_fields)]
 //! pub struct FlatParams {
+//!     /// Yuan per day, e.g. "1.50".
 //!     #[serde(with = "heatbill_sdk::params::decimal")]
+//!     #[schemars(with = "heatbill_sdk::params::DecimalText")]
 //!     amount: Decimal,
 //! }
 //!
@@ -38,7 +44,7 @@
 //!             version: "1.0.0".into(),
 //!             kind: PluginKind::Tariff,
 //!             description: "A flat amount per heating day.".into(),
-//!             params: vec![param("amount", ParamType::Decimal, true, "yuan per day, e.g. \"1.50\"")],
+//!             params_schema: heatbill_sdk::params::schema::<FlatParams>(),
 //!         }
 //!     }
 //!     fn configure(p: FlatParams) -> Result<(Self, Vec<LineSpec>), RuleError> {
@@ -64,6 +70,7 @@
 pub mod area;
 pub mod batch;
 pub mod bits;
+pub mod contract;
 pub mod date;
 pub mod decimal;
 mod instance;
@@ -78,6 +85,9 @@ pub mod units;
 /// Plugins rarely need this module: the types are re-exported at the crate root and
 /// [`export!`] implements the exports. It is public for fixtures that implement the generated
 /// `Guest` trait directly (see [`export_guest!`]).
+// Hidden from the SDK's documentation: generated code, whose types a plugin meets through the
+// re-exports at the crate root; fixtures reach it by path.
+#[doc(hidden)]
 #[allow(unsafe_code, missing_docs, clippy::all)]
 pub mod bindings {
     // `wit/rules.wit` is the contract, its newest version: a link to the repository's `wit/`
@@ -104,28 +114,32 @@ pub mod bindings {
 pub use bindings::heatbill::rules::types::Decimal as WitDecimal;
 pub use bindings::heatbill::rules::types::{
     Attribute, BatchOutput, Configuration, CustomerClass, CustomerDay, CustomerFlags, Date,
-    DayBatch, DayFilter, DayOutput, DecimalColumn, Line, LineCategory, LineColumn, LineSpec,
-    ParamSpec, ParamType, Payer, PluginInfo, PluginKind, PriorKind, PriorLine, RowError, RuleError,
-    SeasonColumn, SeasonDay, SeasonPhase, ServiceStatus,
+    DayBatch, DayFilter, DayOutput, DecimalColumn, Line, LineCategory, LineColumn, LineSpec, Payer,
+    PluginInfo, PluginKind, PriorKind, PriorLine, RowError, RuleError, SeasonColumn, SeasonDay,
+    SeasonPhase, ServiceStatus,
 };
 
 pub use decimal::{cumulative_share, daily_rate, round_fen};
 pub use instance::Instance;
-pub use params::{line_spec, param};
+pub use params::line_spec;
 /// The decimal type plugins compute with (96-bit mantissa, 28 digits; exact).
 pub use rust_decimal::Decimal;
 pub use rust_decimal::{self, RoundingStrategy};
+/// The derive (and trait) that makes a parameter struct's JSON Schema; a plugin crate depends on
+/// `schemars` itself for the derive's generated paths.
+pub use schemars::{self, JsonSchema};
 
 /// Everything a plugin usually needs: `use heatbill_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::decimal::{cumulative_share, daily_rate, round_fen};
-    pub use crate::params::{line_spec, param};
+    pub use crate::params::line_spec;
     pub use crate::{
         CustomerClass, CustomerDay, CustomerFlags, Date, DayOutput, Decimal, Line, LineCategory,
-        LineSpec, ParamSpec, ParamType, Payer, Plugin, PluginInfo, PluginKind, PriorLine,
-        RuleError, SeasonDay, SeasonPhase, ServiceStatus, WitDecimal,
+        LineSpec, Payer, Plugin, PluginInfo, PluginKind, PriorLine, RuleError, SeasonDay,
+        SeasonPhase, ServiceStatus, WitDecimal,
     };
     pub use crate::{DayFilter, bits};
+    pub use schemars::JsonSchema;
 }
 
 /// A heatbill rules plugin: typed parameters, parsed once, then a pure function of each
@@ -148,9 +162,12 @@ pub trait Plugin: Sized + Send + Sync + 'static {
     /// Use `#[serde(deny_unknown_fields)]` (a typo must not silently pass), and
     /// [`params::decimal`] / [`params::opt_decimal`] for decimals so they are JSON strings.
     /// Parsing errors become [`RuleError::BadParams`] naming the key (see [`params::parse`]).
+    /// Derive `JsonSchema` too, and return [`params::schema`] of it from
+    /// [`describe`](Self::describe): the host validates parameters against that schema.
     type Params: serde::de::DeserializeOwned;
 
-    /// Who the plugin is and what parameters it takes. Pure; callable before `configure`.
+    /// Who the plugin is and what parameters it takes (`params_schema`:
+    /// `heatbill_sdk::params::schema::<Self::Params>()`). Pure; callable before `configure`.
     fn describe() -> PluginInfo;
 
     /// Checks the parsed parameters and builds the configured plugin, with the kinds of line it

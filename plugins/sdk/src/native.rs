@@ -11,7 +11,7 @@
 //! # impl Plugin for Flat {
 //! #     type Params = serde_json::Value;
 //! #     fn describe() -> PluginInfo { PluginInfo { name: "flat".into(), version: "1.0.0".into(),
-//! #         kind: PluginKind::Tariff, description: String::new(), params: vec![] } }
+//! #         kind: PluginKind::Tariff, description: String::new(), params_schema: "{}".into() } }
 //! #     fn configure(_: serde_json::Value) -> Result<(Self, Vec<LineSpec>), RuleError> {
 //! #         Ok((Flat, vec![line_spec("flat", "", "", LineCategory::Heating)])) }
 //! #     fn evaluate(&self, _: &CustomerDay) -> Result<DayOutput, RuleError> {
@@ -441,9 +441,9 @@ fn check(o: &DayOutput, specs: &[LineSpec]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::params::{line_spec, param};
+    use crate::params::line_spec;
     use crate::testing::{day, dec};
-    use crate::{Instance, LineCategory, ParamType, SeasonPhase, WitDecimal};
+    use crate::{Instance, LineCategory, SeasonPhase, WitDecimal};
     use serde::Deserialize;
 
     /// A season stub: day k of 10 = the day of the month.
@@ -467,7 +467,7 @@ mod tests {
             version: "1.0.0".into(),
             kind,
             description: String::new(),
-            params: vec![param("amount", ParamType::Decimal, false, "")],
+            params_schema: r#"{"type": "object", "additionalProperties": false}"#.into(),
         }
     }
 

@@ -1,13 +1,23 @@
 //! Parameters: parsed once per instance from JSON, with errors that name the key and say what to
 //! fix.
 //!
-//! Conventions (the host validates against the declared [`ParamSpec`]s too):
+//! A plugin's parameter struct is the one source of its parameters: `#[derive(Deserialize,
+//! JsonSchema)]` makes both the parser and the JSON Schema `describe()` returns ([`schema`]); the
+//! host validates every chain entry's parameters against that schema before `configure` sees
+//! them, and shows it to integrators. The field doc comments become the schema's descriptions,
+//! so write them for the integrator: meaning, unit, an example, the default.
+//!
+//! Conventions:
 //! - decimals are JSON strings (`"38.32"`, never `38.32`): use `#[serde(with =
-//!   "heatbill_sdk::params::decimal")]`, or [`opt_decimal`] with `#[serde(default)]`;
-//! - dates are JSON strings `"YYYY-MM-DD"` ([`Date`](crate::Date) implements `Deserialize`);
+//!   "heatbill_sdk::params::decimal")]` with `#[schemars(with =
+//!   "heatbill_sdk::params::DecimalText")]`, or [`opt_decimal`] with `#[serde(default)]` and
+//!   `#[schemars(with = "Option<heatbill_sdk::params::DecimalText>")]`;
+//! - dates are JSON strings `"YYYY-MM-DD"` ([`Date`](crate::Date) implements `Deserialize`
+//!   and `JsonSchema`);
 //! - customer classes, payers and line categories are their WIT names (`"non-residential"`,
-//!   `"government"`, `"base-fee"`), and implement `Deserialize`;
-//! - every parameter struct has `#[serde(deny_unknown_fields)]`.
+//!   `"government"`, `"base-fee"`), and implement `Deserialize` and `JsonSchema`;
+//! - every parameter struct has `#[serde(deny_unknown_fields)]` (its schema then refuses
+//!   unknown keys too).
 
 use std::fmt;
 
@@ -15,10 +25,12 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, Deserializer, Error as _, Unexpected, Visitor};
 
-use crate::{CustomerClass, LineCategory, LineSpec, ParamSpec, ParamType, Payer, RuleError};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+
+use crate::{CustomerClass, LineCategory, LineSpec, Payer, RuleError};
 
 /// The longest rule-error message the contract allows, in bytes.
-pub const MAX_MESSAGE_BYTES: usize = 1000;
+pub use crate::contract::MAX_MESSAGE_BYTES;
 
 /// Parses a parameter object. An empty string counts as `{}`.
 ///
@@ -63,13 +75,53 @@ pub fn truncate(mut message: String) -> String {
     message
 }
 
-/// One entry of [`PluginInfo::params`](crate::PluginInfo).
-pub fn param(name: &str, ty: ParamType, required: bool, description: &str) -> ParamSpec {
-    ParamSpec {
-        name: name.into(),
-        type_: ty,
-        required,
-        description: description.into(),
+/// The JSON Schema of the parameter struct `T`, as `describe()` returns it in
+/// [`PluginInfo`](crate::PluginInfo)`::params_schema`: draft 2020-12, compact JSON, without the
+/// struct's Rust name as a title.
+///
+/// ```
+/// # use heatbill_sdk::{Decimal, params};
+/// #[derive(serde::Deserialize, schemars::JsonSchema)]
+/// #[serde(deny_unknown_fields)]
+/// struct Params {
+///     /// 元 per day, e.g. "1.50".
+///     #[serde(with = "heatbill_sdk::params::decimal")]
+///     #[schemars(with = "heatbill_sdk::params::DecimalText")]
+///     amount: Decimal,
+/// }
+/// let schema: serde_json::Value = serde_json::from_str(&params::schema::<Params>()).unwrap();
+/// assert_eq!(schema["properties"]["amount"]["format"], "decimal");
+/// assert_eq!(schema["additionalProperties"], false);
+/// ```
+pub fn schema<T: JsonSchema>() -> String {
+    let mut schema = schemars::generate::SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<T>();
+    schema.remove("title");
+    schema.to_value().to_string()
+}
+
+/// The JSON Schema of a decimal written as a JSON string, for `#[schemars(with = ...)]` on a
+/// `Decimal` field (see the module docs): `{"type": "string", "format": "decimal"}` with the
+/// pattern of a plain decimal. The host checks the `decimal` format (an exact decimal number),
+/// and a form can show the field as a number without ever holding a float.
+pub struct DecimalText;
+
+impl JsonSchema for DecimalText {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Decimal".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "format": "decimal",
+            "pattern": "^-?[0-9]+(\\.[0-9]+)?$",
+        })
     }
 }
 
@@ -83,38 +135,22 @@ pub fn line_spec(code: &str, description: &str, unit: &str, category: LineCatego
     }
 }
 
-/// Checks the contract's limits on line specs (code 1..=32 bytes of printable ASCII without
-/// spaces, description ≤ 200 bytes, unit ≤ 16 bytes, at most 65,536 specs), so a code taken
-/// from the parameters fails in `configure` with a message instead of at the host.
+/// Checks line specs against the contract (`crate::contract::line_spec_problem`, the same code
+/// the host runs, so a code taken from the parameters fails in `configure` with the host's
+/// message instead of at the host), and their number (at most 65,536 in a chain).
 pub fn check_line_specs(specs: &[LineSpec]) -> Result<(), RuleError> {
-    if specs.len() > usize::from(u16::MAX) + 1 {
+    if specs.len() > crate::contract::MAX_CHAIN_LINE_KINDS {
         return Err(bad_params(format!(
-            "{} line kinds: at most 65536",
-            specs.len()
+            "{} line kinds: at most {}",
+            specs.len(),
+            crate::contract::MAX_CHAIN_LINE_KINDS
         )));
     }
-    for s in specs {
-        let code_ok = !s.code.is_empty()
-            && s.code.len() <= 32
-            && s.code.bytes().all(|b| b.is_ascii_graphic());
-        if !code_ok {
-            return Err(bad_params(format!(
-                "line code {:?}: use 1 to 32 ASCII letters, digits or dashes, e.g. \"heat\"",
-                s.code
-            )));
-        }
-        if s.description.len() > 200 {
-            return Err(bad_params(format!(
-                "the description of line {:?} has {} bytes: at most 200",
-                s.code,
-                s.description.len()
-            )));
-        }
-        if s.unit.len() > 16 {
-            return Err(bad_params(format!(
-                "the unit {:?} of line {:?}: at most 16 bytes",
-                s.unit, s.code
-            )));
+    for (n, s) in specs.iter().enumerate() {
+        if let Some(problem) =
+            crate::contract::line_spec_problem(n, &s.code, &s.description, &s.unit)
+        {
+            return Err(bad_params(problem));
         }
     }
     Ok(())
@@ -143,6 +179,11 @@ pub mod decimal {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
         d.deserialize_str(DecimalVisitor)
     }
+
+    /// Serializes a decimal as a JSON string (a schema's default values are written this way).
+    pub fn serialize<S: serde::Serializer>(v: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
 }
 
 /// `#[serde(default, with = "heatbill_sdk::params::opt_decimal")]`: an optional decimal written
@@ -156,11 +197,38 @@ pub mod opt_decimal {
         struct Wrap(#[serde(with = "super::decimal")] Decimal);
         Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
     }
+
+    /// Serializes an optional decimal as a JSON string or null.
+    pub fn serialize<S: serde::Serializer>(v: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.collect_str(v),
+            None => s.serialize_none(),
+        }
+    }
 }
 
-/// Implements `Deserialize` from the WIT names of an enum's cases.
+/// Implements `Deserialize` from the WIT names of an enum's cases, and `JsonSchema` as the enum
+/// of those names.
 macro_rules! deserialize_wit_enum {
     ($ty:ty, $what:literal, { $($name:literal => $case:expr),+ $(,)? }) => {
+        impl JsonSchema for $ty {
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($ty).into()
+            }
+
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                json_schema!({
+                    "description": concat!("A ", $what, ": ", $("\"", $name, "\" "),+),
+                    "type": "string",
+                    "enum": [$($name),+],
+                })
+            }
+        }
+
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = String::deserialize(d)?;
@@ -261,6 +329,25 @@ impl fmt::Debug for CategorySet {
                     .map(category_name),
             )
             .finish()
+    }
+}
+
+impl JsonSchema for CategorySet {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "CategorySet".into()
+    }
+
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let item = g.subschema_for::<LineCategory>();
+        json_schema!({
+            "type": "array",
+            "items": item,
+            "uniqueItems": true,
+        })
     }
 }
 

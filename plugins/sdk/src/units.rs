@@ -87,6 +87,27 @@ impl FromStr for HeatUnit {
     }
 }
 
+/// "GJ", "kWh" or "MWh", in any letter case (the pattern spells the cases out: JSON Schema's
+/// regular expressions have no case-insensitive flag).
+impl schemars::JsonSchema for HeatUnit {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "HeatUnit".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A unit of heat: \"GJ\", \"kWh\" or \"MWh\" (any letter case).",
+            "type": "string",
+            "pattern": "^([Gg][Jj]|[Kk][Ww][Hh]|[Mm][Ww][Hh])$",
+            "examples": ["GJ", "kWh", "MWh"],
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for HeatUnit {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;

@@ -25,23 +25,26 @@ pub struct Season {
 }
 
 /// The parameters of `season`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeasonParams {
-    /// The first day of the regular season (inclusive).
+    /// The first day of the regular season, inclusive, e.g. "2025-10-20" (Harbin).
     pub start: Date,
-    /// The last day of the regular season (inclusive).
+    /// The last day of the regular season, inclusive, e.g. "2026-04-20" (Harbin: 183 days, 184
+    /// when February has 29).
     pub end: Date,
-    /// The first day of an early start (提前供热), before `start`.
+    /// The first day of an early start (提前供热) the company decided, before start. Default
+    /// none.
     #[serde(default)]
     pub early_start: Option<Date>,
-    /// The last day of an extension (延长供热), after `end`.
+    /// The last day of an extension (延长供热) the company decided, after end. Default none.
     #[serde(default)]
     pub extension_end: Option<Date>,
-    /// Whether early days are charged at the season's daily rate (default false: free).
+    /// Whether early-start days are charged at the season's daily rate round_fen(T/N); default
+    /// false: free, recorded by a 0.00 line.
     #[serde(default)]
     pub early_charged: bool,
-    /// Whether extension days are charged at the season's daily rate (default false: free).
+    /// Whether extension days are charged at the season's daily rate; default false: free.
     #[serde(default)]
     pub extension_charged: bool,
 }
@@ -51,18 +54,12 @@ impl Plugin for Season {
 
     fn describe() -> PluginInfo {
         PluginInfo {
-            name: "season".into(),
-            version: "1.0.0".into(),
+            // The crate's name and version: Cargo.toml is the one place they are written.
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
             kind: PluginKind::Season,
             description: "The heating season: tells every later plugin whether the bill date is a regular, early-start, extension or outside day, its 1-based index k in the regular season and the season's length N (both dates inclusive), and whether early and extension days are charged. Produces no lines.".into(),
-            params: vec![
-                param("start", ParamType::Date, true, "The first day of the regular season, inclusive, e.g. \"2025-10-20\" (Harbin)."),
-                param("end", ParamType::Date, true, "The last day of the regular season, inclusive, e.g. \"2026-04-20\" (Harbin: 183 days, 184 when February has 29)."),
-                param("early_start", ParamType::Date, false, "The first day of an early start (提前供热) the company decided, before start. Default none."),
-                param("extension_end", ParamType::Date, false, "The last day of an extension (延长供热) the company decided, after end. Default none."),
-                param("early_charged", ParamType::Boolean, false, "Whether early-start days are charged at the season's daily rate round_fen(T/N); default false: free, recorded by a 0.00 line."),
-                param("extension_charged", ParamType::Boolean, false, "Whether extension days are charged at the season's daily rate; default false: free."),
-            ],
+            params_schema: heatbill_sdk::params::schema::<SeasonParams>(),
         }
     }
 

@@ -9,7 +9,7 @@
 //! season charges them, and nothing when they are free (no service is recorded for a customer
 //! who takes none).
 
-use heatbill_sdk::area::{self, AreaLines, AreaPricing, WithArea};
+use heatbill_sdk::area::{AreaLines, AreaPricing, WithArea};
 use heatbill_sdk::prelude::*;
 use serde::Deserialize;
 
@@ -21,22 +21,26 @@ pub struct SuspensionFee {
 }
 
 /// The keys of `suspension-fee` besides the area keys.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Suspension {
-    /// The share of the full area fee a suspended customer pays, e.g. "0.30".
+    /// The share of the full area fee a suspended customer pays, 0..=1, e.g. "0.30" (Taiyuan,
+    /// Xi'an). The area keys' prices are the full heating prices, as in area-tariff.
     #[serde(with = "heatbill_sdk::params::decimal")]
+    #[schemars(with = "heatbill_sdk::params::DecimalText")]
     pub share: Decimal,
-    /// The line's code (default "base-fee").
+    /// The code of the base-fee line (default "base-fee").
     #[serde(default = "default_code")]
     pub code: String,
-    /// The line's description (default "报停基本费").
+    /// The text of the base-fee line (default "报停基本费").
     #[serde(default = "default_description")]
     pub description: String,
-    /// The government's line code with a payer split (default "base-fee-government").
+    /// With government_prices: the code of the government's line (default
+    /// "base-fee-government").
     #[serde(default = "default_government_code")]
     pub government_code: String,
-    /// The government's line description (default "报停基本费（政府承担）").
+    /// With government_prices: the text of the government's line (default
+    /// "报停基本费（政府承担）").
     #[serde(default = "default_government_description")]
     pub government_description: String,
 }
@@ -64,20 +68,13 @@ impl Plugin for SuspensionFee {
     type Params = WithArea<Suspension>;
 
     fn describe() -> PluginInfo {
-        let mut params = area::param_specs("The full heating price (as in area-tariff)");
-        params.extend([
-            param("share", ParamType::Decimal, true, "The share of the full area fee a suspended customer pays, 0..=1, e.g. \"0.30\" (Taiyuan, Xi'an)."),
-            param("code", ParamType::Text, false, "The code of the base-fee line (default \"base-fee\")."),
-            param("description", ParamType::Text, false, "The text of the base-fee line (default \"报停基本费\")."),
-            param("government_code", ParamType::Text, false, "With government_prices: the code of the government's line (default \"base-fee-government\")."),
-            param("government_description", ParamType::Text, false, "With government_prices: the text of the government's line (default \"报停基本费（政府承担）\")."),
-        ]);
         PluginInfo {
-            name: "suspension-fee".into(),
-            version: "1.0.0".into(),
+            // The crate's name and version: Cargo.toml is the one place they are written.
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
             kind: PluginKind::Tariff,
             description: "Base fee of suspended customers (报停基本费): a share of the full area fee (the area keys of area-tariff), spread over the regular season by cumulative rounding like the season fee. Bills suspended customers only. Needs a season plugin before it.".into(),
-            params,
+            params_schema: heatbill_sdk::params::schema::<WithArea<Suspension>>(),
         }
     }
 

@@ -20,17 +20,20 @@ pub struct TemperatureRefund {
 }
 
 /// One temperature band.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Band {
     /// The lowest temperature of the band, inclusive (°C); absent: no lower bound.
     #[serde(default, with = "opt_decimal")]
+    #[schemars(with = "Option<heatbill_sdk::params::DecimalText>")]
     pub from: Option<Decimal>,
     /// The temperature the band ends below, exclusive (°C); absent: no upper bound.
     #[serde(default, with = "opt_decimal")]
+    #[schemars(with = "Option<heatbill_sdk::params::DecimalText>")]
     pub to: Option<Decimal>,
     /// The share of the base refunded, 0..=1.
     #[serde(with = "heatbill_sdk::params::decimal")]
+    #[schemars(with = "heatbill_sdk::params::DecimalText")]
     pub share: Decimal,
 }
 
@@ -41,18 +44,21 @@ impl Band {
 }
 
 /// The parameters of `temperature-refund`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    /// The bands, e.g. `[{"from": "16", "to": "18", "share": "0.30"}]`.
+    /// Temperature bands in °C, from inclusive, to exclusive, either open: [{"from": "16",
+    /// "to": "18", "share": "0.30"}] (Heilongjiang); Dalian: [{"from": "16", "to": "18",
+    /// "share": "0.40"}, {"to": "16", "share": "1.00"}]. Bands must not overlap; shares are
+    /// 0..=1.
     pub bands: Vec<Band>,
     /// The categories of prior lines refunded (default ["heating", "consumption"]).
     #[serde(default)]
     pub categories: Option<CategorySet>,
-    /// The refund line's code (default "refund").
+    /// The code of the refund line (default "refund").
     #[serde(default = "default_code")]
     pub code: String,
-    /// Its description (default "室温不达标退费").
+    /// Its text on the bill (default "室温不达标退费").
     #[serde(default = "default_description")]
     pub description: String,
 }
@@ -71,16 +77,12 @@ impl Plugin for TemperatureRefund {
 
     fn describe() -> PluginInfo {
         PluginInfo {
-            name: "temperature-refund".into(),
-            version: "1.0.0".into(),
+            // The crate's name and version: Cargo.toml is the one place they are written.
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
             kind: PluginKind::Subsidy,
             description: "Refund for an indoor temperature below the standard: the band the day's measured temperature falls in gives a share; for each payer with a nonzero base (its prior lines in the given categories), a refund line −round_fen(base × share) paid by that payer. No measurement, no refund.".into(),
-            params: vec![
-                param("bands", ParamType::Json, true, "Temperature bands in °C, from inclusive, to exclusive, either open: [{\"from\": \"16\", \"to\": \"18\", \"share\": \"0.30\"}] (Heilongjiang); Dalian: [{\"from\": \"16\", \"to\": \"18\", \"share\": \"0.40\"}, {\"to\": \"16\", \"share\": \"1.00\"}]. Bands must not overlap; shares are 0..=1."),
-                param("categories", ParamType::Json, false, "The categories of prior lines refunded (default [\"heating\", \"consumption\"])."),
-                param("code", ParamType::Text, false, "The code of the refund line (default \"refund\")."),
-                param("description", ParamType::Text, false, "Its text on the bill (default \"室温不达标退费\")."),
-            ],
+            params_schema: heatbill_sdk::params::schema::<Params>(),
         }
     }
 

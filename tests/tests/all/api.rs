@@ -239,6 +239,12 @@ async fn company(s: &Server, slug: &str) -> Company {
         ok(st, &v, 201);
         assert_eq!(v["name"], name);
         assert_eq!(v["contract_version"], "0.2.0", "{v:#}");
+        // The parameter schema comes with the plugin, for forms and for integrators.
+        assert_eq!(v["describe"]["params_schema"]["type"], "object", "{v:#}");
+        assert_eq!(
+            v["describe"]["params_schema"]["additionalProperties"],
+            false
+        );
         digests.push((name.to_string(), v["digest"].as_str().unwrap().to_string()));
     }
     // The same bytes again are the same plugin.
@@ -901,6 +907,11 @@ async fn bad_input(db: TestDb) {
         .await;
     ok(st, &v, 201);
     assert_eq!(v["contract_version"], "0.1.0", "{v:#}");
+    // Its 0.1.0 parameter list, turned into a schema of the same keys and types.
+    assert_eq!(
+        v["describe"]["params_schema"]["properties"]["rate"]["format"], "decimal",
+        "{v:#}"
+    );
     let (st, v) = s
         .upload("harbin", &c.integrator, component("future-contract"))
         .await;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use heatbill_engine::{
     BillErrorKind, BinaryFormat, Chain, ChainError, DayInput, Engine, EngineConfig, Evaluator,
-    LoadError, LoadOutcome, Payer, Plugin, PluginKind, PoolConfig, RuleErrorKind, Schedule,
-    SeasonPhase,
+    LoadError, LoadOutcome, ParamType, Payer, Plugin, PluginKind, PoolConfig, RuleErrorKind,
+    Schedule, SeasonPhase,
 };
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -401,6 +401,36 @@ fn parameters_are_checked_against_the_declared_ones() {
     let e = params_error(&engine, "season", json!(["2025-10-20"]));
     assert!(e.to_string().contains("must be a JSON object"), "{e}");
 
+    // At any depth: the schema describes the nested objects too, and the key path is named.
+    let e = params_error(
+        &engine,
+        "area-tariff",
+        json!({"prices": {"residential": 38.32, "non-residential": "43.3"}}),
+    );
+    assert!(
+        matches!(&e, ChainError::Params { key: Some(k), problem, .. } if k == "prices.residential" && problem.contains("\"38.32\"")),
+        "{e}"
+    );
+    let e = params_error(
+        &engine,
+        "area-tariff",
+        json!({"prices": {"residential": "1", "non-residential": "1"},
+               "ceiling_surcharge": {"threshold": "3.2", "step": "0.1", "rate": "0.03", "stpes": "completed"}}),
+    );
+    assert!(
+        matches!(&e, ChainError::Params { key: Some(k), problem, .. } if k == "ceiling_surcharge" && problem.contains("`stpes`")),
+        "{e}"
+    );
+    let e = params_error(
+        &engine,
+        "low-income-subsidy",
+        json!({"categories": ["heating", "heat"]}),
+    );
+    assert!(
+        matches!(&e, ChainError::Params { key: Some(k), .. } if k == "categories.1"),
+        "{e}"
+    );
+
     let e = Chain::new("harbin", Vec::<(Arc<Plugin>, Value)>::new()).unwrap_err();
     assert!(matches!(e, ChainError::Empty { .. }), "{e}");
 }
@@ -598,8 +628,13 @@ fn check_reports_a_good_plugin() {
     assert!(
         info.params
             .iter()
-            .any(|p| p.name == "daily_rate" && p.required)
+            .any(|p| p.name == "daily_rate" && p.required && p.ty == ParamType::Decimal)
     );
+    // The schema the SDK derived from the plugin's Params struct, with its doc comments.
+    let daily_rate = &info.params_schema["properties"]["daily_rate"];
+    assert_eq!(daily_rate["format"], "decimal");
+    assert!(daily_rate["description"].as_str().unwrap().contains("1‰"));
+    assert_eq!(info.params_schema["additionalProperties"], false);
     assert!(report.imports.iter().all(|i| i.granted), "{report}");
     assert!(report.size < report.max_size);
     let text = report.to_string();
@@ -802,4 +837,120 @@ fn a_contract_0_1_0_plugin_bills_beside_0_2_0_plugins_in_one_chain() {
     let heat = bill.lines.iter().find(|l| l.kind.code == "heat").unwrap();
     assert_eq!(heat.kind.entry, 2);
     assert_eq!(heat.season_amount, Some(dec("1864.00")));
+}
+
+/// The parameter tables of `docs/reference-plugins.md` list, for each reference plugin, exactly
+/// the top-level parameters of the schema its `describe()` gives (the schema is derived from
+/// the plugin's `Params` struct), with the same type and whether it is required. A parameter
+/// added to a struct and not to the guide, or a row left for a removed one, fails here.
+#[test]
+fn the_reference_guide_lists_each_plugins_parameters_as_its_schema_does() {
+    let engine = engine();
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/reference-plugins.md"),
+    )
+    .unwrap();
+    /// A table row: the names in its first column, its type, whether it says required.
+    type Row = (Vec<String>, String, bool);
+    // Each `## name` section's table rows.
+    let mut sections: Vec<(String, Vec<Row>)> = Vec::new();
+    for line in doc.lines() {
+        if let Some(name) = line.strip_prefix("## ") {
+            sections.push((name.trim().to_string(), Vec::new()));
+            continue;
+        }
+        let Some((_, rows)) = sections.last_mut() else {
+            continue;
+        };
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() < 5 || !line.starts_with("| `") && !line.starts_with("| (area keys)") {
+            continue;
+        }
+        let names = if cells[1] == "(area keys)" {
+            vec!["(area keys)".to_string()]
+        } else {
+            cells[1]
+                .split(',')
+                .map(|n| n.trim().trim_matches('`').to_string())
+                .collect()
+        };
+        rows.push((
+            names,
+            cells[2].to_string(),
+            cells[3].starts_with("yes") || cells[3].contains("yes"),
+        ));
+    }
+    let rows_of = |name: &str| {
+        sections
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no section ## {name}"))
+            .1
+            .clone()
+    };
+    // The area keys are the first table of the area-tariff section.
+    let area_keys: Vec<String> = rows_of("area-tariff")
+        .iter()
+        .flat_map(|(names, _, _)| names.clone())
+        .filter(|n| {
+            [
+                "area_basis",
+                "prices",
+                "pricing",
+                "special_classes",
+                "ceiling_surcharge",
+                "government_prices",
+            ]
+            .contains(&n.as_str())
+        })
+        .collect();
+    assert_eq!(area_keys.len(), 6, "{area_keys:?}");
+    for plugin in [
+        "season",
+        "area-tariff",
+        "metered-tariff",
+        "suspension-fee",
+        "low-income-subsidy",
+        "temperature-refund",
+        "late-fee",
+    ] {
+        let info = load(&engine, plugin).info().clone();
+        let mut documented: Vec<String> = Vec::new();
+        for (names, ty, required) in rows_of(plugin) {
+            if names == ["(area keys)"] {
+                documented.extend(area_keys.iter().cloned());
+                continue;
+            }
+            for name in names {
+                let spec = info
+                    .params
+                    .iter()
+                    .find(|p| p.name == name)
+                    .unwrap_or_else(|| {
+                        panic!(
+                            "{plugin}: the guide lists `{name}`, the schema has no such parameter"
+                        )
+                    });
+                assert_eq!(
+                    spec.ty.to_string(),
+                    ty,
+                    "{plugin}.{name}: the type in the guide"
+                );
+                assert_eq!(
+                    spec.required, required,
+                    "{plugin}.{name}: required in the guide"
+                );
+                documented.push(name);
+            }
+        }
+        let mut documented_sorted = documented.clone();
+        documented_sorted.sort();
+        documented_sorted.dedup();
+        let mut schema: Vec<String> = info.params.iter().map(|p| p.name.clone()).collect();
+        schema.sort();
+        assert_eq!(
+            documented_sorted, schema,
+            "{plugin}: the guide's parameters against the schema's"
+        );
+    }
 }

@@ -926,28 +926,38 @@ type LimitsChange = fn(&mut Limits);
 fn a_describe_past_the_limits_is_refused_naming_each_limit() {
     // The fixture breaks each check by one; raising the limits before it reaches the next.
     let bytes = component("bloated-describe");
-    let cases: [(LimitsChange, &str); 5] = [
+    let cases: [(LimitsChange, &str); 6] = [
         (
             |_| {},
             "the description is 4097 bytes; the limit is 4096 (limits.max_describe_bytes)",
         ),
         (
             |l| l.max_describe_bytes = 4_097,
+            "the limit is 65536 (limits.max_params_schema_bytes)",
+        ),
+        (
+            |l| {
+                l.max_describe_bytes = 4_097;
+                l.max_params_schema_bytes = 1 << 20;
+            },
+            "expands to more than 20000 nodes with its $refs (limits.max_params_schema_nodes)",
+        ),
+        (
+            |l| {
+                l.max_describe_bytes = 4_097;
+                l.max_params_schema_bytes = 1 << 20;
+                l.max_params_schema_nodes = 1 << 30;
+            },
             "65 parameters are declared; the limit is 64 (limits.max_params)",
         ),
         (
             |l| {
                 l.max_describe_bytes = 4_097;
+                l.max_params_schema_bytes = 1 << 20;
+                l.max_params_schema_nodes = 1 << 30;
                 l.max_params = 65;
             },
-            "the description of parameter `p1` is 5000 bytes; the limit is 4097",
-        ),
-        (
-            |l| {
-                l.max_describe_bytes = 5_000;
-                l.max_params = 65;
-            },
-            "parameter `p0` is declared twice",
+            "the description of parameter `p1` is 70000 bytes; the limit is 4097",
         ),
         (
             |l| l.max_name_bytes = 15,

@@ -8,6 +8,7 @@
 
 use super::v0_1_0::wit as old;
 use super::wit;
+use crate::model::{ParamSpec, ParamType};
 
 /// One enum into its namesake of the other version, case by case.
 macro_rules! same_cases {
@@ -88,18 +89,30 @@ pub(crate) fn plugin_info(i: old::PluginInfo) -> wit::PluginInfo {
         kind: same_cases!(i.kind, old::PluginKind => wit::PluginKind:
             Season, Tariff, Subsidy, Fee),
         description: i.description,
-        params: i
-            .params
-            .into_iter()
-            .map(|p| wit::ParamSpec {
-                name: p.name,
-                type_: same_cases!(p.type_, old::ParamType => wit::ParamType:
-                    Decimal, Integer, Boolean, Date, Text, Json),
-                required: p.required,
-                description: p.description,
-            })
-            .collect(),
+        params_schema: params_schema(&i.params).to_string(),
     }
+}
+
+/// 0.1.0's list of top-level parameter keys as the JSON Schema 0.2.0 carries (see
+/// [`crate::params::schema_of_specs`]).
+fn params_schema(params: &[old::ParamSpec]) -> serde_json::Value {
+    let specs: Vec<ParamSpec> = params
+        .iter()
+        .map(|p| ParamSpec {
+            name: p.name.clone(),
+            ty: match p.type_ {
+                old::ParamType::Decimal => ParamType::Decimal,
+                old::ParamType::Integer => ParamType::Integer,
+                old::ParamType::Boolean => ParamType::Boolean,
+                old::ParamType::Date => ParamType::Date,
+                old::ParamType::Text => ParamType::Text,
+                old::ParamType::Json => ParamType::Json,
+            },
+            required: p.required,
+            description: p.description.clone(),
+        })
+        .collect();
+    crate::params::schema_of_specs(&specs)
 }
 
 pub(crate) fn configuration(c: old::Configuration) -> wit::Configuration {

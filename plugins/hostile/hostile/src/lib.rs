@@ -94,7 +94,7 @@ mod wasi_reads {
 }
 
 /// What a hostile customer-day (or, for the `configure-*` and line-kind modes, `configure`) does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// Loop forever.
@@ -193,9 +193,10 @@ pub enum Mode {
 pub const ESCAPE_MESSAGE: &str =
     "\r\x1b[2K\x1b[32mok\x1b[0m   every case\x1b]0;all passed\x07\n1 passed, 0 failed\x1b[8m";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Params {
+    /// How the plugin misbehaves (for customer-days tagged "hostile", or in configure).
     mode: Mode,
     /// Iterations of the `slow-retry` and `configure-slow` spins.
     #[serde(default)]
@@ -549,24 +550,7 @@ impl Guest for Hostile {
             version: "1.0.0".into(),
             kind: PluginKind::Tariff,
             description: "Test fixture: misbehaves as `mode` says for customer-days tagged \"hostile\" (or in configure); bills 1.00 to every other customer-day.".into(),
-            params: vec![param(
-                "mode",
-                ParamType::Text,
-                true,
-                "loop, memory, trap, panic, recursion, exit, lines, big-string, bad-amount, \
-                 bad-spec, bad-payer, line-and-error, season, wrong-count, stdout, clock, random, \
-                 configure-panic, configure-loop, many-kinds, long-code, empty-code, \
-                 long-description, long-unit, garbage, two-faced, min-amount, max-lines, \
-                 overpriced, positive-refund, subsidy-skim, negative-heating, \
-                 government-late-fee, escape-message, bidi-description, zero-width-unit, \
-                 separator-description, skim, previous, after-n, slow-retry, many-errors or \
-                 configure-slow.",
-            ), param(
-                "spin",
-                ParamType::Integer,
-                false,
-                "Iterations of the slow-retry and configure-slow spins (default 0).",
-            )],
+            params_schema: heatbill_sdk::params::schema::<Params>(),
         }
     }
 

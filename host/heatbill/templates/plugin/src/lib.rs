@@ -14,12 +14,15 @@ pub struct Tariff {
     price: Decimal,
 }
 
-/// The parameters (a JSON object; decimals are strings, unknown keys are refused).
-#[derive(Deserialize)]
+/// The parameters (a JSON object; decimals are strings, unknown keys are refused). The struct
+/// is the one source: `Deserialize` parses it, `JsonSchema` derives the schema the host checks
+/// parameters against, and the doc comments are that schema's descriptions.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
     /// 元 per m² per season, e.g. "24".
     #[serde(with = "heatbill_sdk::params::decimal")]
+    #[schemars(with = "heatbill_sdk::params::DecimalText")]
     pub price: Decimal,
     /// The line's code (default "heat").
     #[serde(default = "default_code")]
@@ -35,14 +38,11 @@ impl Plugin for Tariff {
 
     fn describe() -> PluginInfo {
         PluginInfo {
-            name: "{{name}}".into(),
+            name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),
             kind: PluginKind::Tariff,
             description: "Bills price × building area per season, spread over the regular season by cumulative rounding.".into(),
-            params: vec![
-                param("price", ParamType::Decimal, true, "元 per m² per season, e.g. \"24\"."),
-                param("code", ParamType::Text, false, "The line's code (default \"heat\")."),
-            ],
+            params_schema: heatbill_sdk::params::schema::<Params>(),
         }
     }
 
