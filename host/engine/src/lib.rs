@@ -77,7 +77,9 @@
 #![warn(missing_docs)]
 
 mod bindings;
+mod cache;
 mod chain;
+mod check;
 mod columns;
 mod compile;
 mod config;
@@ -100,11 +102,11 @@ mod trap;
 
 pub use bindings::Contract;
 pub use chain::{Chain, ChainEntry, Schedule};
+pub use check::{BinaryFormat, CheckReport, ImportCheck};
 pub use compile::{COMPILE_COMMAND, Structure, check_structure, compile_child_main};
 pub use config::{CompileConfig, EngineConfig, Limits, PoolConfig};
 pub use engine::{
-    BinaryFormat, CONTRACT_VERSION, CacheStats, CheckReport, Engine, EngineError, ImportCheck,
-    LoadOutcome, RULES_INTERFACE, RULES_WORLD,
+    CONTRACT_VERSION, CacheStats, Engine, EngineError, LoadOutcome, RULES_INTERFACE, RULES_WORLD,
 };
 pub use error::{BillError, BillErrorKind, ChainError, LoadError, SetupError};
 pub use evaluator::{EntryCost, Evaluator, PluginLog, ScheduleEvaluator};

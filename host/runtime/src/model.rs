@@ -3,6 +3,10 @@
 //! The engine's own types (`DayInput`, `Bill`, …) describe one evaluation; these describe what is
 //! stored around it: companies, customers as of a date, chain versions, shards and bills as the
 //! system of record.
+//!
+//! One file, though long: it is data definitions only (records, their documented fields and
+//! their conversions), the vocabulary the store, the runs and the API share; splitting it would
+//! make every user import from several places.
 
 use std::fmt;
 

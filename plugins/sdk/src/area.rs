@@ -19,6 +19,10 @@
 //! the government's part `T_g = round_fen(area × government price × share)` and the customer's
 //! `T_c = T − T_g`; each is then spread over the season by cumulative rounding
 //! ([`crate::cumulative_share`]), so each adds up to its own season amount exactly.
+//!
+//! One file, though long: the area rules (classes, special classes, the ceiling surcharge, the
+//! payer split, per-season and per-day prices) are one computation, `AreaPricing::charge`, and
+//! its parameter types; a quarter of the file is unit tests with the cities' figures.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -22,6 +22,9 @@
 //! let bills = chain.evaluate(&days);
 //! assert_eq!(bills[0].as_ref().unwrap().total(), Decimal::ONE);
 //! ```
+//!
+//! About 450 lines of code and 200 of tests: the native chain must mirror the host's evaluator
+//! (filters, checks, errors), and its tests are the proof it does.
 
 use std::fmt;
 

@@ -1,5 +1,8 @@
 //! The admin API through the real HTTP server (`heatbill::api::serve` on a loopback port),
 //! on real databases, with the reference plugins uploaded as an integrator would.
+//!
+//! Long by design: one test module per area of the suite (this one: the admin API), so a failing
+//! test is found by its area; helpers at the top, one story per test below.
 
 use std::sync::Arc;
 use std::time::Duration;

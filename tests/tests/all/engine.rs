@@ -1,5 +1,8 @@
 //! The engine on the reference plugins: chains, the compile cache, parameter checks, loading and
 //! checking components, schedules.
+//!
+//! Long by design: one test module per area of the suite (this one: the engine on real
+//! components), each test one behaviour.
 
 use std::str::FromStr;
 use std::sync::Arc;

@@ -4,6 +4,8 @@
 //! `configure` fails its chain with a named error; one that misbehaves in `describe`, or is built
 //! for another contract version, is refused at load. A plugin that reads the clock or random
 //! sees the same fixed values on every engine.
+//!
+//! Long by design: one test per misbehaviour of the hostile fixtures, each short.
 
 use std::sync::Arc;
 use std::time::Duration;

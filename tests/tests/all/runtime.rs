@@ -1,6 +1,8 @@
 //! The whole runtime on real databases: company files applied, CSV files imported, days run,
 //! bills read back. The worked examples W1–W7 of the domain go through it end to end, on
 //! SQLite and on PostgreSQL.
+//!
+//! Long by design: one test module per area of the suite (this one: the runtime end to end).
 
 use chrono::NaiveDate;
 use heatbill_runtime::company::{self, CompanyFile};

@@ -6,6 +6,9 @@
 //! once, in the production engine with the harness's runner (the table of `heatbill plugin
 //! test`): a file whose cases fail is refused with its report, and nothing is stored. A chain
 //! is activated only when every case file attached to its plugins passes against it.
+//!
+//! One file, though long: uploads, case files and chains are one workflow (a chain is activated
+//! only when its plugins' case files pass against it), and their handlers share its checks.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -3,6 +3,8 @@
 //! `test`, the demo, and (`runtime`) migrate, company, import and run, including a run killed
 //! mid-way and resumed. These spawn the real binary on the real components built from
 //! `plugins/` (`./dev plugins`; `./dev test` builds them first) and real databases.
+//!
+//! Long by design: one test per command story, each spawning the real binary.
 
 mod runtime;
 

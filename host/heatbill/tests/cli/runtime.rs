@@ -1,6 +1,8 @@
 //! The runtime's commands as an operator runs them, on real databases: a company applied, its
 //! files imported (a bad one refused with every bad row named), a day run and run again, and a
 //! run killed with SIGKILL mid-way and started again.
+//!
+//! Long by design: one test per operator story, each spawning the real binary.
 
 use std::path::Path;
 use std::process::{Command, Stdio};

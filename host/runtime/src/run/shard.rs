@@ -1,6 +1,9 @@
 //! One shard's part of a run, on a pool thread: the customer-days built from the loaded data,
 //! their balances and input digests, the comparison with the stored bills, the evaluation of
 //! the ones that changed, and the rows to write.
+//!
+//! One file, though long: one shard's pipeline (build, digest, compare, evaluate, rows) is one
+//! pass over the same arrays; split, each step would need the others' indexing explained again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

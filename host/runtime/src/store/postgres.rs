@@ -5,6 +5,11 @@
 //! for `unnest` batches and 11 s for multi-row `INSERT`). The `bills` table is partitioned by
 //! month of the bill date; `migrate` creates the partitions of the last month and the next
 //! twelve, and each run creates its date's partition before it writes.
+//!
+//! One file, though long: it is one implementation of the `Store` trait, and each method is a
+//! query or a transaction that reads right only beside the others (a shard's write touches bills,
+//! balances, digests and the run under one fencing token). Split by table, the transaction
+//! boundaries would be scattered; kept whole, it reads side by side with `sqlite.rs`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

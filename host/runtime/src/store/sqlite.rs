@@ -5,6 +5,10 @@
 //! Rust); dates are TEXT `YYYY-MM-DD`, which sorts as dates. Writes take the database's one
 //! writer lock up front (`BEGIN IMMEDIATE`), and bills go in by multi-row `INSERT`s of a few
 //! hundred rows inside the shard's transaction. WAL journal: readers never wait for the writer.
+//!
+//! One file, though long: it is one implementation of the `Store` trait, method for method the
+//! same as `postgres.rs`, so that the two can be read side by side; splitting one and not the
+//! other would hide where they differ.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;

@@ -73,6 +73,9 @@
 //! It implements the generated `Guest` trait directly (not [`heatbill_sdk::Plugin`]), because
 //! the SDK's safety nets (result count, message length, line-spec checks) would otherwise repair
 //! the breakage.
+//!
+//! One file, though long: a test fixture whose forty-odd modes are each a few lines; one table of
+//! modes above and one `match` below keep each misbehaviour beside its documentation.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;

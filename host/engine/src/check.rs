@@ -1,0 +1,173 @@
+//! `heatbill plugin check`'s report: what a binary is, what it imports, what it says about
+//! itself, and whether it loads, for a person (`Display`) and for tools (`Serialize`).
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::engine::RULES_WORLD;
+use crate::error::LoadError;
+use crate::model::{ParamSpec, PluginInfo};
+
+/// What the first bytes of a binary say it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BinaryFormat {
+    /// A WebAssembly component (the only thing a plugin can be).
+    Component,
+    /// A core WebAssembly module.
+    CoreModule,
+    /// Not WebAssembly, or a version the engine does not know.
+    NotWasm,
+}
+
+impl BinaryFormat {
+    /// Reads the 8-byte header: magic `\0asm`, then version 1 layer 0 (a core module) or
+    /// version 0x0d layer 1 (a component).
+    pub fn of(bytes: &[u8]) -> BinaryFormat {
+        match bytes.get(..8) {
+            Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => BinaryFormat::CoreModule,
+            Some([0, b'a', b's', b'm', 0x0d, 0, 1, 0]) => BinaryFormat::Component,
+            _ => BinaryFormat::NotWasm,
+        }
+    }
+}
+
+impl fmt::Display for BinaryFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BinaryFormat::Component => "WebAssembly component",
+            BinaryFormat::CoreModule => "core WebAssembly module (not a component)",
+            BinaryFormat::NotWasm => "not WebAssembly",
+        })
+    }
+}
+
+/// One import of a checked component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportCheck {
+    /// The import's name, e.g. `wasi:cli/stdout@0.2.6`.
+    pub name: String,
+    /// Whether the sandbox grants it.
+    pub granted: bool,
+}
+
+/// What [`Engine::check`] found, for `heatbill plugin check`. `Display` prints it for humans;
+/// `Serialize` gives it to machines (the error as its message).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckReport {
+    /// The binary's size in bytes.
+    pub size: usize,
+    /// The size limit.
+    pub max_size: usize,
+    /// SHA-256 of the binary, hex.
+    pub digest: String,
+    /// What the header says the binary is.
+    pub format: BinaryFormat,
+    /// The component's imports, each granted or denied (empty if it could not be compiled).
+    pub imports: Vec<ImportCheck>,
+    /// The component's exports.
+    pub exports: Vec<String>,
+    /// The contract world it implements, if it exports the contract's `rules` interface (its
+    /// imports are judged separately, in `imports` and `error`).
+    pub world: Option<String>,
+    /// What `describe()` returned, if it loads.
+    pub info: Option<PluginInfo>,
+    /// Why it would be refused, if it would.
+    #[serde(serialize_with = "serialize_error")]
+    pub error: Option<LoadError>,
+}
+
+fn serialize_error<S: serde::Serializer>(e: &Option<LoadError>, s: S) -> Result<S::Ok, S::Error> {
+    match e {
+        Some(e) => s.serialize_some(&e.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
+impl CheckReport {
+    /// Whether the component would load.
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+impl fmt::Display for CheckReport {
+    /// Every text the component wrote (its import names, what `describe` said, an error that
+    /// quotes it) is escaped for the terminal (`crate::text`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::text::safe;
+        let mark = |ok: bool| if ok { "ok " } else { "ERR" };
+        writeln!(
+            f,
+            "{} size      {} bytes (limit {})",
+            mark(self.size <= self.max_size),
+            self.size,
+            self.max_size
+        )?;
+        writeln!(f, "    sha256    {}", self.digest)?;
+        writeln!(
+            f,
+            "{} format    {}",
+            mark(self.format == BinaryFormat::Component),
+            self.format
+        )?;
+        if !self.exports.is_empty() {
+            writeln!(f, "    exports   {}", self.exports.join(", "))?;
+        }
+        match &self.world {
+            Some(w) => writeln!(f, "ok  world     {w}")?,
+            None if self.format == BinaryFormat::Component && !self.exports.is_empty() => {
+                writeln!(f, "ERR world     not {RULES_WORLD}")?
+            }
+            None => {}
+        }
+        if !self.imports.is_empty() {
+            writeln!(f, "    imports")?;
+            for i in &self.imports {
+                writeln!(
+                    f,
+                    "{}   {} ({})",
+                    mark(i.granted),
+                    safe(&i.name),
+                    if !i.granted {
+                        "NOT GRANTED"
+                    } else if i.name.starts_with("heatbill:rules/") {
+                        "the contract's types"
+                    } else {
+                        "granted, with nothing behind it"
+                    }
+                )?;
+            }
+        }
+        if let Some(info) = &self.info {
+            writeln!(
+                f,
+                "ok  plugin    {} {} ({})",
+                safe(&info.name),
+                safe(&info.version),
+                info.kind
+            )?;
+            writeln!(f, "    about     {}", safe(&info.description))?;
+            for ParamSpec {
+                name,
+                ty,
+                required,
+                description,
+            } in &info.params
+            {
+                writeln!(
+                    f,
+                    "    param     {}: {ty}{} — {}",
+                    safe(name),
+                    if *required { ", required" } else { "" },
+                    safe(description)
+                )?;
+            }
+        }
+        match &self.error {
+            None => writeln!(f, "ok  the plugin loads"),
+            Some(e) => writeln!(f, "ERR {}", safe(&e.to_string())),
+        }
+    }
+}
