@@ -70,26 +70,27 @@ impl Plugin for AreaTariff {
 
     fn configure(p: WithArea<Naming>) -> Result<(Self, Vec<LineSpec>), RuleError> {
         let pricing = AreaPricing::new(p.area)?;
-        let mut specs = vec![line_spec(
+        let mut kinds = LineKinds::new();
+        let customer = kinds.add(line_spec(
             &p.extra.code,
             &p.extra.description,
             "m2",
             LineCategory::Heating,
-        )];
-        if pricing.has_split() {
-            specs.push(line_spec(
+        ));
+        let government = pricing.has_split().then(|| {
+            kinds.add(line_spec(
                 &p.extra.government_code,
                 &p.extra.government_description,
                 "m2",
                 LineCategory::Heating,
-            ));
-        }
+            ))
+        });
         let lines = AreaLines {
-            customer: 0,
-            government: 1,
+            customer,
+            government,
             record_free_days: true,
         };
-        Ok((AreaTariff { pricing, lines }, specs))
+        Ok((AreaTariff { pricing, lines }, kinds.into_specs()))
     }
 
     #[inline]

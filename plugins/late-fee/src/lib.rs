@@ -15,6 +15,8 @@ use serde::Deserialize;
 pub struct LateFee {
     rate: Decimal,
     due: Date,
+    /// The late-fee line's kind.
+    line: LineKindId,
 }
 
 /// The parameters of `late-fee`.
@@ -76,13 +78,20 @@ impl Plugin for LateFee {
                 p.daily_rate
             )));
         }
-        let spec = line_spec(&p.code, &p.description, "CNY", LineCategory::LateFee);
+        let mut kinds = LineKinds::new();
+        let line = kinds.add(line_spec(
+            &p.code,
+            &p.description,
+            "CNY",
+            LineCategory::LateFee,
+        ));
         Ok((
             LateFee {
                 rate: p.daily_rate,
                 due: p.due_date,
+                line,
             },
-            vec![spec],
+            kinds.into_specs(),
         ))
     }
 
@@ -103,7 +112,7 @@ impl Plugin for LateFee {
             return Ok(DayOutput::empty());
         }
         Ok(DayOutput::lines(vec![Line::new(
-            0,
+            self.line,
             principal,
             self.rate,
             fee,

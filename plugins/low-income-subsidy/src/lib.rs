@@ -39,6 +39,8 @@ pub struct LowIncomeSubsidy {
     area_cap: Option<Decimal>,
     area_basis: AreaBasis,
     categories: CategorySet,
+    /// The subsidy lines' kind.
+    line: LineKindId,
 }
 
 /// The parameters of `low-income-subsidy`.
@@ -112,15 +114,22 @@ impl Plugin for LowIncomeSubsidy {
                 "`categories` is empty: list the categories subsidised, e.g. [\"heating\"]".into(),
             ));
         }
-        let spec = line_spec(&p.code, &p.description, "CNY", LineCategory::Subsidy);
+        let mut kinds = LineKinds::new();
+        let line = kinds.add(line_spec(
+            &p.code,
+            &p.description,
+            "CNY",
+            LineCategory::Subsidy,
+        ));
         Ok((
             LowIncomeSubsidy {
                 share,
                 area_cap: p.area_cap,
                 area_basis: p.area_basis,
                 categories,
+                line,
             },
-            vec![spec],
+            kinds.into_specs(),
         ))
     }
 
@@ -179,8 +188,8 @@ impl Plugin for LowIncomeSubsidy {
         let ratio = self.cover(Decimal::ONE, day, &mut area)?;
         Ok(DayOutput::lines(vec![
             // Quantity: the subsidised base; unit price: the share of it covered.
-            Line::new(0, base, ratio, -s, Payer::Customer)?,
-            Line::new(0, base, ratio, s, Payer::Government)?,
+            Line::new(self.line, base, ratio, -s, Payer::Customer)?,
+            Line::new(self.line, base, ratio, s, Payer::Government)?,
         ]))
     }
 }

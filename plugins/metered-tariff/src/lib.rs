@@ -24,6 +24,10 @@ use serde::Deserialize;
 #[derive(Debug)]
 pub struct MeteredTariff {
     basic: AreaPricing,
+    /// The basic line's kind, and the government's with a payer split.
+    basic_lines: AreaLines,
+    /// The metered line's kind.
+    metered: LineKindId,
     /// The basic part's share of the area prices (1 when the prices are the basic prices).
     basic_share: Decimal,
     residential: Decimal,
@@ -99,10 +103,6 @@ fn default_government_description() -> String {
     "基本热费（政府承担）".into()
 }
 
-const BASIC: u16 = 0;
-const METERED: u16 = 1;
-const GOVERNMENT: u16 = 2;
-
 impl Plugin for MeteredTariff {
     type Params = WithArea<Metered>;
 
@@ -144,38 +144,43 @@ impl Plugin for MeteredTariff {
                 "`estimate_gj_per_m2` is {e}: it must not be negative"
             )));
         }
-        let mut specs = vec![
-            line_spec(
-                &m.basic_code,
-                &m.basic_description,
-                "m2",
-                LineCategory::Heating,
-            ),
-            line_spec(
-                &m.metered_code,
-                &m.metered_description,
-                m.price_unit.as_str(),
-                LineCategory::Consumption,
-            ),
-        ];
-        if basic.has_split() {
-            specs.push(line_spec(
+        let mut kinds = LineKinds::new();
+        let basic_kind = kinds.add(line_spec(
+            &m.basic_code,
+            &m.basic_description,
+            "m2",
+            LineCategory::Heating,
+        ));
+        let metered = kinds.add(line_spec(
+            &m.metered_code,
+            &m.metered_description,
+            m.price_unit.as_str(),
+            LineCategory::Consumption,
+        ));
+        let government = basic.has_split().then(|| {
+            kinds.add(line_spec(
                 &m.government_code,
                 &m.government_description,
                 "m2",
                 LineCategory::Heating,
-            ));
-        }
+            ))
+        });
         Ok((
             MeteredTariff {
                 basic,
+                basic_lines: AreaLines {
+                    customer: basic_kind,
+                    government,
+                    record_free_days: true,
+                },
+                metered,
                 basic_share: m.basic_share.unwrap_or(Decimal::ONE),
                 residential: m.unit_prices.residential,
                 non_residential: m.unit_prices.non_residential,
                 estimate: m.estimate_gj_per_m2,
                 price_unit: m.price_unit,
             },
-            specs,
+            kinds.into_specs(),
         ))
     }
 
@@ -195,13 +200,8 @@ impl Plugin for MeteredTariff {
             return Ok(DayOutput::empty());
         }
         let mut lines = Vec::with_capacity(2);
-        let basic = AreaLines {
-            customer: BASIC,
-            government: GOVERNMENT,
-            record_free_days: true,
-        };
         self.basic
-            .push_lines(day, self.basic_share, basic, &mut lines)?;
+            .push_lines(day, self.basic_share, self.basic_lines, &mut lines)?;
         let unit_price = match day.class {
             CustomerClass::Residential => self.residential,
             CustomerClass::NonResidential => self.non_residential,
@@ -241,7 +241,7 @@ impl Plugin for MeteredTariff {
                 heat
             };
             lines.push(Line::new(
-                METERED,
+                self.metered,
                 shown,
                 unit_price,
                 amount,

@@ -37,7 +37,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use crate::params::{bad_params, opt_decimal};
 use crate::season::Accrual;
-use crate::{CustomerClass, CustomerDay, Line, Payer, RuleError};
+use crate::{CustomerClass, CustomerDay, Line, LineKindId, Payer, RuleError};
 
 /// Which area of the customer is billed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
@@ -311,13 +311,14 @@ pub struct AreaPricing {
 }
 
 /// The lines an area-priced plugin emits: its customer line kind and, with a payer split, its
-/// government line kind (indexes into its line specs).
+/// government line kind.
 #[derive(Debug, Clone, Copy)]
 pub struct AreaLines {
-    /// The spec of the customer's line.
-    pub customer: u16,
-    /// The spec of the government's line (used only when `government_prices` is set).
-    pub government: u16,
+    /// The kind of the customer's line.
+    pub customer: LineKindId,
+    /// The kind of the government's line: required when the pricing has a payer split
+    /// ([`AreaPricing::has_split`]), unused otherwise.
+    pub government: Option<LineKindId>,
     /// Whether a free early-start or extension day gets a 0.00 line recording the service.
     pub record_free_days: bool,
 }
@@ -620,7 +621,7 @@ impl AreaPricing {
         };
         let (customer_season, government_season) = c.season_fen.unwrap_or_default();
         out.push(Line {
-            spec: lines.customer,
+            spec: lines.customer.index(),
             quantity,
             unit_price: output(c.customer_price, "unit price")?,
             amount: fen_to_wit(c.customer_fen)?,
@@ -628,8 +629,17 @@ impl AreaPricing {
             season_amount: season(customer_season)?,
         });
         if self.split && c.government_fen != 0 {
+            // A configuration that splits the price announces the government's kind; a plugin
+            // that forgot to is told, never billed short.
+            let Some(government) = lines.government else {
+                return Err(RuleError::Unsupported(
+                    "the price has a government share but the plugin announced no government \
+                     line kind (AreaLines::government)"
+                        .into(),
+                ));
+            };
             out.push(Line {
-                spec: lines.government,
+                spec: government.index(),
                 quantity,
                 unit_price: output(c.government_price, "unit price")?,
                 amount: fen_to_wit(c.government_fen)?,

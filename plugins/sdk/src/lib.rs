@@ -24,7 +24,7 @@
 //! use serde::Deserialize;
 //!
 //! /// Bills a fixed amount per heating day.
-//! pub struct Flat { amount: Decimal }
+//! pub struct Flat { amount: Decimal, flat: LineKindId }
 //!
 //! /// The parameters: the struct is the parser and, derived, the JSON Schema the host validates.
 //! #[derive(Deserialize, JsonSchema)]
@@ -48,14 +48,15 @@
 //!         }
 //!     }
 //!     fn configure(p: FlatParams) -> Result<(Self, Vec<LineSpec>), RuleError> {
-//!         let spec = line_spec("flat", "Flat fee", "day", LineCategory::Heating);
-//!         Ok((Flat { amount: round_fen(p.amount) }, vec![spec]))
+//!         let mut kinds = LineKinds::new();
+//!         let flat = kinds.add(line_spec("flat", "Flat fee", "day", LineCategory::Heating));
+//!         Ok((Flat { amount: round_fen(p.amount), flat }, kinds.into_specs()))
 //!     }
 //!     fn evaluate(&self, day: &CustomerDay) -> Result<DayOutput, RuleError> {
 //!         if !heatbill_sdk::season::is_heating_day(day) {
 //!             return Ok(DayOutput::empty());
 //!         }
-//!         let line = Line::new(0, Decimal::ONE, self.amount, self.amount, Payer::Customer)?;
+//!         let line = Line::new(self.flat, Decimal::ONE, self.amount, self.amount, Payer::Customer)?;
 //!         Ok(DayOutput::lines(vec![line]))
 //!     }
 //! }
@@ -138,7 +139,7 @@ pub mod prelude {
         LineSpec, Payer, Plugin, PluginInfo, PluginKind, PriorLine, RuleError, SeasonDay,
         SeasonPhase, ServiceStatus, WitDecimal,
     };
-    pub use crate::{DayFilter, bits};
+    pub use crate::{DayFilter, LineKindId, LineKinds, bits};
     pub use schemars::JsonSchema;
 }
 
@@ -242,8 +243,55 @@ impl DayOutput {
     }
 }
 
+/// A kind of line a configured plugin produces: the handle [`LineKinds::add`] gives for a
+/// [`LineSpec`] in `configure`, and what [`Line::new`] takes. A typed handle instead of a bare
+/// index, so a line cannot name a kind that was never announced or mix up two kinds' places.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LineKindId(u16);
+
+impl LineKindId {
+    /// The kind's index in the plugin's list of line specs (`line.spec` in the contract).
+    pub const fn index(self) -> u16 {
+        self.0
+    }
+}
+
+/// The line kinds a plugin announces in `configure`, in order, handing out a [`LineKindId`]
+/// for each:
+///
+/// ```
+/// # use heatbill_sdk::prelude::*;
+/// let mut kinds = LineKinds::new();
+/// let heat = kinds.add(line_spec("heat", "采暖费", "m2", LineCategory::Heating));
+/// let specs: Vec<LineSpec> = kinds.into_specs(); // what configure returns beside the plugin
+/// assert_eq!((heat.index(), specs.len()), (0, 1));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct LineKinds(Vec<LineSpec>);
+
+impl LineKinds {
+    /// No kinds yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Announces a kind of line; its handle names it on the plugin's lines. More than 65,536
+    /// kinds cannot be named (the contract's `u16`): `configure` refuses them
+    /// ([`params::check_line_specs`]), and handles past that wrap.
+    pub fn add(&mut self, spec: LineSpec) -> LineKindId {
+        let id = LineKindId(self.0.len() as u16);
+        self.0.push(spec);
+        id
+    }
+
+    /// The specs, in the order of their handles: what `configure` returns.
+    pub fn into_specs(self) -> Vec<LineSpec> {
+        self.0
+    }
+}
+
 impl Line {
-    /// A line of kind `spec` (an index into the plugin's line specs), converting the decimals.
+    /// A line of the given kind, converting the decimals.
     ///
     /// `amount` must already be rounded to the fen ([`round_fen`]); the host rejects amounts
     /// with more than two decimals. Fails with [`RuleError::InvalidInput`] when a value does not
@@ -251,14 +299,14 @@ impl Line {
     /// units beyond `i64`), which only absurd inputs produce.
     #[inline]
     pub fn new(
-        spec: u16,
+        kind: LineKindId,
         quantity: Decimal,
         unit_price: Decimal,
         amount: Decimal,
         payer: Payer,
     ) -> Result<Line, RuleError> {
         Ok(Line {
-            spec,
+            spec: kind.index(),
             quantity: decimal::output(quantity, "quantity")?,
             unit_price: decimal::output(unit_price, "unit price")?,
             amount: decimal::output(amount, "amount")?,

@@ -7,15 +7,17 @@
 //! ```
 //! use heatbill_sdk::native::{Chain, configure};
 //! # use heatbill_sdk::prelude::*;
-//! # struct Flat;
+//! # struct Flat(LineKindId);
 //! # impl Plugin for Flat {
 //! #     type Params = serde_json::Value;
 //! #     fn describe() -> PluginInfo { PluginInfo { name: "flat".into(), version: "1.0.0".into(),
 //! #         kind: PluginKind::Tariff, description: String::new(), params_schema: "{}".into() } }
 //! #     fn configure(_: serde_json::Value) -> Result<(Self, Vec<LineSpec>), RuleError> {
-//! #         Ok((Flat, vec![line_spec("flat", "", "", LineCategory::Heating)])) }
+//! #         let mut kinds = LineKinds::new();
+//! #         let flat = kinds.add(line_spec("flat", "", "", LineCategory::Heating));
+//! #         Ok((Flat(flat), kinds.into_specs())) }
 //! #     fn evaluate(&self, _: &CustomerDay) -> Result<DayOutput, RuleError> {
-//! #         Ok(DayOutput::lines(vec![Line::new(0, Decimal::ONE, Decimal::ONE, Decimal::ONE, Payer::Customer)?])) }
+//! #         Ok(DayOutput::lines(vec![Line::new(self.0, Decimal::ONE, Decimal::ONE, Decimal::ONE, Payer::Customer)?])) }
 //! # }
 //! let chain = Chain::new().with(configure::<Flat>("{}").unwrap());
 //! let days = vec![heatbill_sdk::testing::day("2026-01-01").build()];
@@ -446,7 +448,7 @@ mod tests {
     use super::*;
     use crate::params::line_spec;
     use crate::testing::{day, dec};
-    use crate::{Instance, LineCategory, SeasonPhase, WitDecimal};
+    use crate::{Instance, LineCategory, LineKindId, LineKinds, SeasonPhase, WitDecimal};
     use serde::Deserialize;
 
     /// A season stub: day k of 10 = the day of the month.
@@ -454,9 +456,10 @@ mod tests {
     /// Bills `amount` on heating days; refuses customers tagged "refuse".
     struct Fixed {
         amount: WitDecimal,
+        kind: LineKindId,
     }
-    /// Bills the sum of the prior heating lines, with payer government.
-    struct Echo;
+    /// Bills the sum of the prior heating lines, with payer government (its second kind).
+    struct Echo(LineKindId);
 
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -502,10 +505,9 @@ mod tests {
         }
         fn configure(p: FixedParams) -> Result<(Self, Vec<LineSpec>), RuleError> {
             let amount = p.amount.parse().map_err(RuleError::BadParams)?;
-            Ok((
-                Fixed { amount },
-                vec![line_spec("fixed", "Fixed", "CNY", LineCategory::Heating)],
-            ))
+            let mut kinds = LineKinds::new();
+            let kind = kinds.add(line_spec("fixed", "Fixed", "CNY", LineCategory::Heating));
+            Ok((Fixed { amount, kind }, kinds.into_specs()))
         }
         fn evaluate(&self, d: &CustomerDay) -> Result<DayOutput, RuleError> {
             if d.tags.iter().any(|t| t == "refuse") {
@@ -516,7 +518,7 @@ mod tests {
             }
             let a = self.amount.to_decimal().unwrap();
             Ok(DayOutput::lines(vec![Line::new(
-                0,
+                self.kind,
                 Decimal::ONE,
                 a,
                 a,
@@ -531,13 +533,10 @@ mod tests {
             info("echo", PluginKind::Subsidy)
         }
         fn configure(_: serde_json::Value) -> Result<(Self, Vec<LineSpec>), RuleError> {
-            Ok((
-                Echo,
-                vec![
-                    line_spec("unused", "", "", LineCategory::Other),
-                    line_spec("echo", "", "", LineCategory::Subsidy),
-                ],
-            ))
+            let mut kinds = LineKinds::new();
+            kinds.add(line_spec("unused", "", "", LineCategory::Other));
+            let echo = kinds.add(line_spec("echo", "", "", LineCategory::Subsidy));
+            Ok((Echo(echo), kinds.into_specs()))
         }
         fn evaluate(&self, d: &CustomerDay) -> Result<DayOutput, RuleError> {
             let sum: Decimal = d
@@ -547,7 +546,7 @@ mod tests {
                 .map(|l| l.amount.to_decimal().unwrap())
                 .sum();
             Ok(DayOutput::lines(vec![Line::new(
-                1,
+                self.0,
                 Decimal::ONE,
                 sum,
                 sum,

@@ -18,6 +18,7 @@ use serde::Deserialize;
 pub struct SuspensionFee {
     pricing: AreaPricing,
     share: Decimal,
+    lines: AreaLines,
 }
 
 /// The keys of `suspension-fee` besides the area keys.
@@ -58,12 +59,6 @@ fn default_government_description() -> String {
     "报停基本费（政府承担）".into()
 }
 
-const LINES: AreaLines = AreaLines {
-    customer: 0,
-    government: 1,
-    record_free_days: false,
-};
-
 impl Plugin for SuspensionFee {
     type Params = WithArea<Suspension>;
 
@@ -87,26 +82,32 @@ impl Plugin for SuspensionFee {
             )));
         }
         let pricing = AreaPricing::new(p.area)?;
-        let mut specs = vec![line_spec(
+        let mut kinds = LineKinds::new();
+        let customer = kinds.add(line_spec(
             &s.code,
             &s.description,
             "m2",
             LineCategory::BaseFee,
-        )];
-        if pricing.has_split() {
-            specs.push(line_spec(
+        ));
+        let government = pricing.has_split().then(|| {
+            kinds.add(line_spec(
                 &s.government_code,
                 &s.government_description,
                 "m2",
                 LineCategory::BaseFee,
-            ));
-        }
+            ))
+        });
         Ok((
             SuspensionFee {
                 pricing,
                 share: s.share,
+                lines: AreaLines {
+                    customer,
+                    government,
+                    record_free_days: false,
+                },
             },
-            specs,
+            kinds.into_specs(),
         ))
     }
 
@@ -122,7 +123,7 @@ impl Plugin for SuspensionFee {
         }
         let mut lines = Vec::new();
         self.pricing
-            .push_lines(day, self.share, LINES, &mut lines)?;
+            .push_lines(day, self.share, self.lines, &mut lines)?;
         Ok(DayOutput::lines(lines))
     }
 }

@@ -17,6 +17,8 @@ use serde::Deserialize;
 pub struct TemperatureRefund {
     bands: Vec<Band>,
     categories: CategorySet,
+    /// The refund line's kind.
+    line: LineKindId,
 }
 
 /// One temperature band.
@@ -124,13 +126,20 @@ impl Plugin for TemperatureRefund {
                 "`categories` is empty: list the categories refunded, e.g. [\"heating\"]".into(),
             );
         }
-        let spec = line_spec(&p.code, &p.description, "CNY", LineCategory::Refund);
+        let mut kinds = LineKinds::new();
+        let line = kinds.add(line_spec(
+            &p.code,
+            &p.description,
+            "CNY",
+            LineCategory::Refund,
+        ));
         Ok((
             TemperatureRefund {
                 bands: sorted,
                 categories,
+                line,
             },
-            vec![spec],
+            kinds.into_specs(),
         ))
     }
 
@@ -161,7 +170,7 @@ impl Plugin for TemperatureRefund {
         for (payer, base) in PAYERS.into_iter().zip(bases) {
             let refund = round_fen(base * band.share);
             if !refund.is_zero() {
-                lines.push(Line::new(0, base, band.share, -refund, payer)?);
+                lines.push(Line::new(self.line, base, band.share, -refund, payer)?);
             }
         }
         Ok(DayOutput::lines(lines))

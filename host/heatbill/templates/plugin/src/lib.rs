@@ -12,6 +12,8 @@ use serde::Deserialize;
 /// The configured plugin: everything that does not depend on the customer, parsed once.
 pub struct Tariff {
     price: Decimal,
+    /// The heating line's kind, announced in `configure`.
+    heat: LineKindId,
 }
 
 /// The parameters (a JSON object; decimals are strings, unknown keys are refused). The struct
@@ -53,8 +55,15 @@ impl Plugin for Tariff {
                 p.price
             )));
         }
-        let spec = line_spec(&p.code, "采暖费", "m2", LineCategory::Heating);
-        Ok((Tariff { price: p.price }, vec![spec]))
+        let mut kinds = LineKinds::new();
+        let heat = kinds.add(line_spec(&p.code, "采暖费", "m2", LineCategory::Heating));
+        Ok((
+            Tariff {
+                price: p.price,
+                heat,
+            },
+            kinds.into_specs(),
+        ))
     }
 
     /// Active customers only: the host does not call the plugin for suspended ones at all (they
@@ -74,7 +83,7 @@ impl Plugin for Tariff {
         let Some(amount) = accrual.season_share(season_fee)? else {
             return Ok(DayOutput::empty());
         };
-        let line = Line::new(0, area, self.price, amount, Payer::Customer)?;
+        let line = Line::new(self.heat, area, self.price, amount, Payer::Customer)?;
         Ok(DayOutput::lines(vec![line]))
     }
 }
