@@ -23,10 +23,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use heatbill::cases::{CaseFile, params_json};
 use heatbill::harness::{self, Catalog};
 use heatbill::{demo, runner};
+use heatbill_cases::CaseFile;
 use heatbill_engine::{CustomerClass, DayInput, ServiceStatus};
+use heatbill_runtime::company::params_json;
 use heatbill_sdk::native::{self, Chain as NativeChain};
 use heatbill_sdk::{CustomerDay, CustomerFlags, Date, SeasonDay, SeasonPhase, WitDecimal};
 

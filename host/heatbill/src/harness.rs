@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use heatbill_cases::CaseFile;
 use heatbill_engine::text::safe;
 use heatbill_engine::{DayInput, Engine, EngineConfig, Plugin};
 
 use crate::cli::{BenchArgs, BuildArgs, CheckArgs, EngineArgs, NewArgs, TestArgs};
 use crate::runner;
-use crate::{cases::CaseFile, scaffold};
+use crate::scaffold;
 
 /// Builds the engine the harness runs: the configuration file's settings (or the defaults),
 /// with the component cache in the user's cache directory unless told otherwise.
