@@ -235,10 +235,7 @@ fn main() -> Result<()> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let file = CaseFile::load(&args.chain)?;
-    let engine = harness::engine(&heatbill::cli::EngineArgs {
-        engine_config: None,
-        cache_dir: None,
-    })?;
+    let engine = harness::engine(&harness::EngineOptions::default())?;
     let catalog = Catalog::load(&engine, &args.plugins)
         .context("load the components: build them with `./dev plugins`")?;
     let chain = runner::chain(&catalog, &file)?;
@@ -246,7 +243,7 @@ fn main() -> Result<()> {
     // The same engine with a fresh instance for every call.
     let reused_config = std::env::temp_dir().join("heatbill-bench-reused.toml");
     std::fs::write(&reused_config, "[limits]\nfresh_instance_after = 1\n")?;
-    let reused_engine = harness::engine(&heatbill::cli::EngineArgs {
+    let reused_engine = harness::engine(&harness::EngineOptions {
         engine_config: Some(reused_config),
         cache_dir: None,
     })?;
