@@ -23,10 +23,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use heatbill::cases::{CaseFile, params_json};
 use heatbill::harness::{self, Catalog};
 use heatbill::{demo, runner};
+use heatbill_cases::CaseFile;
 use heatbill_engine::{CustomerClass, DayInput, ServiceStatus};
+use heatbill_runtime::company::params_json;
 use heatbill_sdk::native::{self, Chain as NativeChain};
 use heatbill_sdk::{CustomerDay, CustomerFlags, Date, SeasonDay, SeasonPhase, WitDecimal};
 
@@ -234,10 +235,7 @@ fn main() -> Result<()> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let file = CaseFile::load(&args.chain)?;
-    let engine = harness::engine(&heatbill::cli::EngineArgs {
-        engine_config: None,
-        cache_dir: None,
-    })?;
+    let engine = harness::engine(&harness::EngineOptions::default())?;
     let catalog = Catalog::load(&engine, &args.plugins)
         .context("load the components: build them with `./dev plugins`")?;
     let chain = runner::chain(&catalog, &file)?;
@@ -245,7 +243,7 @@ fn main() -> Result<()> {
     // The same engine with a fresh instance for every call.
     let reused_config = std::env::temp_dir().join("heatbill-bench-reused.toml");
     std::fs::write(&reused_config, "[limits]\nfresh_instance_after = 1\n")?;
-    let reused_engine = harness::engine(&heatbill::cli::EngineArgs {
+    let reused_engine = harness::engine(&harness::EngineOptions {
         engine_config: Some(reused_config),
         cache_dir: None,
     })?;

@@ -1,12 +1,10 @@
 //! The `heatbill` command line.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
-use crate::commands::{self, company::CompanyCommand};
-use crate::harness;
+use crate::commands::{self, company::CompanyCommand, plugin::PluginCommand};
 
 /// heatbill: daily bills for district-heating companies, with pricing rules as sandboxed
 /// WebAssembly plugins.
@@ -46,126 +44,6 @@ pub enum Command {
     /// Write, build, check, test and benchmark plugins exactly as production runs them.
     #[command(subcommand)]
     Plugin(PluginCommand),
-}
-
-/// `heatbill plugin …`
-#[derive(Debug, Subcommand)]
-pub enum PluginCommand {
-    /// Create a working plugin crate from the template.
-    New(NewArgs),
-    /// Build a plugin crate (or a workspace of them) into components, and check each.
-    Build(BuildArgs),
-    /// Check a component: world, version, imports, limits, describe().
-    Check(CheckArgs),
-    /// Run case files through the production engine and compare with what they expect.
-    Test(TestArgs),
-    /// Measure customer-days per second and time per call through a case file's chain.
-    Bench(BenchArgs),
-}
-
-/// `heatbill plugin new`
-#[derive(Debug, Args)]
-pub struct NewArgs {
-    /// The plugin's name (lowercase letters, digits and dashes), e.g. `xuchang-tariff`.
-    pub name: String,
-    /// Where to create it (default: ./<name>).
-    #[arg(long)]
-    pub dir: Option<PathBuf>,
-    /// Depend on the guest SDK at this path (a heatbill checkout's plugins/sdk) instead of
-    /// vendoring a copy of it (the default: the crate then builds on any machine, offline).
-    #[arg(
-        long = "sdk-path",
-        alias = "sdk",
-        env = "HEATBILL_SDK",
-        conflicts_with = "sdk_version"
-    )]
-    pub sdk_path: Option<PathBuf>,
-    /// Depend on this published version of the guest SDK (`heatbill-sdk` on the crates
-    /// registry) instead of vendoring a copy.
-    #[arg(long)]
-    pub sdk_version: Option<String>,
-}
-
-/// `heatbill plugin build`
-#[derive(Debug, Args)]
-pub struct BuildArgs {
-    /// The plugin crate or workspace directory.
-    #[arg(default_value = ".")]
-    pub dir: PathBuf,
-}
-
-/// `heatbill plugin check`
-#[derive(Debug, Args)]
-pub struct CheckArgs {
-    /// The component (.wasm) to check.
-    pub component: PathBuf,
-    #[command(flatten)]
-    pub engine: EngineArgs,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// `heatbill plugin test`
-#[derive(Debug, Args)]
-pub struct TestArgs {
-    /// A component, a directory of components, or a plugin crate/workspace directory (its
-    /// built components are used: run `heatbill plugin build` first).
-    pub plugins: PathBuf,
-    /// More components for the chains (a component, a directory, a crate). Repeatable. The
-    /// reference plugins are found by default for names none of these has.
-    #[arg(long = "plugins", value_name = "PATH")]
-    pub more_plugins: Vec<PathBuf>,
-    /// Leave the reference plugins out: only the given components make the chains.
-    #[arg(long)]
-    pub no_reference: bool,
-    /// Case files, or directories of them (every *.toml inside). Repeatable.
-    #[arg(long = "cases", required = true)]
-    pub cases: Vec<PathBuf>,
-    #[command(flatten)]
-    pub engine: EngineArgs,
-    /// Print the results as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// `heatbill plugin bench`
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// A component, a directory of components, or a plugin crate/workspace directory.
-    pub plugins: PathBuf,
-    /// More components for the chain. Repeatable. The reference plugins are found by default
-    /// for names none of these has.
-    #[arg(long = "plugins", value_name = "PATH")]
-    pub more_plugins: Vec<PathBuf>,
-    /// Leave the reference plugins out.
-    #[arg(long)]
-    pub no_reference: bool,
-    /// The case file whose chain and customers are measured.
-    #[arg(long)]
-    pub cases: PathBuf,
-    /// How many customer-days to evaluate (the case file's customers, repeated).
-    #[arg(long, default_value_t = 200_000)]
-    pub days: usize,
-    /// Customer-days per plugin call.
-    #[arg(long, default_value_t = 1024)]
-    pub batch: usize,
-    /// Worker threads (default: one per core).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    #[command(flatten)]
-    pub engine: EngineArgs,
-}
-
-/// Engine settings shared by the harness commands.
-#[derive(Debug, Args, Clone)]
-pub struct EngineArgs {
-    /// An engine configuration file (TOML; the production settings) instead of the defaults.
-    #[arg(long, env = "HEATBILL_ENGINE_CONFIG")]
-    pub engine_config: Option<PathBuf>,
-    /// Where compiled components are cached (default: ~/.cache/heatbill/components).
-    #[arg(long, env = "HEATBILL_CACHE_DIR")]
-    pub cache_dir: Option<PathBuf>,
 }
 
 /// Parses the arguments and runs the command; the process exit code.
@@ -229,12 +107,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => commands::serve::run(args),
         Command::Arrears(args) => commands::arrears::run(args),
         Command::Warm(args) => commands::warm::run(args),
-        Command::Plugin(p) => match p {
-            PluginCommand::New(a) => harness::new_plugin(a),
-            PluginCommand::Build(a) => harness::build(a),
-            PluginCommand::Check(a) => harness::check(a),
-            PluginCommand::Test(a) => harness::test(a),
-            PluginCommand::Bench(a) => harness::bench(a),
-        },
+        Command::Plugin(p) => commands::plugin::run(p),
     }
 }

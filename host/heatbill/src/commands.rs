@@ -1,12 +1,14 @@
-//! The runtime's commands: `migrate`, `company`, `import`, `run` and `demo`. Each module holds
-//! its command's clap arguments beside the function that runs it; the work itself is
-//! `heatbill-runtime`'s.
+//! The commands: the runtime's (`migrate`, `company`, `import`, `run`, `demo`, …) and the
+//! plugin harness's (`plugin`). Each module holds its command's clap arguments beside the
+//! function that runs it; the work itself is `heatbill-runtime`'s, or the harness's
+//! ([`crate::harness`]).
 
 pub mod arrears;
 pub mod company;
 pub mod demo;
 pub mod import;
 pub mod migrate;
+pub mod plugin;
 pub mod run;
 pub mod serve;
 pub mod warm;

@@ -1,4 +1,5 @@
-//! The plugin test harness: `heatbill plugin new | build | check | test | bench`.
+//! The plugin test harness: `heatbill plugin new | build | check | test | bench`. The functions
+//! take plain options; the command line's arguments are `commands::plugin`'s.
 //!
 //! Everything here runs the production engine with the production limits: the same
 //! [`heatbill_engine::Engine`], the same chain validation, the same evaluator a worker uses. A
@@ -11,16 +12,94 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use heatbill_cases::CaseFile;
 use heatbill_engine::text::safe;
 use heatbill_engine::{DayInput, Engine, EngineConfig, Plugin};
 
-use crate::cli::{BenchArgs, BuildArgs, CheckArgs, EngineArgs, NewArgs, TestArgs};
 use crate::runner;
-use crate::{cases::CaseFile, scaffold};
+use crate::scaffold;
+
+/// Engine settings of the harness commands.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// An engine configuration file (TOML; the production settings) instead of the defaults.
+    pub engine_config: Option<PathBuf>,
+    /// Where compiled components are cached (default: [`default_cache_dir`]).
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// What [`new_plugin`] creates.
+#[derive(Debug, Clone)]
+pub struct NewOptions {
+    /// The plugin's name (lowercase letters, digits and dashes).
+    pub name: String,
+    /// Where to create it (default: ./<name>).
+    pub dir: Option<PathBuf>,
+    /// Depend on the guest SDK at this path instead of vendoring a copy.
+    pub sdk_path: Option<PathBuf>,
+    /// Depend on this published version of the guest SDK instead of vendoring a copy.
+    pub sdk_version: Option<String>,
+}
+
+/// What [`build`] builds.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The plugin crate or workspace directory.
+    pub dir: PathBuf,
+}
+
+/// What [`check`] checks.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// The component (.wasm) to check.
+    pub component: PathBuf,
+    /// The engine's settings.
+    pub engine: EngineOptions,
+    /// Print the report as JSON.
+    pub json: bool,
+}
+
+/// What [`test`] runs.
+#[derive(Debug, Clone)]
+pub struct TestOptions {
+    /// A component, a directory of components, or a plugin crate/workspace directory.
+    pub plugins: PathBuf,
+    /// More components for the chains.
+    pub more_plugins: Vec<PathBuf>,
+    /// Leave the reference plugins out.
+    pub no_reference: bool,
+    /// Case files, or directories of them.
+    pub cases: Vec<PathBuf>,
+    /// The engine's settings.
+    pub engine: EngineOptions,
+    /// Print the results as JSON.
+    pub json: bool,
+}
+
+/// What [`bench`] measures.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// A component, a directory of components, or a plugin crate/workspace directory.
+    pub plugins: PathBuf,
+    /// More components for the chain.
+    pub more_plugins: Vec<PathBuf>,
+    /// Leave the reference plugins out.
+    pub no_reference: bool,
+    /// The case file whose chain and customers are measured.
+    pub cases: PathBuf,
+    /// How many customer-days to evaluate (the case file's customers, repeated).
+    pub days: usize,
+    /// Customer-days per plugin call.
+    pub batch: usize,
+    /// Worker threads (`None`: one per core).
+    pub threads: Option<usize>,
+    /// The engine's settings.
+    pub engine: EngineOptions,
+}
 
 /// Builds the engine the harness runs: the configuration file's settings (or the defaults),
 /// with the component cache in the user's cache directory unless told otherwise.
-pub fn engine(args: &EngineArgs) -> Result<Engine> {
+pub fn engine(args: &EngineOptions) -> Result<Engine> {
     let mut config = match &args.engine_config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -294,7 +373,7 @@ pub fn case_files(args: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 /// `heatbill plugin new`
-pub fn new_plugin(args: NewArgs) -> Result<ExitCode> {
+pub fn new_plugin(args: NewOptions) -> Result<ExitCode> {
     scaffold::check_name(&args.name)?;
     let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
     let sdk = match (&args.sdk_path, &args.sdk_version) {
@@ -319,17 +398,14 @@ pub fn new_plugin(args: NewArgs) -> Result<ExitCode> {
 }
 
 /// `heatbill plugin build`: cargo for the guest target, then `check` on every component.
-pub fn build(args: BuildArgs) -> Result<ExitCode> {
+pub fn build(args: BuildOptions) -> Result<ExitCode> {
     let components = scaffold::build(&args.dir)?;
     if components.is_empty() {
         bail!(
             "cargo built no component: a plugin crate needs `crate-type = [\"cdylib\", \"rlib\"]` in [lib]"
         );
     }
-    let engine = engine(&EngineArgs {
-        engine_config: None,
-        cache_dir: None,
-    })?;
+    let engine = engine(&EngineOptions::default())?;
     let mut ok = true;
     for c in &components {
         let bytes = std::fs::read(c)?;
@@ -350,7 +426,7 @@ fn indent(s: &str) -> String {
 }
 
 /// `heatbill plugin check`
-pub fn check(args: CheckArgs) -> Result<ExitCode> {
+pub fn check(args: CheckOptions) -> Result<ExitCode> {
     let bytes = std::fs::read(&args.component)
         .with_context(|| format!("cannot read {}", args.component.display()))?;
     let engine = engine(&args.engine)?;
@@ -369,7 +445,7 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
 }
 
 /// `heatbill plugin test`
-pub fn test(args: TestArgs) -> Result<ExitCode> {
+pub fn test(args: TestOptions) -> Result<ExitCode> {
     let engine = engine(&args.engine)?;
     let catalog = harness_catalog(
         &engine,
@@ -411,7 +487,7 @@ pub fn test(args: TestArgs) -> Result<ExitCode> {
 
 /// `heatbill plugin bench`: the case file's chain over its customers, repeated to `--days`,
 /// on `--threads` workers with one evaluator each, as a worker of a nightly run would.
-pub fn bench(args: BenchArgs) -> Result<ExitCode> {
+pub fn bench(args: BenchOptions) -> Result<ExitCode> {
     let engine = engine(&args.engine)?;
     let catalog = harness_catalog(
         &engine,

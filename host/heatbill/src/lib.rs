@@ -4,7 +4,6 @@
 //! The harness is a library so the integration tests drive exactly the code the binary runs.
 
 pub mod api;
-pub mod cases;
 pub mod cli;
 pub mod commands;
 pub mod demo;

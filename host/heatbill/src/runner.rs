@@ -1,20 +1,24 @@
-//! Runs a case file through the engine and compares what comes out with what the cases expect.
+//! Runs a case file through the engine and compares what comes out with what the cases expect
+//! (the case-file model and the comparison are `heatbill_cases`'; this module converts the
+//! engine's bills and errors to its neutral results).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use heatbill_cases::{CaseFile, CustomerSpec};
 use heatbill_engine::text::safe;
 use heatbill_engine::{
     Bill, BillError, Chain, ChainEntry, CustomerClass, DayInput, Engine, Evaluator, Payer,
     Schedule, ScheduleEvaluator, SeasonDay, SeasonPhase, ServiceStatus,
 };
+use heatbill_runtime::company::params_json;
 use rust_decimal::Decimal;
 use serde_json::json;
 
-use crate::cases::{Case, CaseFile, CustomerSpec, params_json};
 use crate::harness::Catalog;
+
+pub use heatbill_cases::CaseOutcome;
 
 /// Builds a case file's chain from the catalog, with each entry's first parameters.
 pub fn chain(catalog: &Catalog, file: &CaseFile) -> Result<Arc<Chain>> {
@@ -32,10 +36,7 @@ fn chain_on(
         let plugin = catalog
             .get(&e.plugin, e.version.as_deref())
             .with_context(|| format!("chain entry {} ({})", i + 1, safe(&e.plugin)))?;
-        let params = date
-            .and_then(|d| e.from.iter().rfind(|v| v.date <= d))
-            .map_or(&e.params, |v| &v.params);
-        entries.push(ChainEntry::new(plugin, params_json(params)));
+        entries.push(ChainEntry::new(plugin, params_json(e.params_on(date))));
     }
     Ok(Arc::new(Chain::new(file.company(), entries)?))
 }
@@ -45,15 +46,8 @@ fn chain_on(
 /// chain versions are. The cases run through them exactly as the nightly run does (a
 /// [`ScheduleEvaluator`]), each day under the version in force on it.
 pub fn schedule(catalog: &Catalog, file: &CaseFile) -> Result<Arc<Schedule>> {
-    let mut dates: Vec<chrono::NaiveDate> = file
-        .chain
-        .iter()
-        .flat_map(|e| e.from.iter().map(|v| v.date))
-        .collect();
-    dates.sort_unstable();
-    dates.dedup();
     let mut versions = vec![(chrono::NaiveDate::MIN, chain_on(catalog, file, None)?)];
-    for d in dates {
+    for d in file.version_dates() {
         versions.push((d, chain_on(catalog, file, Some(d))?));
     }
     Ok(Arc::new(Schedule::new(versions)?))
@@ -76,8 +70,8 @@ pub fn day_input(c: &CustomerSpec, date: chrono::NaiveDate) -> DayInput {
     d.building_area = c.building_area;
     d.usable_area = c.usable_area;
     d.ceiling_height = c.ceiling_height;
-    // Exact; `CaseFile::check` refused a reading that does not fit in GJ.
-    d.heat = c.heat.and_then(|h| c.heat_unit.to_gj(h));
+    // Exact; reading the case file refused a reading that does not fit in GJ.
+    d.heat = c.heat_gj();
     d.indoor_temperature = c.indoor_temperature;
     d.arrears = c.arrears;
     d.arrears_since = c.arrears_since;
@@ -101,43 +95,17 @@ pub fn day_input(c: &CustomerSpec, date: chrono::NaiveDate) -> DayInput {
     d
 }
 
-fn dates_of(case: &Case) -> Vec<chrono::NaiveDate> {
-    match (&case.dates, case.customer.date) {
-        (Some(r), _) => r.days().collect(),
-        (None, Some(d)) => vec![d],
-        (None, None) => Vec::new(),
-    }
-}
-
 /// Every customer-day of a case file, in case order.
 pub fn case_days(file: &CaseFile) -> Result<Vec<DayInput>> {
     Ok(file
         .cases
         .iter()
         .flat_map(|c| {
-            dates_of(c)
+            c.dates()
                 .into_iter()
                 .map(move |d| day_input(&c.customer, d))
         })
         .collect())
-}
-
-/// The result of one case.
-#[derive(Debug)]
-pub struct CaseOutcome {
-    /// The case's name.
-    pub name: String,
-    /// What went wrong; empty when the case passed.
-    pub diffs: Vec<String>,
-    /// A one-line summary of what came out (lines, or the error).
-    pub got: String,
-}
-
-impl CaseOutcome {
-    /// Whether the case passed.
-    pub fn passed(&self) -> bool {
-        self.diffs.is_empty()
-    }
 }
 
 /// The results of one case file.
@@ -221,7 +189,8 @@ pub fn run_file(engine: &Engine, catalog: &Catalog, file: &CaseFile) -> FileRepo
     };
     let impure = purity(&mut evaluator, file, engine.limits().max_batch.max(1));
     for (c, case) in file.cases.iter().enumerate() {
-        let days: Vec<DayInput> = dates_of(case)
+        let days: Vec<DayInput> = case
+            .dates()
             .into_iter()
             .map(|d| day_input(&case.customer, d))
             .collect();
@@ -243,11 +212,8 @@ pub fn run_file(engine: &Engine, catalog: &Catalog, file: &CaseFile) -> FileRepo
             }
         }
         let log = evaluator.take_log();
-        let mut outcome = if case.dates.is_some() {
-            compare_range(case, &results)
-        } else {
-            compare_day(case, &results[0])
-        };
+        let got: Vec<heatbill_cases::DayResult> = results.iter().map(neutral).collect();
+        let mut outcome = heatbill_cases::compare(case, &got);
         outcome.diffs.extend(disagree.into_iter().take(3));
         outcome.diffs.extend(
             impure
@@ -283,7 +249,7 @@ const PURITY_DAYS: usize = 2_000;
 fn purity(ev: &mut ScheduleEvaluator, file: &CaseFile, max_batch: usize) -> Vec<(usize, String)> {
     let mut days: Vec<(usize, DayInput)> = Vec::new();
     for (c, case) in file.cases.iter().enumerate() {
-        for d in dates_of(case) {
+        for d in case.dates() {
             if days.len() == PURITY_DAYS {
                 break;
             }
@@ -410,10 +376,6 @@ fn same(a: &Result<Bill, BillError>, b: &Result<Bill, BillError>) -> bool {
     }
 }
 
-fn error_kind(e: &BillError) -> &'static str {
-    e.kind.name()
-}
-
 /// An evaluator for a chain, instantiated and configured: a configuration the plugins refuse
 /// (bad params) is an error here, before any customer is evaluated.
 pub fn evaluator(engine: &Engine, chain: Arc<Chain>) -> Result<Evaluator> {
@@ -423,224 +385,44 @@ pub fn evaluator(engine: &Engine, chain: Arc<Chain>) -> Result<Evaluator> {
 }
 
 fn brief(r: &Result<Bill, BillError>) -> String {
+    heatbill_cases::brief(&neutral(r))
+}
+
+/// The engine's result of a customer-day as the case comparison's neutral result. An error's
+/// `message` is its kind's text (what `expect.message` must contain), its `text` the whole error
+/// with company, customer, date and plugin.
+// The engine's results are `Result<Bill, BillError>` elements (see the evaluator's module).
+#[allow(clippy::result_large_err)]
+pub fn neutral(r: &Result<Bill, BillError>) -> heatbill_cases::DayResult {
     match r {
-        Ok(b) => summary(b),
-        Err(e) => format!("error {}", error_kind(e)),
-    }
-}
-
-fn summary(bill: &Bill) -> String {
-    let lines: Vec<String> = bill
-        .lines
-        .iter()
-        .map(|l| {
-            if l.payer == Payer::Customer {
-                format!("{} {}", l.code(), l.amount)
-            } else {
-                format!("{} {} ({})", l.code(), l.amount, l.payer.as_str())
-            }
-        })
-        .collect();
-    format!("{} | total {}", lines.join(", "), bill.total)
-}
-
-fn compare_day(case: &Case, result: &Result<Bill, BillError>) -> CaseOutcome {
-    let e = &case.expect;
-    let mut diffs = Vec::new();
-    let got = match result {
-        Ok(b) => summary(b),
-        Err(err) => format!("error {}: {err}", error_kind(err)),
-    };
-    match (result, &e.error) {
-        (Err(err), Some(want)) => {
-            if error_kind(err) != want {
-                diffs.push(format!("error: expected {want}, got {}", error_kind(err)));
-            }
-            if let Some(m) = &e.message
-                && !err.kind.to_string().contains(m.as_str())
-            {
-                diffs.push(format!(
-                    "error: expected a message containing {m:?}, got: {err}"
-                ));
-            }
-        }
-        (Err(err), None) => diffs.push(format!("expected a bill, got an error: {err}")),
-        (Ok(_), Some(want)) => diffs.push(format!("expected error {want}, got a bill")),
-        (Ok(bill), None) => {
-            if let Some(want) = &e.lines {
-                compare_lines(want, bill, &mut diffs);
-            }
-            if let Some(t) = &e.totals {
-                compare_totals(t, bill.total, &bill.by_payer, &mut diffs);
-            }
-        }
-    }
-    CaseOutcome {
-        name: case.name.clone(),
-        diffs,
-        got,
-    }
-}
-
-fn compare_lines(want: &[crate::cases::ExpectLine], bill: &Bill, diffs: &mut Vec<String>) {
-    for (i, w) in want.iter().enumerate() {
-        let n = i + 1;
-        let Some(g) = bill.lines.get(i) else {
-            diffs.push(format!(
-                "line {n}: expected {} {} ({}), got no line",
-                w.code, w.amount, w.payer
-            ));
-            continue;
-        };
-        if g.code() != w.code {
-            diffs.push(format!(
-                "line {n}: code expected {}, got {}",
-                w.code,
-                g.code()
-            ));
-        }
-        if g.payer.as_str() != w.payer {
-            diffs.push(format!(
-                "line {n} {}: payer expected {}, got {}",
-                w.code,
-                w.payer,
-                g.payer.as_str()
-            ));
-        }
-        if g.amount != w.amount {
-            diffs.push(format!(
-                "line {n} {}: amount expected {}, got {}",
-                w.code, w.amount, g.amount
-            ));
-        }
-        if let Some(q) = w.quantity
-            && g.quantity != q
-        {
-            diffs.push(format!(
-                "line {n} {}: quantity expected {q}, got {}",
-                w.code, g.quantity
-            ));
-        }
-        if let Some(p) = w.unit_price
-            && g.unit_price != p
-        {
-            diffs.push(format!(
-                "line {n} {}: unit_price expected {p}, got {}",
-                w.code, g.unit_price
-            ));
-        }
-    }
-    for (i, g) in bill.lines.iter().enumerate().skip(want.len()) {
-        diffs.push(format!(
-            "line {}: unexpected {} {} ({})",
-            i + 1,
-            g.code(),
-            g.amount,
-            g.payer.as_str()
-        ));
-    }
-}
-
-fn compare_totals(
-    want: &crate::cases::ExpectTotals,
-    total: Decimal,
-    by_payer: &heatbill_engine::PayerTotals,
-    diffs: &mut Vec<String>,
-) {
-    let checks = [
-        ("total", want.total, total),
-        ("customer", want.customer, by_payer.customer),
-        ("government", want.government, by_payer.government),
-        ("employer", want.employer, by_payer.employer),
-    ];
-    for (name, w, g) in checks {
-        if let Some(w) = w
-            && w != g
-        {
-            diffs.push(format!("totals.{name}: expected {w}, got {g}"));
-        }
-    }
-}
-
-fn compare_range(case: &Case, results: &[Result<Bill, BillError>]) -> CaseOutcome {
-    let e = &case.expect;
-    let mut diffs = Vec::new();
-    let mut sum: BTreeMap<String, Decimal> = BTreeMap::new();
-    let mut total = Decimal::ZERO;
-    let mut by_payer = heatbill_engine::PayerTotals::default();
-    let mut days = 0u32;
-    let mut errors = Vec::new();
-    for r in results {
-        match r {
-            Ok(b) => {
-                if !b.lines.is_empty() {
-                    days += 1;
-                }
-                for l in &b.lines {
-                    *sum.entry(l.code().to_string()).or_default() += l.amount;
-                }
-                total += b.total;
-                by_payer.customer += b.by_payer.customer;
-                by_payer.government += b.by_payer.government;
-                by_payer.employer += b.by_payer.employer;
-            }
-            Err(err) => errors.push(err),
-        }
-    }
-    let got = format!(
-        "{} days billed, {} | total {total}",
-        days,
-        sum.iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    match &e.error {
-        Some(want) => {
-            let message_ok = |x: &BillError| {
-                e.message
-                    .as_ref()
-                    .is_none_or(|m| x.kind.to_string().contains(m.as_str()))
-            };
-            if errors.len() != results.len()
-                || errors
-                    .iter()
-                    .any(|x| error_kind(x) != want || !message_ok(x))
-            {
-                diffs.push(format!(
-                    "expected error {want} on every date; {} of {} dates failed",
-                    errors.len(),
-                    results.len()
-                ));
-            }
-        }
-        None => {
-            if let Some(first) = errors.first() {
-                diffs.push(format!(
-                    "{} of {} dates failed; first: {first}",
-                    errors.len(),
-                    results.len()
-                ));
-            }
-            for (code, w) in e.sum.iter().flatten() {
-                let g = sum.get(code).copied().unwrap_or_default();
-                if g != *w {
-                    diffs.push(format!("sum.{code}: expected {w}, got {g}"));
-                }
-            }
-            if let Some(t) = &e.totals {
-                compare_totals(t, total, &by_payer, &mut diffs);
-            }
-            if let Some(d) = e.days
-                && d != days
-            {
-                diffs.push(format!("days: expected {d}, got {days}"));
-            }
-        }
-    }
-    CaseOutcome {
-        name: case.name.clone(),
-        diffs,
-        got,
+        Ok(b) => Ok(heatbill_cases::Bill {
+            lines: b
+                .lines
+                .iter()
+                .map(|l| heatbill_cases::Line {
+                    code: l.code().to_string(),
+                    amount: l.amount,
+                    quantity: l.quantity,
+                    unit_price: l.unit_price,
+                    payer: match l.payer {
+                        Payer::Customer => heatbill_cases::Payer::Customer,
+                        Payer::Government => heatbill_cases::Payer::Government,
+                        Payer::Employer => heatbill_cases::Payer::Employer,
+                    },
+                    category: l.category().as_str().to_string(),
+                })
+                .collect(),
+            total: b.total,
+            by_payer: heatbill_cases::PayerTotals {
+                customer: b.by_payer.customer,
+                government: b.by_payer.government,
+                employer: b.by_payer.employer,
+            },
+        }),
+        Err(e) => Err(heatbill_cases::BillError {
+            kind: e.kind.name().to_string(),
+            message: e.kind.to_string(),
+            text: e.to_string(),
+        }),
     }
 }

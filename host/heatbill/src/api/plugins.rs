@@ -30,9 +30,9 @@ use utoipa::ToSchema;
 use super::auth::{Access, Caller};
 use super::error::{ErrorBody, JsonBody, read_capped};
 use super::{ApiError, App};
-use crate::cases::CaseFile;
 use crate::harness::Catalog;
 use crate::runner;
+use heatbill_cases::CaseFile;
 
 /// The routes of this module.
 pub fn routes() -> axum::Router<App> {

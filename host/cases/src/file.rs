@@ -1,6 +1,6 @@
-//! Case files: a rule chain with its parameters, and the customer-days to run through it with
-//! what they must produce. The format is documented in `docs/case-format.md`; every table
-//! denies unknown keys, so a typo fails loudly instead of silently testing nothing.
+//! The case-file model: a rule chain with its parameters, and the customer-days to run through
+//! it with what they must produce. The format is documented in `docs/case-format.md`; every
+//! table denies unknown keys, so a typo fails loudly instead of silently testing nothing.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,6 +48,15 @@ pub struct ChainEntrySpec {
     pub from: Vec<ParamsVersion>,
 }
 
+impl ChainEntrySpec {
+    /// The parameters in force on `date`: those of the last `[[chain.from]]` on or before it,
+    /// else the first ones (`None`: the first ones).
+    pub fn params_on(&self, date: Option<NaiveDate>) -> &toml::Value {
+        date.and_then(|d| self.from.iter().rfind(|v| v.date <= d))
+            .map_or(&self.params, |v| &v.params)
+    }
+}
+
 /// Parameters of a chain entry in force from a date.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,6 +85,17 @@ pub struct Case {
     pub dates: Option<DateRange>,
     /// What must come out.
     pub expect: Expect,
+}
+
+impl Case {
+    /// The bill dates of the case, in order: the range's days, or the customer's one date.
+    pub fn dates(&self) -> Vec<NaiveDate> {
+        match (&self.dates, self.customer.date) {
+            (Some(r), _) => r.days().collect(),
+            (None, Some(d)) => vec![d],
+            (None, None) => Vec::new(),
+        }
+    }
 }
 
 /// An inclusive range of bill dates.
@@ -111,7 +131,7 @@ pub struct CustomerSpec {
     pub ceiling_height: Option<Decimal>,
     pub heat: Option<Decimal>,
     /// The unit `heat` is read in (default GJ); converted to GJ exactly for the plugins.
-    pub heat_unit: heatbill_engine::HeatUnit,
+    pub heat_unit: HeatUnit,
     pub indoor_temperature: Option<Decimal>,
     pub arrears: Decimal,
     pub arrears_since: Option<NaiveDate>,
@@ -134,13 +154,67 @@ impl Default for CustomerSpec {
             usable_area: None,
             ceiling_height: None,
             heat: None,
-            heat_unit: heatbill_engine::HeatUnit::Gj,
+            heat_unit: HeatUnit::Gj,
             indoor_temperature: None,
             arrears: Decimal::ZERO,
             arrears_since: None,
             tags: Vec::new(),
             attributes: BTreeMap::new(),
             season: None,
+        }
+    }
+}
+
+impl CustomerSpec {
+    /// The heat reading in GJ, as the plugins see it: as written when read in GJ, else
+    /// converted exactly and normalised. `None` without a reading (a reading that does not fit
+    /// in GJ is refused when the file is read).
+    pub fn heat_gj(&self) -> Option<Decimal> {
+        self.heat.and_then(|h| self.heat_unit.to_gj(h))
+    }
+}
+
+/// A unit metered heat is read in (`heat_unit`): GJ, kWh or MWh, spelled as the importer
+/// accepts them. The case's reading is converted to GJ exactly for the plugins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+pub enum HeatUnit {
+    /// Gigajoule, the contract's unit.
+    #[default]
+    #[serde(rename = "GJ", alias = "gj")]
+    Gj,
+    /// Kilowatt-hour: 0.0036 GJ.
+    #[serde(rename = "kWh", alias = "kwh", alias = "KWH")]
+    Kwh,
+    /// Megawatt-hour: 3.6 GJ.
+    #[serde(rename = "MWh", alias = "mwh", alias = "MWH")]
+    Mwh,
+}
+
+impl HeatUnit {
+    /// How many GJ one of this unit is (exact).
+    pub fn in_gj(self) -> Decimal {
+        match self {
+            HeatUnit::Gj => Decimal::ONE,
+            HeatUnit::Kwh => Decimal::new(36, 4),
+            HeatUnit::Mwh => Decimal::new(36, 1),
+        }
+    }
+
+    /// `heat` of this unit in GJ: exact (a product of two exact decimals), `None` on overflow.
+    /// A converted value is normalised (120 kWh is 0.432 GJ, not 0.4320).
+    pub fn to_gj(self, heat: Decimal) -> Option<Decimal> {
+        match self {
+            HeatUnit::Gj => Some(heat),
+            _ => heat.checked_mul(self.in_gj()).map(|d| d.normalize()),
+        }
+    }
+
+    /// "GJ", "kWh" or "MWh".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HeatUnit::Gj => "GJ",
+            HeatUnit::Kwh => "kWh",
+            HeatUnit::Mwh => "MWh",
         }
     }
 }
@@ -245,6 +319,19 @@ impl CaseFile {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "cases".into())
         })
+    }
+
+    /// The dates on which some entry's parameters change (its `[[chain.from]]` dates), in
+    /// order, each once: the chain's later versions start on them.
+    pub fn version_dates(&self) -> Vec<NaiveDate> {
+        let mut dates: Vec<NaiveDate> = self
+            .chain
+            .iter()
+            .flat_map(|e| e.from.iter().map(|v| v.date))
+            .collect();
+        dates.sort_unstable();
+        dates.dedup();
+        dates
     }
 
     /// The chain as one line: `season → area-tariff → …`.
@@ -391,5 +478,3 @@ fn check_payer(case: &str, payer: &str) -> Result<()> {
     }
     Ok(())
 }
-
-pub use heatbill_runtime::company::params_json;

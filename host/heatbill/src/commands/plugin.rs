@@ -1,0 +1,208 @@
+//! `heatbill plugin new | build | check | test | bench`: each subcommand's clap arguments
+//! beside the function that runs it. The work is the harness's ([`crate::harness`]), whose
+//! functions take plain options, so that the benchmark and the tests call them without clap.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+
+use crate::harness::{
+    self, BenchOptions, BuildOptions, CheckOptions, EngineOptions, NewOptions, TestOptions,
+};
+
+/// `heatbill plugin …`
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Create a working plugin crate from the template.
+    New(NewArgs),
+    /// Build a plugin crate (or a workspace of them) into components, and check each.
+    Build(BuildArgs),
+    /// Check a component: world, version, imports, limits, describe().
+    Check(CheckArgs),
+    /// Run case files through the production engine and compare with what they expect.
+    Test(TestArgs),
+    /// Measure customer-days per second and time per call through a case file's chain.
+    Bench(BenchArgs),
+}
+
+/// `heatbill plugin new`
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The plugin's name (lowercase letters, digits and dashes), e.g. `xuchang-tariff`.
+    pub name: String,
+    /// Where to create it (default: ./<name>).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Depend on the guest SDK at this path (a heatbill checkout's plugins/sdk) instead of
+    /// vendoring a copy of it (the default: the crate then builds on any machine, offline).
+    #[arg(
+        long = "sdk-path",
+        alias = "sdk",
+        env = "HEATBILL_SDK",
+        conflicts_with = "sdk_version"
+    )]
+    pub sdk_path: Option<PathBuf>,
+    /// Depend on this published version of the guest SDK (`heatbill-sdk` on the crates
+    /// registry) instead of vendoring a copy.
+    #[arg(long)]
+    pub sdk_version: Option<String>,
+}
+
+/// `heatbill plugin build`
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The plugin crate or workspace directory.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+}
+
+/// `heatbill plugin check`
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The component (.wasm) to check.
+    pub component: PathBuf,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `heatbill plugin test`
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// A component, a directory of components, or a plugin crate/workspace directory (its
+    /// built components are used: run `heatbill plugin build` first).
+    pub plugins: PathBuf,
+    /// More components for the chains (a component, a directory, a crate). Repeatable. The
+    /// reference plugins are found by default for names none of these has.
+    #[arg(long = "plugins", value_name = "PATH")]
+    pub more_plugins: Vec<PathBuf>,
+    /// Leave the reference plugins out: only the given components make the chains.
+    #[arg(long)]
+    pub no_reference: bool,
+    /// Case files, or directories of them (every *.toml inside). Repeatable.
+    #[arg(long = "cases", required = true)]
+    pub cases: Vec<PathBuf>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `heatbill plugin bench`
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// A component, a directory of components, or a plugin crate/workspace directory.
+    pub plugins: PathBuf,
+    /// More components for the chain. Repeatable. The reference plugins are found by default
+    /// for names none of these has.
+    #[arg(long = "plugins", value_name = "PATH")]
+    pub more_plugins: Vec<PathBuf>,
+    /// Leave the reference plugins out.
+    #[arg(long)]
+    pub no_reference: bool,
+    /// The case file whose chain and customers are measured.
+    #[arg(long)]
+    pub cases: PathBuf,
+    /// How many customer-days to evaluate (the case file's customers, repeated).
+    #[arg(long, default_value_t = 200_000)]
+    pub days: usize,
+    /// Customer-days per plugin call.
+    #[arg(long, default_value_t = 1024)]
+    pub batch: usize,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// Engine settings shared by the harness commands.
+#[derive(Debug, Args, Clone)]
+pub struct EngineArgs {
+    /// An engine configuration file (TOML; the production settings) instead of the defaults.
+    #[arg(long, env = "HEATBILL_ENGINE_CONFIG")]
+    pub engine_config: Option<PathBuf>,
+    /// Where compiled components are cached (default: ~/.cache/heatbill/components).
+    #[arg(long, env = "HEATBILL_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Runs a `heatbill plugin` subcommand.
+pub fn run(command: PluginCommand) -> Result<ExitCode> {
+    match command {
+        PluginCommand::New(a) => harness::new_plugin(a.into()),
+        PluginCommand::Build(a) => harness::build(a.into()),
+        PluginCommand::Check(a) => harness::check(a.into()),
+        PluginCommand::Test(a) => harness::test(a.into()),
+        PluginCommand::Bench(a) => harness::bench(a.into()),
+    }
+}
+
+impl From<EngineArgs> for EngineOptions {
+    fn from(a: EngineArgs) -> Self {
+        EngineOptions {
+            engine_config: a.engine_config,
+            cache_dir: a.cache_dir,
+        }
+    }
+}
+
+impl From<NewArgs> for NewOptions {
+    fn from(a: NewArgs) -> Self {
+        NewOptions {
+            name: a.name,
+            dir: a.dir,
+            sdk_path: a.sdk_path,
+            sdk_version: a.sdk_version,
+        }
+    }
+}
+
+impl From<BuildArgs> for BuildOptions {
+    fn from(a: BuildArgs) -> Self {
+        BuildOptions { dir: a.dir }
+    }
+}
+
+impl From<CheckArgs> for CheckOptions {
+    fn from(a: CheckArgs) -> Self {
+        CheckOptions {
+            component: a.component,
+            engine: a.engine.into(),
+            json: a.json,
+        }
+    }
+}
+
+impl From<TestArgs> for TestOptions {
+    fn from(a: TestArgs) -> Self {
+        TestOptions {
+            plugins: a.plugins,
+            more_plugins: a.more_plugins,
+            no_reference: a.no_reference,
+            cases: a.cases,
+            engine: a.engine.into(),
+            json: a.json,
+        }
+    }
+}
+
+impl From<BenchArgs> for BenchOptions {
+    fn from(a: BenchArgs) -> Self {
+        BenchOptions {
+            plugins: a.plugins,
+            more_plugins: a.more_plugins,
+            no_reference: a.no_reference,
+            cases: a.cases,
+            days: a.days,
+            batch: a.batch,
+            threads: a.threads,
+            engine: a.engine.into(),
+        }
+    }
+}
