@@ -28,7 +28,7 @@ use heatbill::{demo, runner};
 use heatbill_cases::CaseFile;
 use heatbill_engine::{CustomerClass, DayInput, ServiceStatus};
 use heatbill_runtime::company::params_json;
-use heatbill_sdk::native::{self, Chain as NativeChain};
+use heatbill_sdk::native::{self, NativeChain};
 use heatbill_sdk::{CustomerDay, CustomerFlags, Date, SeasonDay, SeasonPhase, WitDecimal};
 
 /// Command-line options.

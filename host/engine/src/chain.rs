@@ -16,12 +16,12 @@ use chrono::NaiveDate;
 use serde_json::Value;
 
 use crate::error::ChainError;
-use crate::plugin::Plugin;
+use crate::plugin::LoadedPlugin;
 
 /// One entry of a chain: a plugin and its parameters.
 #[derive(Debug, Clone)]
 pub struct ChainEntry {
-    plugin: Arc<Plugin>,
+    plugin: Arc<LoadedPlugin>,
     params: Value,
     params_json: String,
 }
@@ -29,7 +29,7 @@ pub struct ChainEntry {
 impl ChainEntry {
     /// An entry: `plugin` with `params` (a JSON object; `null` is taken as `{}`). Checked when
     /// the chain is built ([`Chain::new`]).
-    pub fn new(plugin: Arc<Plugin>, params: Value) -> ChainEntry {
+    pub fn new(plugin: Arc<LoadedPlugin>, params: Value) -> ChainEntry {
         let params = if params.is_null() {
             Value::Object(Default::default())
         } else {
@@ -44,7 +44,7 @@ impl ChainEntry {
     }
 
     /// The plugin.
-    pub fn plugin(&self) -> &Arc<Plugin> {
+    pub fn plugin(&self) -> &Arc<LoadedPlugin> {
         &self.plugin
     }
     /// The parameters as given (an object; `null` was taken as `{}`).
@@ -64,15 +64,15 @@ pub struct Chain {
     entries: Vec<ChainEntry>,
 }
 
-impl From<(Arc<Plugin>, Value)> for ChainEntry {
-    fn from((plugin, params): (Arc<Plugin>, Value)) -> Self {
+impl From<(Arc<LoadedPlugin>, Value)> for ChainEntry {
+    fn from((plugin, params): (Arc<LoadedPlugin>, Value)) -> Self {
         ChainEntry::new(plugin, params)
     }
 }
 
 impl Chain {
     /// Builds a chain, checking each entry's parameters against its plugin's declared
-    /// parameters. Entries are [`ChainEntry`]s or `(Arc<Plugin>, serde_json::Value)` pairs.
+    /// parameters. Entries are [`ChainEntry`]s or `(Arc<LoadedPlugin>, serde_json::Value)` pairs.
     pub fn new<I>(company: impl Into<String>, entries: I) -> Result<Chain, ChainError>
     where
         I: IntoIterator,
@@ -120,7 +120,7 @@ impl Chain {
     }
 }
 
-fn check_params(company: &str, plugin: &Plugin, params: &Value) -> Result<(), ChainError> {
+fn check_params(company: &str, plugin: &LoadedPlugin, params: &Value) -> Result<(), ChainError> {
     // The first problem is the error; up to three are shown, so that an integrator fixing a
     // chain by hand sees more than one at a time.
     let problems = plugin.param_problems(params, 3);

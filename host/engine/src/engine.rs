@@ -23,7 +23,7 @@ use crate::compile::{check_structure, compile_in_child};
 use crate::config::{EngineConfig, Limits};
 use crate::error::{ChainError, LoadError, SetupError};
 use crate::evaluator::Evaluator;
-use crate::plugin::{Plugin, checked_info};
+use crate::plugin::{LoadedPlugin, checked_info};
 use crate::sandbox::{LogBuffer, StoreState, is_granted, link_sandbox};
 use crate::trap::classify;
 
@@ -232,21 +232,24 @@ impl Engine {
 
     /// An evaluator for `chain`, with every entry instantiated and configured now, so that bad
     /// parameters are one error here rather than one per customer-day
-    /// ([`Evaluator::new`] + [`Evaluator::prepare`]).
+    /// ([`Evaluator::new`] + [`Evaluator::configure_all`]).
     pub fn evaluator(&self, chain: Arc<Chain>) -> Result<Evaluator, SetupError> {
         let mut ev = Evaluator::new(self, chain);
-        ev.prepare()?;
+        ev.configure_all()?;
         Ok(ev)
     }
 
     /// Loads a plugin: checks size and format, compiles it (or takes it from the cache), checks
     /// its world and imports, prepares its instantiation and calls `describe()` once.
-    pub fn load(&self, bytes: &[u8]) -> Result<Arc<Plugin>, LoadError> {
+    pub fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedPlugin>, LoadError> {
         self.load_with_outcome(bytes).map(|(p, _)| p)
     }
 
     /// [`load`](Self::load), also saying where the compiled code came from.
-    pub fn load_with_outcome(&self, bytes: &[u8]) -> Result<(Arc<Plugin>, LoadOutcome), LoadError> {
+    pub fn load_with_outcome(
+        &self,
+        bytes: &[u8],
+    ) -> Result<(Arc<LoadedPlugin>, LoadOutcome), LoadError> {
         check_size(bytes.len(), self.limits().max_component_bytes)?;
         check_format(bytes)?;
         let digest: [u8; 32] = Sha256::digest(bytes).into();
@@ -403,7 +406,7 @@ impl Engine {
         component: Component,
         digest: &[u8; 32],
         size: usize,
-    ) -> Result<Plugin, LoadError> {
+    ) -> Result<LoadedPlugin, LoadError> {
         let engine = &self.inner.wasmtime;
         let ty = component.component_type();
 
@@ -508,7 +511,7 @@ impl Engine {
         };
         let (info, params_schema) = checked_info(info, self.limits())
             .map_err(|message| LoadError::InvalidInfo { message })?;
-        Ok(Plugin {
+        Ok(LoadedPlugin {
             info,
             digest: hex::encode(digest),
             size,

@@ -296,7 +296,7 @@ impl fmt::Display for BillErrorKind {
 }
 
 /// A chain entry that could not be instantiated and configured
-/// ([`Evaluator::prepare`](crate::Evaluator::prepare)).
+/// ([`Evaluator::configure_all`](crate::Evaluator::configure_all)).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("company `{company}`, plugin {plugin} {plugin_version}: configure failed: {kind}")]
 pub struct SetupError {

@@ -116,7 +116,7 @@ pub use model::{
     ParamType, Payer, PayerTotals, PluginInfo, PluginKind, RuleErrorKind, SeasonDay, SeasonPhase,
     ServiceStatus, TrapKind,
 };
-pub use plugin::Plugin;
+pub use plugin::LoadedPlugin;
 
 /// The granted WASI interfaces (names without version; any WASI 0.2.x is accepted).
 pub fn granted_interfaces() -> &'static [&'static str] {
@@ -129,7 +129,7 @@ const _: () = {
     const fn shared<T: Send + Sync>() {}
     const fn sent<T: Send>() {}
     shared::<Engine>();
-    shared::<Plugin>();
+    shared::<LoadedPlugin>();
     shared::<Chain>();
     shared::<Schedule>();
     sent::<Evaluator>();

@@ -11,10 +11,12 @@ use wasmtime::component::{ComponentExportIndex, InstancePre};
 
 /// A plugin that passed every load check: compiled, linked against the sandbox, described.
 ///
-/// Shared as `Arc<Plugin>` by every chain that uses it. Instantiating it is cheap (an
+/// Shared as `Arc<LoadedPlugin>` by every chain that uses it. Instantiating it is cheap (an
 /// `InstancePre` over the pooling allocator); each [`Evaluator`](crate::Evaluator) does that
 /// for itself. Built by the engine's load (`Engine::load`), the one place a plugin is made.
-pub struct Plugin {
+/// Named `LoadedPlugin` because the SDK's `Plugin` is the trait a plugin's author implements;
+/// this is the host's side, a component loaded and checked.
+pub struct LoadedPlugin {
     pub(crate) info: PluginInfo,
     pub(crate) digest: String,
     pub(crate) size: usize,
@@ -28,9 +30,9 @@ pub struct Plugin {
     pub(crate) params_schema: ParamsSchema,
 }
 
-impl fmt::Debug for Plugin {
+impl fmt::Debug for LoadedPlugin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Plugin")
+        f.debug_struct("LoadedPlugin")
             .field("name", &self.info.name)
             .field("version", &self.info.version)
             .field("kind", &self.info.kind)
@@ -41,7 +43,7 @@ impl fmt::Debug for Plugin {
     }
 }
 
-impl Plugin {
+impl LoadedPlugin {
     /// What is wrong with a parameter object for this plugin, by its schema: at most `max`
     /// problems, none when it is valid.
     pub(crate) fn param_problems(

@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use heatbill_cases::CaseFile;
 use heatbill_engine::text::safe;
-use heatbill_engine::{DayInput, Engine, EngineConfig, Plugin};
+use heatbill_engine::{DayInput, Engine, EngineConfig, LoadedPlugin};
 
 use crate::runner;
 use crate::scaffold;
@@ -209,7 +209,7 @@ pub fn component_files(arg: &Path) -> Result<Vec<PathBuf>> {
 pub struct Catalog {
     /// Loaded plugins by `describe().name`: each distinct component (by digest) with the file
     /// it came from, in file order.
-    pub plugins: BTreeMap<String, Vec<(PathBuf, Arc<Plugin>)>>,
+    pub plugins: BTreeMap<String, Vec<(PathBuf, Arc<LoadedPlugin>)>>,
     /// Files that are not loadable plugins, with why.
     pub rejected: Vec<(PathBuf, String)>,
 }
@@ -219,7 +219,7 @@ impl Catalog {
     /// `rejected`; it matters only if a chain names it. The same bytes in two files are one
     /// plugin.
     pub fn load(engine: &Engine, arg: &Path) -> Result<Self> {
-        let mut plugins: BTreeMap<String, Vec<(PathBuf, Arc<Plugin>)>> = BTreeMap::new();
+        let mut plugins: BTreeMap<String, Vec<(PathBuf, Arc<LoadedPlugin>)>> = BTreeMap::new();
         let mut rejected = Vec::new();
         for file in component_files(arg)? {
             let bytes =
@@ -288,7 +288,7 @@ impl Catalog {
     /// is available. Two different components that answer to the same name and version are
     /// refused rather than one picked silently, and so are several versions when the entry
     /// gives none.
-    pub fn get(&self, name: &str, version: Option<&str>) -> Result<Arc<Plugin>> {
+    pub fn get(&self, name: &str, version: Option<&str>) -> Result<Arc<LoadedPlugin>> {
         let Some(found) = self.plugins.get(name) else {
             let mut msg = format!(
                 "no plugin named {:?}; available: {}",
@@ -308,11 +308,11 @@ impl Catalog {
             }
             bail!(msg)
         };
-        let matching: Vec<&(PathBuf, Arc<Plugin>)> = found
+        let matching: Vec<&(PathBuf, Arc<LoadedPlugin>)> = found
             .iter()
             .filter(|(_, p)| version.is_none_or(|v| p.info().version == v))
             .collect();
-        let list = |of: &[&(PathBuf, Arc<Plugin>)]| {
+        let list = |of: &[&(PathBuf, Arc<LoadedPlugin>)]| {
             of.iter()
                 .map(|(f, p)| format!("{} in {}", safe(&p.info().version), f.display()))
                 .collect::<Vec<_>>()

@@ -177,7 +177,7 @@ pub fn run_file(engine: &Engine, catalog: &Catalog, file: &CaseFile) -> FileRepo
     };
     let evaluator = schedule(catalog, file).and_then(|s| {
         let mut ev = ScheduleEvaluator::new(engine, s);
-        ev.prepare()?;
+        ev.configure_all()?;
         Ok(ev)
     });
     let mut evaluator = match evaluator {
@@ -380,7 +380,7 @@ fn same(a: &Result<Bill, BillError>, b: &Result<Bill, BillError>) -> bool {
 /// (bad params) is an error here, before any customer is evaluated.
 pub fn evaluator(engine: &Engine, chain: Arc<Chain>) -> Result<Evaluator> {
     let mut ev = Evaluator::new(engine, chain);
-    ev.prepare()?;
+    ev.configure_all()?;
     Ok(ev)
 }
 

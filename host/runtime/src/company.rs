@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use heatbill_engine::{Chain, ChainEntry, Engine, Plugin};
+use heatbill_engine::{Chain, ChainEntry, Engine, LoadedPlugin};
 use serde::Deserialize;
 
 use crate::model::*;
@@ -210,7 +210,7 @@ pub fn params_json(value: &toml::Value) -> serde_json::Value {
 /// The plugins in a directory of components, by described name, loaded by the engine.
 #[derive(Debug, Default)]
 pub struct Components {
-    by_name: BTreeMap<String, (Arc<Plugin>, Vec<u8>)>,
+    by_name: BTreeMap<String, (Arc<LoadedPlugin>, Vec<u8>)>,
     rejected: Vec<(PathBuf, String)>,
 }
 
@@ -242,7 +242,7 @@ impl Components {
     }
 
     /// The plugin a chain entry names.
-    pub fn get(&self, name: &str) -> Result<&(Arc<Plugin>, Vec<u8>), CompanyError> {
+    pub fn get(&self, name: &str) -> Result<&(Arc<LoadedPlugin>, Vec<u8>), CompanyError> {
         self.by_name.get(name).ok_or_else(|| {
             let mut msg = format!(
                 "no plugin named {:?} among the components; available: {}",
@@ -258,7 +258,7 @@ impl Components {
 }
 
 /// The record a loaded plugin is stored as.
-pub fn plugin_record(plugin: &Plugin, bytes: &[u8]) -> PluginRecord {
+pub fn plugin_record(plugin: &LoadedPlugin, bytes: &[u8]) -> PluginRecord {
     let info = plugin.info();
     PluginRecord {
         digest: plugin.digest().to_string(),

@@ -1,5 +1,5 @@
 //! Runs every case file of `plugins/cases/` (format: docs/case-format.md) through the
-//! reference plugins natively, with `heatbill_sdk::native::Chain`.
+//! reference plugins natively, with `heatbill_sdk::native::NativeChain`.
 //!
 //! The host's harness (`heatbill plugin test`) runs the same files through the sandbox; this
 //! check catches a wrong figure or a format slip in the files while writing them, with nothing
@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use heatbill_cases::{CaseFile, CustomerSpec, DayResult, NaiveDate};
-use heatbill_sdk::native::{Bill, Chain, ChainError, DynRule, configure};
+use heatbill_sdk::native::{DynRule, NativeBill, NativeChain, NativeChainError, configure};
 use heatbill_sdk::testing::dec;
 use heatbill_sdk::{
     CustomerClass, CustomerDay, CustomerFlags, Date, LineCategory, Payer, RuleError, SeasonDay,
@@ -99,7 +99,7 @@ fn customer_day(c: &CustomerSpec, on: NaiveDate) -> CustomerDay {
 
 /// A native chain's result as the case comparison's neutral result. A rule error's `message`
 /// is the plugin's own text; a broken contract is an `invalid-output`, as the host reports it.
-fn neutral(chain: &Chain, result: &Result<Bill, ChainError>) -> DayResult {
+fn neutral(chain: &NativeChain, result: &Result<NativeBill, NativeChainError>) -> DayResult {
     let d = |w: WitDecimal| w.to_decimal().unwrap();
     match result {
         Ok(bill) => Ok(heatbill_cases::Bill::from_lines(
@@ -130,8 +130,8 @@ fn neutral(chain: &Chain, result: &Result<Bill, ChainError>) -> DayResult {
         )),
         Err(e) => {
             let (kind, message) = match e {
-                ChainError::Rule { error, .. } => (error.kind(), error.message().to_string()),
-                ChainError::Contract { message, .. } => ("invalid-output", message.clone()),
+                NativeChainError::Rule { error, .. } => (error.kind(), error.message().to_string()),
+                NativeChainError::Contract { message, .. } => ("invalid-output", message.clone()),
             };
             Err(heatbill_cases::BillError {
                 kind: kind.to_string(),
@@ -147,7 +147,7 @@ fn run_file(path: &Path) -> Vec<String> {
     // Verified: every rule is also called for the days its filter excludes, and must return
     // nothing for them (the sandbox would not call it at all).
     let build = |at: Option<NaiveDate>| {
-        let mut chain = Chain::new().verified();
+        let mut chain = NativeChain::new().verified();
         for entry in &file.chain {
             let params = serde_json::to_string(entry.params_on(at)).unwrap();
             let r = rule(&entry.plugin, &params).unwrap_or_else(|e| {
@@ -173,7 +173,7 @@ fn run_file(path: &Path) -> Vec<String> {
     };
     // The first parameters, then a chain version on each date some entry's parameters change.
     let first = build(None);
-    let versions: Vec<(NaiveDate, Chain)> = file
+    let versions: Vec<(NaiveDate, NativeChain)> = file
         .version_dates()
         .into_iter()
         .map(|d| (d, build(Some(d))))

@@ -180,7 +180,7 @@ pub trait Plugin: Sized + Send + Sync + 'static {
     /// refund, a late fee) costs nothing for the others. The default is every customer-day.
     ///
     /// A promise: outside the filter, `evaluate` must return [`DayOutput::empty`]. The native
-    /// [`native::Chain::verified`] runner checks it on every case.
+    /// [`native::NativeChain::verified`] runner checks it on every case.
     fn applies_to(&self) -> DayFilter {
         DayFilter::ALL
     }

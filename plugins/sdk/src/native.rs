@@ -5,7 +5,7 @@
 //! plugins natively to compare sandboxed against native speed:
 //!
 //! ```
-//! use heatbill_sdk::native::{Chain, configure};
+//! use heatbill_sdk::native::{NativeChain, configure};
 //! # use heatbill_sdk::prelude::*;
 //! # struct Flat(LineKindId);
 //! # impl Plugin for Flat {
@@ -19,7 +19,7 @@
 //! #     fn evaluate(&self, _: &CustomerDay) -> Result<DayOutput, RuleError> {
 //! #         Ok(DayOutput::lines(vec![Line::new(self.0, Decimal::ONE, Decimal::ONE, Decimal::ONE, Payer::Customer)?])) }
 //! # }
-//! let chain = Chain::new().with(configure::<Flat>("{}").unwrap());
+//! let chain = NativeChain::new().with(configure::<Flat>("{}").unwrap());
 //! let days = vec![heatbill_sdk::testing::day("2026-01-01").build()];
 //! let bills = chain.evaluate(&days);
 //! assert_eq!(bills[0].as_ref().unwrap().total(), Decimal::ONE);
@@ -38,7 +38,7 @@ use crate::{
     PluginKind, PriorLine, RuleError, SeasonDay,
 };
 
-/// A configured plugin behind a trait object: what a [`Chain`] holds.
+/// A configured plugin behind a trait object: what a [`NativeChain`] holds.
 pub trait DynRule: Send + Sync {
     /// The plugin's `describe()`.
     fn info(&self) -> PluginInfo;
@@ -50,7 +50,7 @@ pub trait DynRule: Send + Sync {
     /// [`DynRule::applies_to`] gets an empty output without a call.
     fn evaluate_batch(&self, days: &[CustomerDay], out: &mut Vec<Result<DayOutput, RuleError>>);
     /// Evaluates every day of a batch, whether the filter admits it or not (for
-    /// [`Chain::verified`]).
+    /// [`NativeChain::verified`]).
     fn evaluate_all(&self, days: &[CustomerDay], out: &mut Vec<Result<DayOutput, RuleError>>);
 }
 
@@ -89,7 +89,7 @@ impl<P: Plugin> Configured<P> {
         self.plugin.evaluate(day)
     }
 
-    /// Boxes it for a [`Chain`].
+    /// Boxes it for a [`NativeChain`].
     pub fn boxed(self) -> Box<dyn DynRule> {
         Box::new(self)
     }
@@ -126,9 +126,9 @@ impl<P: Plugin> DynRule for Configured<P> {
     }
 }
 
-/// One line of a bill produced by a [`Chain`].
+/// One line of a bill produced by a [`NativeChain`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BillLine {
+pub struct NativeLine {
     /// The index of the rule (in the chain) that produced it.
     pub rule: usize,
     /// The line as the plugin returned it.
@@ -139,14 +139,14 @@ pub struct BillLine {
 
 /// The lines a chain produced for one customer-day, and its season position.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Bill {
+pub struct NativeBill {
     /// The lines, in chain order.
-    pub lines: Vec<BillLine>,
+    pub lines: Vec<NativeLine>,
     /// The season position the season plugin set (or the input's).
     pub season: Option<SeasonDay>,
 }
 
-impl Bill {
+impl NativeBill {
     /// The bill's total: the sum of its lines.
     pub fn total(&self) -> Decimal {
         self.lines.iter().map(|l| amount(&l.line)).sum()
@@ -163,13 +163,13 @@ impl Bill {
 }
 
 fn amount(l: &Line) -> Decimal {
-    // Lines in a Bill passed the chain's checks, so their amounts convert.
+    // Lines in a NativeBill passed the chain's checks, so their amounts convert.
     l.amount.to_decimal().unwrap_or_default()
 }
 
 /// Why a chain did not bill a customer-day.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ChainError {
+pub enum NativeChainError {
     /// A plugin refused (its rule error).
     Rule {
         /// The rule's index in the chain.
@@ -191,10 +191,10 @@ pub enum ChainError {
     },
 }
 
-impl fmt::Display for ChainError {
+impl fmt::Display for NativeChainError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ChainError::Rule {
+            NativeChainError::Rule {
                 rule,
                 plugin,
                 error,
@@ -204,7 +204,7 @@ impl fmt::Display for ChainError {
                 error.kind(),
                 error.message()
             ),
-            ChainError::Contract {
+            NativeChainError::Contract {
                 rule,
                 plugin,
                 message,
@@ -213,7 +213,7 @@ impl fmt::Display for ChainError {
     }
 }
 
-impl std::error::Error for ChainError {}
+impl std::error::Error for NativeChainError {}
 
 struct Rule {
     rule: Box<dyn DynRule>,
@@ -223,20 +223,20 @@ struct Rule {
 
 /// A rule chain run natively: an ordered list of configured plugins.
 ///
-/// [`Chain::evaluate`] does what the host does with a batch: each rule evaluates the days still
+/// [`NativeChain::evaluate`] does what the host does with a batch: each rule evaluates the days still
 /// alive; a season-kind rule's `season` output fills the `season` of later rules' input; each
 /// line becomes a `prior-line` of later rules, with the category of its line spec; a rule error
 /// parks that day (later rules do not see it); outputs are checked against the contract.
 #[derive(Default)]
-pub struct Chain {
+pub struct NativeChain {
     rules: Vec<Rule>,
     verified: bool,
 }
 
-impl Chain {
+impl NativeChain {
     /// An empty chain.
     pub fn new() -> Self {
-        Chain::default()
+        NativeChain::default()
     }
 
     /// The chain with `rule` appended.
@@ -257,7 +257,7 @@ impl Chain {
 
     /// The chain in checking mode: every rule is also called for the days its
     /// [`DynRule::applies_to`] filter excludes, and a non-empty output there is a
-    /// [`ChainError::Contract`] (the filter would drop a line in the sandbox). The case-file
+    /// [`NativeChainError::Contract`] (the filter would drop a line in the sandbox). The case-file
     /// checks run every case this way.
     pub fn verified(mut self) -> Self {
         self.verified = true;
@@ -266,7 +266,7 @@ impl Chain {
 
     /// A chain of the given rules, in order.
     pub fn from_rules(rules: Vec<Box<dyn DynRule>>) -> Self {
-        let mut chain = Chain::new();
+        let mut chain = NativeChain::new();
         for r in rules {
             chain.push(r);
         }
@@ -289,7 +289,7 @@ impl Chain {
     }
 
     /// The spec of a bill line (its code, description, unit and category).
-    pub fn spec(&self, line: &BillLine) -> Option<&LineSpec> {
+    pub fn spec(&self, line: &NativeLine) -> Option<&LineSpec> {
         self.rules
             .get(line.rule)?
             .rule
@@ -298,11 +298,11 @@ impl Chain {
     }
 
     /// Evaluates a batch of customer-days through the chain: one result per day, in order.
-    pub fn evaluate(&self, days: &[CustomerDay]) -> Vec<Result<Bill, ChainError>> {
-        let mut bills: Vec<Result<Bill, ChainError>> = days
+    pub fn evaluate(&self, days: &[CustomerDay]) -> Vec<Result<NativeBill, NativeChainError>> {
+        let mut bills: Vec<Result<NativeBill, NativeChainError>> = days
             .iter()
             .map(|d| {
-                Ok(Bill {
+                Ok(NativeBill {
                     lines: Vec::new(),
                     season: d.season,
                 })
@@ -340,7 +340,7 @@ impl Chain {
             if out.len() != work.len() {
                 let message = format!("{} results for {} days", out.len(), work.len());
                 for &i in &alive {
-                    bills[i] = Err(ChainError::Contract {
+                    bills[i] = Err(NativeChainError::Contract {
                         rule: r,
                         plugin: rule.name.clone(),
                         message: message.clone(),
@@ -353,13 +353,13 @@ impl Chain {
             for (j, result) in out.drain(..).enumerate() {
                 let i = alive[j];
                 let outcome = result
-                    .map_err(|error| ChainError::Rule {
+                    .map_err(|error| NativeChainError::Rule {
                         rule: r,
                         plugin: rule.name.clone(),
                         error,
                     })
                     .and_then(|o| {
-                        check(&o, specs).map_err(|message| ChainError::Contract {
+                        check(&o, specs).map_err(|message| NativeChainError::Contract {
                             rule: r,
                             plugin: rule.name.clone(),
                             message,
@@ -389,7 +389,7 @@ impl Chain {
                                 payer: line.payer,
                                 season_amount: line.season_amount,
                             });
-                            bill.lines.push(BillLine {
+                            bill.lines.push(NativeLine {
                                 rule: r,
                                 line,
                                 category,
@@ -555,8 +555,8 @@ mod tests {
         }
     }
 
-    fn chain(amount: &str) -> Chain {
-        Chain::new()
+    fn chain(amount: &str) -> NativeChain {
+        NativeChain::new()
             .with(configure::<Seasonish>("{}").unwrap())
             .with(configure::<Fixed>(&format!(r#"{{"amount": "{amount}"}}"#)).unwrap())
             .with(configure::<Echo>("").unwrap())
@@ -589,7 +589,7 @@ mod tests {
         assert!(bills[0].is_ok() && bills[2].is_ok());
         assert_eq!(bills[2].as_ref().unwrap().season.unwrap().day_index, 5);
         match &bills[1] {
-            Err(ChainError::Rule {
+            Err(NativeChainError::Rule {
                 rule,
                 plugin,
                 error,
@@ -608,7 +608,7 @@ mod tests {
         let c = chain("1.005");
         let bills = c.evaluate(&[day("2026-01-03").build()]);
         assert!(
-            matches!(&bills[0], Err(ChainError::Contract { rule: 1, .. })),
+            matches!(&bills[0], Err(NativeChainError::Contract { rule: 1, .. })),
             "{bills:?}"
         );
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use heatbill_engine::{
     BillErrorKind, BinaryFormat, Chain, ChainError, DayInput, Engine, EngineConfig, Evaluator,
-    LoadError, LoadOutcome, ParamType, Payer, Plugin, PluginKind, PoolConfig, RuleErrorKind,
+    LoadError, LoadOutcome, LoadedPlugin, ParamType, Payer, PluginKind, PoolConfig, RuleErrorKind,
     Schedule, SeasonPhase,
 };
 use rust_decimal::Decimal;
@@ -37,7 +37,7 @@ pub fn engine() -> Engine {
     Engine::new(test_config()).expect("engine")
 }
 
-pub fn load(engine: &Engine, name: &str) -> Arc<Plugin> {
+pub fn load(engine: &Engine, name: &str) -> Arc<LoadedPlugin> {
     engine
         .load(&component(name))
         .unwrap_or_else(|e| panic!("{name}: {e}"))
@@ -434,7 +434,7 @@ fn parameters_are_checked_against_the_declared_ones() {
         "{e}"
     );
 
-    let e = Chain::new("harbin", Vec::<(Arc<Plugin>, Value)>::new()).unwrap_err();
+    let e = Chain::new("harbin", Vec::<(Arc<LoadedPlugin>, Value)>::new()).unwrap_err();
     assert!(matches!(e, ChainError::Empty { .. }), "{e}");
 }
 

@@ -134,7 +134,7 @@ pub struct EntryCost {
 
 impl Evaluator {
     /// An evaluator for `chain`; instances are created on first use (or by
-    /// [`prepare`](Self::prepare)).
+    /// [`configure_all`](Self::configure_all)).
     pub fn new(engine: &Engine, chain: Arc<Chain>) -> Evaluator {
         let slots = chain
             .entries()
@@ -173,7 +173,7 @@ impl Evaluator {
     /// Instantiates and configures every entry now, returning the first failure (bad params,
     /// a trap in `configure`, invalid line specs). Optional: `evaluate` does the same lazily and
     /// fails each customer-day with the entry's error instead.
-    pub fn prepare(&mut self) -> Result<(), SetupError> {
+    pub fn configure_all(&mut self) -> Result<(), SetupError> {
         for e in 0..self.slots.len() {
             if let Err(kind) = self.ensure_ready(e) {
                 let s = &self.slots[e];

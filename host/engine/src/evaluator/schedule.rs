@@ -42,10 +42,10 @@ impl ScheduleEvaluator {
     }
 
     /// Instantiates and configures every entry of every version now, returning the first
-    /// failure (see [`Evaluator::prepare`]).
-    pub fn prepare(&mut self) -> Result<(), SetupError> {
+    /// failure (see [`Evaluator::configure_all`]).
+    pub fn configure_all(&mut self) -> Result<(), SetupError> {
         for v in 0..self.evaluators.len() {
-            self.evaluator(v).prepare()?;
+            self.evaluator(v).configure_all()?;
         }
         Ok(())
     }

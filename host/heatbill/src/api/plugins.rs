@@ -20,7 +20,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use chrono::NaiveDate;
-use heatbill_engine::Plugin;
+use heatbill_engine::LoadedPlugin;
 use heatbill_runtime::company::plugin_record;
 use heatbill_runtime::model::{ChainEntryDef, ChainVersion, CompanyPlugin, PluginCases};
 use heatbill_runtime::run::blocking;
@@ -242,7 +242,7 @@ async fn catalog(
     company_id: i32,
     pinned: &BTreeMap<String, String>,
 ) -> Result<Catalog, ApiError> {
-    let mut plugins: BTreeMap<String, Vec<(PathBuf, Arc<Plugin>)>> = BTreeMap::new();
+    let mut plugins: BTreeMap<String, Vec<(PathBuf, Arc<LoadedPlugin>)>> = BTreeMap::new();
     for p in app.services.store.company_plugins(company_id).await? {
         if pinned.get(&p.name).is_some_and(|d| *d != p.digest) {
             continue;
@@ -582,7 +582,7 @@ pub async fn activate(
     let chain =
         heatbill_runtime::run::load_chain(&app.services, &app.engine, &c, &defs, &label).await?;
     let setup = blocking(&app.engine, move |engine| {
-        heatbill_engine::Evaluator::new(engine, chain).prepare()
+        heatbill_engine::Evaluator::new(engine, chain).configure_all()
     })
     .await;
     setup.map_err(|e| {
