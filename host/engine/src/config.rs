@@ -89,7 +89,7 @@ impl EngineConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// The largest component accepted, in bytes. Default: 8 MiB (8,388,608). The reference
-    /// plugins are 100–300 KiB; a component is checked against this before it is parsed.
+    /// plugins are 300–500 KiB; a component is checked against this before it is parsed.
     pub max_component_bytes: usize,
     /// The most linear memory one plugin instance may grow to, in bytes. Default: 64 MiB
     /// (67,108,864). A `memory.grow` past it fails inside the plugin (whose allocator then
@@ -123,7 +123,7 @@ pub struct Limits {
     /// Default: 64.
     pub max_params: usize,
     /// The largest parameter schema a plugin's `describe()` may return, in bytes of JSON.
-    /// Default: 65,536 (the reference plugins' are 1–7 KiB).
+    /// Default: 65,536 (the reference plugins' are 1–9 KiB).
     pub max_params_schema_bytes: usize,
     /// The most nodes (JSON values) a parameter schema may have once its `$ref`s are expanded.
     /// Default: 20,000 (the reference plugins' have a few hundred). This bounds what validating

@@ -606,12 +606,15 @@ impl AreaPricing {
         lines: AreaLines,
         out: &mut Vec<Line>,
     ) -> Result<(), RuleError> {
+        // A free day this plugin does not record bills nothing, so nothing it would need (the
+        // area: a usable area a customer lacks) is asked for: a missing input that cannot
+        // change the bill must not park it.
+        if !lines.record_free_days && Accrual::of(day)? == Accrual::Free {
+            return Ok(());
+        }
         let Some(c) = self.charge(day, share)? else {
             return Ok(());
         };
-        if c.accrual == Accrual::Free && !lines.record_free_days {
-            return Ok(());
-        }
         let quantity = output(c.area, "area")?;
         // A per-season price's line says which season amount it is a part of (contract
         // 0.2.0), so a subsidy of it is spread from the same amount.

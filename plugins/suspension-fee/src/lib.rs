@@ -178,6 +178,15 @@ mod tests {
             .early(183, true)
             .build();
         assert_eq!(amounts(&t.evaluate(&charged)), ["3.77"]);
+        // Billed by usable area, a customer without one: on a free early day nothing is billed,
+        // so nothing is missing; on a charged day the area is needed and its absence is named.
+        let free = day("2025-10-15").suspended().early(183, false).build();
+        assert!(t.evaluate(&free).unwrap().lines.is_empty());
+        let charged = day("2025-10-15").suspended().early(183, true).build();
+        assert!(matches!(
+            t.evaluate(&charged),
+            Err(RuleError::MissingInput(_))
+        ));
     }
 
     #[test]
