@@ -174,50 +174,11 @@ impl CustomerSpec {
     }
 }
 
-/// A unit metered heat is read in (`heat_unit`): GJ, kWh or MWh, spelled as the importer
-/// accepts them. The case's reading is converted to GJ exactly for the plugins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
-pub enum HeatUnit {
-    /// Gigajoule, the contract's unit.
-    #[default]
-    #[serde(rename = "GJ", alias = "gj")]
-    Gj,
-    /// Kilowatt-hour: 0.0036 GJ.
-    #[serde(rename = "kWh", alias = "kwh", alias = "KWH")]
-    Kwh,
-    /// Megawatt-hour: 3.6 GJ.
-    #[serde(rename = "MWh", alias = "mwh", alias = "MWH")]
-    Mwh,
-}
-
-impl HeatUnit {
-    /// How many GJ one of this unit is (exact).
-    pub fn in_gj(self) -> Decimal {
-        match self {
-            HeatUnit::Gj => Decimal::ONE,
-            HeatUnit::Kwh => Decimal::new(36, 4),
-            HeatUnit::Mwh => Decimal::new(36, 1),
-        }
-    }
-
-    /// `heat` of this unit in GJ: exact (a product of two exact decimals), `None` on overflow.
-    /// A converted value is normalised (120 kWh is 0.432 GJ, not 0.4320).
-    pub fn to_gj(self, heat: Decimal) -> Option<Decimal> {
-        match self {
-            HeatUnit::Gj => Some(heat),
-            _ => heat.checked_mul(self.in_gj()).map(|d| d.normalize()),
-        }
-    }
-
-    /// "GJ", "kWh" or "MWh".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HeatUnit::Gj => "GJ",
-            HeatUnit::Kwh => "kWh",
-            HeatUnit::Mwh => "MWh",
-        }
-    }
-}
+/// The unit metered heat is read in (`heat_unit`), the engine's own (one source file, included
+/// here by path: this crate must not depend on the engine).
+#[path = "../../engine/src/units.rs"]
+mod units;
+pub use units::HeatUnit;
 
 /// A preset season position, for chains without a season plugin.
 #[derive(Debug, Clone, Deserialize)]

@@ -99,6 +99,7 @@ mod plugin;
 mod sandbox;
 pub mod text;
 mod trap;
+mod units;
 
 pub use bindings::Contract;
 pub use chain::{Chain, ChainEntry, Schedule};

@@ -13,8 +13,8 @@ use heatbill_cases::{CaseFile, CustomerSpec, DayResult, NaiveDate};
 use heatbill_sdk::native::{DynRule, NativeBill, NativeChain, NativeChainError, configure};
 use heatbill_sdk::testing::dec;
 use heatbill_sdk::{
-    CustomerClass, CustomerDay, CustomerFlags, Date, LineCategory, Payer, RuleError, SeasonDay,
-    SeasonPhase, ServiceStatus, WitDecimal,
+    CustomerClass, CustomerDay, CustomerFlags, Date, Payer, RuleError, SeasonDay, SeasonPhase,
+    ServiceStatus, WitDecimal,
 };
 use rust_decimal::Decimal;
 
@@ -115,16 +115,7 @@ fn neutral(chain: &NativeChain, result: &Result<NativeBill, NativeChainError>) -
                         Payer::Government => heatbill_cases::Payer::Government,
                         Payer::Employer => heatbill_cases::Payer::Employer,
                     },
-                    category: match l.category {
-                        LineCategory::Heating => "heating",
-                        LineCategory::Consumption => "consumption",
-                        LineCategory::BaseFee => "base-fee",
-                        LineCategory::Subsidy => "subsidy",
-                        LineCategory::Refund => "refund",
-                        LineCategory::LateFee => "late-fee",
-                        LineCategory::Other => "other",
-                    }
-                    .to_string(),
+                    category: heatbill_sdk::params::category_name(l.category).to_string(),
                 })
                 .collect(),
         )),
