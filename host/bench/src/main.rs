@@ -246,6 +246,7 @@ fn main() -> Result<()> {
     let reused_engine = harness::engine(&harness::EngineOptions {
         engine_config: Some(reused_config),
         cache_dir: None,
+        profile: None,
     })?;
     let reused_chain = runner::chain(&Catalog::load(&reused_engine, &args.plugins)?, &file)?;
 

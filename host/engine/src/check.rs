@@ -50,6 +50,9 @@ pub struct ImportCheck {
     pub name: String,
     /// Whether the sandbox grants it.
     pub granted: bool,
+    /// Whether it is linked to functions that trap, by the profile's `trapped_imports` (then
+    /// `granted` is true too: it links, and grants nothing).
+    pub trapped: bool,
 }
 
 /// What [`Engine::check`] found, for `heatbill plugin check`. `Display` prints it for humans;
@@ -76,6 +79,11 @@ pub struct CheckReport {
     /// Why it would be refused, if it would.
     #[serde(serialize_with = "serialize_error")]
     pub error: Option<LoadError>,
+    /// The limits profile it was checked under (`standard` unless granted or asked for).
+    pub profile: String,
+    /// When it is refused under `profile`: the first profile, smallest first, under which it
+    /// loads (`Engine::check_needs`); `None` when it loads, or loads under none.
+    pub needs: Option<String>,
 }
 
 fn serialize_error<S: serde::Serializer>(e: &Option<LoadError>, s: S) -> Result<S::Ok, S::Error> {
@@ -106,6 +114,7 @@ impl fmt::Display for CheckReport {
             self.max_size
         )?;
         writeln!(f, "    sha256    {}", self.digest)?;
+        writeln!(f, "    profile   {}", safe(&self.profile))?;
         writeln!(
             f,
             "{} format    {}",
@@ -132,6 +141,8 @@ impl fmt::Display for CheckReport {
                     safe(&i.name),
                     if !i.granted {
                         "NOT GRANTED"
+                    } else if i.trapped {
+                        "linked to traps by the profile: any call fails"
                     } else if i.name.starts_with("heatbill:rules/") {
                         "the contract's types"
                     } else {
@@ -166,8 +177,21 @@ impl fmt::Display for CheckReport {
             }
         }
         match &self.error {
-            None => writeln!(f, "ok  the plugin loads"),
-            Some(e) => writeln!(f, "ERR {}", safe(&e.to_string())),
+            None => writeln!(f, "ok  the plugin loads (profile {})", safe(&self.profile))?,
+            Some(e) => writeln!(f, "ERR {}", safe(&e.to_string()))?,
         }
+        if let Some(needed) = &self.needs {
+            writeln!(
+                f,
+                "    needs     the profile `{}`: it loads under it. In production an operator \
+                 grants it in the engine settings, `[grants]` \"{}\" = \"{}\"; locally, pass \
+                 --profile {}",
+                safe(needed),
+                self.digest,
+                safe(needed),
+                safe(needed)
+            )?;
+        }
+        Ok(())
     }
 }

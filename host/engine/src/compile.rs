@@ -58,6 +58,8 @@ pub struct Structure {
     pub tables: u64,
     /// Memories defined, all modules together.
     pub memories: u64,
+    /// Core module instances the component creates when it is instantiated.
+    pub core_instances: u64,
 }
 
 /// Walks every core module of the component and refuses it, naming the limit, if its shape is
@@ -100,6 +102,24 @@ pub fn check_structure(
                     {
                         function += 1;
                     }
+                }
+            }
+            Payload::InstanceSection(reader) => {
+                // Each instantiation takes a core instance slot of the pool; one instance per
+                // plugin is what the pool sizes for, so the count is checked here, naming the
+                // setting, rather than failing at the first instantiation.
+                for instance in reader {
+                    if let wasmparser::Instance::Instantiate { .. } = instance.map_err(malformed)? {
+                        s.core_instances += 1;
+                    }
+                }
+                if s.core_instances > u64::from(pool.max_core_instances_per_component) {
+                    return over(
+                        "pool.max_core_instances_per_component",
+                        "core instances".to_string(),
+                        s.core_instances,
+                        u64::from(pool.max_core_instances_per_component),
+                    );
                 }
             }
             Payload::TableSection(reader) => {

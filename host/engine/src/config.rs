@@ -10,6 +10,7 @@
 //! reference plugins use a few hundred KiB of memory and a few microseconds per customer-day) and
 //! tight enough that a hostile one costs a worker a fraction of a second, not the night.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -41,6 +42,20 @@ pub struct EngineConfig {
     /// How components are compiled: in a child process, within time and memory. See
     /// [`CompileConfig`].
     pub compile: CompileConfig,
+    /// Named sets of larger limits that an operator grants to particular components (see
+    /// [`Profile`]). Default: one profile, `interpreted`, sized for components built from
+    /// Python and JavaScript ([`Profile::interpreted`]). A settings file's `[profiles]` table
+    /// replaces the built-in one (name `interpreted` there to keep it); a profile names only the
+    /// figures it changes, the rest are the standard ones. The name `standard` is reserved for
+    /// [`limits`](Self::limits) and [`pool`](Self::pool).
+    pub profiles: BTreeMap<String, Profile>,
+    /// Which components may use which profile: the component's SHA-256 digest (64 hex digits,
+    /// as `heatbill plugin check` prints it) to the profile's name. Default: none, so every
+    /// component runs under the standard limits. A grant is keyed by digest, not by plugin
+    /// name, because the size and compile limits apply before the component has said what it
+    /// is: a grant covers exactly the bytes an operator reviewed, and a new build needs a new
+    /// grant.
+    pub grants: BTreeMap<String, String>,
     /// How often the engine's ticker thread advances the epoch that deadlines are counted in,
     /// in microseconds. Default: 1,000 (1 ms). A deadline is exact to within one tick; a shorter
     /// tick costs a wake-up more often and nothing on the hot path.
@@ -55,6 +70,8 @@ impl Default for EngineConfig {
             cache_dir: None,
             cache_key: None,
             compile: CompileConfig::default(),
+            profiles: BTreeMap::from([(INTERPRETED.to_string(), Profile::interpreted())]),
+            grants: BTreeMap::new(),
             epoch_tick_us: 1_000,
         }
     }
@@ -68,6 +85,8 @@ impl std::fmt::Debug for EngineConfig {
             .field("cache_dir", &self.cache_dir)
             .field("cache_key", &self.cache_key.as_ref().map(|_| "***"))
             .field("compile", &self.compile)
+            .field("profiles", &self.profiles)
+            .field("grants", &self.grants)
             .field("epoch_tick_us", &self.epoch_tick_us)
             .finish()
     }
@@ -77,6 +96,167 @@ impl EngineConfig {
     /// The epoch tick as a duration (at least 1 µs).
     pub fn epoch_tick(&self) -> Duration {
         Duration::from_micros(self.epoch_tick_us.max(1))
+    }
+
+    /// The profile granted to the component with this digest (hex), or [`STANDARD`].
+    pub fn granted_profile(&self, digest: &str) -> &str {
+        self.grants
+            .get(digest)
+            .map(String::as_str)
+            .unwrap_or(STANDARD)
+    }
+
+    /// The names of every profile, [`STANDARD`] first, then by the component size they allow
+    /// (smallest first): the order in which `heatbill plugin check` looks for the profile a
+    /// component needs.
+    pub fn profile_names(&self) -> Vec<String> {
+        let mut named: Vec<(&String, &Profile)> = self.profiles.iter().collect();
+        named.sort_by_key(|(n, p)| (p.max_component_bytes, p.max_memory_bytes, n.as_str()));
+        std::iter::once(STANDARD.to_string())
+            .chain(named.into_iter().map(|(n, _)| n.clone()))
+            .collect()
+    }
+
+    /// The configuration a component granted `profile` is loaded and run under: this one with
+    /// the profile's limits in place of the standard ones. `None` for an unknown profile.
+    pub fn effective(&self, profile: &str) -> Option<EngineConfig> {
+        if profile == STANDARD {
+            return Some(self.clone());
+        }
+        let p = self.profiles.get(profile)?;
+        let mut c = self.clone();
+        c.limits.max_component_bytes = p.max_component_bytes;
+        c.limits.max_memory_bytes = p.max_memory_bytes;
+        c.limits.max_functions = p.max_functions;
+        c.limits.deadline_base_ms = p.deadline_base_ms;
+        c.limits.max_configure_ms = p.max_configure_ms;
+        c.pool.max_core_instances_per_component = p.max_core_instances;
+        c.pool.max_memories_per_component = p.max_memories;
+        c.pool.max_tables_per_component = p.max_tables;
+        c.compile.timeout_ms = p.compile_timeout_ms;
+        c.compile.max_memory_bytes = p.compile_max_memory_bytes;
+        Some(c)
+    }
+
+    /// The pool's per-component sizes: the largest any profile allows, so that one pool serves
+    /// every profile. Each component is held to its own profile's figures when it is loaded
+    /// ([`check_structure`](crate::check_structure)) and by its store's limiter when it runs.
+    pub(crate) fn pool_for_all_profiles(&self) -> (PoolConfig, usize) {
+        let mut pool = self.pool.clone();
+        let mut memory = self.limits.max_memory_bytes;
+        for p in self.profiles.values() {
+            pool.max_core_instances_per_component = pool
+                .max_core_instances_per_component
+                .max(p.max_core_instances);
+            pool.max_memories_per_component = pool.max_memories_per_component.max(p.max_memories);
+            pool.max_tables_per_component = pool.max_tables_per_component.max(p.max_tables);
+            memory = memory.max(p.max_memory_bytes);
+        }
+        (pool, memory)
+    }
+
+    /// Whether a component granted `profile` may import `interface` (a name without its
+    /// version, e.g. `wasi:sockets/tcp`) linked to functions that trap.
+    pub fn traps_import(&self, profile: &str, interface: &str) -> bool {
+        self.profiles.get(profile).is_some_and(|p| {
+            p.trapped_imports.iter().any(|t| match t.strip_suffix('*') {
+                Some(prefix) => interface.starts_with(prefix),
+                None => interface == t,
+            })
+        })
+    }
+}
+
+/// The name of the standard profile: [`EngineConfig::limits`] and [`EngineConfig::pool`] as
+/// they are, for every component without a grant.
+pub const STANDARD: &str = "standard";
+
+/// The name of the built-in profile for components built from Python or JavaScript.
+pub const INTERPRETED: &str = "interpreted";
+
+/// Larger limits for the components an operator grants them to ([`EngineConfig::grants`]).
+///
+/// A component built from Python (componentize-py) or JavaScript (ComponentizeJS) carries its
+/// interpreter: 12–19 MB instead of a Rust plugin's 0.2–0.5 MB, up to 40 core instances, 9–13
+/// MiB of initial memory, seconds to compile. Raising the standard limits to fit them would
+/// raise them for every upload; a profile raises them for the components granted it, and
+/// nothing else. The limits a profile does not name (deadlines per customer-day, output, log,
+/// the shape limits other than the function count) stay the standard ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Profile {
+    /// The largest component accepted, in bytes ([`Limits::max_component_bytes`]).
+    pub max_component_bytes: usize,
+    /// The most linear memory one instance may grow to ([`Limits::max_memory_bytes`]).
+    pub max_memory_bytes: usize,
+    /// The most functions, all core modules together ([`Limits::max_functions`]).
+    pub max_functions: u64,
+    /// The fixed part of every call's deadline ([`Limits::deadline_base_ms`]).
+    pub deadline_base_ms: u64,
+    /// The longest `configure` may take in CPU time ([`Limits::max_configure_ms`]).
+    pub max_configure_ms: u64,
+    /// The most core instances one component may contain
+    /// ([`PoolConfig::max_core_instances_per_component`]).
+    pub max_core_instances: u32,
+    /// The most memories one component may contain
+    /// ([`PoolConfig::max_memories_per_component`]).
+    pub max_memories: u32,
+    /// The most tables one component may contain ([`PoolConfig::max_tables_per_component`]).
+    pub max_tables: u32,
+    /// The longest a compilation may take ([`CompileConfig::timeout_ms`]).
+    pub compile_timeout_ms: u64,
+    /// The most memory the compiling process may use ([`CompileConfig::max_memory_bytes`]).
+    pub compile_max_memory_bytes: u64,
+    /// Interfaces the component may import that are linked to functions that trap when
+    /// called (`wasi:sockets/*`: every name with that prefix). Nothing is granted by it: the
+    /// interface exists so that the component links, and any call fails the customer-day
+    /// with a trap that names the function. CPython's standard library, as componentize-py
+    /// links it, imports `wasi:sockets` whether a plugin uses a socket or not.
+    pub trapped_imports: Vec<String>,
+}
+
+impl Profile {
+    /// The built-in `interpreted` profile: 32 MiB components, 256 MiB of memory, 64 core
+    /// instances, two minutes to compile in 2 GiB, `wasi:sockets` linked to traps. Measured
+    /// here: componentize-py 0.25 components are about 18 MB with 38 core instances, and
+    /// ComponentizeJS 0.23 ones about 12 MB (BENCHMARKS.md, "Python and JavaScript").
+    pub fn interpreted() -> Profile {
+        Profile {
+            max_component_bytes: 32 << 20,
+            max_memory_bytes: 256 << 20,
+            max_functions: 100_000,
+            deadline_base_ms: 500,
+            max_configure_ms: 100,
+            max_core_instances: 64,
+            max_memories: 4,
+            max_tables: 16,
+            compile_timeout_ms: 120_000,
+            compile_max_memory_bytes: 2 << 30,
+            trapped_imports: vec!["wasi:sockets/*".to_string()],
+        }
+    }
+}
+
+impl Default for Profile {
+    /// The standard limits' figures, so that a settings file's profile names only what it
+    /// raises.
+    fn default() -> Self {
+        let l = Limits::default();
+        let p = PoolConfig::default();
+        let c = CompileConfig::default();
+        Profile {
+            max_component_bytes: l.max_component_bytes,
+            max_memory_bytes: l.max_memory_bytes,
+            max_functions: l.max_functions,
+            deadline_base_ms: l.deadline_base_ms,
+            max_configure_ms: l.max_configure_ms,
+            max_core_instances: p.max_core_instances_per_component,
+            max_memories: p.max_memories_per_component,
+            max_tables: p.max_tables_per_component,
+            compile_timeout_ms: c.timeout_ms,
+            compile_max_memory_bytes: c.max_memory_bytes,
+            trapped_imports: Vec::new(),
+        }
     }
 }
 

@@ -23,8 +23,8 @@ use crate::compile::{check_structure, compile_in_child};
 use crate::config::{EngineConfig, Limits};
 use crate::error::{ChainError, LoadError, SetupError};
 use crate::evaluator::Evaluator;
-use crate::plugin::{LoadedPlugin, checked_info};
-use crate::sandbox::{LogBuffer, StoreState, is_granted, link_sandbox};
+use crate::plugin::{Budget, LoadedPlugin, checked_info};
+use crate::sandbox::{LogBuffer, StoreState, is_granted, link_sandbox, link_traps};
 use crate::trap::classify;
 
 /// The newest contract version this engine serves (what the SDK builds).
@@ -130,6 +130,7 @@ impl Engine {
     /// capped by `config.limits`, epoch interruption, the WASI sandbox, and the ticker thread.
     pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
         let err = |message: String| EngineError { message };
+        check_profiles(&config).map_err(err)?;
         let c = wasmtime_config(&config, true);
         let wasmtime = wasmtime::Engine::new(&c).map_err(|e| err(format!("{e:#}")))?;
 
@@ -190,11 +191,12 @@ impl Engine {
         }
     }
 
-    /// The deadline of a call over `days` customer-days, in epoch ticks (at least 1).
-    pub(crate) fn deadline_ticks(&self, days: usize) -> u64 {
+    /// The deadline of a call over `days` customer-days into a plugin with `budget`, in epoch
+    /// ticks (at least 1).
+    pub(crate) fn deadline_ticks(&self, budget: &Budget, days: usize) -> u64 {
         let l = &self.inner.config.limits;
         let tick_us = self.inner.config.epoch_tick_us.max(1);
-        let us = l
+        let us = budget
             .deadline_base_ms
             .saturating_mul(1_000)
             .saturating_add(l.deadline_per_day_us.saturating_mul(days as u64));
@@ -203,21 +205,21 @@ impl Engine {
     }
 
     /// The deadline of a call over `days` customer-days, in milliseconds (for messages).
-    pub(crate) fn deadline_ms(&self, days: usize) -> u64 {
+    pub(crate) fn deadline_ms(&self, budget: &Budget, days: usize) -> u64 {
         let l = &self.inner.config.limits;
-        l.deadline_base_ms + l.deadline_per_day_us.saturating_mul(days as u64) / 1_000
+        budget.deadline_base_ms + l.deadline_per_day_us.saturating_mul(days as u64) / 1_000
     }
 
-    /// A fresh store for one instance, with the sandbox, the memory limiter and a deadline for
-    /// the calls made while setting it up.
-    pub(crate) fn new_store(&self, log: &LogBuffer) -> Store<StoreState> {
+    /// A fresh store for one instance of a plugin with `budget`, with the sandbox, the memory
+    /// limiter and a deadline for the calls made while setting it up.
+    pub(crate) fn new_store(&self, log: &LogBuffer, budget: &Budget) -> Store<StoreState> {
         let l = &self.inner.config.limits;
         let mut store = Store::new(
             &self.inner.wasmtime,
-            StoreState::new(log, l.max_memory_bytes, l.max_table_elements),
+            StoreState::new(log, budget.max_memory_bytes, l.max_table_elements),
         );
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(self.deadline_ticks(0));
+        store.set_epoch_deadline(self.deadline_ticks(budget, 0));
         store
     }
 
@@ -239,8 +241,10 @@ impl Engine {
         Ok(ev)
     }
 
-    /// Loads a plugin: checks size and format, compiles it (or takes it from the cache), checks
-    /// its world and imports, prepares its instantiation and calls `describe()` once.
+    /// Loads a plugin under the limits profile granted to its digest
+    /// ([`EngineConfig::grants`]; the standard limits without one): checks size and format,
+    /// compiles it (or takes it from the cache), checks its world and imports, prepares its
+    /// instantiation and calls `describe()` once.
     pub fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedPlugin>, LoadError> {
         self.load_with_outcome(bytes).map(|(p, _)| p)
     }
@@ -250,47 +254,140 @@ impl Engine {
         &self,
         bytes: &[u8],
     ) -> Result<(Arc<LoadedPlugin>, LoadOutcome), LoadError> {
-        check_size(bytes.len(), self.limits().max_component_bytes)?;
+        let profile = self.profile_of(bytes)?;
+        self.load_as(bytes, &profile)
+    }
+
+    /// Loads a plugin under the named limits profile, whatever is granted: for the local
+    /// harness (`heatbill plugin test --profile`), where the integrator is the operator.
+    pub fn load_as(
+        &self,
+        bytes: &[u8],
+        profile: &str,
+    ) -> Result<(Arc<LoadedPlugin>, LoadOutcome), LoadError> {
+        let eff = self.effective(profile)?;
+        check_size(bytes.len(), eff.limits.max_component_bytes)?;
         check_format(bytes)?;
         let digest: [u8; 32] = Sha256::digest(bytes).into();
-        let (component, outcome) = self.component(bytes, &digest)?;
-        let plugin = self.prepare(component, &digest, bytes.len())?;
+        let (component, outcome) = self.component(bytes, &digest, &eff)?;
+        let plugin = self.prepare(component, &digest, bytes.len(), profile, &eff)?;
         Ok((Arc::new(plugin), outcome))
     }
 
-    /// Checks a component for `heatbill plugin check`: never fails, reports everything it finds.
+    /// The profile granted to these bytes. Nothing larger than the largest profile is hashed.
+    fn profile_of(&self, bytes: &[u8]) -> Result<String, LoadError> {
+        let c = &self.inner.config;
+        let largest = c
+            .profiles
+            .values()
+            .map(|p| p.max_component_bytes)
+            .fold(c.limits.max_component_bytes, usize::max);
+        if c.grants.is_empty() || bytes.len() > largest {
+            return Ok(crate::config::STANDARD.to_string());
+        }
+        let digest = hex::encode(Sha256::digest(bytes));
+        Ok(c.granted_profile(&digest).to_string())
+    }
+
+    /// The configuration for `profile`, or an error naming the profiles there are.
+    fn effective(&self, profile: &str) -> Result<EngineConfig, LoadError> {
+        let c = &self.inner.config;
+        c.effective(profile)
+            .ok_or_else(|| LoadError::UnknownProfile {
+                profile: profile.to_string(),
+                known: c.profile_names(),
+            })
+    }
+
+    /// Checks a component for `heatbill plugin check` under the profile granted to it: never
+    /// fails, reports everything it finds.
     pub fn check(&self, bytes: &[u8]) -> CheckReport {
-        let mut report = CheckReport {
+        match self.profile_of(bytes) {
+            Ok(profile) => self.check_as(bytes, &profile),
+            Err(e) => self.check_report(bytes, crate::config::STANDARD, Some(e)),
+        }
+    }
+
+    /// [`check_as`](Self::check_as), and when the component is refused, the profiles larger
+    /// than `profile` tried in turn (smallest first) until one takes it: the report's `needs`.
+    pub fn check_needs(&self, bytes: &[u8], profile: &str) -> CheckReport {
+        let mut report = self.check_as(bytes, profile);
+        if report.ok() {
+            return report;
+        }
+        let names = self.inner.config.profile_names();
+        let after = names.iter().position(|n| n == profile).map_or(0, |i| i + 1);
+        report.needs = names[after..]
+            .iter()
+            .find(|n| self.check_as(bytes, n).ok())
+            .cloned();
+        report
+    }
+
+    /// Checks a component under the named profile: never fails, reports everything it finds.
+    pub fn check_as(&self, bytes: &[u8], profile: &str) -> CheckReport {
+        let mut report = self.check_report(bytes, profile, None);
+        match self.effective(profile) {
+            Ok(eff) => self.fill_check(&mut report, bytes, profile, &eff),
+            Err(e) => report.error = Some(e),
+        }
+        report
+    }
+
+    fn check_report(&self, bytes: &[u8], profile: &str, error: Option<LoadError>) -> CheckReport {
+        CheckReport {
             size: bytes.len(),
-            max_size: self.limits().max_component_bytes,
+            max_size: self
+                .inner
+                .config
+                .effective(profile)
+                .map_or(self.limits().max_component_bytes, |c| {
+                    c.limits.max_component_bytes
+                }),
             digest: hex::encode(Sha256::digest(bytes)),
             format: BinaryFormat::of(bytes),
             imports: Vec::new(),
             exports: Vec::new(),
             world: None,
             info: None,
-            error: None,
-        };
+            error,
+            profile: profile.to_string(),
+            needs: None,
+        }
+    }
+
+    /// The rest of [`check_as`](Self::check_as): everything after the report's header.
+    fn fill_check(
+        &self,
+        report: &mut CheckReport,
+        bytes: &[u8],
+        profile: &str,
+        eff: &EngineConfig,
+    ) {
         if let Err(e) = check_size(bytes.len(), report.max_size).and_then(|()| check_format(bytes))
         {
             report.error = Some(e);
-            return report;
+            return;
         }
         let digest: [u8; 32] = Sha256::digest(bytes).into();
-        let component = match self.component(bytes, &digest) {
+        let component = match self.component(bytes, &digest, eff) {
             Ok((c, _)) => c,
             Err(e) => {
                 report.error = Some(e);
-                return report;
+                return;
             }
         };
         let ty = component.component_type();
         let engine = &self.inner.wasmtime;
         report.imports = ty
             .imports(engine)
-            .map(|(name, _)| ImportCheck {
-                name: name.to_string(),
-                granted: is_granted(name),
+            .map(|(name, _)| {
+                let trapped = !is_granted(name) && self.traps(profile, name);
+                ImportCheck {
+                    name: name.to_string(),
+                    granted: is_granted(name) || trapped,
+                    trapped,
+                }
             })
             .collect();
         report.exports = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
@@ -299,11 +396,16 @@ impl Engine {
             .iter()
             .find_map(|n| Contract::of_export(n))
             .map(|c| format!("heatbill:rules/rules-plugin@{c}"));
-        match self.prepare(component, &digest, bytes.len()) {
+        match self.prepare(component, &digest, bytes.len(), profile, eff) {
             Ok(plugin) => report.info = Some(plugin.info().clone()),
             Err(e) => report.error = Some(e),
         }
-        report
+    }
+
+    /// Whether `profile` links the import `name` (with its version) to traps.
+    fn traps(&self, profile: &str, name: &str) -> bool {
+        let interface = name.split_once('@').map_or(name, |(n, _)| n);
+        self.inner.config.traps_import(profile, interface)
     }
 
     /// The compiled component for `bytes`: from memory, from disk, or compiled now.
@@ -311,6 +413,7 @@ impl Engine {
         &self,
         bytes: &[u8],
         digest: &[u8; 32],
+        eff: &EngineConfig,
     ) -> Result<(Component, LoadOutcome), LoadError> {
         let i = &self.inner;
         if let Some(c) = lock(&i.components).get(digest) {
@@ -349,7 +452,7 @@ impl Engine {
         let component = match component {
             Some(c) => c,
             None => {
-                let (c, artifact) = self.compile(bytes)?;
+                let (c, artifact) = self.compile(bytes, eff)?;
                 i.compiled.fetch_add(1, Ordering::Relaxed);
                 if let (Some(path), Some(key)) = (&path, &i.cache_key) {
                     let artifact = match artifact {
@@ -374,12 +477,16 @@ impl Engine {
     /// Compiles a component whose shape passed [`check_structure`]: in the compiler child when
     /// [`CompileConfig::program`](crate::CompileConfig::program) is set (returning its
     /// artifact too), else in this process.
-    fn compile(&self, bytes: &[u8]) -> Result<(Component, Option<Vec<u8>>), LoadError> {
+    fn compile(
+        &self,
+        bytes: &[u8],
+        eff: &EngineConfig,
+    ) -> Result<(Component, Option<Vec<u8>>), LoadError> {
         let i = &self.inner;
-        check_structure(bytes, &i.config.limits, &i.config.pool)?;
+        check_structure(bytes, &eff.limits, &eff.pool)?;
         match &i.config.compile.program {
             Some(program) => {
-                let artifact = compile_in_child(program, &i.config, bytes)?;
+                let artifact = compile_in_child(program, eff, bytes)?;
                 let c = deserialize_child_artifact(&i.wasmtime, &artifact).map_err(|e| {
                     LoadError::Compiler {
                         message: format!(
@@ -406,6 +513,8 @@ impl Engine {
         component: Component,
         digest: &[u8; 32],
         size: usize,
+        profile: &str,
+        eff: &EngineConfig,
     ) -> Result<LoadedPlugin, LoadError> {
         let engine = &self.inner.wasmtime;
         let ty = component.component_type();
@@ -441,15 +550,35 @@ impl Engine {
         };
         // Imports after exports: a component for another version of the contract also imports
         // that version's `types`, and must be told about the version, not about an import.
-        let denied: Vec<String> = ty
+        let (trapped, denied): (Vec<&str>, Vec<&str>) = ty
             .imports(engine)
             .map(|(name, _)| name)
             .filter(|name| !is_granted(name))
-            .map(str::to_string)
-            .collect();
+            .partition(|name| self.traps(profile, name));
         if !denied.is_empty() {
-            return Err(LoadError::ImportNotGranted { imports: denied });
+            return Err(LoadError::ImportNotGranted {
+                imports: denied.into_iter().map(str::to_string).collect(),
+            });
         }
+        // The profile's trapped imports: linked, for this component alone, to functions that
+        // trap (every import left unlinked is one of them: the others were refused above).
+        let trap_linker;
+        let linker = if trapped.is_empty() {
+            &self.inner.linker
+        } else {
+            let mut l = self.inner.linker.clone();
+            link_traps(&mut l, engine, &component, &trapped).map_err(|e| LoadError::Link {
+                message: error_chain(&e),
+            })?;
+            trap_linker = l;
+            &trap_linker
+        };
+        let budget = Budget {
+            profile: profile.to_string(),
+            max_memory_bytes: eff.limits.max_memory_bytes,
+            deadline_base_ms: eff.limits.deadline_base_ms,
+            max_configure_ms: eff.limits.max_configure_ms,
+        };
 
         // `evaluate-batch` of the contract's interface, for the bounded lift (`crate::lift`).
         let evaluate_batch = component
@@ -458,9 +587,7 @@ impl Engine {
             .ok_or_else(|| LoadError::Link {
                 message: "the rules interface exports no evaluate-batch".to_string(),
             })?;
-        let pre = self
-            .inner
-            .linker
+        let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link {
                 message: error_chain(&e),
@@ -470,9 +597,9 @@ impl Engine {
         })?;
 
         let log = LogBuffer::new(self.limits().max_log_bytes);
-        let mut store = self.new_store(&log);
+        let mut store = self.new_store(&log, &budget);
         let describe_error = |store: &mut Store<StoreState>, e: wasmtime::Error| {
-            let (kind, message) = classify(&e, store, &log, 0, self.deadline_ms(0));
+            let (kind, message) = classify(&e, store, &log, 0, self.deadline_ms(&budget, 0));
             LoadError::Describe {
                 message: format!("{kind}: {message}"),
             }
@@ -520,6 +647,7 @@ impl Engine {
             evaluate_batch,
             max_params_bytes: self.limits().max_params_bytes,
             params_schema,
+            budget,
         })
     }
 }
@@ -532,7 +660,8 @@ impl Engine {
 /// compatibility (a test loads the child's artifacts).
 pub(crate) fn wasmtime_config(config: &EngineConfig, pooling: bool) -> Config {
     let l = &config.limits;
-    let p = &config.pool;
+    let (p, max_memory) = config.pool_for_all_profiles();
+    let p = &p;
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(p.total_component_instances)
         .total_core_instances(p.total_core_instances)
@@ -546,13 +675,43 @@ pub(crate) fn wasmtime_config(config: &EngineConfig, pooling: bool) -> Config {
         .table_elements(l.max_table_elements)
         // The pool's hard cap sits at the limit; the store's limiter enforces the same
         // limit first, so that a denial is recorded and reported as `memory-limit`.
-        .max_memory_size(l.max_memory_bytes);
+        .max_memory_size(max_memory);
     let mut c = Config::new();
     c.wasm_component_model(true).epoch_interruption(true);
     if pooling {
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     c
+}
+
+/// Refuses profiles and grants that cannot mean what they say: a profile named `standard`, a
+/// grant to a profile that does not exist, a digest that is not 64 hex digits.
+fn check_profiles(config: &EngineConfig) -> Result<(), String> {
+    if config.profiles.contains_key(crate::config::STANDARD) {
+        return Err(format!(
+            "profiles: `{}` is the name of the standard limits (`[limits]` and `[pool]`); \
+             give the profile another name",
+            crate::config::STANDARD
+        ));
+    }
+    for (digest, profile) in &config.grants {
+        if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "grants: `{}` is not a component digest: write the 64 hex digits of its \
+                 SHA-256, as `heatbill plugin check` prints them",
+                crate::text::safe(digest)
+            ));
+        }
+        if profile != crate::config::STANDARD && !config.profiles.contains_key(profile) {
+            return Err(format!(
+                "grants: {digest} is granted the profile `{}`, which does not exist; the \
+                 profiles are {}",
+                crate::text::safe(profile),
+                config.profile_names().join(", ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_size(size: usize, limit: usize) -> Result<(), LoadError> {

@@ -89,6 +89,17 @@ pub enum LoadError {
         /// How it failed, and the end of what it wrote to stderr.
         message: String,
     },
+    /// A component was to be loaded under a limits profile the engine does not have.
+    #[error(
+        "there is no limits profile `{}`; the profiles are {}",
+        crate::text::safe(.profile), .known.join(", ")
+    )]
+    UnknownProfile {
+        /// The profile asked for.
+        profile: String,
+        /// The profiles there are, `standard` first.
+        known: Vec<String>,
+    },
     /// The component imports interfaces the sandbox does not grant.
     #[error(
         "the component imports {}, which {} not granted: heatbill plugins may import only the \

@@ -105,7 +105,7 @@ pub use bindings::Contract;
 pub use chain::{Chain, ChainEntry, Schedule};
 pub use check::{BinaryFormat, CheckReport, ImportCheck};
 pub use compile::{COMPILE_COMMAND, Structure, check_structure, compile_child_main};
-pub use config::{CompileConfig, EngineConfig, Limits, PoolConfig};
+pub use config::{CompileConfig, EngineConfig, INTERPRETED, Limits, PoolConfig, Profile, STANDARD};
 pub use engine::{
     CONTRACT_VERSION, CacheStats, Engine, EngineError, LoadOutcome, RULES_INTERFACE, RULES_WORLD,
 };

@@ -28,6 +28,18 @@ pub struct LoadedPlugin {
     pub(crate) max_params_bytes: usize,
     /// The parameter schema of `info`, compiled.
     pub(crate) params_schema: ParamsSchema,
+    /// The limits of its profile that apply while it runs.
+    pub(crate) budget: Budget,
+}
+
+/// The limits of a plugin's profile that apply while it runs ([`crate::Profile`]): its memory,
+/// the fixed part of its deadlines, its `configure` time. The rest are the engine's.
+#[derive(Debug, Clone)]
+pub(crate) struct Budget {
+    pub(crate) profile: String,
+    pub(crate) max_memory_bytes: usize,
+    pub(crate) deadline_base_ms: u64,
+    pub(crate) max_configure_ms: u64,
 }
 
 impl fmt::Debug for LoadedPlugin {
@@ -52,6 +64,11 @@ impl LoadedPlugin {
         max: usize,
     ) -> Vec<ParamProblem> {
         self.params_schema.problems(params, &self.info.params, max)
+    }
+
+    /// The limits profile it was loaded under (`standard` unless granted another).
+    pub fn profile(&self) -> &str {
+        &self.budget.profile
     }
 
     /// The contract version the plugin implements, e.g. 0.2.0.

@@ -26,6 +26,10 @@ pub struct EngineOptions {
     pub engine_config: Option<PathBuf>,
     /// Where compiled components are cached (default: [`default_cache_dir`]).
     pub cache_dir: Option<PathBuf>,
+    /// Load the given components under this limits profile (e.g. `interpreted` for Python and
+    /// JavaScript plugins), as an operator's grant would in production. The reference plugins
+    /// always load under their own (standard).
+    pub profile: Option<String>,
 }
 
 /// What [`new_plugin`] creates.
@@ -156,6 +160,7 @@ pub fn reference_dir() -> Option<PathBuf> {
 /// `--no-reference`), saying on stderr which reference plugins it added.
 fn harness_catalog(
     engine: &Engine,
+    profile: Option<&str>,
     first: &Path,
     more: &[PathBuf],
     no_reference: bool,
@@ -164,7 +169,8 @@ fn harness_catalog(
     let mut args = vec![first.to_path_buf()];
     args.extend(more.iter().cloned());
     let reference = if no_reference { None } else { reference_dir() };
-    let (catalog, added) = Catalog::load_with_reference(engine, &args, reference.as_deref())?;
+    let (catalog, added) =
+        Catalog::load_with_reference(engine, &args, reference.as_deref(), profile)?;
     if !added.is_empty() && !quiet {
         eprintln!(
             "reference plugins from {} (for the names no given component has; --no-reference \
@@ -219,12 +225,21 @@ impl Catalog {
     /// `rejected`; it matters only if a chain names it. The same bytes in two files are one
     /// plugin.
     pub fn load(engine: &Engine, arg: &Path) -> Result<Self> {
+        Self::load_as(engine, arg, None)
+    }
+
+    /// [`load`](Self::load), under the named limits profile (`None`: as granted).
+    pub fn load_as(engine: &Engine, arg: &Path, profile: Option<&str>) -> Result<Self> {
         let mut plugins: BTreeMap<String, Vec<(PathBuf, Arc<LoadedPlugin>)>> = BTreeMap::new();
         let mut rejected = Vec::new();
         for file in component_files(arg)? {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            match engine.load(&bytes) {
+            let loaded = match profile {
+                Some(profile) => engine.load_as(&bytes, profile).map(|(p, _)| p),
+                None => engine.load(&bytes),
+            };
+            match loaded {
                 Ok(p) => {
                     let same = plugins.entry(p.info().name.clone()).or_default();
                     if !same.iter().any(|(_, q)| q.digest() == p.digest()) {
@@ -245,13 +260,14 @@ impl Catalog {
         engine: &Engine,
         args: &[PathBuf],
         reference: Option<&Path>,
+        profile: Option<&str>,
     ) -> Result<(Self, Vec<String>)> {
         let mut catalog = Catalog {
             plugins: BTreeMap::new(),
             rejected: Vec::new(),
         };
         for arg in args {
-            let more = Catalog::load(engine, arg)?;
+            let more = Catalog::load_as(engine, arg, profile)?;
             for (name, list) in more.plugins {
                 let same = catalog.plugins.entry(name).or_default();
                 for (file, p) in list {
@@ -421,6 +437,12 @@ pub fn build(args: BuildOptions) -> Result<ExitCode> {
     })
 }
 
+/// A component's SHA-256, hex: the key of its grant ([`EngineConfig::grants`]).
+fn hex_digest(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
 fn indent(s: &str) -> String {
     s.lines().map(|l| format!("  {l}\n")).collect()
 }
@@ -430,7 +452,14 @@ pub fn check(args: CheckOptions) -> Result<ExitCode> {
     let bytes = std::fs::read(&args.component)
         .with_context(|| format!("cannot read {}", args.component.display()))?;
     let engine = engine(&args.engine)?;
-    let report = engine.check(&bytes);
+    let profile = match &args.engine.profile {
+        Some(p) => p.clone(),
+        None => engine
+            .config()
+            .granted_profile(&hex_digest(&bytes))
+            .to_string(),
+    };
+    let report = engine.check_needs(&bytes, &profile);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -449,6 +478,7 @@ pub fn test(args: TestOptions) -> Result<ExitCode> {
     let engine = engine(&args.engine)?;
     let catalog = harness_catalog(
         &engine,
+        args.engine.profile.as_deref(),
         &args.plugins,
         &args.more_plugins,
         args.no_reference,
@@ -491,6 +521,7 @@ pub fn bench(args: BenchOptions) -> Result<ExitCode> {
     let engine = engine(&args.engine)?;
     let catalog = harness_catalog(
         &engine,
+        args.engine.profile.as_deref(),
         &args.plugins,
         &args.more_plugins,
         args.no_reference,

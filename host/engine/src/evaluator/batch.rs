@@ -6,6 +6,7 @@
 //! The orchestration lives apart from the instances it uses (`instance`), the checks of what
 //! comes back (`output`) and the columns it lays out (`lowering`), so that the order of events
 //! for a batch (and what happens when a plugin traps) reads in one place.
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Evaluator;
@@ -133,7 +134,11 @@ impl Evaluator {
         accs: &mut [DayBill],
         alive: &[usize],
     ) {
-        let batch_ms = self.engine.deadline_ms(alive.len()).saturating_mul(2);
+        let budget = &self.chain.entries()[e].plugin().budget;
+        let batch_ms = self
+            .engine
+            .deadline_ms(budget, alive.len())
+            .saturating_mul(2);
         let batch_budget = Duration::from_millis(batch_ms);
         let run_budget = self.engine.limits().retry_budget_ms;
         let started = Instant::now();
@@ -203,6 +208,8 @@ impl Evaluator {
     ) -> Result<Result<wit::BatchOutput, String>, (crate::model::TrapKind, String)> {
         let full = idx.len() == base.dates.len();
         self.cols.fill(base, accs, idx, full, &self.offsets);
+        let chain = Arc::clone(&self.chain);
+        let budget = &chain.entries()[e].plugin().budget;
         let Evaluator {
             engine,
             slots,
@@ -236,7 +243,7 @@ impl Evaluator {
             evaluate_batch,
             ..
         } = &mut **live;
-        store.set_epoch_deadline(engine.deadline_ticks(idx.len()));
+        store.set_epoch_deadline(engine.deadline_ticks(budget, idx.len()));
         store.data_mut().limiter.denied_memory = None;
         let mark = slot.log.mark();
         let max_message = engine.limits().max_message_bytes;
@@ -269,6 +276,14 @@ impl Evaluator {
         drop(bounds);
         result
             .map(|out| out.into_wit(idx.len(), max_message))
-            .map_err(|err| classify(&err, store, &slot.log, mark, engine.deadline_ms(idx.len())))
+            .map_err(|err| {
+                classify(
+                    &err,
+                    store,
+                    &slot.log,
+                    mark,
+                    engine.deadline_ms(budget, idx.len()),
+                )
+            })
     }
 }

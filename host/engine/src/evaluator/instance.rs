@@ -98,7 +98,8 @@ impl Evaluator {
             .map(|s| s.kinds.as_ref().map_or(0, Vec::len))
             .sum();
         let slot = &mut self.slots[e];
-        let mut store = self.engine.new_store(&slot.log);
+        let budget = &entry.plugin().budget;
+        let mut store = self.engine.new_store(&slot.log, budget);
         let mark = slot.log.mark();
         let instantiated = entry
             .plugin()
@@ -120,7 +121,7 @@ impl Evaluator {
                     &mut store,
                     &slot.log,
                     mark,
-                    self.engine.deadline_ms(0),
+                    self.engine.deadline_ms(budget, 0),
                 );
                 return Err(BillErrorKind::Trap {
                     kind: trap,
@@ -131,7 +132,7 @@ impl Evaluator {
         let configure_started = thread_cpu_time();
         let configured = guest.configure(&mut store, entry.params_json());
         let configure_took = thread_cpu_time().saturating_sub(configure_started);
-        let max_configure = Duration::from_millis(self.engine.limits().max_configure_ms);
+        let max_configure = Duration::from_millis(budget.max_configure_ms);
         let result = match configured {
             // A configure this slow (in CPU time, so a busy machine does not count) is reported
             // as such, whatever it returned: one that runs near its deadline would overrun it
@@ -145,7 +146,7 @@ impl Evaluator {
                      cheaper (parse the parameters, nothing more)",
                     configure_took.as_millis(),
                     max_configure.as_millis(),
-                    self.engine.deadline_ms(0)
+                    self.engine.deadline_ms(budget, 0)
                 ),
             }),
             Err(err) => {
@@ -154,7 +155,7 @@ impl Evaluator {
                     &mut store,
                     &slot.log,
                     mark,
-                    self.engine.deadline_ms(0),
+                    self.engine.deadline_ms(budget, 0),
                 );
                 Err(BillErrorKind::Trap {
                     kind: trap,

@@ -302,12 +302,13 @@ impl Evaluator {
             input.attributes = &attributes;
             live.used += 1;
             let LiveInstance { store, guest, .. } = &mut **live;
-            store.set_epoch_deadline(self.engine.deadline_ticks(1));
+            let budget = &self.chain.entries()[e].plugin().budget;
+            store.set_epoch_deadline(self.engine.deadline_ticks(budget, 1));
             store.data_mut().limiter.denied_memory = None;
             let mark = log.mark();
-            let result = guest
-                .evaluate(&mut *store, input)
-                .map_err(|err| classify(&err, store, log, mark, self.engine.deadline_ms(1)));
+            let result = guest.evaluate(&mut *store, input).map_err(|err| {
+                classify(&err, store, log, mark, self.engine.deadline_ms(budget, 1))
+            });
             match result {
                 Ok(output) => {
                     let output = one_row_output(output);

@@ -130,6 +130,12 @@ pub struct EngineArgs {
     /// Where compiled components are cached (default: ~/.cache/heatbill/components).
     #[arg(long, env = "HEATBILL_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Load the given components under this limits profile, as an operator's grant does in
+    /// production: `interpreted` for Python and JavaScript plugins (`plugin check` says which
+    /// profile a component needs). Default: the standard limits, or the profile the engine
+    /// configuration grants the component.
+    #[arg(long)]
+    pub profile: Option<String>,
 }
 
 /// Runs a `heatbill plugin` subcommand.
@@ -148,6 +154,7 @@ impl From<EngineArgs> for EngineOptions {
         EngineOptions {
             engine_config: a.engine_config,
             cache_dir: a.cache_dir,
+            profile: a.profile,
         }
     }
 }
