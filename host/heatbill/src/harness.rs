@@ -43,6 +43,8 @@ pub struct NewOptions {
     pub sdk_path: Option<PathBuf>,
     /// Depend on this published version of the guest SDK instead of vendoring a copy.
     pub sdk_version: Option<String>,
+    /// The plugin's language.
+    pub lang: crate::kits::Lang,
 }
 
 /// What [`build`] builds.
@@ -196,8 +198,10 @@ pub fn component_files(arg: &Path) -> Result<Vec<PathBuf>> {
             arg.display()
         );
     }
-    if arg.join("Cargo.toml").exists() {
-        return scaffold::built_components(arg);
+    match crate::kits::Lang::of(arg) {
+        Some(crate::kits::Lang::Rust) => return scaffold::built_components(arg),
+        Some(lang) => return crate::kits::built_components(lang, arg),
+        None => {}
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(arg)?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -392,6 +396,30 @@ pub fn case_files(args: &[PathBuf]) -> Result<Vec<PathBuf>> {
 pub fn new_plugin(args: NewOptions) -> Result<ExitCode> {
     scaffold::check_name(&args.name)?;
     let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
+    if args.lang != crate::kits::Lang::Rust {
+        if args.sdk_path.is_some() || args.sdk_version.is_some() {
+            bail!(
+                "--sdk-path and --sdk-version are for Rust plugins; a Python or JavaScript plugin vendors its kit"
+            );
+        }
+        let files = crate::kits::render(args.lang, &args.name, &dir)?;
+        println!("created plugin {} in {}:", args.name, dir.display());
+        for f in files.iter().filter(|f| !f.starts_with(dir.join("vendor"))) {
+            println!("  {}", f.display());
+        }
+        println!(
+            "kit: vendored in {}",
+            dir.join("vendor/heatbill-kit").display()
+        );
+        println!("next:");
+        println!("  heatbill plugin build {}", dir.display());
+        println!(
+            "  heatbill plugin test {} --profile interpreted --cases {}",
+            dir.display(),
+            dir.join("cases").display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let sdk = match (&args.sdk_path, &args.sdk_version) {
         (Some(p), _) => scaffold::SdkSource::Path(scaffold::sdk_path(p)?),
         (None, Some(v)) => scaffold::SdkSource::Version(v.clone()),
@@ -415,17 +443,37 @@ pub fn new_plugin(args: NewOptions) -> Result<ExitCode> {
 
 /// `heatbill plugin build`: cargo for the guest target, then `check` on every component.
 pub fn build(args: BuildOptions) -> Result<ExitCode> {
+    let lang = crate::kits::Lang::of(&args.dir).with_context(|| {
+        format!(
+            "{} has no Cargo.toml, pyproject.toml or package.json: give the directory of a \
+             plugin (`heatbill plugin new` makes one)",
+            args.dir.display()
+        )
+    })?;
+    if lang != crate::kits::Lang::Rust {
+        let components = crate::kits::build(lang, &args.dir)?;
+        return check_built(&components, Some(heatbill_engine::INTERPRETED));
+    }
     let components = scaffold::build(&args.dir)?;
     if components.is_empty() {
         bail!(
             "cargo built no component: a plugin crate needs `crate-type = [\"cdylib\", \"rlib\"]` in [lib]"
         );
     }
+    check_built(&components, None)
+}
+
+/// `check` on every component a build made; Python and JavaScript ones under `profile`, the
+/// profile their interpreter needs (the report says what an operator grants).
+fn check_built(components: &[PathBuf], profile: Option<&str>) -> Result<ExitCode> {
     let engine = engine(&EngineOptions::default())?;
     let mut ok = true;
-    for c in &components {
+    for c in components {
         let bytes = std::fs::read(c)?;
-        let report = engine.check(&bytes);
+        let report = match profile {
+            Some(p) => engine.check_as(&bytes, p),
+            None => engine.check(&bytes),
+        };
         println!("{}", c.display());
         print!("{}", indent(&report.to_string()));
         ok &= report.ok();

@@ -8,5 +8,6 @@ pub mod cli;
 pub mod commands;
 pub mod demo;
 pub mod harness;
+pub mod kits;
 pub mod runner;
 pub mod scaffold;

@@ -57,8 +57,10 @@ pub struct ApiSettings {
     /// `heatbill serve` makes one at start and prints it once. Never logged or serialized.
     #[serde(skip_serializing)]
     pub operator_token: Option<String>,
-    /// Largest plugin upload, bytes. Default 8 MiB plus a margin: the engine's own component
-    /// cap (`engine.limits.max_component_bytes`) decides what loads.
+    /// Largest plugin upload, bytes. Default 32 MiB plus a margin, the component cap of the
+    /// built-in `interpreted` profile (Python and JavaScript components): the engine's own
+    /// caps decide what loads (`engine.limits.max_component_bytes`, 8 MiB, for a component
+    /// without a grant).
     pub max_upload_bytes: usize,
     /// Largest import body, bytes (streamed: memory does not grow with it). Default 2 GiB.
     pub max_import_bytes: u64,
@@ -92,7 +94,7 @@ impl Default for ApiSettings {
         Self {
             listen: "127.0.0.1:8080".into(),
             operator_token: None,
-            max_upload_bytes: 8 * 1024 * 1024 + 64 * 1024,
+            max_upload_bytes: 32 * 1024 * 1024 + 64 * 1024,
             max_import_bytes: 2 * 1024 * 1024 * 1024,
             max_body_bytes: 1024 * 1024,
             idempotency_hours: 24,

@@ -20,7 +20,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use chrono::NaiveDate;
-use heatbill_engine::LoadedPlugin;
+use heatbill_engine::{LoadError, LoadedPlugin};
 use heatbill_runtime::company::plugin_record;
 use heatbill_runtime::model::{ChainEntryDef, ChainVersion, CompanyPlugin, PluginCases};
 use heatbill_runtime::run::blocking;
@@ -147,8 +147,24 @@ pub async fn upload(
         blocking(&app.engine, move |engine| engine.load(&bytes)).await
     };
     let plugin = loaded.map_err(|e| {
+        // Over a standard limit: perhaps a Python or JavaScript component, which runs under a
+        // larger profile once an operator grants it. Finding out which profile would mean
+        // compiling under the larger limits for anyone who uploads; the integrator's own
+        // `heatbill plugin check` says it, and the grant names the digest.
+        let hint = match &e {
+            LoadError::TooLarge { .. }
+            | LoadError::OverLimit { .. }
+            | LoadError::CompileLimit { .. }
+            | LoadError::ImportNotGranted { .. } => format!(
+                "; a Python or JavaScript component needs a limits profile (`heatbill plugin \
+                 check` names it), which the operator grants to this component by its digest, \
+                 {}, in the engine settings ([engine.grants])",
+                hex_sha256(&bytes)
+            ),
+            _ => String::new(),
+        };
         ApiError::unprocessable(format!(
-            "this is not a plugin heatbill can run: {}",
+            "this is not a plugin heatbill can run: {}{hint}",
             heatbill_engine::text::terminal_safe(&format!("{e:#}"), 2000)
         ))
     })?;
@@ -164,6 +180,12 @@ pub async fn upload(
         StatusCode::OK
     };
     Ok((status, Json(plugin_view(&app, c.id, stored).await?)))
+}
+
+/// A component's SHA-256, hex: its name in the store and the key of its grant.
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 async fn find_plugin(app: &App, company_id: i32, digest: &str) -> Result<CompanyPlugin, ApiError> {

@@ -17,7 +17,8 @@ use crate::harness::{
 pub enum PluginCommand {
     /// Create a working plugin crate from the template.
     New(NewArgs),
-    /// Build a plugin crate (or a workspace of them) into components, and check each.
+    /// Build a plugin (a Rust crate or workspace, a Python or JavaScript plugin directory) into
+    /// components, and check each.
     Build(BuildArgs),
     /// Check a component: world, version, imports, limits, describe().
     Check(CheckArgs),
@@ -48,12 +49,18 @@ pub struct NewArgs {
     /// registry) instead of vendoring a copy.
     #[arg(long)]
     pub sdk_version: Option<String>,
+    /// The plugin's language: Rust (the SDK crate), Python (componentize-py) or JavaScript
+    /// (ComponentizeJS). Python and JavaScript plugins vendor their kit and need the
+    /// `interpreted` limits profile.
+    #[arg(long, value_enum, default_value = "rust")]
+    pub lang: crate::kits::Lang,
 }
 
 /// `heatbill plugin build`
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The plugin crate or workspace directory.
+    /// The plugin directory: a Rust crate or workspace, or a Python (pyproject.toml) or
+    /// JavaScript (package.json) plugin.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
 }
@@ -166,6 +173,7 @@ impl From<NewArgs> for NewOptions {
             dir: a.dir,
             sdk_path: a.sdk_path,
             sdk_version: a.sdk_version,
+            lang: a.lang,
         }
     }
 }
