@@ -387,6 +387,40 @@ impl LogBuffer {
         self.lock().written
     }
 
+    /// The last uncaught exception a Python or JavaScript plugin printed after `mark`, if any:
+    /// from a Python traceback (componentize-py prints it before it traps), the exception line
+    /// and the innermost frame; from the JavaScript kit's adapter, its `uncaught` line. Rust's
+    /// panics are [`last_panic_since`](Self::last_panic_since)'s.
+    pub(crate) fn last_exception_since(&self, mark: u64) -> Option<String> {
+        let g = self.lock();
+        let since = usize::try_from(g.written.saturating_sub(mark)).unwrap_or(usize::MAX);
+        let recent = &g.tail[g.tail.len().saturating_sub(since)..];
+        let text = String::from_utf8_lossy(recent);
+        let found = if let Some(start) = text.rfind("Traceback (most recent call last):") {
+            // The frames are indented; the first line that is not is the exception.
+            let mut frame = "";
+            let mut exception = None;
+            for line in text[start..].lines().skip(1) {
+                if line.starts_with("  File ") {
+                    frame = line.trim();
+                } else if line.starts_with(' ') {
+                    continue;
+                } else if !line.is_empty() {
+                    exception = Some(line);
+                    break;
+                }
+            }
+            let exception = exception?;
+            let frame = frame.trim_start_matches("File ").replace('"', "");
+            format!("the plugin raised {exception} ({frame})")
+        } else {
+            let line = text.lines().rev().find(|l| l.contains(": uncaught "))?;
+            let (_, rest) = line.split_once(": uncaught ")?;
+            format!("the plugin threw {rest}")
+        };
+        Some(crate::text::terminal_safe(&found, 300))
+    }
+
     /// The last panic message the plugin printed (`panicked at ...`) after `mark`, if any
     /// (searched in the last 2 KiB written, whether or not the log had room for them).
     pub(crate) fn last_panic_since(&self, mark: u64) -> Option<String> {

@@ -50,12 +50,15 @@ pub(crate) fn classify(
             ),
             _ if denied.is_some() => memory(base),
             Trap::StackOverflow => (TrapKind::StackOverflow, base),
-            Trap::UnreachableCodeReached => match log.last_panic_since(log_mark) {
-                Some(panic) => (
-                    TrapKind::Panic,
-                    format!("the plugin panicked: {panic}; {base}"),
-                ),
-                None => (TrapKind::Unreachable, base),
+            Trap::UnreachableCodeReached => match log.last_exception_since(log_mark) {
+                Some(exception) => (TrapKind::Panic, format!("{exception}; {base}")),
+                None => match log.last_panic_since(log_mark) {
+                    Some(panic) => (
+                        TrapKind::Panic,
+                        format!("the plugin panicked: {panic}; {base}"),
+                    ),
+                    None => (TrapKind::Unreachable, base),
+                },
             },
             _ => (TrapKind::Other, base),
         };
@@ -66,7 +69,12 @@ pub(crate) fn classify(
             format!("the plugin called exit({})", exit.0),
         );
     }
-    let base = error_chain(err);
+    // A host function's own error (a trapped import's "not granted") comes wrapped in the wasm
+    // backtrace, dozens of frames of the plugin's runtime: its root cause is the message.
+    let base = match err.downcast_ref::<wasmtime::WasmBacktrace>() {
+        Some(_) => err.root_cause().to_string(),
+        None => error_chain(err),
+    };
     if denied.is_some() {
         return memory(base);
     }
