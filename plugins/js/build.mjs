@@ -210,10 +210,14 @@ async function buildOne(pluginDir, o, toolchain) {
   }
 }
 
-/** Every plugin directory of the kit: a package.json with a "heatbill" field, two levels deep. */
+/**
+ * Every plugin directory of the kit: a package.json with a "heatbill" field, two levels deep
+ * (not bench/, whose fixtures stand in for kit plugins under the same names: ./dev bench-kits
+ * builds them with --out).
+ */
 function kitPlugins() {
   const found = [];
-  const skip = new Set(['node_modules', 'sdk', 'template', 'target', 'test']);
+  const skip = new Set(['node_modules', 'sdk', 'template', 'target', 'test', 'bench']);
   const visit = (dir, depth) => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       if (!e.isDirectory() || skip.has(e.name) || e.name.startsWith('.')) continue;

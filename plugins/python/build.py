@@ -167,12 +167,14 @@ def build(plugin_dir: Path, out: Path | None, wit: Path, sdk: Path, venv: Path) 
 
 
 def kit_plugins() -> list[Path]:
-    """Every plugin directory of the kit (not the template, whose files are placeholders)."""
+    """Every plugin directory of the kit (not the template, whose files are placeholders, nor
+    bench/, whose fixtures stand in for kit plugins under the same names: ./dev bench-kits builds
+    them with --out)."""
     found = []
     for pyproject in sorted(KIT.rglob("pyproject.toml")):
         d = pyproject.parent
         rel = d.relative_to(KIT).parts
-        if not rel or rel[0] in ("sdk", "template", "target") or any(p.startswith(".") for p in rel):
+        if not rel or rel[0] in ("sdk", "template", "target", "bench") or any(p.startswith(".") for p in rel):
             continue
         found.append(d)
     return found

@@ -156,6 +156,27 @@ fn toolchain_dir(lang: Lang, kit: &Path) -> Option<PathBuf> {
     )
 }
 
+/// Makes a shared toolchain directory installable: npm installs what a `package.json` and its
+/// lock pin, so the kit's two files go there (the lock links the kit's SDK by path, so the SDK
+/// goes there too). Python's build script makes its venv from the pins itself.
+fn prepare_toolchain(lang: Lang, kit: &Path, dir: &Path) -> Result<()> {
+    if lang != Lang::Js || dir.join("package-lock.json").is_file() {
+        return Ok(());
+    }
+    let copy = |from: &Path, to: &Path| -> Result<()> {
+        std::fs::create_dir_all(to.parent().expect("a toolchain path has a parent"))?;
+        std::fs::copy(from, to)
+            .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
+        Ok(())
+    };
+    for (rel, _) in JS_KIT.iter().filter(|(rel, _)| rel.starts_with("sdk/")) {
+        copy(&kit.join(rel), &dir.join(rel))?;
+    }
+    copy(&kit.join("package.json"), &dir.join("package.json"))?;
+    // The lock last: its presence says the directory is complete.
+    copy(&kit.join("package-lock.json"), &dir.join("package-lock.json"))
+}
+
 /// The plugin's name, from its manifest (`[project].name` or package.json's `name`).
 fn plugin_name(lang: Lang, dir: &Path) -> Result<String> {
     let name = match lang {
@@ -206,6 +227,7 @@ pub fn build(lang: Lang, dir: &Path) -> Result<Vec<PathBuf>> {
             .arg("--sdk")
             .arg(kit.join("sdk"));
         if let Some(t) = toolchain_dir(lang, &kit) {
+            prepare_toolchain(lang, &kit, &t)?;
             cmd.arg("--toolchain").arg(t);
         }
     }

@@ -1,7 +1,8 @@
 // {{name}}: a flat fee for every heating day. A starting point: keep the shape, change the rule.
 //
-// Build: `node build.mjs .` → target/{{name}}.wasm. Test: `node --test test/`, then through the
-// real engine: `heatbill plugin test target/{{name}}.wasm --cases cases/{{name}}.toml`.
+// Build: `heatbill plugin build .` → target/{{name}}.wasm. Test: `npm install && npm test`
+// (links the vendored SDK; no download), then through the real engine:
+// `heatbill plugin test . --profile interpreted --cases cases`.
 
 import { params, Decimal, BadParams, line, NO_LINES, isHeatingDay } from '@heatbill/sdk';
 

@@ -1,7 +1,8 @@
 """{{name}}: a flat fee per heating day. A starting point: replace the rule, keep the shape.
 
-Build:  python3 plugins/python/build.py <this directory>
-Test:   heatbill plugin test <the .wasm> --cases <this directory>/cases/{{name}}.toml
+Build:  heatbill plugin build <this directory>      (-> target/{{name}}.wasm)
+Test:   heatbill plugin test <this directory> --profile interpreted --cases <this directory>/cases
+Unit:   PYTHONPATH=vendor/heatbill-kit/sdk:. python3 -m unittest discover -s tests
 """
 
 from dataclasses import dataclass

@@ -1,4 +1,4 @@
-"""Native unit tests of {{name}}: PYTHONPATH=<sdk>:<plugin dir> python3 -m unittest discover -s tests"""
+"""Native unit tests of {{name}}: PYTHONPATH=vendor/heatbill-kit/sdk:. python3 -m unittest discover -s tests"""
 
 import unittest
 
