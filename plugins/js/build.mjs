@@ -10,7 +10,9 @@
 // (ComponentizeJS embeds the SpiderMonkey engine, hence ~12 MB); print the output path.
 //
 // Defaults, so that one script serves the repository's kit and a plugin made outside it by
-// `heatbill plugin new --lang js` (which vendors this script, the SDK and the WIT beside it):
+// `heatbill plugin new --lang js` (which vendors this script, the pins, the SDK and the WIT into
+// the plugin's vendor/heatbill-kit/; `heatbill plugin build` then passes --wit, --sdk and a shared
+// --toolchain directory in the user's cache):
 //   --sdk        <this script's dir>/sdk
 //   --toolchain  <this script's dir> (its package.json pins the toolchain; node_modules there)
 //   --wit        <this script's dir>/wit (vendored), else the repository's wit/ (../../wit)

@@ -79,6 +79,9 @@ pub struct CheckReport {
     /// Why it would be refused, if it would.
     #[serde(serialize_with = "serialize_error")]
     pub error: Option<LoadError>,
+    /// Its shape, as the structural check counted it (when it passed): what an operator sizes
+    /// the pool and a profile by.
+    pub structure: Option<crate::Structure>,
     /// The limits profile it was checked under (`standard` unless granted or asked for).
     pub profile: String,
     /// When it is refused under `profile`: the first profile, smallest first, under which it
@@ -115,6 +118,13 @@ impl fmt::Display for CheckReport {
         )?;
         writeln!(f, "    sha256    {}", self.digest)?;
         writeln!(f, "    profile   {}", safe(&self.profile))?;
+        if let Some(s) = &self.structure {
+            writeln!(
+                f,
+                "ok  shape     {} core instances, {} modules, {} functions, {} memories, {} tables",
+                s.core_instances, s.modules, s.functions, s.memories, s.tables
+            )?;
+        }
         writeln!(
             f,
             "{} format    {}",

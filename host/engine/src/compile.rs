@@ -38,7 +38,7 @@ const ERR: &[u8] = b"HBER";
 
 /// What the structural check counted in a component (all core modules together, the largest
 /// of each per-function figure).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Structure {
     /// Core modules.
     pub modules: u64,

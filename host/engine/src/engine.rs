@@ -353,6 +353,7 @@ impl Engine {
             error,
             profile: profile.to_string(),
             needs: None,
+            structure: None,
         }
     }
 
@@ -369,6 +370,7 @@ impl Engine {
             report.error = Some(e);
             return;
         }
+        report.structure = check_structure(bytes, &eff.limits, &eff.pool).ok();
         let digest: [u8; 32] = Sha256::digest(bytes).into();
         let component = match self.component(bytes, &digest, eff) {
             Ok((c, _)) => c,
@@ -416,6 +418,10 @@ impl Engine {
         eff: &EngineConfig,
     ) -> Result<(Component, LoadOutcome), LoadError> {
         let i = &self.inner;
+        // The shape is checked on every load, not only before compiling: a component compiled
+        // (and cached) under one profile's figures must not pass under a smaller profile's
+        // because it was found in a cache. Linear in the size: about 1.5 ms per MiB here.
+        check_structure(bytes, &eff.limits, &eff.pool)?;
         if let Some(c) = lock(&i.components).get(digest) {
             i.memory_hits.fetch_add(1, Ordering::Relaxed);
             return Ok((c.clone(), LoadOutcome::MemoryCache));
@@ -483,7 +489,6 @@ impl Engine {
         eff: &EngineConfig,
     ) -> Result<(Component, Option<Vec<u8>>), LoadError> {
         let i = &self.inner;
-        check_structure(bytes, &eff.limits, &eff.pool)?;
         match &i.config.compile.program {
             Some(program) => {
                 let artifact = compile_in_child(program, eff, bytes)?;

@@ -23,8 +23,10 @@ pub enum LoadError {
     /// The component is larger than [`Limits::max_component_bytes`](crate::Limits).
     #[error(
         "the component is {size} bytes, over the limit of {limit} bytes \
-         (limits.max_component_bytes); strip debug info (`strip = true` in the release profile) \
-         or ask the operator to raise the limit"
+         (limits.max_component_bytes); a Rust plugin: strip debug info (`strip = true` in the \
+         release profile); a Python or JavaScript component carries its interpreter and loads \
+         under a larger limits profile (`heatbill plugin check` names it; `--profile` in the \
+         harness, an operator's grant in production)"
     )]
     TooLarge {
         /// Its size.

@@ -174,7 +174,10 @@ fn prepare_toolchain(lang: Lang, kit: &Path, dir: &Path) -> Result<()> {
     }
     copy(&kit.join("package.json"), &dir.join("package.json"))?;
     // The lock last: its presence says the directory is complete.
-    copy(&kit.join("package-lock.json"), &dir.join("package-lock.json"))
+    copy(
+        &kit.join("package-lock.json"),
+        &dir.join("package-lock.json"),
+    )
 }
 
 /// The plugin's name, from its manifest (`[project].name` or package.json's `name`).

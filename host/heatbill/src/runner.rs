@@ -159,7 +159,19 @@ impl fmt::Display for FileReport {
             let pad = width - name.chars().count();
             writeln!(f, "  {mark}  {name}{}  {}", " ".repeat(pad), safe(&o.got))?;
             for d in &o.diffs {
-                writeln!(f, "          - {}", safe(d))?;
+                // The plugin's output keeps its lines, each escaped and behind a bar under the
+                // diff, so that none can pass for a row; every other diff is one line.
+                match d.strip_prefix(PLUGIN_OUTPUT) {
+                    Some(log) => {
+                        let lines: Vec<String> = log.split('\n').map(safe).collect();
+                        writeln!(
+                            f,
+                            "          - {PLUGIN_OUTPUT}            | {}",
+                            lines.join("\n            | ")
+                        )?;
+                    }
+                    None => writeln!(f, "          - {}", safe(d))?,
+                }
             }
         }
         writeln!(f)
@@ -224,7 +236,7 @@ pub fn run_file(engine: &Engine, catalog: &Catalog, file: &CaseFile) -> FileRepo
         );
         if !outcome.passed() && !log.is_empty() {
             outcome.diffs.push(format!(
-                "plugin output:\n{}",
+                "{PLUGIN_OUTPUT}{}",
                 collapse_repeats(log.trim_end())
             ));
         }
@@ -365,6 +377,9 @@ fn purity(ev: &mut ScheduleEvaluator, file: &CaseFile, max_batch: usize) -> Vec<
 
 /// Whether two results of one customer-day agree: bills exactly; errors by kind (a message may
 /// name the batch's deadline), and an error the circuit breaker caused matches anything.
+/// The diff that carries a failed case's plugin log.
+const PLUGIN_OUTPUT: &str = "plugin output:\n";
+
 /// The plugin's log with repeated runs collapsed: blocks are separated by a blank line, and a
 /// run of one block, or of a cycle of up to four blocks, printed again and again is kept once
 /// with a count. A plugin that fails every customer-day prints the same traceback (or the same

@@ -35,6 +35,19 @@ pub fn component(name: &str) -> Vec<u8> {
     std::fs::read(component_path(name)).expect("read component")
 }
 
+/// The bytes of a component built by a plugin kit (`python` or `js`), by plugin name: `./dev
+/// plugins` builds them into `plugins/<kit>/target/<name>.wasm`.
+pub fn kit_component(kit: &str, name: &str) -> Vec<u8> {
+    let path = repo_root().join(format!("plugins/{kit}/target/{name}.wasm"));
+    assert!(
+        path.exists(),
+        "component {} is missing: build the plugins first with `./dev plugins` \
+         (or run the whole suite with `./dev test`)",
+        path.display()
+    );
+    std::fs::read(path).expect("read component")
+}
+
 /// Databases for the runtime's tests: a fresh one per test, on the real servers.
 pub mod db {
     use std::sync::atomic::{AtomicU32, Ordering};

@@ -15,7 +15,8 @@ use crate::harness::{
 /// `heatbill plugin …`
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
-    /// Create a working plugin crate from the template.
+    /// Create a working plugin from the template: a Rust crate, or a Python or JavaScript
+    /// plugin with its kit vendored (`--lang`).
     New(NewArgs),
     /// Build a plugin (a Rust crate or workspace, a Python or JavaScript plugin directory) into
     /// components, and check each.

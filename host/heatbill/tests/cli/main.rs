@@ -6,6 +6,7 @@
 //!
 //! Long by design: one test per command story, each spawning the real binary.
 
+mod kits;
 mod runtime;
 
 use std::path::{Path, PathBuf};
