@@ -40,6 +40,40 @@ impl Server {
         Server::start_with(db.services(), tune).await
     }
 
+    /// A server whose engine is `engine` (its own limits, profiles and grants).
+    async fn start_with_engine(db: &TestDb, engine: heatbill_engine::Engine) -> Server {
+        let mut settings = Settings {
+            run: RunSettings {
+                shard_size: 3,
+                workers: Some(2),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        settings.api.scheduler = false;
+        let app = Arc::new(AppState::new(db.services(), engine, settings, OPERATOR));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn({
+            let app = app.clone();
+            async move {
+                api::serve(app, listener, async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+            }
+        });
+        Server {
+            base,
+            http: reqwest::Client::new(),
+            app,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
     /// A server on given services (several servers sharing a database and Redis are hosts of
     /// one deployment).
     async fn start_with(
@@ -622,6 +656,102 @@ async fn full_story(db: TestDb) {
     s.stop().await;
 }
 both!(full_story);
+
+/// A JavaScript plugin through the API: refused without a grant (the message names its digest
+/// and the grant), uploaded once the operator grants its digest the `interpreted` profile, its
+/// case file run at upload, and billing in the nightly run as the Rust rule would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_javascript_plugin_is_uploaded_once_granted_and_bills_a_run() {
+    use sha2::Digest as _;
+    let db = TestDb::postgres().await;
+    let js = crate::support::kit_component("js", "low-income-subsidy");
+    let digest = hex::encode(sha2::Sha256::digest(&js));
+
+    let s = Server::start(&db, |_| {}).await;
+    let c = company(&s, "jsheat").await;
+    let (st, v) = s.upload(&c.slug, &c.integrator, js.clone()).await;
+    error(st, &v, 422, "over the limit of 8388608 bytes");
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&digest) && message.contains("[engine.grants]"),
+        "{v:#}"
+    );
+    s.stop().await;
+
+    // The operator grants this component's digest the profile, and restarts the host.
+    let engine = heatbill_engine::Engine::new(heatbill_engine::EngineConfig {
+        grants: [(digest.clone(), heatbill_engine::INTERPRETED.to_string())].into(),
+        ..crate::engine::test_config()
+    })
+    .unwrap();
+    let s = Server::start_with_engine(&db, engine).await;
+    let (st, v) = s.upload(&c.slug, &c.integrator, js.clone()).await;
+    ok(st, &v, 201);
+    assert_eq!(v["name"], "low-income-subsidy");
+    assert_eq!(v["digest"], digest.as_str());
+    let (st, v) = s
+        .raw(
+            reqwest::Method::PUT,
+            &format!("/v1/companies/{}/plugins/{digest}/cases/w5.toml", c.slug),
+            &c.integrator,
+            "application/toml",
+            case_file("w5.toml").into_bytes(),
+        )
+        .await;
+    ok(st, &v, 200);
+    assert_eq!(v["passed"], true, "{v:#}");
+
+    let mut chain: Value = serde_json::from_str(CHAIN).unwrap();
+    chain["effective_from"] = json!("2025-10-02");
+    chain["entries"].as_array_mut().unwrap().insert(
+        2,
+        json!({"plugin": "low-income-subsidy",
+               "params": {"share": "1.00", "area_cap": "45", "area_basis": "usable"}}),
+    );
+    let (st, v) = s
+        .post(
+            &format!("/v1/companies/{}/chains", c.slug),
+            &c.integrator,
+            chain,
+        )
+        .await;
+    ok(st, &v, 201);
+    let customers = CUSTOMERS.replace(
+        "W2,residential,active,false,80,64.00",
+        "W2,residential,active,true,80,64.00",
+    );
+    let (st, v) = import(&s, &c, "customers", &customers).await;
+    ok(st, &v, 200);
+    let last = run_to_end(&s, &c, "2025-10-20").await;
+    assert_eq!(last["written"], 4, "{last:#}");
+
+    // W2 is low-income: 45 of its 64 m² are covered, as W5 bills it with the Rust rule.
+    let (st, v) = s
+        .get(
+            &format!(
+                "/v1/companies/{}/customers/W2/bills?from=2025-10-20&to=2025-10-20",
+                c.slug
+            ),
+            &c.reader,
+        )
+        .await;
+    ok(st, &v, 200);
+    let lines = v[0]["lines"].as_array().unwrap();
+    assert!(
+        lines.iter().any(|l| l["category"] == "subsidy"),
+        "no subsidy line: {v:#}"
+    );
+    // Day 1 of 183: 64 m² × 38.32 = 2452.48 a season, 13.40 today; the subsidy's season is
+    // 45 m² × 38.32 = 1724.40, 9.42 today, off the customer's part and onto the government's.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["amount"] == "-9.42" && l["payer"] == "customer"),
+        "{v:#}"
+    );
+    assert_eq!(v[0]["total"], "13.40", "{v:#}");
+    s.stop().await;
+}
 
 /// Another company's token, or none, reaches nothing of a company; roles hold.
 async fn tenant_isolation(db: TestDb) {
