@@ -5,9 +5,15 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::engine::RULES_WORLD;
+use sha2::{Digest as _, Sha256};
+
+use crate::Contract;
+use crate::compile::check_structure;
+use crate::config::EngineConfig;
+use crate::engine::{Engine, RULES_WORLD, check_format, check_size};
 use crate::error::LoadError;
 use crate::model::{ParamSpec, PluginInfo};
+use crate::sandbox::is_granted;
 
 /// What the first bytes of a binary say it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -203,5 +209,112 @@ impl fmt::Display for CheckReport {
             )?;
         }
         Ok(())
+    }
+}
+
+/// `heatbill plugin check`: the engine's load, step by step, reporting instead of failing.
+impl Engine {
+    /// Checks a component for `heatbill plugin check` under the profile granted to it: never
+    /// fails, reports everything it finds.
+    pub fn check(&self, bytes: &[u8]) -> CheckReport {
+        match self.profile_of(bytes) {
+            Ok(profile) => self.check_as(bytes, &profile),
+            Err(e) => self.check_report(bytes, crate::config::STANDARD, Some(e)),
+        }
+    }
+
+    /// [`check_as`](Self::check_as), and when the component is refused, the profiles larger
+    /// than `profile` tried in turn (smallest first) until one takes it: the report's `needs`.
+    pub fn check_needs(&self, bytes: &[u8], profile: &str) -> CheckReport {
+        let mut report = self.check_as(bytes, profile);
+        if report.ok() {
+            return report;
+        }
+        let names = self.config().profile_names();
+        let after = names.iter().position(|n| n == profile).map_or(0, |i| i + 1);
+        report.needs = names[after..]
+            .iter()
+            .find(|n| self.check_as(bytes, n).ok())
+            .cloned();
+        report
+    }
+
+    /// Checks a component under the named profile: never fails, reports everything it finds.
+    pub fn check_as(&self, bytes: &[u8], profile: &str) -> CheckReport {
+        let mut report = self.check_report(bytes, profile, None);
+        match self.effective(profile) {
+            Ok(eff) => self.fill_check(&mut report, bytes, profile, &eff),
+            Err(e) => report.error = Some(e),
+        }
+        report
+    }
+
+    fn check_report(&self, bytes: &[u8], profile: &str, error: Option<LoadError>) -> CheckReport {
+        CheckReport {
+            size: bytes.len(),
+            max_size: self
+                .config()
+                .effective(profile)
+                .map_or(self.limits().max_component_bytes, |c| {
+                    c.limits.max_component_bytes
+                }),
+            digest: hex::encode(Sha256::digest(bytes)),
+            format: BinaryFormat::of(bytes),
+            imports: Vec::new(),
+            exports: Vec::new(),
+            world: None,
+            info: None,
+            error,
+            profile: profile.to_string(),
+            needs: None,
+            structure: None,
+        }
+    }
+
+    /// The rest of [`check_as`](Self::check_as): everything after the report's header.
+    fn fill_check(
+        &self,
+        report: &mut CheckReport,
+        bytes: &[u8],
+        profile: &str,
+        eff: &EngineConfig,
+    ) {
+        if let Err(e) = check_size(bytes.len(), report.max_size).and_then(|()| check_format(bytes))
+        {
+            report.error = Some(e);
+            return;
+        }
+        report.structure = check_structure(bytes, &eff.limits, &eff.pool).ok();
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        let component = match self.component(bytes, &digest, eff) {
+            Ok((c, _)) => c,
+            Err(e) => {
+                report.error = Some(e);
+                return;
+            }
+        };
+        let ty = component.component_type();
+        let engine = self.wasmtime();
+        report.imports = ty
+            .imports(engine)
+            .map(|(name, _)| {
+                let trapped = !is_granted(name) && self.traps(profile, name);
+                ImportCheck {
+                    name: name.to_string(),
+                    granted: is_granted(name) || trapped,
+                    trapped,
+                }
+            })
+            .collect();
+        report.exports = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+        report.world = report
+            .exports
+            .iter()
+            .find_map(|n| Contract::of_export(n))
+            .map(|c| format!("heatbill:rules/rules-plugin@{c}"));
+        match self.prepare(component, &digest, bytes.len(), profile, eff) {
+            Ok(plugin) => report.info = Some(plugin.info().clone()),
+            Err(e) => report.error = Some(e),
+        }
     }
 }

@@ -1,4 +1,8 @@
 //! The process-wide [`Engine`]: compiles and caches plugins, owns the epoch ticker.
+//!
+//! Over 600 lines: the load path in its order (size, format, profile, cache or compile, world,
+//! imports, link, `describe`) reads best as one piece; `plugin check`'s reporting variant of it
+//! is in `check`, the cache's files in `cache`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -18,14 +22,15 @@ use crate::cache::{
     seal_artifact, write_atomically,
 };
 use crate::chain::{Chain, ChainEntry};
-use crate::check::{BinaryFormat, CheckReport, ImportCheck};
+use crate::check::BinaryFormat;
 use crate::compile::{check_structure, compile_in_child};
 use crate::config::{EngineConfig, Limits};
 use crate::error::{ChainError, LoadError, SetupError};
 use crate::evaluator::Evaluator;
 use crate::plugin::{Budget, LoadedPlugin, checked_info};
-use crate::sandbox::{LogBuffer, StoreState, is_granted, link_sandbox, link_traps};
+use crate::sandbox::{LogBuffer, StoreState, is_granted, link_sandbox};
 use crate::trap::classify;
+use crate::trapped::link_traps;
 
 /// The newest contract version this engine serves (what the SDK builds).
 /// Every version in [`Contract::ALL`] is served: a plugin for any of them loads, and plugins of
@@ -173,7 +178,13 @@ impl Engine {
         &self.inner.config
     }
 
-    /// The limits every plugin runs under.
+    /// The wasmtime engine underneath.
+    pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.inner.wasmtime
+    }
+
+    /// The standard limits: every plugin's, except the figures of the profile a component is
+    /// granted ([`LoadedPlugin::profile`]).
     pub fn limits(&self) -> &Limits {
         &self.inner.config.limits
     }
@@ -275,7 +286,7 @@ impl Engine {
     }
 
     /// The profile granted to these bytes. Nothing larger than the largest profile is hashed.
-    fn profile_of(&self, bytes: &[u8]) -> Result<String, LoadError> {
+    pub(crate) fn profile_of(&self, bytes: &[u8]) -> Result<String, LoadError> {
         let c = &self.inner.config;
         let largest = c
             .profiles
@@ -290,7 +301,7 @@ impl Engine {
     }
 
     /// The configuration for `profile`, or an error naming the profiles there are.
-    fn effective(&self, profile: &str) -> Result<EngineConfig, LoadError> {
+    pub(crate) fn effective(&self, profile: &str) -> Result<EngineConfig, LoadError> {
         let c = &self.inner.config;
         c.effective(profile)
             .ok_or_else(|| LoadError::UnknownProfile {
@@ -299,119 +310,14 @@ impl Engine {
             })
     }
 
-    /// Checks a component for `heatbill plugin check` under the profile granted to it: never
-    /// fails, reports everything it finds.
-    pub fn check(&self, bytes: &[u8]) -> CheckReport {
-        match self.profile_of(bytes) {
-            Ok(profile) => self.check_as(bytes, &profile),
-            Err(e) => self.check_report(bytes, crate::config::STANDARD, Some(e)),
-        }
-    }
-
-    /// [`check_as`](Self::check_as), and when the component is refused, the profiles larger
-    /// than `profile` tried in turn (smallest first) until one takes it: the report's `needs`.
-    pub fn check_needs(&self, bytes: &[u8], profile: &str) -> CheckReport {
-        let mut report = self.check_as(bytes, profile);
-        if report.ok() {
-            return report;
-        }
-        let names = self.inner.config.profile_names();
-        let after = names.iter().position(|n| n == profile).map_or(0, |i| i + 1);
-        report.needs = names[after..]
-            .iter()
-            .find(|n| self.check_as(bytes, n).ok())
-            .cloned();
-        report
-    }
-
-    /// Checks a component under the named profile: never fails, reports everything it finds.
-    pub fn check_as(&self, bytes: &[u8], profile: &str) -> CheckReport {
-        let mut report = self.check_report(bytes, profile, None);
-        match self.effective(profile) {
-            Ok(eff) => self.fill_check(&mut report, bytes, profile, &eff),
-            Err(e) => report.error = Some(e),
-        }
-        report
-    }
-
-    fn check_report(&self, bytes: &[u8], profile: &str, error: Option<LoadError>) -> CheckReport {
-        CheckReport {
-            size: bytes.len(),
-            max_size: self
-                .inner
-                .config
-                .effective(profile)
-                .map_or(self.limits().max_component_bytes, |c| {
-                    c.limits.max_component_bytes
-                }),
-            digest: hex::encode(Sha256::digest(bytes)),
-            format: BinaryFormat::of(bytes),
-            imports: Vec::new(),
-            exports: Vec::new(),
-            world: None,
-            info: None,
-            error,
-            profile: profile.to_string(),
-            needs: None,
-            structure: None,
-        }
-    }
-
-    /// The rest of [`check_as`](Self::check_as): everything after the report's header.
-    fn fill_check(
-        &self,
-        report: &mut CheckReport,
-        bytes: &[u8],
-        profile: &str,
-        eff: &EngineConfig,
-    ) {
-        if let Err(e) = check_size(bytes.len(), report.max_size).and_then(|()| check_format(bytes))
-        {
-            report.error = Some(e);
-            return;
-        }
-        report.structure = check_structure(bytes, &eff.limits, &eff.pool).ok();
-        let digest: [u8; 32] = Sha256::digest(bytes).into();
-        let component = match self.component(bytes, &digest, eff) {
-            Ok((c, _)) => c,
-            Err(e) => {
-                report.error = Some(e);
-                return;
-            }
-        };
-        let ty = component.component_type();
-        let engine = &self.inner.wasmtime;
-        report.imports = ty
-            .imports(engine)
-            .map(|(name, _)| {
-                let trapped = !is_granted(name) && self.traps(profile, name);
-                ImportCheck {
-                    name: name.to_string(),
-                    granted: is_granted(name) || trapped,
-                    trapped,
-                }
-            })
-            .collect();
-        report.exports = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
-        report.world = report
-            .exports
-            .iter()
-            .find_map(|n| Contract::of_export(n))
-            .map(|c| format!("heatbill:rules/rules-plugin@{c}"));
-        match self.prepare(component, &digest, bytes.len(), profile, eff) {
-            Ok(plugin) => report.info = Some(plugin.info().clone()),
-            Err(e) => report.error = Some(e),
-        }
-    }
-
     /// Whether `profile` links the import `name` (with its version) to traps.
-    fn traps(&self, profile: &str, name: &str) -> bool {
+    pub(crate) fn traps(&self, profile: &str, name: &str) -> bool {
         let interface = name.split_once('@').map_or(name, |(n, _)| n);
         self.inner.config.traps_import(profile, interface)
     }
 
     /// The compiled component for `bytes`: from memory, from disk, or compiled now.
-    fn component(
+    pub(crate) fn component(
         &self,
         bytes: &[u8],
         digest: &[u8; 32],
@@ -513,7 +419,7 @@ impl Engine {
     }
 
     /// World, imports, instantiation, `describe()`.
-    fn prepare(
+    pub(crate) fn prepare(
         &self,
         component: Component,
         digest: &[u8; 32],
@@ -719,14 +625,14 @@ fn check_profiles(config: &EngineConfig) -> Result<(), String> {
     Ok(())
 }
 
-fn check_size(size: usize, limit: usize) -> Result<(), LoadError> {
+pub(crate) fn check_size(size: usize, limit: usize) -> Result<(), LoadError> {
     if size > limit {
         return Err(LoadError::TooLarge { size, limit });
     }
     Ok(())
 }
 
-fn check_format(bytes: &[u8]) -> Result<(), LoadError> {
+pub(crate) fn check_format(bytes: &[u8]) -> Result<(), LoadError> {
     match BinaryFormat::of(bytes) {
         BinaryFormat::Component => Ok(()),
         BinaryFormat::CoreModule => Err(LoadError::CoreModule),

@@ -99,6 +99,7 @@ mod plugin;
 mod sandbox;
 pub mod text;
 mod trap;
+mod trapped;
 mod units;
 
 pub use bindings::Contract;
