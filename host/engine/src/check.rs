@@ -227,7 +227,18 @@ impl Engine {
     /// than `profile` tried in turn (smallest first) until one takes it: the report's `needs`.
     pub fn check_needs(&self, bytes: &[u8], profile: &str) -> CheckReport {
         let mut report = self.check_as(bytes, profile);
-        if report.ok() {
+        // Only a refusal a profile's figures could lift is worth a try under a larger one (it
+        // may compile under that profile's larger compile limits).
+        let liftable = matches!(
+            report.error,
+            Some(
+                LoadError::TooLarge { .. }
+                    | LoadError::OverLimit { .. }
+                    | LoadError::CompileLimit { .. }
+                    | LoadError::ImportNotGranted { .. }
+            )
+        );
+        if !liftable {
             return report;
         }
         let names = self.config().profile_names();

@@ -256,3 +256,167 @@ test('a bug traps (stderr, rethrow); a rule error is data', () => {
   assert.match(logged[0], /buggy 1\.0\.0: evaluate: uncaught TypeError: x is undefined/);
   assert.throws(() => rules.configure('{}'), (e) => e.payload?.tag === 'bad-params'); // configured once per instance
 });
+
+// The low-income subsidy's columnar path against its row method: the same batch-output (lines
+// with their scales, refusals) as the adapter gives a plugin without `evaluateColumns`, and the
+// same lines as the single-day `evaluate`.
+const rowsOnly = (Plugin) => ({
+  params: Plugin.params,
+  configure(p, kinds) {
+    const c = Plugin.configure(p, kinds);
+    return { appliesTo: c.appliesTo, evaluate: (day) => c.evaluate(day) };
+  },
+});
+
+function sameAsRows(Plugin, params, days, what) {
+  const fast = configure(Plugin, params);
+  const slow = configure(rowsOnly(Plugin), params);
+  assert.ok(typeof Plugin.configure(Plugin.params.parseJson(JSON.stringify(params)), { add: () => 0 }).evaluateColumns === 'function');
+  const batch = toBatch(days);
+  const got = fast.evaluateBatch(batch);
+  const want = slow.evaluateBatch(batch);
+  assert.deepEqual(got, want, `${what}: columnar ≠ rows`);
+  // And the single-day entry point, row by row.
+  const rows = fromBatchOutput(got, days.length);
+  days.forEach((r, i) => {
+    let single;
+    try {
+      single = { lines: fast.evaluate(r).lines };
+    } catch (e) {
+      if (!e.payload) throw e;
+      single = { error: e.payload };
+    }
+    assert.deepEqual(rows[i], single, `${what}: row ${i}: batch ≠ evaluate`);
+  });
+  return rows;
+}
+
+test('low-income subsidy: the columnar path bills as the row method (named cases)', () => {
+  const heat = (k, n, t = '2299.20') => cumulativeShare(d(t), k, n).toString();
+  const days = [
+    // W5 through a 0.1.0 line (no season amount: the convention's guess) and a 0.2.0 one.
+    day('2025-10-20').lowIncome().usableArea('60.00').buildingArea('75.5').regular(1, 183).prior('heating', '12.56', 'customer', { quantity: '60.00', unitPrice: '38.32' }),
+    day('2025-10-21').lowIncome().usableArea('60.00').buildingArea('75.5').regular(2, 183).prior('heating', heat(2, 183), 'customer', { quantity: '60.00', unitPrice: '38.32', seasonAmount: '2299.20' }),
+    // Not low-income: nothing, whatever else.
+    day('2025-10-21').usableArea('60.00').regular(2, 183).prior('heating', heat(2, 183), 'customer', { seasonAmount: '2299.20' }),
+    day('2025-10-21').regular(0, 183).prior('heating', '3.00'),
+    // Under the cap: the whole fee; a per-day line (no season, or a guess that misses).
+    day('2025-10-22').lowIncome().usableArea('40.00').regular(3, 183).prior('heating', heat(3, 183, '1532.80'), 'customer', { quantity: '40.00', unitPrice: '38.32', seasonAmount: '1532.80' }),
+    day('2025-10-22').lowIncome().usableArea('60.00').prior('heating', '12.57'),
+    day('2025-10-22').lowIncome().usableArea('60.00').regular(5, 183).prior('heating', '12.99', 'customer', { quantity: '60.00', unitPrice: '38.32' }),
+    // Shenyang: a government share of the price in the prior lines (not covered again).
+    day('2025-11-02').lowIncome().usableArea('60.00').buildingArea('80.15').regular(2, 151)
+      .prior('heating', heat(2, 151, '1867.49'), 'customer', { code: 'heat', entry: 1, quantity: '80.15', unitPrice: '23.30', seasonAmount: '1867.49' })
+      .prior('heating', heat(2, 151, '216.41'), 'government', { code: 'heat-government', entry: 1, quantity: '80.15', unitPrice: '2.70', seasonAmount: '216.41' }),
+    // Early and extended days, charged and free; outside the season.
+    day('2025-10-15').lowIncome().usableArea('60.00').early(183, true).prior('heating', heat(1, 1, '12.56'), 'customer', { seasonAmount: '2299.20' }),
+    day('2025-10-15').lowIncome().usableArea('60.00').early(183, false).prior('heating', '0.00', 'customer', { seasonAmount: '2299.20' }),
+    day('2026-04-25').lowIncome().usableArea('60.00').extended(183, true).prior('heating', '12.56', 'customer', { quantity: '60.00', unitPrice: '38.32' }),
+    day('2026-05-01').lowIncome().usableArea('60.00').outside(183).prior('heating', '5.00', 'customer', { seasonAmount: '2299.20' }),
+    // Other categories and payers, several lines, a zero and a negative base.
+    day('2026-01-01').lowIncome().usableArea('60.00').regular(74, 183).prior('heating', heat(74, 183), 'customer', { seasonAmount: '2299.20' })
+      .prior('consumption', '3.21').prior('late-fee', '1.15').prior('heating', '2.00', 'employer'),
+    day('2026-01-01').lowIncome().usableArea('60.00').regular(74, 183),
+    day('2026-01-01').lowIncome().usableArea('60.00').regular(74, 183).prior('heating', '0.00'),
+    // Missing usable area: missing-input; a negative one: invalid-input; an invalid season position.
+    day('2025-10-20').lowIncome().buildingArea('60.00').regular(1, 183).prior('heating', '12.56', 'customer', { seasonAmount: '2299.20' }),
+    day('2025-10-20').lowIncome().usableArea('-1').regular(1, 183).prior('heating', '12.56'),
+    day('2025-10-20').lowIncome().usableArea('60.00').regular(0, 183).prior('heating', '12.56'),
+    day('2025-10-20').lowIncome().usableArea('60.00').regular(184, 183),
+    day('2025-10-20').lowIncome().usableArea('60.00').early(0, true),
+    // Beyond exact numbers: the row method's BigInts.
+    day('2026-01-01').lowIncome().usableArea('60.00').prior('heating', '90000000000000000.00'),
+    day('2026-01-01').lowIncome().usableArea('92233720368547.75807').regular(3, 183).prior('heating', '12.56', 'customer', { seasonAmount: '2299.20' }),
+    day('2026-01-01').lowIncome().usableArea('1234567.891').regular(3, 183).prior('heating', '12.56', 'customer', { seasonAmount: '2299.20' }),
+  ].map((b) => b.build());
+  const harbin = sameAsRows(LowIncomeSubsidy, HARBIN_LOW, days, 'Harbin');
+  assert.deepEqual(harbin[0].lines.map((l) => str(l.amount)), ['-9.42', '9.42']);
+  assert.deepEqual(harbin[2].lines, []);
+  assert.equal(harbin[15].error.tag, 'missing-input');
+  assert.equal(harbin[16].error.tag, 'invalid-input');
+  assert.equal(harbin[17].error.tag, 'invalid-input');
+  const shenyang = sameAsRows(LowIncomeSubsidy, { share: '1.00', area_cap: '45' }, days, 'Shenyang');
+  assert.deepEqual(shenyang[7].lines.map((l) => str(l.amount)), ['-6.95', '6.95']);
+  assert.deepEqual(shenyang[15].lines.map((l) => str(l.amount)), ['-9.42', '9.42']); // building area: no refusal
+  // A unit price that is exactly half-way at 18 decimals: 1 / 2^19 = 0.0000019073486328125.
+  const tie = [day('2026-01-01').lowIncome().buildingArea('524288').prior('heating', '600000.00').build(), day('2026-01-01').lowIncome().buildingArea('1572864').prior('heating', '600000.00').build()];
+  const half = sameAsRows(LowIncomeSubsidy, { share: '1', area_cap: '1' }, tie, 'tie');
+  assert.equal(str(half[0].lines[0].unitPrice), '0.000001907348632813');
+  sameAsRows(LowIncomeSubsidy, { share: '1', area_cap: '3' }, tie, 'tie');
+  // A row refused while its lines were being written (a subsidy beyond the contract's s64), then
+  // a row of the fast path.
+  const refusedThenFast = [
+    day('2026-01-01').lowIncome().buildingArea('40').regular(1, 1).prior('heating', '1.000', 'customer', { seasonAmount: '90000000000000000.00' })
+      .prior('heating', '1.000', 'customer', { seasonAmount: '90000000000000000.00' }).build(),
+    day('2026-01-01').lowIncome().buildingArea('40').regular(1, 183).prior('heating', '12.56', 'customer', { seasonAmount: '2299.20' }).build(),
+  ];
+  const refused = sameAsRows(LowIncomeSubsidy, { share: '1.00' }, refusedThenFast, 'refused, then fast');
+  assert.equal(refused[0].error.tag, 'invalid-input');
+  assert.deepEqual(refused[1].lines.map((l) => [str(l.quantity), str(l.amount)]), [['12.56', '-12.56'], ['12.56', '12.56']]);
+  for (const p of [{}, { share: '0.75' }, { share: '0.5', area_cap: '45.5', categories: ['heating', 'consumption', 'late-fee'] }, { share: '0', area_cap: '45' }, { share: '1', area_cap: '0.001', area_basis: 'usable' }]) {
+    sameAsRows(LowIncomeSubsidy, p, days, JSON.stringify(p));
+  }
+});
+
+test('low-income subsidy: the columnar path bills as the row method (random days)', () => {
+  let seed = 20260101;
+  const rnd = () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const pick = (xs) => xs[Math.floor(rnd() * xs.length)];
+  const fen = (max) => (Math.floor(rnd() * max) / 100).toFixed(2);
+  const shares = [undefined, '1.00', '1', '0.75', '0.5', '0.333', '0', '0.999999999999999999999'];
+  const caps = [undefined, '45', '45.5', '60.00', '0.001', '1000000', '45.0000000000000000000', '1', '3'];
+  const areas = ['60.00', '80.15', '45', '44.99', '45.00', '123.4567', '0', '0.00', '-5', '75.5', '1234567.891', '92233720368547.75807', '3000000000000.00', '524288', '1572864'];
+  const categories = [undefined, ['heating', 'consumption'], ['other', 'refund', 'heating'], ['base-fee']];
+  const cats = ['heating', 'heating', 'heating', 'consumption', 'other', 'refund', 'base-fee', 'late-fee'];
+  for (let round = 0; round < 40; round++) {
+    const p = {};
+    const share = pick(shares);
+    if (share !== undefined) p.share = share;
+    const cap = pick(caps);
+    if (cap !== undefined) p.area_cap = cap;
+    p.area_basis = pick(['building', 'usable']);
+    const c = pick(categories);
+    if (c !== undefined) p.categories = c;
+    const days = Array.from({ length: 60 }, () => {
+      const b = day('2026-01-01');
+      if (rnd() < 0.85) b.lowIncome();
+      b.buildingArea(pick(areas));
+      if (rnd() < 0.85) b.usableArea(pick(areas));
+      const n = pick([183, 151, 1, 0, 7]);
+      const k = Math.floor(rnd() * (n + 2));
+      const s = rnd();
+      if (s < 0.6) b.regular(k, n);
+      else if (s < 0.7) b.early(n, rnd() < 0.5);
+      else if (s < 0.8) b.extended(n, rnd() < 0.5);
+      else if (s < 0.9) b.outside(n);
+      const lines = Math.floor(rnd() * 4);
+      for (let l = 0; l < lines; l++) {
+        const payer = rnd() < 0.75 ? 'customer' : pick(['government', 'employer']);
+        const category = pick(cats);
+        const t = s < 0.6 && n > 0 && k >= 1 && k <= n ? pick(['2299.20', '1867.49', '0.05', '-3.77', fen(1e7)]) : fen(1e6);
+        const kind = rnd();
+        if (kind < 0.4) {
+          // A 0.2.0 line: its season amount.
+          const amount = s < 0.6 && n > 0 && k >= 1 && k <= n ? cumulativeShare(d(t), k, n).toString() : fen(5000);
+          b.prior(category, amount, payer, { seasonAmount: rnd() < 0.9 ? t : '0', quantity: '60.00', unitPrice: '38.32' });
+        } else if (kind < 0.7) {
+          // A 0.1.0 line whose amount is (or is not) the day's part of quantity × unit price.
+          const q = pick(['60.00', '80.15', '1', '12.345']);
+          const up = pick(['38.32', '23.30', '0.5', '26']);
+          const total = d(q).mul(d(up)).roundFen();
+          const amount = s < 0.6 && n > 0 && k >= 1 && k <= n && rnd() < 0.8 ? cumulativeShare(total, k, n).toString() : fen(3000);
+          b.prior(category, amount, payer, { quantity: q, unitPrice: up });
+        } else {
+          b.prior(category, pick([fen(10000), '-2.50', '3.210', '7', '0.00', '90000000000000000.00', '12.5']), payer);
+        }
+      }
+      return b.build();
+    });
+    sameAsRows(LowIncomeSubsidy, p, days, `round ${round} ${JSON.stringify(p)}`);
+  }
+});

@@ -394,10 +394,158 @@ class LowIncome(unittest.TestCase):
                 prior_lines=[prior("heating", "7.93"), prior("consumption", "53.34")])
         self.assertEqual(amounts(s.evaluate(d)), ["-30.64", "30.64"])
 
+    def test_the_columnar_path_bills_as_the_row_path(self):
+        plugin_days = subsidy_days(5, 3000)
+        for params in SUBSIDY_PARAMS:
+            s = configure(LowIncomeSubsidy, params)
+            self.assertTrue(columns.has_columns(s.plugin))
+            for start in range(0, len(plugin_days), 500):
+                days = plugin_days[start:start + 500]
+                fast = columns.evaluate_batch(s.plugin, columns.batch_of(days))
+                self.assertEqual(wire(fast), wire(row_path(s.plugin, days)), f"{params} {start}")
+            # The same days one by one (single-day `evaluate`, on `Day`s) and in other batches.
+            for d in plugin_days[:300]:
+                one = columns.evaluate_batch(s.plugin, columns.batch_of([d]))
+                # The day as the component's single-day `evaluate` gets it: its decimals from the
+                # wire (a "1E+2" area arrives as 100, and the ratio's scale follows the area's).
+                row = columns.Batch(columns.batch_of([d])).row(0)
+                d = Day(**{f: getattr(row, f) for f in Day.__slots__})
+                self.assertEqual(wire(one), wire(row_path(s.plugin, [d])), str(params))
+                try:
+                    # As the component returns it: the lines' decimals on the wire.
+                    single = [(to_wit(l.quantity, "quantity"), to_wit(l.unit_price, "unit price"), to_wit(l.amount, "amount"), l.payer)
+                              for l in s.evaluate(d).lines]
+                except heatbill.RuleError as e:
+                    self.assertEqual([(type(e), e.message)], [(type(x), x.message) for _, x in one.errors])
+                else:
+                    self.assertEqual(one.errors, [])
+                    self.assertEqual(single, list(zip(zip(*one.quantity), zip(*one.unit_price),
+                                                      zip(*one.amount), one.payers)))
+
+    def test_where_28_digits_round_the_integers_step_aside(self):
+        """`evaluate` computes in the default context's 28 digits; where that rounding reaches the
+        fen (absurd sizes) the columnar path must give what `evaluate` gives, not the exact."""
+        cases = [
+            # x × share has 30 significant digits; exactly it is ….304999999997, at 28 digits ….305.
+            ({"share": "0.7967032967300000000"}, "1", "12345678901234567.89", "-9835843080983584.31"),
+            # x × cap / area is a hair under a half fen; at 28 digits it is on it.
+            ({"share": "1", "area_cap": "4.5"}, "4.500000000000000007", "41785714285714285.78",
+             "-41785714285714285.72"),
+        ]
+        for params, area, amount, expected in cases:
+            s = configure(LowIncomeSubsidy, params)
+            days = [day("2025-11-01", low_income=True, building_area=area, prior_lines=[prior("heating", amount)]),
+                    day("2025-11-01", low_income=True, building_area="60", prior_lines=[prior("heating", "12.56")])]
+            fast = columns.evaluate_batch(s.plugin, columns.batch_of(days))
+            self.assertEqual(wire(fast), wire(row_path(s.plugin, days)))
+            self.assertEqual(str(fast.results()[0][0].amount), expected)
+
+    def test_the_columnar_path_takes_the_common_rows(self):
+        """The reference chains' rows go through the integers, not the row fallback."""
+        s = configure(LowIncomeSubsidy, {"share": "1.00", "area_cap": "45"})
+        s.plugin.evaluate = None  # a fallback would call it
+        days = [day("2025-11-01", low_income=True, building_area=a, season=regular(k, 151),
+                    prior_lines=[heat_line(cumulative_share(D("2083.90"), k, 151), a, "26", season_amount="1867.49"),
+                                 heat_line("1.44", a, "2.7", "216.41", Payer.GOVERNMENT)])
+                for k in range(1, 152) for a in ("80.15", "40.00")]
+        results = columns.evaluate_batch(s.plugin, columns.batch_of(days)).results()
+        self.assertEqual(sum(r[1].amount for r in results[::2]), D("1048.50"))
+        self.assertEqual(results[2][1].amount, D("6.95"))
+        self.assertEqual(results[0][1].unit_price, D("0.561447286338116032"))  # 45 / 80.15
+
     def test_bad_params(self):
         for p in ['{"share": "1.2"}', '{"area_cap": "0"}', '{"categories": []}', '{"categories": ["heat"]}', '{"cap": "45"}']:
             with self.assertRaises(BadParams, msg=p):
                 configure(LowIncomeSubsidy, p)
+
+
+def row_path(plugin, days) -> columns.BatchLines:
+    """``evaluate-batch`` of ``days`` as the SDK runs a plugin without ``evaluate_columns``:
+    ``evaluate`` per row view (the reference the columnar path must equal)."""
+    batch = columns.Batch(columns.batch_of(days))
+    out = columns.BatchLines(batch.len)
+    for i in range(batch.len):
+        try:
+            out.add_result(i, plugin.evaluate(batch.row(i)))
+        except heatbill.RuleError as e:
+            out.error(i, e)
+    return out.finish()
+
+
+def wire(out: columns.BatchLines) -> tuple:
+    """What the host receives of a batch's output: the columns as the contract carries them."""
+    return (out.rows, out.kinds, bytes(out.payers), out.quantity, out.unit_price, out.amount,
+            out.season_amount, [(r, type(e).__name__, e.message) for r, e in out.errors])
+
+
+SUBSIDY_PARAMS = [
+    HARBIN_SUBSIDY,
+    {"share": "1.00", "area_cap": "45"},
+    {},
+    {"share": "0.5", "categories": ["heating", "consumption"]},
+    {"share": "0.75", "area_cap": "45.5", "area_basis": "usable"},
+    {"share": "0.333", "area_cap": "52.37"},
+    {"share": "1", "area_cap": "1E+2", "categories": ["heating", "consumption", "base-fee"]},
+    {"share": "0"},
+    {"share": "0E-40", "area_cap": "45.000000000000000000000000000000"},
+    {"share": "0.1000000000000000000000000000001", "area_cap": "0.000000000000000000000000000045"},
+]
+
+
+def subsidy_days(seed: int, n: int) -> list:
+    """Varied customer-days for the subsidy: low-income or not, both areas (absent, negative,
+    under and over the caps, odd scales), every season phase (and inconsistent positions), heat
+    lines with and without season amounts (0.1.0 guesses right and wrong), government shares,
+    other categories, refunds, amounts at scales 0..3, and a few absurdly large values."""
+    import random
+
+    rng = random.Random(seed)
+    pick = rng.choice
+    days = []
+    for _ in range(n):
+        area = pick(["80.15", "60.00", "45", "40.00", "45.50", "52.37", "100.0", "123.457", "0", "0.00",
+                     "-5.00", "1E+2", "9999999.99", "33.333333333333333"])
+        usable = pick([None, "60.00", "40", "45.00", "45.5", "71.3", "-1", "200.55"])
+        r = rng.random()
+        if r < 0.15:
+            season = None
+        else:
+            n_days = pick([151, 183, 1, 0, 365])
+            phase = pick([Phase.REGULAR] * 4 + [Phase.OUTSIDE, Phase.EARLY, Phase.EXTENDED])
+            k = rng.randint(0, n_days + 1) if rng.random() < 0.1 else rng.randint(1, max(n_days, 1))
+            season = Season(phase, k, n_days, rng.random() < 0.5)
+        k, n_days = (season.day_index, season.season_days) if season else (1, 183)
+        ok_k = season is not None and 1 <= k <= n_days
+        lines = []
+        for _ in range(rng.randint(0, 4)):
+            kind = rng.random()
+            quantity = D(pick(["80.15", "60.00", "45", "1", "12.3456", "0"]))
+            price = D(pick(["23.30", "38.32", "26", "2.7", "0.0333", "1"]))
+            total = round_fen(quantity * price)
+            if kind < 0.3:  # a 0.2.0 area tariff's line: its season amount says what it is part of
+                fee = D(pick(["1867.49", "2299.20", "1", "0.01", "-35.50", "123456789.12"]))
+                amount = cumulative_share(fee, k, n_days) if ok_k else round_fen(fee / 151)
+                lines.append(PriorLine("heat", 1, Category.HEATING, quantity, price, amount, Payer.CUSTOMER, fee))
+            elif kind < 0.5:  # a 0.1.0 tariff's line: the convention guesses (rightly or not)
+                amount = cumulative_share(total, k, n_days) if ok_k else round_fen(total / 183)
+                amount += pick([D(0), D(0), D("0.01")])
+                lines.append(PriorLine("heat", 1, Category.HEATING, quantity, price, amount, Payer.CUSTOMER))
+            elif kind < 0.6:  # the government's share of the price
+                lines.append(PriorLine("heat-government", 1, Category.HEATING, quantity, D("2.7"),
+                                       D(pick(["1.44", "0.89"])), Payer.GOVERNMENT, D("216.41")))
+            elif kind < 0.8:  # per day, in other categories or scales
+                amount = D(pick(["53.34", "7.93", "-2.10", "0", "12", "12.5", "12.560", "0.001",
+                                 "92233720368547758.07"]))
+                category = pick([Category.HEATING, Category.CONSUMPTION, Category.BASE_FEE,
+                                 Category.LATE_FEE, Category.REFUND])
+                lines.append(PriorLine("m", 2, category, D(1), amount, amount, pick([Payer.CUSTOMER] * 3 + [Payer.EMPLOYER])))
+            else:  # huge operands: the integers must step aside, not differ
+                big = D(pick(["123456789012345.6789", "9223372036854775.807", "0.000000000000000001"]))
+                lines.append(PriorLine("heat", 1, Category.HEATING, big, big, D("12.56"), Payer.CUSTOMER,
+                                       pick([None, big])))
+        days.append(day("2025-11-01", low_income=rng.random() < 0.8, building_area=area, usable_area=usable,
+                        season=season, prior_lines=lines))
+    return days
 
 
 class Template(unittest.TestCase):

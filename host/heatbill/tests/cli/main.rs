@@ -553,8 +553,13 @@ fn a_compile_that_costs_too_much_is_refused_and_the_host_lives() {
     let costly = dir.path().join("costly.wasm");
     std::fs::write(&costly, heatbill_fixtures::nested_loops(1, 49_999)).unwrap();
     let config = dir.path().join("engine.toml");
+    let runs = std::cell::Cell::new(0);
     let check = |settings: &str| {
         std::fs::write(&config, settings).unwrap();
+        // A compile cache of its own per check: `plugin check` tries a refused component under
+        // the larger profiles too, whose compile limits let it compile (and be cached).
+        runs.set(runs.get() + 1);
+        let cache = dir.path().join(format!("cache-{}", runs.get()));
         let out = heatbill(
             &[
                 "plugin",
@@ -562,6 +567,8 @@ fn a_compile_that_costs_too_much_is_refused_and_the_host_lives() {
                 costly.to_str().unwrap(),
                 "--engine-config",
                 config.to_str().unwrap(),
+                "--cache-dir",
+                cache.to_str().unwrap(),
             ],
             dir.path(),
         );

@@ -256,6 +256,26 @@ export class BatchWriter {
     }
   }
 
+  /**
+   * Row `row` by the row method, as the adapter bills a plugin without a columnar path: the
+   * lines `evaluate(view)` returns are added, or its refusal (a RuleError) is recorded; any
+   * other exception is a bug and propagates. The slow path of an `evaluateColumns` (a value
+   * beyond exact numbers, a refusal): call it after {@link commit}, and read `n` (and the
+   * arrays, which a growth replaces) again afterwards.
+   * @param {number} row @param {(view: any) => any} evaluate @param {any} view the row's view
+   */
+  evaluateRow(row, evaluate, view) {
+    let result;
+    try {
+      result = evaluate(view);
+    } catch (e) {
+      if (!(e instanceof RuleError)) throw e;
+      this.error(row, e);
+      return;
+    }
+    this.push(row, result);
+  }
+
   /** The `batch-output`. */
   finish() {
     const n = this.n;

@@ -12,7 +12,9 @@ from . import bits
 from .area import AreaBasis, billed_area
 from .columns import Batch, BatchLines
 from .errors import BadParams, InvalidInput, MissingInput, RuleError, Unsupported
-from .money import ONE, ZERO, from_fen, from_wit, mul_fen, round_fen, split, to_fen, to_wit
+from .money import (
+    ONE, ZERO, div_round, from_fen, from_wit, mul_fen, round_fen, split, to_fen, to_wit,
+)
 from .params import NoParams, param, parse, schema, schema_json
 from .plugin import Plugin
 from .season import Accrual, cumulative_share, daily_rate
@@ -43,5 +45,5 @@ __all__ = [
     "MissingInput", "NoParams", "ONE", "Output", "Payer", "Phase", "Plugin", "PriorLine",
     "RuleError", "Season", "Unsupported", "ZERO", "billed_area", "bits", "cumulative_share",
     "daily_rate", "date_from_days", "date_to_days", "from_fen", "from_wit", "mul_fen", "param",
-    "parse", "round_fen", "schema", "schema_json", "split", "to_fen", "to_wit",
+    "parse", "round_fen", "schema", "schema_json", "split", "to_fen", "to_wit", "div_round",
 ]
