@@ -417,7 +417,7 @@ fn main() -> Result<()> {
         (
             Rule::Subsidy,
             "Python",
-            "rows",
+            "columns",
             py_dir.join("low-income-subsidy.wasm"),
             interp,
             args.rows_days,
@@ -425,7 +425,7 @@ fn main() -> Result<()> {
         (
             Rule::Subsidy,
             "JavaScript",
-            "rows",
+            "columns",
             js_dir.join("low-income-subsidy.wasm"),
             interp,
             args.rows_days,
@@ -501,10 +501,10 @@ fn main() -> Result<()> {
     let mut chains: Vec<(String, Arc<Chain>)> = Vec::new();
     for lang in ["Python", "JavaScript"] {
         let fee = find(Rule::LateFee, lang, "columns");
-        let sub = find(Rule::Subsidy, lang, "rows");
+        let sub = find(Rule::Subsidy, lang, "columns");
         for (label, f, s) in [
             (format!("{lang} late-fee (columns)"), fee, rust_sub),
-            (format!("{lang} low-income-subsidy (rows)"), rust_fee, sub),
+            (format!("{lang} low-income-subsidy (columns)"), rust_fee, sub),
             (format!("{lang} late-fee and subsidy"), fee, sub),
         ] {
             chains.push((
