@@ -504,7 +504,11 @@ fn main() -> Result<()> {
         let sub = find(Rule::Subsidy, lang, "columns");
         for (label, f, s) in [
             (format!("{lang} late-fee (columns)"), fee, rust_sub),
-            (format!("{lang} low-income-subsidy (columns)"), rust_fee, sub),
+            (
+                format!("{lang} low-income-subsidy (columns)"),
+                rust_fee,
+                sub,
+            ),
             (format!("{lang} late-fee and subsidy"), fee, sub),
         ] {
             chains.push((
