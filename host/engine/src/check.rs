@@ -217,10 +217,7 @@ impl Engine {
     /// Checks a component for `heatbill plugin check` under the profile granted to it: never
     /// fails, reports everything it finds.
     pub fn check(&self, bytes: &[u8]) -> CheckReport {
-        match self.profile_of(bytes) {
-            Ok(profile) => self.check_as(bytes, &profile),
-            Err(e) => self.check_report(bytes, crate::config::STANDARD, Some(e)),
-        }
+        self.check_as(bytes, &self.profile_of(bytes))
     }
 
     /// [`check_as`](Self::check_as), and when the component is refused, the profiles larger
@@ -252,7 +249,7 @@ impl Engine {
 
     /// Checks a component under the named profile: never fails, reports everything it finds.
     pub fn check_as(&self, bytes: &[u8], profile: &str) -> CheckReport {
-        let mut report = self.check_report(bytes, profile, None);
+        let mut report = self.check_report(bytes, profile);
         match self.effective(profile) {
             Ok(eff) => self.fill_check(&mut report, bytes, profile, &eff),
             Err(e) => report.error = Some(e),
@@ -260,7 +257,7 @@ impl Engine {
         report
     }
 
-    fn check_report(&self, bytes: &[u8], profile: &str, error: Option<LoadError>) -> CheckReport {
+    fn check_report(&self, bytes: &[u8], profile: &str) -> CheckReport {
         CheckReport {
             size: bytes.len(),
             max_size: self
@@ -269,13 +266,13 @@ impl Engine {
                 .map_or(self.limits().max_component_bytes, |c| {
                     c.limits.max_component_bytes
                 }),
-            digest: hex::encode(Sha256::digest(bytes)),
+            digest: crate::engine::component_digest(bytes),
             format: BinaryFormat::of(bytes),
             imports: Vec::new(),
             exports: Vec::new(),
             world: None,
             info: None,
-            error,
+            error: None,
             profile: profile.to_string(),
             needs: None,
             structure: None,

@@ -265,8 +265,8 @@ impl Engine {
         &self,
         bytes: &[u8],
     ) -> Result<(Arc<LoadedPlugin>, LoadOutcome), LoadError> {
-        let profile = self.profile_of(bytes)?;
-        self.load_as(bytes, &profile)
+        let (profile, digest) = self.granted(bytes);
+        self.load_digested(bytes, &profile, digest)
     }
 
     /// Loads a plugin under the named limits profile, whatever is granted: for the local
@@ -276,17 +276,34 @@ impl Engine {
         bytes: &[u8],
         profile: &str,
     ) -> Result<(Arc<LoadedPlugin>, LoadOutcome), LoadError> {
+        self.load_digested(bytes, profile, None)
+    }
+
+    /// The load under `profile`, with the digest when finding the grant already computed it.
+    fn load_digested(
+        &self,
+        bytes: &[u8],
+        profile: &str,
+        digest: Option<[u8; 32]>,
+    ) -> Result<(Arc<LoadedPlugin>, LoadOutcome), LoadError> {
         let eff = self.effective(profile)?;
         check_size(bytes.len(), eff.limits.max_component_bytes)?;
         check_format(bytes)?;
-        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        let digest = digest.unwrap_or_else(|| Sha256::digest(bytes).into());
         let (component, outcome) = self.component(bytes, &digest, &eff)?;
         let plugin = self.prepare(component, &digest, bytes.len(), profile, &eff)?;
         Ok((Arc::new(plugin), outcome))
     }
 
-    /// The profile granted to these bytes. Nothing larger than the largest profile is hashed.
-    pub(crate) fn profile_of(&self, bytes: &[u8]) -> Result<String, LoadError> {
+    /// The limits profile granted to these bytes ([`EngineConfig::grants`]), `standard`
+    /// without a grant.
+    pub fn profile_of(&self, bytes: &[u8]) -> String {
+        self.granted(bytes).0
+    }
+
+    /// The profile granted to these bytes, and their digest when finding it took one. Nothing
+    /// larger than the largest profile allows is hashed.
+    fn granted(&self, bytes: &[u8]) -> (String, Option<[u8; 32]>) {
         let c = &self.inner.config;
         let largest = c
             .profiles
@@ -294,10 +311,11 @@ impl Engine {
             .map(|p| p.max_component_bytes)
             .fold(c.limits.max_component_bytes, usize::max);
         if c.grants.is_empty() || bytes.len() > largest {
-            return Ok(crate::config::STANDARD.to_string());
+            return (crate::config::STANDARD.to_string(), None);
         }
-        let digest = hex::encode(Sha256::digest(bytes));
-        Ok(c.granted_profile(&digest).to_string())
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        let profile = c.granted_profile(&hex::encode(digest)).to_string();
+        (profile, Some(digest))
     }
 
     /// The configuration for `profile`, or an error naming the profiles there are.
@@ -623,6 +641,12 @@ fn check_profiles(config: &EngineConfig) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A component's SHA-256 in hex: its name in the store and caches, and the key of its grant
+/// ([`EngineConfig::grants`]).
+pub fn component_digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 pub(crate) fn check_size(size: usize, limit: usize) -> Result<(), LoadError> {

@@ -109,6 +109,7 @@ pub use compile::{COMPILE_COMMAND, Structure, check_structure, compile_child_mai
 pub use config::{CompileConfig, EngineConfig, INTERPRETED, Limits, PoolConfig, Profile, STANDARD};
 pub use engine::{
     CONTRACT_VERSION, CacheStats, Engine, EngineError, LoadOutcome, RULES_INTERFACE, RULES_WORLD,
+    component_digest,
 };
 pub use error::{BillError, BillErrorKind, ChainError, LoadError, SetupError};
 pub use evaluator::{EntryCost, Evaluator, PluginLog, ScheduleEvaluator};

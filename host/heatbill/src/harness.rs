@@ -488,12 +488,6 @@ fn check_built(components: &[PathBuf], profile: Option<&str>) -> Result<ExitCode
     })
 }
 
-/// A component's SHA-256, hex: the key of its grant ([`EngineConfig::grants`]).
-fn hex_digest(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    hex::encode(sha2::Sha256::digest(bytes))
-}
-
 fn indent(s: &str) -> String {
     s.lines().map(|l| format!("  {l}\n")).collect()
 }
@@ -505,10 +499,7 @@ pub fn check(args: CheckOptions) -> Result<ExitCode> {
     let engine = engine(&args.engine)?;
     let profile = match &args.engine.profile {
         Some(p) => p.clone(),
-        None => engine
-            .config()
-            .granted_profile(&hex_digest(&bytes))
-            .to_string(),
+        None => engine.profile_of(&bytes),
     };
     let report = engine.check_needs(&bytes, &profile);
     if args.json {

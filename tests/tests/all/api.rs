@@ -42,42 +42,22 @@ impl Server {
 
     /// A server whose engine is `engine` (its own limits, profiles and grants).
     async fn start_with_engine(db: &TestDb, engine: heatbill_engine::Engine) -> Server {
-        let mut settings = Settings {
-            run: RunSettings {
-                shard_size: 3,
-                workers: Some(2),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        settings.api.scheduler = false;
-        let app = Arc::new(AppState::new(db.services(), engine, settings, OPERATOR));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn({
-            let app = app.clone();
-            async move {
-                api::serve(app, listener, async {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-            }
-        });
-        Server {
-            base,
-            http: reqwest::Client::new(),
-            app,
-            stop: Some(tx),
-            task: Some(task),
-        }
+        Server::start_on(db.services(), engine, |_| {}).await
     }
 
     /// A server on given services (several servers sharing a database and Redis are hosts of
     /// one deployment).
     async fn start_with(
         services: heatbill_runtime::services::Services,
+        tune: impl FnOnce(&mut Settings),
+    ) -> Server {
+        Server::start_on(services, db::engine().clone(), tune).await
+    }
+
+    /// A server on given services and engine.
+    async fn start_on(
+        services: heatbill_runtime::services::Services,
+        engine: heatbill_engine::Engine,
         tune: impl FnOnce(&mut Settings),
     ) -> Server {
         let mut settings = Settings {
@@ -90,12 +70,7 @@ impl Server {
         };
         settings.api.scheduler = false;
         tune(&mut settings);
-        let app = Arc::new(AppState::new(
-            services,
-            db::engine().clone(),
-            settings,
-            OPERATOR,
-        ));
+        let app = Arc::new(AppState::new(services, engine, settings, OPERATOR));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

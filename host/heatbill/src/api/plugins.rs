@@ -159,7 +159,7 @@ pub async fn upload(
                 "; a Python or JavaScript component needs a limits profile (`heatbill plugin \
                  check` names it), which the operator grants to this component by its digest, \
                  {}, in the engine settings ([engine.grants])",
-                hex_sha256(&bytes)
+                heatbill_engine::component_digest(&bytes)
             ),
             _ => String::new(),
         };
@@ -180,12 +180,6 @@ pub async fn upload(
         StatusCode::OK
     };
     Ok((status, Json(plugin_view(&app, c.id, stored).await?)))
-}
-
-/// A component's SHA-256, hex: its name in the store and the key of its grant.
-fn hex_sha256(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 async fn find_plugin(app: &App, company_id: i32, digest: &str) -> Result<CompanyPlugin, ApiError> {
