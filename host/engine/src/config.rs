@@ -279,8 +279,11 @@ pub struct Limits {
     /// The most elements a table of one instance may grow to. Default: 20,000 (wasmtime's own
     /// pool default; a Rust plugin needs a few hundred).
     pub max_table_elements: usize,
-    /// The fixed part of the deadline of one call into a plugin, in milliseconds. Default: 100.
-    /// Covers the call's entry, `describe` and `configure`.
+    /// The fixed part of the deadline of one call into a plugin, in milliseconds of the CPU
+    /// time of the thread that runs it (waiting for a core does not count, so the outcome does
+    /// not depend on the machine's load; a wall-clock ceiling of 20 times the deadline remains
+    /// against a stuck host). Default: 100. Covers the call's entry, `describe` and
+    /// `configure`.
     pub deadline_base_ms: u64,
     /// The part of an `evaluate` deadline added per customer-day of the batch, in microseconds.
     /// Default: 200 (a batch of 1,024 gets 100 ms + 205 ms). An honest plugin needs well under
@@ -340,7 +343,8 @@ pub struct Limits {
     /// (each costs about 10 µs to compile; a Rust plugin has a few hundred).
     pub max_loops: u64,
     /// The time one plugin may spend, over the life of one evaluator (a worker thread's share
-    /// of a run), retrying customer-days one at a time after failed batches, in milliseconds.
+    /// of a run), retrying customer-days one at a time after failed batches, in milliseconds of
+    /// the thread's CPU time.
     /// Default: 10,000. The retries of one batch are bounded too, by twice the batch call's own
     /// deadline. A customer-day left when a budget is spent fails as `skipped`, naming the
     /// budget, and is billed by a re-run of the date. These budgets are the circuit breaker:

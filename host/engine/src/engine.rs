@@ -202,17 +202,21 @@ impl Engine {
         }
     }
 
-    /// The deadline of a call over `days` customer-days into a plugin with `budget`, in epoch
-    /// ticks (at least 1).
-    pub(crate) fn deadline_ticks(&self, budget: &Budget, days: usize) -> u64 {
+    /// The CPU-time deadline of a call over `days` customer-days into a plugin with `budget`.
+    pub(crate) fn deadline(&self, budget: &Budget, days: usize) -> Duration {
         let l = &self.inner.config.limits;
-        let tick_us = self.inner.config.epoch_tick_us.max(1);
         let us = budget
             .deadline_base_ms
             .saturating_mul(1_000)
             .saturating_add(l.deadline_per_day_us.saturating_mul(days as u64));
-        // One tick more than the quotient: the first tick may come at once.
-        us.div_ceil(tick_us).saturating_add(1)
+        Duration::from_micros(us)
+    }
+
+    /// Arms `store`'s deadline for a call over `days` customer-days, from now: the plugin's
+    /// CPU time on this thread (`crate::cpu`).
+    pub(crate) fn arm_deadline(&self, store: &mut Store<StoreState>, budget: &Budget, days: usize) {
+        let ticks = store.data_mut().deadline.arm(self.deadline(budget, days));
+        store.set_epoch_deadline(ticks);
     }
 
     /// The deadline of a call over `days` customer-days, in milliseconds (for messages).
@@ -227,10 +231,16 @@ impl Engine {
         let l = &self.inner.config.limits;
         let mut store = Store::new(
             &self.inner.wasmtime,
-            StoreState::new(log, budget.max_memory_bytes, l.max_table_elements),
+            StoreState::new(
+                log,
+                budget.max_memory_bytes,
+                l.max_table_elements,
+                self.inner.config.epoch_tick(),
+            ),
         );
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(self.deadline_ticks(budget, 0));
+        store.epoch_deadline_callback(|mut ctx| Ok(ctx.data_mut().deadline.on_epoch()));
+        self.arm_deadline(&mut store, budget, 0);
         store
     }
 

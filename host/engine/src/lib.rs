@@ -87,6 +87,7 @@ mod config;
 /// the SDK cannot drift apart (`plugins/sdk/src/contract.rs`).
 #[path = "../../../plugins/sdk/src/contract.rs"]
 pub mod contract;
+mod cpu;
 mod decimal;
 mod engine;
 mod error;

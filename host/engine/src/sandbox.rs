@@ -89,6 +89,8 @@ pub(crate) struct StoreState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(crate) limiter: Limiter,
+    /// The current call's deadline, in the thread's CPU time (`crate::cpu`).
+    pub(crate) deadline: crate::cpu::CpuDeadline,
 }
 
 impl WasiView for StoreState {
@@ -102,7 +104,12 @@ impl WasiView for StoreState {
 
 impl StoreState {
     /// A fresh sandbox whose stdout and stderr go to `log`.
-    pub(crate) fn new(log: &LogBuffer, max_memory: usize, max_table_elements: usize) -> Self {
+    pub(crate) fn new(
+        log: &LogBuffer,
+        max_memory: usize,
+        max_table_elements: usize,
+        tick: std::time::Duration,
+    ) -> Self {
         let mut b = WasiCtx::builder();
         b.stdout(log.clone())
             .stderr(log.clone())
@@ -119,6 +126,7 @@ impl StoreState {
                 max_table_elements,
                 denied_memory: None,
             },
+            deadline: crate::cpu::CpuDeadline::new(tick),
         }
     }
 }

@@ -41,10 +41,19 @@ pub(crate) fn classify(
     if let Some(trap) = err.downcast_ref::<Trap>() {
         let base = trap.to_string();
         return match trap {
+            Trap::Interrupt if store.data().deadline.wall_exceeded => (
+                TrapKind::Deadline,
+                format!(
+                    "the call ran for {} times its deadline of {deadline_ms} ms in wall-clock \
+                     time without spending it in CPU time: the plugin waited, or the host was \
+                     stuck; {base}",
+                    crate::cpu::WALL_CEILING_MULTIPLE
+                ),
+            ),
             Trap::Interrupt => (
                 TrapKind::Deadline,
                 format!(
-                    "the call ran past its deadline of {deadline_ms} ms \
+                    "the call used more than its deadline of {deadline_ms} ms of CPU time \
                      (limits.deadline_base_ms + deadline_per_day_us per customer-day); {base}"
                 ),
             ),

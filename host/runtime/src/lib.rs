@@ -28,6 +28,7 @@ pub mod cache;
 pub mod company;
 pub mod coord;
 pub mod demo;
+pub mod fault;
 pub mod import;
 pub mod model;
 pub mod run;

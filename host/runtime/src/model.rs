@@ -513,6 +513,41 @@ pub struct ShardWrite {
     pub counts: ShardCounts,
     /// Amounts by "code" / "code (payer)", decimal strings.
     pub totals: std::collections::BTreeMap<String, Decimal>,
+    /// For the fault tests: the writer stops its own process half-way through the COPY of
+    /// this shard's bills (`run.fault_stop_in_copy`; PostgreSQL only).
+    pub stop_in_copy: bool,
+}
+
+/// A shard whose lease lapsed while its row stayed locked ([`Store::end_stalled_writers`]).
+///
+/// [`Store::end_stalled_writers`]: crate::store::Store::end_stalled_writers
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StalledShard {
+    /// The shard.
+    pub shard_no: i32,
+    /// The worker that holds its claim.
+    pub claimed_by: Option<String>,
+    /// Milliseconds since its lease lapsed.
+    pub lapsed_ms: i64,
+    /// The database session that was writing it, when one was found (PostgreSQL).
+    pub session: Option<i32>,
+    /// Whether that session was ended.
+    pub ended: bool,
+}
+
+/// A plugin version quarantined for a company: a run caught it billing a customer-day
+/// differently inside its batch than alone. Its customer-days are billed one per call, from a
+/// fresh instance, from then on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quarantine {
+    /// The plugin.
+    pub plugin: String,
+    /// Its version.
+    pub plugin_version: String,
+    /// What was caught (the customer-day, the two totals).
+    pub reason: String,
+    /// The run that caught it.
+    pub run_id: Option<i64>,
 }
 
 /// A run as the store knows it.

@@ -68,6 +68,7 @@ use crate::services::Services;
 use crate::settings::Settings;
 use crate::store::{Backend, Store, StoreError};
 use shard::RunContext;
+pub use tokio_util::sync::CancellationToken;
 
 /// Why a run could not complete. A run that failed part-way stays open: starting it again (on
 /// any host) resumes it.
@@ -151,6 +152,11 @@ pub struct RunReport {
     /// work).
     #[serde(default)]
     pub coordination_seconds: f64,
+    /// Plugins this run caught billing a customer-day differently inside a batch than alone,
+    /// and quarantined for the company (the date is then billed again, every customer-day
+    /// alone).
+    #[serde(default)]
+    pub quarantined: Vec<Quarantine>,
     /// Things an operator should know.
     pub warnings: Vec<String>,
 }
@@ -223,11 +229,13 @@ pub fn transient(e: &StoreError) -> bool {
         sqlx::Error::Database(d) => d.code().is_some_and(|c| {
             // 08: connection exception; 57P0x: admin/crash shutdown, cannot connect now;
             // 25P03: the session sat idle in a transaction past its limit (the process was
-            // paused); 53300: too many connections; 40001/40P01: serialization failure,
-            // deadlock.
+            // paused); 57014: a statement ran past its timeout (a writer paused inside it: the
+            // retry finds whether its claim still holds); 53300: too many connections;
+            // 40001/40P01: serialization failure, deadlock.
             c.starts_with("08")
                 || c.starts_with("57P0")
                 || c == "25P03"
+                || c == "57014"
                 || c == "53300"
                 || c == "40001"
                 || c == "40P01"
@@ -237,18 +245,23 @@ pub fn transient(e: &StoreError) -> bool {
 }
 
 /// Calls `f` until it succeeds, retrying failures that pass ([`transient`]) with exponential
-/// backoff (100 ms doubling to 5 s) for at most `budget`.
+/// backoff (100 ms doubling to 5 s) for at most `budget` after the first failure. (Counted from
+/// the failure, not the first call: a call that failed after its process was stopped for an
+/// hour still gets its retries.)
 pub async fn retry<T, F, Fut>(what: &str, budget: Duration, mut f: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,
 {
-    let start = Instant::now();
+    let mut failed: Option<Instant> = None;
     let mut pause = Duration::from_millis(100);
     loop {
         match f().await {
             Ok(v) => return Ok(v),
-            Err(e) if transient(&e) && start.elapsed() + pause < budget => {
+            Err(e)
+                if transient(&e)
+                    && failed.get_or_insert_with(Instant::now).elapsed() + pause < budget =>
+            {
                 tracing::warn!(%what, error = %e, ?pause, "the database failed; retrying");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(5));
@@ -290,8 +303,11 @@ pub struct Prepared {
     pub schedule: Arc<Schedule>,
     /// What every shard of the run shares.
     pub ctx: Arc<RunContext>,
-    /// The run's inputs as a whole (see [`run`]).
+    /// The run's inputs as a whole (see [`stamp_of`]).
     pub stamp: String,
+    /// The chain's plugins quarantined for the company when the run was prepared ("name
+    /// version"): the run bills every customer-day alone.
+    pub quarantined: Vec<String>,
 }
 
 /// Prepares a run of `company` for `date`: the previous day is billed, the chain is in force
@@ -371,30 +387,48 @@ pub async fn prepare(
     })
     .await?;
 
+    // Plugins of the chain caught breaking the purity rule: the whole chain is billed one
+    // customer-day at a time (and the digests change with it, so every bill a quarantined
+    // plugin made in batches is billed again).
+    let quarantined: Vec<String> = retry("reading the quarantined plugins", budget, || {
+        store.quarantined_plugins(company.id)
+    })
+    .await?
+    .into_iter()
+    .filter(|q| {
+        chain
+            .entries()
+            .iter()
+            .any(|e| e.plugin().name() == q.plugin && e.plugin().version() == q.plugin_version)
+    })
+    .map(|q| format!("{} {}", q.plugin, q.plugin_version))
+    .collect();
     let mut chain_hash = Sha256::new();
     chain_hash.update(version.digest.as_bytes());
     chain_hash.update(format!("{season:?}").as_bytes());
+    if !quarantined.is_empty() {
+        chain_hash.update(format!("strict {quarantined:?}").as_bytes());
+    }
     let chain_part: [u8; 8] = chain_hash.finalize()[..8]
         .try_into()
         .expect("8 bytes of a digest");
 
-    // The run's inputs as a whole. Every write path of a company's data bumps its data
-    // version (imports, company and chain changes); the previous day's rows change only through
-    // a run of that day; plugins are pure. So a run whose stamp equals the date's last
-    // completed run's, which parked no one, would find every digest unchanged.
+    let prev = date.pred_opt().unwrap_or(date);
     let previous_runs = retry("reading the previous day's runs", budget, || {
-        store.runs(company.id, date.pred_opt().unwrap_or(date))
+        store.runs(company.id, prev)
     })
     .await?;
-    let stamp = format!(
-        "data {}; chain {} {}; season {:?}; previous day {}; heatbill {}",
-        company.data_version,
-        version.id,
-        version.digest,
-        season,
-        previous_runs.iter().map(|r| r.id).max().unwrap_or(0),
-        env!("CARGO_PKG_VERSION"),
-    );
+    // A re-run of the previous day still going would change the balances this date starts
+    // from, after this date had read them: this date waits for it.
+    if let Some(r) = previous_runs.iter().find(|r| r.state == "running") {
+        return Err(RunError::Refused(format!(
+            "company {}: run {} (attempt {}) of {prev} is still going, and each customer's \
+             balance carries from {prev}'s bill to {date}'s: let it finish (or resume it: \
+             heatbill run --company {} --date {prev}), then run {date}",
+            company.slug, r.id, r.attempt, company.slug
+        )));
+    }
+    let stamp = stamp_of(&company, &version, season, &previous_runs);
     let ctx = Arc::new(RunContext {
         company: company.slug.clone(),
         company_id: company.id,
@@ -410,6 +444,7 @@ pub async fn prepare(
             .batch
             .clamp(1, engine.limits().max_batch.max(1)),
         purity_sample: settings.run.purity_sample,
+        strict: (!quarantined.is_empty()).into(),
     });
     Ok(Prepared {
         company,
@@ -417,7 +452,52 @@ pub async fn prepare(
         schedule,
         ctx,
         stamp,
+        quarantined,
     })
+}
+
+/// The run's inputs as a whole. Every write path of a company's data bumps its data version
+/// (imports, company and chain changes); the previous day's rows change only through a run of
+/// that day, and only a completed run of it counts (an attempt still going, or cut off, has not
+/// replaced its bills yet); plugins are pure. So a run whose stamp equals the date's last
+/// completed run's, which parked no one, would find every digest unchanged.
+fn stamp_of(
+    company: &Company,
+    version: &ChainVersion,
+    season: Option<SeasonDay>,
+    previous_runs: &[RunRecord],
+) -> String {
+    let previous = previous_runs
+        .iter()
+        .filter(|r| r.state == "completed")
+        .map(|r| r.id)
+        .max()
+        .unwrap_or(0);
+    format!(
+        "data {}; chain {} {}; season {:?}; previous day {}; heatbill {}",
+        company.data_version,
+        version.id,
+        version.digest,
+        season,
+        previous,
+        env!("CARGO_PKG_VERSION"),
+    )
+}
+
+/// The previous-day run id a stamp names ([`stamp_of`]); `None` for a stamp without one.
+pub fn stamp_previous_day(stamp: &str) -> Option<i64> {
+    stamp
+        .split("; ")
+        .find_map(|part| part.strip_prefix("previous day "))
+        .and_then(|id| id.parse().ok())
+}
+
+/// The company data version a stamp names ([`stamp_of`]).
+pub fn stamp_data_version(stamp: &str) -> Option<i64> {
+    stamp
+        .split("; ")
+        .find_map(|part| part.strip_prefix("data "))
+        .and_then(|v| v.parse().ok())
 }
 
 /// The lock of a company's date (opening and finishing its run).
@@ -447,11 +527,15 @@ pub async fn run(
                 running,
                 started,
                 &mut on_progress,
+                &CancellationToken::new(),
             )
             .await
         }
     }
 }
+
+/// How many times [`complete`] runs a date again because its inputs changed while it ran.
+const MAX_ROUNDS: usize = 3;
 
 /// A run opened by [`open`].
 #[derive(Debug)]
@@ -550,6 +634,14 @@ pub async fn open(
 }
 
 /// Works on an opened run until every shard is done, and finishes it with its report.
+///
+/// A run opened on other inputs than `p`'s (this process joined a run another opened before a
+/// correction was imported, so some of its shards were billed on the old data) is finished,
+/// and then the date is run again on the current inputs, which bills exactly what changed: what
+/// this returns is current, never an older run's success. The report says so. After
+/// [`MAX_ROUNDS`] rounds of inputs changing under it, it stops with an error (the date is left
+/// to be run again). `wind_down` stops claiming new shards (the ones in hand are written).
+#[allow(clippy::too_many_arguments)]
 pub async fn complete(
     services: &Services,
     engine: &Engine,
@@ -558,6 +650,89 @@ pub async fn complete(
     running: Running,
     started: Instant,
     on_progress: &mut (impl FnMut(&Progress) + Send),
+    wind_down: &CancellationToken,
+) -> Result<RunReport, RunError> {
+    let mut carried: Vec<String> = Vec::new();
+    let mut carried_quarantine: Vec<Quarantine> = Vec::new();
+    let mut next: Option<Prepared> = None;
+    let mut running = running;
+    for _ in 0..MAX_ROUNDS {
+        let p = next.as_ref().unwrap_or(p);
+        let outdated = running.run.stamp != p.stamp;
+        let (id, attempt) = (running.run.id, running.run.attempt);
+        let mut report = complete_once(
+            services,
+            engine,
+            settings,
+            p,
+            running,
+            started,
+            on_progress,
+            wind_down,
+        )
+        .await?;
+        report.warnings.splice(0..0, carried.drain(..));
+        report
+            .quarantined
+            .splice(0..0, carried_quarantine.drain(..));
+        // A plugin caught and quarantined during the run: calls before that were billed in
+        // batches whose samples matched, which does not prove them right; the next round
+        // bills every customer-day alone (the digests' chain part changed).
+        let caught = !report.quarantined.is_empty();
+        if !outdated && !caught {
+            return Ok(report);
+        }
+        carried = std::mem::take(&mut report.warnings);
+        carried_quarantine = std::mem::take(&mut report.quarantined);
+        carried.push(if caught {
+            format!(
+                "run {id} (attempt {attempt}) quarantined a plugin: the date was run again, \
+                 every customer-day billed alone"
+            )
+        } else {
+            format!(
+                "joined run {id} (attempt {attempt}), which was opened on other inputs than the \
+                 current ones (the company's data, chain or previous day changed since): \
+                 finished it, then ran the date again on the current inputs"
+            )
+        });
+        if wind_down.is_cancelled() {
+            return Err(RunError::Refused(format!(
+                "{}; stopped before the date was run again on the current inputs: run it again",
+                carried.join("; ")
+            )));
+        }
+        let again = prepare(services, engine, settings, &p.company.slug, p.ctx.date).await?;
+        match open(services, settings, &again, started).await? {
+            Opened::Unchanged(mut r) => {
+                r.warnings.splice(0..0, carried);
+                r.quarantined.splice(0..0, carried_quarantine);
+                return Ok(*r);
+            }
+            Opened::Running(r) => {
+                running = r;
+                next = Some(again);
+            }
+        }
+    }
+    Err(RunError::Refused(format!(
+        "{}; the company's inputs kept changing while the date ran ({MAX_ROUNDS} rounds): run \
+         it again once imports have settled",
+        carried.join("; ")
+    )))
+}
+
+/// One run, opened, worked on until every shard is done, and finished.
+#[allow(clippy::too_many_arguments)]
+async fn complete_once(
+    services: &Services,
+    engine: &Engine,
+    settings: &Settings,
+    p: &Prepared,
+    running: Running,
+    started: Instant,
+    on_progress: &mut (impl FnMut(&Progress) + Send),
+    wind_down: &CancellationToken,
 ) -> Result<RunReport, RunError> {
     let Running { run, resumed, done } = running;
     let mut warnings = Vec::new();
@@ -567,7 +742,17 @@ pub async fn complete(
             run.id, run.attempt, done, run.shard_count
         ));
     }
-    let joined = join(services, engine, settings, p, &run, done, on_progress).await?;
+    let joined = join(
+        services,
+        engine,
+        settings,
+        p,
+        &run,
+        done,
+        on_progress,
+        wind_down,
+    )
+    .await?;
     if joined.writes_refused > 0 {
         warnings.push(format!(
             "{} shard(s) computed here were written by another worker first: this process's \
@@ -617,6 +802,7 @@ async fn record_unchanged(
         cache: services.cache.stats(),
         claims: 0,
         coordination_seconds: 0.0,
+        quarantined: Vec::new(),
         warnings: vec![format!(
             "nothing changed since run {} (attempt {}): the same data version, chain version and \
              previous day; no customer was read (heatbill run --verify compares every \
@@ -690,7 +876,9 @@ struct Leases {
 
 /// Works on an open run: claims its shards (and those whose holders went silent) until every
 /// shard is done, and returns what this process did. What `heatbill run` and `heatbill worker`
-/// both do.
+/// both do. Once `wind_down` is cancelled it claims nothing more, writes the shards it holds,
+/// and returns.
+#[allow(clippy::too_many_arguments)]
 pub async fn join(
     services: &Services,
     engine: &Engine,
@@ -699,6 +887,7 @@ pub async fn join(
     run: &RunRecord,
     done_before: u64,
     on_progress: &mut (impl FnMut(&Progress) + Send),
+    wind_down: &CancellationToken,
 ) -> Result<Joined, RunError> {
     let started = Instant::now();
     let store = services.store.clone();
@@ -739,6 +928,7 @@ pub async fn join(
                     spent.add(t);
                     match renewed {
                         Ok(true) => {}
+                        // (A shard this process has just written still renews as its own.)
                         Ok(false) => tracing::warn!(
                             run = run_id,
                             shard,
@@ -757,14 +947,22 @@ pub async fn join(
 
     // Claims, one at a time as the pipeline pulls them: a process holds only the shards it is
     // working on, and leaves the rest to the others.
+    let stall = Arc::new(Mutex::new(Stall::new(
+        lease,
+        Duration::from_secs(settings.run.stall_s.max(1)),
+    )));
     let claims = Box::pin(futures::stream::unfold((), {
         let (store, leases, worker) = (store.clone(), leases.clone(), services.worker.clone());
-        let spent = spent.clone();
+        let (spent, stall, wind_down) = (spent.clone(), stall.clone(), wind_down.clone());
         move |()| {
             let (store, leases, worker) = (store.clone(), leases.clone(), worker.clone());
-            let spent = spent.clone();
+            let (spent, stall, wind_down) = (spent.clone(), stall.clone(), wind_down.clone());
             async move {
                 loop {
+                    // Winding down: no new claim; the shards in hand go on to their writes.
+                    if wind_down.is_cancelled() {
+                        return None;
+                    }
                     // A task of its own: the pipeline stops pulling this stream while it is
                     // full, and a claim suspended half-way would hold SQLite's write lock
                     // against the writer that has to finish first.
@@ -802,7 +1000,7 @@ pub async fn join(
                     .await
                     {
                         Ok(t) if t.shards_done >= t.shard_count => return None,
-                        Ok(_) => {
+                        Ok(t) => {
                             // A cancelled run (ended while shards were pending) has nothing
                             // left to claim: its shards stay as they are.
                             if let Ok(r) = store.run(run_id).await
@@ -810,7 +1008,14 @@ pub async fn join(
                             {
                                 return None;
                             }
-                            tokio::time::sleep(poll).await
+                            if let Err(e) = check_stall(&store, run_id, &stall, t.shards_done).await
+                            {
+                                return Some((Err(e), ()));
+                            }
+                            tokio::select! {
+                                _ = tokio::time::sleep(poll) => {}
+                                _ = wind_down.cancelled() => return None,
+                            }
                         }
                         Err(e) => return Some((Err(e), ())),
                     }
@@ -832,13 +1037,15 @@ pub async fn join(
             async move { task.await.expect("a shard's load panicked") }
         })
         .buffered(settings.run.prefetch.max(1));
+    let writes = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let evaluated = loads
         .map(|loaded| {
             let (pool, ctx, store) = (pool.clone(), ctx.clone(), store.clone());
+            let writes = writes.clone();
             async move {
                 let (claim, (data, cached)) = loaded?;
                 let out = compute(
-                    store,
+                    store.clone(),
                     &pool,
                     ctx.clone(),
                     &claim.shard,
@@ -847,6 +1054,15 @@ pub async fn join(
                     budget,
                 )
                 .await?;
+                // Quarantined before the shard's bills are written (which the caught call is
+                // not among: it was billed again alone).
+                if let Some(mut q) = out.caught.clone() {
+                    q.run_id = Some(run_id);
+                    retry("quarantining a plugin", budget, || {
+                        store.quarantine_plugin(company_id, &q)
+                    })
+                    .await?;
+                }
                 Ok::<_, StoreError>(ShardWrite {
                     run_id,
                     shard_no: claim.shard.shard_no,
@@ -859,13 +1075,18 @@ pub async fn join(
                     parked: out.parked,
                     counts: out.counts,
                     totals: out.totals,
+                    stop_in_copy: writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+                        == settings.run.fault_stop_in_copy,
                 })
             }
         })
         .buffered(2);
+    let written_here = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stop_after_write = settings.run.fault_stop_after_write;
     let mut written = evaluated
         .map(|w| {
             let (store, leases) = (store.clone(), leases.clone());
+            let written_here = written_here.clone();
             async move {
                 let w = w?;
                 let task = tokio::spawn(async move {
@@ -878,6 +1099,12 @@ pub async fn join(
                     .lock()
                     .expect("the leases are not poisoned")
                     .remove(&w.shard_no);
+                if r.is_ok()
+                    && written_here.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+                        == stop_after_write
+                {
+                    crate::fault::stop_this_process_once("after writing a shard");
+                }
                 match r {
                     Ok(()) => Ok(Some(w.counts)),
                     // The COMMIT went through but its answer was lost: the retry finds it.
@@ -918,6 +1145,100 @@ pub async fn join(
     joined.coordination_seconds = spent.0.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6;
     joined.claims = spent.1.load(std::sync::atomic::Ordering::Relaxed);
     Ok(joined)
+}
+
+/// What a process knows, while it can claim nothing, about a run's progress and its stalled
+/// writers.
+struct Stall {
+    lease: Duration,
+    /// `run.stall_s`.
+    give_up: Duration,
+    /// Shards done when last seen, and since when.
+    done: u64,
+    moved: Instant,
+    /// When stalled writers were last looked for.
+    looked: Option<Instant>,
+}
+
+impl Stall {
+    fn new(lease: Duration, give_up: Duration) -> Stall {
+        Stall {
+            lease,
+            give_up,
+            done: 0,
+            moved: Instant::now(),
+            looked: None,
+        }
+    }
+}
+
+/// While nothing is claimable: once a lease, ends the database sessions of writers that have
+/// held a shard's row two leases past its lapsed lease (see [`Store::end_stalled_writers`]);
+/// and fails when the run has not moved for `run.stall_s` while such shards remain, naming
+/// them, rather than polling for ever.
+async fn check_stall(
+    store: &Arc<dyn Store>,
+    run_id: i64,
+    stall: &Mutex<Stall>,
+    done: u64,
+) -> Result<(), StoreError> {
+    let lease = {
+        let mut s = stall.lock().expect("the stall is not poisoned");
+        if done != s.done {
+            s.done = done;
+            s.moved = Instant::now();
+        }
+        if s.looked.is_some_and(|t| t.elapsed() < s.lease) {
+            return Ok(());
+        }
+        s.looked = Some(Instant::now());
+        s.lease
+    };
+    let stalled = match store.end_stalled_writers(run_id, lease * 2).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(run = run_id, error = %e, "looking for stalled writers failed");
+            return Ok(());
+        }
+    };
+    for s in &stalled {
+        tracing::warn!(
+            run = run_id,
+            shard = s.shard_no,
+            claimed_by = s.claimed_by.as_deref().unwrap_or("-"),
+            lapsed_ms = s.lapsed_ms,
+            session = s.session,
+            ended = s.ended,
+            "a shard stays locked past its lease: its writer stalled inside its transaction"
+        );
+    }
+    let s = stall.lock().expect("the stall is not poisoned");
+    if stalled.is_empty() || s.moved.elapsed() < s.give_up {
+        return Ok(());
+    }
+    let list: Vec<String> = stalled
+        .iter()
+        .map(|x| {
+            format!(
+                "shard {} (claimed by {}, lease lapsed {} s ago{})",
+                x.shard_no,
+                x.claimed_by.as_deref().unwrap_or("nobody"),
+                x.lapsed_ms / 1000,
+                match x.session {
+                    Some(pid) => format!(", writer session {pid}"),
+                    None => ", no writer session found".to_string(),
+                }
+            )
+        })
+        .collect();
+    Err(StoreError::Stalled(format!(
+        "run {run_id} has not moved for {} s (run.stall_s): {} stay(s) locked by a writer that \
+         stalled inside its transaction and could not be ended; end that session (SELECT \
+         pg_terminate_backend(PID)) or the process that holds it, then start the run again to \
+         resume it",
+        s.give_up.as_secs(),
+        list.join("; ")
+    )))
 }
 
 /// Adds the time since its start to a [`Spent`] when dropped.
@@ -972,6 +1293,42 @@ async fn finish(
             totals.counts.parked
         ));
     }
+    let quarantined: Vec<Quarantine> = retry("reading the quarantined plugins", budget, || {
+        store.quarantined_plugins(p.company.id)
+    })
+    .await?
+    .into_iter()
+    .filter(|q| {
+        q.run_id == Some(run.id)
+            && !p
+                .quarantined
+                .contains(&format!("{} {}", q.plugin, q.plugin_version))
+    })
+    .collect();
+    for q in &quarantined {
+        warnings.push(format!(
+            "plugin {} {} is quarantined for the company: it billed a customer-day differently \
+             inside its batch than alone ({}); the calls where that was caught were billed \
+             again one customer-day at a time, and from now on every customer-day is billed \
+             alone (slower) until the chain uses a fixed version",
+            q.plugin,
+            q.plugin_version,
+            terminal_safe(&q.reason, 600)
+        ));
+    }
+    // Data imported while the run went may not be in every shard's bills: say so (the next run
+    // of the date bills exactly what changed).
+    if let Ok(now) = store.company(&p.company.slug).await
+        && stamp_data_version(&run.stamp).is_some_and(|v| v != now.data_version)
+    {
+        warnings.push(format!(
+            "the company's data changed while this run went (data version {} when it opened, \
+             {} now): shards billed before the change used the earlier data; run the date \
+             again to bill what changed",
+            stamp_data_version(&run.stamp).unwrap_or_default(),
+            now.data_version
+        ));
+    }
     let seconds = started.elapsed().as_secs_f64();
     let mut by_payer: BTreeMap<String, Decimal> = BTreeMap::new();
     for (k, v) in &totals.totals {
@@ -1008,6 +1365,7 @@ async fn finish(
         cache: services.cache.stats(),
         claims: joined.claims,
         coordination_seconds: joined.coordination_seconds,
+        quarantined,
         warnings,
     };
     let json = serde_json::to_value(&report).expect("a report serializes");

@@ -295,6 +295,19 @@ pub struct RunSettings {
     /// Seconds a run waits for the lock of its company and date while another host opens or
     /// finishes it. Default 30.
     pub lock_wait_s: u64,
+    /// Seconds a process working on a run waits while it can claim nothing, no shard gets
+    /// done, and some shard stays pending two leases past its lapsed lease (its writer stalled
+    /// inside its transaction, and ending the writer's database session, which the process
+    /// does after two leases, did not free it), before it stops with an error that names the
+    /// shards. Starting the run again resumes it. Default 300.
+    pub stall_s: u64,
+    /// For fault tests only: the process stops itself (SIGSTOP) half-way through sending the
+    /// bills of its N-th shard write to PostgreSQL, and goes on when it gets SIGCONT. 0, the
+    /// default, never.
+    pub fault_stop_in_copy: u64,
+    /// For fault tests only: the process stops itself (SIGSTOP) right after its N-th shard
+    /// write commits, and goes on when it gets SIGCONT. 0, the default, never.
+    pub fault_stop_after_write: u64,
 }
 
 impl Default for RunSettings {
@@ -311,6 +324,9 @@ impl Default for RunSettings {
             claim_poll_ms: 250,
             retry_s: 120,
             lock_wait_s: 30,
+            stall_s: 300,
+            fault_stop_in_copy: 0,
+            fault_stop_after_write: 0,
         }
     }
 }

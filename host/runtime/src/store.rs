@@ -56,6 +56,10 @@ pub enum StoreError {
         /// commit (a retry after a connection lost during COMMIT finds this).
         done_with_this_token: bool,
     },
+    /// A run cannot go on: shards stay locked past their leases by writers that stalled and
+    /// could not be ended (`run.stall_s`). Nothing was lost; starting the run again resumes it.
+    #[error("{0}")]
+    Stalled(String),
     /// The database URL is not one heatbill can use.
     #[error("{0}")]
     Config(String),
@@ -197,8 +201,9 @@ pub trait Store: Send + Sync {
         worker: &str,
         lease: std::time::Duration,
     ) -> Result<Option<Claim>>;
-    /// Extends a held claim's lease; false when the claim no longer holds (the shard was
-    /// claimed by another or is done).
+    /// Extends a held claim's lease; false when the claim no longer holds (another worker
+    /// claimed the shard since, or finished it). A shard this token has just written is still
+    /// this claim's: true, with nothing to extend.
     async fn renew_lease(
         &self,
         run_id: i64,
@@ -206,6 +211,23 @@ pub trait Store: Send + Sync {
         token: i64,
         lease: std::time::Duration,
     ) -> Result<bool>;
+    /// The pending shards of a run whose leases lapsed more than `lapsed_for` ago and that no
+    /// worker has claimed since: their rows are locked by a writer that stalled inside its
+    /// transaction (claims skip locked rows). On PostgreSQL each such writer's session (found by
+    /// its application name, see `postgres::writer_name`) is ended, which releases the lock; the
+    /// returned list says which were found and which were ended. SQLite has one writer in one
+    /// process and nothing to end.
+    async fn end_stalled_writers(
+        &self,
+        run_id: i64,
+        lapsed_for: std::time::Duration,
+    ) -> Result<Vec<StalledShard>>;
+    /// Quarantines a plugin version for a company (the purity check caught it billing
+    /// differently in a batch than alone), bumping the company's data version so that the
+    /// date is run again; false when it was quarantined already.
+    async fn quarantine_plugin(&self, company_id: i32, q: &Quarantine) -> Result<bool>;
+    /// The company's quarantined plugin versions, oldest first.
+    async fn quarantined_plugins(&self, company_id: i32) -> Result<Vec<Quarantine>>;
     /// The runs still running, of every company (what `heatbill worker` serves).
     async fn running_runs(&self) -> Result<Vec<RunRecord>>;
     /// Loads everything a shard's bills of `date` depend on (without the customers' ids and

@@ -313,6 +313,7 @@ async fn claims_leases_and_fencing(db: TestDb) {
         parked: vec![],
         counts: ShardCounts::default(),
         totals: Default::default(),
+        stop_in_copy: false,
     };
     // The paused holder's late write is refused by the database, whatever Redis says.
     match s.write_shard(&write(third.token)).await {
@@ -336,9 +337,39 @@ async fn claims_leases_and_fencing(db: TestDb) {
         r => panic!("expected the writer's own commit, got {r:?}"),
     }
     assert!(
-        !s.renew_lease(run.id, 2, taken.token, long).await.unwrap(),
-        "done"
+        s.renew_lease(run.id, 2, taken.token, long).await.unwrap(),
+        "a shard its own token has just written is still its claim's (no warning of a lost \
+         claim for it)"
     );
+    assert!(
+        !s.renew_lease(run.id, 2, third.token, long).await.unwrap(),
+        "done by another token"
+    );
+    // Shard 1 (w2's) held past its lapsed lease: listed as stalled; no writer session holds it
+    // (nothing to end), and SQLite, one process, has none to list.
+    assert!(
+        s.end_stalled_writers(run.id, long)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    s.renew_lease(run.id, 1, second.token, Duration::from_millis(1))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let stalled = s
+        .end_stalled_writers(run.id, Duration::from_millis(10))
+        .await
+        .unwrap();
+    match s.backend() {
+        heatbill_runtime::store::Backend::Postgres => {
+            assert_eq!(stalled.len(), 1, "{stalled:?}");
+            assert_eq!(stalled[0].shard_no, 1);
+            assert_eq!(stalled[0].claimed_by.as_deref(), Some("w2"));
+            assert!(stalled[0].session.is_none() && !stalled[0].ended);
+        }
+        heatbill_runtime::store::Backend::Sqlite => assert!(stalled.is_empty()),
+    }
     let running = s.running_runs().await.unwrap();
     assert_eq!(running.iter().map(|r| r.id).collect::<Vec<_>>(), [run.id]);
 }

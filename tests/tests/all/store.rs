@@ -260,6 +260,7 @@ async fn shards_are_written_once(db: TestDb) {
         rows,
         parked: vec![],
         totals: [("heat".to_string(), dec("12.56"))].into(),
+        stop_in_copy: false,
     };
     let first = write(
         0,

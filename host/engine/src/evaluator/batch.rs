@@ -15,6 +15,7 @@ use super::instance::{EntryState, LiveInstance};
 use super::lowering::{BatchColumns, category_to_wit, row_bits, season_to_wit};
 use super::output::invalid;
 use crate::bindings::{Contract, since_v0_1_0, wit};
+use crate::cpu::thread_cpu_time;
 use crate::error::{BillError, BillErrorKind};
 use crate::invariants::Totals;
 use crate::lift;
@@ -141,12 +142,15 @@ impl Evaluator {
             .saturating_mul(2);
         let batch_budget = Duration::from_millis(batch_ms);
         let run_budget = self.engine.limits().retry_budget_ms;
-        let started = Instant::now();
+        // CPU time of this thread, like the deadlines: what the retries cost the host, which a
+        // busy machine does not inflate (a wall-clock budget skipped honest customer-days
+        // whenever other processes held the cores).
+        let started = thread_cpu_time();
         for &i in alive {
             if accs[i].error.is_some() {
                 continue;
             }
-            let spent = started.elapsed();
+            let spent = thread_cpu_time().saturating_sub(started);
             let over = if spent >= self.slots[e].retry_left {
                 Some(format!(
                     "its retry budget of {run_budget} ms for this run (limits.retry_budget_ms)"
@@ -195,7 +199,9 @@ impl Evaluator {
             }
         }
         let slot = &mut self.slots[e];
-        slot.retry_left = slot.retry_left.saturating_sub(started.elapsed());
+        slot.retry_left = slot
+            .retry_left
+            .saturating_sub(thread_cpu_time().saturating_sub(started));
     }
 
     /// One `evaluate-batch` call of entry `e` over the customer-days `idx` (ascending).
@@ -243,7 +249,7 @@ impl Evaluator {
             evaluate_batch,
             ..
         } = &mut **live;
-        store.set_epoch_deadline(engine.deadline_ticks(budget, idx.len()));
+        engine.arm_deadline(store, budget, idx.len());
         store.data_mut().limiter.denied_memory = None;
         let mark = slot.log.mark();
         let max_message = engine.limits().max_message_bytes;

@@ -14,6 +14,7 @@ use super::lowering::category_from_wit;
 use super::output::{invalid, truncate};
 use super::{EntryCost, Evaluator, PluginLog};
 use crate::bindings::{Contract, Guest, wit};
+use crate::cpu::thread_cpu_time;
 use crate::error::BillErrorKind;
 use crate::model::{LineKind, PluginKind, RuleErrorKind};
 use crate::sandbox::{LogBuffer, StoreState};
@@ -267,26 +268,6 @@ fn line_kinds(
             }))
         })
         .collect()
-}
-
-/// The CPU time the calling thread has used. Unlike wall time it does not grow while the thread
-/// waits for a core, so a busy machine (several workers and the database on two cores) does not
-/// make an honest `configure` look slow.
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `clock_gettime` writes one `timespec` through a valid pointer to a local.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(
-        ts.tv_sec.max(0) as u64,
-        ts.tv_nsec.clamp(0, 999_999_999) as u32,
-    )
 }
 
 /// The plugins' logs as one text, each under a `[name version]` header line.

@@ -303,7 +303,7 @@ impl Evaluator {
             live.used += 1;
             let LiveInstance { store, guest, .. } = &mut **live;
             let budget = &self.chain.entries()[e].plugin().budget;
-            store.set_epoch_deadline(self.engine.deadline_ticks(budget, 1));
+            self.engine.arm_deadline(store, budget, 1);
             store.data_mut().limiter.denied_memory = None;
             let mark = log.mark();
             let result = guest.evaluate(&mut *store, input).map_err(|err| {

@@ -164,6 +164,7 @@ pub async fn start(app: &App, company: &Company, date: NaiveDate) -> Result<RunR
                 tokio::task::spawn_blocking(move || {
                     handle.block_on(async move {
                     let mut quiet = |_: &run::Progress| {};
+                    let wind_down = run::CancellationToken::new();
                     let work = run::complete(
                         &app.services,
                         &app.engine,
@@ -172,6 +173,7 @@ pub async fn start(app: &App, company: &Company, date: NaiveDate) -> Result<RunR
                         running,
                         started,
                         &mut quiet,
+                        &wind_down,
                     );
                     let r = tokio::select! {
                         r = work => r,

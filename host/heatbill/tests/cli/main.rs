@@ -7,6 +7,7 @@
 //! Long by design: one test per command story, each spawning the real binary.
 
 mod kits;
+mod reliability;
 mod runtime;
 
 use std::path::{Path, PathBuf};

@@ -15,13 +15,13 @@ use serde_json::Value;
 use crate::{components, heatbill, text};
 
 /// The tests' PostgreSQL server (`HEATBILL_TEST_POSTGRES`, default the local one).
-fn admin_url() -> String {
+pub(crate) fn admin_url() -> String {
     std::env::var("HEATBILL_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// A fresh PostgreSQL database; its URL.
-async fn fresh_database(name: &str) -> String {
+pub(crate) async fn fresh_database(name: &str) -> String {
     let admin = admin_url();
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
         .await
@@ -45,7 +45,7 @@ async fn fresh_database(name: &str) -> String {
     format!("{base}/{name}")
 }
 
-async fn drop_database(url: &str) {
+pub(crate) async fn drop_database(url: &str) {
     let name = url.rsplit_once('/').unwrap().1;
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url())
         .await
@@ -58,7 +58,7 @@ async fn drop_database(url: &str) {
 }
 
 /// Runs `heatbill` and requires success; its stdout.
-fn ok(args: &[&str], dir: &Path) -> String {
+pub(crate) fn ok(args: &[&str], dir: &Path) -> String {
     let out = heatbill(args, dir);
     assert!(
         out.status.success(),
@@ -69,7 +69,7 @@ fn ok(args: &[&str], dir: &Path) -> String {
 }
 
 /// Migrates `db`, applies the demo company and imports its files for `n` customers.
-fn prepare(db: &str, n: usize, dir: &Path) {
+pub(crate) fn prepare(db: &str, n: usize, dir: &Path) {
     let plugins = components();
     let company = dir.join("company.toml");
     std::fs::write(&company, demo::COMPANY_FILE).unwrap();
@@ -220,7 +220,7 @@ fn import_and_run_from_the_command_line() {
 }
 
 /// A child process that is killed and reaped however the test ends.
-struct Reaped(std::process::Child);
+pub(crate) struct Reaped(pub(crate) std::process::Child);
 
 impl Drop for Reaped {
     fn drop(&mut self) {
@@ -329,12 +329,12 @@ async fn a_killed_run_resumes_without_losing_or_doubling_a_bill() {
 }
 
 /// The tests' Redis (`HEATBILL_TEST_REDIS`, default the local server).
-fn redis_url() -> String {
+pub(crate) fn redis_url() -> String {
     std::env::var("HEATBILL_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 /// `heatbill run` of the demo company in the background, as host `name`, with short leases.
-fn spawn_run(
+pub(crate) fn spawn_run(
     db: &str,
     date: &str,
     name: &str,
@@ -402,7 +402,7 @@ async fn wait_for_shards(
     }
 }
 
-fn signal(child: &Reaped, sig: &str) {
+pub(crate) fn signal(child: &Reaped, sig: &str) {
     let ok = Command::new("kill")
         .args([sig, &child.0.id().to_string()])
         .status()

@@ -152,6 +152,7 @@ pub async fn dry_run(
         kinds: HashMap::new(),
         batch: 1,
         purity_sample: 0,
+        strict: false.into(),
     };
     let changed = shard::Changed {
         customer_id: customer_id.to_string(),

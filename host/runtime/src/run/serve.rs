@@ -17,6 +17,10 @@ pub struct Served {
 /// Serves every running run of every company until `stop` resolves: joins each (see
 /// [`join`]), and finishes those whose last shard it wrote. What `heatbill worker` runs, and
 /// what the admin server embeds.
+///
+/// When `stop` resolves mid-run, it winds down: no new claim, and the shards in hand are
+/// written (within one lease: past it they would be another worker's anyway) and counted, so a
+/// stopped worker hands back only the shards it had not started.
 pub async fn serve(
     services: &Services,
     engine: &Engine,
@@ -59,9 +63,34 @@ pub async fn serve(
                 }
             };
             let mut quiet = |_: &Progress| {};
-            let joined = tokio::select! {
-                _ = &mut stop => return Ok(served),
-                j = join(services, engine, settings, &p, run, 0, &mut quiet) => j?,
+            let wind_down = CancellationToken::new();
+            let joined = {
+                let work = join(
+                    services, engine, settings, &p, run, 0, &mut quiet, &wind_down,
+                );
+                let mut work = std::pin::pin!(work);
+                tokio::select! {
+                    j = &mut work => j?,
+                    _ = &mut stop => {
+                        wind_down.cancel();
+                        let lease = Duration::from_secs(settings.run.lease_s.max(1));
+                        match tokio::time::timeout(lease, work).await {
+                            Ok(j) => {
+                                let j = j?;
+                                served.runs += u64::from(j.shards > 0 || j.writes_refused > 0);
+                                served.joined.counts.add(&j.counts);
+                                served.joined.shards += j.shards;
+                                served.joined.writes_refused += j.writes_refused;
+                            }
+                            Err(_) => tracing::warn!(
+                                run = run.id,
+                                "stopping: the shards in hand were not written within a lease; \
+                                 they are handed back"
+                            ),
+                        }
+                        return Ok(served);
+                    }
+                }
             };
             served.runs += u64::from(joined.shards > 0 || joined.writes_refused > 0);
             served.joined.counts.add(&joined.counts);

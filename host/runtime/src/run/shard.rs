@@ -16,6 +16,7 @@ use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
 use crate::model::*;
+use crate::run::terminal_safe;
 
 /// What every part of every shard of one run shares.
 #[derive(Debug)]
@@ -42,6 +43,16 @@ pub struct RunContext {
     pub batch: usize,
     /// Customer-days of each call re-billed alone and compared (`run.purity_sample`).
     pub purity_sample: usize,
+    /// Bill every customer-day alone, from fresh instances: set when a plugin of the chain is
+    /// quarantined for the company, or once any worker of this run catches one (every pool
+    /// thread reads it before each call).
+    pub strict: std::sync::atomic::AtomicBool,
+}
+
+impl RunContext {
+    fn strict(&self) -> bool {
+        self.strict.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// A pool thread's state: its evaluator (its own sandbox instances) and the line kinds it has
@@ -87,6 +98,8 @@ pub struct PartOutput {
     pub counts: ShardCounts,
     /// Amounts by code and payer.
     pub totals: BTreeMap<String, Decimal>,
+    /// A plugin the purity check caught, to be quarantined (the first one found).
+    pub caught: Option<Quarantine>,
 }
 
 impl PartOutput {
@@ -94,6 +107,9 @@ impl PartOutput {
     pub fn merge(&mut self, o: PartOutput) {
         self.rows.extend(o.rows);
         self.parked.extend(o.parked);
+        if self.caught.is_none() {
+            self.caught = o.caught;
+        }
         self.counts.add(&o.counts);
         for (k, v) in o.totals {
             *self.totals.entry(k).or_default() += v;
@@ -414,8 +430,28 @@ pub fn evaluate_part(
     }
     for batch in ready.chunks(ctx.batch.max(1)) {
         let days: Vec<DayInput> = batch.iter().map(|r| r.2.clone()).collect();
-        let mut results = worker.evaluator.evaluate(&days);
-        purity_sample(worker, ctx, &days, &mut results);
+        let results = if ctx.strict() {
+            alone_each(worker, &days)
+        } else {
+            let results = worker.evaluator.evaluate(&days);
+            match purity_sample(worker, ctx, &days, &results) {
+                None => results,
+                Some(caught) => {
+                    // Caught: none of this call's bills is kept. Every customer-day of it is
+                    // billed alone, and so is every later call of the run, on every thread.
+                    ctx.strict.store(true, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(
+                        company = %ctx.company,
+                        plugin = %caught.plugin,
+                        version = %caught.plugin_version,
+                        reason = %terminal_safe(&caught.reason, 600),
+                        "purity: a plugin bills differently in a batch than alone; quarantined"
+                    );
+                    out.caught.get_or_insert(caught);
+                    alone_each(worker, &days)
+                }
+            }
+        };
         for ((i, c, input, inputs), r) in batch.iter().zip(results) {
             let ch = &changed[*i];
             let r = match r {
@@ -462,20 +498,32 @@ pub fn evaluate_part(
     out
 }
 
+/// Every customer-day billed alone, each from fresh instances: what the contract says a bill
+/// is, and what a quarantined plugin's customers get (at the cost of an instantiation of the
+/// chain per customer-day).
+fn alone_each(worker: &mut Worker, days: &[DayInput]) -> Vec<Result<Bill, BillError>> {
+    days.iter()
+        .map(|d| {
+            worker.evaluator.reset();
+            worker.evaluator.evaluate(std::slice::from_ref(d)).remove(0)
+        })
+        .collect()
+}
+
 /// Re-bills `ctx.purity_sample` customer-days of one call alone, from fresh instances, and
-/// turns a bill that differs into an error that parks its customer. The contract says a bill
-/// depends on its customer-day alone; a plugin that keeps state (a skim on the next customer, a
-/// price after N customers) bills differently in a batch than alone, and would otherwise be
-/// billed silently. Which customer-days are re-billed is pseudo-random but fixed by the call's
-/// first customer and the date, so a re-run checks the same ones.
+/// compares: a bill that differs proves that a plugin's output for a customer-day depends on
+/// the other customer-days of its call (a skim on the next customer, a price that changes with
+/// the batch's mix), which the contract forbids. Returns the plugin to quarantine; the caller
+/// then keeps none of the call's bills. Which customer-days are re-billed is pseudo-random but
+/// fixed by the call's first customer and the date, so a re-run checks the same ones.
 fn purity_sample(
     worker: &mut Worker,
     ctx: &RunContext,
     days: &[DayInput],
-    results: &mut [Result<Bill, BillError>],
-) {
+    results: &[Result<Bill, BillError>],
+) -> Option<Quarantine> {
     if ctx.purity_sample == 0 || days.len() < 2 {
-        return;
+        return None;
     }
     // FNV-1a of the call's first customer id and the date.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -486,6 +534,7 @@ fn purity_sample(
     {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
+    let mut caught = None;
     for s in 0..ctx.purity_sample.min(days.len()) {
         h = (h ^ s as u64).wrapping_mul(0x0100_0000_01b3);
         let k = (h % days.len() as u64) as usize;
@@ -494,7 +543,7 @@ fn purity_sample(
         };
         worker.evaluator.reset();
         // Only two bills that differ prove anything: an error alone may be the host's (a full
-        // instance pool, a deadline on a machine too busy), and must not park a good customer.
+        // instance pool), and must not quarantine a good plugin.
         let Ok(alone) = worker.evaluator.evaluate(&days[k..=k]).remove(0) else {
             continue;
         };
@@ -506,30 +555,31 @@ fn purity_sample(
         let i = (0..n)
             .find(|&i| alone.lines.get(i) != bill.lines.get(i))
             .unwrap_or(0);
-        let (plugin, version) = alone
+        let (plugin, plugin_version) = alone
             .lines
             .get(i)
             .or(bill.lines.get(i))
             .map_or_else(Default::default, |l| {
                 (l.kind.plugin.clone(), l.kind.plugin_version.clone())
             });
-        let message = format!(
-            "purity: billed in its batch of {} customer-days, total {}; billed alone, total {}: \
-             a plugin keeps state between customer-days (the contract requires a bill to depend \
-             on its customer-day alone)",
-            days.len(),
-            bill.total,
-            alone.total
-        );
-        results[k] = Err(BillError {
-            company: ctx.company.clone(),
-            customer: days[k].customer.clone(),
-            date: days[k].date,
+        caught = Some(Quarantine {
             plugin,
-            plugin_version: version,
-            kind: heatbill_engine::BillErrorKind::InvalidOutput { message },
+            plugin_version,
+            reason: format!(
+                "customer {}, {}: billed in a call of {} customer-days, total {}; billed \
+                 alone, total {} (the contract requires a bill to depend on its customer-day \
+                 alone)",
+                days[k].customer,
+                days[k].date,
+                days.len(),
+                bill.total,
+                alone.total
+            ),
+            run_id: None,
         });
+        break;
     }
+    caught
 }
 
 /// Records a customer the rules failed for. Its placeholder row carries its balance to the next

@@ -899,16 +899,55 @@ impl Store for PgStore {
 
     async fn write_shard(&self, w: &ShardWrite) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        // A writer paused inside this transaction (stopped, swapped out, cut off) would hold
-        // the shard's row lock, and claims skip locked rows: the server ends such a session
-        // once the claim's lease is over, so the shard can be taken over.
+        // A writer paused inside this transaction (stopped, swapped out, cut off) must not
+        // hold anything another worker waits on. The server ends a session that sits idle in
+        // the transaction, or runs one statement, longer than the claim's lease. That does not
+        // cover a client paused in the middle of a COPY (the backend waits for data with
+        // interrupts held: neither timeout fires), so the COPY, the only client-paced step,
+        // goes first into a private table, before the fencing UPDATE takes the shard's row
+        // lock; every statement after it is server-paced. The application name tells
+        // `end_stalled_writers` which shard this session writes, should it stall anyway.
         let ms = w.lease.as_millis().clamp(1000, i32::MAX as u128);
-        for setting in ["idle_in_transaction_session_timeout", "statement_timeout"] {
-            sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL {setting} = {ms}")))
+        for setting in [
+            format!("idle_in_transaction_session_timeout = {ms}"),
+            format!("statement_timeout = {ms}"),
+            format!(
+                "application_name = '{}'",
+                writer_name(w.run_id, w.shard_no, w.token)
+            ),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL {setting}")))
                 .execute(&mut *tx)
                 .await?;
         }
-        // The claim first: a shard is written once, by the holder of its current token.
+        if !w.rows.is_empty() {
+            // Dropped at the commit: no state outside the transaction (PgBouncer in
+            // transaction mode stays safe), for one catalog entry per shard.
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "CREATE TEMPORARY TABLE bills_stage ON COMMIT DROP AS
+                 SELECT {BILL_COLUMNS} FROM bills WITH NO DATA"
+            )))
+            .execute(&mut *tx)
+            .await?;
+            let mut buf = Vec::with_capacity(w.rows.len() * 320);
+            for b in &w.rows {
+                copy_bill(&mut buf, w, b);
+            }
+            let mut copy = tx
+                .copy_in_raw(&format!("COPY bills_stage ({BILL_COLUMNS}) FROM STDIN"))
+                .await?;
+            if w.stop_in_copy {
+                // The fault tests' pause: half the rows sent, then the process stops itself.
+                let rest = buf.split_off(buf.len() / 2);
+                copy.send(buf).await?;
+                crate::fault::stop_this_process_once("inside the COPY of a shard's bills");
+                copy.send(rest).await?;
+            } else {
+                copy.send(buf).await?;
+            }
+            copy.finish().await?;
+        }
+        // The claim: a shard is written once, by the holder of its current token.
         let totals = totals_json(&w.totals);
         let claimed = sqlx::query(
             "UPDATE run_shards SET state = 'done', customers = $4, written = $5, revised = $6,
@@ -976,15 +1015,11 @@ impl Store for PgStore {
             }
         }
         if !w.rows.is_empty() {
-            let mut buf = Vec::with_capacity(w.rows.len() * 320);
-            for b in &w.rows {
-                copy_bill(&mut buf, w, b);
-            }
-            let mut copy = tx
-                .copy_in_raw(&format!("COPY bills ({BILL_COLUMNS}) FROM STDIN"))
-                .await?;
-            copy.send(buf).await?;
-            copy.finish().await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO bills ({BILL_COLUMNS}) SELECT {BILL_COLUMNS} FROM bills_stage"
+            )))
+            .execute(&mut *tx)
+            .await?;
         }
         if !w.parked.is_empty() {
             let col = |f: fn(&ParkedCustomer) -> &str| -> Vec<String> {
@@ -1150,8 +1185,9 @@ impl Store for PgStore {
         lease: Duration,
     ) -> Result<bool> {
         let n = sqlx::query(
-            "UPDATE run_shards SET lease_until = now() + $4 * interval '1 millisecond'
-             WHERE run_id = $1 AND shard_no = $2 AND token = $3 AND state = 'pending'",
+            "UPDATE run_shards SET lease_until = CASE WHEN state = 'pending'
+                 THEN now() + $4 * interval '1 millisecond' ELSE lease_until END
+             WHERE run_id = $1 AND shard_no = $2 AND token = $3",
         )
         .bind(run_id)
         .bind(shard_no)
@@ -1161,6 +1197,87 @@ impl Store for PgStore {
         .await?
         .rows_affected();
         Ok(n == 1)
+    }
+
+    async fn end_stalled_writers(
+        &self,
+        run_id: i64,
+        lapsed_for: Duration,
+    ) -> Result<Vec<StalledShard>> {
+        // Claims skip locked rows, so a shard still pending long after its lease lapsed is
+        // locked by its writer's open transaction: one the server's timeouts did not end (a
+        // backend waiting on its client with interrupts held). Ending that session releases
+        // the lock; the writer's process, if it ever resumes, finds its claim lost. The same
+        // role may end its own sessions, so no privilege beyond the application's is needed.
+        let rows = sqlx::query(
+            "SELECT s.shard_no, s.claimed_by,
+                    (extract(epoch FROM now() - s.lease_until) * 1000)::bigint AS lapsed_ms,
+                    a.pid, CASE WHEN a.pid IS NULL THEN false
+                                ELSE pg_terminate_backend(a.pid) END AS ended
+             FROM run_shards s
+             LEFT JOIN pg_stat_activity a ON a.datname = current_database()
+                 AND a.application_name =
+                     'heatbill write ' || s.run_id || ' ' || s.shard_no || ' ' || s.token
+             WHERE s.run_id = $1 AND s.state = 'pending'
+               AND s.lease_until < now() - $2 * interval '1 millisecond'
+             ORDER BY s.shard_no",
+        )
+        .bind(run_id)
+        .bind(lapsed_for.as_millis() as f64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StalledShard {
+                    shard_no: r.try_get("shard_no")?,
+                    claimed_by: r.try_get("claimed_by")?,
+                    lapsed_ms: r.try_get("lapsed_ms")?,
+                    session: r.try_get("pid")?,
+                    ended: r.try_get("ended")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn quarantine_plugin(&self, company_id: i32, q: &Quarantine) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(
+            "INSERT INTO plugin_quarantine (company_id, plugin, plugin_version, reason, run_id)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(company_id)
+        .bind(&q.plugin)
+        .bind(&q.plugin_version)
+        .bind(&q.reason)
+        .bind(q.run_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 1 {
+            bump_data_version(&mut tx, company_id).await?;
+        }
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    async fn quarantined_plugins(&self, company_id: i32) -> Result<Vec<Quarantine>> {
+        sqlx::query(
+            "SELECT plugin, plugin_version, reason, run_id FROM plugin_quarantine
+             WHERE company_id = $1 ORDER BY quarantined_at, plugin, plugin_version",
+        )
+        .bind(company_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Quarantine {
+                plugin: r.try_get(0)?,
+                plugin_version: r.try_get(1)?,
+                reason: r.try_get(2)?,
+                run_id: r.try_get(3)?,
+            })
+        })
+        .collect()
     }
 
     async fn running_runs(&self) -> Result<Vec<RunRecord>> {
@@ -1760,6 +1877,13 @@ pub(crate) fn shard_ranges(firsts: Vec<String>) -> Vec<ShardRange> {
             end,
         })
         .collect()
+}
+
+/// The application name a shard's writer session carries while it writes (PostgreSQL shows it
+/// in `pg_stat_activity`), so that [`Store::end_stalled_writers`] can find a writer that stalled
+/// with the shard's row locked. At most 63 bytes, as PostgreSQL keeps.
+pub(crate) fn writer_name(run_id: i64, shard_no: i32, token: i64) -> String {
+    format!("heatbill write {run_id} {shard_no} {token}")
 }
 
 pub(crate) fn claim_lost(w: &ShardWrite, found: Option<(String, i64)>) -> StoreError {

@@ -1193,8 +1193,9 @@ impl Store for SqliteStore {
         let mut tx = self.write_tx().await?;
         let n = sqlx::query(
             "UPDATE run_shards
-             SET lease_until = CAST(unixepoch('subsec') * 1000 AS INTEGER) + ?4
-             WHERE run_id = ?1 AND shard_no = ?2 AND token = ?3 AND state = 'pending'",
+             SET lease_until = CASE WHEN state = 'pending'
+                 THEN CAST(unixepoch('subsec') * 1000 AS INTEGER) + ?4 ELSE lease_until END
+             WHERE run_id = ?1 AND shard_no = ?2 AND token = ?3",
         )
         .bind(run_id)
         .bind(shard_no)
@@ -1205,6 +1206,56 @@ impl Store for SqliteStore {
         .rows_affected();
         tx.commit().await?;
         Ok(n == 1)
+    }
+
+    async fn end_stalled_writers(
+        &self,
+        _run_id: i64,
+        _lapsed_for: Duration,
+    ) -> Result<Vec<StalledShard>> {
+        // One process, one writer, no lock that outlives its transaction.
+        Ok(Vec::new())
+    }
+
+    async fn quarantine_plugin(&self, company_id: i32, q: &Quarantine) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "INSERT INTO plugin_quarantine (company_id, plugin, plugin_version, reason, run_id)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+        )
+        .bind(company_id)
+        .bind(&q.plugin)
+        .bind(&q.plugin_version)
+        .bind(&q.reason)
+        .bind(q.run_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 1 {
+            bump_data_version(&mut tx, company_id).await?;
+        }
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    async fn quarantined_plugins(&self, company_id: i32) -> Result<Vec<Quarantine>> {
+        sqlx::query(
+            "SELECT plugin, plugin_version, reason, run_id FROM plugin_quarantine
+             WHERE company_id = ?1 ORDER BY quarantined_at, plugin, plugin_version",
+        )
+        .bind(company_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Quarantine {
+                plugin: r.try_get(0)?,
+                plugin_version: r.try_get(1)?,
+                reason: r.try_get(2)?,
+                run_id: r.try_get(3)?,
+            })
+        })
+        .collect()
     }
 
     async fn running_runs(&self) -> Result<Vec<RunRecord>> {

@@ -34,6 +34,8 @@
 //! | `previous` | *every* customer-day: 1.00, plus the previous customer-day's building area (in whole m², mod 100) in fen, remembered across calls |
 //! | `after-n` | *every* customer-day: 1.00, and 1.50 once the instance has billed 1,000 customer-days |
 //! | `slow-retry` | *every* call of two or more customer-days returns a malformed output (columns of different lengths); a call of one customer-day spins `spin` iterations (a parameter), then bills 1.00 |
+//! | `mixed-class` | *every* customer-day: 1.00, or 1.10 when its call holds customer-days of more than one class (residential and non-residential) |
+//! | `spin` | spins `spin` iterations, then bills 1.00: an honest rule that is merely slow (its time is CPU time) |
 //! | `many-errors` | returns 1,000 row errors of 8 KiB each for its batch (a row has at most one) |
 //! | `escape-message` | returns a rule error whose message carries CR, ANSI colour, an OSC title and a fake "ok" |
 //!
@@ -179,6 +181,10 @@ pub enum Mode {
     SlowRetry,
     /// Spin in `configure`.
     ConfigureSlow,
+    /// Bill 1.10 instead of 1.00 when the call mixes customer classes.
+    MixedClass,
+    /// Spin `spin` iterations per hostile customer-day, then bill normally.
+    Spin,
     /// Return 1,000 row errors for the batch.
     ManyErrors,
     /// Return a rule error whose message is made to rewrite a terminal.
@@ -336,6 +342,10 @@ fn recurse(n: u64) -> u64 {
 /// `evaluate_batch` applies to the whole output, and the configure-time ones).
 pub fn misbehave(mode: Mode) -> Result<DayOutput, RuleError> {
     match mode {
+        Mode::Spin => {
+            spin(SPIN.get().copied().unwrap_or(0));
+            normal()
+        }
         Mode::Loop => {
             let mut n: u64 = 0;
             loop {
@@ -468,6 +478,7 @@ pub fn misbehave(mode: Mode) -> Result<DayOutput, RuleError> {
         | Mode::SlowRetry
         | Mode::ManyErrors
         | Mode::ConfigureSlow
+        | Mode::MixedClass
         | Mode::Skim
         | Mode::Previous
         | Mode::AfterN
@@ -620,11 +631,20 @@ impl Guest for Hostile {
                 return heatbill_sdk::batch::encode(vec![Err(e); batch.len as usize]);
             }
         };
+        let mixed = days.iter().any(|d| d.class != days[0].class);
         let results = days
             .iter()
             .enumerate()
             .map(|(i, d)| {
-                if let Some(out) = stateful(mode, d, i) {
+                if mode == Mode::MixedClass {
+                    let amount = if mixed { 110 } else { 100 };
+                    Ok(DayOutput::lines(vec![priced(
+                        NORMAL,
+                        amount,
+                        amount,
+                        Payer::Customer,
+                    )]))
+                } else if let Some(out) = stateful(mode, d, i) {
                     Ok(out)
                 } else if is_hostile(d) {
                     misbehave(mode)
