@@ -225,12 +225,13 @@ impl Plugin for MeteredTariff {
                 )));
             }
         };
-        if let Some(heat) = heat {
-            let heat = self.price_unit.from_gj(heat)?;
+        if let Some(heat_gj) = heat {
+            let heat = self.price_unit.from_gj(heat_gj)?;
             let amount = if accrual == Accrual::Free {
                 Decimal::new(0, 2)
             } else {
-                round_fen(heat * unit_price)
+                // Exact, then rounded once (the heat in GJ times the price, over the unit).
+                round_fen(self.price_unit.cost(heat_gj, unit_price)?)
             };
             // The line shows the heat in the price's unit; a conversion that is not a finite
             // decimal (GJ read, priced per kWh) is shown to 6 decimals, the amount having been

@@ -49,6 +49,21 @@ impl HeatUnit {
         })
     }
 
+    /// What `heat_gj` GJ cost at `unit_price` per one of this unit, exactly: the product
+    /// first, then the division by the unit's size in GJ, so that an amount that is exactly a
+    /// half fen stays exact for the one rounding that follows (5.097 GJ at 0.198 元/kWh is
+    /// 280.335; dividing the heat first gives 1415.8333… kWh, and a product a hair under it).
+    pub fn cost(self, heat_gj: Decimal, unit_price: Decimal) -> Result<Decimal, RuleError> {
+        heat_gj
+            .checked_mul(unit_price)
+            .and_then(|x| x.checked_div(self.in_gj()))
+            .ok_or_else(|| {
+                RuleError::InvalidInput(format!(
+                    "{heat_gj} GJ at {unit_price} per {self} is out of range"
+                ))
+            })
+    }
+
     /// `heat` of this unit in GJ (exact, unless it overflows 28 digits).
     pub fn to_gj(self, heat: Decimal) -> Result<Decimal, RuleError> {
         heat.checked_mul(self.in_gj())

@@ -1061,3 +1061,123 @@ fn random_outputs_never_get_past_the_checks() {
     let after = ev.evaluate(&[day("a", false), day("b", false)]);
     after.iter().for_each(assert_billed);
 }
+
+/// Busy processes, three per core, killed when dropped: a machine as loaded as CI's and
+/// reviewers' are (load average 6–10 on two cores).
+struct Hogs(Vec<std::process::Child>);
+
+impl Hogs {
+    fn start() -> Hogs {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Hogs(
+            (0..3 * cores)
+                .map(|_| {
+                    std::process::Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .spawn()
+                        .expect("a busy process")
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The CPU time this thread has used (Linux's schedstat), where the plugin's calls run.
+fn thread_cpu() -> std::time::Duration {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").expect("schedstat");
+    let ns: u64 = s.split_whitespace().next().unwrap().parse().unwrap();
+    std::time::Duration::from_nanos(ns)
+}
+
+/// Limits count the plugin's own CPU time, so their outcome does not depend on what else the
+/// machine runs: an honest rule that needs 40 % of its call's deadline (a wall-clock deadline
+/// failed it whenever other processes held the cores), and the batch budget of a plugin that
+/// loops on everyone, give the same results with every core saturated as on an idle machine.
+#[test]
+fn limits_count_the_plugins_cpu_time_not_the_machines_load() {
+    let engine = Engine::new(hostile_config()).unwrap();
+    let spinning = |spin: u64| {
+        let chain = Chain::new(
+            "hostile-co",
+            [(
+                load(&engine, "hostile"),
+                json!({ "mode": "spin", "spin": spin }),
+            )],
+        )
+        .unwrap();
+        engine.evaluator(Arc::new(chain)).unwrap()
+    };
+    // Calibrated in CPU time: the iterations that take about 40 ms here (the deadline of a call
+    // of three customer-days is 100.6 ms).
+    let probe = 5_000_000;
+    let mut ev = spinning(probe);
+    ev.evaluate(&[day("warm", true)]);
+    let t = thread_cpu();
+    ev.evaluate(&[day("probe", true)]);
+    let took = (thread_cpu() - t).max(std::time::Duration::from_micros(100));
+    let spin = (probe as f64 * 0.040 / took.as_secs_f64()) as u64;
+    let honest = |ev: &mut Evaluator| -> Vec<String> {
+        (0..6)
+            .flat_map(|i| {
+                ev.evaluate(&[
+                    day(&format!("a{i}"), false),
+                    day(&format!("h{i}"), true),
+                    day(&format!("b{i}"), false),
+                ])
+            })
+            .map(|r| match r {
+                Ok(b) => b.total.to_string(),
+                Err(e) => e.to_string(),
+            })
+            .collect()
+    };
+    let looping = |ev: &mut Evaluator| -> (usize, Vec<bool>) {
+        let mut days: Vec<DayInput> = (0..10).map(|i| day(&format!("h{i}"), true)).collect();
+        days.push(day("ok", false));
+        let skipped = ev
+            .evaluate(&days)
+            .iter()
+            .filter(|r| matches!(r, Err(e) if matches!(e.kind, BillErrorKind::Skipped { .. })))
+            .count();
+        let next = ev.evaluate(&[day("a", false), day("h", true), day("b", false)]);
+        (skipped, next.iter().map(|r| r.is_ok()).collect())
+    };
+
+    let idle = (
+        honest(&mut spinning(spin)),
+        looping(&mut evaluator(&engine, "loop")),
+    );
+    let hogs = Hogs::start();
+    let busy = (
+        honest(&mut spinning(spin)),
+        looping(&mut evaluator(&engine, "loop")),
+    );
+    drop(hogs);
+    assert!(
+        idle.0.iter().all(|t| t == "1.00"),
+        "an honest rule at 40 % of its deadline is billed: {:?}",
+        idle.0
+    );
+    assert_eq!(busy.0, idle.0, "the same bills on a saturated machine");
+    assert_eq!(
+        busy.1.1,
+        [true, false, true],
+        "after the looping batch, the next batch's honest customers are billed"
+    );
+    assert!(
+        (busy.1.0 as i64 - idle.1.0 as i64).abs() <= 1 && busy.1.0 >= 7,
+        "the loop's batch budget skips as many customer-days loaded ({}) as idle ({}), within \
+         one (the retries' instantiations sit at the budget's edge)",
+        busy.1.0,
+        idle.1.0
+    );
+}

@@ -541,35 +541,94 @@ async fn hostile_plugin_parks_its_customers(db: TestDb) {
 }
 both!(hostile_plugin_parks_its_customers);
 
-/// A plugin whose bills depend on the other customers of the batch (a skim of 0.01 per earlier
-/// customer-day of the call) is caught by the run's purity sample: the customers re-billed alone
-/// that differ are parked as `invalid-output` ("purity"), not billed wrongly.
-async fn an_impure_plugin_is_caught_by_the_purity_sample(db: TestDb) {
-    let text = "slug = \"p\"\nname = \"P\"\ntime_zone = \"Asia/Harbin\"\n\
-                [[chain]]\neffective_from = \"2025-10-01\"\n\
-                [[chain.entry]]\nplugin = \"hostile\"\nparams = { mode = \"skim\" }\n";
-    let p = apply(&db, text).await;
-    let mut csv = String::from("customer_id,class,building_area\n");
-    for i in 0..300 {
-        csv.push_str(&format!("P{i:03},residential,60\n"));
-    }
-    import_ok(&db, &p, ImportKind::Customers, &csv).await;
-    let r = run(&db, "p", "2025-10-20").await;
-    assert!(r.counts.parked >= 1, "{r}");
-    assert_eq!(r.counts.written + r.counts.parked, 300);
-    assert!(
-        r.parked
+/// Plugins whose bills depend on the other customer-days of their call never change a stored
+/// bill: `mixed-class` bills 1.10 instead of 1.00 whenever a call mixes customer classes (the
+/// review's plugin passed the case-file gate and stored 2,038 of 2,040 lines at 1.10), `skim`
+/// adds 0.01 per earlier customer-day of the call. The run's purity sample catches the first
+/// call, which is billed again alone; the plugin is quarantined for the company, and the date
+/// is billed again with every customer-day alone. Every stored bill is the bill alone: 1.00.
+async fn batch_dependent_plugins_never_change_a_stored_bill(db: TestDb) {
+    for (slug, mode) in [("mixed", "mixed-class"), ("skim", "skim")] {
+        let text = format!(
+            "slug = \"{slug}\"\nname = \"P\"\ntime_zone = \"Asia/Harbin\"\n\
+             [[chain]]\neffective_from = \"2025-10-01\"\n\
+             [[chain.entry]]\nplugin = \"hostile\"\nparams = {{ mode = \"{mode}\" }}\n"
+        );
+        let p = apply(&db, &text).await;
+        let mut csv = String::from("customer_id,class,building_area\n");
+        for i in 0..2_040 {
+            let class = if i % 2 == 0 {
+                "residential"
+            } else {
+                "non-residential"
+            };
+            csv.push_str(&format!("P{i:04},{class},60\n"));
+        }
+        import_ok(&db, &p, ImportKind::Customers, &csv).await;
+        let settings = Settings {
+            run: RunSettings {
+                shard_size: 1_000,
+                workers: Some(2),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let r = run::run(
+            &db.services(),
+            db::engine(),
+            &settings,
+            slug,
+            d("2025-10-20"),
+            |_| {},
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{slug}: {e}"));
+        assert_eq!(r.counts.customers, 2_040, "{slug}: {r:?}");
+        assert_eq!(r.counts.parked, 0, "{slug}: {r:?}");
+        assert_eq!(
+            r.quarantined
+                .iter()
+                .map(|q| (q.plugin.as_str(), q.plugin_version.as_str()))
+                .collect::<Vec<_>>(),
+            [("hostile", "1.0.0")],
+            "{slug}: {r:?}"
+        );
+        assert!(
+            r.warnings.iter().any(|w| w.contains("quarantined")),
+            "{slug}: {:?}",
+            r.warnings
+        );
+        let bills = db.store.bills(p.id, d("2025-10-20")).await.unwrap();
+        assert_eq!(bills.len(), 2_040);
+        let wrong: Vec<_> = bills
             .iter()
-            .all(|x| x.kind == "invalid-output" && x.plugin == "hostile"),
-        "{r}"
-    );
-    assert!(
-        r.parked[0].message.contains("purity: billed in its batch"),
-        "{}",
-        r.parked[0].message
-    );
+            .filter(|b| b.row.status != BillStatus::Billed || b.row.total != dec("1.00"))
+            .map(|b| (b.customer_id.clone(), b.row.total))
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "{slug}: {} stored bills are not the bill alone, e.g. {:?}",
+            wrong.len(),
+            &wrong[..wrong.len().min(5)]
+        );
+        // The quarantine stays: the next run of the date has nothing to do, and is alone too.
+        let q = db.store.quarantined_plugins(p.id).await.unwrap();
+        assert_eq!(q.len(), 1, "{q:?}");
+        assert!(q[0].reason.contains("billed alone, total 1.00"), "{q:?}");
+        let again = run::run(
+            &db.services(),
+            db::engine(),
+            &settings,
+            slug,
+            d("2025-10-20"),
+            |_| {},
+        )
+        .await
+        .unwrap();
+        assert!(again.unchanged_since.is_some(), "{slug}: {again:?}");
+    }
 }
-both!(an_impure_plugin_is_caught_by_the_purity_sample);
+both!(batch_dependent_plugins_never_change_a_stored_bill);
 
 /// The same company and day give byte-identical bills on SQLite and on PostgreSQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

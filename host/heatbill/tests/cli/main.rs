@@ -248,6 +248,8 @@ fn plugin_test_fails_plugins_whose_bills_depend_on_the_batch() {
             "after-n",
             "billed at the end of a full batch of other customer-days",
         ),
+        // The cases are all of one class; the generated customers are of every class.
+        ("mixed-class", "billed among generated customer-days"),
     ] {
         let cases = format!(
             r#"
@@ -277,6 +279,40 @@ expect.lines = [{{ code = "hostile", amount = "1.00" }}]
             "{mode}: {t}"
         );
     }
+}
+
+/// A rule that is fast enough for a case file's few customer-days but too slow per
+/// customer-day for a full batch would park its customers every night (each batch runs out of
+/// time, its retries spend the budgets): `plugin test` bills the cases in a full batch under the
+/// production limits, as the night does, and fails.
+#[test]
+fn plugin_test_fails_a_rule_too_slow_for_a_full_batch() {
+    let cases = r#"
+[[chain]]
+plugin = "hostile"
+params = { mode = "spin", spin = 5000000 }
+[[case]]
+name = "a"
+customer = { date = "2025-11-15", building_area = "61", tags = ["hostile"] }
+expect.lines = [{ code = "hostile", amount = "1.00" }]
+[[case]]
+name = "b"
+customer = { date = "2025-11-15", building_area = "75", tags = ["hostile"] }
+expect.lines = [{ code = "hostile", amount = "1.00" }]
+"#;
+    let (out, _dir) = test_cases(cases, &[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("billed at the end of a full batch of other customer-days")
+            && t.contains("ran out of time")
+            && t.contains("the night would park them"),
+        "{t}"
+    );
+    assert!(
+        !t.contains("the bill depends on the other customer-days"),
+        "running out of time is not reported as impurity: {t}"
+    );
 }
 
 #[test]
