@@ -39,6 +39,9 @@ pub enum Command {
     Serve(commands::serve::ServeArgs),
     /// The customers with the most unpaid principal after the company's latest run.
     Arrears(commands::arrears::ArrearsArgs),
+    /// Check a company's books: open and stale dates, totals against lines, balances carried
+    /// from day to day, the history of re-billed customers (exit 1 when something is wrong).
+    Audit(commands::audit::AuditArgs),
     /// Fill the cache with a company's shards before its nightly run.
     Warm(commands::warm::WarmArgs),
     /// Write, build, check, test and benchmark plugins exactly as production runs them.
@@ -106,6 +109,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Worker(args) => commands::worker::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Arrears(args) => commands::arrears::run(args),
+        Command::Audit(args) => commands::audit::run(args),
         Command::Warm(args) => commands::warm::run(args),
         Command::Plugin(p) => commands::plugin::run(p),
     }

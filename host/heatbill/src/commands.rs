@@ -4,6 +4,7 @@
 //! ([`crate::harness`]).
 
 pub mod arrears;
+pub mod audit;
 pub mod company;
 pub mod demo;
 pub mod import;

@@ -24,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod cache;
 pub mod company;
 pub mod coord;

@@ -518,6 +518,23 @@ pub struct ShardWrite {
     pub stop_in_copy: bool,
 }
 
+/// One customer's superseded versions of a date, summed up ([`Store::history_summary`]).
+///
+/// [`Store::history_summary`]: crate::store::Store::history_summary
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistorySummary {
+    /// The customer.
+    pub customer_id: String,
+    /// How many versions the history keeps.
+    pub versions: i64,
+    /// The lowest version kept.
+    pub lowest: i32,
+    /// The highest version kept.
+    pub highest: i32,
+    /// Versions after the first that do not say why they replaced the one before.
+    pub unexplained: i64,
+}
+
 /// A shard whose lease lapsed while its row stayed locked ([`Store::end_stalled_writers`]).
 ///
 /// [`Store::end_stalled_writers`]: crate::store::Store::end_stalled_writers

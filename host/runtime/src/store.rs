@@ -307,6 +307,22 @@ pub trait Store: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<StoredBill>>;
+    /// The current rows of a date for the customers of `range`, by customer (what the audit
+    /// reads, a shard at a time).
+    async fn bills_in(
+        &self,
+        company_id: i32,
+        date: NaiveDate,
+        range: &ShardRange,
+    ) -> Result<Vec<StoredBill>>;
+    /// The superseded versions of a date for the customers of `range`, summed up per customer
+    /// (how many, the lowest and highest version, how many lack a reason), by customer.
+    async fn history_summary(
+        &self,
+        company_id: i32,
+        date: NaiveDate,
+        range: &ShardRange,
+    ) -> Result<Vec<HistorySummary>>;
     /// One customer's current rows of `from..=to`, by date.
     async fn customer_bills(
         &self,

@@ -578,6 +578,24 @@ async fn full_story(db: TestDb) {
     ok(st, &v, 200);
     assert_eq!(v["date"], "2025-10-21");
 
+    // The books audited: in order; a range past the cap is refused, saying so.
+    let (st, v) = s
+        .get(
+            &format!("/v1/companies/{slug}/audit?from=2025-10-20&to=2025-10-21"),
+            &c.reader,
+        )
+        .await;
+    ok(st, &v, 200);
+    assert_eq!(v["ok"], true, "{v:#}");
+    assert_eq!(v["dates"], 2, "{v:#}");
+    let (st, v) = s
+        .get(
+            &format!("/v1/companies/{slug}/audit?from=2025-10-01&to=2025-12-01"),
+            &c.reader,
+        )
+        .await;
+    error(st, &v, 400, "an audit covers 1 to 31 dates");
+
     // Runs listed, newest first; plugins and chains readable by every role.
     let (_, v) = s
         .get(&format!("/v1/companies/{slug}/runs"), &c.reader)
@@ -622,7 +640,8 @@ async fn full_story(db: TestDb) {
         "{metrics}"
     );
     assert!(
-        metrics.contains("heatbill_http_requests_total{class=\"4xx\"} 1"),
+        // (the 4xx: a bad request earlier in the story, and the audit's range past its cap)
+        metrics.contains("heatbill_http_requests_total{class=\"4xx\"} 2"),
         "{metrics}"
     );
     let (st, _) = s.call(reqwest::Method::GET, "/docs", None, None).await;
@@ -824,6 +843,7 @@ async fn tenant_isolation(db: TestDb) {
             Some(json!({"customer": "W1", "date": "2025-10-20"})),
         ),
         (M::GET, "/v1/companies/harbin/arrears".into(), None),
+        (M::GET, "/v1/companies/harbin/audit".into(), None),
     ];
     for (method, path, body) in &endpoints {
         // No token: 401.

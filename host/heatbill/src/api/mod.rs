@@ -18,6 +18,7 @@
 //! every running run like `heatbill worker` (so a run triggered on one host is shared by every
 //! host that serves), and one host at a time (the lease holder) runs the nightly scheduler.
 
+pub mod audit;
 pub mod auth;
 pub mod bills;
 pub mod companies;
@@ -147,7 +148,7 @@ impl AppState {
         data::import,
         runs::trigger, runs::list, runs::read, runs::events, runs::cancel,
         bills::by_date, bills::export, bills::by_customer, bills::history, bills::by_run,
-        bills::dry_run, bills::arrears,
+        bills::dry_run, bills::arrears, audit::read,
     ),
     tags(
         (name = "operations", description = "Health, readiness and metrics"),
@@ -169,7 +170,8 @@ pub fn router(app: App) -> Router {
         .merge(plugins::routes())
         .merge(data::routes())
         .merge(runs::routes())
-        .merge(bills::routes());
+        .merge(bills::routes())
+        .merge(audit::routes());
     Router::new()
         .merge(ops::routes())
         .nest("/v1", v1)

@@ -408,12 +408,41 @@ fn a_date_waits_for_a_rerun_of_the_previous_day() {
 
     let r15 = report(&run_date(&db, "2026-01-15", path), "2026-01-15");
     assert_eq!(r15["counts"]["customers"], 300, "{r15}");
+    // 01-16 was billed from 01-15's earlier run: the audit lists it to be run again.
+    let audit = |path: &Path| {
+        heatbill(
+            &[
+                "audit",
+                "--company",
+                demo::COMPANY,
+                "--from",
+                "2026-01-15",
+                "--to",
+                "2026-01-16",
+                "--json",
+                "--database",
+                &db,
+            ],
+            path,
+        )
+    };
+    let stale = audit(path);
+    assert_eq!(stale.status.code(), Some(1), "{}", text(&stale));
+    let found: Value = serde_json::from_slice(&stale.stdout).unwrap();
+    assert_eq!(
+        found["stale_dates"],
+        serde_json::json!(["2026-01-16"]),
+        "{found}"
+    );
+    assert_eq!(found["problems"][0]["kind"], "stale-date", "{found}");
     let r16 = report(&run_date(&db, "2026-01-16", path), "2026-01-16");
     assert!(r16["unchanged_since"].is_null(), "{r16}");
     assert!(
         r16["counts"]["revised"].as_u64().unwrap() > 0,
         "the customers whose 01-15 balance changed get new 01-16 bills: {r16}"
     );
+    let clean = audit(path);
+    assert!(clean.status.success(), "{}", text(&clean));
     // Each 01-16 bill starts from its 01-15 bill.
     rt.block_on(async {
         let s = store::open(&db, 2, 30).await.unwrap();

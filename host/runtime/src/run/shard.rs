@@ -150,7 +150,7 @@ pub struct Found<'a> {
 
 /// Cursors over a shard's sorted lists: each moves forward only, so finding everything about
 /// every customer of a part costs one pass over each list.
-struct Cursors<'a> {
+pub(crate) struct Cursors<'a> {
     data: &'a ShardData,
     at: [usize; 6],
 }
@@ -163,7 +163,7 @@ fn seek<T>(v: &[T], at: &mut usize, id: &str, key: impl Fn(&T) -> &str) -> Optio
 }
 
 impl<'a> Cursors<'a> {
-    fn new(data: &'a ShardData, first: Option<&str>) -> Cursors<'a> {
+    pub(crate) fn new(data: &'a ShardData, first: Option<&str>) -> Cursors<'a> {
         let Some(id) = first else {
             return Cursors { data, at: [0; 6] };
         };
@@ -184,7 +184,7 @@ impl<'a> Cursors<'a> {
         }
     }
 
-    fn find(&mut self, id: &str) -> Found<'a> {
+    pub(crate) fn find(&mut self, id: &str) -> Found<'a> {
         let d = self.data;
         let [p, o, pay, r, t, e] = &mut self.at;
         let previous = seek(&d.previous, p, id, |x| &x.customer_id).map(|i| &d.previous[i]);

@@ -1418,6 +1418,58 @@ impl Store for PgStore {
         self.stored_bills(rows).await
     }
 
+    async fn bills_in(
+        &self,
+        company_id: i32,
+        date: NaiveDate,
+        range: &ShardRange,
+    ) -> Result<Vec<StoredBill>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {BILL_READ} FROM bills WHERE company_id = $1 AND bill_date = $2
+               AND customer_id >= $3 AND ($4::text IS NULL OR customer_id < $4)
+             ORDER BY customer_id"
+        )))
+        .bind(company_id)
+        .bind(date)
+        .bind(&range.first)
+        .bind(&range.end)
+        .fetch_all(&self.pool)
+        .await?;
+        self.stored_bills(rows).await
+    }
+
+    async fn history_summary(
+        &self,
+        company_id: i32,
+        date: NaiveDate,
+        range: &ShardRange,
+    ) -> Result<Vec<HistorySummary>> {
+        sqlx::query(
+            "SELECT customer_id, count(*) AS n, min(version) AS lo, max(version) AS hi,
+                    sum(CASE WHEN version > 1 AND reason IS NULL THEN 1 ELSE 0 END) AS unexplained
+             FROM bill_history WHERE company_id = $1 AND bill_date = $2
+               AND customer_id >= $3 AND ($4::text IS NULL OR customer_id < $4)
+             GROUP BY customer_id ORDER BY customer_id",
+        )
+        .bind(company_id)
+        .bind(date)
+        .bind(&range.first)
+        .bind(&range.end)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(HistorySummary {
+                customer_id: r.try_get("customer_id")?,
+                versions: r.try_get("n")?,
+                lowest: r.try_get("lo")?,
+                highest: r.try_get("hi")?,
+                unexplained: r.try_get("unexplained")?,
+            })
+        })
+        .collect()
+    }
+
     async fn customer_bills(
         &self,
         company_id: i32,
