@@ -9,6 +9,7 @@
 mod kits;
 mod reliability;
 mod runtime;
+mod soak;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
