@@ -593,7 +593,7 @@ pub async fn open(
             .report
             .as_ref()
             .and_then(|r| serde_json::from_value::<RunReport>(r.clone()).ok())
-        && before.counts.parked == 0
+        && parked_for_good(&before)
     {
         let report = record_unchanged(services, p, last, &before, started).await;
         if let Some(lock) = lock {
@@ -767,6 +767,29 @@ async fn complete_once(
     .await
 }
 
+/// Whether a completed run's parked customers, if any, would be parked again by a run on the
+/// same inputs: their rules refused them (a rule error, an invalid output, no chain), which pure
+/// plugins do again on the same inputs. A trap, a customer-day skipped when a time budget was
+/// spent, or data that changed while the run read it may go otherwise: those are billed again.
+/// So a new request for a date whose inputs did not change costs nothing, even with a customer
+/// parked for a missing reading.
+fn parked_for_good(report: &RunReport) -> bool {
+    report.counts.parked == 0
+        || (!report.parked_by.is_empty()
+            && report.parked_by.iter().map(|g| g.count).sum::<u64>() == report.counts.parked
+            && report.parked_by.iter().all(|g| {
+                matches!(
+                    g.kind.as_str(),
+                    "bad-params"
+                        | "missing-input"
+                        | "invalid-input"
+                        | "unsupported"
+                        | "invalid-output"
+                        | "no-chain"
+                )
+            }))
+}
+
 /// Records a re-run that has nothing to compute.
 async fn record_unchanged(
     services: &Services,
@@ -777,7 +800,8 @@ async fn record_unchanged(
 ) -> Result<RunReport, RunError> {
     let counts = ShardCounts {
         customers: before.counts.customers,
-        unchanged: before.counts.customers,
+        unchanged: before.counts.customers - before.counts.parked,
+        parked: before.counts.parked,
         ..Default::default()
     };
     let mut report = RunReport {
@@ -806,10 +830,22 @@ async fn record_unchanged(
         warnings: vec![format!(
             "nothing changed since run {} (attempt {}): the same data version, chain version and \
              previous day; no customer was read (heatbill run --verify compares every \
-             customer's inputs anyway)",
-            last.id, last.attempt
+             customer's inputs anyway){}",
+            last.id,
+            last.attempt,
+            if before.counts.parked > 0 {
+                format!(
+                    "; its {} parked customer(s) stay parked: their rules refused them, and \
+                     would again on the same inputs (fix the cause, then run the date again)",
+                    before.counts.parked
+                )
+            } else {
+                String::new()
+            }
         )],
     };
+    report.parked = before.parked.clone();
+    report.parked_by = before.parked_by.clone();
     report.seconds = started.elapsed().as_secs_f64();
     let record = services
         .store

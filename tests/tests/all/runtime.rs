@@ -915,3 +915,55 @@ async fn the_audit_finds_what_was_changed_by_hand(db: TestDb) {
     assert_eq!(found.problems_found, 4, "{found}");
 }
 both!(the_audit_finds_what_was_changed_by_hand);
+
+/// A request for a date whose inputs did not change costs nothing, even when the last run
+/// parked a customer whose rule refused it (a metered customer without a reading: the same
+/// inputs would park it again); a customer parked by a trap is billed again, since that may go
+/// otherwise.
+async fn an_unchanged_date_with_refused_customers_is_not_billed_again(db: TestDb) {
+    let b = apply(&db, BEIJING).await;
+    import_ok(
+        &db,
+        &b,
+        ImportKind::Customers,
+        "customer_id,class,metered,building_area\nM1,residential,true,80\nA1,residential,false,80\n\
+         A2,residential,false,90\n",
+    )
+    .await;
+    let first = run(&db, "beijing", "2025-11-15").await;
+    assert_eq!(
+        (first.counts.written, first.counts.parked),
+        (2, 1),
+        "{first:?}"
+    );
+    assert_eq!(first.parked_by[0].kind, "missing-input");
+    let again = run(&db, "beijing", "2025-11-15").await;
+    assert_eq!(again.unchanged_since, Some(first.run_id), "{again:?}");
+    assert_eq!(
+        (again.counts.unchanged, again.counts.parked),
+        (2, 1),
+        "{again:?}"
+    );
+    assert_eq!(again.parked[0].customer_id, "M1");
+
+    let text = "slug = \"t\"\nname = \"T\"\ntime_zone = \"Asia/Harbin\"\n\
+                [[chain]]\neffective_from = \"2025-10-01\"\n\
+                [[chain.entry]]\nplugin = \"hostile\"\nparams = { mode = \"panic\" }\n";
+    let t = apply(&db, text).await;
+    import_ok(
+        &db,
+        &t,
+        ImportKind::Customers,
+        "customer_id,class,building_area,tags\nT1,residential,60,hostile\nT2,residential,60,\n",
+    )
+    .await;
+    let first = run(&db, "t", "2025-10-20").await;
+    assert_eq!(first.counts.parked, 1);
+    let again = run(&db, "t", "2025-10-20").await;
+    assert_eq!(
+        again.unchanged_since, None,
+        "a trap is tried again: {again:?}"
+    );
+    assert_eq!(again.counts.parked, 1);
+}
+both!(an_unchanged_date_with_refused_customers_is_not_billed_again);
