@@ -117,15 +117,16 @@ async fn diagnosis(db: &str) -> String {
     let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(db).await else {
         return "(the database is not reachable)".into();
     };
-    let shards: Vec<(i64, i32, String, i64, Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT run_id, shard_no, state, token, claimed_by, lease_until::text FROM run_shards
-         WHERE state <> 'done' ORDER BY run_id, shard_no",
+    let shards: Vec<String> = sqlx::query_scalar(
+        "SELECT concat_ws(' ', 'run', run_id, 'shard', shard_no, state, 'token', token,
+                          'claimed by', claimed_by, 'until', lease_until)
+         FROM run_shards WHERE state <> 'done' ORDER BY run_id, shard_no",
     )
     .fetch_all(&mut conn)
     .await
     .unwrap_or_default();
-    let sessions: Vec<(i32, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT pid, application_name, state, wait_event FROM pg_stat_activity
+    let sessions: Vec<String> = sqlx::query_scalar(
+        "SELECT concat_ws(' ', pid, application_name, state, wait_event) FROM pg_stat_activity
          WHERE datname = current_database() AND pid <> pg_backend_pid()",
     )
     .fetch_all(&mut conn)
@@ -134,9 +135,12 @@ async fn diagnosis(db: &str) -> String {
     format!("pending shards: {shards:?}\nsessions: {sessions:?}")
 }
 
-/// The current bills of a date: (customer, total, lines as stored, paid before, arrears), by
-/// customer (what two databases billed alike agree on, whatever their runs' ids and versions).
-async fn bills_of(db: &str, date: &str) -> Vec<(String, String, String, String, String)> {
+/// A bill as compared: (customer, total, lines as stored, paid before, arrears).
+type Compared = (String, String, String, String, String);
+
+/// The current bills of a date, by customer (what two databases billed alike agree on,
+/// whatever their runs' ids and versions).
+async fn bills_of(db: &str, date: &str) -> Vec<Compared> {
     let s = store::open(db, 2, 30).await.unwrap();
     let company = s.company(demo::COMPANY).await.unwrap();
     s.bills(company.id, date.parse().unwrap())
