@@ -460,7 +460,8 @@ pub async fn prepare(
 /// (imports, company and chain changes); the previous day's rows change only through a run of
 /// that day, and only a completed run of it counts (an attempt still going, or cut off, has not
 /// replaced its bills yet); plugins are pure. So a run whose stamp equals the date's last
-/// completed run's, which parked no one, would find every digest unchanged.
+/// completed run's would find every digest unchanged, and every customer that run parked for a
+/// rule's refusal parked again ([`parked_for_good`]).
 fn stamp_of(
     company: &Company,
     version: &ChainVersion,
