@@ -201,7 +201,11 @@ impl fmt::Display for CheckReport {
             Some(e) => writeln!(f, "ERR {}", safe(&e.to_string()))?,
         }
         if self.needs.is_none() && !self.tried.is_empty() {
-            let tried: Vec<String> = self.tried.iter().map(|p| format!("`{}`", safe(p))).collect();
+            let tried: Vec<String> = self
+                .tried
+                .iter()
+                .map(|p| format!("`{}`", safe(p)))
+                .collect();
             writeln!(
                 f,
                 "    tried     the profile{} {}: refused under {} too",

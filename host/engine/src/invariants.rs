@@ -301,7 +301,10 @@ mod tests {
     #[test]
     fn the_quantity_bound_is_exact_at_every_scale() {
         assert!(within_magnitude((MAX_LINE_QUANTITY, 0), MAX_LINE_QUANTITY));
-        assert!(!within_magnitude((MAX_LINE_QUANTITY + 1, 0), MAX_LINE_QUANTITY));
+        assert!(!within_magnitude(
+            (MAX_LINE_QUANTITY + 1, 0),
+            MAX_LINE_QUANTITY
+        ));
         assert!(within_magnitude((-MAX_LINE_QUANTITY, 0), MAX_LINE_QUANTITY));
         // 100000000000.0000001 (scale 7) is over; i64's extremes at scale 18 are ±9.22.
         assert!(!within_magnitude(

@@ -298,9 +298,7 @@ impl Components {
         let mut out = Components::default();
         let cap = max_component_bytes(engine);
         for f in files {
-            let bytes =
-                read_regular_file(f, cap, "a component")
-                    .map_err(CompanyError::Invalid)?;
+            let bytes = read_regular_file(f, cap, "a component").map_err(CompanyError::Invalid)?;
             match engine.load(&bytes) {
                 Ok(p) => {
                     let name = p.info().name.clone();

@@ -1113,7 +1113,9 @@ mod case_files {
     /// is refused the same way, by its count.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_case_file_over_millennia_is_refused_before_it_is_billed() {
-        if in_own_process("hostile::case_files::a_case_file_over_millennia_is_refused_before_it_is_billed") {
+        if in_own_process(
+            "hostile::case_files::a_case_file_over_millennia_is_refused_before_it_is_billed",
+        ) {
             return;
         }
         let db = TestDb::sqlite().await;

@@ -302,8 +302,7 @@ mod json_bounds {
     /// is, nothing is imported, and the server's peak memory does not follow the record.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_huge_json_record_is_refused_before_it_is_held() {
-        if in_own_process("import::json_bounds::a_huge_json_record_is_refused_before_it_is_held")
-        {
+        if in_own_process("import::json_bounds::a_huge_json_record_is_refused_before_it_is_held") {
             return;
         }
         let db = TestDb::sqlite().await;
@@ -438,11 +437,12 @@ mod json_bounds {
         let chunk: &'static str = Box::leak(RECORD.repeat(1_000).into_boxed_str());
         let sent = Arc::new(AtomicU64::new(0));
         let counter = sent.clone();
-        let body = futures::stream::iter(std::iter::once("[").chain(std::iter::repeat(chunk)))
-            .map(move |c| {
+        let body = futures::stream::iter(std::iter::once("[").chain(std::iter::repeat(chunk))).map(
+            move |c| {
                 counter.fetch_add(c.len() as u64, Ordering::Relaxed);
                 Ok::<&'static str, std::io::Error>(c)
-            });
+            },
+        );
         let request = s
             .req(
                 reqwest::Method::POST,

@@ -351,7 +351,11 @@ fn plugin_build_runs_heatbills_own_build_script() {
             work.path(),
         );
         assert!(out.status.success(), "{kit}: {}", text(&out));
-        let script = if kit == "python" { "build.py" } else { "build.mjs" };
+        let script = if kit == "python" {
+            "build.py"
+        } else {
+            "build.mjs"
+        };
         let vendored = dir.join("vendor/heatbill-kit");
         let marker = work.path().join("the plugin's script ran");
         std::fs::write(

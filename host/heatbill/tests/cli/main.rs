@@ -37,21 +37,16 @@ pub fn heatbill(args: &[&str], cache: &Path) -> Output {
 
 /// Runs the binary like [`heatbill`], and returns with its output its peak resident set in
 /// bytes, as the kernel counted it for that process (`wait4`'s `ru_maxrss`: its own, not this
-/// test process's). The wait is bounded: after `limit`, the binary is killed and the test fails.
-pub fn heatbill_peak(args: &[&str], cache: &Path, limit: std::time::Duration) -> (Output, u64) {
-    heatbill_bounded(args, cache, limit, None)
-}
-
-/// [`heatbill_peak`], with the binary's data segment limited to `data` bytes (`RLIMIT_DATA`, a
-/// soft limit): a binary that would read without bound fails its allocation there instead of
-/// taking the machine's memory with it.
+/// test process's). The wait is bounded: after `limit`, the binary is killed and the test fails;
+/// so is it, with a watchdog on its resident memory, past `max_rss` bytes, so that a binary that
+/// would read without bound fails the test instead of taking the machine's memory with it.
 pub fn heatbill_bounded(
     args: &[&str],
     cache: &Path,
     limit: std::time::Duration,
-    data: Option<u64>,
+    max_rss: Option<u64>,
 ) -> (Output, u64) {
-    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::os::unix::process::ExitStatusExt;
     let out = tempfile::NamedTempFile::new().unwrap();
     let err = tempfile::NamedTempFile::new().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_heatbill"));
@@ -60,23 +55,6 @@ pub fn heatbill_bounded(
         .current_dir(repo())
         .stdout(out.reopen().unwrap())
         .stderr(err.reopen().unwrap());
-    if let Some(bytes) = data {
-        // SAFETY: between fork and exec, `setrlimit` only (async-signal-safe), on a struct on
-        // the stack; no allocation, no lock.
-        #[allow(unsafe_code)]
-        unsafe {
-            cmd.pre_exec(move || {
-                let l = libc::rlimit {
-                    rlim_cur: bytes as libc::rlim_t,
-                    rlim_max: libc::RLIM_INFINITY,
-                };
-                if libc::setrlimit(libc::RLIMIT_DATA, &l) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
     let child = cmd.spawn().expect("run heatbill");
     let pid = child.id() as libc::pid_t;
     let deadline = std::time::Instant::now() + limit;
@@ -94,7 +72,16 @@ pub fn heatbill_bounded(
         if reaped == pid {
             break (status, usage);
         }
-        if std::time::Instant::now() > deadline {
+        let resident = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .map_or(0, |kib| kib * 1024);
+        let over = max_rss.is_some_and(|m| resident > m);
+        if over || std::time::Instant::now() > deadline {
             // SAFETY: plain syscalls on the child this function spawned and has not reaped.
             #[allow(unsafe_code)]
             unsafe {
@@ -102,7 +89,12 @@ pub fn heatbill_bounded(
                 libc::waitpid(pid, &mut status, 0);
             }
             panic!(
-                "heatbill {args:?} did not finish in {limit:?}; killed. Its output:\n{}{}",
+                "heatbill {args:?} {}; killed. Its output:\n{}{}",
+                if over {
+                    format!("took more than {} MiB", max_rss.unwrap_or(0) >> 20)
+                } else {
+                    format!("did not finish in {limit:?}")
+                },
                 std::fs::read_to_string(out.path()).unwrap_or_default(),
                 std::fs::read_to_string(err.path()).unwrap_or_default()
             );
@@ -702,14 +694,20 @@ fn a_case_file_over_millennia_is_refused_before_it_is_billed() {
     let case = "[[case]]\nname = \"c\"\ncustomer.date = \"2026-01-15\"\nexpect.days = 0\n";
     std::fs::write(
         &many,
-        format!("[[chain]]\nplugin = \"area-tariff\"\n{}", case.repeat(20_000)),
+        format!(
+            "[[chain]]\nplugin = \"area-tariff\"\n{}",
+            case.repeat(20_000)
+        ),
     )
     .unwrap();
     for (file, says) in [
-        (&forever, "the cases bill 3652059 customer-days; a case file bills at most 100000"),
+        (
+            &forever,
+            "the cases bill 3652059 customer-days; a case file bills at most 100000",
+        ),
         (&many, "a case file is at most 1048576 bytes"),
     ] {
-        let (out, peak) = heatbill_peak(
+        let (out, peak) = heatbill_bounded(
             &[
                 "plugin",
                 "test",
@@ -720,6 +718,7 @@ fn a_case_file_over_millennia_is_refused_before_it_is_billed() {
             ],
             dir.path(),
             std::time::Duration::from_secs(300),
+            Some(1 << 30),
         );
         let t = text(&out);
         assert_eq!(out.status.code(), Some(2), "{t}");
@@ -730,7 +729,11 @@ fn a_case_file_over_millennia_is_refused_before_it_is_billed() {
             peak >> 20,
             file.display()
         );
-        eprintln!("{}: refused; peak resident set {} MiB", file.display(), peak >> 20);
+        eprintln!(
+            "{}: refused; peak resident set {} MiB",
+            file.display(),
+            peak >> 20
+        );
     }
 }
 
@@ -762,9 +765,21 @@ fn company_apply_reads_regular_component_files_only() {
         .set_len((32 << 20) + 1)
         .unwrap();
     for (name, target, says) in [
-        ("zero", Path::new("/dev/zero"), "is a device, FIFO or socket, not a regular file"),
-        ("fifo", fifo.as_path(), "is a device, FIFO or socket, not a regular file"),
-        ("big", big.as_path(), "is 33554433 bytes; a component is at most 33554432 bytes, so it was not read"),
+        (
+            "zero",
+            Path::new("/dev/zero"),
+            "is a device, FIFO or socket, not a regular file",
+        ),
+        (
+            "fifo",
+            fifo.as_path(),
+            "is a device, FIFO or socket, not a regular file",
+        ),
+        (
+            "big",
+            big.as_path(),
+            "is 33554433 bytes; a component is at most 33554432 bytes, so it was not read",
+        ),
     ] {
         let plugins = dir.path().join(format!("plugins-{name}"));
         std::fs::create_dir(&plugins).unwrap();
@@ -791,13 +806,23 @@ fn company_apply_reads_regular_component_files_only() {
         );
         let t = text(&out);
         assert_eq!(out.status.code(), Some(2), "{name}: {t}");
-        assert!(t.contains(&format!("{} {says}", evil.display())), "{name}: {t}");
-        assert!(peak < 256 << 20, "{name}: company apply peaked at {} MiB", peak >> 20);
+        assert!(
+            t.contains(&format!("{} {says}", evil.display())),
+            "{name}: {t}"
+        );
+        assert!(
+            peak < 256 << 20,
+            "{name}: company apply peaked at {} MiB",
+            peak >> 20
+        );
     }
     // Nothing was applied; with the honest component alone, the company is.
     let plugins = dir.path().join("plugins-zero");
     std::fs::remove_file(plugins.join("evil.wasm")).unwrap();
-    let out = heatbill(&["company", "show", "harbin", "--database", &db], dir.path());
+    let out = heatbill(
+        &["company", "show", "harbin", "--database", &db],
+        dir.path(),
+    );
     assert!(!out.status.success(), "{}", text(&out));
     let out = heatbill(
         &[
@@ -844,7 +869,10 @@ fn plugin_check_retries_only_what_a_profile_lifts_and_says_so() {
         t.contains("no larger profile is tried after a compile that runs out of time or memory"),
         "{t}"
     );
-    assert!(!t.contains("trying the profile") && !t.contains("needs     the profile"), "{t}");
+    assert!(
+        !t.contains("trying the profile") && !t.contains("needs     the profile"),
+        "{t}"
+    );
 
     // Over the standard size cap: the interpreted profile lifts that, and is tried, saying so.
     let small = dir.path().join("small.toml");
@@ -864,8 +892,10 @@ fn plugin_check_retries_only_what_a_profile_lifts_and_says_so() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("refused under the profile `standard` (the component is")
-            && stderr.contains("trying the profile `interpreted` (components up to 33554432 \
-                                bytes; compiling takes at most 120 s and 2048 MiB)"),
+            && stderr.contains(
+                "trying the profile `interpreted` (components up to 33554432 \
+                                bytes; compiling takes at most 120 s and 2048 MiB)"
+            ),
         "{t}"
     );
     assert!(t.contains("needs     the profile `interpreted`"), "{t}");
