@@ -55,6 +55,8 @@ pub fn heatbill_bounded(
         .current_dir(repo())
         .stdout(out.reopen().unwrap())
         .stderr(err.reopen().unwrap());
+    // Reaped below by `wait4` (which also gives its resource usage), not `Child::wait`.
+    #[allow(clippy::zombie_processes)]
     let child = cmd.spawn().expect("run heatbill");
     let pid = child.id() as libc::pid_t;
     let deadline = std::time::Instant::now() + limit;
