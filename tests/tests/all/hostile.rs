@@ -1191,12 +1191,12 @@ mod case_files {
             let before = memory::resident();
             let (st, v) = put(name, body).await;
             let grew = memory::peak().saturating_sub(before);
-            error(st, &v, 422, says);
             assert!(
                 grew < 32 << 20,
-                "{name} took the server's peak memory up {} MiB",
+                "{name} took the server's peak memory up {} MiB ({st}: {v})",
                 memory::mib(grew)
             );
+            error(st, &v, 422, says);
             eprintln!(
                 "{name}: refused, the peak resident set grew {} MiB",
                 memory::mib(grew)

@@ -346,12 +346,12 @@ mod json_bounds {
             let before = memory::resident();
             let (st, v) = import(&s, &token, content_type, body).await;
             let grew = memory::peak().saturating_sub(before);
-            error(st, &v, 422, says);
             assert!(
                 grew < 40 << 20,
-                "{what} of 100 MiB took the server's peak memory up {} MiB",
+                "{what} of 100 MiB took the server's peak memory up {} MiB ({st}: {v})",
                 memory::mib(grew)
             );
+            error(st, &v, 422, says);
             eprintln!(
                 "{what} of 100 MiB: refused, the peak resident set grew {} MiB",
                 memory::mib(grew)
