@@ -1,14 +1,45 @@
 //! The case-file model: a rule chain with its parameters, and the customer-days to run through
 //! it with what they must produce. The format is documented in `docs/case-format.md`; every
 //! table denies unknown keys, so a typo fails loudly instead of silently testing nothing.
+//!
+//! A case file is input from whoever wrote it (an integrator's upload, a repository someone
+//! cloned), so every bound is checked before anything is allocated for it: the file's size
+//! before it is read or parsed ([`MAX_FILE_BYTES`]), and the customer-days its cases bill, and
+//! the memory they take, from the dates and the customers alone, before a single customer-day
+//! is made ([`MAX_CUSTOMER_DAYS`], [`MAX_INPUT_BYTES`]).
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Deserialize;
+
+/// The largest case file read, in bytes: 1 MiB (1,048,576). The reference files are a few KiB; a
+/// file over it is refused before it is read whole or parsed.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// The most customer-days one case file may bill: 100,000 (a whole year for 270 cases; the
+/// reference files bill a few hundred). Counted from the cases' dates, before any is made: a
+/// range of `0001-01-01..9999-12-31` is refused, not walked.
+pub const MAX_CUSTOMER_DAYS: u64 = 100_000;
+
+/// The most memory a case file's customer-days may take as a runner holds them, in bytes: 64
+/// MiB (67,108,864). Each customer-day copies its customer, so a customer with many tags or
+/// attributes costs as much on every day of its range: a case counts its days times
+/// [`CustomerSpec::footprint`]. An ordinary customer is about 400 bytes, so
+/// [`MAX_CUSTOMER_DAYS`] binds first; a customer carrying 100 KiB of tags may span a few hundred
+/// days.
+pub const MAX_INPUT_BYTES: u64 = 64 << 20;
+
+/// The most chain entries a case file may have: 64.
+pub const MAX_CHAIN_ENTRIES: usize = 64;
+
+/// The most `[[chain.from]]` parameter versions a case file may have, all entries together:
+/// 1,000. Each is one more chain version to build and configure.
+pub const MAX_PARAMS_VERSIONS: usize = 1_000;
 
 /// A parsed case file.
 #[derive(Debug, Clone, Deserialize)]
@@ -88,7 +119,19 @@ pub struct Case {
 }
 
 impl Case {
-    /// The bill dates of the case, in order: the range's days, or the customer's one date.
+    /// How many customer-days the case bills: the days of its range, or its one date (0 without
+    /// either), counted without making them.
+    pub fn day_count(&self) -> u64 {
+        match (&self.dates, self.customer.date) {
+            (Some(r), _) => r.len(),
+            (None, Some(_)) => 1,
+            (None, None) => 0,
+        }
+    }
+
+    /// The bill dates of the case, in order: the range's days, or the customer's one date. A
+    /// file read by [`CaseFile::load`] or [`CaseFile::parse`] has at most [`MAX_CUSTOMER_DAYS`]
+    /// of them in all.
     pub fn dates(&self) -> Vec<NaiveDate> {
         match (&self.dates, self.customer.date) {
             (Some(r), _) => r.days().collect(),
@@ -109,6 +152,16 @@ pub struct DateRange {
 }
 
 impl DateRange {
+    /// How many dates the range has (0 when `to` is before `from`), counted, not walked.
+    pub fn len(&self) -> u64 {
+        u64::try_from((self.to - self.from).num_days() + 1).unwrap_or(0)
+    }
+
+    /// Whether the range has no date (`to` before `from`).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Every date of the range, in order.
     pub fn days(&self) -> impl Iterator<Item = NaiveDate> + '_ {
         self.from.iter_days().take_while(move |d| *d <= self.to)
@@ -166,6 +219,23 @@ impl Default for CustomerSpec {
 }
 
 impl CustomerSpec {
+    /// About how many bytes one customer-day of this customer takes as a runner holds it: a
+    /// fixed 256 for the numbers and flags, and for each text (id, class, special class,
+    /// status, every tag, every attribute's key and value) its length and 32 of bookkeeping.
+    /// The measure of [`MAX_INPUT_BYTES`].
+    pub fn footprint(&self) -> u64 {
+        let text = |s: &str| 32 + s.len() as u64;
+        let mut n = 256 + text(&self.id) + text(&self.class) + text(&self.status);
+        n += self.special_class.as_deref().map_or(0, text);
+        n += self.tags.iter().map(|t| text(t)).sum::<u64>();
+        n += self
+            .attributes
+            .iter()
+            .map(|(k, v)| text(k) + text(v))
+            .sum::<u64>();
+        n
+    }
+
     /// The heat reading in GJ, as the plugins see it: as written when read in GJ, else
     /// converted exactly and normalised. `None` without a reading (a reading that does not fit
     /// in GJ is refused when the file is read).
@@ -250,9 +320,11 @@ pub struct ExpectTotals {
 }
 
 impl CaseFile {
-    /// Reads and checks a case file. Errors name the file, and TOML errors the line.
+    /// Reads and checks a case file. Errors name the file, and TOML errors the line. At most
+    /// [`MAX_FILE_BYTES`] are read: a larger file (or a device that never ends) is refused
+    /// without being read whole.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
+        let text = read_capped(path)
             .with_context(|| format!("cannot read case file {}", path.display()))?;
         let mut file: CaseFile = toml::from_str(&text)
             .with_context(|| format!("case file {} is not valid", path.display()))?;
@@ -262,14 +334,39 @@ impl CaseFile {
         Ok(file)
     }
 
-    /// Reads and checks a case file's text, named `name` (an upload's case file).
+    /// Reads and checks a case file's text, named `name` (an upload's case file). A text over
+    /// [`MAX_FILE_BYTES`] is refused before it is parsed.
     pub fn parse(text: &str, name: &str) -> Result<Self> {
+        if text.len() as u64 > MAX_FILE_BYTES {
+            bail!(
+                "case file {name} is {} bytes; a case file is at most {MAX_FILE_BYTES} bytes \
+                 (split its cases over several files)",
+                text.len()
+            );
+        }
         let mut file: CaseFile =
             toml::from_str(text).with_context(|| format!("case file {name} is not valid"))?;
         file.path = PathBuf::from(name);
         file.check()
             .with_context(|| format!("case file {name} is not valid"))?;
         Ok(file)
+    }
+
+    /// How many customer-days the file's cases bill, counted from their dates without making
+    /// them (at most [`MAX_CUSTOMER_DAYS`] in a file that was read and checked).
+    pub fn customer_days(&self) -> u64 {
+        self.cases
+            .iter()
+            .fold(0u64, |n, c| n.saturating_add(c.day_count()))
+    }
+
+    /// About how many bytes the file's customer-days take as a runner holds them (at most
+    /// [`MAX_INPUT_BYTES`] in a file that was read and checked): see
+    /// [`CustomerSpec::footprint`].
+    pub fn input_bytes(&self) -> u64 {
+        self.cases.iter().fold(0u64, |n, c| {
+            n.saturating_add(c.day_count().saturating_mul(c.customer.footprint()))
+        })
     }
 
     /// The company name for error messages.
@@ -307,6 +404,19 @@ impl CaseFile {
     fn check(&self) -> Result<()> {
         if self.chain.is_empty() {
             bail!("the chain is empty: add at least one [[chain]] entry with a `plugin`");
+        }
+        if self.chain.len() > MAX_CHAIN_ENTRIES {
+            bail!(
+                "the chain has {} entries; a case file's chain has at most {MAX_CHAIN_ENTRIES}",
+                self.chain.len()
+            );
+        }
+        let versions: usize = self.chain.iter().map(|e| e.from.len()).sum();
+        if versions > MAX_PARAMS_VERSIONS {
+            bail!(
+                "the chain has {versions} [[chain.from]] parameter versions; a case file has at \
+                 most {MAX_PARAMS_VERSIONS}"
+            );
         }
         for e in &self.chain {
             for w in e.from.windows(2) {
@@ -427,8 +537,68 @@ impl CaseFile {
                 );
             }
         }
+        self.check_size()
+    }
+
+    /// The bounds of what running the file costs, from the dates and customers alone.
+    fn check_size(&self) -> Result<()> {
+        let days = self.customer_days();
+        if days > MAX_CUSTOMER_DAYS {
+            let widest = self
+                .cases
+                .iter()
+                .max_by_key(|c| c.day_count())
+                .expect("a file that bills days has cases");
+            bail!(
+                "the cases bill {days} customer-days; a case file bills at most \
+                 {MAX_CUSTOMER_DAYS} (the largest case, {:?}, bills {}: narrow its dates, or \
+                 split the cases over several files)",
+                widest.name,
+                widest.day_count()
+            );
+        }
+        let bytes = self.input_bytes();
+        if bytes > MAX_INPUT_BYTES {
+            let heaviest = self
+                .cases
+                .iter()
+                .max_by_key(|c| c.day_count().saturating_mul(c.customer.footprint()))
+                .expect("a file that takes memory has cases");
+            bail!(
+                "the cases' customer-days take about {bytes} bytes; a case file's take at most \
+                 {MAX_INPUT_BYTES} (the largest, case {:?}, is {} days of a customer of about {} \
+                 bytes: fewer tags or attributes, or fewer days)",
+                heaviest.name,
+                heaviest.day_count(),
+                heaviest.customer.footprint()
+            );
+        }
         Ok(())
     }
+}
+
+/// The text of the file at `path`, at most [`MAX_FILE_BYTES`] of it: a regular file's size is
+/// checked before it is read, and whatever the path names is read no further than one byte past
+/// the cap.
+fn read_capped(path: &Path) -> Result<String> {
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        bail!("it is a directory");
+    }
+    if meta.is_file() && meta.len() > MAX_FILE_BYTES {
+        bail!(
+            "it is {} bytes; a case file is at most {MAX_FILE_BYTES} bytes (split its cases over \
+             several files)",
+            meta.len()
+        );
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        bail!("it is over {MAX_FILE_BYTES} bytes, the most a case file may be");
+    }
+    String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("it is not UTF-8 text"))
 }
 
 fn check_payer(case: &str, payer: &str) -> Result<()> {

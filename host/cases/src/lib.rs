@@ -2,7 +2,10 @@
 //! to run through it with what they must produce.
 //!
 //! - [`file`]: the model, read and checked ([`CaseFile::load`], [`CaseFile::parse`]), and the
-//!   dates a case covers ([`Case::dates`]).
+//!   dates a case covers ([`Case::dates`]). Every bound (the file's size, the customer-days its
+//!   cases bill and the memory they take) is checked before anything is allocated for it, so a
+//!   hostile file costs a refusal, not the host's memory ([`MAX_FILE_BYTES`],
+//!   [`MAX_CUSTOMER_DAYS`], [`MAX_INPUT_BYTES`]).
 //! - [`compare`]: what came out for a customer-day in neutral terms ([`Bill`], [`BillError`])
 //!   and its comparison with what a case expects ([`compare()`]).
 //!
@@ -23,7 +26,8 @@ pub use compare::{
 };
 pub use file::{
     Case, CaseFile, ChainEntrySpec, CustomerSpec, DateRange, Expect, ExpectLine, ExpectTotals,
-    HeatUnit, ParamsVersion, SeasonSpec,
+    HeatUnit, MAX_CHAIN_ENTRIES, MAX_CUSTOMER_DAYS, MAX_FILE_BYTES, MAX_INPUT_BYTES,
+    MAX_PARAMS_VERSIONS, ParamsVersion, SeasonSpec,
 };
 
 #[cfg(test)]

@@ -2,6 +2,8 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use crate::compare::{compare_day, compare_range};
+use std::path::Path;
+
 use crate::*;
 
 fn dec(s: &str) -> Decimal {
@@ -415,4 +417,97 @@ fn inconsistent_cases_are_refused() {
         case("customer = { date = \"2026-01-15\", heat = \"79228162514264337593543950335\", heat_unit = \"MWh\" }\nexpect.totals = { total = \"0\" }\n")
             .contains("does not fit a decimal in GJ")
     );
+}
+
+/// The review's 257-byte file: one range over every date chrono has in common years. It is
+/// refused from its dates alone; the count is arithmetic (no customer-day is made), so this
+/// test would take gigabytes if it were not.
+#[test]
+fn a_range_over_millennia_is_refused_from_its_dates() {
+    let text = "[[chain]]\nplugin = \"area-tariff\"\n[[case]]\nname = \"forever\"\n\
+                dates = { from = \"0001-01-01\", to = \"9999-12-31\" }\nexpect.days = 0\n";
+    assert!(text.len() < 300);
+    let e = refusal(text);
+    assert!(
+        e.contains("the cases bill 3652059 customer-days")
+            && e.contains(&format!("at most {MAX_CUSTOMER_DAYS}"))
+            && e.contains("\"forever\""),
+        "{e}"
+    );
+    // Many cases of ranges just under the cap each add up to the same refusal.
+    let mut many = String::from("[[chain]]\nplugin = \"area-tariff\"\n");
+    for i in 0..30 {
+        many.push_str(&format!(
+            "[[case]]\nname = \"c{i}\"\ndates = {{ from = \"2000-01-01\", to = \"2009-12-31\" }}\nexpect.days = 0\n"
+        ));
+    }
+    let e = refusal(&many);
+    assert!(e.contains("the cases bill 109590 customer-days"), "{e}");
+    // At the cap, the file is read.
+    let f = file(
+        "[[case]]\nname = \"long\"\ndates = { from = \"2000-01-01\", to = \"2099-12-31\" }\nexpect.days = 0\n",
+    );
+    assert_eq!(f.customer_days(), 36_525);
+    assert_eq!(f.cases[0].day_count(), 36_525);
+}
+
+/// Each customer-day copies its customer: a customer with many tags bounds the days it may span.
+#[test]
+fn heavy_customers_are_bounded_by_the_memory_their_days_take() {
+    let tags: Vec<String> = (0..5_000).map(|i| format!("\"tag-{i:05}\"")).collect();
+    let with = |when: &str| {
+        format!(
+            "[[chain]]\nplugin = \"area-tariff\"\n[[case]]\nname = \"tagged\"\n\
+             customer = {{ {when}tags = [{}] }}\n{}",
+            tags.join(","),
+            if when.is_empty() {
+                "dates = { from = \"2025-01-01\", to = \"2025-12-31\" }\nexpect.days = 0\n"
+            } else {
+                "expect.totals = { total = \"0\" }\n"
+            }
+        )
+    };
+    let e = refusal(&with(""));
+    assert!(
+        e.contains("take about") && e.contains("\"tagged\"") && e.contains("365 days"),
+        "{e}"
+    );
+    // The same customer on one day is about 200 KiB: read.
+    let f = CaseFile::parse(&with("date = \"2025-01-01\", "), "t.toml").unwrap();
+    assert_eq!(f.customer_days(), 1);
+    assert!(f.input_bytes() > 200_000 && f.input_bytes() < MAX_INPUT_BYTES);
+}
+
+#[test]
+fn oversized_files_and_chains_are_refused_before_parsing() {
+    let big = format!(
+        "[[chain]]\nplugin = \"area-tariff\"\n# {}\n",
+        "x".repeat(MAX_FILE_BYTES as usize)
+    );
+    let e = refusal(&big);
+    assert!(e.contains("a case file is at most 1048576 bytes"), "{e}");
+
+    let dir = std::env::temp_dir().join(format!("heatbill-cases-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("big.toml");
+    std::fs::write(&path, &big).unwrap();
+    let e = format!("{:#}", CaseFile::load(&path).unwrap_err());
+    assert!(e.contains("a case file is at most 1048576 bytes"), "{e}");
+    // Whatever the path names is read no further than the cap (here, a device that never ends).
+    let e = format!("{:#}", CaseFile::load(Path::new("/dev/zero")).unwrap_err());
+    assert!(e.contains("over 1048576 bytes"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let mut chain = String::new();
+    for _ in 0..=MAX_CHAIN_ENTRIES {
+        chain.push_str("[[chain]]\nplugin = \"area-tariff\"\n");
+    }
+    assert!(refusal(&chain).contains("a case file's chain has at most 64"));
+    let mut versions = String::from("[[chain]]\nplugin = \"area-tariff\"\n");
+    let mut d = date("2000-01-01");
+    for _ in 0..=MAX_PARAMS_VERSIONS {
+        versions.push_str(&format!("[[chain.from]]\ndate = \"{d}\"\nparams = {{}}\n"));
+        d = d.succ_opt().unwrap();
+    }
+    assert!(refusal(&versions).contains("parameter versions; a case file has at most 1000"));
 }

@@ -93,6 +93,10 @@ pub struct CheckReport {
     /// When it is refused under `profile`: the first profile, smallest first, under which it
     /// loads (`Engine::check_needs`); `None` when it loads, or loads under none.
     pub needs: Option<String>,
+    /// The larger profiles tried after the refusal under `profile`, in order (the last is
+    /// `needs` when one took it); empty when it loads, or when the refusal is not one a profile
+    /// lifts.
+    pub tried: Vec<String>,
 }
 
 fn serialize_error<S: serde::Serializer>(e: &Option<LoadError>, s: S) -> Result<S::Ok, S::Error> {
@@ -196,6 +200,28 @@ impl fmt::Display for CheckReport {
             None => writeln!(f, "ok  the plugin loads (profile {})", safe(&self.profile))?,
             Some(e) => writeln!(f, "ERR {}", safe(&e.to_string()))?,
         }
+        if self.needs.is_none() && !self.tried.is_empty() {
+            let tried: Vec<String> = self
+                .tried
+                .iter()
+                .map(|p| format!("`{}`", safe(p)))
+                .collect();
+            writeln!(
+                f,
+                "    tried     the profile{} {}: refused under {} too",
+                if tried.len() == 1 { "" } else { "s" },
+                tried.join(", "),
+                if tried.len() == 1 { "it" } else { "each" }
+            )?;
+        }
+        if matches!(self.error, Some(LoadError::CompileLimit { .. })) && self.tried.is_empty() {
+            writeln!(
+                f,
+                "    no larger profile is tried after a compile that runs out of time or memory: \
+                 an honest component within the size cap compiles in seconds, and the admin API \
+                 refuses this one the same way"
+            )?;
+        }
         if let Some(needed) = &self.needs {
             writeln!(
                 f,
@@ -223,27 +249,48 @@ impl Engine {
     /// [`check_as`](Self::check_as), and when the component is refused, the profiles larger
     /// than `profile` tried in turn (smallest first) until one takes it: the report's `needs`.
     pub fn check_needs(&self, bytes: &[u8], profile: &str) -> CheckReport {
+        self.check_needs_with(bytes, profile, |_, _| {})
+    }
+
+    /// [`check_needs`](Self::check_needs), calling `trying(profile, refusal)` before each larger
+    /// profile is tried, so that a caller can say which one it is trying and why (a profile's
+    /// compile may take its larger compile limits: minutes, not seconds).
+    ///
+    /// Only a refusal a profile's figures lift is worth a try under a larger one: the
+    /// component's size, its shape, an import the profile links. Not a compile that ran out of
+    /// time or memory ([`LoadError::CompileLimit`]): an honest component within a profile's
+    /// size cap compiles in seconds (about 1.5 MB/s), so that is a compile bomb, and a larger
+    /// profile's compile limits would only let it cost more. Such a component is refused under
+    /// `profile` within that profile's compile limits, exactly as the admin API refuses its
+    /// upload.
+    pub fn check_needs_with(
+        &self,
+        bytes: &[u8],
+        profile: &str,
+        mut trying: impl FnMut(&str, &LoadError),
+    ) -> CheckReport {
         let mut report = self.check_as(bytes, profile);
-        // Only a refusal a profile's figures could lift is worth a try under a larger one (it
-        // may compile under that profile's larger compile limits).
-        let liftable = matches!(
-            report.error,
-            Some(
-                LoadError::TooLarge { .. }
-                    | LoadError::OverLimit { .. }
-                    | LoadError::CompileLimit { .. }
-                    | LoadError::ImportNotGranted { .. }
-            )
-        );
-        if !liftable {
+        let Some(refusal) = report.error.clone() else {
+            return report;
+        };
+        if !matches!(
+            refusal,
+            LoadError::TooLarge { .. }
+                | LoadError::OverLimit { .. }
+                | LoadError::ImportNotGranted { .. }
+        ) {
             return report;
         }
         let names = self.config().profile_names();
         let after = names.iter().position(|n| n == profile).map_or(0, |i| i + 1);
-        report.needs = names[after..]
-            .iter()
-            .find(|n| self.check_as(bytes, n).ok())
-            .cloned();
+        for name in &names[after..] {
+            trying(name, &refusal);
+            report.tried.push(name.clone());
+            if self.check_as(bytes, name).ok() {
+                report.needs = Some(name.clone());
+                break;
+            }
+        }
         report
     }
 
@@ -275,6 +322,7 @@ impl Engine {
             error: None,
             profile: profile.to_string(),
             needs: None,
+            tried: Vec::new(),
             structure: None,
         }
     }

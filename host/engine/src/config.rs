@@ -54,7 +54,10 @@ pub struct EngineConfig {
     /// component runs under the standard limits. A grant is keyed by digest, not by plugin
     /// name, because the size and compile limits apply before the component has said what it
     /// is: a grant covers exactly the bytes an operator reviewed, and a new build needs a new
-    /// grant.
+    /// grant. Digests are read in lower case, as `heatbill plugin check` prints them and as
+    /// components are looked up (`"ABCD…"` grants the same component as `"abcd…"`; the two
+    /// spellings granting different profiles is an error).
+    #[serde(deserialize_with = "lowercase_grants")]
     pub grants: BTreeMap<String, String>,
     /// How often the engine's ticker thread advances the epoch that deadlines are counted in,
     /// in microseconds. Default: 1,000 (1 ms). A deadline is exact to within one tick; a shorter
@@ -98,10 +101,18 @@ impl EngineConfig {
         Duration::from_micros(self.epoch_tick_us.max(1))
     }
 
-    /// The profile granted to the component with this digest (hex), or [`STANDARD`].
+    /// The profile granted to the component with this digest (hex, either case), or
+    /// [`STANDARD`]. A configuration read from settings has its digests in lower case already;
+    /// one built in code may not, so a miss looks again without regard to case.
     pub fn granted_profile(&self, digest: &str) -> &str {
         self.grants
             .get(digest)
+            .or_else(|| {
+                self.grants
+                    .iter()
+                    .find(|(d, _)| d.eq_ignore_ascii_case(digest))
+                    .map(|(_, p)| p)
+            })
             .map(String::as_str)
             .unwrap_or(STANDARD)
     }
@@ -165,6 +176,31 @@ impl EngineConfig {
             })
         })
     }
+}
+
+/// Reads `[grants]` with every digest in lower case; two spellings of one digest may not grant
+/// different profiles.
+fn lowercase_grants<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    let raw = BTreeMap::<String, String>::deserialize(d)?;
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for (digest, profile) in raw {
+        let lower = digest.to_ascii_lowercase();
+        if let Some(other) = out.get(&lower)
+            && *other != profile
+        {
+            return Err(serde::de::Error::custom(format!(
+                "grants: {} is granted both `{}` and `{}` (digests are the same in either \
+                 case); keep one",
+                crate::text::safe(&lower),
+                crate::text::safe(other),
+                crate::text::safe(&profile)
+            )));
+        }
+        out.insert(lower, profile);
+    }
+    Ok(out)
 }
 
 /// The name of the standard profile: [`EngineConfig::limits`] and [`EngineConfig::pool`] as
@@ -485,5 +521,41 @@ impl Default for PoolConfig {
             max_memories_per_module: 1,
             max_tables_per_module: 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UPPER: &str = "ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789";
+
+    /// A digest pasted in upper case used to load and never match: it is read in lower case.
+    #[test]
+    fn grants_are_read_in_lower_case() {
+        let read = |grants: serde_json::Value| {
+            serde_json::from_value::<EngineConfig>(serde_json::json!({
+                "profiles": { "interpreted": {}, "big": {} },
+                "grants": grants
+            }))
+        };
+        let c = read(serde_json::json!({ UPPER: "interpreted" })).unwrap();
+        let lower = UPPER.to_ascii_lowercase();
+        assert_eq!(c.grants.keys().collect::<Vec<_>>(), [&lower]);
+        assert_eq!(c.granted_profile(&lower), INTERPRETED);
+        assert_eq!(c.granted_profile(&"0".repeat(64)), STANDARD);
+        // The same digest twice in two cases is one grant when they agree ...
+        let c = read(serde_json::json!({ UPPER: "interpreted", lower.clone(): "interpreted" }))
+            .unwrap();
+        assert_eq!(c.grants.len(), 1);
+        // ... and an error when they do not.
+        let e = read(serde_json::json!({ UPPER: "interpreted", lower.clone(): "big" }))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is granted both") && e.contains(&lower), "{e}");
+        // A configuration built in code finds its grant in either case.
+        let mut c = EngineConfig::default();
+        c.grants.insert(UPPER.into(), INTERPRETED.into());
+        assert_eq!(c.granted_profile(&lower), INTERPRETED);
     }
 }

@@ -10,6 +10,8 @@
 //! | invariant | rule | why |
 //! |---|---|---|
 //! | `amount-range` | \|amount\| ≤ 100,000,000,000.00 | no daily line is near it; every sum of a bill's lines then fits an `s64` of fen and a JavaScript number exactly |
+//! | `quantity-range` | \|quantity\| ≤ 100,000,000,000 | no day's area, heat or count is near it; a quantity is printed on the bill and stored, so an absurd one (−9,223,372,036,854,775,808 m²) must not pass for a price's reason |
+//! | `unit-price-range` | \|unit price\| ≤ 100,000,000,000 | the same for the price: no unit costs near that much |
 //! | `charge-not-negative` | heating, consumption, base-fee, late-fee: amount ≥ 0 | a charge that lowers the bill is a refund or a subsidy, and must say so |
 //! | `refund-not-positive` | refund: amount ≤ 0 | a refund gives money back |
 //! | `subsidy-sign` | subsidy: customer ≤ 0, government and employer ≥ 0 | a subsidy moves a charge from the customer to a third party |
@@ -28,6 +30,10 @@ use crate::model::{LineCategory, Payer};
 
 /// The largest magnitude of a line's amount, in fen: 100,000,000,000.00 元 (`amount-range`).
 pub const MAX_LINE_AMOUNT_FEN: i64 = 10_000_000_000_000;
+
+/// The largest magnitude of a line's quantity, and of its unit price, in their units:
+/// 100,000,000,000 (`quantity-range`, `unit-price-range`), as the amount's bound in 元.
+pub const MAX_LINE_QUANTITY: i64 = 100_000_000_000;
 
 /// One line as the checks see it: raw decimals (units, scale) straight from the output columns,
 /// the amount already in fen.
@@ -55,6 +61,18 @@ pub(crate) fn check_line(l: &LineFacts) -> Result<(), Broken> {
         return Err(Broken {
             invariant: "amount-range",
             rule: "a line's amount is at most 100000000000.00 in magnitude",
+        });
+    }
+    if !within_magnitude(l.quantity, MAX_LINE_QUANTITY) {
+        return Err(Broken {
+            invariant: "quantity-range",
+            rule: "a line's quantity is at most 100000000000 in magnitude",
+        });
+    }
+    if !within_magnitude(l.unit_price, MAX_LINE_QUANTITY) {
+        return Err(Broken {
+            invariant: "unit-price-range",
+            rule: "a line's unit price is at most 100000000000 in magnitude",
         });
     }
     use LineCategory::*;
@@ -106,6 +124,18 @@ pub(crate) fn check_line(l: &LineFacts) -> Result<(), Broken> {
         });
     }
     Ok(())
+}
+
+/// `|units × 10^-scale| ≤ max`, exactly, in integers.
+fn within_magnitude((units, scale): (i64, u8), max: i64) -> bool {
+    match 10u128
+        .checked_pow(u32::from(scale))
+        .and_then(|p| p.checked_mul(max.unsigned_abs().into()))
+    {
+        Some(bound) => u128::from(units.unsigned_abs()) <= bound,
+        // A bound past u128 is past every s64.
+        None => true,
+    }
 }
 
 /// `|amount| ≤ ⌈|quantity × unit price|⌉ + 0.01` (the product rounded up to the fen), exactly,
@@ -238,16 +268,59 @@ mod tests {
             broken(facts(Other, Customer, i64::MAX, i64::MAX, i64::MIN)),
             "amount-range"
         );
+        // At the quantity and price bounds, the largest amount passes.
+        let max = MAX_LINE_QUANTITY * 100;
         assert_eq!(
-            broken(facts(
-                Other,
-                Customer,
-                i64::MIN,
-                i64::MIN,
-                MAX_LINE_AMOUNT_FEN
-            )),
+            broken(facts(Other, Customer, -max, max, MAX_LINE_AMOUNT_FEN)),
             "ok"
         );
+        // Past them, a quantity or a price is refused whatever the amount: the review's
+        // −9,223,372,036,854,775,808 × 9.22 = 1.00 heating line.
+        let huge = LineFacts {
+            quantity: (i64::MIN, 0),
+            unit_price: (922, 2),
+            ..facts(Heating, Customer, 0, 0, 100)
+        };
+        assert_eq!(broken(huge), "quantity-range");
+        assert_eq!(
+            broken(facts(Other, Customer, -max - 1, max, 100)),
+            "quantity-range"
+        );
+        assert_eq!(
+            broken(facts(Other, Customer, max, max + 1, 100)),
+            "unit-price-range"
+        );
+        let tiny_by_huge = LineFacts {
+            quantity: (1, 18),
+            unit_price: (i64::MIN, 0),
+            ..facts(Heating, Customer, 0, 0, 100)
+        };
+        assert_eq!(broken(tiny_by_huge), "unit-price-range");
+    }
+
+    #[test]
+    fn the_quantity_bound_is_exact_at_every_scale() {
+        assert!(within_magnitude((MAX_LINE_QUANTITY, 0), MAX_LINE_QUANTITY));
+        assert!(!within_magnitude(
+            (MAX_LINE_QUANTITY + 1, 0),
+            MAX_LINE_QUANTITY
+        ));
+        assert!(within_magnitude((-MAX_LINE_QUANTITY, 0), MAX_LINE_QUANTITY));
+        // 100000000000.0000001 (scale 7) is over; i64's extremes at scale 18 are ±9.22.
+        assert!(!within_magnitude(
+            (1_000_000_000_000_000_001, 7),
+            MAX_LINE_QUANTITY
+        ));
+        assert!(within_magnitude(
+            (1_000_000_000_000_000_000, 7),
+            MAX_LINE_QUANTITY
+        ));
+        assert!(within_magnitude((i64::MIN, 18), MAX_LINE_QUANTITY));
+        assert!(within_magnitude((i64::MAX, 8), MAX_LINE_QUANTITY));
+        assert!(!within_magnitude((i64::MAX, 7), MAX_LINE_QUANTITY));
+        assert!(!within_magnitude((i64::MIN, 0), MAX_LINE_QUANTITY));
+        // Scales past the contract's cannot overflow the check.
+        assert!(within_magnitude((i64::MIN, 255), MAX_LINE_QUANTITY));
     }
 
     #[test]

@@ -114,7 +114,7 @@ pub use engine::{
 };
 pub use error::{BillError, BillErrorKind, ChainError, LoadError, SetupError};
 pub use evaluator::{EntryCost, Evaluator, PluginLog, ScheduleEvaluator};
-pub use invariants::MAX_LINE_AMOUNT_FEN;
+pub use invariants::{MAX_LINE_AMOUNT_FEN, MAX_LINE_QUANTITY};
 pub use model::{
     Bill, BillLine, CustomerClass, DayInput, HeatUnit, LineCategory, LineKind, ParamSpec,
     ParamType, Payer, PayerTotals, PluginInfo, PluginKind, RuleErrorKind, SeasonDay, SeasonPhase,

@@ -494,14 +494,35 @@ fn indent(s: &str) -> String {
 
 /// `heatbill plugin check`
 pub fn check(args: CheckOptions) -> Result<ExitCode> {
-    let bytes = std::fs::read(&args.component)
-        .with_context(|| format!("cannot read {}", args.component.display()))?;
     let engine = engine(&args.engine)?;
+    let bytes = heatbill_runtime::company::read_regular_file(
+        &args.component,
+        heatbill_runtime::company::max_component_bytes(&engine),
+        "a component",
+    )
+    .map_err(anyhow::Error::msg)?;
     let profile = match &args.engine.profile {
         Some(p) => p.clone(),
         None => engine.profile_of(&bytes),
     };
-    let report = engine.check_needs(&bytes, &profile);
+    // A larger profile compiles under its own, larger compile limits: say which one is being
+    // tried and why, before the wait (stderr, so that --json stays one document).
+    let config = engine.config().clone();
+    let report = engine.check_needs_with(&bytes, &profile, |next, refusal| {
+        let limits = config.effective(next).map_or_else(String::new, |c| {
+            format!(
+                " (components up to {} bytes; compiling takes at most {} s and {} MiB)",
+                c.limits.max_component_bytes,
+                c.compile.timeout_ms / 1000,
+                c.compile.max_memory_bytes >> 20
+            )
+        });
+        eprintln!(
+            "{}: refused under the profile `{profile}` ({}); trying the profile `{next}`{limits}…",
+            args.component.display(),
+            heatbill_engine::text::terminal_safe(&refusal.to_string(), 200)
+        );
+    });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -8,6 +8,12 @@
 //! The toolchains themselves (componentize-py from PyPI, ComponentizeJS from npm, at the pinned
 //! versions) are installed by the build script on first use, into a directory of the user's
 //! cache shared by every plugin of that kit version.
+//!
+//! `heatbill plugin build` runs the binary's own copy of the build script, with the binary's
+//! own toolchain pins, never a script or pins found in the plugin's directory: a plugin is
+//! someone else's code, and building it must not run what its directory supplies outside the
+//! sandbox. The plugin's vendored SDK and WIT are used as they are (they are bundled into the
+//! component, which runs sandboxed and is checked at load like any other).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -117,8 +123,9 @@ pub fn render(lang: Lang, name: &str, dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(written)
 }
 
-/// The kit that builds the plugin at `dir`: its vendored copy, else the kit of the checkout it
-/// lies in (a kit's own plugins, `plugins/python/late-fee`).
+/// The kit whose SDK and contract the plugin at `dir` builds with: its vendored copy, else the
+/// kit of the checkout it lies in (a kit's own plugins, `plugins/python/late-fee`). Its build
+/// script and pins are not run: see [`own_kit`].
 fn kit_dir(lang: Lang, dir: &Path) -> Result<PathBuf> {
     let vendored = dir.join(VENDORED);
     if vendored.join(lang.script()).is_file() {
@@ -139,6 +146,50 @@ fn kit_dir(lang: Lang, dir: &Path) -> Result<PathBuf> {
         lang.script(),
         if lang == Lang::Python { "python" } else { "js" }
     )
+}
+
+/// The binary's own copy of `lang`'s kit (build script, pins, SDK; not the template) and the
+/// contract's WIT (`wit/rules.wit`), written into a fresh temporary directory: the build runs
+/// this script with these pins, whatever the plugin's directory holds.
+fn own_kit(lang: Lang) -> Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new()
+        .prefix("heatbill-kit-")
+        .tempdir()
+        .context("cannot make a temporary directory for the kit")?;
+    let write = |rel: &str, bytes: &[u8]| -> Result<()> {
+        let path = dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().expect("kit paths have a parent"))?;
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
+    };
+    for (rel, bytes) in lang.kit() {
+        if !rel.starts_with("template/") {
+            write(rel, bytes)?;
+        }
+    }
+    write("wit/rules.wit", WIT.as_bytes())?;
+    Ok(dir)
+}
+
+/// Says so on stderr when the plugin's kit has a build script other than the binary's, which
+/// is the one that runs.
+fn note_other_script(lang: Lang, kit: &Path) {
+    let theirs = kit.join(lang.script());
+    let ours = lang
+        .kit()
+        .iter()
+        .find(|(rel, _)| *rel == lang.script())
+        .map(|(_, b)| *b);
+    if let (Ok(bytes), Some(ours)) = (std::fs::read(&theirs), ours)
+        && bytes != ours
+    {
+        eprintln!(
+            "note: {} is not this heatbill's {}; heatbill builds with its own copy (and its own \
+             toolchain pins), never with a script found beside the plugin. Make the plugin \
+             again with `heatbill plugin new` to vendor the current kit.",
+            theirs.display(),
+            lang.script()
+        );
+    }
 }
 
 /// The shared toolchain directory for a kit: `<cache>/heatbill/toolchains/<lang>-<pins hash>`.
@@ -212,28 +263,37 @@ fn plugin_name(lang: Lang, dir: &Path) -> Result<String> {
     Ok(name)
 }
 
-/// Builds the Python or JavaScript plugin at `dir` into `dir/target/<name>.wasm` with its kit's
-/// build script (which installs the pinned toolchain on first use), and returns the component.
+/// Builds the Python or JavaScript plugin at `dir` into `dir/target/<name>.wasm` with the
+/// binary's own copy of its kit's build script (which installs the toolchain the binary pins on
+/// first use) and the plugin's SDK and contract, and returns the component.
 pub fn build(lang: Lang, dir: &Path) -> Result<Vec<PathBuf>> {
     let kit = kit_dir(lang, dir)?;
     let name = plugin_name(lang, dir)?;
     let out = dir.join("target").join(format!("{name}.wasm"));
+    let own = own_kit(lang)?;
+    note_other_script(lang, &kit);
+    // The plugin's contract (vendored), else the binary's (a kit's own plugins in a checkout).
+    let wit = if kit.join("wit/rules.wit").is_file() {
+        kit.join("wit")
+    } else {
+        own.path().join("wit")
+    };
     let (program, install) = lang.interpreter();
     let mut cmd = Command::new(program);
-    cmd.arg(kit.join(lang.script()))
+    cmd.arg(own.path().join(lang.script()))
         .arg(dir)
         .arg("--out")
-        .arg(&out);
-    if kit.ends_with(VENDORED) {
-        cmd.arg("--wit")
-            .arg(kit.join("wit"))
-            .arg("--sdk")
-            .arg(kit.join("sdk"));
-        if let Some(t) = toolchain_dir(lang, &kit) {
-            prepare_toolchain(lang, &kit, &t)?;
-            cmd.arg("--toolchain").arg(t);
-        }
-    }
+        .arg(&out)
+        .arg("--wit")
+        .arg(wit)
+        .arg("--sdk")
+        .arg(kit.join("sdk"));
+    let toolchain = toolchain_dir(lang, own.path()).with_context(|| {
+        "neither XDG_CACHE_HOME nor HOME is set: the kit's toolchain is installed in the \
+         user's cache"
+    })?;
+    prepare_toolchain(lang, own.path(), &toolchain)?;
+    cmd.arg("--toolchain").arg(toolchain);
     let status = cmd
         .status()
         .with_context(|| format!("cannot run {program}: install {install}"))?;

@@ -93,11 +93,22 @@ pub enum CompanyError {
     Store(#[from] StoreError),
 }
 
+/// The largest company file read, in bytes: 1 MiB (1,048,576), as a JSON or TOML body of the
+/// admin API (`api.max_body_bytes`).
+pub const MAX_COMPANY_FILE_BYTES: u64 = 1 << 20;
+
 impl CompanyFile {
-    /// Reads and checks a company file.
+    /// Reads and checks a company file: a regular file of at most [`MAX_COMPANY_FILE_BYTES`]
+    /// (see [`read_regular_file`]).
     pub fn load(path: &Path) -> Result<CompanyFile, CompanyError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| CompanyError::Invalid(format!("cannot read {}: {e}", path.display())))?;
+        let bytes = read_regular_file(path, MAX_COMPANY_FILE_BYTES, "a company file")
+            .map_err(CompanyError::Invalid)?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            CompanyError::Invalid(format!(
+                "{}: not UTF-8 text; save it as UTF-8",
+                path.display()
+            ))
+        })?;
         Self::parse(&text).map_err(|e| CompanyError::Invalid(format!("{}: {e}", path.display())))
     }
 
@@ -207,6 +218,71 @@ pub fn params_json(value: &toml::Value) -> serde_json::Value {
     }
 }
 
+/// Reads a file that must be a regular file of at most `cap` bytes (`what` names it in the
+/// errors, e.g. "a component"). A symbolic link is followed, and what it names must be a regular
+/// file too: a device (`/dev/zero` never ends), a FIFO (opening one waits for a writer), a
+/// socket or a directory is refused by its type before anything is read; a file over `cap` is
+/// refused by its size, and one that grows while it is read, after `cap + 1` bytes. The file is
+/// opened without blocking and checked again once open, so a path swapped for a FIFO between the
+/// check and the open cannot hang the reader either.
+pub fn read_regular_file(path: &Path, cap: u64, what: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let shown = path.display();
+    let not_regular = |meta: &std::fs::Metadata| {
+        let ty = meta.file_type();
+        let kind = if ty.is_dir() {
+            "a directory"
+        } else if ty.is_symlink() {
+            "a symbolic link"
+        } else {
+            "a device, FIFO or socket"
+        };
+        format!("{shown} is {kind}, not a regular file: give {what} as a file")
+    };
+    let too_large = |len: u64| {
+        format!("{shown} is {len} bytes; {what} is at most {cap} bytes, so it was not read")
+    };
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta));
+    }
+    if meta.len() > cap {
+        return Err(too_large(meta.len()));
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(cap.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if bytes.len() as u64 > cap {
+        return Err(format!(
+            "{shown} grew past {cap} bytes while it was read; {what} is at most {cap} bytes"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The largest component `engine` accepts under any of its limits profiles: a file larger than
+/// this is not a component it could load, so it is not read.
+pub fn max_component_bytes(engine: &Engine) -> u64 {
+    let c = engine.config();
+    c.profiles
+        .values()
+        .map(|p| p.max_component_bytes)
+        .fold(c.limits.max_component_bytes, usize::max) as u64
+}
+
 /// The plugins in a directory of components, by described name, loaded by the engine.
 #[derive(Debug, Default)]
 pub struct Components {
@@ -215,12 +291,14 @@ pub struct Components {
 }
 
 impl Components {
-    /// Loads the given component files.
+    /// Loads the given component files. Each must be a regular file no larger than the
+    /// largest component the engine accepts ([`max_component_bytes`]); anything else (a link to
+    /// a device, a FIFO) is refused before it is read (see [`read_regular_file`]).
     pub fn load(engine: &Engine, files: &[PathBuf]) -> Result<Components, CompanyError> {
         let mut out = Components::default();
+        let cap = max_component_bytes(engine);
         for f in files {
-            let bytes = std::fs::read(f)
-                .map_err(|e| CompanyError::Invalid(format!("cannot read {}: {e}", f.display())))?;
+            let bytes = read_regular_file(f, cap, "a component").map_err(CompanyError::Invalid)?;
             match engine.load(&bytes) {
                 Ok(p) => {
                     let name = p.info().name.clone();

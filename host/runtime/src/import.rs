@@ -153,6 +153,31 @@ fn columns(kind: ImportKind) -> &'static [Column] {
     }
 }
 
+/// The names of the columns `kind` takes, in the order `docs/import-formats.md` lists them.
+pub fn column_names(kind: ImportKind) -> &'static [&'static str] {
+    const fn names<const N: usize>(cols: &[Column]) -> [&'static str; N] {
+        let mut out = [""; N];
+        let mut i = 0;
+        while i < N {
+            out[i] = cols[i].name;
+            i += 1;
+        }
+        out
+    }
+    const C: [&str; CUSTOMERS.len()] = names(CUSTOMERS);
+    const R: [&str; READINGS.len()] = names(READINGS);
+    const T: [&str; TEMPERATURES.len()] = names(TEMPERATURES);
+    const P: [&str; PAYMENTS.len()] = names(PAYMENTS);
+    const B: [&str; BALANCES.len()] = names(BALANCES);
+    match kind {
+        ImportKind::Customers => &C,
+        ImportKind::Readings => &R,
+        ImportKind::Temperatures => &T,
+        ImportKind::Payments => &P,
+        ImportKind::Balances => &B,
+    }
+}
+
 /// The date a customer version without `valid_from` takes effect: the beginning.
 pub const BEGINNING: NaiveDate = NaiveDate::from_ymd_opt(1, 1, 1).expect("a valid date");
 

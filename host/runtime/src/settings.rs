@@ -349,7 +349,8 @@ pub struct ImportSettings {
     /// Rows sent to the database at once. Default 10,000.
     pub chunk_rows: usize,
     /// The longest row accepted, in bytes: a longer one fails the file instead of growing
-    /// memory without bound. Default 65,536.
+    /// memory without bound. A JSON record of the admin API's imports (a JSON Lines line, an
+    /// array's element) is held to it too, before it is parsed. Default 65,536.
     pub max_row_bytes: usize,
 }
 

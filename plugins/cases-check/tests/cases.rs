@@ -234,6 +234,39 @@ fn every_case_file_passes_natively() {
     );
 }
 
+/// A case file is input from whoever wrote it: its bounds are checked when it is read, before a
+/// single customer-day is made, here as in the host's harness (one crate reads both). The
+/// review's 257-byte range over 3,652,059 dates, and a file over the size cap, are refused.
+#[test]
+fn a_case_file_over_its_bounds_is_refused_when_read() {
+    let dir = std::env::temp_dir().join(format!("cases-check-bounds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let forever = dir.join("forever.toml");
+    std::fs::write(
+        &forever,
+        "[[chain]]\nplugin = \"area-tariff\"\n[[case]]\nname = \"forever\"\n\
+         dates = { from = \"0001-01-01\", to = \"9999-12-31\" }\nexpect.days = 0\n",
+    )
+    .unwrap();
+    let big = dir.join("big.toml");
+    std::fs::write(
+        &big,
+        format!(
+            "[[chain]]\nplugin = \"area-tariff\"\n# {}\n",
+            "x".repeat(heatbill_cases::MAX_FILE_BYTES as usize)
+        ),
+    )
+    .unwrap();
+    for (path, says) in [
+        (&forever, "the cases bill 3652059 customer-days"),
+        (&big, "a case file is at most 1048576 bytes"),
+    ] {
+        let e = format!("{:#}", CaseFile::load(path).unwrap_err());
+        assert!(e.contains(says), "{e}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Every combination of the facts the filters test, on a regular season day, an early day and a
 /// day outside the season.
 fn synthetic_days() -> Vec<CustomerDay> {

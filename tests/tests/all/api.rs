@@ -16,10 +16,10 @@ use serde_json::{Value, json};
 use crate::support::db::{self, TestDb};
 use crate::support::{component, repo_root};
 
-const OPERATOR: &str = "operator-token-for-the-tests";
+pub(crate) const OPERATOR: &str = "operator-token-for-the-tests";
 
 /// A server on a loopback port, stopped when dropped.
-struct Server {
+pub(crate) struct Server {
     base: String,
     http: reqwest::Client,
     app: App,
@@ -36,7 +36,7 @@ impl Drop for Server {
 }
 
 impl Server {
-    async fn start(db: &TestDb, tune: impl FnOnce(&mut Settings)) -> Server {
+    pub(crate) async fn start(db: &TestDb, tune: impl FnOnce(&mut Settings)) -> Server {
         Server::start_with(db.services(), tune).await
     }
 
@@ -94,7 +94,7 @@ impl Server {
     }
 
     /// Stops the server and waits for it (graceful shutdown).
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         tokio::time::timeout(Duration::from_secs(30), self.task.take().unwrap())
             .await
@@ -102,7 +102,7 @@ impl Server {
             .unwrap();
     }
 
-    fn req(
+    pub(crate) fn req(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -115,7 +115,7 @@ impl Server {
         }
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -138,12 +138,12 @@ impl Server {
             .await
     }
 
-    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
         self.call(reqwest::Method::POST, path, Some(token), Some(body))
             .await
     }
 
-    async fn raw(
+    pub(crate) async fn raw(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -179,12 +179,12 @@ impl Server {
     }
 }
 
-fn ok(status: StatusCode, v: &Value, want: u16) {
+pub(crate) fn ok(status: StatusCode, v: &Value, want: u16) {
     assert_eq!(status.as_u16(), want, "{v:#}");
 }
 
 /// Every error answer says what is wrong in the one error shape.
-fn error(status: StatusCode, v: &Value, want: u16, says: &str) {
+pub(crate) fn error(status: StatusCode, v: &Value, want: u16, says: &str) {
     assert_eq!(status.as_u16(), want, "{v:#}");
     let m = v["error"]["message"]
         .as_str()

@@ -546,6 +546,161 @@ fn huge_lines_are_blamed_on_the_plugin_that_wrote_them() {
     assert!(invalid_output(e).contains("invariant amount-range"), "{e}");
 }
 
+/// The review's heating line of quantity −9,223,372,036,854,775,808 × unit price 9.22 =
+/// 1.00 kept every invariant (the amount is within the price) and was billed and stored. A
+/// quantity and a unit price are bounded like an amount now (|x| ≤ 100,000,000,000), in a batch
+/// and in a dry run alike; the customers around it are billed.
+#[test]
+fn absurd_quantities_and_unit_prices_are_invalid_output() {
+    let engine = Engine::new(hostile_config()).unwrap();
+    for (mode, invariant, shown) in [
+        (
+            "huge-quantity",
+            "quantity-range",
+            "quantity -9223372036854775808 × unit price 9.22, amount 1.00",
+        ),
+        (
+            "huge-unit-price",
+            "unit-price-range",
+            "quantity 0.000000000000000001 × unit price -9223372036854775808, amount 1.00",
+        ),
+    ] {
+        let mut ev = evaluator(&engine, mode);
+        let e = run_batch(&mut ev);
+        check_names(&e);
+        let message = invalid_output(&e);
+        assert!(
+            message.contains(&format!("invariant {invariant}")) && message.contains(shown),
+            "{mode}: {message}"
+        );
+        let e = ev.dry_run(&day("evil", true)).unwrap_err();
+        assert!(
+            invalid_output(&e).contains(&format!("invariant {invariant}")),
+            "{mode}: {e}"
+        );
+        still_works(&engine, &mut ev, mode);
+    }
+}
+
+/// Case files through the real HTTP server, as a hostile integrator uploads them.
+mod case_files {
+    use serde_json::json;
+
+    use crate::api::{OPERATOR, Server, error, ok};
+    use crate::support::db::TestDb;
+    use crate::support::{component, in_own_process, memory, repo_root};
+
+    /// The review's 257-byte case file (a range from 0001-01-01 to 9999-12-31) made the server
+    /// allocate 754 MB, a customer-day per date, before the 20,000-day cap was checked. The
+    /// dates are counted now, and the file is refused before anything is made for it: the
+    /// server's peak memory does not move. A range under the file cap but over the upload's
+    /// is refused the same way, by its count.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_case_file_over_millennia_is_refused_before_it_is_billed() {
+        if in_own_process(
+            "hostile::case_files::a_case_file_over_millennia_is_refused_before_it_is_billed",
+        ) {
+            return;
+        }
+        let db = TestDb::sqlite().await;
+        let s = Server::start(&db, |_| {}).await;
+        let (st, v) = s
+            .post(
+                "/v1/companies",
+                OPERATOR,
+                json!({"slug": "harbin", "name": "Harbin Heat", "time_zone": "Asia/Harbin"}),
+            )
+            .await;
+        ok(st, &v, 201);
+        let (st, v) = s
+            .post(
+                "/v1/companies/harbin/tokens",
+                OPERATOR,
+                json!({"role": "integrator", "label": "a hostile integrator"}),
+            )
+            .await;
+        ok(st, &v, 201);
+        let token = v["token"].as_str().unwrap().to_string();
+        let mut tariff = String::new();
+        for name in ["season", "area-tariff"] {
+            let (st, v) = s
+                .raw(
+                    reqwest::Method::POST,
+                    "/v1/companies/harbin/plugins",
+                    &token,
+                    "application/wasm",
+                    component(name),
+                )
+                .await;
+            ok(st, &v, 201);
+            tariff = v["digest"].as_str().unwrap().to_string();
+        }
+        let put = async |name: &str, body: String| {
+            s.raw(
+                reqwest::Method::PUT,
+                &format!("/v1/companies/harbin/plugins/{tariff}/cases/{name}"),
+                &token,
+                "application/toml",
+                body.into_bytes(),
+            )
+            .await
+        };
+        // An honest file once, so that what the case runner keeps for good is not counted.
+        let w1 = std::fs::read_to_string(repo_root().join("plugins/cases/w1.toml")).unwrap();
+        let (st, v) = put("w1.toml", w1).await;
+        ok(st, &v, 200);
+        let range = |from: &str, to: &str| {
+            format!(
+                "[[chain]]\nplugin = \"area-tariff\"\nparams = {{ area_basis = \"usable\", prices = \
+                 {{ residential = \"38.32\", non-residential = \"43.3\" }} }}\n[[case]]\nname = \
+                 \"long\"\ndates = {{ from = \"{from}\", to = \"{to}\" }}\nexpect.days = 0\n"
+            )
+        };
+        let forever = range("0001-01-01", "9999-12-31");
+        assert!(forever.len() < 300, "{}", forever.len());
+        for (name, body, says) in [
+            (
+                "forever.toml",
+                forever,
+                "the cases bill 3652059 customer-days; a case file bills at most 100000",
+            ),
+            (
+                "decades.toml",
+                range("1900-01-01", "2099-12-31"),
+                "case file decades.toml bills 73049 customer-days; an uploaded case file may bill \
+                 at most 20000",
+            ),
+        ] {
+            memory::reset_peak();
+            let before = memory::resident();
+            let (st, v) = put(name, body).await;
+            let grew = memory::peak().saturating_sub(before);
+            assert!(
+                grew < 32 << 20,
+                "{name} took the server's peak memory up {} MiB ({st}: {v})",
+                memory::mib(grew)
+            );
+            error(st, &v, 422, says);
+            eprintln!(
+                "{name}: refused, the peak resident set grew {} MiB",
+                memory::mib(grew)
+            );
+        }
+        // Nothing was stored: the plugin has its one honest file.
+        let (st, v) = s
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/companies/harbin/plugins/{tariff}/cases"),
+                Some(&token),
+                None,
+            )
+            .await;
+        ok(st, &v, 200);
+        assert_eq!(v.as_array().map(Vec::len), Some(1), "{v:#}");
+        s.stop().await;
+    }
+}
+
 /// Texts printed on bills refuse characters that make the printed text differ from the stored
 /// one.
 #[test]

@@ -208,3 +208,84 @@ pub mod db {
         })
     }
 }
+
+/// This process's memory, from `/proc/self/status`, for tests that bound what a request costs.
+/// Measure in a process of its own ([`in_own_process`]): the other tests of this binary run on
+/// threads of the same process.
+pub mod memory {
+    fn field(name: &str) -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /proc/self/status"));
+        kib * 1024
+    }
+
+    /// The resident set now, in bytes (`VmRSS`).
+    pub fn resident() -> u64 {
+        field("VmRSS:")
+    }
+
+    /// The peak resident set since the last [`reset_peak`], in bytes (`VmHWM`).
+    pub fn peak() -> u64 {
+        field("VmHWM:")
+    }
+
+    /// Resets the peak resident set to the current one (`echo 5 > /proc/self/clear_refs`).
+    pub fn reset_peak() {
+        std::fs::write("/proc/self/clear_refs", "5").expect("reset the peak RSS");
+    }
+
+    /// Mebibytes, for messages.
+    pub fn mib(bytes: u64) -> u64 {
+        bytes >> 20
+    }
+}
+
+/// Runs the test `name` (its path in this binary, e.g. `import::a_test`) alone in a process of
+/// its own, and returns `true` in the calling process once it passed there; in that process,
+/// returns `false`, and the test's body runs. For tests that measure the process's memory: the
+/// other tests of this binary run on threads of the same process, so only a process of one test
+/// measures that test. The wait is bounded (10 minutes); the child's output is shown on failure.
+pub fn in_own_process(name: &str) -> bool {
+    const ALONE: &str = "HEATBILL_TEST_ALONE";
+    if std::env::var(ALONE).as_deref() == Ok(name) {
+        return false;
+    }
+    let log = tempfile::NamedTempFile::new().expect("a log file");
+    // One open file for both streams, so that they share its offset.
+    let out = log.reopen().expect("the log");
+    let err = out.try_clone().expect("the log");
+    let mut child = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args([name, "--exact", "--nocapture", "--test-threads", "1"])
+        .env(ALONE, name)
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("run the test in a process of its own");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the test's process") {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let output = std::fs::read_to_string(log.path()).unwrap_or_default();
+    match status {
+        None => panic!("{name} did not finish in 10 minutes in its own process:\n{output}"),
+        Some(s) if !s.success() => panic!("{name} failed in its own process ({s}):\n{output}"),
+        Some(_) => assert!(
+            output.contains(&format!("test {name} ... "))
+                && output.contains("test result: ok. 1 passed"),
+            "{name} did not run in its own process (is the name its full path?):\n{output}"
+        ),
+    }
+    true
+}

@@ -4,7 +4,10 @@
 //! transaction: every row is good and
 //! the file is merged, or nothing changes and the answer lists the bad rows (row number,
 //! column, value, what is wrong). Memory does not grow with the file: the body flows through a
-//! bounded channel into the parser, which stages rows in chunks.
+//! bounded channel into the parser, which stages rows in chunks; a CSV row, and a JSON record,
+//! is read no further than `import.max_row_bytes` before it is refused, and a JSON record has
+//! at most one field per column of its kind. At shutdown an import in progress stops (503,
+//! nothing imported) instead of holding the server up.
 
 use std::io::Read;
 
@@ -57,48 +60,95 @@ enum Format {
     JsonArray,
 }
 
+/// How large a JSON record may be, and how many fields it may have.
+struct RecordBounds {
+    /// The most bytes of one record's JSON text, separators and whitespace around it included
+    /// (`import.max_row_bytes`, as a CSV row).
+    max_bytes: usize,
+    /// The kind's columns: a record has at most one field for each.
+    columns: &'static [&'static str],
+    kind: ImportKind,
+}
+
 /// Writes JSON records as CSV into `tx`: the header is the first object's fields; every other
 /// object may leave fields out (empty cells) but not add any. Strings are taken as they are,
 /// numbers and booleans as their JSON text, `null` as an empty cell, arrays (tags) as `a;b`
-/// and objects (attributes) as `k=v;k=v`, as the CSV writes them. A record that is not an object, or JSON that does not
-/// parse, fails the import with where.
+/// and objects (attributes) as `k=v;k=v`, as the CSV writes them. A record that is not an
+/// object, or JSON that does not parse, fails the import with where.
+///
+/// Bounded and linear: a record's text is read no further than `bounds.max_bytes` before it is
+/// refused (JSON Lines: its line; an array: the bytes since the previous element), so no record
+/// is ever held or parsed whole past that; a record with more fields than the kind has columns
+/// is refused by its count; and checking a record's fields against the header is a lookup per
+/// field.
 fn json_to_csv(
     input: ChannelReader,
     format: Format,
+    bounds: RecordBounds,
     tx: tokio::sync::mpsc::Sender<Result<Bytes, String>>,
 ) {
     use serde::de::{Deserializer as _, SeqAccess, Visitor};
+    use std::cell::Cell;
+    use std::collections::HashSet;
+    use std::rc::Rc;
 
     struct Sink {
         tx: tokio::sync::mpsc::Sender<Result<Bytes, String>>,
-        header: Option<Vec<String>>,
+        header: Option<(Vec<String>, HashSet<String>)>,
+        bounds: RecordBounds,
         buf: Vec<u8>,
         n: u64,
     }
 
     impl Sink {
+        /// "record 3 (row 4)": the record about to be read, or the one just read.
+        fn at(&self, n: u64) -> String {
+            format!("record {n} (row {})", n + 1)
+        }
+
+        /// The refusal of the record after the last one read, for being too long.
+        fn too_long(&self, line: Option<u64>) -> String {
+            format!(
+                "{}{} is longer than {} bytes (import.max_row_bytes), the most one record may be; \
+                 nothing was imported. Is each record one {} object of the columns in \
+                 docs/import-formats.md?",
+                self.at(self.n + 1),
+                line.map_or_else(String::new, |l| format!(", on line {l},")),
+                self.bounds.max_bytes,
+                self.bounds.kind
+            )
+        }
+
         fn record(&mut self, v: serde_json::Value) -> Result<(), String> {
             self.n += 1;
             let serde_json::Value::Object(map) = v else {
                 return Err(format!("record {}: give a JSON object", self.n));
             };
-            let header = match &self.header {
-                Some(h) => h,
-                None => {
-                    let h: Vec<String> = map.keys().cloned().collect();
-                    let mut w = csv::Writer::from_writer(Vec::new());
-                    w.write_record(&h).map_err(|e| e.to_string())?;
-                    self.buf.extend(w.into_inner().map_err(|e| e.to_string())?);
-                    self.header = Some(h);
-                    self.header.as_ref().expect("just set")
-                }
-            };
-            if let Some(k) = map.keys().find(|k| !header.contains(k)) {
+            let columns = self.bounds.columns;
+            if map.len() > columns.len() {
                 return Err(format!(
-                    "record {} (row {}) has the field {:?}, which the first record lacks: give \
-                     every record the same fields",
-                    self.n,
-                    self.n + 1,
+                    "{} has {} fields; a {} record has at most {}, one per column: {}",
+                    self.at(self.n),
+                    map.len(),
+                    self.bounds.kind,
+                    columns.len(),
+                    columns.join(", ")
+                ));
+            }
+            if self.header.is_none() {
+                let h: Vec<String> = map.keys().cloned().collect();
+                let mut w = csv::Writer::from_writer(Vec::new());
+                w.write_record(&h).map_err(|e| e.to_string())?;
+                self.buf.extend(w.into_inner().map_err(|e| e.to_string())?);
+                let set = h.iter().cloned().collect();
+                self.header = Some((h, set));
+            }
+            let (header, known) = self.header.as_ref().expect("just set");
+            if let Some(k) = map.keys().find(|k| !known.contains(k.as_str())) {
+                return Err(format!(
+                    "{} has the field {:?}, which the first record lacks: give every record the \
+                     same fields",
+                    self.at(self.n),
                     heatbill_engine::text::terminal_safe(k, 40)
                 ));
             }
@@ -146,7 +196,33 @@ fn json_to_csv(
         }
     }
 
-    struct Records<'a>(&'a mut Sink);
+    /// Counts the bytes read since the current array element began, and fails the read once
+    /// they pass the bound (serde_json reads a byte at a time, so the count is exact).
+    struct Counted<R> {
+        inner: R,
+        since: Rc<Cell<usize>>,
+        max: usize,
+        over: Rc<Cell<bool>>,
+    }
+
+    impl<R: Read> Read for Counted<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let room = (self.max + 1).saturating_sub(self.since.get());
+            if room == 0 {
+                self.over.set(true);
+                return Err(std::io::Error::other("a record is over the size bound"));
+            }
+            let end = buf.len().min(room);
+            let n = self.inner.read(&mut buf[..end])?;
+            self.since.set(self.since.get() + n);
+            Ok(n)
+        }
+    }
+
+    struct Records<'a> {
+        sink: &'a mut Sink,
+        since: Rc<Cell<usize>>,
+    }
 
     impl<'de> Visitor<'de> for Records<'_> {
         type Value = ();
@@ -154,32 +230,38 @@ fn json_to_csv(
             f.write_str("a JSON array of objects")
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-            while let Some(v) = seq.next_element::<serde_json::Value>()? {
-                self.0.record(v).map_err(serde::de::Error::custom)?;
+            loop {
+                self.since.set(0);
+                match seq.next_element::<serde_json::Value>()? {
+                    Some(v) => self.sink.record(v).map_err(serde::de::Error::custom)?,
+                    None => return Ok(()),
+                }
             }
-            Ok(())
         }
     }
 
+    let max = bounds.max_bytes;
     let mut sink = Sink {
         tx: tx.clone(),
         header: None,
+        bounds,
         buf: Vec::new(),
         n: 0,
     };
+    let mut input = std::io::BufReader::with_capacity(64 * 1024, input);
     let result: Result<(), String> = match format {
         Format::JsonLines => {
-            use std::io::BufRead;
-            let mut lines = std::io::BufReader::new(input).lines();
+            let mut line = Vec::new();
             let mut line_no = 0u64;
             loop {
                 line_no += 1;
-                match lines.next() {
-                    None => break Ok(()),
-                    Some(Err(e)) => break Err(e.to_string()),
-                    Some(Ok(l)) if l.trim().is_empty() => continue,
-                    Some(Ok(l)) => {
-                        let r = serde_json::from_str(&l)
+                match read_line_capped(&mut input, &mut line, max) {
+                    Err(e) => break Err(e.to_string()),
+                    Ok(Line::End) => break Ok(()),
+                    Ok(Line::TooLong) => break Err(sink.too_long(Some(line_no))),
+                    Ok(Line::Read) if line.trim_ascii().is_empty() => continue,
+                    Ok(Line::Read) => {
+                        let r = serde_json::from_slice(&line)
                             .map_err(|e| format!("line {line_no}: not JSON: {e}"))
                             .and_then(|v| sink.record(v));
                         if let Err(e) = r {
@@ -190,17 +272,122 @@ fn json_to_csv(
             }
         }
         _ => {
-            let mut de = serde_json::Deserializer::from_reader(input);
-            de.deserialize_seq(Records(&mut sink))
-                .and_then(|()| de.end())
-                .map_err(|e| format!("the JSON array: {e}"))
+            let since = Rc::new(Cell::new(0));
+            let over = Rc::new(Cell::new(false));
+            let counted = Counted {
+                inner: input,
+                since: since.clone(),
+                max,
+                over: over.clone(),
+            };
+            let mut de = serde_json::Deserializer::from_reader(counted);
+            let parsed = de
+                .deserialize_seq(Records {
+                    sink: &mut sink,
+                    since,
+                })
+                .and_then(|()| de.end());
+            match parsed {
+                Ok(()) => Ok(()),
+                Err(_) if over.get() => Err(sink.too_long(None)),
+                Err(e) => Err(format!("the JSON array: {e}")),
+            }
         }
     };
     let result = result.and_then(|()| sink.flush());
     if let Err(e) = result {
-        let _ = tx.blocking_send(Err(heatbill_engine::text::terminal_safe(&e, 300)));
+        let _ = tx.blocking_send(Err(heatbill_engine::text::terminal_safe(&e, 400)));
     }
 }
+
+/// What [`read_line_capped`] found.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// A line (without its `\n`) is in the buffer.
+    Read,
+    /// The line is longer than the cap: it was read no further.
+    TooLong,
+    /// The input ended before another line.
+    End,
+}
+
+/// Reads the next line of `input` into `line` (cleared first, without the `\n`), reading no
+/// further than `max` bytes of it: a longer line is [`Line::TooLong`], never held whole.
+fn read_line_capped(
+    input: &mut impl std::io::BufRead,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Line> {
+    line.clear();
+    let mut any = false;
+    loop {
+        let buf = input.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(if any { Line::Read } else { Line::End });
+        }
+        any = true;
+        let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i, true),
+            None => (buf.len(), false),
+        };
+        if line.len() + take > max {
+            return Ok(Line::TooLong);
+        }
+        line.extend_from_slice(&buf[..take]);
+        input.consume(take + usize::from(done));
+        if done {
+            return Ok(Line::Read);
+        }
+    }
+}
+
+/// Reads and drops what is left of a refused import's body: at most `limit` bytes, for at most
+/// 5 s, and not past a shutdown.
+async fn linger(
+    stream: &mut axum::body::BodyDataStream,
+    limit: u64,
+    stopping: &mut tokio::sync::watch::Receiver<bool>,
+) {
+    let deadline = tokio::time::sleep(std::time::Duration::from_secs(5));
+    tokio::pin!(deadline);
+    let mut seen: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = &mut deadline => return,
+            true = stopped(stopping) => return,
+            chunk = stream.next() => match chunk {
+                Some(Ok(c)) => {
+                    seen += c.len() as u64;
+                    if seen > limit {
+                        return;
+                    }
+                }
+                _ => return,
+            },
+        }
+    }
+}
+
+/// Resolves to `true` once the server begins to shut down (`false` if it never can).
+async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+    stopping.wait_for(|s| *s).await.is_ok()
+}
+
+/// How the feed of an import's body ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fed {
+    /// The body ended, or the parser stopped taking it.
+    Whole,
+    /// The body passed `api.max_import_bytes`.
+    TooLarge,
+    /// The server began to shut down.
+    Stopped,
+}
+
+/// Why an import stopped at shutdown.
+const STOPPING: &str = "the server is shutting down: the import stopped and nothing was \
+                        imported; upload the file again (to another host, or to this one once it \
+                        is back)";
 
 /// What an import did.
 #[derive(Debug, Serialize, ToSchema)]
@@ -317,11 +504,25 @@ pub async fn import(
     };
     let cap = app.settings.api.max_import_bytes;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut stopping = app.stopping.subscribe();
     // The body flows through a channel of four chunks: the parser's pace holds the upload back.
+    // A shutdown stops the feed with an error, so the parser (and the JSON converter) stop at
+    // their next read and nothing is imported: an import never holds the shutdown.
     let feeder = tokio::spawn(async move {
         let mut stream = body.into_data_stream();
         let mut seen: u64 = 0;
-        while let Some(chunk) = stream.next().await {
+        loop {
+            let next = tokio::select! {
+                chunk = stream.next() => Some(chunk),
+                true = stopped(&mut stopping) => None,
+            };
+            let Some(chunk) = next else {
+                let _ = tx.send(Err(STOPPING.to_string())).await;
+                return Fed::Stopped;
+            };
+            let Some(chunk) = chunk else {
+                return Fed::Whole;
+            };
             let msg = match chunk {
                 Ok(b) => {
                     seen += b.len() as u64;
@@ -331,18 +532,24 @@ pub async fn import(
                                 "the file is larger than {cap} bytes (api.max_import_bytes)"
                             )))
                             .await;
-                        return true;
+                        return Fed::TooLarge;
                     }
                     Ok(b)
                 }
                 Err(e) => Err(format!("the upload was cut off: {e}")),
             };
             let failed = msg.is_err();
-            if tx.send(msg).await.is_err() || failed {
-                return false;
+            if tx.send(msg).await.is_err() {
+                // The parser refused the file before its end (a bad header, a record over the
+                // bound): the rest is read and dropped for a few seconds, so that a client
+                // still sending gets the answer instead of a broken connection.
+                linger(&mut stream, cap.saturating_sub(seen), &mut stopping).await;
+                return Fed::Whole;
+            }
+            if failed {
+                return Fed::Whole;
             }
         }
-        false
     });
     let reader = ChannelReader {
         rx,
@@ -353,7 +560,12 @@ pub async fn import(
         Format::Csv => (reader, None),
         json => {
             let (tx, rx) = tokio::sync::mpsc::channel(4);
-            let task = tokio::task::spawn_blocking(move || json_to_csv(reader, json, tx));
+            let bounds = RecordBounds {
+                max_bytes: app.settings.import.max_row_bytes,
+                columns: heatbill_runtime::import::column_names(kind),
+                kind,
+            };
+            let task = tokio::task::spawn_blocking(move || json_to_csv(reader, json, bounds, tx));
             (
                 ChannelReader {
                     rx,
@@ -373,14 +585,24 @@ pub async fn import(
         &app.settings.import,
     )
     .await;
-    let too_large = feeder.await.unwrap_or(false);
+    let fed = feeder.await.unwrap_or(Fed::Whole);
     if let Some(task) = converter {
         let _ = task.await;
     }
-    if too_large {
-        return Err(ApiError::too_large(format!(
-            "the file is larger than {cap} bytes (api.max_import_bytes); nothing was imported"
-        )));
+    match fed {
+        Fed::TooLarge => {
+            return Err(ApiError::too_large(format!(
+                "the file is larger than {cap} bytes (api.max_import_bytes); nothing was imported"
+            )));
+        }
+        Fed::Stopped if !matches!(outcome, Ok(ImportOutcome::Imported(_))) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                STOPPING,
+            ));
+        }
+        _ => {}
     }
     match outcome {
         Ok(ImportOutcome::Imported(n)) => {

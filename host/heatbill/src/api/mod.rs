@@ -67,6 +67,9 @@ pub struct AppState {
     pub engine_slots: Arc<tokio::sync::Semaphore>,
     /// Progress streams open now.
     pub event_streams: Arc<std::sync::atomic::AtomicUsize>,
+    /// Set when the server begins to shut down: an import in progress stops at once (503,
+    /// nothing imported) instead of holding the shutdown.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -120,6 +123,7 @@ impl AppState {
                 settings.api.engine_slots.max(1),
             )),
             event_streams: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            stopping: tokio::sync::watch::Sender::new(false),
             settings,
         }
     }
@@ -246,9 +250,11 @@ pub async fn serve(
     } else {
         None
     };
+    let stopping = app.stopping.clone();
     let server = axum::serve(listener, router(app.clone()))
         .with_graceful_shutdown(async move {
             stop.await;
+            stopping.send_replace(true);
             let _ = stop_tx.send(true);
         })
         .await

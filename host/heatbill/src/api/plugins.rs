@@ -57,8 +57,9 @@ pub fn routes() -> axum::Router<App> {
         )
 }
 
-/// Customer-days a case file may bill at upload (its cases run in the request).
-const MAX_CASE_DAYS: usize = 20_000;
+/// Customer-days a case file may bill at upload (its cases run in the request); reading the file
+/// has already held it to the case-file bounds (`heatbill_cases::MAX_FILE_BYTES`, …).
+const MAX_CASE_DAYS: u64 = 20_000;
 
 /// A plugin as listed.
 #[derive(Debug, Serialize, ToSchema)]
@@ -304,9 +305,8 @@ async fn run_cases(
             entry.version = None;
         }
     }
-    let days = runner::case_days(&file)
-        .map_err(|e| ApiError::unprocessable(format!("{e:#}")))?
-        .len();
+    // Counted from the dates, before any customer-day is made.
+    let days = file.customer_days();
     if days > MAX_CASE_DAYS {
         return Err(ApiError::unprocessable(format!(
             "case file {name} bills {days} customer-days; an uploaded case file may bill at \
@@ -359,7 +359,12 @@ pub async fn put_cases(
             "the case file's name: 1 to 100 of a-z, A-Z, 0-9, -, _ and .",
         ));
     }
-    let bytes = read_capped(body, app.settings.api.max_body_bytes, "the case file").await?;
+    let cap = app
+        .settings
+        .api
+        .max_body_bytes
+        .min(heatbill_cases::MAX_FILE_BYTES as usize);
+    let bytes = read_capped(body, cap, "the case file").await?;
     let text = String::from_utf8(bytes)
         .map_err(|_| ApiError::unprocessable("the case file is not UTF-8 text"))?;
     let file = CaseFile::parse(&text, &name).map_err(|e| {

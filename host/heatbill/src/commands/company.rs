@@ -25,7 +25,9 @@ pub struct ApplyArgs {
     /// The company file (TOML).
     pub file: PathBuf,
     /// Where the chain's plugins are: a component, a directory of components, or a plugin
-    /// workspace (default: this checkout's plugins/, built by `./dev plugins`).
+    /// workspace (default: this checkout's plugins/, built by `./dev plugins`). Each component
+    /// must be a regular file (a link is followed) no larger than the engine's largest
+    /// `max_component_bytes`; a link to a device, a FIFO or a larger file is refused unread.
     #[arg(long)]
     pub plugins: Option<PathBuf>,
     #[command(flatten)]

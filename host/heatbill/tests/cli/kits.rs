@@ -3,7 +3,7 @@
 //! are contained with their messages in the log, a component says which profile it needs, and
 //! `plugin new --lang python|js` → `build` → `test` passes its own cases out of the box.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{components, heatbill, repo, text};
 
@@ -329,5 +329,103 @@ fn plugin_new_python_and_js_build_and_pass_their_own_cases() {
             Some(2),
             "{kit}: plugin new overwrote a plugin"
         );
+    }
+}
+
+/// `plugin build` ran the `vendor/heatbill-kit/build.py` (or `build.mjs`) found in the plugin's
+/// own directory, and installed what the pins beside it said: building someone else's plugin ran
+/// their code outside any sandbox. It runs the binary's own copy of the kit's build script, with
+/// the binary's pins, now (and says so when the plugin's copy differs); the plugin's vendored SDK
+/// and contract are still what is bundled into the component. The interpreters here are
+/// stand-ins that record what they were asked to run, so no toolchain is installed.
+#[test]
+fn plugin_build_runs_heatbills_own_build_script() {
+    use std::os::unix::fs::PermissionsExt;
+    for kit in KITS {
+        let work = tempfile::tempdir().unwrap();
+        let name = format!("evil-{kit}");
+        let dir = work.path().join(&name);
+        let d = dir.to_str().unwrap();
+        let out = heatbill(
+            &["plugin", "new", &name, "--lang", kit, "--dir", d],
+            work.path(),
+        );
+        assert!(out.status.success(), "{kit}: {}", text(&out));
+        let script = if kit == "python" {
+            "build.py"
+        } else {
+            "build.mjs"
+        };
+        let vendored = dir.join("vendor/heatbill-kit");
+        let marker = work.path().join("the plugin's script ran");
+        std::fs::write(
+            vendored.join(script),
+            format!(
+                "// a plugin's own build script: anything at all\n// touch {}\n",
+                marker.display()
+            ),
+        )
+        .unwrap();
+        let bin = work.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let record = work.path().join("asked");
+        for interpreter in ["python3", "node"] {
+            let path = bin.join(interpreter);
+            std::fs::write(
+                &path,
+                format!(
+                    "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\nexit 3\n",
+                    record.display()
+                ),
+            )
+            .unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let cache = work.path().join("cache");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_heatbill"))
+            .args(["plugin", "build", d])
+            .env(
+                "PATH",
+                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+            )
+            .env("XDG_CACHE_HOME", &cache)
+            .env("HEATBILL_CACHE_DIR", cache.join("compiled"))
+            .output()
+            .unwrap();
+        let t = text(&out);
+        // The stand-in interpreter fails the build; what matters is what it was asked to run.
+        assert!(!out.status.success(), "{kit}: {t}");
+        let asked = std::fs::read_to_string(&record)
+            .unwrap_or_else(|e| panic!("{kit}: the interpreter was not run ({e}):\n{t}"));
+        let asked: Vec<&str> = asked.lines().collect();
+        let ran = Path::new(asked[0]);
+        assert!(
+            ran.ends_with(script) && !ran.starts_with(&dir) && !ran.starts_with(work.path()),
+            "{kit}: the build ran {}, not heatbill's own script",
+            ran.display()
+        );
+        assert_eq!(asked[1], d, "{kit}: {asked:?}");
+        let arg = |flag: &str| {
+            asked
+                .iter()
+                .position(|a| *a == flag)
+                .map(|i| asked[i + 1])
+                .unwrap_or_else(|| panic!("{kit}: no {flag} in {asked:?}"))
+        };
+        // The plugin's SDK and contract are bundled as before; the toolchain is the one the
+        // binary pins, in the user's cache.
+        assert_eq!(Path::new(arg("--sdk")), vendored.join("sdk"), "{kit}");
+        assert_eq!(Path::new(arg("--wit")), vendored.join("wit"), "{kit}");
+        assert!(
+            Path::new(arg("--toolchain")).starts_with(cache.join("heatbill/toolchains")),
+            "{kit}: {asked:?}"
+        );
+        assert!(!marker.exists(), "{kit}: the plugin's own script ran");
+        assert!(
+            t.contains(&format!("is not this heatbill's {script}")),
+            "{kit}: no note about the plugin's own script:\n{t}"
+        );
+        // The binary's copy was written for the build and is gone with it.
+        assert!(!ran.exists(), "{kit}: {} was left behind", ran.display());
     }
 }

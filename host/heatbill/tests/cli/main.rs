@@ -37,6 +37,83 @@ pub fn heatbill(args: &[&str], cache: &Path) -> Output {
         .expect("run heatbill")
 }
 
+/// Runs the binary like [`heatbill`], and returns with its output its peak resident set in
+/// bytes, as the kernel counted it for that process (`wait4`'s `ru_maxrss`: its own, not this
+/// test process's). The wait is bounded: after `limit`, the binary is killed and the test fails;
+/// so is it, with a watchdog on its resident memory, past `max_rss` bytes, so that a binary that
+/// would read without bound fails the test instead of taking the machine's memory with it.
+pub fn heatbill_bounded(
+    args: &[&str],
+    cache: &Path,
+    limit: std::time::Duration,
+    max_rss: Option<u64>,
+) -> (Output, u64) {
+    use std::os::unix::process::ExitStatusExt;
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let err = tempfile::NamedTempFile::new().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_heatbill"));
+    cmd.args(args)
+        .env("HEATBILL_CACHE_DIR", cache.join("compiled"))
+        .current_dir(repo())
+        .stdout(out.reopen().unwrap())
+        .stderr(err.reopen().unwrap());
+    // Reaped below by `wait4` (which also gives its resource usage), not `Child::wait`.
+    #[allow(clippy::zombie_processes)]
+    let child = cmd.spawn().expect("run heatbill");
+    let pid = child.id() as libc::pid_t;
+    let deadline = std::time::Instant::now() + limit;
+    let (status, usage) = loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: `wait4` writes only to the two locals it is given, which live across the
+        // call; the rusage struct is plain data and valid when zeroed.
+        #[allow(unsafe_code)]
+        let (reaped, usage) = unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            let r = libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage);
+            (r, usage)
+        };
+        assert!(reaped >= 0, "wait4: {}", std::io::Error::last_os_error());
+        if reaped == pid {
+            break (status, usage);
+        }
+        let resident = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .map_or(0, |kib| kib * 1024);
+        let over = max_rss.is_some_and(|m| resident > m);
+        if over || std::time::Instant::now() > deadline {
+            // SAFETY: plain syscalls on the child this function spawned and has not reaped.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            panic!(
+                "heatbill {args:?} {}; killed. Its output:\n{}{}",
+                if over {
+                    format!("took more than {} MiB", max_rss.unwrap_or(0) >> 20)
+                } else {
+                    format!("did not finish in {limit:?}")
+                },
+                std::fs::read_to_string(out.path()).unwrap_or_default(),
+                std::fs::read_to_string(err.path()).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let output = Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout: std::fs::read(out.path()).unwrap(),
+        stderr: std::fs::read(err.path()).unwrap(),
+    };
+    // ru_maxrss is in KiB on Linux.
+    (output, usage.ru_maxrss as u64 * 1024)
+}
+
 /// Writes `cases` (a case file's text) to a fresh directory and runs `heatbill plugin test
 /// plugins --cases <it>` with `extra` arguments; the output, and the directory to keep alive.
 fn test_cases(cases: &str, extra: &[&str]) -> (Output, tempfile::TempDir) {
@@ -635,6 +712,233 @@ fn a_compile_that_costs_too_much_is_refused_and_the_host_lives() {
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("limits.max_loop_depth"), "{t}");
+}
+
+/// The review's 257-byte case file (a range from 0001-01-01 to 9999-12-31) made `plugin test`
+/// make a customer-day for each of its 3,652,059 dates before any bound was checked: about 1 GB,
+/// then hours of billing. It is refused from its dates now, before anything is made, and the
+/// binary's peak memory is what loading the plugin takes. So is a file of a million cases.
+#[test]
+fn a_case_file_over_millennia_is_refused_before_it_is_billed() {
+    let dir = tempfile::tempdir().unwrap();
+    let tariff = components().join("area_tariff.wasm");
+    let forever = dir.path().join("forever.toml");
+    let range = "[[chain]]\nplugin = \"area-tariff\"\nparams = { area_basis = \"usable\", prices = \
+                { residential = \"38.32\", non-residential = \"43.3\" } }\n[[case]]\nname = \
+                \"forever\"\ndates = { from = \"0001-01-01\", to = \"9999-12-31\" }\n\
+                expect.days = 0\n";
+    assert!(range.len() < 300);
+    std::fs::write(&forever, range).unwrap();
+    // A case file as large as the cap allows, of single-day cases: refused by its size.
+    let many = dir.path().join("many.toml");
+    let case = "[[case]]\nname = \"c\"\ncustomer.date = \"2026-01-15\"\nexpect.days = 0\n";
+    std::fs::write(
+        &many,
+        format!(
+            "[[chain]]\nplugin = \"area-tariff\"\n{}",
+            case.repeat(20_000)
+        ),
+    )
+    .unwrap();
+    for (file, says) in [
+        (
+            &forever,
+            "the cases bill 3652059 customer-days; a case file bills at most 100000",
+        ),
+        (&many, "a case file is at most 1048576 bytes"),
+    ] {
+        let (out, peak) = heatbill_bounded(
+            &[
+                "plugin",
+                "test",
+                tariff.to_str().unwrap(),
+                "--no-reference",
+                "--cases",
+                file.to_str().unwrap(),
+            ],
+            dir.path(),
+            std::time::Duration::from_secs(300),
+            Some(1 << 30),
+        );
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{t}");
+        assert!(t.contains(says), "{t}");
+        assert!(
+            peak < 256 << 20,
+            "plugin test peaked at {} MiB on {}",
+            peak >> 20,
+            file.display()
+        );
+        eprintln!(
+            "{}: refused; peak resident set {} MiB",
+            file.display(),
+            peak >> 20
+        );
+    }
+}
+
+/// `company apply --plugins DIR` read whatever a path in DIR named: a link to /dev/zero took
+/// 3 GB in two seconds, a FIFO hung it. A component must be a regular file (links followed) no
+/// larger than the largest component a limits profile accepts; anything else is refused by its
+/// type or size before it is read, and nothing is applied.
+#[test]
+fn company_apply_reads_regular_component_files_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("heatbill.db").display());
+    let company = dir.path().join("company.toml");
+    std::fs::write(
+        &company,
+        "slug = \"harbin\"\nname = \"Harbin Heat\"\ntime_zone = \"Asia/Harbin\"\n\
+         [[chain]]\neffective_from = \"2025-10-01\"\n[[chain.entry]]\nplugin = \"area-tariff\"\n\
+         params = { area_basis = \"usable\", prices = { residential = \"38.32\", \
+         non-residential = \"43.3\" } }\n",
+    )
+    .unwrap();
+    let out = heatbill(&["migrate", "--database", &db], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let fifo = dir.path().join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let big = dir.path().join("big");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len((32 << 20) + 1)
+        .unwrap();
+    for (name, target, says) in [
+        (
+            "zero",
+            Path::new("/dev/zero"),
+            "is a device, FIFO or socket, not a regular file",
+        ),
+        (
+            "fifo",
+            fifo.as_path(),
+            "is a device, FIFO or socket, not a regular file",
+        ),
+        (
+            "big",
+            big.as_path(),
+            "is 33554433 bytes; a component is at most 33554432 bytes, so it was not read",
+        ),
+    ] {
+        let plugins = dir.path().join(format!("plugins-{name}"));
+        std::fs::create_dir(&plugins).unwrap();
+        std::fs::copy(
+            components().join("area_tariff.wasm"),
+            plugins.join("area_tariff.wasm"),
+        )
+        .unwrap();
+        let evil = plugins.join("evil.wasm");
+        std::os::unix::fs::symlink(target, &evil).unwrap();
+        let (out, peak) = heatbill_bounded(
+            &[
+                "company",
+                "apply",
+                company.to_str().unwrap(),
+                "--plugins",
+                plugins.to_str().unwrap(),
+                "--database",
+                &db,
+            ],
+            dir.path(),
+            std::time::Duration::from_secs(120),
+            Some(1 << 30),
+        );
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{name}: {t}");
+        assert!(
+            t.contains(&format!("{} {says}", evil.display())),
+            "{name}: {t}"
+        );
+        assert!(
+            peak < 256 << 20,
+            "{name}: company apply peaked at {} MiB",
+            peak >> 20
+        );
+    }
+    // Nothing was applied; with the honest component alone, the company is.
+    let plugins = dir.path().join("plugins-zero");
+    std::fs::remove_file(plugins.join("evil.wasm")).unwrap();
+    let out = heatbill(
+        &["company", "show", "harbin", "--database", &db],
+        dir.path(),
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    let out = heatbill(
+        &[
+            "company",
+            "apply",
+            company.to_str().unwrap(),
+            "--plugins",
+            plugins.to_str().unwrap(),
+            "--database",
+            &db,
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// `plugin check` retried a component whose compile ran out of time under the `interpreted`
+/// profile by itself: a compile bomb the API refuses in 30 s took 150 s and 1.6 GB. A compile
+/// that runs out of its limits is not retried under a larger profile now, and the report says
+/// so; a refusal a profile does lift (the size here) is retried, and the binary says which
+/// profile it tries, and why, before it does.
+#[test]
+fn plugin_check_retries_only_what_a_profile_lifts_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let tariff = components().join("area_tariff.wasm");
+    // No compile finishes in a millisecond (the compiler is a child process): every component
+    // runs out of this compile time, whatever the machine's load.
+    let slow = dir.path().join("compile.toml");
+    std::fs::write(&slow, "[compile]\ntimeout_ms = 1\n").unwrap();
+    let out = heatbill(
+        &[
+            "plugin",
+            "check",
+            tariff.to_str().unwrap(),
+            "--engine-config",
+            slow.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("(compile.timeout_ms)"), "{t}");
+    assert!(
+        t.contains("no larger profile is tried after a compile that runs out of time or memory"),
+        "{t}"
+    );
+    assert!(
+        !t.contains("trying the profile") && !t.contains("needs     the profile"),
+        "{t}"
+    );
+
+    // Over the standard size cap: the interpreted profile lifts that, and is tried, saying so.
+    let small = dir.path().join("small.toml");
+    std::fs::write(&small, "[limits]\nmax_component_bytes = 1000\n").unwrap();
+    let out = heatbill(
+        &[
+            "plugin",
+            "check",
+            tariff.to_str().unwrap(),
+            "--engine-config",
+            small.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refused under the profile `standard` (the component is")
+            && stderr.contains(
+                "trying the profile `interpreted` (components up to 33554432 \
+                                bytes; compiling takes at most 120 s and 2048 MiB)"
+            ),
+        "{t}"
+    );
+    assert!(t.contains("needs     the profile `interpreted`"), "{t}");
 }
 
 /// A new plugin tested after the reference ones without copying them: the reference plugins are

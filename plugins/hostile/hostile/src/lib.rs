@@ -30,6 +30,8 @@
 //! | `subsidy-skim` | returns subsidy lines of −0.10 for the customer and +999.99 for the government |
 //! | `negative-heating` | returns a heating line of −1.00 |
 //! | `government-late-fee` | returns a late-fee line of 1.00 paid by the government |
+//! | `huge-quantity` | returns a heating line of quantity −9,223,372,036,854,775,808 (`i64::MIN`) × unit price 9.22 and amount 1.00 |
+//! | `huge-unit-price` | returns a heating line of quantity 0.000000000000000001 × unit price −9,223,372,036,854,775,808 and amount 1.00 |
 //! | `skim` | *every* customer-day: 1.00, plus 0.01 for each customer-day before it in the same call |
 //! | `previous` | *every* customer-day: 1.00, plus the previous customer-day's building area (in whole m², mod 100) in fen, remembered across calls |
 //! | `after-n` | *every* customer-day: 1.00, and 1.50 once the instance has billed 1,000 customer-days |
@@ -50,7 +52,7 @@
 //!   standard library seeds it from `wasi:random/insecure-seed`); line 1, `get-random-u64`; lines 2
 //!   and 3, `get-random-bytes(16)` as two little-endian `u64`; line 4, `get-insecure-random-u64`;
 //!   lines 5 and 6, the two halves of `insecure-seed`. Each `u64` is carried as the `s64` with
-//!   the same bits, scale 0.
+//!   the same bits, at scale 18 (so that every value is within the quantity bound).
 //!
 //! Other modes misbehave in `configure`, whatever the customer-day (a plugin configured with
 //! them never evaluates anything):
@@ -171,6 +173,10 @@ pub enum Mode {
     NegativeHeating,
     /// Return a late fee paid by the government.
     GovernmentLateFee,
+    /// Return a heating line of quantity `i64::MIN` × 9.22 = 1.00.
+    HugeQuantity,
+    /// Return a heating line of quantity 10^-18 × unit price `i64::MIN` = 1.00.
+    HugeUnitPrice,
     /// Bill more the later a customer-day comes in its call.
     Skim,
     /// Bill by the previous customer-day's area.
@@ -416,7 +422,7 @@ pub fn misbehave(mode: Mode) -> Result<DayOutput, RuleError> {
             Ok(DayOutput::lines(
                 [hashed, secure, word(lo), word(hi), insecure, seed0, seed1]
                     .into_iter()
-                    .map(|v| reading(bits(v), 0))
+                    .map(|v| reading(bits(v), 18))
                     .collect(),
             ))
         }
@@ -463,6 +469,24 @@ pub fn misbehave(mode: Mode) -> Result<DayOutput, RuleError> {
             100,
             Payer::Government,
         )])),
+        Mode::HugeQuantity => Ok(DayOutput::lines(vec![Line {
+            quantity: WitDecimal {
+                units: i64::MIN,
+                scale: 0,
+            },
+            ..priced(HEATING, 922, 100, Payer::Customer)
+        }])),
+        Mode::HugeUnitPrice => Ok(DayOutput::lines(vec![Line {
+            quantity: WitDecimal {
+                units: 1,
+                scale: 18,
+            },
+            unit_price: WitDecimal {
+                units: i64::MIN,
+                scale: 0,
+            },
+            ..priced(HEATING, 0, 100, Payer::Customer)
+        }])),
         Mode::EscapeMessage => Err(RuleError::InvalidInput(ESCAPE_MESSAGE.into())),
         Mode::BadPayer
         | Mode::LineAndError
@@ -532,7 +556,9 @@ pub fn line_kinds(mode: Mode) -> Vec<LineSpec> {
         | Mode::PositiveRefund
         | Mode::SubsidySkim
         | Mode::NegativeHeating
-        | Mode::GovernmentLateFee => {
+        | Mode::GovernmentLateFee
+        | Mode::HugeQuantity
+        | Mode::HugeUnitPrice => {
             let kind = |code: &str, category| line_spec(code, "Hostile fixture", "CNY", category);
             vec![
                 normal,
