@@ -376,23 +376,33 @@ fn purity(ev: &mut ScheduleEvaluator, file: &CaseFile, max_batch: usize) -> Vec<
         ev.reset();
         // One call where the engine allows it: the variants are about what one call sees.
         let results = ev.evaluate(&batch);
-        // The night bills full batches under the same limits: a customer-day that runs out of
-        // time there (a rule slow only in batches) would be parked at night, for every batch.
-        let out_of_time: Vec<&BillError> = results
+        // The night bills full batches under the same limits: a customer-day billed alone
+        // that runs out of time in a batch (a rule too slow per customer-day) would be parked
+        // at night, in every batch.
+        let out_of_time: Vec<&BillError> = idx
             .iter()
-            .filter_map(|r| r.as_ref().err())
+            .zip(&at)
+            .filter(|(i, _)| alone[**i].is_ok())
+            .filter_map(|(_, k)| results[*k].as_ref().err())
             .filter(|e| out_of_time(e))
             .collect();
-        if !out_of_time.is_empty() && seen.insert((0, days[0].1.date, what)) {
+        if let Some(first) = out_of_time.first()
+            && seen.insert((0, days[0].1.date, what))
+        {
+            let failed = results
+                .iter()
+                .filter(|r| r.as_ref().is_err_and(out_of_time))
+                .count();
             diffs.push((
                 0,
                 format!(
-                    "{} of {} customer-days {what} (one call, as the night bills them) ran out \
-                     of time, e.g. {}: the night would park them; make the rule cheaper per \
-                     customer-day (the limits are in the plugin guide)",
+                    "{} of the file's customer-days billed alone ran out of time {what} ({failed} \
+                     of the call's {} customer-days did, one call as the night bills them), e.g. \
+                     {}: the night would park them; make the rule cheaper per customer-day (the \
+                     limits are in the plugin guide)",
                     out_of_time.len(),
                     batch.len(),
-                    terminal_safe(&out_of_time[0].to_string(), 300)
+                    terminal_safe(&first.to_string(), 300)
                 ),
             ));
         }
