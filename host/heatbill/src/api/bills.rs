@@ -482,7 +482,7 @@ pub async fn dry_run(
         Some(entries) => Some(super::plugins::resolve(&app, c.id, entries).await?),
         None => None,
     };
-    let _slot = app.engine_slot().await?;
+    let _slot = app.engine_slot(c.id).await?;
     let started = std::time::Instant::now();
     let r = run::dry_run(
         &app.services,

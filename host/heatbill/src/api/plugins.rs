@@ -17,7 +17,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post, put};
 use chrono::NaiveDate;
 use heatbill_engine::{LoadError, LoadedPlugin};
@@ -130,17 +130,42 @@ pub async fn upload(
     State(app): State<App>,
     caller: Caller,
     Path(company): Path<String>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<PluginView>), ApiError> {
+    let cap = app.settings.api.max_upload_bytes;
     let c = match caller.company(&app, &company, Access::Rules).await {
         Ok(c) => c,
         Err(e) => {
-            super::error::drain(body, app.settings.api.max_upload_bytes).await;
+            super::error::drain(body, cap).await;
             return Err(e);
         }
     };
-    let bytes = read_capped(body, app.settings.api.max_upload_bytes, "the component").await?;
-    let _slot = app.engine_slot().await?;
+    // Admission before buffering: the body stays in the client's socket until there is room
+    // for it among the upload bytes the server holds (api.max_upload_bytes_in_flight).
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = length
+        && n > cap as u64
+    {
+        // Read and dropped (up to twice the cap), so that the client gets the answer.
+        super::error::drain(body, n.min(2 * cap as u64) as usize).await;
+        return Err(ApiError::too_large(format!(
+            "the component is {n} bytes, larger than {cap} bytes, the most this server takes \
+             (api.max_upload_bytes)"
+        )));
+    }
+    let _room = match app.upload_room(length).await {
+        Ok(r) => r,
+        Err(e) => {
+            super::error::drain(body, cap).await;
+            return Err(e);
+        }
+    };
+    let bytes = read_capped(body, cap, "the component", length).await?;
+    let _slot = app.engine_slot(c.id).await?;
     let bytes = Arc::new(bytes);
     let loaded = {
         let bytes = bytes.clone();
@@ -359,7 +384,7 @@ pub async fn put_cases(
             "the case file's name: 1 to 100 of a-z, A-Z, 0-9, -, _ and .",
         ));
     }
-    let bytes = read_capped(body, app.settings.api.max_body_bytes, "the case file").await?;
+    let bytes = read_capped(body, app.settings.api.max_body_bytes, "the case file", None).await?;
     let text = String::from_utf8(bytes)
         .map_err(|_| ApiError::unprocessable("the case file is not UTF-8 text"))?;
     let file = CaseFile::parse(&text, &name).map_err(|e| {
@@ -376,7 +401,7 @@ pub async fn put_cases(
         )));
     }
     let pinned = BTreeMap::from([(p.name.clone(), p.digest.clone())]);
-    let _slot = app.engine_slot().await?;
+    let _slot = app.engine_slot(c.id).await?;
     let cat = catalog(&app, c.id, &pinned).await?;
     let result = run_cases(&app, cat, &name, &text).await?;
     if !result.passed {
@@ -592,7 +617,7 @@ pub async fn activate(
 ) -> Result<(StatusCode, Json<ChainView>), ApiError> {
     let c = caller.company(&app, &company, Access::Rules).await?;
     let defs = resolve(&app, c.id, &b.entries).await?;
-    let _slot = app.engine_slot().await?;
+    let _slot = app.engine_slot(c.id).await?;
     // The chain loads and configures as a run would.
     let label = format!("{}", b.effective_from);
     let chain =
