@@ -125,7 +125,8 @@ async fn plugin_view(app: &App, company_id: i32, p: CompanyPlugin) -> Result<Plu
     responses((status = 201, body = PluginView, description = "Stored"),
         (status = 200, body = PluginView, description = "The same bytes were already stored"),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 422, body = ErrorBody, description = "Not a loadable heatbill plugin")))]
+        (status = 422, body = ErrorBody, description = "Not a loadable heatbill plugin"),
+        (status = 503, body = ErrorBody, description = "Busy: no room among the upload bytes in flight, or no engine slot, within `api.queue_wait_ms`; `Retry-After` says when to try again")))]
 pub async fn upload(
     State(app): State<App>,
     caller: Caller,
@@ -365,7 +366,8 @@ async fn run_cases(
         description = "The case file, TOML (any content type; `application/toml` is customary)"),
     security(("bearer" = [])),
     responses((status = 200, body = CasesResult), (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody, description = "The cases failed (the report is in `details`) or the file is not valid")))]
+        (status = 422, body = ErrorBody, description = "The cases failed (the report is in `details`) or the file is not valid"),
+        (status = 503, body = ErrorBody, description = "Busy: the company's share of the engine slots, or the server's, stayed taken for `api.queue_wait_ms`; `Retry-After` says when to try again")))]
 pub async fn put_cases(
     State(app): State<App>,
     caller: Caller,
@@ -608,7 +610,8 @@ pub async fn resolve(
 #[utoipa::path(post, operation_id = "plugins_activate", path = "/v1/companies/{company}/chains", tag = "plugins",
     params(("company" = String, Path, description = "The company's slug")),
     request_body = ChainBody, security(("bearer" = [])),
-    responses((status = 201, body = ChainView), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = ChainView), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "Busy: the company's share of the engine slots, or the server's, stayed taken for `api.queue_wait_ms`; `Retry-After` says when to try again")))]
 pub async fn activate(
     State(app): State<App>,
     caller: Caller,

@@ -354,7 +354,8 @@ pub async fn read(
         ("id" = i64, Path, description = "The run's id")),
     security(("bearer" = [])),
     responses((status = 200, content_type = "text/event-stream", description = "`progress` events, then `finished`"),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "Too many progress streams open (`api.max_event_streams`, or this company's `api.max_event_streams_per_company`); poll the run instead")))]
 pub async fn events(
     State(app): State<App>,
     caller: Caller,
