@@ -242,3 +242,169 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()>
     }
     result
 }
+
+/// The compiled components an engine keeps in memory, by digest: at most `max_entries` of
+/// them and `max_bytes` of compiled code (each component's image, about the size of its
+/// precompiled artifact), the least recently used evicted first. A component larger than
+/// `max_bytes` alone is not kept at all.
+///
+/// Only components that loaded are kept (the engine inserts after every check passed), so an
+/// upload that is refused after compiling leaves nothing here. Evicting a component does not
+/// unload a plugin that uses it (a [`LoadedPlugin`](crate::LoadedPlugin) holds its own
+/// reference); it means the next load of those bytes comes from the disk cache or compiles.
+pub(crate) struct MemoryCache {
+    entries: std::collections::HashMap<[u8; 32], Cached>,
+    bytes: u64,
+    /// A counter that orders uses: each get or insert takes the next value.
+    clock: u64,
+    pub(crate) evictions: u64,
+}
+
+struct Cached {
+    component: Component,
+    bytes: u64,
+    used: u64,
+}
+
+impl MemoryCache {
+    pub(crate) fn new() -> MemoryCache {
+        MemoryCache {
+            entries: std::collections::HashMap::new(),
+            bytes: 0,
+            clock: 0,
+            evictions: 0,
+        }
+    }
+
+    /// The component for `digest`, if kept, marked as used now.
+    pub(crate) fn get(&mut self, digest: &[u8; 32]) -> Option<Component> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.entries.get_mut(digest).map(|c| {
+            c.used = clock;
+            c.component.clone()
+        })
+    }
+
+    /// Keeps `component` under `digest`, then evicts the least recently used entries until
+    /// at most `max_entries` and `max_bytes` are kept.
+    pub(crate) fn insert(
+        &mut self,
+        digest: [u8; 32],
+        component: Component,
+        max_entries: usize,
+        max_bytes: u64,
+    ) {
+        let bytes = image_bytes(&component);
+        if bytes > max_bytes || max_entries == 0 {
+            return;
+        }
+        self.clock += 1;
+        let cached = Cached {
+            component,
+            bytes,
+            used: self.clock,
+        };
+        if let Some(old) = self.entries.insert(digest, cached) {
+            self.bytes -= old.bytes;
+        }
+        self.bytes += bytes;
+        while self.entries.len() > max_entries || self.bytes > max_bytes {
+            let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, c)| c.used)
+                .map(|(d, _)| *d)
+            else {
+                break;
+            };
+            if let Some(gone) = self.entries.remove(&oldest) {
+                self.bytes -= gone.bytes;
+                self.evictions += 1;
+            }
+        }
+    }
+
+    /// How many components are kept, and their bytes.
+    pub(crate) fn usage(&self) -> (usize, u64) {
+        (self.entries.len(), self.bytes)
+    }
+}
+
+/// The size of a component's compiled image in memory, in bytes.
+fn image_bytes(component: &Component) -> u64 {
+    let range = component.image_range();
+    (range.end as usize).saturating_sub(range.start as usize) as u64
+}
+
+/// Whether `name` is the name of an artifact file of the cache (a temporary file being written
+/// starts with a dot, the key file lives beside the directory).
+fn is_artifact(name: &std::ffi::OsStr) -> bool {
+    name.to_str()
+        .is_some_and(|n| n.ends_with(".cwasm") && !n.starts_with('.'))
+}
+
+/// Marks an artifact as used now (its modification time), so that eviction, which removes the
+/// least recently used first, keeps it. Best effort: a file gone or read-only is left alone.
+pub(crate) fn touch(path: &Path) {
+    if let Ok(f) = fs::OpenOptions::new().append(true).open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+}
+
+/// The artifacts in the cache directory and their total size in bytes.
+pub(crate) fn disk_usage(dir: &Path) -> (usize, u64) {
+    let files = artifacts(dir);
+    (files.len(), files.iter().map(|f| f.1).sum())
+}
+
+/// Every artifact of the directory: path, size, last use.
+fn artifacts(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| is_artifact(&e.file_name()))
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            m.is_file().then(|| {
+                (
+                    e.path(),
+                    m.len(),
+                    m.modified().unwrap_or(std::time::UNIX_EPOCH),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Removes the least recently used artifacts of the directory (by modification time, which a
+/// disk hit renews) until at most `max_entries` files and `max_bytes` bytes are left, sparing
+/// `keep` (the artifact just written). Returns how many were removed. Several processes may
+/// share the directory: a file another one removed first is simply gone, and a process whose
+/// artifact was evicted compiles it again.
+pub(crate) fn evict_disk(dir: &Path, keep: &Path, max_entries: usize, max_bytes: u64) -> u64 {
+    let mut files = artifacts(dir);
+    let mut count = files.len();
+    let mut bytes: u64 = files.iter().map(|f| f.1).sum();
+    if count <= max_entries && bytes <= max_bytes {
+        return 0;
+    }
+    files.sort_by_key(|f| f.2);
+    let mut removed = 0;
+    for (path, size, _) in files {
+        if count <= max_entries && bytes <= max_bytes {
+            break;
+        }
+        if path == keep {
+            continue;
+        }
+        if fs::remove_file(&path).is_ok() {
+            removed += 1;
+        }
+        count -= 1;
+        bytes = bytes.saturating_sub(size);
+    }
+    removed
+}

@@ -83,7 +83,7 @@ impl Chain {
         for entry in entries {
             let entry: ChainEntry = entry.into();
             let (plugin, params, params_json) = (&entry.plugin, &entry.params, &entry.params_json);
-            check_params(&company, plugin, params)?;
+            // The size first: validating costs in proportion to it.
             if params_json.len() > plugin.max_params_bytes {
                 return Err(ChainError::Params {
                     company,
@@ -98,6 +98,7 @@ impl Chain {
                     ),
                 });
             }
+            check_params(&company, plugin, params)?;
             out.push(entry);
         }
         if out.is_empty() {

@@ -342,13 +342,14 @@ impl Engine {
         }
         report.structure = check_structure(bytes, &eff.limits, &eff.pool).ok();
         let digest: [u8; 32] = Sha256::digest(bytes).into();
-        let component = match self.component(bytes, &digest, eff) {
-            Ok((c, _)) => c,
+        let fetched = match self.component(bytes, &digest, eff) {
+            Ok(f) => f,
             Err(e) => {
                 report.error = Some(e);
                 return;
             }
         };
+        let component = fetched.component.clone();
         let ty = component.component_type();
         let engine = self.wasmtime();
         report.imports = ty
@@ -369,7 +370,11 @@ impl Engine {
             .find_map(|n| Contract::of_export(n))
             .map(|c| format!("heatbill:rules/rules-plugin@{c}"));
         match self.prepare(component, &digest, bytes.len(), profile, eff) {
-            Ok(plugin) => report.info = Some(plugin.info().clone()),
+            Ok(plugin) => {
+                // Kept only once it loaded, as `load` keeps it.
+                self.keep(&digest, fetched);
+                report.info = Some(plugin.info().clone());
+            }
             Err(e) => report.error = Some(e),
         }
     }

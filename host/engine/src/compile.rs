@@ -8,7 +8,8 @@
 //! 1. [`check_structure`] walks the component with wasmparser (linear in its size, a few
 //!    milliseconds per MiB) and refuses the shapes whose compile cost grows faster than their
 //!    bytes: too many functions, a huge body, too many locals, deep nesting, deep or many
-//!    loops, tables and memories past the pool. Each refusal names its setting.
+//!    loops, many locals across many blocks, tables and memories past the pool. Each refusal
+//!    names its setting.
 //! 2. [`compile_in_child`] runs the compiler in a child process ([`CompileConfig::program`]
 //!    with [`COMPILE_COMMAND`]): the child caps its own data segment (`RLIMIT_DATA`) and CPU
 //!    time before reading anything, the parent kills it at the wall-clock deadline. Whatever
@@ -60,6 +61,12 @@ pub struct Structure {
     pub memories: u64,
     /// Core module instances the component creates when it is instantiated.
     pub core_instances: u64,
+    /// Locals × blocks, all functions together: each function's locals (its parameters
+    /// included) times its blocks (`block`, `loop`, `if`, `else`, `br_if`, `br_table`, `try`),
+    /// the work of building its SSA form.
+    pub locals_times_blocks: u64,
+    /// The largest locals × blocks of one function.
+    pub max_function_locals_times_blocks: u64,
 }
 
 /// Walks every core module of the component and refuses it, naming the limit, if its shape is
@@ -85,6 +92,11 @@ pub fn check_structure(
     // Per module: its index (for messages) and how many of its functions were seen.
     let mut module = 0u64;
     let mut function = 0u64;
+    // Per module: the parameter count of each function type, the type of each defined
+    // function, and how many defined functions' bodies were seen.
+    let mut type_params: Vec<u64> = Vec::new();
+    let mut function_types: Vec<u32> = Vec::new();
+    let mut defined = 0usize;
     for payload in Parser::new(0).parse_all(bytes) {
         match payload.map_err(malformed)? {
             Payload::Version {
@@ -94,6 +106,32 @@ pub fn check_structure(
                 s.modules += 1;
                 module = s.modules - 1;
                 function = 0;
+                type_params.clear();
+                function_types.clear();
+                defined = 0;
+            }
+            Payload::TypeSection(reader) => {
+                for group in reader {
+                    for ty in group.map_err(malformed)?.into_types() {
+                        type_params.push(match &ty.composite_type.inner {
+                            wasmparser::CompositeInnerType::Func(f) => f.params().len() as u64,
+                            _ => 0,
+                        });
+                    }
+                }
+            }
+            Payload::FunctionSection(reader) => {
+                if u64::from(reader.count()) > limits.max_functions {
+                    return over(
+                        "limits.max_functions",
+                        "functions".to_string(),
+                        u64::from(reader.count()),
+                        limits.max_functions,
+                    );
+                }
+                for ty in reader {
+                    function_types.push(ty.map_err(malformed)?);
+                }
             }
             Payload::ImportSection(reader) => {
                 // Imported functions take the first indices of the function space.
@@ -210,7 +248,13 @@ pub fn check_structure(
                         limits.max_function_bytes,
                     );
                 }
-                let mut locals = 0u64;
+                // Parameters are locals too.
+                let mut locals = function_types
+                    .get(defined)
+                    .and_then(|t| type_params.get(*t as usize))
+                    .copied()
+                    .unwrap_or(0);
+                defined += 1;
                 for group in body.get_locals_reader().map_err(malformed)? {
                     let (count, _) = group.map_err(malformed)?;
                     locals = locals.saturating_add(u64::from(count));
@@ -229,6 +273,9 @@ pub fn check_structure(
                 // nesting limit, checked on every push.
                 let mut open: Vec<bool> = Vec::new();
                 let mut loop_depth = 0u64;
+                // Blocks of the function's control flow: each construct and each conditional
+                // branch starts one.
+                let mut blocks = 0u64;
                 while !ops.eof() {
                     let is_loop = match ops.read().map_err(malformed)? {
                         Operator::Block { .. }
@@ -242,8 +289,13 @@ pub fn check_structure(
                             }
                             continue;
                         }
+                        Operator::Else | Operator::BrIf { .. } | Operator::BrTable { .. } => {
+                            blocks += 1;
+                            continue;
+                        }
                         _ => continue,
                     };
+                    blocks += 1;
                     open.push(is_loop);
                     let depth = open.len() as u64;
                     s.max_nesting_depth = s.max_nesting_depth.max(depth);
@@ -276,6 +328,35 @@ pub fn check_structure(
                             );
                         }
                     }
+                }
+                // Building a function's SSA form looks each local up across the blocks between
+                // its uses and its definitions: 4,000 blocks and 10,000 locals (72 KB) ran the
+                // compiler out of 1 GiB after 20 s.
+                let product = locals.saturating_mul(blocks);
+                s.max_function_locals_times_blocks =
+                    s.max_function_locals_times_blocks.max(product);
+                if product > limits.max_function_locals_times_blocks {
+                    return over(
+                        "limits.max_function_locals_times_blocks",
+                        format!(
+                            "locals × blocks in function {index} of module {module} ({locals} \
+                             locals × {blocks} blocks)"
+                        ),
+                        product,
+                        limits.max_function_locals_times_blocks,
+                    );
+                }
+                s.locals_times_blocks = s.locals_times_blocks.saturating_add(product);
+                if s.locals_times_blocks > limits.max_locals_times_blocks {
+                    return over(
+                        "limits.max_locals_times_blocks",
+                        format!(
+                            "locals × blocks, all functions together (function {index} of \
+                             module {module}, {locals} locals × {blocks} blocks, brings it there)"
+                        ),
+                        s.locals_times_blocks,
+                        limits.max_locals_times_blocks,
+                    );
                 }
             }
             _ => {}

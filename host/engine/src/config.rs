@@ -39,6 +39,25 @@ pub struct EngineConfig {
     /// none, and then a key of this user's own, kept in the file `<cache_dir>.key` (created
     /// with mode 0600 on first use; refused if others can read it).
     pub cache_key: Option<String>,
+    /// The most compiled components the engine keeps in memory. Default: 256. Past it (or past
+    /// [`memory_cache_bytes`](Self::memory_cache_bytes)) the least recently used is dropped
+    /// from the cache; a plugin loaded from it keeps working, and the next load of the same
+    /// bytes comes from the disk cache or compiles again. Only components that loaded are
+    /// kept: an upload refused after compiling (its world, imports or `describe`) leaves
+    /// nothing in memory or on disk.
+    pub memory_cache_entries: usize,
+    /// The most bytes of compiled code the memory cache keeps, all components together.
+    /// Default: 536,870,912 (512 MiB). A Rust plugin's compiled code is about 1 MB, a Python or
+    /// JavaScript one's about 36 MB; a component larger than this alone is not kept.
+    pub memory_cache_bytes: u64,
+    /// The most precompiled artifacts kept in [`cache_dir`](Self::cache_dir). Default: 1,024.
+    /// Past it (or past [`disk_cache_bytes`](Self::disk_cache_bytes)) the least recently used
+    /// artifacts are deleted after each write (a disk hit counts as a use); the directory's
+    /// other files are left alone. Hosts sharing a directory share its caps.
+    pub disk_cache_entries: usize,
+    /// The most bytes of precompiled artifacts kept in [`cache_dir`](Self::cache_dir).
+    /// Default: 2,147,483,648 (2 GiB). An artifact larger than this alone is not written.
+    pub disk_cache_bytes: u64,
     /// How components are compiled: in a child process, within time and memory. See
     /// [`CompileConfig`].
     pub compile: CompileConfig,
@@ -72,6 +91,10 @@ impl Default for EngineConfig {
             pool: PoolConfig::default(),
             cache_dir: None,
             cache_key: None,
+            memory_cache_entries: 256,
+            memory_cache_bytes: 512 << 20,
+            disk_cache_entries: 1_024,
+            disk_cache_bytes: 2 << 30,
             compile: CompileConfig::default(),
             profiles: BTreeMap::from([(INTERPRETED.to_string(), Profile::interpreted())]),
             grants: BTreeMap::new(),
@@ -87,6 +110,10 @@ impl std::fmt::Debug for EngineConfig {
             .field("pool", &self.pool)
             .field("cache_dir", &self.cache_dir)
             .field("cache_key", &self.cache_key.as_ref().map(|_| "***"))
+            .field("memory_cache_entries", &self.memory_cache_entries)
+            .field("memory_cache_bytes", &self.memory_cache_bytes)
+            .field("disk_cache_entries", &self.disk_cache_entries)
+            .field("disk_cache_bytes", &self.disk_cache_bytes)
             .field("compile", &self.compile)
             .field("profiles", &self.profiles)
             .field("grants", &self.grants)
@@ -351,7 +378,25 @@ pub struct Limits {
     /// billions of nodes, and such a schema is refused in microseconds, without expanding it.
     pub max_params_schema_nodes: usize,
     /// The longest parameter object (as JSON) a chain entry may pass, in bytes. Default: 65,536.
+    /// Checked before the object is validated against the plugin's schema.
     pub max_params_bytes: usize,
+    /// The most memory the `pattern`s of a parameter schema may compile to, all of them
+    /// together, each counted once for every place it applies with the schema's `$ref`s
+    /// expanded, in bytes (as the regex engine measures a compiled pattern: its automata and
+    /// prefilters). Default: 131,072 (128 KiB; `^[0-9]{4}-[0-9]{2}-[0-9]{2}$` takes about
+    /// 1.9 KiB, an alternation of four words 15 KiB). Patterns run on a linear-time engine, but
+    /// a pattern whose automaton explodes falls back to a search whose time is its compiled
+    /// size times the text's length: `(?:a|b)*a(?:a|b){5000}c` (236 KiB) took 11.7 s against
+    /// a 100 KB parameter and froze the admin API. A schema over this limit is refused when
+    /// the plugin loads, naming it. With it, [`max_params_bytes`](Self::max_params_bytes)
+    /// and [`max_params_string_bytes`](Self::max_params_string_bytes), validating one
+    /// parameter object is bounded by (this × the parameters' bytes).
+    pub max_params_pattern_bytes: usize,
+    /// The longest string (a value or a key, at any depth) a parameter object may hold, in
+    /// bytes. Default: 4,096 (parameters are prices, dates, codes and names). Checked before
+    /// the object is validated against the plugin's schema, whose patterns take time in
+    /// proportion to the strings they check.
+    pub max_params_string_bytes: usize,
     /// The most customer-days the engine passes to one `evaluate` call; a longer batch is cut
     /// into calls of this size. Default: 1,024.
     pub max_batch: usize,
@@ -378,6 +423,21 @@ pub struct Limits {
     /// The most `loop`s a component may contain, all functions together. Default: 100,000
     /// (each costs about 10 µs to compile; a Rust plugin has a few hundred).
     pub max_loops: u64,
+    /// The most locals × blocks one function may have: its locals (parameters included)
+    /// times its blocks (`block`, `loop`, `if`, `else`, `br_if`, `br_table`, `try`). Default:
+    /// 4,000,000. Building a function's SSA form looks its locals up across its blocks, so the
+    /// compiler's time and memory grow with this product, not with the bytes: 4,000 blocks in
+    /// a row and 10,000 locals read after them (72 KB) ran the compiler out of 1 GiB after
+    /// 20 s, and from about 14 million its address space outgrows the compiler's 1 GiB; at this
+    /// limit a function compiles in about 0.5 s and 60 MB. A Rust reference plugin's largest is
+    /// 0.12 million, a Python component's 0.15 million, a JavaScript one's 0.4 million.
+    pub max_function_locals_times_blocks: u64,
+    /// The most locals × blocks a component may have, all its functions together (see
+    /// [`max_function_locals_times_blocks`](Self::max_function_locals_times_blocks)). Default:
+    /// 32,000,000: eight functions at the per-function limit compile in about 3 s and 140 MB.
+    /// A Rust reference plugin's total is 0.1 to 0.4 million, a Python component's 4.0
+    /// million, a JavaScript one's 6.4 million.
+    pub max_locals_times_blocks: u64,
     /// The time one plugin may spend, over the life of one evaluator (a worker thread's share
     /// of a run), retrying customer-days one at a time after failed batches, in milliseconds of
     /// the thread's CPU time.
@@ -422,6 +482,8 @@ impl Default for Limits {
             max_params_schema_bytes: 64 << 10,
             max_params_schema_nodes: 20_000,
             max_params_bytes: 64 << 10,
+            max_params_pattern_bytes: 128 << 10,
+            max_params_string_bytes: 4_096,
             max_batch: 1_024,
             max_log_bytes: 64 << 10,
             max_functions: 50_000,
@@ -430,6 +492,8 @@ impl Default for Limits {
             max_nesting_depth: 4_096,
             max_loop_depth: 32,
             max_loops: 100_000,
+            max_function_locals_times_blocks: 4_000_000,
+            max_locals_times_blocks: 32_000_000,
             retry_budget_ms: 10_000,
             max_configure_ms: 10,
             fresh_instance_after: 65_536,

@@ -4,7 +4,6 @@
 //! imports, link, `describe`) reads best as one piece; `plugin check`'s reporting variant of it
 //! is in `check`, the cache's files in `cache`.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,8 +17,8 @@ use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig, Stor
 
 use crate::bindings::{Contract, Guest};
 use crate::cache::{
-    ArtifactError, deserialize_artifact, deserialize_child_artifact, open_cache, read_artifact,
-    seal_artifact, write_atomically,
+    ArtifactError, MemoryCache, deserialize_artifact, deserialize_child_artifact, disk_usage,
+    evict_disk, open_cache, read_artifact, seal_artifact, touch, write_atomically,
 };
 use crate::chain::{Chain, ChainEntry};
 use crate::check::BinaryFormat;
@@ -81,6 +80,29 @@ pub struct CacheStats {
     /// Artifacts refused because they did not authenticate (swapped, changed, truncated, or
     /// written with another key): compiled again instead.
     pub disk_rejected: u64,
+    /// Compiled components kept in memory now ([`EngineConfig::memory_cache_entries`]).
+    pub memory_entries: u64,
+    /// Bytes of compiled code kept in memory now ([`EngineConfig::memory_cache_bytes`]).
+    pub memory_bytes: u64,
+    /// Components dropped from memory to stay within its caps.
+    pub memory_evictions: u64,
+    /// Artifacts in the cache directory now ([`EngineConfig::disk_cache_entries`]; 0 without
+    /// one).
+    pub disk_entries: u64,
+    /// Bytes of artifacts in the cache directory now ([`EngineConfig::disk_cache_bytes`]).
+    pub disk_bytes: u64,
+    /// Artifacts this engine deleted to keep the directory within its caps.
+    pub disk_evictions: u64,
+}
+
+/// A compiled component found or made by [`Engine::component`], not yet kept in the caches.
+pub(crate) struct Fetched {
+    /// The component.
+    pub(crate) component: Component,
+    /// Where it came from.
+    pub(crate) outcome: LoadOutcome,
+    /// The artifact the compiler child sent back, for the disk cache.
+    artifact: Option<Vec<u8>>,
 }
 
 /// The rules engine: one per process, shared by every worker thread.
@@ -96,7 +118,9 @@ pub struct CacheStats {
 /// - the **compile cache**: compiled components by SHA-256 digest in memory, and, when
 ///   [`EngineConfig::cache_dir`] is set, precompiled artifacts on disk keyed by digest, wasmtime
 ///   version and the engine's compatibility hash, so that a second process with the same
-///   configuration maps the native code instead of compiling again.
+///   configuration maps the native code instead of compiling again. Both are bounded (entries
+///   and bytes, the least recently used evicted first) and hold only components that loaded:
+///   an upload refused after compiling leaves nothing behind.
 #[derive(Clone)]
 pub struct Engine {
     inner: Arc<Inner>,
@@ -108,13 +132,15 @@ struct Inner {
     config: EngineConfig,
     /// Hex of a SHA-256 over the engine's precompile compatibility hash and wasmtime version.
     compat: String,
-    components: Mutex<HashMap<[u8; 32], Component>>,
+    /// The compile cache in memory (`cache::MemoryCache`).
+    memory: Mutex<MemoryCache>,
     compiled: AtomicU64,
     memory_hits: AtomicU64,
     disk_hits: AtomicU64,
     disk_writes: AtomicU64,
     disk_errors: AtomicU64,
     disk_rejected: AtomicU64,
+    disk_evictions: AtomicU64,
     /// The key that authenticates the disk cache's artifacts.
     cache_key: Option<[u8; 32]>,
     /// Advances the epoch; stopped when the last clone of the engine is dropped.
@@ -160,13 +186,14 @@ impl Engine {
                 linker,
                 config,
                 compat,
-                components: Mutex::new(HashMap::new()),
+                memory: Mutex::new(MemoryCache::new()),
                 compiled: AtomicU64::new(0),
                 memory_hits: AtomicU64::new(0),
                 disk_hits: AtomicU64::new(0),
                 disk_writes: AtomicU64::new(0),
                 disk_errors: AtomicU64::new(0),
                 disk_rejected: AtomicU64::new(0),
+                disk_evictions: AtomicU64::new(0),
                 cache_key,
                 _ticker: ticker,
             }),
@@ -189,10 +216,23 @@ impl Engine {
         &self.inner.config.limits
     }
 
-    /// The compile cache's counters.
+    /// The compile cache's counters, and what it holds now (the disk figures are read from the
+    /// cache directory, which other processes may share).
     pub fn cache_stats(&self) -> CacheStats {
         let i = &self.inner;
+        let (memory_entries, memory_bytes, memory_evictions) = {
+            let m = lock(&i.memory);
+            let (entries, bytes) = m.usage();
+            (entries as u64, bytes, m.evictions)
+        };
+        let (disk_entries, disk_bytes) = i.config.cache_dir.as_deref().map_or((0, 0), disk_usage);
         CacheStats {
+            memory_entries,
+            memory_bytes,
+            memory_evictions,
+            disk_entries: disk_entries as u64,
+            disk_bytes,
+            disk_evictions: i.disk_evictions.load(Ordering::Relaxed),
             compiled: i.compiled.load(Ordering::Relaxed),
             memory_hits: i.memory_hits.load(Ordering::Relaxed),
             disk_hits: i.disk_hits.load(Ordering::Relaxed),
@@ -300,8 +340,16 @@ impl Engine {
         check_size(bytes.len(), eff.limits.max_component_bytes)?;
         check_format(bytes)?;
         let digest = digest.unwrap_or_else(|| Sha256::digest(bytes).into());
-        let (component, outcome) = self.component(bytes, &digest, &eff)?;
-        let plugin = self.prepare(component, &digest, bytes.len(), profile, &eff)?;
+        let fetched = self.component(bytes, &digest, &eff)?;
+        let outcome = fetched.outcome;
+        let plugin = self.prepare(
+            fetched.component.clone(),
+            &digest,
+            bytes.len(),
+            profile,
+            &eff,
+        )?;
+        self.keep(&digest, fetched);
         Ok((Arc::new(plugin), outcome))
     }
 
@@ -344,36 +392,40 @@ impl Engine {
         self.inner.config.traps_import(profile, interface)
     }
 
-    /// The compiled component for `bytes`: from memory, from disk, or compiled now.
+    /// The compiled component for `bytes`: from memory, from disk, or compiled now. Nothing is
+    /// kept yet: [`keep`](Self::keep) keeps it once it has passed every check, so a component
+    /// refused after compiling leaves nothing in the caches.
     pub(crate) fn component(
         &self,
         bytes: &[u8],
         digest: &[u8; 32],
         eff: &EngineConfig,
-    ) -> Result<(Component, LoadOutcome), LoadError> {
+    ) -> Result<Fetched, LoadError> {
         let i = &self.inner;
         // The shape is checked on every load, not only before compiling: a component compiled
         // (and cached) under one profile's figures must not pass under a smaller profile's
         // because it was found in a cache. Linear in the size: about 1.5 ms per MiB here.
         check_structure(bytes, &eff.limits, &eff.pool)?;
-        if let Some(c) = lock(&i.components).get(digest) {
+        if let Some(component) = lock(&i.memory).get(digest) {
             i.memory_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok((c.clone(), LoadOutcome::MemoryCache));
+            return Ok(Fetched {
+                component,
+                outcome: LoadOutcome::MemoryCache,
+                artifact: None,
+            });
         }
-        let path = i
-            .config
-            .cache_dir
-            .as_ref()
-            .map(|dir| dir.join(format!("{}-{}.cwasm", hex::encode(digest), &i.compat[..16])));
-        let mut outcome = LoadOutcome::Compiled;
-        let mut component = None;
+        let path = self.artifact_path(digest);
         if let (Some(path), Some(key)) = (path.as_deref().filter(|p| p.exists()), &i.cache_key) {
             match read_artifact(path, key, digest, &i.compat) {
                 Ok(artifact) => match deserialize_artifact(&i.wasmtime, &artifact) {
-                    Ok(c) => {
+                    Ok(component) => {
                         i.disk_hits.fetch_add(1, Ordering::Relaxed);
-                        outcome = LoadOutcome::DiskCache;
-                        component = Some(c);
+                        touch(path);
+                        return Ok(Fetched {
+                            component,
+                            outcome: LoadOutcome::DiskCache,
+                            artifact: None,
+                        });
                     }
                     // An authentic artifact of an incompatible build: compile again, replace it.
                     Err(_) => {
@@ -389,29 +441,70 @@ impl Engine {
                 }
             }
         }
-        let component = match component {
-            Some(c) => c,
-            None => {
-                let (c, artifact) = self.compile(bytes, eff)?;
-                i.compiled.fetch_add(1, Ordering::Relaxed);
-                if let (Some(path), Some(key)) = (&path, &i.cache_key) {
-                    let artifact = match artifact {
-                        Some(a) => Ok(a),
-                        None => c.serialize().map_err(|e| e.to_string()),
-                    };
-                    match artifact.and_then(|artifact| {
-                        let sealed = seal_artifact(key, digest, &i.compat, &artifact);
-                        write_atomically(path, &sealed).map_err(|e| e.to_string())
-                    }) {
-                        Ok(()) => i.disk_writes.fetch_add(1, Ordering::Relaxed),
-                        Err(_) => i.disk_errors.fetch_add(1, Ordering::Relaxed),
-                    };
-                }
-                c
-            }
+        let (component, artifact) = self.compile(bytes, eff)?;
+        i.compiled.fetch_add(1, Ordering::Relaxed);
+        Ok(Fetched {
+            component,
+            outcome: LoadOutcome::Compiled,
+            artifact,
+        })
+    }
+
+    /// Keeps a component that passed every check: in memory (within
+    /// [`EngineConfig::memory_cache_entries`] and [`EngineConfig::memory_cache_bytes`], the
+    /// least recently used evicted), and, when it was compiled now, on disk (within
+    /// [`EngineConfig::disk_cache_entries`] and [`EngineConfig::disk_cache_bytes`]).
+    pub(crate) fn keep(&self, digest: &[u8; 32], fetched: Fetched) {
+        let i = &self.inner;
+        let c = &i.config;
+        if fetched.outcome != LoadOutcome::MemoryCache {
+            lock(&i.memory).insert(
+                *digest,
+                fetched.component.clone(),
+                c.memory_cache_entries,
+                c.memory_cache_bytes,
+            );
+        }
+        if fetched.outcome != LoadOutcome::Compiled {
+            return;
+        }
+        let (Some(dir), Some(path), Some(key)) =
+            (&c.cache_dir, self.artifact_path(digest), &i.cache_key)
+        else {
+            return;
         };
-        lock(&i.components).insert(*digest, component.clone());
-        Ok((component, outcome))
+        let artifact = match fetched.artifact {
+            Some(a) => Ok(a),
+            None => fetched.component.serialize().map_err(|e| e.to_string()),
+        };
+        let Ok(artifact) = artifact else {
+            i.disk_errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let sealed = seal_artifact(key, digest, &i.compat, &artifact);
+        drop(artifact);
+        if c.disk_cache_entries == 0 || sealed.len() as u64 > c.disk_cache_bytes {
+            return;
+        }
+        match write_atomically(&path, &sealed) {
+            Ok(()) => {
+                i.disk_writes.fetch_add(1, Ordering::Relaxed);
+                let evicted = evict_disk(dir, &path, c.disk_cache_entries, c.disk_cache_bytes);
+                i.disk_evictions.fetch_add(evicted, Ordering::Relaxed);
+            }
+            Err(_) => {
+                i.disk_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Where the disk cache keeps the artifact of `digest` (none without a cache directory).
+    fn artifact_path(&self, digest: &[u8; 32]) -> Option<std::path::PathBuf> {
+        let i = &self.inner;
+        i.config
+            .cache_dir
+            .as_ref()
+            .map(|dir| dir.join(format!("{}-{}.cwasm", hex::encode(digest), &i.compat[..16])))
     }
 
     /// Compiles a component whose shape passed [`check_structure`]: in the compiler child when

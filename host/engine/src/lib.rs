@@ -34,8 +34,10 @@
 //!
 //! Every limit is data ([`Limits`], [`PoolConfig`], in [`EngineConfig`]) with its default
 //! documented where it is defined, and every one is enforced and tested with a hostile plugin:
-//! component size (at load), linear memory per instance (a store limiter plus the pool's cap),
-//! time per call (epoch interruption: a base plus an allowance per customer-day of the batch),
+//! component size and shape (at load, before compiling: functions, body sizes, locals,
+//! nesting, loops, locals × blocks), parameter schemas (size, `$ref` expansion, compiled
+//! `pattern`s) and parameters (size, string lengths), linear memory per instance (a store
+//! limiter plus the pool's cap), time per call (epoch interruption: a base plus an allowance per customer-day of the batch),
 //! lines per customer-day, line kinds per plugin, string sizes (rule-error messages, line specs,
 //! `describe`), batch size, and the plugin's log. WASI is linked with nothing granted (no files,
 //! no environment, no network, a fixed clock and a fixed random source, see `sandbox`); any
@@ -72,7 +74,12 @@
 //! microseconds. The engine compiles each component once per digest and keeps it in memory; with
 //! [`EngineConfig::cache_dir`] it also writes the precompiled artifact to disk, keyed by digest,
 //! wasmtime version and the engine's compatibility hash, so that the next process (every worker
-//! host, every `heatbill plugin test`) maps it instead of compiling. See [`Engine`].
+//! host, every `heatbill plugin test`) maps it instead of compiling. Both are bounded, by entries
+//! and by bytes ([`EngineConfig::memory_cache_entries`], [`EngineConfig::memory_cache_bytes`],
+//! [`EngineConfig::disk_cache_entries`], [`EngineConfig::disk_cache_bytes`]), the least recently
+//! used evicted first, and both keep only components that loaded: an upload compiled and then
+//! refused (its world, its imports, its `describe`) leaves nothing behind. [`CacheStats`] says
+//! what they hold. See [`Engine`].
 
 #![warn(missing_docs)]
 

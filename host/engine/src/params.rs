@@ -16,7 +16,14 @@
 //!   without expanding (each definition's size is computed once), so a "billion laughs" of
 //!   references is refused in microseconds; validating a parameter object then costs at most
 //!   (schema nodes × parameter nodes);
-//! - its `pattern`s run on the `regex` engine (linear time, no backtracking) with size limits.
+//! - its `pattern`s run on the `regex` engine (linear time, no backtracking), and what they
+//!   compile to is bounded: all of them together, each counted for every place it applies with
+//!   the `$ref`s expanded (`limits.max_params_pattern_bytes`), so a pattern such as
+//!   `(?:a|b)*a(?:a|b){5000}c`, which compiles to megabytes, is refused at load, naming the
+//!   limit;
+//! - a parameter object is held to `limits.max_params_bytes` and its strings to
+//!   `limits.max_params_string_bytes` before any pattern sees them, so validating one costs at
+//!   most (pattern size × parameter bytes): milliseconds.
 //!
 //! The validator is [`jsonschema`] (draft 2020-12, with the `date` format and heatbill's
 //! `decimal` format checked).
@@ -37,6 +44,8 @@ pub const SCHEMA_DRAFT: &str = "https://json-schema.org/draft/2020-12/schema";
 /// A plugin's parameter schema, checked and compiled.
 pub(crate) struct ParamsSchema {
     validator: jsonschema::Validator,
+    /// `limits.max_params_string_bytes`, checked before the validator runs.
+    max_string_bytes: usize,
 }
 
 impl std::fmt::Debug for ParamsSchema {
@@ -96,16 +105,23 @@ pub(crate) fn load(
                 .into(),
         );
     }
-    expanded_size(&schema, limits.max_params_schema_nodes)?;
+    expanded_size(
+        &schema,
+        limits.max_params_schema_nodes,
+        limits.max_params_pattern_bytes,
+    )?;
     let specs = summary(&schema, limits)?;
     let validator = jsonschema::draft202012::options()
         .should_validate_formats(true)
         .should_ignore_unknown_formats(true)
         .with_format("decimal", |s: &str| Decimal::from_str_exact(s).is_ok())
+        // A backstop in the engine that runs them, each pattern alone: its own measure of a
+        // pattern is larger than the one checked above (which decides, with a message naming
+        // the limit), hence the margin. The lazy DFA's cache is the regex crate's default.
         .with_pattern_options(
             jsonschema::PatternOptions::regex()
-                .size_limit(1 << 20)
-                .dfa_size_limit(1 << 20),
+                .size_limit(limits.max_params_pattern_bytes.saturating_mul(4).max(1))
+                .dfa_size_limit(2 << 20),
         )
         .build(&schema)
         .map_err(|e| {
@@ -114,7 +130,14 @@ pub(crate) fn load(
                 clip(e.to_string())
             )
         })?;
-    Ok((schema, specs, ParamsSchema { validator }))
+    Ok((
+        schema,
+        specs,
+        ParamsSchema {
+            validator,
+            max_string_bytes: limits.max_params_string_bytes,
+        },
+    ))
 }
 
 impl ParamsSchema {
@@ -125,11 +148,46 @@ impl ParamsSchema {
         specs: &[ParamSpec],
         max: usize,
     ) -> Vec<ParamProblem> {
+        // Strings are measured before any pattern runs on them: a pattern's time grows with
+        // the length of the text it checks.
+        if let Some(p) = long_string(params, self.max_string_bytes, &mut Vec::new()) {
+            return vec![p];
+        }
         self.validator
             .iter_errors(params)
             .take(max)
             .map(|e| problem(&e, specs))
             .collect()
+    }
+}
+
+/// The first string (value or key) of `v` longer than `max` bytes, as a problem naming its
+/// key path (`path`: the keys and indices above `v`).
+fn long_string(v: &Value, max: usize, path: &mut Vec<String>) -> Option<ParamProblem> {
+    let over = |path: &[String], what: &str, len: usize| ParamProblem {
+        key: (!path.is_empty()).then(|| path.join(".")),
+        problem: format!(
+            "{what} is {len} bytes; the limit is {max} (limits.max_params_string_bytes)"
+        ),
+    };
+    match v {
+        Value::String(s) if s.len() > max => Some(over(path, "the string", s.len())),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            path.push(i.to_string());
+            let found = long_string(item, max, path);
+            path.pop();
+            found
+        }),
+        Value::Object(map) => map.iter().find_map(|(k, item)| {
+            if k.len() > max {
+                return Some(over(path, "a key", k.len()));
+            }
+            path.push(shorten(k));
+            let found = long_string(item, max, path);
+            path.pop();
+            found
+        }),
+        _ => None,
     }
 }
 
@@ -291,23 +349,47 @@ fn clip(mut message: String) -> String {
     message
 }
 
-/// The number of nodes of `schema` with every `$ref` expanded, or an error if it is over `max`,
-/// or a reference is not local, not found or recursive. Each definition's size is computed
-/// once, so this is linear in the document whatever the expansion.
-fn expanded_size(schema: &Value, max: usize) -> Result<usize, String> {
+/// The number of nodes of `schema` with every `$ref` expanded, or an error if it is over
+/// `max_nodes`, or a reference is not local, not found or recursive, or its `pattern`s compile
+/// to more than `max_pattern_bytes` all together (each counted for every place it applies).
+/// Each definition's size is computed once and each distinct pattern compiled once, so this is
+/// linear in the document whatever the expansion.
+fn expanded_size(
+    schema: &Value,
+    max_nodes: usize,
+    max_pattern_bytes: usize,
+) -> Result<usize, String> {
+    /// A subtree's size: nodes, and bytes of compiled patterns.
+    #[derive(Clone, Copy, Default)]
+    struct Size {
+        nodes: usize,
+        patterns: usize,
+    }
+    impl Size {
+        fn add(&mut self, other: Size) {
+            self.nodes = self.nodes.saturating_add(other.nodes);
+            self.patterns = self.patterns.saturating_add(other.patterns);
+        }
+    }
     struct Walk<'a> {
         root: &'a Value,
-        max: usize,
+        max_nodes: usize,
+        max_pattern_bytes: usize,
         /// Expanded sizes of the references seen; `None` while one is being computed.
-        sizes: HashMap<&'a str, Option<usize>>,
+        sizes: HashMap<&'a str, Option<Size>>,
+        /// The compiled size of each distinct pattern.
+        patterns: HashMap<&'a str, usize>,
     }
     impl<'a> Walk<'a> {
-        fn size(&mut self, v: &'a Value) -> Result<usize, String> {
-            let mut n: usize = 1;
+        fn size(&mut self, v: &'a Value) -> Result<Size, String> {
+            let mut n = Size {
+                nodes: 1,
+                patterns: 0,
+            };
             match v {
                 Value::Array(items) => {
                     for item in items {
-                        n = n.saturating_add(self.size(item)?);
+                        n.add(self.size(item)?);
                     }
                 }
                 Value::Object(map) => {
@@ -326,25 +408,43 @@ fn expanded_size(schema: &Value, max: usize) -> Result<usize, String> {
                         }
                     }
                     if let Some(Value::String(r)) = map.get("$ref") {
-                        n = n.saturating_add(self.reference(r)?);
+                        n.add(self.reference(r)?);
+                    }
+                    if let Some(Value::String(p)) = map.get("pattern") {
+                        n.patterns = n.patterns.saturating_add(self.pattern(p)?);
+                    }
+                    if let Some(Value::Object(by_pattern)) = map.get("patternProperties") {
+                        for p in by_pattern.keys() {
+                            n.patterns = n.patterns.saturating_add(self.pattern(p)?);
+                        }
                     }
                     for (_, item) in map {
-                        n = n.saturating_add(self.size(item)?);
+                        n.add(self.size(item)?);
                     }
                 }
                 _ => {}
             }
-            if n > self.max {
+            if n.nodes > self.max_nodes {
                 return Err(format!(
                     "the parameter schema expands to more than {} nodes with its $refs \
                      (limits.max_params_schema_nodes): refer to each definition fewer times",
-                    self.max
+                    self.max_nodes
+                ));
+            }
+            if n.patterns > self.max_pattern_bytes {
+                return Err(format!(
+                    "the parameter schema's patterns compile to more than {} bytes, each \
+                     counted for every place it applies with the $refs expanded \
+                     (limits.max_params_pattern_bytes): use fewer or simpler patterns (a \
+                     repetition such as {{1000}} compiles to that many copies of what it \
+                     repeats)",
+                    self.max_pattern_bytes
                 ));
             }
             Ok(n)
         }
 
-        fn reference(&mut self, r: &'a str) -> Result<usize, String> {
+        fn reference(&mut self, r: &'a str) -> Result<Size, String> {
             match self.sizes.get(r) {
                 Some(Some(n)) => return Ok(*n),
                 Some(None) => {
@@ -371,13 +471,59 @@ fn expanded_size(schema: &Value, max: usize) -> Result<usize, String> {
             self.sizes.insert(r, Some(n));
             Ok(n)
         }
+
+        /// The compiled size of `pattern`, compiled once however often it appears.
+        fn pattern(&mut self, pattern: &'a str) -> Result<usize, String> {
+            if let Some(n) = self.patterns.get(pattern) {
+                return Ok(*n);
+            }
+            let n = pattern_size(pattern, self.max_pattern_bytes)?;
+            self.patterns.insert(pattern, n);
+            Ok(n)
+        }
     }
     Walk {
         root: schema,
-        max,
+        max_nodes,
+        max_pattern_bytes,
         sizes: HashMap::new(),
+        patterns: HashMap::new(),
     }
     .size(schema)
+    .map(|n| n.nodes)
+}
+
+/// What `pattern` (ECMA-262, as a schema writes it) compiles to on the engine the validator
+/// uses, in bytes (its automata, as the engine measures them), or an error naming the limit if
+/// it is over `max`. A pattern that does not compile for another reason counts 0 here: the
+/// validator's build refuses it and says why.
+fn pattern_size(pattern: &str, max: usize) -> Result<usize, String> {
+    // Translated as the validator translates it (`\d` is ASCII in ECMA-262, and so on).
+    let Ok(translated) = jsonschema_regex::to_rust_regex(pattern) else {
+        return Ok(0);
+    };
+    // What the validator compiles: nothing for `^X{m,n}$` over one class (it counts
+    // characters), the collapsed form of a repetition it can collapse, else the pattern.
+    let compiled = match jsonschema_regex::search_form(pattern, &translated) {
+        Some(jsonschema_regex::Search::RepeatedClass(_)) => return Ok(0),
+        Some(jsonschema_regex::Search::Collapsed(c)) => c,
+        None => translated.into_owned(),
+    };
+    let config = regex_automata::meta::Config::new().nfa_size_limit(Some(max));
+    match regex_automata::meta::Regex::builder()
+        .configure(config)
+        .build(&compiled)
+    {
+        Ok(re) => Ok(re.memory_usage()),
+        Err(e) if e.size_limit().is_some() => Err(format!(
+            "the parameter schema's pattern {:?} compiles to more than {max} bytes \
+             (limits.max_params_pattern_bytes): a pattern's checks take time in proportion to \
+             its compiled size; write a simpler one (a repetition such as {{1000}} compiles to \
+             that many copies of what it repeats)",
+            shorten(pattern)
+        )),
+        Err(_) => Ok(0),
+    }
 }
 
 /// The top-level properties as [`ParamSpec`]s: what `plugin check`, the admin API and the
@@ -529,6 +675,98 @@ mod tests {
             "properties": {"p": {"$ref": "#/$defs/d0"}}, "$defs": defs,
         }));
         assert!(e.contains("expands to more than 20000 nodes"), "{e}");
+    }
+
+    /// The review's pattern: valid and linear-time, but its automaton explodes, so a check
+    /// costs its compiled size times the text's length (11.7 s for a 100 KB parameter). It is
+    /// refused at load, naming the limit; the same shape ten times smaller loads.
+    #[test]
+    fn a_pattern_that_compiles_to_a_huge_automaton_is_refused_at_load() {
+        let schema = |pattern: &str| {
+            json!({"type": "object", "additionalProperties": false,
+                "properties": {"code": {"type": "string", "pattern": pattern}}})
+        };
+        let e = refused(schema("(?:a|b)*a(?:a|b){5000}c"));
+        assert!(
+            e.contains("compiles to more than 131072 bytes (limits.max_params_pattern_bytes)"),
+            "{e}"
+        );
+        let (specs, s) = load_ok(schema("(?:a|b)*a(?:a|b){500}c"));
+        let p = s.problems(&json!({"code": "abc"}), &specs, 5);
+        assert_eq!(p.len(), 1, "{p:?}");
+        // Honest patterns are far inside the limit.
+        for pattern in [
+            "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+            "^(residential|non-residential|commercial|industrial)$",
+            "^-?[0-9]{1,18}(\\.[0-9]{1,10})?$",
+            "^.{1,100}$",
+        ] {
+            let size = pattern_size(pattern, usize::MAX).unwrap();
+            assert!(
+                size * 8 < Limits::default().max_params_pattern_bytes,
+                "{pattern}: {size}"
+            );
+        }
+    }
+
+    /// Patterns are counted for every place they apply: one definition referred to from many
+    /// properties (or `patternProperties`) costs as many checks.
+    #[test]
+    fn patterns_are_counted_for_every_place_they_apply() {
+        let one = pattern_size("(?:a|b)*a(?:a|b){500}c", usize::MAX).unwrap();
+        let limit = Limits::default().max_params_pattern_bytes;
+        let places = limit / one + 1;
+        let mut properties = Map::new();
+        for i in 0..places {
+            properties.insert(format!("p{i}"), json!({"$ref": "#/$defs/code"}));
+        }
+        let e = refused(json!({"type": "object", "additionalProperties": false,
+            "properties": properties,
+            "$defs": {"code": {"type": "string", "pattern": "(?:a|b)*a(?:a|b){500}c"}}}));
+        assert!(e.contains("patterns compile to more than"), "{e}");
+        assert!(e.contains("limits.max_params_pattern_bytes"), "{e}");
+        let each = pattern_size("^x0(?:a|b){500}$", usize::MAX).unwrap();
+        let mut by_pattern = Map::new();
+        for i in 0..limit / each + 1 {
+            by_pattern.insert(format!("^x{i}(?:a|b){{500}}$"), json!({"type": "string"}));
+        }
+        let e = refused(json!({"type": "object", "additionalProperties": false,
+            "properties": {"p": {"type": "object", "patternProperties": by_pattern}}}));
+        assert!(e.contains("limits.max_params_pattern_bytes"), "{e}");
+    }
+
+    /// A long string is refused by its length, naming where it is, before any pattern sees it.
+    #[test]
+    fn long_strings_are_refused_by_length_before_validation() {
+        let (specs, s) = load_ok(json!({"type": "object", "additionalProperties": false,
+        "properties": {
+            "code": {"type": "string", "pattern": "(?:a|b)*a(?:a|b){500}c"},
+            "list": {"type": "array", "items": {"type": "string"}},
+            "map": {"type": "object"},
+        }}));
+        let max = Limits::default().max_params_string_bytes;
+        let long = "ab".repeat(max / 2 + 1);
+        let p = s.problems(&json!({"code": long}), &specs, 5);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key.as_deref(), Some("code"));
+        assert!(
+            p[0].problem.contains(&format!(
+                "is {} bytes; the limit is {max} (limits.max_params_string_bytes)",
+                long.len()
+            )),
+            "{}",
+            p[0].problem
+        );
+        let p = s.problems(&json!({"list": ["a", long]}), &specs, 5);
+        assert_eq!(p[0].key.as_deref(), Some("list.1"), "{p:?}");
+        let p = s.problems(&json!({"map": {long.clone(): 1}}), &specs, 5);
+        assert_eq!(p[0].key.as_deref(), Some("map"), "{p:?}");
+        assert!(p[0].problem.starts_with("a key is"), "{p:?}");
+        // At the limit, the string is validated (and the pattern says no).
+        let at = "ab".repeat(max / 2);
+        let p = s.problems(&json!({"code": at}), &specs, 5);
+        assert_eq!(p.len(), 1);
+        assert!(!p[0].problem.contains("max_params_string_bytes"), "{p:?}");
     }
 
     #[test]

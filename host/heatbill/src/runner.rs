@@ -379,14 +379,14 @@ fn purity(ev: &mut ScheduleEvaluator, file: &CaseFile, max_batch: usize) -> Vec<
         // The night bills full batches under the same limits: a customer-day billed alone
         // that runs out of time in a batch (a rule too slow per customer-day) would be parked
         // at night, in every batch.
-        let out_of_time: Vec<&BillError> = idx
+        let late: Vec<&BillError> = idx
             .iter()
             .zip(&at)
             .filter(|(i, _)| alone[**i].is_ok())
             .filter_map(|(_, k)| results[*k].as_ref().err())
             .filter(|e| out_of_time(e))
             .collect();
-        if let Some(first) = out_of_time.first()
+        if let Some(first) = late.first()
             && seen.insert((0, days[0].1.date, what))
         {
             let failed = results
@@ -400,7 +400,7 @@ fn purity(ev: &mut ScheduleEvaluator, file: &CaseFile, max_batch: usize) -> Vec<
                      of the call's {} customer-days did, one call as the night bills them), e.g. \
                      {}: the night would park them; make the rule cheaper per customer-day (the \
                      limits are in the plugin guide)",
-                    out_of_time.len(),
+                    late.len(),
                     batch.len(),
                     terminal_safe(&first.to_string(), 300)
                 ),

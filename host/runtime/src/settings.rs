@@ -82,11 +82,32 @@ pub struct ApiSettings {
     /// Default 30.
     pub shutdown_grace_s: u64,
     /// Requests that may use the rules engine at once (uploads, which compile; case files and
-    /// chain activations, which run cases; dry runs). More wait up to 30 s, then get 503.
-    /// Default 4: bounded CPU and memory whatever integrators send.
+    /// chain activations, which run cases; dry runs). More wait up to `queue_wait_ms`, then get
+    /// 503 with `Retry-After`. Default 4: bounded CPU and memory whatever integrators send.
     pub engine_slots: usize,
-    /// Progress streams (server-sent events) open at once; more get 503. Default 256.
+    /// Engine slots one company's requests may hold at once; its further requests queue for
+    /// its own share (up to `queue_wait_ms`), so that one company's slow uploads never keep
+    /// another company waiting for a slot. Default: none, which is half of `engine_slots`
+    /// (at least 1; 2 of the default 4). At most `engine_slots`.
+    pub engine_slots_per_company: Option<usize>,
+    /// How long a request waits for an engine slot, or an upload for room among the upload
+    /// bytes in flight, before it is answered 503 with `Retry-After`, in milliseconds.
+    /// Default 30,000.
+    pub queue_wait_ms: u64,
+    /// Bytes of plugin uploads the server holds at once, bodies being read and waiting for an
+    /// engine slot together. An upload reserves its `Content-Length` (the whole
+    /// `max_upload_bytes` when it sends none) before its body is read; one that does not fit
+    /// waits (up to `queue_wait_ms`) while the bytes stay in the client's socket, so that
+    /// memory does not grow with the number of concurrent uploads. Default 134,479,872 (four
+    /// uploads at the default `max_upload_bytes` cap). An upload larger than this is admitted
+    /// alone.
+    pub max_upload_bytes_in_flight: usize,
+    /// Progress streams (server-sent events) open at once, all companies together; more get
+    /// 503. Default 256.
     pub max_event_streams: usize,
+    /// Progress streams one company's tokens may hold open at once; more get 503, so that one
+    /// company cannot take every stream. Default 32.
+    pub max_event_streams_per_company: usize,
 }
 
 impl Default for ApiSettings {
@@ -103,8 +124,23 @@ impl Default for ApiSettings {
             require_cases: true,
             shutdown_grace_s: 30,
             engine_slots: 4,
+            engine_slots_per_company: None,
+            queue_wait_ms: 30_000,
+            max_upload_bytes_in_flight: 128 * 1024 * 1024 + 256 * 1024,
             max_event_streams: 256,
+            max_event_streams_per_company: 32,
         }
+    }
+}
+
+impl ApiSettings {
+    /// Engine slots one company may hold: `engine_slots_per_company`, or half of
+    /// `engine_slots`, at least 1 and at most `engine_slots`.
+    pub fn company_engine_slots(&self) -> usize {
+        let total = self.engine_slots.max(1);
+        self.engine_slots_per_company
+            .unwrap_or(total / 2)
+            .clamp(1, total)
     }
 }
 
@@ -125,7 +161,17 @@ impl fmt::Debug for ApiSettings {
             .field("require_cases", &self.require_cases)
             .field("shutdown_grace_s", &self.shutdown_grace_s)
             .field("engine_slots", &self.engine_slots)
+            .field("engine_slots_per_company", &self.engine_slots_per_company)
+            .field("queue_wait_ms", &self.queue_wait_ms)
+            .field(
+                "max_upload_bytes_in_flight",
+                &self.max_upload_bytes_in_flight,
+            )
             .field("max_event_streams", &self.max_event_streams)
+            .field(
+                "max_event_streams_per_company",
+                &self.max_event_streams_per_company,
+            )
             .finish()
     }
 }

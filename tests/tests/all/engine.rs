@@ -326,6 +326,142 @@ fn compile_cache_on_disk_serves_a_second_engine() {
     assert!(std::fs::metadata(&path).unwrap().len() > 1000);
 }
 
+/// What the compile cache holds now: entries and bytes, in memory and on disk.
+fn held(engine: &Engine) -> (u64, u64, u64, u64) {
+    let s = engine.cache_stats();
+    (
+        s.memory_entries,
+        s.memory_bytes,
+        s.disk_entries,
+        s.disk_bytes,
+    )
+}
+
+/// Components that compile and are then refused (no world: "not a heatbill rules plugin"),
+/// each with its own digest, as an uploader can make as many of as they like.
+fn compiled_then_refused(n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| heatbill_fixtures::many_functions(200 + i))
+        .collect()
+}
+
+/// The review's finding: refused uploads grew the server's memory and its disk cache without
+/// bound (10 refused 5.3 MB uploads: RSS 640 → 812 MB, the cache directory +165 MB). A
+/// component is kept only once it has loaded: compiled, then refused, it leaves nothing.
+#[test]
+fn a_refused_component_leaves_nothing_in_the_compile_cache() {
+    let root = tempfile::tempdir().unwrap();
+    let engine = Engine::new(EngineConfig {
+        cache_dir: Some(root.path().join("cache")),
+        ..test_config()
+    })
+    .unwrap();
+    // One plugin that loads, so the cache is not empty to begin with.
+    engine.load(&component("season")).unwrap();
+    let before = held(&engine);
+    assert_eq!((before.0, before.2), (1, 1), "{:?}", engine.cache_stats());
+    assert!(before.1 > 0 && before.3 > 0, "{before:?}");
+    for bytes in compiled_then_refused(10) {
+        match engine.load(&bytes) {
+            Err(LoadError::WrongWorld { .. }) => {}
+            other => panic!("expected the component to be refused for its world: {other:?}"),
+        }
+    }
+    let stats = engine.cache_stats();
+    assert_eq!(
+        stats.compiled, 11,
+        "each refused component was compiled: {stats:?}"
+    );
+    assert_eq!(
+        held(&engine),
+        before,
+        "refused components were kept: {stats:?}"
+    );
+    assert_eq!(stats.disk_writes, 1, "{stats:?}");
+    // The plugin that loaded is still served from memory.
+    let (_, outcome) = engine.load_with_outcome(&component("season")).unwrap();
+    assert_eq!(outcome, LoadOutcome::MemoryCache);
+    // `plugin check` keeps nothing for them either.
+    let report = engine.check(&compiled_then_refused(11).pop().unwrap());
+    assert!(report.error.is_some());
+    assert_eq!(held(&engine), before);
+}
+
+/// The compile cache is bounded in memory and on disk, by entries and by bytes, and evicts
+/// the least recently used.
+#[test]
+fn the_compile_cache_evicts_the_least_recently_used() {
+    let root = tempfile::tempdir().unwrap();
+    let config = EngineConfig {
+        cache_dir: Some(root.path().join("cache")),
+        memory_cache_entries: 2,
+        disk_cache_entries: 2,
+        ..test_config()
+    };
+    let (season, tariff, fee) = (
+        component("season"),
+        component("area-tariff"),
+        component("late-fee"),
+    );
+    let engine = Engine::new(config.clone()).unwrap();
+    engine.load(&season).unwrap();
+    engine.load(&tariff).unwrap();
+    // season is used again, so area-tariff is the least recently used in memory.
+    let (_, outcome) = engine.load_with_outcome(&season).unwrap();
+    assert_eq!(outcome, LoadOutcome::MemoryCache);
+    engine.load(&fee).unwrap();
+    let s = engine.cache_stats();
+    assert_eq!((s.memory_entries, s.memory_evictions), (2, 1), "{s:?}");
+    assert_eq!((s.disk_entries, s.disk_evictions), (2, 1), "{s:?}");
+    let (_, outcome) = engine.load_with_outcome(&season).unwrap();
+    assert_eq!(
+        outcome,
+        LoadOutcome::MemoryCache,
+        "season was used last but one"
+    );
+    let (_, outcome) = engine.load_with_outcome(&tariff).unwrap();
+    assert_ne!(outcome, LoadOutcome::MemoryCache, "area-tariff was evicted");
+    // On disk, recency is of writes and disk hits: season, written first, was evicted.
+    let second = Engine::new(config.clone()).unwrap();
+    let (_, outcome) = second.load_with_outcome(&season).unwrap();
+    assert_eq!(outcome, LoadOutcome::Compiled);
+    assert!(second.cache_stats().disk_entries <= 2);
+
+    // By bytes: a cap that holds the largest of the three alone, and no two together.
+    let sizes: Vec<u64> = [&season, &tariff, &fee]
+        .iter()
+        .map(|bytes| {
+            let e = Engine::new(test_config()).unwrap();
+            e.load(bytes).unwrap();
+            held(&e).1
+        })
+        .collect();
+    let cap = *sizes.iter().max().unwrap();
+    let mut sorted = sizes.clone();
+    sorted.sort();
+    assert!(sorted[0] + sorted[1] > cap, "{sizes:?}");
+    let small = Engine::new(EngineConfig {
+        memory_cache_entries: 100,
+        memory_cache_bytes: cap,
+        cache_dir: None,
+        ..config
+    })
+    .unwrap();
+    for bytes in [&season, &tariff, &fee] {
+        small.load(bytes).unwrap();
+        let s = small.cache_stats();
+        assert!(s.memory_bytes <= cap, "{s:?}");
+        assert_eq!(s.memory_entries, 1, "{s:?}");
+    }
+    assert_eq!(small.cache_stats().memory_evictions, 2);
+    let (_, outcome) = small.load_with_outcome(&fee).unwrap();
+    assert_eq!(
+        outcome,
+        LoadOutcome::MemoryCache,
+        "the last one loaded is kept"
+    );
+}
+
 fn params_error(engine: &Engine, plugin: &str, params: Value) -> ChainError {
     Chain::new("harbin", [(load(engine, plugin), params)]).expect_err("params must be refused")
 }

@@ -1135,6 +1135,48 @@ fn a_describe_past_the_limits_is_refused_naming_each_limit() {
     }
 }
 
+/// A parameter schema whose pattern compiles to a huge automaton (`(?:a|b)*a(?:a|b){5000}c`:
+/// checking a 100 KB parameter against it took 11.7 s and froze the admin API) is refused at
+/// load, naming the limit, by `load` and by `plugin check` alike; with the limit raised, the
+/// same plugin loads, and a long parameter is refused by its length before the pattern runs.
+#[test]
+fn a_schema_pattern_with_a_huge_automaton_is_refused_at_load() {
+    let bytes = component("regex-schema");
+    let engine = Engine::new(hostile_config()).unwrap();
+    let e = engine
+        .load(&bytes)
+        .expect_err("the pattern must be refused");
+    let LoadError::InvalidInfo { message } = &e else {
+        panic!("expected invalid info, got {e:?}")
+    };
+    assert!(
+        message.contains("compiles to more than 131072 bytes (limits.max_params_pattern_bytes)"),
+        "{message}"
+    );
+    assert_eq!(engine.check(&bytes).error.as_ref(), Some(&e));
+    engine_still_loads(&engine);
+
+    let mut config = hostile_config();
+    config.limits.max_params_pattern_bytes = 4 << 20;
+    let lax = Engine::new(config).unwrap();
+    let plugin = lax.load(&bytes).unwrap();
+    let long = "ab".repeat(4_000);
+    let e = Chain::new("hostile-co", [(plugin.clone(), json!({ "code": long }))]).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("is 8000 bytes; the limit is 4096 (limits.max_params_string_bytes)"),
+        "{text}"
+    );
+    // The review's 100 KB parameter: refused by the object's size, before validation.
+    let e = Chain::new(
+        "hostile-co",
+        [(plugin, json!({ "code": "ab".repeat(50_000) }))],
+    )
+    .unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("(limits.max_params_bytes)"), "{text}");
+}
+
 /// The dry run (the single-day `evaluate` export) is contained like the batch: a loop hits the
 /// deadline, a panic is a trap with its message, and the next dry run gets a fresh instance.
 #[test]

@@ -337,5 +337,58 @@ fn the_reference_plugins_are_far_inside_the_structural_limits() {
             s.max_nesting_depth * 4 < l.max_nesting_depth,
             "{name}: {s:?}"
         );
+        assert!(
+            s.locals_times_blocks * 10 < l.max_locals_times_blocks,
+            "{name}: {s:?}"
+        );
+        assert!(
+            s.max_function_locals_times_blocks * 10 < l.max_function_locals_times_blocks,
+            "{name}: {s:?}"
+        );
+    }
+}
+
+/// A compile-time bomb that every other structural limit lets through: blocks in a row (no
+/// loops, one deep), each joining two paths, and many locals read after them. 72 KB needed
+/// more than 1 GiB and 20 s to compile (the review's 85 KB upload held an engine slot until
+/// the 30 s compile limit); its shape gives it away at once: locals × blocks.
+#[test]
+fn locals_read_across_many_blocks_are_refused_before_compiling() {
+    use heatbill_fixtures as fx;
+    let engine = Engine::new(test_config()).unwrap();
+    let l = engine.limits().clone();
+    let bomb = fx::locals_across_blocks(4_000, 10_000, 1);
+    assert!(bomb.len() < 85_000, "{}", bomb.len());
+    let s = heatbill_engine::check_structure(&bomb, &l, &engine.config().pool);
+    match s {
+        Err(heatbill_engine::LoadError::OverLimit {
+            key, found, limit, ..
+        }) => {
+            assert_eq!(key, "limits.max_function_locals_times_blocks");
+            assert!(found > limit);
+        }
+        other => panic!("the bomb passed the structural check: {other:?}"),
+    }
+    assert_eq!(
+        refused_limit(&engine, &bomb),
+        "limits.max_function_locals_times_blocks"
+    );
+    let message = engine.load(&bomb).unwrap_err().to_string();
+    assert!(message.contains("10000 locals × 8000 blocks"), "{message}");
+    // Functions each under the limit alone are counted together.
+    let one = fx::locals_across_blocks(1_000, 1_000, 1);
+    let per_function = heatbill_engine::check_structure(&one, &l, &engine.config().pool)
+        .unwrap()
+        .locals_times_blocks;
+    let n = (l.max_locals_times_blocks / per_function + 1) as usize;
+    assert_eq!(
+        refused_limit(&engine, &fx::locals_across_blocks(1_000, 1_000, n)),
+        "limits.max_locals_times_blocks"
+    );
+    assert_eq!(engine.cache_stats().compiled, 0, "nothing was compiled");
+    // Under the limit, the same shape compiles (and is refused later, for its world).
+    match engine.load(&one) {
+        Err(heatbill_engine::LoadError::WrongWorld { .. }) => {}
+        other => panic!("expected to compile and be refused for its world: {other:?}"),
     }
 }

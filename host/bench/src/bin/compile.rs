@@ -76,6 +76,10 @@ fn main() -> Result<()> {
             "one flat function of 7 MB".into(),
             fx::long_function(7_000_000),
         ),
+        (
+            "10,000 locals read after 4,000 blocks in a row".into(),
+            fx::locals_across_blocks(4_000, 10_000, 1),
+        ),
     ];
     for name in ["area_tariff", "metered_tariff", "late_fee"] {
         let bytes = std::fs::read(plugins.join(format!("{name}.wasm")))

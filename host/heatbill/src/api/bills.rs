@@ -469,7 +469,8 @@ pub struct DryRunBody {
     params(("company" = String, Path, description = "The company's slug")),
     request_body = DryRunBody, security(("bearer" = [])),
     responses((status = 200, body = Object, description = "`input`, `bill` or `error`, `log`, and the `current` stored bill"),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "Busy: the company's share of the engine slots, or the server's, stayed taken for `api.queue_wait_ms`; `Retry-After` says when to try again")))]
 pub async fn dry_run(
     State(app): State<App>,
     caller: Caller,
@@ -482,7 +483,7 @@ pub async fn dry_run(
         Some(entries) => Some(super::plugins::resolve(&app, c.id, entries).await?),
         None => None,
     };
-    let _slot = app.engine_slot().await?;
+    let _slot = app.engine_slot(c.id).await?;
     let started = std::time::Instant::now();
     let r = run::dry_run(
         &app.services,

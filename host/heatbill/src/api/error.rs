@@ -20,6 +20,8 @@ pub struct ApiError {
     pub message: String,
     /// Structured details (row errors of an import, the case report of a failed plugin).
     pub details: Option<serde_json::Value>,
+    /// Seconds after which a retry may succeed (`Retry-After`, on a 503 for a busy server).
+    pub retry_after_s: Option<u64>,
 }
 
 /// The body of every error answer.
@@ -34,8 +36,9 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// The HTTP status.
     pub status: u16,
-    /// A stable code: `unauthorized`, `forbidden`, `not-found`, `invalid-body`,
-    /// `invalid-request`, `conflict`, `too-large`, `unavailable`, `internal`.
+    /// A stable code: `unauthorized`, `forbidden`, `not-found`, `method-not-allowed`,
+    /// `invalid-body`, `invalid-request`, `conflict`, `too-large`, `unprocessable`,
+    /// `unavailable`, `internal`.
     pub code: String,
     /// What is wrong and what to do.
     pub message: String,
@@ -53,6 +56,7 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            retry_after_s: None,
         }
     }
     /// 400: the request is malformed.
@@ -93,6 +97,11 @@ impl ApiError {
         self.details = Some(details);
         self
     }
+    /// With a `Retry-After` of `seconds`.
+    pub fn with_retry_after(mut self, seconds: u64) -> ApiError {
+        self.retry_after_s = Some(seconds);
+        self
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -112,8 +121,85 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"heatbill\""),
             );
         }
+        if let Some(s) = self.retry_after_s {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
         r
     }
+}
+
+/// Gives every error answer the one error shape, also those that axum makes before a handler
+/// runs: a path or query that does not parse (`tokens/21833925505062113280` for an `i64`), a
+/// method the endpoint does not take (405), a body over the cap (413) or of the wrong type
+/// (415). Those come out of axum's extractors and router as plain text or an empty body; this
+/// layer, outermost but for the request ids, turns any 4xx or 5xx that is not JSON into
+/// [`ApiError`]'s shape, with axum's text (escaped) as the message. Headers such as `Allow`
+/// are kept.
+pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = req.method().clone();
+    let r = next.run(req).await;
+    let status = r.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return r;
+    }
+    let is_json = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return r;
+    }
+    let (mut parts, body) = r.into_parts();
+    // axum's rejections are a line of text; nothing longer is kept.
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = heatbill_engine::text::terminal_safe(&String::from_utf8_lossy(&text), 500);
+    let (code, message) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method-not-allowed",
+            format!(
+                "this endpoint does not take {}; the methods it takes are in the Allow header \
+                 and at /openapi.json",
+                heatbill_engine::text::terminal_safe(method.as_str(), 20)
+            ),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "too-large",
+            "the body is larger than the API takes (api.max_body_bytes)".to_string(),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "invalid-body",
+            format!("the body's content type is not one this endpoint takes: {text}"),
+        ),
+        StatusCode::NOT_FOUND => ("not-found", format!("not found: {text}")),
+        s if s.is_server_error() => {
+            tracing::error!(status = %s, error = %text, "internal error");
+            (
+                "internal",
+                "the server failed; the error is in its log".to_string(),
+            )
+        }
+        _ => (
+            "invalid-request",
+            format!("the request's path or query is not valid: {text}"),
+        ),
+    };
+    let mut out = ApiError {
+        status,
+        code,
+        message,
+        details: None,
+        retry_after_s: None,
+    }
+    .into_response();
+    let mut headers = std::mem::take(&mut parts.headers);
+    headers.remove(header::CONTENT_LENGTH);
+    for (name, value) in out.headers() {
+        headers.insert(name.clone(), value.clone());
+    }
+    *out.headers_mut() = headers;
+    out
 }
 
 impl From<StoreError> for ApiError {
@@ -190,15 +276,18 @@ where
 }
 
 /// Reads a whole body of at most `cap` bytes (a plugin, a case file), refusing a larger one
-/// as soon as it passes the cap.
+/// as soon as it passes the cap. `length` (the request's `Content-Length`, if it gave one)
+/// sizes the buffer once, so that a body takes its own size in memory, not the doubling
+/// steps of a growing buffer.
 pub async fn read_capped(
     body: axum::body::Body,
     cap: usize,
     what: &str,
+    length: Option<u64>,
 ) -> Result<Vec<u8>, ApiError> {
     use futures::StreamExt;
     let mut stream = body.into_data_stream();
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(length.map_or(0, |n| n.min(cap as u64) as usize));
     while let Some(chunk) = stream.next().await {
         let chunk =
             chunk.map_err(|e| ApiError::bad_request(format!("the body could not be read: {e}")))?;

@@ -65,29 +65,124 @@ pub struct AppState {
     pub started: Instant,
     /// Permits to use the rules engine in a request (`api.engine_slots`).
     pub engine_slots: Arc<tokio::sync::Semaphore>,
-    /// Progress streams open now.
-    pub event_streams: Arc<std::sync::atomic::AtomicUsize>,
+    /// Each company's share of the engine slots (`api.engine_slots_per_company`), by company
+    /// id: a request takes its company's permit first, then one of `engine_slots`.
+    pub company_slots: Mutex<HashMap<i32, Arc<tokio::sync::Semaphore>>>,
+    /// Requests waiting now for an engine slot (their company's share or the server's).
+    pub engine_queue: Arc<std::sync::atomic::AtomicUsize>,
+    /// Permits of one byte each for the upload bodies held now
+    /// (`api.max_upload_bytes_in_flight`), taken before a body is read.
+    pub upload_bytes: Arc<tokio::sync::Semaphore>,
+    /// Progress streams open now, all companies together and by company id.
+    pub event_streams: Arc<runs::StreamCounts>,
     /// Set when the server begins to shut down: an import in progress stops at once (503,
     /// nothing imported) instead of holding the shutdown.
     pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
+/// A request's permit to use the rules engine: one of the company's share and one of the
+/// server's slots, both given back when it is dropped.
+#[derive(Debug)]
+pub struct EngineSlot {
+    _company: tokio::sync::OwnedSemaphorePermit,
+    _server: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Counts a request as waiting until it is dropped (served, refused, or gone with its client).
+struct Waiting(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Waiting {
+    fn new(count: &Arc<std::sync::atomic::AtomicUsize>) -> Waiting {
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Waiting(count.clone())
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// 503 with `Retry-After`: the server is busy with other requests of the kind.
+fn busy(message: impl Into<String>) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        message,
+    )
+    .with_retry_after(RETRY_AFTER_S)
+}
+
+/// The `Retry-After` of a 503 for a busy engine or upload queue, in seconds.
+const RETRY_AFTER_S: u64 = 5;
+
 impl AppState {
-    /// A permit to use the rules engine for one request: waits up to 30 s for one of
-    /// `api.engine_slots`, then answers 503. Compiles, case runs and dry runs are CPU and memory
-    /// an integrator can ask for; this bounds how much of either requests take at once.
-    pub async fn engine_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
-        match tokio::time::timeout(
-            Duration::from_secs(30),
-            self.engine_slots.clone().acquire_owned(),
-        )
-        .await
-        {
-            Ok(Ok(p)) => Ok(p),
-            _ => Err(ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
+    /// A permit to use the rules engine for one request of `company`: first one of the
+    /// company's share (`api.engine_slots_per_company`), then one of `api.engine_slots`,
+    /// waiting up to `api.queue_wait_ms` for both together, then 503. Compiles, case runs and
+    /// dry runs are CPU and memory an integrator can ask for; this bounds how much of either
+    /// requests take at once, and the company's share keeps one company's requests from
+    /// holding every slot: while it waits for its own share, the other slots stay free for
+    /// other companies. Both queues are first come, first served.
+    pub async fn engine_slot(&self, company: i32) -> Result<EngineSlot, ApiError> {
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(self.settings.api.queue_wait_ms);
+        let share = {
+            let mut slots = self.company_slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots
+                .entry(company)
+                .or_insert_with(|| {
+                    Arc::new(tokio::sync::Semaphore::new(
+                        self.settings.api.company_engine_slots(),
+                    ))
+                })
+                .clone()
+        };
+        let _waiting = Waiting::new(&self.engine_queue);
+        let own = match tokio::time::timeout_at(deadline, share.acquire_owned()).await {
+            Ok(Ok(p)) => p,
+            _ => {
+                return Err(busy(format!(
+                    "this company's requests already use its {} engine slot(s) \
+                     (api.engine_slots_per_company); try again once they finish",
+                    self.settings.api.company_engine_slots()
+                )));
+            }
+        };
+        match tokio::time::timeout_at(deadline, self.engine_slots.clone().acquire_owned()).await {
+            Ok(Ok(server)) => Ok(EngineSlot {
+                _company: own,
+                _server: server,
+            }),
+            _ => Err(busy(
                 "the server is busy with other plugin work (api.engine_slots); try again shortly",
+            )),
+        }
+    }
+
+    /// Room for an upload body of `length` bytes (its `Content-Length`; `None`: the whole
+    /// `api.max_upload_bytes`) among `api.max_upload_bytes_in_flight`, taken before the body
+    /// is read and held until the upload is answered; waits up to `api.queue_wait_ms`, then
+    /// 503. An upload larger than the whole budget takes all of it.
+    pub async fn upload_room(
+        &self,
+        length: Option<u64>,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        let api = &self.settings.api;
+        let total = api.max_upload_bytes_in_flight.max(1);
+        let want = length
+            .unwrap_or(api.max_upload_bytes as u64)
+            .min(api.max_upload_bytes as u64)
+            .min(total as u64)
+            .min(u64::from(u32::MAX))
+            .max(1) as u32;
+        let wait = Duration::from_millis(api.queue_wait_ms);
+        match tokio::time::timeout(wait, self.upload_bytes.clone().acquire_many_owned(want)).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(busy(
+                "the server is receiving as many plugin uploads as it holds at once \
+                 (api.max_upload_bytes_in_flight); try again shortly",
             )),
         }
     }
@@ -122,7 +217,15 @@ impl AppState {
             engine_slots: Arc::new(tokio::sync::Semaphore::new(
                 settings.api.engine_slots.max(1),
             )),
-            event_streams: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            company_slots: Mutex::new(HashMap::new()),
+            engine_queue: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            upload_bytes: Arc::new(tokio::sync::Semaphore::new(
+                settings
+                    .api
+                    .max_upload_bytes_in_flight
+                    .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+            )),
+            event_streams: Arc::new(runs::StreamCounts::default()),
             stopping: tokio::sync::watch::Sender::new(false),
             settings,
         }
@@ -185,6 +288,8 @@ pub fn router(app: App) -> Router {
         // Bodies are read by each handler with its own cap (uploads, imports); this is the
         // cap of everything else.
         .layer(DefaultBodyLimit::max(json_limit))
+        // Every error answer in the one error shape, also axum's own rejections.
+        .layer(axum::middleware::from_fn(error::json_errors))
         .layer(
             TraceLayer::new_for_http()
                 .on_response(

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post, put};
 use chrono::NaiveDate;
 use heatbill_engine::{LoadError, LoadedPlugin};
@@ -126,22 +126,48 @@ async fn plugin_view(app: &App, company_id: i32, p: CompanyPlugin) -> Result<Plu
     responses((status = 201, body = PluginView, description = "Stored"),
         (status = 200, body = PluginView, description = "The same bytes were already stored"),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 422, body = ErrorBody, description = "Not a loadable heatbill plugin")))]
+        (status = 422, body = ErrorBody, description = "Not a loadable heatbill plugin"),
+        (status = 503, body = ErrorBody, description = "Busy: no room among the upload bytes in flight, or no engine slot, within `api.queue_wait_ms`; `Retry-After` says when to try again")))]
 pub async fn upload(
     State(app): State<App>,
     caller: Caller,
     Path(company): Path<String>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<PluginView>), ApiError> {
+    let cap = app.settings.api.max_upload_bytes;
     let c = match caller.company(&app, &company, Access::Rules).await {
         Ok(c) => c,
         Err(e) => {
-            super::error::drain(body, app.settings.api.max_upload_bytes).await;
+            super::error::drain(body, cap).await;
             return Err(e);
         }
     };
-    let bytes = read_capped(body, app.settings.api.max_upload_bytes, "the component").await?;
-    let _slot = app.engine_slot().await?;
+    // Admission before buffering: the body stays in the client's socket until there is room
+    // for it among the upload bytes the server holds (api.max_upload_bytes_in_flight).
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = length
+        && n > cap as u64
+    {
+        // Read and dropped (up to twice the cap), so that the client gets the answer.
+        super::error::drain(body, n.min(2 * cap as u64) as usize).await;
+        return Err(ApiError::too_large(format!(
+            "the component is {n} bytes, larger than {cap} bytes, the most this server takes \
+             (api.max_upload_bytes)"
+        )));
+    }
+    let _room = match app.upload_room(length).await {
+        Ok(r) => r,
+        Err(e) => {
+            super::error::drain(body, cap).await;
+            return Err(e);
+        }
+    };
+    let bytes = read_capped(body, cap, "the component", length).await?;
+    let _slot = app.engine_slot(c.id).await?;
     let bytes = Arc::new(bytes);
     let loaded = {
         let bytes = bytes.clone();
@@ -340,7 +366,8 @@ async fn run_cases(
         description = "The case file, TOML (any content type; `application/toml` is customary)"),
     security(("bearer" = [])),
     responses((status = 200, body = CasesResult), (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody, description = "The cases failed (the report is in `details`) or the file is not valid")))]
+        (status = 422, body = ErrorBody, description = "The cases failed (the report is in `details`) or the file is not valid"),
+        (status = 503, body = ErrorBody, description = "Busy: the company's share of the engine slots, or the server's, stayed taken for `api.queue_wait_ms`; `Retry-After` says when to try again")))]
 pub async fn put_cases(
     State(app): State<App>,
     caller: Caller,
@@ -364,7 +391,7 @@ pub async fn put_cases(
         .api
         .max_body_bytes
         .min(heatbill_cases::MAX_FILE_BYTES as usize);
-    let bytes = read_capped(body, cap, "the case file").await?;
+    let bytes = read_capped(body, cap, "the case file", None).await?;
     let text = String::from_utf8(bytes)
         .map_err(|_| ApiError::unprocessable("the case file is not UTF-8 text"))?;
     let file = CaseFile::parse(&text, &name).map_err(|e| {
@@ -381,7 +408,7 @@ pub async fn put_cases(
         )));
     }
     let pinned = BTreeMap::from([(p.name.clone(), p.digest.clone())]);
-    let _slot = app.engine_slot().await?;
+    let _slot = app.engine_slot(c.id).await?;
     let cat = catalog(&app, c.id, &pinned).await?;
     let result = run_cases(&app, cat, &name, &text).await?;
     if !result.passed {
@@ -588,7 +615,8 @@ pub async fn resolve(
 #[utoipa::path(post, operation_id = "plugins_activate", path = "/v1/companies/{company}/chains", tag = "plugins",
     params(("company" = String, Path, description = "The company's slug")),
     request_body = ChainBody, security(("bearer" = [])),
-    responses((status = 201, body = ChainView), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = ChainView), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "Busy: the company's share of the engine slots, or the server's, stayed taken for `api.queue_wait_ms`; `Retry-After` says when to try again")))]
 pub async fn activate(
     State(app): State<App>,
     caller: Caller,
@@ -597,7 +625,7 @@ pub async fn activate(
 ) -> Result<(StatusCode, Json<ChainView>), ApiError> {
     let c = caller.company(&app, &company, Access::Rules).await?;
     let defs = resolve(&app, c.id, &b.entries).await?;
-    let _slot = app.engine_slot().await?;
+    let _slot = app.engine_slot(c.id).await?;
     // The chain loads and configures as a run would.
     let label = format!("{}", b.effective_from);
     let chain =

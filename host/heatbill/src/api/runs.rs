@@ -356,7 +356,8 @@ pub async fn read(
         ("id" = i64, Path, description = "The run's id")),
     security(("bearer" = [])),
     responses((status = 200, content_type = "text/event-stream", description = "`progress` events, then `finished`"),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "Too many progress streams open (`api.max_event_streams`, or this company's `api.max_event_streams_per_company`); poll the run instead")))]
 pub async fn events(
     State(app): State<App>,
     caller: Caller,
@@ -364,18 +365,30 @@ pub async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let c = caller.company(&app, &company, Access::Read).await?;
     company_run(&app, &c, id).await?;
-    let open = app
+    let api = &app.settings.api;
+    let guard = app
         .event_streams
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let guard = StreamGuard(app.event_streams.clone());
-    if open >= app.settings.api.max_event_streams {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "too many progress streams are open (api.max_event_streams); poll GET …/runs/{id} \
-             instead, or try again shortly",
-        ));
-    }
+        .open(
+            c.id,
+            api.max_event_streams,
+            api.max_event_streams_per_company,
+        )
+        .map_err(|cap| {
+            let whose = if cap == "api.max_event_streams" {
+                "on this server"
+            } else {
+                "for this company"
+            };
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!(
+                    "too many progress streams are open {whose} ({cap}); poll GET \
+                     …/runs/{{id}} instead, or try again shortly"
+                ),
+            )
+            .with_retry_after(5)
+        })?;
     let stream = futures::stream::unfold(Some((app, guard)), move |state| async move {
         let (app, guard) = state?;
         let r = match app.services.store.run(id).await {
@@ -485,11 +498,62 @@ pub async fn wind_down(app: &App, grace: Duration) {
     }
 }
 
+/// The progress streams open now: all companies together, and by company id (a company
+/// without an open stream has no entry).
+#[derive(Debug, Default)]
+pub struct StreamCounts {
+    counts: std::sync::Mutex<(usize, std::collections::HashMap<i32, usize>)>,
+}
+
+impl StreamCounts {
+    /// Counts a new stream of `company`, unless `all` streams are open already, or
+    /// `per_company` of this company's: then says which cap it met. The stream counts until
+    /// the guard is dropped.
+    pub fn open(
+        self: &Arc<Self>,
+        company: i32,
+        all: usize,
+        per_company: usize,
+    ) -> Result<StreamGuard, &'static str> {
+        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let mine = c.1.get(&company).copied().unwrap_or(0);
+        if mine >= per_company {
+            return Err("api.max_event_streams_per_company");
+        }
+        if c.0 >= all {
+            return Err("api.max_event_streams");
+        }
+        c.0 += 1;
+        *c.1.entry(company).or_insert(0) += 1;
+        Ok(StreamGuard {
+            counts: self.clone(),
+            company,
+        })
+    }
+
+    /// Streams open now: all of them, and `company`'s.
+    pub fn open_now(&self, company: i32) -> (usize, usize) {
+        let c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        (c.0, c.1.get(&company).copied().unwrap_or(0))
+    }
+}
+
 /// Counts an open progress stream until it is dropped (ended, or the client went away).
-struct StreamGuard(Arc<std::sync::atomic::AtomicUsize>);
+#[derive(Debug)]
+pub struct StreamGuard {
+    counts: Arc<StreamCounts>,
+    company: i32,
+}
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let mut c = self.counts.counts.lock().unwrap_or_else(|e| e.into_inner());
+        c.0 = c.0.saturating_sub(1);
+        if let Some(n) = c.1.get_mut(&self.company) {
+            *n -= 1;
+            if *n == 0 {
+                c.1.remove(&self.company);
+            }
+        }
     }
 }

@@ -70,7 +70,10 @@ pub async fn load_chain(
             })?;
         entries.push(ChainEntry::new(plugin, e.params.clone()));
     }
-    let chain = Chain::new(company.slug.clone(), entries)
+    // Validating parameters runs their schemas' patterns: CPU work, off the async threads.
+    let slug = company.slug.clone();
+    let chain = blocking(engine, move |_| Chain::new(slug, entries))
+        .await
         .map_err(|err| RunError::Refused(format!("the chain of {label} is not valid: {err}")))?;
     Ok(Arc::new(chain))
 }
