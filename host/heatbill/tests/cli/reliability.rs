@@ -209,15 +209,17 @@ async fn a_writer_stopped_inside_its_copy_does_not_stall_the_run() {
     .fetch_all(&mut conn)
     .await
     .unwrap();
-    assert_eq!(
-        writing.len(),
-        1,
-        "one writer session of the stopped process: {writing:?}"
+    // The process has `run.writers` writers (2): the other one may be inside a COPY of its own
+    // when the process stops, so one or more sessions, every one waiting for its client.
+    assert!(
+        !writing.is_empty() && writing.len() <= 2,
+        "the stopped process's writer sessions (one or two): {writing:?}"
     );
-    assert_eq!(
-        writing[0].1.as_deref(),
-        Some("ClientRead"),
-        "the stopped writer's backend waits for its COPY data: {writing:?}"
+    assert!(
+        writing
+            .iter()
+            .all(|(_, wait)| wait.as_deref() == Some("ClientRead")),
+        "the stopped writers' backends wait for their COPY data: {writing:?}"
     );
 
     let b = spawn_run(&db, date, "b", &prefix, &[], path);
