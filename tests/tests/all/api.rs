@@ -1058,6 +1058,43 @@ async fn bad_input(db: TestDb) {
         .await;
     error(st, &v, 422, "do not pass");
     assert!(v["error"]["details"]["report"]["cases"].is_array(), "{v:#}");
+    // The activation gate bills a case file as `plugin test` does, among generated customers of
+    // every class: a plugin whose bill rises when a call mixes classes passes a one-class case
+    // file billed alone, and is refused here, naming the batch dependence.
+    let (st, v) = s
+        .upload("harbin", &c.integrator, component("hostile"))
+        .await;
+    assert!(st.is_success(), "{v:#}");
+    let hostile = v["digest"].as_str().unwrap().to_string();
+    let one_class = r#"
+[[chain]]
+plugin = "hostile"
+params = { mode = "mixed-class" }
+[[case]]
+name = "a"
+customer = { date = "2025-11-15", building_area = "61" }
+expect.lines = [{ code = "hostile", amount = "1.00" }]
+[[case]]
+name = "b"
+customer = { date = "2025-11-16", building_area = "75" }
+expect.lines = [{ code = "hostile", amount = "1.00" }]
+"#;
+    let (st, v) = s
+        .raw(
+            M::PUT,
+            &format!("/v1/companies/harbin/plugins/{hostile}/cases/one-class.toml"),
+            &c.integrator,
+            "application/toml",
+            one_class.as_bytes().to_vec(),
+        )
+        .await;
+    error(st, &v, 422, "do not pass");
+    let report = v["error"]["details"].to_string();
+    assert!(
+        report.contains("depends on the other customer-days of its batch")
+            && report.contains("billed among generated customer-days"),
+        "{v:#}"
+    );
     let (_, v) = s
         .get(
             &format!("/v1/companies/harbin/plugins/{season}/cases"),
