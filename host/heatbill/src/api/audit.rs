@@ -3,14 +3,14 @@
 //! customers. It only reads; a range is at most [`MAX_DAYS`] dates.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::routing::get;
 use chrono::NaiveDate;
 use heatbill_runtime::audit::{self, AuditOptions};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::{Access, Caller};
+use super::auth::{Tenant, access};
 use super::bills::parse_date;
 use super::error::ErrorBody;
 use super::{ApiError, App};
@@ -75,11 +75,9 @@ pub struct AuditBody {
         (status = 404, body = ErrorBody)))]
 pub async fn read(
     State(app): State<App>,
-    caller: Caller,
-    Path(company): Path<String>,
+    Tenant(c, ..): Tenant<access::Read>,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<AuditBody>, ApiError> {
-    let c = caller.company(&app, &company, Access::Read).await?;
     let from = q
         .from
         .as_deref()

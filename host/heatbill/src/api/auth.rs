@@ -11,7 +11,10 @@
 //! as a slow one here), and tokens never reach a log: they travel in the `Authorization`
 //! header, which is not logged.
 
-use axum::extract::{FromRequestParts, State};
+use std::collections::HashMap;
+use std::marker::PhantomData;
+
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use heatbill_runtime::model::Company;
@@ -36,6 +39,75 @@ pub enum Access {
     DryRun,
     /// The company itself and its tokens (the operator).
     Operator,
+}
+
+/// The access a handler needs, as a type, for [`Tenant`].
+pub mod access {
+    use super::Access;
+
+    /// A kind of access to a company, for [`Tenant`](super::Tenant).
+    pub trait Need: Send + Sync + 'static {
+        /// The access it stands for.
+        const ACCESS: Access;
+    }
+
+    macro_rules! need {
+        ($($(#[$doc:meta])* $name:ident),* $(,)?) => {$(
+            $(#[$doc])*
+            #[derive(Debug)]
+            pub struct $name;
+            impl Need for $name {
+                const ACCESS: Access = Access::$name;
+            }
+        )*};
+    }
+
+    need!(
+        /// Reading anything of the company (every role).
+        Read,
+        /// Plugins, case files and chains (integrators).
+        Rules,
+        /// Imports and runs (staff).
+        Data,
+        /// Dry runs (integrators and staff).
+        DryRun,
+        /// The company itself and its tokens (the platform operator only).
+        Operator,
+    );
+}
+
+/// The company a request's `{company}` path segment names, reached by its caller with the
+/// access `A` (an extractor). A handler says once, in its signature, which company it serves and
+/// what the caller must be allowed to do there; the checks are [`Caller::company`]'s: another
+/// company's (or an unknown) company answers 404 alike, a role without the access 403, and
+/// [`access::Operator`] requires the operator's token first. The caller comes along for the
+/// handlers that record who did something.
+///
+/// A handler that must answer a refused request in a particular way (an upload drains the body
+/// it did not read, so that the client gets the answer) takes `Result<Tenant<A>, ApiError>`.
+pub struct Tenant<A>(pub Company, pub Caller, pub PhantomData<A>);
+
+impl<A: access::Need> FromRequestParts<App> for Tenant<A> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Tenant<A>, ApiError> {
+        let caller = Caller::from_request_parts(parts, app).await?;
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, app)
+            .await
+            .map_err(|e| {
+                ApiError::bad_request(heatbill_engine::text::terminal_safe(&e.body_text(), 500))
+            })?;
+        let Some(slug) = params.get("company") else {
+            return Err(ApiError::internal(
+                "a company's handler is routed on a path without {company}",
+            ));
+        };
+        if A::ACCESS == Access::Operator {
+            caller.operator()?;
+        }
+        let company = caller.company(app, slug, A::ACCESS).await?;
+        Ok(Tenant(company, caller, PhantomData))
+    }
 }
 
 /// The caller.

@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::{Access, Caller};
+use super::auth::{Tenant, access};
 use super::error::{ErrorBody, JsonBody, check_id};
 use super::plugins::EntryBody;
 use super::{ApiError, App};
@@ -190,11 +190,9 @@ fn page(bills: Vec<StoredBill>, limit: usize) -> BillPage {
     responses((status = 200, body = BillPage), (status = 404, body = ErrorBody)))]
 pub async fn by_date(
     State(app): State<App>,
-    caller: Caller,
-    Path(company): Path<String>,
+    Tenant(c, ..): Tenant<access::Read>,
     Query(q): Query<DateQuery>,
 ) -> Result<Json<BillPage>, ApiError> {
-    let c = caller.company(&app, &company, Access::Read).await?;
     if let Some(a) = &q.after {
         check_id("after", a)?;
     }
@@ -241,11 +239,9 @@ fn csv_field(out: &mut String, s: &str, text: bool) {
         (status = 404, body = ErrorBody)))]
 pub async fn export(
     State(app): State<App>,
-    caller: Caller,
-    Path(company): Path<String>,
+    Tenant(c, ..): Tenant<access::Read>,
     Query(q): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let c = caller.company(&app, &company, Access::Read).await?;
     const PAGE: usize = 5_000;
     let header_row = "customer_id,date,version,status,code,description,quantity,unit,unit_price,amount,payer,error\n";
     let date = q.date;
@@ -339,11 +335,10 @@ pub struct RangeQuery {
     responses((status = 200, body = Vec<BillView>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn by_customer(
     State(app): State<App>,
-    caller: Caller,
-    Path((company, customer)): Path<(String, String)>,
+    Tenant(c, ..): Tenant<access::Read>,
+    Path((_company, customer)): Path<(String, String)>,
     Query(q): Query<RangeQuery>,
 ) -> Result<Json<Vec<BillView>>, ApiError> {
-    let c = caller.company(&app, &company, Access::Read).await?;
     check_id("customer", &customer)?;
     if q.to < q.from || (q.to - q.from).num_days() > 366 {
         return Err(ApiError::bad_request(
@@ -376,10 +371,9 @@ pub struct History {
     responses((status = 200, body = History), (status = 404, body = ErrorBody)))]
 pub async fn history(
     State(app): State<App>,
-    caller: Caller,
-    Path((company, customer, date)): Path<(String, String, String)>,
+    Tenant(c, ..): Tenant<access::Read>,
+    Path((_company, customer, date)): Path<(String, String, String)>,
 ) -> Result<Json<History>, ApiError> {
-    let c = caller.company(&app, &company, Access::Read).await?;
     check_id("customer", &customer)?;
     let date = parse_date("date", &date)?;
     let current = app.services.store.bill(c.id, &customer, date).await?;
@@ -418,11 +412,10 @@ pub struct RunBillsQuery {
     responses((status = 200, body = BillPage), (status = 404, body = ErrorBody)))]
 pub async fn by_run(
     State(app): State<App>,
-    caller: Caller,
-    Path((company, id)): Path<(String, i64)>,
+    Tenant(c, ..): Tenant<access::Read>,
+    Path((_company, id)): Path<(String, i64)>,
     Query(q): Query<RunBillsQuery>,
 ) -> Result<Json<BillPage>, ApiError> {
-    let c = caller.company(&app, &company, Access::Read).await?;
     let r = super::runs::company_run(&app, &c, id).await?;
     if let Some(a) = &q.after {
         check_id("after", a)?;
@@ -473,11 +466,9 @@ pub struct DryRunBody {
         (status = 503, body = ErrorBody, description = "Busy: the company's share of the engine slots, or the server's, stayed taken for `api.queue_wait_ms`; `Retry-After` says when to try again")))]
 pub async fn dry_run(
     State(app): State<App>,
-    caller: Caller,
-    Path(company): Path<String>,
+    Tenant(c, ..): Tenant<access::DryRun>,
     JsonBody(b): JsonBody<DryRunBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let c = caller.company(&app, &company, Access::DryRun).await?;
     check_id("customer", &b.customer)?;
     let draft = match &b.chain {
         Some(entries) => Some(super::plugins::resolve(&app, c.id, entries).await?),
@@ -555,11 +546,9 @@ pub struct Arrear {
     responses((status = 200, body = Ranking), (status = 404, body = ErrorBody)))]
 pub async fn arrears(
     State(app): State<App>,
-    caller: Caller,
-    Path(company): Path<String>,
+    Tenant(c, ..): Tenant<access::Read>,
     Query(q): Query<TopQuery>,
 ) -> Result<Json<Ranking>, ApiError> {
-    let c = caller.company(&app, &company, Access::Read).await?;
     let n = q.top.unwrap_or(20).clamp(1, 1000);
     let r = run::top_arrears(&app.services, &c, n).await?;
     Ok(Json(match r {

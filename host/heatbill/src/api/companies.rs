@@ -11,7 +11,7 @@ use heatbill_runtime::store::StoreError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::auth::{Access, Caller, ROLES};
+use super::auth::{Caller, ROLES, Tenant, access};
 use super::error::{ErrorBody, JsonBody};
 use super::{ApiError, App};
 
@@ -250,10 +250,8 @@ pub async fn list(
     responses((status = 200, body = CompanyView), (status = 404, body = ErrorBody)))]
 pub async fn read(
     State(app): State<App>,
-    caller: Caller,
-    Path(company): Path<String>,
+    Tenant(c, ..): Tenant<access::Read>,
 ) -> Result<Json<CompanyView>, ApiError> {
-    let c = caller.company(&app, &company, Access::Read).await?;
     Ok(Json(view(&app, c).await?))
 }
 
@@ -265,12 +263,9 @@ pub async fn read(
         (status = 422, body = ErrorBody)))]
 pub async fn update(
     State(app): State<App>,
-    caller: Caller,
-    Path(company): Path<String>,
+    Tenant(c, ..): Tenant<access::Operator>,
     JsonBody(b): JsonBody<CompanyUpdate>,
 ) -> Result<Json<CompanyView>, ApiError> {
-    caller.operator()?;
-    let c = caller.company(&app, &company, Access::Operator).await?;
     let spec = spec(c.slug, b.name, b.time_zone, b.policies, b.seasons)?;
     let c = app.services.store.put_company(&spec).await?;
     Ok(Json(view(&app, c).await?))
@@ -305,11 +300,9 @@ pub fn parse_run_at(s: &str) -> Result<chrono::NaiveTime, ApiError> {
     responses((status = 200, body = CompanyView), (status = 422, body = ErrorBody)))]
 pub async fn put_schedule(
     State(app): State<App>,
-    caller: Caller,
-    Path(company): Path<String>,
+    Tenant(c, ..): Tenant<access::Data>,
     JsonBody(b): JsonBody<ScheduleBody>,
 ) -> Result<Json<CompanyView>, ApiError> {
-    let c = caller.company(&app, &company, Access::Data).await?;
     if let Some(at) = &b.daily_run_at {
         parse_run_at(at)?;
     }
@@ -375,12 +368,9 @@ pub struct IssuedToken {
         (status = 422, body = ErrorBody)))]
 pub async fn issue_token(
     State(app): State<App>,
-    caller: Caller,
-    Path(company): Path<String>,
+    Tenant(c, ..): Tenant<access::Operator>,
     JsonBody(b): JsonBody<TokenBody>,
 ) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
-    caller.operator()?;
-    let c = caller.company(&app, &company, Access::Operator).await?;
     if !ROLES.contains(&b.role.as_str()) {
         return Err(ApiError::unprocessable(format!(
             "role {:?}: give one of integrator, staff, read-only",
@@ -424,11 +414,8 @@ pub async fn issue_token(
     responses((status = 200, body = Vec<TokenView>), (status = 403, body = ErrorBody)))]
 pub async fn list_tokens(
     State(app): State<App>,
-    caller: Caller,
-    Path(company): Path<String>,
+    Tenant(c, ..): Tenant<access::Operator>,
 ) -> Result<Json<Vec<TokenView>>, ApiError> {
-    caller.operator()?;
-    let c = caller.company(&app, &company, Access::Operator).await?;
     let list = app.services.store.tokens(c.id).await?;
     Ok(Json(list.into_iter().map(TokenView::from).collect()))
 }
@@ -441,11 +428,9 @@ pub async fn list_tokens(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn revoke_token(
     State(app): State<App>,
-    caller: Caller,
-    Path((company, id)): Path<(String, i64)>,
+    Tenant(c, ..): Tenant<access::Operator>,
+    Path((_company, id)): Path<(String, i64)>,
 ) -> Result<StatusCode, ApiError> {
-    caller.operator()?;
-    let c = caller.company(&app, &company, Access::Operator).await?;
     if app.services.store.revoke_token(c.id, id).await? {
         tracing::info!(company = %c.slug, token_id = id, "token revoked");
         Ok(StatusCode::NO_CONTENT)

@@ -21,7 +21,7 @@ use heatbill_runtime::model::ImportKind;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::auth::{Access, Caller};
+use super::auth::{Tenant, access};
 use super::error::ErrorBody;
 use super::{ApiError, App};
 
@@ -460,13 +460,13 @@ fn kind_of(s: &str) -> Result<ImportKind, ApiError> {
         (status = 422, body = ErrorBody, description = "Bad rows (listed in `details.errors`); nothing was changed")))]
 pub async fn import(
     State(app): State<App>,
-    caller: Caller,
-    Path((company, kind)): Path<(String, String)>,
+    tenant: Result<Tenant<access::Data>, ApiError>,
+    Path((_company, kind)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<ImportResult>, ApiError> {
-    let c = match caller.company(&app, &company, Access::Data).await {
-        Ok(c) => c,
+    let c = match tenant {
+        Ok(Tenant(c, ..)) => c,
         Err(e) => {
             super::error::drain(body, 1 << 20).await;
             return Err(e);

@@ -27,7 +27,7 @@ use heatbill_runtime::run::blocking;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::auth::{Access, Caller};
+use super::auth::{Tenant, access};
 use super::error::{ErrorBody, JsonBody, read_capped};
 use super::{ApiError, App};
 use crate::harness::Catalog;
@@ -130,14 +130,13 @@ async fn plugin_view(app: &App, company_id: i32, p: CompanyPlugin) -> Result<Plu
         (status = 503, body = ErrorBody, description = "Busy: no room among the upload bytes in flight, or no engine slot, within `api.queue_wait_ms`; `Retry-After` says when to try again")))]
 pub async fn upload(
     State(app): State<App>,
-    caller: Caller,
-    Path(company): Path<String>,
+    tenant: Result<Tenant<access::Rules>, ApiError>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<PluginView>), ApiError> {
     let cap = app.settings.api.max_upload_bytes;
-    let c = match caller.company(&app, &company, Access::Rules).await {
-        Ok(c) => c,
+    let c = match tenant {
+        Ok(Tenant(c, ..)) => c,
         Err(e) => {
             super::error::drain(body, cap).await;
             return Err(e);
@@ -237,10 +236,8 @@ async fn find_plugin(app: &App, company_id: i32, digest: &str) -> Result<Company
     responses((status = 200, body = Vec<PluginView>), (status = 404, body = ErrorBody)))]
 pub async fn list(
     State(app): State<App>,
-    caller: Caller,
-    Path(company): Path<String>,
+    Tenant(c, ..): Tenant<access::Read>,
 ) -> Result<Json<Vec<PluginView>>, ApiError> {
-    let c = caller.company(&app, &company, Access::Read).await?;
     let mut out = Vec::new();
     for p in app.services.store.company_plugins(c.id).await? {
         out.push(plugin_view(&app, c.id, p).await?);
@@ -256,10 +253,9 @@ pub async fn list(
     responses((status = 200, body = PluginView), (status = 404, body = ErrorBody)))]
 pub async fn read(
     State(app): State<App>,
-    caller: Caller,
-    Path((company, digest)): Path<(String, String)>,
+    Tenant(c, ..): Tenant<access::Read>,
+    Path((_company, digest)): Path<(String, String)>,
 ) -> Result<Json<PluginView>, ApiError> {
-    let c = caller.company(&app, &company, Access::Read).await?;
     let p = find_plugin(&app, c.id, &digest).await?;
     Ok(Json(plugin_view(&app, c.id, p).await?))
 }
@@ -370,11 +366,10 @@ async fn run_cases(
         (status = 503, body = ErrorBody, description = "Busy: the company's share of the engine slots, or the server's, stayed taken for `api.queue_wait_ms`; `Retry-After` says when to try again")))]
 pub async fn put_cases(
     State(app): State<App>,
-    caller: Caller,
-    Path((company, digest, name)): Path<(String, String, String)>,
+    Tenant(c, ..): Tenant<access::Rules>,
+    Path((_company, digest, name)): Path<(String, String, String)>,
     body: Body,
 ) -> Result<Json<CasesResult>, ApiError> {
-    let c = caller.company(&app, &company, Access::Rules).await?;
     let p = find_plugin(&app, c.id, &digest).await?;
     if name.is_empty()
         || name.len() > 100
@@ -444,10 +439,9 @@ pub async fn put_cases(
     responses((status = 200, body = Vec<CaseFileView>), (status = 404, body = ErrorBody)))]
 pub async fn list_cases(
     State(app): State<App>,
-    caller: Caller,
-    Path((company, digest)): Path<(String, String)>,
+    Tenant(c, ..): Tenant<access::Read>,
+    Path((_company, digest)): Path<(String, String)>,
 ) -> Result<Json<Vec<CaseFileView>>, ApiError> {
-    let c = caller.company(&app, &company, Access::Read).await?;
     find_plugin(&app, c.id, &digest).await?;
     let list = app.services.store.plugin_cases(c.id, &digest).await?;
     Ok(Json(
@@ -619,11 +613,9 @@ pub async fn resolve(
         (status = 503, body = ErrorBody, description = "Busy: the company's share of the engine slots, or the server's, stayed taken for `api.queue_wait_ms`; `Retry-After` says when to try again")))]
 pub async fn activate(
     State(app): State<App>,
-    caller: Caller,
-    Path(company): Path<String>,
+    Tenant(c, ..): Tenant<access::Rules>,
     JsonBody(b): JsonBody<ChainBody>,
 ) -> Result<(StatusCode, Json<ChainView>), ApiError> {
-    let c = caller.company(&app, &company, Access::Rules).await?;
     let defs = resolve(&app, c.id, &b.entries).await?;
     let _slot = app.engine_slot(c.id).await?;
     // The chain loads and configures as a run would.
@@ -698,10 +690,8 @@ pub async fn activate(
     responses((status = 200, body = Vec<ChainView>), (status = 404, body = ErrorBody)))]
 pub async fn list_chains(
     State(app): State<App>,
-    caller: Caller,
-    Path(company): Path<String>,
+    Tenant(c, ..): Tenant<access::Read>,
 ) -> Result<Json<Vec<ChainView>>, ApiError> {
-    let c = caller.company(&app, &company, Access::Read).await?;
     let list = app.services.store.chain_versions(c.id).await?;
     Ok(Json(list.into_iter().map(ChainView::from).collect()))
 }
@@ -724,10 +714,9 @@ pub struct RolledBack {
     responses((status = 200, body = RolledBack), (status = 404, body = ErrorBody)))]
 pub async fn rollback(
     State(app): State<App>,
-    caller: Caller,
-    Path((company, effective_from)): Path<(String, String)>,
+    Tenant(c, ..): Tenant<access::Rules>,
+    Path((_company, effective_from)): Path<(String, String)>,
 ) -> Result<Json<RolledBack>, ApiError> {
-    let c = caller.company(&app, &company, Access::Rules).await?;
     let date = super::bills::parse_date("effective_from", &effective_from)?;
     let restored = app.services.store.rollback_chain(c.id, date).await?;
     tracing::info!(company = %c.slug, %date, restored = restored.as_ref().map(|v| v.id), "chain rolled back");

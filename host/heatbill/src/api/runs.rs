@@ -22,7 +22,7 @@ use heatbill_runtime::run::{self, Opened};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::{Access, Caller};
+use super::auth::{Caller, Tenant, access};
 use super::error::{ErrorBody, JsonBody};
 use super::{ApiError, App};
 
@@ -228,12 +228,10 @@ pub async fn start(app: &App, company: &Company, date: NaiveDate) -> Result<RunR
         (status = 422, body = ErrorBody, description = "The run cannot start (no chain, the day before not billed) or the key expired")))]
 pub async fn trigger(
     State(app): State<App>,
-    caller: Caller,
-    Path(company): Path<String>,
+    Tenant(c, ..): Tenant<access::Data>,
     headers: HeaderMap,
     JsonBody(b): JsonBody<RunBody>,
 ) -> Result<(StatusCode, Json<RunView>), ApiError> {
-    let c = caller.company(&app, &company, Access::Data).await?;
     let key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -296,11 +294,9 @@ pub struct RunsQuery {
     responses((status = 200, body = Vec<RunView>), (status = 404, body = ErrorBody)))]
 pub async fn list(
     State(app): State<App>,
-    caller: Caller,
-    Path(company): Path<String>,
+    Tenant(c, ..): Tenant<access::Read>,
     Query(q): Query<RunsQuery>,
 ) -> Result<Json<Vec<RunView>>, ApiError> {
-    let c = caller.company(&app, &company, Access::Read).await?;
     let limit = q.limit.unwrap_or(20).clamp(1, 500);
     let mut runs = match q.date {
         Some(d) => {
@@ -341,10 +337,9 @@ pub(super) async fn company_run(
     responses((status = 200, body = RunView), (status = 404, body = ErrorBody)))]
 pub async fn read(
     State(app): State<App>,
-    caller: Caller,
-    Path((company, id)): Path<(String, i64)>,
+    Tenant(c, ..): Tenant<access::Read>,
+    Path((_company, id)): Path<(String, i64)>,
 ) -> Result<Json<RunView>, ApiError> {
-    let c = caller.company(&app, &company, Access::Read).await?;
     let r = company_run(&app, &c, id).await?;
     Ok(Json(view(&app, r).await?))
 }
@@ -360,10 +355,9 @@ pub async fn read(
         (status = 503, body = ErrorBody, description = "Too many progress streams open (`api.max_event_streams`, or this company's `api.max_event_streams_per_company`); poll the run instead")))]
 pub async fn events(
     State(app): State<App>,
-    caller: Caller,
-    Path((company, id)): Path<(String, i64)>,
+    Tenant(c, ..): Tenant<access::Read>,
+    Path((_company, id)): Path<(String, i64)>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let c = caller.company(&app, &company, Access::Read).await?;
     company_run(&app, &c, id).await?;
     let api = &app.settings.api;
     let guard = app
@@ -433,10 +427,9 @@ pub async fn events(
         (status = 409, body = ErrorBody, description = "The run had finished")))]
 pub async fn cancel(
     State(app): State<App>,
-    caller: Caller,
-    Path((company, id)): Path<(String, i64)>,
+    Tenant(c, caller, _): Tenant<access::Data>,
+    Path((_company, id)): Path<(String, i64)>,
 ) -> Result<Json<RunView>, ApiError> {
-    let c = caller.company(&app, &company, Access::Data).await?;
     let r = company_run(&app, &c, id).await?;
     let who = match &caller {
         Caller::Operator => "the operator".to_string(),
