@@ -64,6 +64,23 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// Resolves at the first SIGINT (Ctrl-C) or SIGTERM: how `serve` and `worker` are told to stop
+/// (a service manager sends SIGTERM; a terminal, SIGINT).
+pub async fn stop_signal() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        // No SIGTERM handler to be had: Ctrl-C still stops the process.
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 /// Opens the store the settings name.
 pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>> {
     let db = &settings.database;

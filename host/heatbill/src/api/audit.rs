@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Tenant, access};
-use super::bills::parse_date;
 use super::error::ErrorBody;
+use super::error::parse_date;
 use super::{ApiError, App};
 
 /// The most dates one audit request covers (a million customers take seconds per date).

@@ -85,6 +85,11 @@ pub mod access {
 ///
 /// A handler that must answer a refused request in a particular way (an upload drains the body
 /// it did not read, so that the client gets the answer) takes `Result<Tenant<A>, ApiError>`.
+///
+/// The `{company}` parameter is still written in each route's `params(...)` for the OpenAPI
+/// document: with utoipa's `axum_extras`, an `IntoParams` type for it beside a route's tuple
+/// `Path` of its other segments documents the company twice (tried; the document must not
+/// change).
 pub struct Tenant<A>(pub Company, pub Caller, pub PhantomData<A>);
 
 impl<A: access::Need> FromRequestParts<App> for Tenant<A> {

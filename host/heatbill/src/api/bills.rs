@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Tenant, access};
-use super::error::{ErrorBody, JsonBody, check_id};
+use super::error::{ErrorBody, JsonBody, check_id, parse_date};
 use super::plugins::EntryBody;
 use super::{ApiError, App};
 
@@ -35,16 +35,6 @@ pub fn routes() -> axum::Router<App> {
         .route("/companies/{company}/runs/{id}/bills", get(by_run))
         .route("/companies/{company}/dry-run", post(dry_run))
         .route("/companies/{company}/arrears", get(arrears))
-}
-
-/// Parses a `YYYY-MM-DD` path or query value.
-pub fn parse_date(what: &str, s: &str) -> Result<NaiveDate, ApiError> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
-        ApiError::bad_request(format!(
-            "{what} {:?}: give a date as YYYY-MM-DD",
-            heatbill_engine::text::safe(s)
-        ))
-    })
 }
 
 /// A bill line.

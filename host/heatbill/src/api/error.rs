@@ -1,9 +1,11 @@
 //! The one error shape: every 4xx and 5xx is `{"error": {"status", "code", "message",
-//! "details"?}}`, with a message that says what to fix.
+//! "details"?}}`, with a message that says what to fix; and the checks of the plain values a
+//! request names (an id, a date), shared by every handler module, that answer in it.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use chrono::NaiveDate;
 use heatbill_runtime::run::{RunError, transient};
 use heatbill_runtime::store::StoreError;
 use serde::Serialize;
@@ -323,6 +325,16 @@ pub async fn drain(body: axum::body::Body, limit: usize) {
             }
         }
     }
+}
+
+/// Parses a `YYYY-MM-DD` path or query value.
+pub fn parse_date(what: &str, s: &str) -> Result<NaiveDate, ApiError> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+        ApiError::bad_request(format!(
+            "{what} {:?}: give a date as YYYY-MM-DD",
+            heatbill_engine::text::safe(s)
+        ))
+    })
 }
 
 /// Checks an identifier a request names (a customer id, a page cursor): 1 to 200 characters,

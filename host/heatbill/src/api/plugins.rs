@@ -717,7 +717,7 @@ pub async fn rollback(
     Tenant(c, ..): Tenant<access::Rules>,
     Path((_company, effective_from)): Path<(String, String)>,
 ) -> Result<Json<RolledBack>, ApiError> {
-    let date = super::bills::parse_date("effective_from", &effective_from)?;
+    let date = super::error::parse_date("effective_from", &effective_from)?;
     let restored = app.services.store.rollback_chain(c.id, date).await?;
     tracing::info!(company = %c.slug, %date, restored = restored.as_ref().map(|v| v.id), "chain rolled back");
     Ok(Json(RolledBack {

@@ -57,15 +57,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
                  HEATBILL_API__OPERATOR_TOKEN to keep one): {token}"
             );
         }
-        let stop = async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("a SIGTERM handler");
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        };
+        let stop = super::stop_signal();
         api::serve(app, listener, stop).await?;
         println!("heatbill admin API stopped");
         Ok(ExitCode::SUCCESS)

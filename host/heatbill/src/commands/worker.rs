@@ -25,15 +25,7 @@ pub fn run(args: WorkerArgs) -> Result<ExitCode> {
             "worker {} serving every running run (stop with Ctrl-C)",
             services.worker
         );
-        let stop = async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("a SIGTERM handler");
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        };
+        let stop = super::stop_signal();
         let served = run::serve(&services, &engine, &settings, stop).await?;
         println!(
             "worker {}: {} run(s), {} shard(s), {} customers, {} write(s) refused by fencing",
