@@ -10,44 +10,11 @@ use sha2::{Digest as _, Sha256};
 use crate::Contract;
 use crate::compile::check_structure;
 use crate::config::EngineConfig;
-use crate::engine::{Engine, RULES_WORLD, check_format, check_size};
+use crate::engine::{Engine, RULES_WORLD};
 use crate::error::LoadError;
+use crate::format::{BinaryFormat, check_format, check_size, component_digest};
 use crate::model::{ParamSpec, PluginInfo};
 use crate::sandbox::is_granted;
-
-/// What the first bytes of a binary say it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BinaryFormat {
-    /// A WebAssembly component (the only thing a plugin can be).
-    Component,
-    /// A core WebAssembly module.
-    CoreModule,
-    /// Not WebAssembly, or a version the engine does not know.
-    NotWasm,
-}
-
-impl BinaryFormat {
-    /// Reads the 8-byte header: magic `\0asm`, then version 1 layer 0 (a core module) or
-    /// version 0x0d layer 1 (a component).
-    pub fn of(bytes: &[u8]) -> BinaryFormat {
-        match bytes.get(..8) {
-            Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => BinaryFormat::CoreModule,
-            Some([0, b'a', b's', b'm', 0x0d, 0, 1, 0]) => BinaryFormat::Component,
-            _ => BinaryFormat::NotWasm,
-        }
-    }
-}
-
-impl fmt::Display for BinaryFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            BinaryFormat::Component => "WebAssembly component",
-            BinaryFormat::CoreModule => "core WebAssembly module (not a component)",
-            BinaryFormat::NotWasm => "not WebAssembly",
-        })
-    }
-}
 
 /// One import of a checked component.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -313,7 +280,7 @@ impl Engine {
                 .map_or(self.limits().max_component_bytes, |c| {
                     c.limits.max_component_bytes
                 }),
-            digest: crate::engine::component_digest(bytes),
+            digest: component_digest(bytes),
             format: BinaryFormat::of(bytes),
             imports: Vec::new(),
             exports: Vec::new(),

@@ -547,9 +547,9 @@ fn compile_child() -> Result<Vec<u8>, String> {
     if bytes.len() > config.limits.max_component_bytes {
         return Err("the component is over limits.max_component_bytes".to_string());
     }
-    let engine = wasmtime::Engine::new(&crate::engine::wasmtime_config(&config, false))
+    let engine = wasmtime::Engine::new(&crate::config::wasmtime_config(&config, false))
         .map_err(|e| format!("{e:#}"))?;
     engine
         .precompile_component(&bytes)
-        .map_err(|e| crate::engine::error_chain(&e))
+        .map_err(|e| crate::error::error_chain(&e))
 }

@@ -588,6 +588,38 @@ impl Default for PoolConfig {
     }
 }
 
+/// The wasmtime configuration of an engine: the pooling allocator sized by `config.pool`,
+/// memory capped by `config.limits`, epoch interruption, the component model. The compiler
+/// child builds its engine from the same function, so that its artifacts load in the parent,
+/// but without the pool (`pooling: false`): it never instantiates, and the pool's reservations
+/// would count against its memory limit. The allocation strategy is not part of an artifact's
+/// compatibility (a test loads the child's artifacts).
+pub(crate) fn wasmtime_config(config: &EngineConfig, pooling: bool) -> wasmtime::Config {
+    let l = &config.limits;
+    let (p, max_memory) = config.pool_for_all_profiles();
+    let p = &p;
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    pool.total_component_instances(p.total_component_instances)
+        .total_core_instances(p.total_core_instances)
+        .total_memories(p.total_memories)
+        .total_tables(p.total_tables)
+        .max_core_instances_per_component(p.max_core_instances_per_component)
+        .max_memories_per_component(p.max_memories_per_component)
+        .max_tables_per_component(p.max_tables_per_component)
+        .max_memories_per_module(p.max_memories_per_module)
+        .max_tables_per_module(p.max_tables_per_module)
+        .table_elements(l.max_table_elements)
+        // The pool's hard cap sits at the limit; the store's limiter enforces the same
+        // limit first, so that a denial is recorded and reported as `memory-limit`.
+        .max_memory_size(max_memory);
+    let mut c = wasmtime::Config::new();
+    c.wasm_component_model(true).epoch_interruption(true);
+    if pooling {
+        c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    }
+    c
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
+use wasmtime::Store;
 use wasmtime::component::{Component, Linker, types::ComponentItem};
-use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 use crate::bindings::{Contract, Guest};
 use crate::cache::{
@@ -21,11 +21,11 @@ use crate::cache::{
     evict_disk, open_cache, read_artifact, seal_artifact, touch, write_atomically,
 };
 use crate::chain::{Chain, ChainEntry};
-use crate::check::BinaryFormat;
 use crate::compile::{check_structure, compile_in_child};
-use crate::config::{EngineConfig, Limits};
-use crate::error::{ChainError, LoadError, SetupError};
+use crate::config::{EngineConfig, Limits, wasmtime_config};
+use crate::error::{ChainError, LoadError, SetupError, error_chain};
 use crate::evaluator::Evaluator;
+use crate::format::{check_format, check_size};
 use crate::plugin::{Budget, LoadedPlugin, checked_info};
 use crate::sandbox::{LogBuffer, StoreState, is_granted, link_sandbox};
 use crate::trap::classify;
@@ -684,38 +684,6 @@ impl Engine {
     }
 }
 
-/// The wasmtime configuration of an engine: the pooling allocator sized by `config.pool`,
-/// memory capped by `config.limits`, epoch interruption, the component model. The compiler
-/// child builds its engine from the same function, so that its artifacts load in the parent,
-/// but without the pool (`pooling: false`): it never instantiates, and the pool's reservations
-/// would count against its memory limit. The allocation strategy is not part of an artifact's
-/// compatibility (a test loads the child's artifacts).
-pub(crate) fn wasmtime_config(config: &EngineConfig, pooling: bool) -> Config {
-    let l = &config.limits;
-    let (p, max_memory) = config.pool_for_all_profiles();
-    let p = &p;
-    let mut pool = PoolingAllocationConfig::new();
-    pool.total_component_instances(p.total_component_instances)
-        .total_core_instances(p.total_core_instances)
-        .total_memories(p.total_memories)
-        .total_tables(p.total_tables)
-        .max_core_instances_per_component(p.max_core_instances_per_component)
-        .max_memories_per_component(p.max_memories_per_component)
-        .max_tables_per_component(p.max_tables_per_component)
-        .max_memories_per_module(p.max_memories_per_module)
-        .max_tables_per_module(p.max_tables_per_module)
-        .table_elements(l.max_table_elements)
-        // The pool's hard cap sits at the limit; the store's limiter enforces the same
-        // limit first, so that a denial is recorded and reported as `memory-limit`.
-        .max_memory_size(max_memory);
-    let mut c = Config::new();
-    c.wasm_component_model(true).epoch_interruption(true);
-    if pooling {
-        c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    }
-    c
-}
-
 /// Refuses profiles and grants that cannot mean what they say: a profile named `standard`, a
 /// grant to a profile that does not exist, a digest that is not 64 hex digits.
 fn check_profiles(config: &EngineConfig) -> Result<(), String> {
@@ -746,59 +714,8 @@ fn check_profiles(config: &EngineConfig) -> Result<(), String> {
     Ok(())
 }
 
-/// A component's SHA-256 in hex: its name in the store and caches, and the key of its grant
-/// ([`EngineConfig::grants`]).
-pub fn component_digest(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-pub(crate) fn check_size(size: usize, limit: usize) -> Result<(), LoadError> {
-    if size > limit {
-        return Err(LoadError::TooLarge { size, limit });
-    }
-    Ok(())
-}
-
-pub(crate) fn check_format(bytes: &[u8]) -> Result<(), LoadError> {
-    match BinaryFormat::of(bytes) {
-        BinaryFormat::Component => Ok(()),
-        BinaryFormat::CoreModule => Err(LoadError::CoreModule),
-        BinaryFormat::NotWasm => Err(LoadError::NotWasm {
-            detail: describe_header(bytes),
-        }),
-    }
-}
-
-fn describe_header(bytes: &[u8]) -> String {
-    if bytes.is_empty() {
-        return "the file is empty".to_string();
-    }
-    if bytes.starts_with(b"\0asm") {
-        return format!(
-            "the header is `\\0asm` with an unknown version {:02x?}",
-            &bytes[4..bytes.len().min(8)]
-        );
-    }
-    format!(
-        "it starts with {:02x?} instead of the WebAssembly magic `\\0asm`",
-        &bytes[..bytes.len().min(8)]
-    )
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Wasmtime's error with its causes, one line.
-pub(crate) fn error_chain(e: &wasmtime::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-    }
-    parts.join(": ")
 }
 
 /// Feeds a `Hash` into SHA-256, for a cache key that is stable across processes and builds

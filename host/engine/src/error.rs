@@ -322,3 +322,15 @@ pub struct SetupError {
     /// What happened (a rule error such as bad-params, a trap, invalid line specs).
     pub kind: BillErrorKind,
 }
+
+/// Wasmtime's error with its causes, one line.
+pub(crate) fn error_chain(e: &wasmtime::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
+}

@@ -80,6 +80,20 @@
 //! used evicted first, and both keep only components that loaded: an upload compiled and then
 //! refused (its world, its imports, its `describe`) leaves nothing behind. [`CacheStats`] says
 //! what they hold. See [`Engine`].
+//!
+//! # Where things are
+//!
+//! The modules import downwards only. At the bottom, what everything shares: `format` (an
+//! upload's bytes: size, header, digest), `config` (the limits, and the wasmtime configuration
+//! built from them), `error`, `text`, `model`, `bindings` (the contract's versions side by side).
+//! Above them the parts of loading and running a plugin: `compile` (the compiler child and the
+//! shape check), `cache`, `plugin` (a loaded component), `sandbox` and `trapped` (what a plugin
+//! may import), `cpu` (deadlines in CPU time), `trap`, `lift`, `columns`, `invariants`. Then
+//! `engine` ([`Engine`]: load, compile cache, limits), which its parts never import; and above it
+//! what takes an engine: `evaluator` (a chain run over batches) and `check` (`plugin check`'s
+//! report). Two arrows go back: `engine` names [`Evaluator`] as what [`Engine::evaluator`]
+//! returns, and `bindings` and `sandbox` know each other (a contract version's bindings are
+//! instantiated in the sandbox's store state, which links by [`Contract`]).
 
 #![warn(missing_docs)]
 
@@ -99,6 +113,7 @@ mod decimal;
 mod engine;
 mod error;
 mod evaluator;
+mod format;
 mod invariants;
 mod lift;
 mod model;
@@ -112,15 +127,15 @@ mod units;
 
 pub use bindings::Contract;
 pub use chain::{Chain, ChainEntry, Schedule};
-pub use check::{BinaryFormat, CheckReport, ImportCheck};
+pub use check::{CheckReport, ImportCheck};
 pub use compile::{COMPILE_COMMAND, Structure, check_structure, compile_child_main};
 pub use config::{CompileConfig, EngineConfig, INTERPRETED, Limits, PoolConfig, Profile, STANDARD};
 pub use engine::{
     CONTRACT_VERSION, CacheStats, Engine, EngineError, LoadOutcome, RULES_INTERFACE, RULES_WORLD,
-    component_digest,
 };
 pub use error::{BillError, BillErrorKind, ChainError, LoadError, SetupError};
 pub use evaluator::{EntryCost, Evaluator, PluginLog, ScheduleEvaluator};
+pub use format::{BinaryFormat, component_digest};
 pub use invariants::{MAX_LINE_AMOUNT_FEN, MAX_LINE_QUANTITY};
 pub use model::{
     Bill, BillLine, CustomerClass, DayInput, HeatUnit, LineCategory, LineKind, ParamSpec,

@@ -36,7 +36,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::Limits;
 use crate::model::{ParamSpec, ParamType};
-use crate::plugin::shorten;
+use crate::text::shorten;
 
 /// The draft every parameter schema is written in.
 pub const SCHEMA_DRAFT: &str = "https://json-schema.org/draft/2020-12/schema";

@@ -7,6 +7,7 @@ use crate::config::Limits;
 use crate::model::{PluginInfo, PluginKind};
 use crate::params::{ParamProblem, ParamsSchema};
 use crate::sandbox::StoreState;
+use crate::text::shorten;
 use wasmtime::component::{ComponentExportIndex, InstancePre};
 
 /// A plugin that passed every load check: compiled, linked against the sandbox, described.
@@ -184,17 +185,6 @@ fn is_semver(v: &str) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'+'));
     parts.len() == 3 && parts.iter().all(numeric) && suffix_ok
-}
-
-pub(crate) fn shorten(s: &str) -> String {
-    if s.len() <= 80 {
-        return s.to_string();
-    }
-    let mut cut = 80;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}…", &s[..cut])
 }
 
 #[cfg(test)]

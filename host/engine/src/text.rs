@@ -35,6 +35,20 @@ pub fn safe(s: &str) -> String {
     terminal_safe(s, usize::MAX)
 }
 
+/// A name or value quoted in an error message, cut to its first 80 bytes (at a character
+/// boundary) with `…`, so that a message stays one readable line whatever it quotes. Escaping
+/// is the printer's ([`terminal_safe`]).
+pub(crate) fn shorten(s: &str) -> String {
+    if s.len() <= 80 {
+        return s.to_string();
+    }
+    let mut cut = 80;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &s[..cut])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::I32Exit;
 
-use crate::engine::error_chain;
+use crate::error::error_chain;
 use crate::model::TrapKind;
 use crate::sandbox::{LogBuffer, StoreState};
 
