@@ -247,6 +247,7 @@ fn main() -> Result<()> {
         engine_config: Some(reused_config),
         cache_dir: None,
         profile: None,
+        compiler: None,
     })?;
     let reused_chain = runner::chain(&Catalog::load(&reused_engine, &args.plugins)?, &file)?;
 

@@ -57,9 +57,6 @@ pub fn main() -> ExitCode {
     {
         return heatbill_engine::compile_child_main();
     }
-    if let Ok(exe) = std::env::current_exe() {
-        let _ = COMPILER.set(exe);
-    }
     // Logs go to stderr, at `warn` unless HEATBILL_LOG says otherwise (e.g. `info`,
     // `heatbill_runtime=debug`); the commands' own output is stdout.
     let filter = tracing_subscriber::EnvFilter::try_from_env("HEATBILL_LOG")
@@ -76,7 +73,10 @@ pub fn main() -> ExitCode {
         logs.init();
     }
     let cli = Cli::parse();
-    match run(cli) {
+    // This executable compiles plugins in its child processes (it knows the child's argument,
+    // above): engine configuration that only `main` can give, passed down to the commands.
+    let compiler = std::env::current_exe().ok();
+    match run(cli, compiler.as_deref()) {
         Ok(code) => code,
         Err(e) => {
             // The error may quote a plugin, a file or a database (escaped, line by line).
@@ -88,29 +88,20 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// This executable, when it runs as the `heatbill` command (set by [`main`]).
-static COMPILER: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-
-/// The program that compiles plugins in a child process: the `heatbill` executable itself, when
-/// this process is the `heatbill` command; none (compile in process) when the library is used
-/// by another program, such as a test harness that would not understand the child's argument.
-pub fn compiler_program() -> Option<std::path::PathBuf> {
-    COMPILER.get().cloned()
-}
-
-/// Runs a parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// Runs a parsed command line; `compiler` is the program that compiles plugins in a child
+/// process (this executable), or none to compile in process.
+pub fn run(cli: Cli, compiler: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Demo(args) => commands::demo::run(args),
+        Command::Demo(args) => commands::demo::run(args, compiler),
         Command::Migrate(args) => commands::migrate::run(args),
-        Command::Company(c) => commands::company::run(c),
+        Command::Company(c) => commands::company::run(c, compiler),
         Command::Import(args) => commands::import::run(args),
-        Command::Run(args) => commands::run::run(args),
-        Command::Worker(args) => commands::worker::run(args),
-        Command::Serve(args) => commands::serve::run(args),
+        Command::Run(args) => commands::run::run(args, compiler),
+        Command::Worker(args) => commands::worker::run(args, compiler),
+        Command::Serve(args) => commands::serve::run(args, compiler),
         Command::Arrears(args) => commands::arrears::run(args),
         Command::Audit(args) => commands::audit::run(args),
         Command::Warm(args) => commands::warm::run(args),
-        Command::Plugin(p) => commands::plugin::run(p),
+        Command::Plugin(p) => commands::plugin::run(p, compiler),
     }
 }

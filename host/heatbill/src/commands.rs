@@ -15,7 +15,7 @@ pub mod serve;
 pub mod warm;
 pub mod worker;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -93,18 +93,14 @@ pub async fn open_services(settings: &Settings) -> Result<Services> {
 }
 
 /// The rules engine the settings describe, with the compile cache in `HEATBILL_CACHE_DIR` or
-/// the user's cache directory unless the settings name one.
-pub fn engine(settings: &Settings) -> Result<Engine> {
-    let mut config = settings.engine.clone();
-    if let Some(dir) = std::env::var_os("HEATBILL_CACHE_DIR") {
-        config.cache_dir = Some(PathBuf::from(dir));
-    } else if config.cache_dir.is_none() {
-        config.cache_dir = crate::harness::default_cache_dir();
-    }
-    if config.compile.program.is_none() {
-        config.compile.program = crate::cli::compiler_program();
-    }
-    Engine::new(config).context("cannot start the rules engine")
+/// the user's cache directory unless the settings name one, and `compiler` as the compiler
+/// child (see [`crate::harness::EngineOptions::compiler`]).
+pub fn engine(settings: &Settings, compiler: Option<&Path>) -> Result<Engine> {
+    crate::harness::build_engine(
+        settings.engine.clone(),
+        std::env::var_os("HEATBILL_CACHE_DIR").map(PathBuf::from),
+        compiler.map(Path::to_path_buf),
+    )
 }
 
 /// The reference plugins of this checkout (built by `./dev plugins`).

@@ -33,6 +33,10 @@ pub struct EngineOptions {
     /// JavaScript plugins), as an operator's grant would in production. The reference plugins
     /// always load under their own (standard).
     pub profile: Option<String>,
+    /// The program that compiles components in a child process: the `heatbill` executable,
+    /// which its `main` passes down (it knows the child's argument). None compiles in this
+    /// process (a library user, a test harness).
+    pub compiler: Option<PathBuf>,
 }
 
 /// What [`new_plugin`] creates.
@@ -109,7 +113,7 @@ pub struct BenchOptions {
 /// Builds the engine the harness runs: the configuration file's settings (or the defaults),
 /// with the component cache in the user's cache directory unless told otherwise.
 pub fn engine(args: &EngineOptions) -> Result<Engine> {
-    let mut config = match &args.engine_config {
+    let config = match &args.engine_config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read engine config {}", path.display()))?;
@@ -118,13 +122,24 @@ pub fn engine(args: &EngineOptions) -> Result<Engine> {
         }
         None => EngineConfig::default(),
     };
-    if let Some(dir) = &args.cache_dir {
-        config.cache_dir = Some(dir.clone());
+    build_engine(config, args.cache_dir.clone(), args.compiler.clone())
+}
+
+/// The one way heatbill's commands start an engine from a configuration: the compile cache in
+/// `cache_dir`, else where the configuration says, else the user's cache directory; the
+/// compiler child `compiler`, unless the configuration names one.
+pub fn build_engine(
+    mut config: EngineConfig,
+    cache_dir: Option<PathBuf>,
+    compiler: Option<PathBuf>,
+) -> Result<Engine> {
+    if let Some(dir) = cache_dir {
+        config.cache_dir = Some(dir);
     } else if config.cache_dir.is_none() {
         config.cache_dir = default_cache_dir();
     }
     if config.compile.program.is_none() {
-        config.compile.program = crate::cli::compiler_program();
+        config.compile.program = compiler;
     }
     Engine::new(config).context("cannot start the rules engine")
 }

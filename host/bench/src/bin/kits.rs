@@ -354,6 +354,7 @@ fn main() -> Result<()> {
         engine_config: None,
         cache_dir: args.cache_dir.clone(),
         profile: None,
+        compiler: None,
     })?;
     let interp = Some(heatbill_engine::INTERPRETED);
     let rust_dir = args.plugins.join("target/wasm32-wasip2/release");

@@ -1,7 +1,7 @@
 //! `heatbill company apply | show`: a company, its heating seasons and its rule chain versions
 //! from a company file (until the admin API manages them).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -44,17 +44,17 @@ pub struct ShowArgs {
 }
 
 /// Runs a `heatbill company` command.
-pub fn run(cmd: CompanyCommand) -> Result<ExitCode> {
+pub fn run(cmd: CompanyCommand, compiler: Option<&Path>) -> Result<ExitCode> {
     match cmd {
-        CompanyCommand::Apply(a) => apply(a),
+        CompanyCommand::Apply(a) => apply(a, compiler),
         CompanyCommand::Show(a) => show(a),
     }
 }
 
-fn apply(args: ApplyArgs) -> Result<ExitCode> {
+fn apply(args: ApplyArgs, compiler: Option<&Path>) -> Result<ExitCode> {
     let settings = args.common.settings()?;
     let file = CompanyFile::load(&args.file)?;
-    let engine = super::engine(&settings)?;
+    let engine = super::engine(&settings, compiler)?;
     let plugins = args.plugins.unwrap_or_else(super::default_plugins);
     let components = Components::load(&engine, &crate::harness::component_files(&plugins)?)?;
     super::runtime()?.block_on(async {

@@ -6,7 +6,7 @@
 //! prints the report, and runs the same day again to show that nothing is written twice: once
 //! as the night would (nothing changed, nothing read), once comparing every customer's inputs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -58,7 +58,7 @@ fn summary(r: &heatbill_runtime::run::RunReport, what: &str) -> String {
 }
 
 /// Runs the demo.
-pub fn run(args: DemoArgs) -> Result<ExitCode> {
+pub fn run(args: DemoArgs, compiler: Option<&Path>) -> Result<ExitCode> {
     if args.customers == 0 {
         bail!("--customers must be at least 1");
     }
@@ -78,7 +78,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         redis: None,
     };
     let settings = common.settings()?;
-    let engine = super::engine(&settings)?;
+    let engine = super::engine(&settings, compiler)?;
     let plugins = args.plugins.clone().unwrap_or_else(super::default_plugins);
     let files = crate::harness::component_files(&plugins).with_context(|| {
         format!(

@@ -2,7 +2,7 @@
 //! beside the function that runs it. The work is the harness's ([`crate::harness`]), whose
 //! functions take plain options, so that the benchmark and the tests call them without clap.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -147,13 +147,26 @@ pub struct EngineArgs {
 }
 
 /// Runs a `heatbill plugin` subcommand.
-pub fn run(command: PluginCommand) -> Result<ExitCode> {
+pub fn run(command: PluginCommand, compiler: Option<&Path>) -> Result<ExitCode> {
+    let compiler = compiler.map(Path::to_path_buf);
     match command {
         PluginCommand::New(a) => harness::new_plugin(a.into()),
         PluginCommand::Build(a) => harness::build(a.into()),
-        PluginCommand::Check(a) => harness::check(a.into()),
-        PluginCommand::Test(a) => harness::test(a.into()),
-        PluginCommand::Bench(a) => harness::bench(a.into()),
+        PluginCommand::Check(a) => {
+            let mut o: harness::CheckOptions = a.into();
+            o.engine.compiler = compiler;
+            harness::check(o)
+        }
+        PluginCommand::Test(a) => {
+            let mut o: harness::TestOptions = a.into();
+            o.engine.compiler = compiler;
+            harness::test(o)
+        }
+        PluginCommand::Bench(a) => {
+            let mut o: harness::BenchOptions = a.into();
+            o.engine.compiler = compiler;
+            harness::bench(o)
+        }
     }
 }
 
@@ -163,6 +176,7 @@ impl From<EngineArgs> for EngineOptions {
             engine_config: a.engine_config,
             cache_dir: a.cache_dir,
             profile: a.profile,
+            compiler: None,
         }
     }
 }

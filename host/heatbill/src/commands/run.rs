@@ -1,6 +1,7 @@
 //! `heatbill run --company C --date D`: the daily run, or its resumption.
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -35,10 +36,10 @@ pub struct RunArgs {
 }
 
 /// Runs `heatbill run`.
-pub fn run(args: RunArgs) -> Result<ExitCode> {
+pub fn run(args: RunArgs, compiler: Option<&Path>) -> Result<ExitCode> {
     let mut settings = args.common.settings()?;
     settings.run.always_compare |= args.verify;
-    let engine = super::engine(&settings)?;
+    let engine = super::engine(&settings, compiler)?;
     super::runtime()?.block_on(async {
         let services = super::open_services(&settings).await?;
         let report = daily_run(

@@ -1,5 +1,6 @@
 //! `heatbill serve`: the admin API, a worker and the nightly scheduler on this host.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -20,12 +21,12 @@ pub struct ServeArgs {
 }
 
 /// Runs `heatbill serve` until SIGINT or SIGTERM.
-pub fn run(args: ServeArgs) -> Result<ExitCode> {
+pub fn run(args: ServeArgs, compiler: Option<&Path>) -> Result<ExitCode> {
     let mut settings = args.common.settings()?;
     if let Some(l) = args.listen {
         settings.api.listen = l;
     }
-    let engine = super::engine(&settings)?;
+    let engine = super::engine(&settings, compiler)?;
     super::runtime()?.block_on(async {
         let services = super::open_services(&settings).await?;
         // The schema is brought up to date at start (migrations are idempotent and locked).

@@ -1,5 +1,6 @@
 //! `heatbill worker`: serves the shards of every running run, on this host, until stopped.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -16,9 +17,9 @@ pub struct WorkerArgs {
 }
 
 /// Runs `heatbill worker` until SIGINT or SIGTERM; the shards in hand are written first.
-pub fn run(args: WorkerArgs) -> Result<ExitCode> {
+pub fn run(args: WorkerArgs, compiler: Option<&Path>) -> Result<ExitCode> {
     let settings = args.common.settings()?;
-    let engine = super::engine(&settings)?;
+    let engine = super::engine(&settings, compiler)?;
     super::runtime()?.block_on(async {
         let services = super::open_services(&settings).await?;
         eprintln!(
