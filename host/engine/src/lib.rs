@@ -115,6 +115,8 @@ mod error;
 mod evaluator;
 mod format;
 mod invariants;
+#[cfg(test)]
+mod kit_constants;
 mod lift;
 mod model;
 mod params;
