@@ -23,8 +23,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use heatbill::harness::{self, Catalog};
-use heatbill::{demo, runner};
+use heatbill_harness::{self as harness, Catalog, runner};
+
 use heatbill_cases::CaseFile;
 use heatbill_engine::{CustomerClass, DayInput, ServiceStatus};
 use heatbill_runtime::company::params_json;
@@ -252,7 +252,7 @@ fn main() -> Result<()> {
     let reused_chain = runner::chain(&Catalog::load(&reused_engine, &args.plugins)?, &file)?;
 
     eprintln!("generating {} customer-days…", args.days);
-    let days = demo::generate(args.days, args.date);
+    let days = heatbill_runtime::demo::day_inputs(args.days, args.date);
     let guest_days: Vec<CustomerDay> = days.iter().map(guest_day).collect();
 
     // Warm up both paths (page faults, caches, the pool) on a slice.

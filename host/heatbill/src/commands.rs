@@ -1,7 +1,7 @@
 //! The commands: the runtime's (`migrate`, `company`, `import`, `run`, `demo`, …) and the
 //! plugin harness's (`plugin`). Each module holds its command's clap arguments beside the
 //! function that runs it; the work itself is `heatbill-runtime`'s, or the harness's
-//! ([`crate::harness`]).
+//! ([`heatbill_harness`]).
 
 pub mod arrears;
 pub mod audit;
@@ -94,9 +94,9 @@ pub async fn open_services(settings: &Settings) -> Result<Services> {
 
 /// The rules engine the settings describe, with the compile cache in `HEATBILL_CACHE_DIR` or
 /// the user's cache directory unless the settings name one, and `compiler` as the compiler
-/// child (see [`crate::harness::EngineOptions::compiler`]).
+/// child (see [`heatbill_harness::EngineOptions::compiler`]).
 pub fn engine(settings: &Settings, compiler: Option<&Path>) -> Result<Engine> {
-    crate::harness::build_engine(
+    heatbill_harness::build_engine(
         settings.engine.clone(),
         std::env::var_os("HEATBILL_CACHE_DIR").map(PathBuf::from),
         compiler.map(Path::to_path_buf),

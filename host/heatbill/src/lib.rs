@@ -1,13 +1,7 @@
-//! The `heatbill` binary's library: the command line, the runtime's commands and the plugin
-//! test harness.
+//! The `heatbill` binary's library: the command line and its commands, thin over the crates
+//! that do the work (the runtime, the admin API, the plugin developer kit).
 //!
-//! The harness is a library so the integration tests drive exactly the code the binary runs.
+//! A library so the integration tests drive exactly the code the binary runs.
 
-pub mod api;
 pub mod cli;
 pub mod commands;
-pub mod demo;
-pub mod harness;
-pub mod kits;
-pub mod runner;
-pub mod scaffold;

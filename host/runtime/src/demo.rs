@@ -221,3 +221,27 @@ pub fn write_files(dir: &Path, n: usize, date: NaiveDate) -> std::io::Result<Dem
     }
     Ok(files)
 }
+
+/// The customers of the generated company on `date`, as the engine takes them, for the
+/// benchmarks that measure evaluation alone (`heatbill-bench`): the same customers the demo
+/// imports, through the run's own translation
+/// ([`CustomerState::day_input`](crate::model::CustomerState::day_input)), so a benchmark
+/// evaluates what a night evaluates. The reference chain has its season plugin, so the run
+/// passes no season preset, and neither does this.
+pub fn day_inputs(n: usize, date: NaiveDate) -> Vec<heatbill_engine::DayInput> {
+    customers(n, date)
+        .map(|c| {
+            let (arrears, arrears_since) = match c.arrears {
+                Some((a, since)) => (a, Some(since)),
+                None => (Default::default(), None),
+            };
+            let facts = crate::model::DayFacts {
+                heat: c.heat,
+                indoor_temperature: c.temperature,
+                arrears,
+                arrears_since,
+            };
+            c.state.day_input(date, &facts, None)
+        })
+        .collect()
+}

@@ -585,262 +585,291 @@ impl Chunk {
         std::mem::replace(&mut self.rows, empty(kind))
     }
 
-    /// Types one record; a record with any bad column adds errors and no row.
+    /// Types one record; a record with any bad column adds errors and no row. Each kind's
+    /// columns are typed by a function of its own (`customer_row`, `reading_row`, …).
     fn add(&mut self, row: &mut Row<'_>) {
-        let big = Decimal::new(1_000_000_000, 0);
-        let line = row.line;
         match &mut self.rows {
-            ImportRows::Customers(v) => {
-                let customer_id = row.id(0);
-                let valid_from = if row.raw(1).is_some_and(|s| !s.is_empty()) {
-                    row.date(1)
-                } else {
-                    Some(BEGINNING)
-                };
-                let class = row.text(2).and_then(|s| {
-                    parse_class(&s).or_else(|| {
-                        row.fail(2, &s, "write residential or non-residential");
-                        None
-                    })
-                });
-                let special_class = row.raw(3).filter(|s| !s.is_empty()).map(str::to_string);
-                if let Some(s) = &special_class
-                    && (s.len() > 64 || s.chars().any(|c| c.is_control() || is_invisible(c)))
-                {
-                    row.fail(
-                        3,
-                        s,
-                        "at most 64 characters, no control or invisible characters",
-                    );
+            ImportRows::Customers(v) => v.extend(customer_row(row)),
+            ImportRows::Readings(v) => v.extend(reading_row(row)),
+            ImportRows::Temperatures(v) => v.extend(temperature_row(row)),
+            ImportRows::Payments(v) => v.extend(payment_row(row)),
+            ImportRows::Balances(v) => v.extend(balance_row(row)),
+        }
+    }
+}
+
+/// Types a record of the customers file: a customer (a version of its data from `valid_from`). `None` (and the record's
+/// errors on `row`) when a column is bad.
+fn customer_row(row: &mut Row<'_>) -> Option<CustomerRow> {
+    let big = Decimal::new(1_000_000_000, 0);
+    let line = row.line;
+    let customer_id = row.id(0);
+    let valid_from = if row.raw(1).is_some_and(|s| !s.is_empty()) {
+        row.date(1)
+    } else {
+        Some(BEGINNING)
+    };
+    let class = row.text(2).and_then(|s| {
+        parse_class(&s).or_else(|| {
+            row.fail(2, &s, "write residential or non-residential");
+            None
+        })
+    });
+    let special_class = row.raw(3).filter(|s| !s.is_empty()).map(str::to_string);
+    if let Some(s) = &special_class
+        && (s.len() > 64 || s.chars().any(|c| c.is_control() || is_invisible(c)))
+    {
+        row.fail(
+            3,
+            s,
+            "at most 64 characters, no control or invisible characters",
+        );
+    }
+    let status = match row.text(4) {
+        None => Some(heatbill_engine::ServiceStatus::Active),
+        Some(s) => parse_status(&s).or_else(|| {
+            row.fail(4, &s, "write active or suspended (报停)");
+            None
+        }),
+    };
+    let metered = row.boolean(5).or(Some(false));
+    let low_income = row.boolean(6).or(Some(false));
+    let building_area = row.decimal(7, 4, Decimal::ZERO, big);
+    let usable_area = row.decimal(8, 4, Decimal::ZERO, big);
+    let ceiling_height = row.decimal(9, 4, Decimal::ZERO, Decimal::new(1000, 0));
+    let tags: Vec<String> = row
+        .raw(10)
+        .unwrap_or("")
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut attributes = Vec::new();
+    if let Some(raw) = row.raw(11).map(str::to_string) {
+        for pair in raw.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            match pair.split_once('=') {
+                Some((k, v)) if !k.trim().is_empty() => {
+                    attributes.push((k.trim().to_string(), v.trim().to_string()))
                 }
-                let status = match row.text(4) {
-                    None => Some(heatbill_engine::ServiceStatus::Active),
-                    Some(s) => parse_status(&s).or_else(|| {
-                        row.fail(4, &s, "write active or suspended (报停)");
-                        None
-                    }),
-                };
-                let metered = row.boolean(5).or(Some(false));
-                let low_income = row.boolean(6).or(Some(false));
-                let building_area = row.decimal(7, 4, Decimal::ZERO, big);
-                let usable_area = row.decimal(8, 4, Decimal::ZERO, big);
-                let ceiling_height = row.decimal(9, 4, Decimal::ZERO, Decimal::new(1000, 0));
-                let tags: Vec<String> = row
-                    .raw(10)
-                    .unwrap_or("")
-                    .split(';')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect();
-                let mut attributes = Vec::new();
-                if let Some(raw) = row.raw(11).map(str::to_string) {
-                    for pair in raw.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                        match pair.split_once('=') {
-                            Some((k, v)) if !k.trim().is_empty() => {
-                                attributes.push((k.trim().to_string(), v.trim().to_string()))
-                            }
-                            _ => row.fail(
-                                11,
-                                pair,
-                                "write attributes as key=value pairs separated by ;",
-                            ),
-                        }
-                    }
-                }
-                let text_ok = |s: &String| !s.chars().any(|c| c.is_control() || is_invisible(c));
-                if !tags.iter().all(text_ok)
-                    || !attributes.iter().all(|(k, v)| text_ok(k) && text_ok(v))
-                {
-                    row.fail(
-                        10,
-                        "",
-                        "tags and attributes may not contain control or invisible characters",
-                    );
-                }
-                attributes.sort();
-                if !row.errors.is_empty() {
-                    return;
-                }
-                if let (
-                    Some(customer_id),
-                    Some(valid_from),
-                    Some(class),
-                    Some(status),
-                    Some(metered),
-                    Some(low_income),
-                    Some(building_area),
-                ) = (
-                    customer_id,
-                    valid_from,
-                    class,
-                    status,
-                    metered,
-                    low_income,
-                    building_area,
-                ) {
-                    v.push(CustomerRow {
-                        row: line,
-                        state: CustomerState {
-                            customer_id,
-                            valid_from,
-                            class,
-                            special_class,
-                            status,
-                            metered,
-                            low_income,
-                            building_area,
-                            usable_area,
-                            ceiling_height,
-                            tags,
-                            attributes,
-                        },
-                    });
-                }
-            }
-            ImportRows::Readings(v) => {
-                let customer_id = row.id(0);
-                let date = row.raw(1).filter(|s| !s.is_empty()).map(str::to_string);
-                let time = row.raw(2).filter(|s| !s.is_empty()).map(str::to_string);
-                let when = match (date, time) {
-                    (Some(_), Some(t)) => {
-                        row.fail(
-                            2,
-                            &t,
-                            "give either date (a daily reading) or time (an hourly one), not both",
-                        );
-                        None
-                    }
-                    (None, None) => {
-                        row.fail(
-                            1,
-                            "",
-                            "required: a date (daily reading) or a time (hourly reading)",
-                        );
-                        None
-                    }
-                    (Some(_), None) => row.date(1).map(|d| (d, None)),
-                    (None, Some(t)) => parse_hour(&t).map(|(d, h)| (d, Some(h))).or_else(|| {
-                        row.fail(
-                            2,
-                            &t,
-                            "not an hour; write the local start of the hour as \
-                             YYYY-MM-DDTHH:00, e.g. 2026-01-15T13:00",
-                        );
-                        None
-                    }),
-                };
-                // One reading, in the meter's unit: (column, unit, decimals, largest value),
-                // each bounded to at most 1,000,000 GJ like `heat_gj`.
-                let units = [
-                    (3, HeatUnit::Gj, 6, Decimal::new(1_000_000, 0)),
-                    (4, HeatUnit::Kwh, 3, Decimal::new(277_777_777, 0)),
-                    (5, HeatUnit::Mwh, 6, Decimal::new(277_777, 0)),
-                ];
-                let given: Vec<_> = units
-                    .into_iter()
-                    .filter(|&(c, ..)| row.raw(c).is_some_and(|v| !v.is_empty()))
-                    .collect();
-                let heat = match given.as_slice() {
-                    [] => {
-                        row.fail(
-                            3,
-                            "",
-                            "required: the reading, in heat_gj, heat_kwh or heat_mwh (the \
-                             meter's unit)",
-                        );
-                        None
-                    }
-                    [(c, unit, scale, max)] => row
-                        .decimal(*c, *scale, Decimal::ZERO, *max)
-                        .and_then(|h| unit.to_gj(h)),
-                    [(_, a, ..), (c, ..), ..] => {
-                        let v = row.raw(*c).unwrap_or_default().to_string();
-                        row.fail(
-                            *c,
-                            &v,
-                            format!(
-                                "the reading is also given in {}: give it in one unit only",
-                                a.as_str()
-                            ),
-                        );
-                        None
-                    }
-                };
-                if let (Some(customer_id), Some((day, hour)), Some(heat_gj)) =
-                    (customer_id, when, heat)
-                    && row.errors.is_empty()
-                {
-                    v.push(ReadingRow {
-                        row: line,
-                        customer_id,
-                        day,
-                        hour,
-                        heat_gj,
-                    });
-                }
-            }
-            ImportRows::Temperatures(v) => {
-                let customer_id = row.id(0);
-                let day = row.date(1);
-                let celsius = row.decimal(2, 2, Decimal::new(-60, 0), Decimal::new(60, 0));
-                if let (Some(customer_id), Some(day), Some(celsius)) = (customer_id, day, celsius)
-                    && row.errors.is_empty()
-                {
-                    v.push(TemperatureRow {
-                        row: line,
-                        customer_id,
-                        day,
-                        celsius,
-                    });
-                }
-            }
-            ImportRows::Payments(v) => {
-                let payment_id = row.id(0);
-                let customer_id = row.id(1);
-                let paid_on = row.date(2);
-                let amount = row.decimal(3, 2, Decimal::new(1, 2), big);
-                if let (Some(payment_id), Some(customer_id), Some(paid_on), Some(amount)) =
-                    (payment_id, customer_id, paid_on, amount)
-                    && row.errors.is_empty()
-                {
-                    v.push(PaymentRow {
-                        row: line,
-                        payment_id,
-                        payment: Payment {
-                            customer_id,
-                            paid_on,
-                            amount,
-                        },
-                    });
-                }
-            }
-            ImportRows::Balances(v) => {
-                let customer_id = row.id(0);
-                let as_of = row.date(1);
-                let arrears = row.decimal(2, 2, Decimal::ZERO, big);
-                let since = if row.raw(3).is_some_and(|s| !s.is_empty()) {
-                    row.date(3).map(Some)
-                } else {
-                    Some(None)
-                };
-                if let (Some(customer_id), Some(as_of), Some(arrears), Some(arrears_since)) =
-                    (customer_id, as_of, arrears, since)
-                    && row.errors.is_empty()
-                {
-                    v.push(BalanceRow {
-                        row: line,
-                        balance: OpeningBalance {
-                            customer_id,
-                            as_of,
-                            arrears,
-                            arrears_since,
-                        },
-                    });
-                }
+                _ => row.fail(
+                    11,
+                    pair,
+                    "write attributes as key=value pairs separated by ;",
+                ),
             }
         }
     }
+    let text_ok = |s: &String| !s.chars().any(|c| c.is_control() || is_invisible(c));
+    if !tags.iter().all(text_ok) || !attributes.iter().all(|(k, v)| text_ok(k) && text_ok(v)) {
+        row.fail(
+            10,
+            "",
+            "tags and attributes may not contain control or invisible characters",
+        );
+    }
+    attributes.sort();
+    if !row.errors.is_empty() {
+        return None;
+    }
+    if let (
+        Some(customer_id),
+        Some(valid_from),
+        Some(class),
+        Some(status),
+        Some(metered),
+        Some(low_income),
+        Some(building_area),
+    ) = (
+        customer_id,
+        valid_from,
+        class,
+        status,
+        metered,
+        low_income,
+        building_area,
+    ) {
+        return Some(CustomerRow {
+            row: line,
+            state: CustomerState {
+                customer_id,
+                valid_from,
+                class,
+                special_class,
+                status,
+                metered,
+                low_income,
+                building_area,
+                usable_area,
+                ceiling_height,
+                tags,
+                attributes,
+            },
+        });
+    }
+    None
+}
+
+/// Types a record of the readings file: a metered reading, daily or hourly, in the meter's unit (stored in GJ). `None` (and the record's
+/// errors on `row`) when a column is bad.
+fn reading_row(row: &mut Row<'_>) -> Option<ReadingRow> {
+    let line = row.line;
+    let customer_id = row.id(0);
+    let date = row.raw(1).filter(|s| !s.is_empty()).map(str::to_string);
+    let time = row.raw(2).filter(|s| !s.is_empty()).map(str::to_string);
+    let when = match (date, time) {
+        (Some(_), Some(t)) => {
+            row.fail(
+                2,
+                &t,
+                "give either date (a daily reading) or time (an hourly one), not both",
+            );
+            None
+        }
+        (None, None) => {
+            row.fail(
+                1,
+                "",
+                "required: a date (daily reading) or a time (hourly reading)",
+            );
+            None
+        }
+        (Some(_), None) => row.date(1).map(|d| (d, None)),
+        (None, Some(t)) => parse_hour(&t).map(|(d, h)| (d, Some(h))).or_else(|| {
+            row.fail(
+                2,
+                &t,
+                "not an hour; write the local start of the hour as \
+                     YYYY-MM-DDTHH:00, e.g. 2026-01-15T13:00",
+            );
+            None
+        }),
+    };
+    // One reading, in the meter's unit: (column, unit, decimals, largest value),
+    // each bounded to at most 1,000,000 GJ like `heat_gj`.
+    let units = [
+        (3, HeatUnit::Gj, 6, Decimal::new(1_000_000, 0)),
+        (4, HeatUnit::Kwh, 3, Decimal::new(277_777_777, 0)),
+        (5, HeatUnit::Mwh, 6, Decimal::new(277_777, 0)),
+    ];
+    let given: Vec<_> = units
+        .into_iter()
+        .filter(|&(c, ..)| row.raw(c).is_some_and(|v| !v.is_empty()))
+        .collect();
+    let heat = match given.as_slice() {
+        [] => {
+            row.fail(
+                3,
+                "",
+                "required: the reading, in heat_gj, heat_kwh or heat_mwh (the \
+                     meter's unit)",
+            );
+            None
+        }
+        [(c, unit, scale, max)] => row
+            .decimal(*c, *scale, Decimal::ZERO, *max)
+            .and_then(|h| unit.to_gj(h)),
+        [(_, a, ..), (c, ..), ..] => {
+            let v = row.raw(*c).unwrap_or_default().to_string();
+            row.fail(
+                *c,
+                &v,
+                format!(
+                    "the reading is also given in {}: give it in one unit only",
+                    a.as_str()
+                ),
+            );
+            None
+        }
+    };
+    if let (Some(customer_id), Some((day, hour)), Some(heat_gj)) = (customer_id, when, heat)
+        && row.errors.is_empty()
+    {
+        return Some(ReadingRow {
+            row: line,
+            customer_id,
+            day,
+            hour,
+            heat_gj,
+        });
+    }
+    None
+}
+
+/// Types a record of the temperatures file: an indoor temperature of a day. `None` (and the record's
+/// errors on `row`) when a column is bad.
+fn temperature_row(row: &mut Row<'_>) -> Option<TemperatureRow> {
+    let line = row.line;
+    let customer_id = row.id(0);
+    let day = row.date(1);
+    let celsius = row.decimal(2, 2, Decimal::new(-60, 0), Decimal::new(60, 0));
+    if let (Some(customer_id), Some(day), Some(celsius)) = (customer_id, day, celsius)
+        && row.errors.is_empty()
+    {
+        return Some(TemperatureRow {
+            row: line,
+            customer_id,
+            day,
+            celsius,
+        });
+    }
+    None
+}
+
+/// Types a record of the payments file: a payment. `None` (and the record's
+/// errors on `row`) when a column is bad.
+fn payment_row(row: &mut Row<'_>) -> Option<PaymentRow> {
+    let big = Decimal::new(1_000_000_000, 0);
+    let line = row.line;
+    let payment_id = row.id(0);
+    let customer_id = row.id(1);
+    let paid_on = row.date(2);
+    let amount = row.decimal(3, 2, Decimal::new(1, 2), big);
+    if let (Some(payment_id), Some(customer_id), Some(paid_on), Some(amount)) =
+        (payment_id, customer_id, paid_on, amount)
+        && row.errors.is_empty()
+    {
+        return Some(PaymentRow {
+            row: line,
+            payment_id,
+            payment: Payment {
+                customer_id,
+                paid_on,
+                amount,
+            },
+        });
+    }
+    None
+}
+
+/// Types a record of the balances file: an opening balance (arrears carried in from the old system). `None` (and the record's
+/// errors on `row`) when a column is bad.
+fn balance_row(row: &mut Row<'_>) -> Option<BalanceRow> {
+    let big = Decimal::new(1_000_000_000, 0);
+    let line = row.line;
+    let customer_id = row.id(0);
+    let as_of = row.date(1);
+    let arrears = row.decimal(2, 2, Decimal::ZERO, big);
+    let since = if row.raw(3).is_some_and(|s| !s.is_empty()) {
+        row.date(3).map(Some)
+    } else {
+        Some(None)
+    };
+    if let (Some(customer_id), Some(as_of), Some(arrears), Some(arrears_since)) =
+        (customer_id, as_of, arrears, since)
+        && row.errors.is_empty()
+    {
+        return Some(BalanceRow {
+            row: line,
+            balance: OpeningBalance {
+                customer_id,
+                as_of,
+                arrears,
+                arrears_since,
+            },
+        });
+    }
+    None
 }
 
 fn empty(kind: ImportKind) -> ImportRows {

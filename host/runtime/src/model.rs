@@ -158,7 +158,51 @@ pub struct CustomerState {
     pub attributes: Vec<(String, String)>,
 }
 
+/// What a customer's day adds to its stored data: the day's usage and the balance it starts
+/// with.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DayFacts {
+    /// Metered heat of the date, GJ.
+    pub heat: Option<Decimal>,
+    /// Indoor temperature of the date.
+    pub indoor_temperature: Option<Decimal>,
+    /// Arrears at the start of the date.
+    pub arrears: Decimal,
+    /// Since when they have been owed.
+    pub arrears_since: Option<NaiveDate>,
+}
+
 impl CustomerState {
+    /// The customer's day as the rules engine takes it: the one translation from stored
+    /// customer data to a plugin's input. The run, the dry run, the harness's case runner and
+    /// the benchmarks all call it, so what a benchmark or a case file bills is what a night
+    /// bills. `season` is the company's season preset for the date when the chain has no
+    /// season plugin (see `run::season_preset`), else `None`.
+    pub fn day_input(
+        &self,
+        date: NaiveDate,
+        facts: &DayFacts,
+        season: Option<heatbill_engine::SeasonDay>,
+    ) -> heatbill_engine::DayInput {
+        let mut d = heatbill_engine::DayInput::new(self.customer_id.as_str(), date);
+        d.class = self.class;
+        d.special_class = self.special_class.clone();
+        d.status = self.status;
+        d.metered = self.metered;
+        d.low_income = self.low_income;
+        d.building_area = self.building_area;
+        d.usable_area = self.usable_area;
+        d.ceiling_height = self.ceiling_height;
+        d.heat = facts.heat;
+        d.indoor_temperature = facts.indoor_temperature;
+        d.arrears = facts.arrears;
+        d.arrears_since = facts.arrears_since;
+        d.tags = self.tags.clone();
+        d.attributes = self.attributes.clone();
+        d.season = season;
+        d
+    }
+
     /// The customer part of a bill's input digest: 8 bytes of SHA-256 over every field a bill
     /// depends on (not the id, not `valid_from`: a new version with the same data bills the
     /// same). Computed once when the version is imported and stored with it, so a run compares

@@ -27,32 +27,42 @@
 //! - **Finishing.** The process that sees the last shard done writes the report with the run
 //!   and refreshes the company's arrears ranking.
 //!
-//! This file is the run's protocol (prepare, open, join and claim, the fenced write, finish),
-//! about 1,200 lines kept together on purpose: its steps share the lease and fencing
-//! invariants above, and they are read and changed together. What is not the protocol lives
-//! beside it: one shard's computation (`shard`), the CPU pool (`pool`), the chain and the dry
-//! run (`chain`), the arrears ranking (`ranking`), the report's text (`report`) and the
-//! worker loop (`serve`).
+//! Where things are: this file is the run's protocol from the top (prepare, open, complete,
+//! finish), whose steps share the lease and fencing invariants above; every step takes the
+//! process's [`Env`] (services, engine, settings). One process's work on a run's shards (the
+//! claim, load, evaluate and write stages and the lease renewer) is `join`; the handle the CLI,
+//! the admin server and the worker hold to run, start in the background, cancel and wind down
+//! runs is [`Runs`] (`handle`), and the nightly scheduler is on it (`schedule`). Beside them:
+//! one shard's computation (`shard`), the CPU pool (`pool`), the chain and the dry run
+//! (`chain`), the arrears ranking (`ranking`), the report's text (`report`) and the worker loop
+//! (`serve`).
 
 mod chain;
+mod handle;
+mod join;
 pub mod pool;
 mod ranking;
 mod report;
+mod schedule;
 mod serve;
 pub mod shard;
 
 pub use chain::{DryRun, chain_for, dry_run, load_chain};
+pub use handle::{Counters, Runs};
+pub use join::{Joined, join};
 pub use ranking::{refresh_ranking, top_arrears};
+pub use schedule::due_date;
 pub use serve::{Served, serve};
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use heatbill_engine::{
     BillError, Chain, ChainEntry, DayInput, Engine, Evaluator, LineCategory, PluginKind, Schedule,
     ScheduleEvaluator, SeasonDay, SeasonPhase,
@@ -293,6 +303,39 @@ impl From<StoreError> for CacheLoadError {
     }
 }
 
+/// What every step of a run needs from its process: the store, cache and coordination, the
+/// rules engine and the configuration. One value passed down the run's steps instead of three
+/// arguments to each; cheap to clone (the services and the engine are shared handles, the
+/// settings are behind an `Arc`), so a spawned task owns its own.
+#[derive(Clone)]
+pub struct Env {
+    /// The store, cache and coordination.
+    pub services: Services,
+    /// The rules engine.
+    pub engine: Engine,
+    /// The configuration.
+    pub settings: Arc<Settings>,
+}
+
+impl Env {
+    /// The environment of a process's runs.
+    pub fn new(services: Services, engine: Engine, settings: Settings) -> Env {
+        Env {
+            services,
+            engine,
+            settings: Arc::new(settings),
+        }
+    }
+}
+
+impl fmt::Debug for Env {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Env")
+            .field("services", &self.services)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What every process working on a run of a company and date needs, prepared once.
 pub struct Prepared {
     /// The company.
@@ -312,13 +355,12 @@ pub struct Prepared {
 
 /// Prepares a run of `company` for `date`: the previous day is billed, the chain is in force
 /// and loads, its line kinds are recorded, the date's partition exists.
-pub async fn prepare(
-    services: &Services,
-    engine: &Engine,
-    settings: &Settings,
-    company: &str,
-    date: NaiveDate,
-) -> Result<Prepared, RunError> {
+pub async fn prepare(env: &Env, company: &str, date: NaiveDate) -> Result<Prepared, RunError> {
+    let Env {
+        services,
+        engine,
+        settings,
+    } = env;
     let store = &services.store;
     let budget = Duration::from_secs(settings.run.retry_s);
     let company = retry("reading the company", budget, || store.company(company)).await?;
@@ -508,22 +550,18 @@ fn run_lock(company_id: i32, date: NaiveDate) -> String {
 
 /// Runs (or joins, or resumes) the daily run of `company` for `date`. See the module docs.
 pub async fn run(
-    services: &Services,
-    engine: &Engine,
-    settings: &Settings,
+    env: &Env,
     company: &str,
     date: NaiveDate,
     mut on_progress: impl FnMut(&Progress) + Send,
 ) -> Result<RunReport, RunError> {
     let started = Instant::now();
-    let p = prepare(services, engine, settings, company, date).await?;
-    match open(services, settings, &p, started).await? {
+    let p = prepare(env, company, date).await?;
+    match open(env, &p, started).await? {
         Opened::Unchanged(report) => Ok(*report),
         Opened::Running(running) => {
             complete(
-                services,
-                engine,
-                settings,
+                env,
                 &p,
                 running,
                 started,
@@ -562,12 +600,10 @@ pub struct Running {
 /// Opens the run of a prepared (company, date): picks up the running run, or records an
 /// unchanged re-run, or starts the next attempt. What the admin API does before answering a
 /// run request with the run's id.
-pub async fn open(
-    services: &Services,
-    settings: &Settings,
-    p: &Prepared,
-    started: Instant,
-) -> Result<Opened, RunError> {
+pub async fn open(env: &Env, p: &Prepared, started: Instant) -> Result<Opened, RunError> {
+    let Env {
+        services, settings, ..
+    } = env;
     let store = &services.store;
     let budget = Duration::from_secs(settings.run.retry_s);
     let (company, version, date) = (&p.company, &p.version, p.ctx.date);
@@ -642,11 +678,8 @@ pub async fn open(
 /// this returns is current, never an older run's success. The report says so. After
 /// [`MAX_ROUNDS`] rounds of inputs changing under it, it stops with an error (the date is left
 /// to be run again). `wind_down` stops claiming new shards (the ones in hand are written).
-#[allow(clippy::too_many_arguments)]
 pub async fn complete(
-    services: &Services,
-    engine: &Engine,
-    settings: &Settings,
+    env: &Env,
     p: &Prepared,
     running: Running,
     started: Instant,
@@ -661,17 +694,7 @@ pub async fn complete(
         let p = next.as_ref().unwrap_or(p);
         let outdated = running.run.stamp != p.stamp;
         let (id, attempt) = (running.run.id, running.run.attempt);
-        let mut report = complete_once(
-            services,
-            engine,
-            settings,
-            p,
-            running,
-            started,
-            on_progress,
-            wind_down,
-        )
-        .await?;
+        let mut report = complete_once(env, p, running, started, on_progress, wind_down).await?;
         report.warnings.splice(0..0, carried.drain(..));
         report
             .quarantined
@@ -703,8 +726,8 @@ pub async fn complete(
                 carried.join("; ")
             )));
         }
-        let again = prepare(services, engine, settings, &p.company.slug, p.ctx.date).await?;
-        match open(services, settings, &again, started).await? {
+        let again = prepare(env, &p.company.slug, p.ctx.date).await?;
+        match open(env, &again, started).await? {
             Opened::Unchanged(mut r) => {
                 r.warnings.splice(0..0, carried);
                 r.quarantined.splice(0..0, carried_quarantine);
@@ -724,11 +747,8 @@ pub async fn complete(
 }
 
 /// One run, opened, worked on until every shard is done, and finished.
-#[allow(clippy::too_many_arguments)]
 async fn complete_once(
-    services: &Services,
-    engine: &Engine,
-    settings: &Settings,
+    env: &Env,
     p: &Prepared,
     running: Running,
     started: Instant,
@@ -743,17 +763,7 @@ async fn complete_once(
             run.id, run.attempt, done, run.shard_count
         ));
     }
-    let joined = join(
-        services,
-        engine,
-        settings,
-        p,
-        &run,
-        done,
-        on_progress,
-        wind_down,
-    )
-    .await?;
+    let joined = join(env, p, &run, done, on_progress, wind_down).await?;
     if joined.writes_refused > 0 {
         warnings.push(format!(
             "{} shard(s) computed here were written by another worker first: this process's \
@@ -762,10 +772,7 @@ async fn complete_once(
             joined.writes_refused
         ));
     }
-    finish(
-        services, settings, p, &run, resumed, joined, warnings, started,
-    )
-    .await
+    finish(env, p, &run, resumed, joined, warnings, started).await
 }
 
 /// Whether a completed run's parked customers, if any, would be parked again by a run on the
@@ -876,434 +883,11 @@ async fn record_unchanged(
     Ok(report)
 }
 
-/// What one process did for a run.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Joined {
-    /// The counts of the shards it wrote.
-    pub counts: ShardCounts,
-    /// Shards it wrote.
-    pub shards: u64,
-    /// Shards it computed whose write the fencing token refused.
-    pub writes_refused: u64,
-    /// Claims it made.
-    pub claims: u64,
-    /// Seconds spent claiming shards and renewing their leases (the cost of sharing a run
-    /// between hosts; claims overlap the other shards' work).
-    pub coordination_seconds: f64,
-}
-
-/// Seconds spent on claims and renewals, shared by a run's tasks (microseconds).
-#[derive(Default)]
-struct Spent(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64);
-
-impl Spent {
-    fn add(&self, since: Instant) {
-        self.0.fetch_add(
-            since.elapsed().as_micros() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
-    }
-}
-
-/// The claims this process holds, renewed in the background every third of the lease while it
-/// works on them.
-struct Leases {
-    held: Mutex<HashMap<i32, i64>>,
-}
-
-/// Works on an open run: claims its shards (and those whose holders went silent) until every
-/// shard is done, and returns what this process did. What `heatbill run` and `heatbill worker`
-/// both do. Once `wind_down` is cancelled it claims nothing more, writes the shards it holds,
-/// and returns.
-#[allow(clippy::too_many_arguments)]
-pub async fn join(
-    services: &Services,
-    engine: &Engine,
-    settings: &Settings,
-    p: &Prepared,
-    run: &RunRecord,
-    done_before: u64,
-    on_progress: &mut (impl FnMut(&Progress) + Send),
-    wind_down: &CancellationToken,
-) -> Result<Joined, RunError> {
-    let started = Instant::now();
-    let store = services.store.clone();
-    let budget = Duration::from_secs(settings.run.retry_s);
-    let lease = Duration::from_secs(settings.run.lease_s.max(1));
-    let poll = Duration::from_millis(settings.run.claim_poll_ms.max(10));
-    let ctx = p.ctx.clone();
-    let (company_id, date, run_id) = (p.company.id, ctx.date, run.id);
-    let pool = Arc::new(pool::Pool::new(
-        engine,
-        p.schedule.clone(),
-        settings.run.worker_count(),
-    ));
-    let writers = match store.backend() {
-        Backend::Sqlite => 1,
-        Backend::Postgres => settings.run.writers.max(1),
-    };
-
-    let leases = Arc::new(Leases {
-        held: Mutex::new(HashMap::new()),
-    });
-    let spent = Arc::new(Spent::default());
-    let renewer = {
-        let (leases, store, spent) = (leases.clone(), store.clone(), spent.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(lease / 3).await;
-                let held: Vec<(i32, i64)> = leases
-                    .held
-                    .lock()
-                    .expect("the leases are not poisoned")
-                    .iter()
-                    .map(|(s, t)| (*s, *t))
-                    .collect();
-                for (shard, token) in held {
-                    let t = Instant::now();
-                    let renewed = store.renew_lease(run_id, shard, token, lease).await;
-                    spent.add(t);
-                    match renewed {
-                        Ok(true) => {}
-                        // (A shard this process has just written still renews as its own.)
-                        Ok(false) => tracing::warn!(
-                            run = run_id,
-                            shard,
-                            "lost the claim of a shard (its lease lapsed and another worker \
-                             took it); its write will be refused"
-                        ),
-                        Err(e) => {
-                            tracing::warn!(run = run_id, shard, error = %e, "renewing a lease failed")
-                        }
-                    }
-                }
-            }
-        })
-    };
-    let _stop_renewer = AbortOnDrop(renewer);
-
-    // Claims, one at a time as the pipeline pulls them: a process holds only the shards it is
-    // working on, and leaves the rest to the others.
-    let stall = Arc::new(Mutex::new(Stall::new(
-        lease,
-        Duration::from_secs(settings.run.stall_s.max(1)),
-    )));
-    let claims = Box::pin(futures::stream::unfold((), {
-        let (store, leases, worker) = (store.clone(), leases.clone(), services.worker.clone());
-        let (spent, stall, wind_down) = (spent.clone(), stall.clone(), wind_down.clone());
-        move |()| {
-            let (store, leases, worker) = (store.clone(), leases.clone(), worker.clone());
-            let (spent, stall, wind_down) = (spent.clone(), stall.clone(), wind_down.clone());
-            async move {
-                loop {
-                    // Winding down: no new claim; the shards in hand go on to their writes.
-                    if wind_down.is_cancelled() {
-                        return None;
-                    }
-                    // A task of its own: the pipeline stops pulling this stream while it is
-                    // full, and a claim suspended half-way would hold SQLite's write lock
-                    // against the writer that has to finish first.
-                    let claim = {
-                        let (store, worker) = (store.clone(), worker.clone());
-                        let spent = spent.clone();
-                        tokio::spawn(async move {
-                            let t = Instant::now();
-                            let _counted = Counted(&spent, t);
-                            retry("claiming a shard", budget, || {
-                                store.claim_shard(run_id, &worker, lease)
-                            })
-                            .await
-                        })
-                        .await
-                        .expect("a claim panicked")
-                    };
-                    match claim {
-                        Ok(Some(c)) => {
-                            leases
-                                .held
-                                .lock()
-                                .expect("the leases are not poisoned")
-                                .insert(c.shard.shard_no, c.token);
-                            return Some((Ok(c), ()));
-                        }
-                        Ok(None) => {}
-                        Err(e) => return Some((Err(e), ())),
-                    }
-                    // Nothing claimable: done, or the last shards are held by others (whose
-                    // leases may lapse).
-                    match retry("reading the run's shards", budget, || {
-                        store.run_totals(run_id, 0)
-                    })
-                    .await
-                    {
-                        Ok(t) if t.shards_done >= t.shard_count => return None,
-                        Ok(t) => {
-                            // A cancelled run (ended while shards were pending) has nothing
-                            // left to claim: its shards stay as they are.
-                            if let Ok(r) = store.run(run_id).await
-                                && r.state != "running"
-                            {
-                                return None;
-                            }
-                            if let Err(e) = check_stall(&store, run_id, &stall, t.shards_done).await
-                            {
-                                return Some((Err(e), ()));
-                            }
-                            tokio::select! {
-                                _ = tokio::time::sleep(poll) => {}
-                                _ = wind_down.cancelled() => return None,
-                            }
-                        }
-                        Err(e) => return Some((Err(e), ())),
-                    }
-                }
-            }
-        }
-    }));
-    // Loads and writes run as tasks of their own, on the async runtime's threads: decoding a
-    // shard's rows is real work, and the future that drives this pipeline runs on one thread.
-    let loads = claims
-        .map(|claim| {
-            let (store, ctx) = (store.clone(), ctx.clone());
-            let cache = services.cache.clone();
-            let task = tokio::spawn(async move {
-                let claim = claim?;
-                let data = load(&store, &cache, &ctx, &claim.shard, budget).await?;
-                Ok::<_, StoreError>((claim, data))
-            });
-            async move { task.await.expect("a shard's load panicked") }
-        })
-        .buffered(settings.run.prefetch.max(1));
-    let writes = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let evaluated = loads
-        .map(|loaded| {
-            let (pool, ctx, store) = (pool.clone(), ctx.clone(), store.clone());
-            let writes = writes.clone();
-            async move {
-                let (claim, (data, cached)) = loaded?;
-                let out = compute(
-                    store.clone(),
-                    &pool,
-                    ctx.clone(),
-                    &claim.shard,
-                    data,
-                    cached,
-                    budget,
-                )
-                .await?;
-                // Quarantined before the shard's bills are written (which the caught call is
-                // not among: it was billed again alone).
-                if let Some(mut q) = out.caught.clone() {
-                    q.run_id = Some(run_id);
-                    retry("quarantining a plugin", budget, || {
-                        store.quarantine_plugin(company_id, &q)
-                    })
-                    .await?;
-                }
-                Ok::<_, StoreError>(ShardWrite {
-                    run_id,
-                    shard_no: claim.shard.shard_no,
-                    token: claim.token,
-                    lease,
-                    company_id,
-                    date,
-                    chain_version_id: ctx.chain_version_id,
-                    rows: out.rows,
-                    parked: out.parked,
-                    counts: out.counts,
-                    totals: out.totals,
-                    stop_in_copy: writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
-                        == settings.run.fault_stop_in_copy,
-                })
-            }
-        })
-        .buffered(2);
-    let written_here = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let stop_after_write = settings.run.fault_stop_after_write;
-    let mut written = evaluated
-        .map(|w| {
-            let (store, leases) = (store.clone(), leases.clone());
-            let written_here = written_here.clone();
-            async move {
-                let w = w?;
-                let task = tokio::spawn(async move {
-                    let r = retry("writing a shard", budget, || store.write_shard(&w)).await;
-                    (w, r)
-                });
-                let (w, r) = task.await.expect("a shard's write panicked");
-                leases
-                    .held
-                    .lock()
-                    .expect("the leases are not poisoned")
-                    .remove(&w.shard_no);
-                if r.is_ok()
-                    && written_here.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
-                        == stop_after_write
-                {
-                    crate::fault::stop_this_process_once("after writing a shard");
-                }
-                match r {
-                    Ok(()) => Ok(Some(w.counts)),
-                    // The COMMIT went through but its answer was lost: the retry finds it.
-                    Err(StoreError::ClaimLost {
-                        done_with_this_token: true,
-                        ..
-                    }) => Ok(Some(w.counts)),
-                    Err(StoreError::ClaimLost { shard_no, why, .. }) => {
-                        tracing::warn!(run = run_id, shard = shard_no, %why, "write refused: the claim was lost");
-                        Ok(None)
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-        })
-        .buffer_unordered(writers);
-    let mut joined = Joined::default();
-    while let Some(r) = written.next().await {
-        joined.coordination_seconds =
-            spent.0.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6;
-        match r? {
-            Some(c) => {
-                joined.counts.add(&c);
-                joined.shards += 1;
-                if let Err(e) = services.coord.add_progress(run_id, &c).await {
-                    tracing::debug!(error = %e, "live progress not recorded");
-                }
-            }
-            None => joined.writes_refused += 1,
-        }
-        on_progress(&Progress {
-            shards: run.shard_count as u64,
-            shards_done: done_before + joined.shards,
-            counts: joined.counts,
-            elapsed: started.elapsed(),
-        });
-    }
-    joined.coordination_seconds = spent.0.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6;
-    joined.claims = spent.1.load(std::sync::atomic::Ordering::Relaxed);
-    Ok(joined)
-}
-
-/// What a process knows, while it can claim nothing, about a run's progress and its stalled
-/// writers.
-struct Stall {
-    lease: Duration,
-    /// `run.stall_s`.
-    give_up: Duration,
-    /// Shards done when last seen, and since when.
-    done: u64,
-    moved: Instant,
-    /// When stalled writers were last looked for.
-    looked: Option<Instant>,
-}
-
-impl Stall {
-    fn new(lease: Duration, give_up: Duration) -> Stall {
-        Stall {
-            lease,
-            give_up,
-            done: 0,
-            moved: Instant::now(),
-            looked: None,
-        }
-    }
-}
-
-/// While nothing is claimable: once a lease, ends the database sessions of writers that have
-/// held a shard's row two leases past its lapsed lease (see [`Store::end_stalled_writers`]);
-/// and fails when the run has not moved for `run.stall_s` while such shards remain, naming
-/// them, rather than polling for ever.
-async fn check_stall(
-    store: &Arc<dyn Store>,
-    run_id: i64,
-    stall: &Mutex<Stall>,
-    done: u64,
-) -> Result<(), StoreError> {
-    let lease = {
-        let mut s = stall.lock().expect("the stall is not poisoned");
-        if done != s.done {
-            s.done = done;
-            s.moved = Instant::now();
-        }
-        if s.looked.is_some_and(|t| t.elapsed() < s.lease) {
-            return Ok(());
-        }
-        s.looked = Some(Instant::now());
-        s.lease
-    };
-    let stalled = match store.end_stalled_writers(run_id, lease * 2).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::debug!(run = run_id, error = %e, "looking for stalled writers failed");
-            return Ok(());
-        }
-    };
-    for s in &stalled {
-        tracing::warn!(
-            run = run_id,
-            shard = s.shard_no,
-            claimed_by = s.claimed_by.as_deref().unwrap_or("-"),
-            lapsed_ms = s.lapsed_ms,
-            session = s.session,
-            ended = s.ended,
-            "a shard stays locked past its lease: its writer stalled inside its transaction"
-        );
-    }
-    let s = stall.lock().expect("the stall is not poisoned");
-    if stalled.is_empty() || s.moved.elapsed() < s.give_up {
-        return Ok(());
-    }
-    let list: Vec<String> = stalled
-        .iter()
-        .map(|x| {
-            format!(
-                "shard {} (claimed by {}, lease lapsed {} s ago{})",
-                x.shard_no,
-                x.claimed_by.as_deref().unwrap_or("nobody"),
-                x.lapsed_ms / 1000,
-                match x.session {
-                    Some(pid) => format!(", writer session {pid}"),
-                    None => ", no writer session found".to_string(),
-                }
-            )
-        })
-        .collect();
-    Err(StoreError::Stalled(format!(
-        "run {run_id} has not moved for {} s (run.stall_s): {} stay(s) locked by a writer that \
-         stalled inside its transaction and could not be ended; end that session (SELECT \
-         pg_terminate_backend(PID)) or the process that holds it, then start the run again to \
-         resume it",
-        s.give_up.as_secs(),
-        list.join("; ")
-    )))
-}
-
-/// Adds the time since its start to a [`Spent`] when dropped.
-struct Counted<'a>(&'a Spent, Instant);
-
-impl Drop for Counted<'_> {
-    fn drop(&mut self) {
-        self.0.add(self.1);
-        self.0.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// Ends a run whose shards are all done: the report (from the database's per-shard counts, so
 /// it covers every process), the run marked completed by whichever process gets there first,
 /// and the company's arrears ranking refreshed by that one.
-#[allow(clippy::too_many_arguments)]
 async fn finish(
-    services: &Services,
-    settings: &Settings,
+    env: &Env,
     p: &Prepared,
     run: &RunRecord,
     resumed: bool,
@@ -1311,6 +895,9 @@ async fn finish(
     mut warnings: Vec<String>,
     started: Instant,
 ) -> Result<RunReport, RunError> {
+    let Env {
+        services, settings, ..
+    } = env;
     let store = &services.store;
     let budget = Duration::from_secs(settings.run.retry_s);
     let totals = retry("reading the run's totals", budget, || {
@@ -1454,128 +1041,6 @@ pub async fn warm(
         n += 1;
     }
     Ok(n)
-}
-
-/// Loads a shard: the day's data from the database; the customers from the cache when the run
-/// reads shards through it (their versions as of the date; `Some`), else their digests from the
-/// database too.
-async fn load(
-    store: &Arc<dyn Store>,
-    cache: &Arc<crate::cache::Cached>,
-    ctx: &RunContext,
-    shard: &ShardRange,
-    budget: Duration,
-) -> Result<(ShardData, Option<Arc<Vec<CustomerState>>>), StoreError> {
-    let (cid, date) = (ctx.company_id, ctx.date);
-    if !ctx.use_cache {
-        let data = retry("loading a shard", budget, || {
-            store.load_shard(cid, date, shard, true)
-        })
-        .await?;
-        return Ok((data, None));
-    }
-    let key = customers_key(
-        cid,
-        ctx.customers_version,
-        &shard.first,
-        shard.end.as_deref(),
-    );
-    let loader = {
-        let (store, shard) = (store.clone(), shard.clone());
-        move || async move {
-            let v = store.load_customer_versions(cid, &shard).await?;
-            Ok::<_, CacheLoadError>(pack_customers(&v))
-        }
-    };
-    let packed = match cache.get_or_load(&key, loader).await {
-        Ok(p) => p,
-        Err(e) => {
-            return Err(StoreError::Corrupt(format!(
-                "loading a shard's customers: {e}"
-            )));
-        }
-    };
-    let versions = match unpack_customers(&packed) {
-        Some(v) => v,
-        None => {
-            retry("loading a shard's customers", budget, || {
-                store.load_customer_versions(cid, shard)
-            })
-            .await?
-        }
-    };
-    let customers = as_of(&versions, date);
-    let mut data = retry("loading a shard", budget, || {
-        store.load_shard(cid, date, shard, false)
-    })
-    .await?;
-    data.customers = customers
-        .iter()
-        .map(|c| CustomerKey {
-            customer_id: c.customer_id.clone(),
-            digest: c.digest(),
-        })
-        .collect();
-    Ok((data, Some(Arc::new(customers))))
-}
-
-/// A loaded shard's bills: the first pass finds the customers whose inputs changed, their data
-/// is read (from the cached shard, or the database: all of them on a date's first run, none on
-/// an unchanged re-run), and the second pass computes their bills.
-async fn compute(
-    store: Arc<dyn Store>,
-    pool: &pool::Pool,
-    ctx: Arc<RunContext>,
-    shard: &ShardRange,
-    data: ShardData,
-    cached: Option<Arc<Vec<CustomerState>>>,
-    budget: Duration,
-) -> Result<shard::PartOutput, StoreError> {
-    let data = Arc::new(data);
-    let n = data.customers.len();
-    let plans = {
-        let (ctx, data) = (ctx.clone(), data.clone());
-        pool.map_parts(n, move |_, r| shard::plan_part(&ctx, &data, r))
-            .await
-    };
-    let mut out = shard::PartOutput::default();
-    let mut changed = Vec::new();
-    for (counts, c) in plans {
-        out.counts.add(&counts);
-        changed.extend(c);
-    }
-    if changed.is_empty() {
-        return Ok(out);
-    }
-    let customers = match cached {
-        Some(c) => c,
-        None => {
-            let ids: Option<Vec<String>> = (changed.len() < n)
-                .then(|| changed.iter().map(|c| c.customer_id.clone()).collect());
-            let (cid, date, shard) = (ctx.company_id, ctx.date, shard.clone());
-            let loaded = tokio::spawn(async move {
-                retry("loading customers", budget, || {
-                    store.load_customers(cid, date, &shard, ids.as_deref())
-                })
-                .await
-            })
-            .await
-            .expect("a shard's load panicked")?;
-            Arc::new(loaded)
-        }
-    };
-    let changed = Arc::new(changed);
-    let parts = {
-        let (ctx, changed) = (ctx.clone(), changed.clone());
-        pool.map_parts(changed.len(), move |w, r| {
-            shard::evaluate_part(w, &ctx, &customers, &changed[r])
-        })
-        .await
-    };
-    for p in parts {
-        out.merge(p);
-    }
-    Ok(out)
 }
 
 /// Text from plugins and files, made safe for a terminal: control and invisible characters

@@ -872,9 +872,9 @@ fn inputs_the_contract_cannot_carry_fail_that_customer_only() {
 /// the same bill or the same error.
 #[test]
 fn the_dry_run_and_the_batch_give_the_same_bills_on_every_case() {
-    use heatbill::harness::Catalog;
-    use heatbill::runner;
     use heatbill_cases::CaseFile;
+    use heatbill_harness::Catalog;
+    use heatbill_harness::runner;
 
     let engine = Engine::new(EngineConfig::default()).unwrap();
     let catalog = Catalog::load(&engine, &crate::support::plugins_dir()).unwrap();
@@ -920,10 +920,10 @@ fn the_dry_run_and_the_batch_give_the_same_bills_on_every_case() {
 /// handed to the 0.1.0 plugin unconverted, would not read as its category.
 #[test]
 fn a_contract_0_1_0_plugin_bills_beside_0_2_0_plugins_in_one_chain() {
-    use heatbill::harness::Catalog;
-    use heatbill::runner;
     use heatbill_cases::CaseFile;
     use heatbill_engine::Contract;
+    use heatbill_harness::Catalog;
+    use heatbill_harness::runner;
 
     let engine = Engine::new(EngineConfig::default()).unwrap();
     let legacy = engine.load(&component("legacy-surcharge")).unwrap();

@@ -90,16 +90,13 @@ fn settings() -> Settings {
     }
 }
 
+/// The run environment of a test's services and settings, on the shared engine.
+fn env(services: &heatbill_runtime::services::Services, settings: &Settings) -> run::Env {
+    run::Env::new(services.clone(), db::engine().clone(), settings.clone())
+}
+
 async fn try_run(db: &TestDb, slug: &str, date: &str) -> Result<RunReport, RunError> {
-    run::run(
-        &db.services(),
-        db::engine(),
-        &settings(),
-        slug,
-        d(date),
-        |_| {},
-    )
-    .await
+    run::run(&env(&db.services(), &settings()), slug, d(date), |_| {}).await
 }
 
 async fn run(db: &TestDb, slug: &str, date: &str) -> RunReport {
@@ -416,9 +413,7 @@ async fn reruns_write_only_what_changed(db: TestDb) {
     let mut verify = settings();
     verify.run.always_compare = true;
     let compared = run::run(
-        &db.services(),
-        db::engine(),
-        &verify,
+        &env(&db.services(), &verify),
         "harbin",
         d("2025-10-20"),
         |_| {},
@@ -574,9 +569,7 @@ async fn batch_dependent_plugins_never_change_a_stored_bill(db: TestDb) {
             ..Default::default()
         };
         let r = run::run(
-            &db.services(),
-            db::engine(),
-            &settings,
+            &env(&db.services(), &settings),
             slug,
             d("2025-10-20"),
             |_| {},
@@ -616,9 +609,7 @@ async fn batch_dependent_plugins_never_change_a_stored_bill(db: TestDb) {
         assert_eq!(q.len(), 1, "{q:?}");
         assert!(q[0].reason.contains("billed alone, total 1.00"), "{q:?}");
         let again = run::run(
-            &db.services(),
-            db::engine(),
-            &settings,
+            &env(&db.services(), &settings),
             slug,
             d("2025-10-20"),
             |_| {},
@@ -701,32 +692,18 @@ async fn redis_cache_warm_up_and_ranking(db: TestDb) {
         &cached.cache,
     );
     let slug = heatbill_runtime::demo::COMPANY;
-    let first = run::run(
-        &services,
-        db::engine(),
-        &cached,
-        slug,
-        d("2026-01-15"),
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let first = run::run(&env(&services, &cached), slug, d("2026-01-15"), |_| {})
+        .await
+        .unwrap();
     assert_eq!(first.counts.written + first.counts.parked, 300);
     assert_eq!((first.cache.misses > 0, first.cache.errors), (true, 0));
     // The same inputs read from the database instead give the same digests: nothing changes.
     let mut plain = settings();
     plain.run.always_compare = true;
     plain.run.shard_size = 50;
-    let compared = run::run(
-        &db.services(),
-        db::engine(),
-        &plain,
-        slug,
-        d("2026-01-15"),
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let compared = run::run(&env(&db.services(), &plain), slug, d("2026-01-15"), |_| {})
+        .await
+        .unwrap();
     assert_eq!(
         (compared.counts.unchanged, compared.counts.written),
         (300, 0)
@@ -764,7 +741,7 @@ async fn redis_cache_warm_up_and_ranking(db: TestDb) {
     // database.
     let shards = run::warm(&fresh, &cached, &company).await.unwrap();
     assert_eq!(shards, 6);
-    let next = run::run(&fresh, db::engine(), &cached, slug, d("2026-01-16"), |_| {})
+    let next = run::run(&env(&fresh, &cached), slug, d("2026-01-16"), |_| {})
         .await
         .unwrap();
     assert_eq!(next.counts.customers, 300);

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
 use clap::Parser;
-use heatbill::api::{self, AppState};
+use heatbill_api::{self as api, AppState};
 use heatbill_engine::{Engine, EngineConfig};
 use heatbill_runtime::company::{self, CompanyFile, Components, params_json};
 use heatbill_runtime::demo;
@@ -161,7 +161,8 @@ async fn bench(args: Args, engine: Engine) -> Result<()> {
         direct_import.push(t.elapsed().as_secs_f64());
     }
     let t = Instant::now();
-    let direct = run::run(&services, &engine, &settings, "direct", date, |_| {}).await?;
+    let env = run::Env::new(services.clone(), engine.clone(), settings.clone());
+    let direct = run::run(&env, "direct", date, |_| {}).await?;
     let direct_run = t.elapsed().as_secs_f64();
 
     // The API: company "http", made and fed over HTTP.

@@ -37,9 +37,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use heatbill::{demo, harness};
 use heatbill_cases::CaseFile;
 use heatbill_engine::{Chain, DayInput, Engine, Evaluator, LoadedPlugin};
+use heatbill_harness as harness;
 use heatbill_runtime::company::params_json;
 use rust_decimal::Decimal;
 
@@ -465,7 +465,7 @@ fn main() -> Result<()> {
     // the subsidy.
     let most = variants.iter().map(|v| v.days).max().unwrap_or(0);
     eprintln!("generating customer-days…");
-    let base = demo::generate(most.max(args.chain_days), args.date);
+    let base = heatbill_runtime::demo::day_inputs(most.max(args.chain_days), args.date);
     let since = args.date - chrono::Days::new(30);
     let overdue: Vec<DayInput> = base[..most]
         .iter()

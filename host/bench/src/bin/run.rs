@@ -97,7 +97,8 @@ async fn child(company: &str, database: &str, date: NaiveDate, verify: bool) -> 
     settings.database.url = database.to_string();
     settings.run.always_compare = verify;
     let services = Services::connect(&settings).await?;
-    let r = run::run(&services, &engine, &settings, company, date, |_| {}).await?;
+    let env = run::Env::new(services, engine, settings);
+    let r = run::run(&env, company, date, |_| {}).await?;
     println!(
         "{}",
         json!({

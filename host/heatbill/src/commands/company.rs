@@ -56,7 +56,7 @@ fn apply(args: ApplyArgs, compiler: Option<&Path>) -> Result<ExitCode> {
     let file = CompanyFile::load(&args.file)?;
     let engine = super::engine(&settings, compiler)?;
     let plugins = args.plugins.unwrap_or_else(super::default_plugins);
-    let components = Components::load(&engine, &crate::harness::component_files(&plugins)?)?;
+    let components = Components::load(&engine, &heatbill_harness::component_files(&plugins)?)?;
     super::runtime()?.block_on(async {
         let store = super::open_store(&settings).await?;
         let applied = company::apply(store.as_ref(), &file, &components).await?;

@@ -80,7 +80,7 @@ pub fn run(args: DemoArgs, compiler: Option<&Path>) -> Result<ExitCode> {
     let settings = common.settings()?;
     let engine = super::engine(&settings, compiler)?;
     let plugins = args.plugins.clone().unwrap_or_else(super::default_plugins);
-    let files = crate::harness::component_files(&plugins).with_context(|| {
+    let files = heatbill_harness::component_files(&plugins).with_context(|| {
         format!(
             "cannot find the reference plugins in {}: build them with `./dev plugins`",
             plugins.display()
@@ -157,11 +157,8 @@ pub fn run(args: DemoArgs, compiler: Option<&Path>) -> Result<ExitCode> {
         }
 
         let run = |settings: heatbill_runtime::settings::Settings| {
-            let (services, engine) = (&services, &engine);
-            async move {
-                super::run::daily_run(services, engine, &settings, demo::COMPANY, args.date, true)
-                    .await
-            }
+            let env = heatbill_runtime::run::Env::new(services.clone(), engine.clone(), settings);
+            async move { super::run::daily_run(&env, demo::COMPANY, args.date, true).await }
         };
         println!("\n== the daily run");
         let first = run(settings.clone()).await?;

@@ -1,5 +1,5 @@
 //! `heatbill plugin new | build | check | test | bench`: each subcommand's clap arguments
-//! beside the function that runs it. The work is the harness's ([`crate::harness`]), whose
+//! beside the function that runs it. The work is the harness's ([`heatbill_harness`]), whose
 //! functions take plain options, so that the benchmark and the tests call them without clap.
 
 use std::path::{Path, PathBuf};
@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-
-use crate::harness::{
-    self, BenchOptions, BuildOptions, CheckOptions, EngineOptions, NewOptions, TestOptions,
+use heatbill_harness::{
+    self as harness, BenchOptions, BuildOptions, CheckOptions, EngineOptions, NewOptions,
+    TestOptions,
 };
 
 /// `heatbill plugin …`
@@ -54,7 +54,7 @@ pub struct NewArgs {
     /// (ComponentizeJS). Python and JavaScript plugins vendor their kit and need the
     /// `interpreted` limits profile.
     #[arg(long, value_enum, default_value = "rust")]
-    pub lang: crate::kits::Lang,
+    pub lang: heatbill_harness::kits::Lang,
 }
 
 /// `heatbill plugin build`

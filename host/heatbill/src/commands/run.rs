@@ -7,10 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use chrono::NaiveDate;
 use clap::Args;
-use heatbill_engine::Engine;
 use heatbill_runtime::run::{self, Progress, RunReport};
-use heatbill_runtime::services::Services;
-use heatbill_runtime::settings::Settings;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Common;
@@ -42,15 +39,8 @@ pub fn run(args: RunArgs, compiler: Option<&Path>) -> Result<ExitCode> {
     let engine = super::engine(&settings, compiler)?;
     super::runtime()?.block_on(async {
         let services = super::open_services(&settings).await?;
-        let report = daily_run(
-            &services,
-            &engine,
-            &settings,
-            &args.company,
-            args.date,
-            !args.json,
-        )
-        .await?;
+        let env = run::Env::new(services, engine, settings);
+        let report = daily_run(&env, &args.company, args.date, !args.json).await?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
@@ -63,18 +53,13 @@ pub fn run(args: RunArgs, compiler: Option<&Path>) -> Result<ExitCode> {
 /// One run with its progress shown: a bar on a terminal, a line per tenth of the shards
 /// otherwise (`show` false: nothing).
 pub async fn daily_run(
-    services: &Services,
-    engine: &Engine,
-    settings: &Settings,
+    env: &run::Env,
     company: &str,
     date: NaiveDate,
     show: bool,
 ) -> Result<RunReport> {
     let mut shown = Shown::new(show);
-    let report = run::run(services, engine, settings, company, date, |p| {
-        shown.update(p)
-    })
-    .await;
+    let report = run::run(env, company, date, |p| shown.update(p)).await;
     shown.finish();
     Ok(report?)
 }

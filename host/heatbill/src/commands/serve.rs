@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::Common;
-use crate::api::{self, AppState};
+use heatbill_api::{self as api, AppState};
 
 /// `heatbill serve`
 #[derive(Debug, Args)]

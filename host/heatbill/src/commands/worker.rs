@@ -27,10 +27,11 @@ pub fn run(args: WorkerArgs, compiler: Option<&Path>) -> Result<ExitCode> {
             services.worker
         );
         let stop = super::stop_signal();
-        let served = run::serve(&services, &engine, &settings, stop).await?;
+        let worker = services.worker.clone();
+        let served = run::serve(&run::Env::new(services, engine, settings), stop).await?;
         println!(
             "worker {}: {} run(s), {} shard(s), {} customers, {} write(s) refused by fencing",
-            services.worker,
+            worker,
             served.runs,
             served.joined.shards,
             served.joined.counts.customers,

@@ -21,12 +21,10 @@ pub struct Served {
 /// When `stop` resolves mid-run, it winds down: no new claim, and the shards in hand are
 /// written (within one lease: past it they would be another worker's anyway) and counted, so a
 /// stopped worker hands back only the shards it had not started.
-pub async fn serve(
-    services: &Services,
-    engine: &Engine,
-    settings: &Settings,
-    stop: impl Future<Output = ()>,
-) -> Result<Served, RunError> {
+pub async fn serve(env: &Env, stop: impl Future<Output = ()>) -> Result<Served, RunError> {
+    let Env {
+        services, settings, ..
+    } = env;
     let mut stop = std::pin::pin!(stop);
     let poll = Duration::from_millis(settings.run.claim_poll_ms.max(10) * 4);
     let mut served = Served::default();
@@ -47,7 +45,7 @@ pub async fn serve(
                     let Some(company) = companies.iter().find(|c| c.id == run.company_id) else {
                         continue;
                     };
-                    match prepare(services, engine, settings, &company.slug, run.bill_date).await {
+                    match prepare(env, &company.slug, run.bill_date).await {
                         Ok(p) => {
                             let p = Arc::new(p);
                             prepared.insert(run.id, p.clone());
@@ -65,9 +63,7 @@ pub async fn serve(
             let mut quiet = |_: &Progress| {};
             let wind_down = CancellationToken::new();
             let joined = {
-                let work = join(
-                    services, engine, settings, &p, run, 0, &mut quiet, &wind_down,
-                );
+                let work = join(env, &p, run, 0, &mut quiet, &wind_down);
                 let mut work = std::pin::pin!(work);
                 tokio::select! {
                     j = &mut work => j?,
@@ -96,17 +92,7 @@ pub async fn serve(
             served.joined.counts.add(&joined.counts);
             served.joined.shards += joined.shards;
             served.joined.writes_refused += joined.writes_refused;
-            let report = finish(
-                services,
-                settings,
-                &p,
-                run,
-                true,
-                joined,
-                Vec::new(),
-                Instant::now(),
-            )
-            .await;
+            let report = finish(env, &p, run, true, joined, Vec::new(), Instant::now()).await;
             // Every shard is done when join returns; finishing is idempotent, so a run whose
             // finisher died before writing the report is finished here.
             match report {

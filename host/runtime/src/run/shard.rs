@@ -254,23 +254,13 @@ pub fn balance(found: &Found<'_>, date: NaiveDate) -> Balance {
 
 /// The engine's input for a customer on the run's date.
 pub fn day_input(ctx: &RunContext, c: &CustomerState, changed: &Changed) -> DayInput {
-    let mut d = DayInput::new(c.customer_id.as_str(), ctx.date);
-    d.class = c.class;
-    d.special_class = c.special_class.clone();
-    d.status = c.status;
-    d.metered = c.metered;
-    d.low_income = c.low_income;
-    d.building_area = c.building_area;
-    d.usable_area = c.usable_area;
-    d.ceiling_height = c.ceiling_height;
-    d.heat = changed.heat;
-    d.indoor_temperature = changed.temperature;
-    d.arrears = changed.bal.arrears;
-    d.arrears_since = changed.bal.since;
-    d.tags = c.tags.clone();
-    d.attributes = c.attributes.clone();
-    d.season = ctx.season;
-    d
+    let facts = DayFacts {
+        heat: changed.heat,
+        indoor_temperature: changed.temperature,
+        arrears: changed.bal.arrears,
+        arrears_since: changed.bal.since,
+    };
+    c.day_input(ctx.date, &facts, ctx.season)
 }
 
 /// The input digest: 8 bytes of SHA-256 for each of the customer's data (stored with the

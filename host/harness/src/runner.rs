@@ -13,10 +13,11 @@ use heatbill_engine::{
     Payer, Schedule, ScheduleEvaluator, SeasonDay, SeasonPhase, ServiceStatus, TrapKind,
 };
 use heatbill_runtime::company::params_json;
+use heatbill_runtime::model::{CustomerState, DayFacts};
 use rust_decimal::Decimal;
 use serde_json::json;
 
-use crate::harness::Catalog;
+use crate::Catalog;
 
 pub use heatbill_cases::CaseOutcome;
 
@@ -53,35 +54,45 @@ pub fn schedule(catalog: &Catalog, file: &CaseFile) -> Result<Arc<Schedule>> {
     Ok(Arc::new(Schedule::new(versions)?))
 }
 
-/// The engine's input for a case customer on one date.
+/// The engine's input for a case customer on one date: the case's customer read as the
+/// runtime stores a customer, then the run's own translation
+/// ([`heatbill_runtime::model::CustomerState::day_input`]), so a case bills what a night would.
 pub fn day_input(c: &CustomerSpec, date: chrono::NaiveDate) -> DayInput {
-    let mut d = DayInput::new(c.id.clone(), date);
-    d.class = match c.class.as_str() {
-        "non-residential" => CustomerClass::NonResidential,
-        _ => CustomerClass::Residential,
+    let state = CustomerState {
+        customer_id: c.id.clone(),
+        valid_from: date,
+        class: match c.class.as_str() {
+            "non-residential" => CustomerClass::NonResidential,
+            _ => CustomerClass::Residential,
+        },
+        special_class: c.special_class.clone(),
+        status: match c.status.as_str() {
+            "suspended" => ServiceStatus::Suspended,
+            _ => ServiceStatus::Active,
+        },
+        metered: c.metered,
+        low_income: c.low_income,
+        building_area: c.building_area,
+        usable_area: c.usable_area,
+        ceiling_height: c.ceiling_height,
+        tags: c.tags.clone(),
+        // Sorted by key, as stored (the case file's map is ordered).
+        attributes: c
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     };
-    d.special_class = c.special_class.clone();
-    d.status = match c.status.as_str() {
-        "suspended" => ServiceStatus::Suspended,
-        _ => ServiceStatus::Active,
+    let facts = DayFacts {
+        // Exact; reading the case file refused a reading that does not fit in GJ.
+        heat: c.heat_gj(),
+        indoor_temperature: c.indoor_temperature,
+        arrears: c.arrears,
+        arrears_since: c.arrears_since,
     };
-    d.metered = c.metered;
-    d.low_income = c.low_income;
-    d.building_area = c.building_area;
-    d.usable_area = c.usable_area;
-    d.ceiling_height = c.ceiling_height;
-    // Exact; reading the case file refused a reading that does not fit in GJ.
-    d.heat = c.heat_gj();
-    d.indoor_temperature = c.indoor_temperature;
-    d.arrears = c.arrears;
-    d.arrears_since = c.arrears_since;
-    d.tags = c.tags.clone();
-    d.attributes = c
-        .attributes
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    d.season = c.season.as_ref().map(|s| SeasonDay {
+    // A case may state the season day itself (a company's season preset, as the run passes it
+    // when the chain has no season plugin).
+    let season = c.season.as_ref().map(|s| SeasonDay {
         phase: match s.phase.as_str() {
             "outside" => SeasonPhase::Outside,
             "early" => SeasonPhase::Early,
@@ -92,7 +103,7 @@ pub fn day_input(c: &CustomerSpec, date: chrono::NaiveDate) -> DayInput {
         season_days: s.season_days,
         charged: s.charged,
     });
-    d
+    state.day_input(date, &facts, season)
 }
 
 /// Every customer-day of a case file, in case order.

@@ -1,5 +1,5 @@
 //! Operations: `/healthz`, `/readyz`, `/metrics` (Prometheus text), the OpenAPI document and
-//! its interactive page, and the nightly scheduler.
+//! its interactive page. (The nightly scheduler is the runtime's: `Runs::scheduler`.)
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,9 +11,6 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chrono::{NaiveDate, Utc};
-use heatbill_runtime::coord::LockToken;
-use heatbill_runtime::run::RunReport;
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -107,59 +104,18 @@ pub async fn readyz(State(app): State<App>) -> (StatusCode, Json<Health>) {
     )
 }
 
-/// Counters for `/metrics`.
+/// The server's own counters for `/metrics` (the runs' are the run handle's,
+/// [`heatbill_runtime::run::Counters`]).
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// Requests answered, by status class (1xx…5xx).
     pub requests: [AtomicU64; 5],
     /// Microseconds spent answering requests.
     pub request_micros: AtomicU64,
-    /// Runs started here (requests and the scheduler).
-    pub runs_started: AtomicU64,
-    /// Runs completed here.
-    pub runs_completed: AtomicU64,
-    /// Runs that stopped with an error here.
-    pub runs_failed: AtomicU64,
-    /// Customers settled by runs completed here.
-    pub customers: AtomicU64,
-    /// Bills written (first versions and revisions).
-    pub bills: AtomicU64,
-    /// Customers parked.
-    pub parked: AtomicU64,
-    /// Microseconds of completed runs.
-    pub run_micros: AtomicU64,
-    /// Customers per second of the last completed run, ×1000.
-    pub last_rate_milli: AtomicU64,
-    /// Scheduler: runs it started.
-    pub scheduled: AtomicU64,
-    /// Microseconds runs spent claiming shards and renewing their leases (the waits of
-    /// coordination between hosts).
-    pub coordination_micros: AtomicU64,
     /// Dry runs answered.
     pub dry_runs: AtomicU64,
     /// Microseconds of dry runs (a chain's plugins called once each, single-day path).
     pub dry_run_micros: AtomicU64,
-}
-
-impl Metrics {
-    /// Adds a completed run's report.
-    pub fn record_report(&self, r: &RunReport) {
-        self.runs_completed.fetch_add(1, Ordering::Relaxed);
-        self.customers
-            .fetch_add(r.this_process.customers, Ordering::Relaxed);
-        self.bills.fetch_add(
-            r.this_process.written + r.this_process.revised,
-            Ordering::Relaxed,
-        );
-        self.parked
-            .fetch_add(r.this_process.parked, Ordering::Relaxed);
-        self.run_micros
-            .fetch_add((r.seconds * 1e6) as u64, Ordering::Relaxed);
-        self.last_rate_milli
-            .store((r.customers_per_second * 1000.0) as u64, Ordering::Relaxed);
-        self.coordination_micros
-            .fetch_add((r.coordination_seconds * 1e6) as u64, Ordering::Relaxed);
-    }
 }
 
 /// Counts every answer by status class.
@@ -179,6 +135,7 @@ pub async fn count_requests(State(app): State<App>, req: Request, next: Next) ->
     responses((status = 200, content_type = "text/plain", description = "Prometheus text format")))]
 pub async fn metrics(State(app): State<App>) -> Response {
     let m = &app.metrics;
+    let r = app.runs.counters();
     let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, values: &[(String, f64)]| {
@@ -210,19 +167,13 @@ pub async fn metrics(State(app): State<App>) -> Response {
         "counter",
         "Runs this host started, completed and saw fail.",
         &[
-            ("{state=\"started\"}".into(), g(&m.runs_started) as f64),
-            ("{state=\"completed\"}".into(), g(&m.runs_completed) as f64),
-            ("{state=\"failed\"}".into(), g(&m.runs_failed) as f64),
-            ("{state=\"scheduled\"}".into(), g(&m.scheduled) as f64),
+            ("{state=\"started\"}".into(), g(&r.started) as f64),
+            ("{state=\"completed\"}".into(), g(&r.completed) as f64),
+            ("{state=\"failed\"}".into(), g(&r.failed) as f64),
+            ("{state=\"scheduled\"}".into(), g(&r.scheduled) as f64),
         ],
     );
-    let running = app
-        .runs
-        .lock()
-        .expect("the runs are not poisoned")
-        .values()
-        .filter(|l| !l.task.is_finished())
-        .count();
+    let running = app.runs.working();
     metric(
         "heatbill_runs_running",
         "gauge",
@@ -233,37 +184,37 @@ pub async fn metrics(State(app): State<App>) -> Response {
         "heatbill_customers_total",
         "counter",
         "Customers settled by the runs this host completed.",
-        &[(String::new(), g(&m.customers) as f64)],
+        &[(String::new(), g(&r.customers) as f64)],
     );
     metric(
         "heatbill_bills_written_total",
         "counter",
         "Bills written (first versions and revisions) by the runs this host completed.",
-        &[(String::new(), g(&m.bills) as f64)],
+        &[(String::new(), g(&r.bills) as f64)],
     );
     metric(
         "heatbill_customers_parked_total",
         "counter",
         "Customers parked by the runs this host completed.",
-        &[(String::new(), g(&m.parked) as f64)],
+        &[(String::new(), g(&r.parked) as f64)],
     );
     metric(
         "heatbill_run_seconds_total",
         "counter",
         "Seconds of the runs this host completed.",
-        &[(String::new(), g(&m.run_micros) as f64 / 1e6)],
+        &[(String::new(), g(&r.run_micros) as f64 / 1e6)],
     );
     metric(
         "heatbill_last_run_customers_per_second",
         "gauge",
         "Customers per second of the last run this host completed.",
-        &[(String::new(), g(&m.last_rate_milli) as f64 / 1000.0)],
+        &[(String::new(), g(&r.last_rate_milli) as f64 / 1000.0)],
     );
     metric(
         "heatbill_coordination_seconds_total",
         "counter",
         "Seconds runs spent claiming shards and renewing leases (lock and lease waits).",
-        &[(String::new(), g(&m.coordination_micros) as f64 / 1e6)],
+        &[(String::new(), g(&r.coordination_micros) as f64 / 1e6)],
     );
     metric(
         "heatbill_dry_runs_total",
@@ -303,111 +254,4 @@ pub async fn metrics(State(app): State<App>) -> Response {
         )],
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
-}
-
-/// The date a schedule bills now: the day before the company's local date, once its local
-/// time has passed `run_at`; the day before that otherwise.
-pub fn due_date(
-    now: chrono::DateTime<Utc>,
-    tz: chrono_tz::Tz,
-    run_at: chrono::NaiveTime,
-) -> NaiveDate {
-    let local = now.with_timezone(&tz);
-    let today = local.date_naive();
-    let yesterday = today.pred_opt().unwrap_or(today);
-    if local.time() >= run_at {
-        yesterday
-    } else {
-        yesterday.pred_opt().unwrap_or(yesterday)
-    }
-}
-
-/// The nightly scheduler: every few seconds, the host that holds the scheduler's lease (one at
-/// a time, through the coordination backend) starts, for each company with a schedule, the
-/// earliest date that is due and not billed: last night's, or the nights missed while no host
-/// ran (up to `api.catch_up_days`; a longer gap is left to an operator, since each day's
-/// balances carry from the day before). One date per company at a time.
-pub async fn scheduler(app: App, stop: impl std::future::Future<Output = ()>) {
-    const LEASE: Duration = Duration::from_secs(60);
-    let tick = Duration::from_secs(5);
-    let mut stop = std::pin::pin!(stop);
-    let mut held: Option<LockToken> = None;
-    loop {
-        let leader = match &held {
-            Some(t) => app
-                .services
-                .coord
-                .extend("scheduler", t, LEASE)
-                .await
-                .unwrap_or(false),
-            None => match app.services.coord.try_lock("scheduler", LEASE).await {
-                Ok(Some(t)) => {
-                    tracing::info!(worker = %app.services.worker, "this host leads the scheduler");
-                    held = Some(t);
-                    true
-                }
-                _ => false,
-            },
-        };
-        if !leader {
-            held = None;
-        } else if let Err(e) = schedule_once(&app, Utc::now()).await {
-            tracing::warn!(error = %e.message, "the scheduler could not start a run");
-        }
-        tokio::select! {
-            _ = &mut stop => break,
-            _ = tokio::time::sleep(tick) => {}
-        }
-    }
-    if let Some(t) = held {
-        let _ = app.services.coord.unlock("scheduler", &t).await;
-    }
-}
-
-/// One pass of the scheduler at `now`.
-pub async fn schedule_once(app: &App, now: chrono::DateTime<Utc>) -> Result<(), super::ApiError> {
-    let schedules = app.services.store.schedules().await?;
-    if schedules.is_empty() {
-        return Ok(());
-    }
-    let companies = app.services.store.companies().await?;
-    for (company_id, run_at) in schedules {
-        let Some(c) = companies.iter().find(|c| c.id == company_id) else {
-            continue;
-        };
-        let (Ok(tz), Ok(at)) = (
-            c.time_zone.parse::<chrono_tz::Tz>(),
-            chrono::NaiveTime::parse_from_str(&run_at, "%H:%M"),
-        ) else {
-            tracing::warn!(company = %c.slug, "the schedule's time zone or time is not valid");
-            continue;
-        };
-        let due = due_date(now, tz, at);
-        let latest = app.services.store.latest_billed_date(c.id).await?;
-        let next = match latest {
-            Some(d) if d >= due => continue,
-            Some(d) => d.succ_opt().unwrap_or(d),
-            None => due,
-        };
-        let gap = (due - next).num_days() + 1;
-        if gap > i64::from(app.settings.api.catch_up_days.max(1)) {
-            tracing::warn!(company = %c.slug, %next, %due, "the scheduler will not catch up this many nights on its own (api.catch_up_days): run them from {next}");
-            continue;
-        }
-        // One run of a company at a time: the next date waits for this one's balances.
-        let busy = app
-            .runs
-            .lock()
-            .expect("the runs are not poisoned")
-            .values()
-            .any(|l| l.company_id == c.id && !l.task.is_finished());
-        let running = app.services.store.runs(c.id, next).await?;
-        if busy || running.iter().any(|r| r.state == "running") {
-            continue;
-        }
-        let r = super::runs::start(app, c, next).await?;
-        app.metrics.scheduled.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(company = %c.slug, date = %next, run = r.id, "scheduled run started");
-    }
-    Ok(())
 }

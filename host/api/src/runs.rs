@@ -8,7 +8,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -18,7 +18,6 @@ use axum::routing::{get, post};
 use chrono::NaiveDate;
 use futures::Stream;
 use heatbill_runtime::model::{Company, RunRecord};
-use heatbill_runtime::run::{self, Opened};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -33,19 +32,6 @@ pub fn routes() -> axum::Router<App> {
         .route("/companies/{company}/runs/{id}", get(read))
         .route("/companies/{company}/runs/{id}/events", get(events))
         .route("/companies/{company}/runs/{id}/cancel", post(cancel))
-}
-
-/// A run this process works on.
-#[derive(Debug)]
-pub struct LiveRun {
-    /// The company.
-    pub company_id: i32,
-    /// The task.
-    pub task: tokio::task::JoinHandle<()>,
-    /// Stops the task: it drops the shards in flight (each commits whole or not at all).
-    pub stop: tokio::sync::watch::Sender<bool>,
-    /// When it started here.
-    pub started: Instant,
 }
 
 /// A run request.
@@ -95,11 +81,9 @@ pub(super) async fn view(app: &App, r: RunRecord) -> Result<RunView, ApiError> {
     let totals = app.services.store.run_totals(r.id, 0).await?;
     let live = app
         .runs
-        .lock()
-        .expect("the runs are not poisoned")
-        .get(&r.id)
-        .filter(|l| r.state == "running" && !l.task.is_finished())
-        .map(|l| l.started.elapsed().as_secs_f64());
+        .working_for(r.id)
+        .filter(|_| r.state == "running")
+        .map(|t| t.as_secs_f64());
     let settled = totals.counts.customers;
     Ok(RunView {
         id: r.id,
@@ -117,101 +101,6 @@ pub(super) async fn view(app: &App, r: RunRecord) -> Result<RunView, ApiError> {
         customers_per_second: live.filter(|s| *s > 0.0).map(|s| settled as f64 / s),
         report: r.report,
     })
-}
-
-/// Starts (or joins) the run of a company and date on this process: checked and opened before
-/// this returns; worked on in the background. What run requests and the scheduler call.
-pub async fn start(app: &App, company: &Company, date: NaiveDate) -> Result<RunRecord, ApiError> {
-    let started = Instant::now();
-    let p = run::prepare(
-        &app.services,
-        &app.engine,
-        &app.settings,
-        &company.slug,
-        date,
-    )
-    .await?;
-    match run::open(&app.services, &app.settings, &p, started).await? {
-        Opened::Unchanged(report) => {
-            app.metrics
-                .runs_started
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            app.metrics
-                .runs_completed
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Ok(app.services.store.run(report.run_id).await?)
-        }
-        Opened::Running(running) => {
-            let record = running.run.clone();
-            let id = record.id;
-            let mut runs = app.runs.lock().expect("the runs are not poisoned");
-            if runs.get(&id).is_some_and(|l| !l.task.is_finished()) {
-                return Ok(record);
-            }
-            // Finished runs are in the database; only those in hand stay here.
-            runs.retain(|_, l| !l.task.is_finished());
-            app.metrics
-                .runs_started
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-            let task = {
-                let app = app.clone();
-                let p = Arc::new(p);
-                let mut stop = stop_rx;
-                let handle = tokio::runtime::Handle::current();
-                // The run pipeline's future is not `Send`: it is driven on a blocking thread of
-                // its own, by the same runtime.
-                tokio::task::spawn_blocking(move || {
-                    handle.block_on(async move {
-                    let mut quiet = |_: &run::Progress| {};
-                    let wind_down = run::CancellationToken::new();
-                    let work = run::complete(
-                        &app.services,
-                        &app.engine,
-                        &app.settings,
-                        &p,
-                        running,
-                        started,
-                        &mut quiet,
-                        &wind_down,
-                    );
-                    let r = tokio::select! {
-                        r = work => r,
-                        _ = stop.wait_for(|s| *s) => {
-                            tracing::info!(run = id, "stopped here; the unfinished shards are handed back");
-                            return;
-                        }
-                    };
-                    match r {
-                        Ok(report) => {
-                            app.metrics.record_report(&report);
-                            if let Err(e) = run::refresh_ranking(&app.services, p.company.id, p.ctx.date).await {
-                                tracing::warn!(run = id, error = %e, "the arrears ranking was not refreshed");
-                            }
-                            tracing::info!(run = id, customers = report.counts.customers,
-                                parked = report.counts.parked, seconds = report.seconds, "run completed");
-                        }
-                        Err(e) => {
-                            app.metrics.runs_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            tracing::error!(run = id, error = %heatbill_engine::text::terminal_safe(&e.to_string(), 2000),
-                                "run stopped; it resumes when started again");
-                        }
-                    }
-                })
-                })
-            };
-            runs.insert(
-                id,
-                LiveRun {
-                    company_id: company.id,
-                    task,
-                    stop: stop_tx,
-                    started,
-                },
-            );
-            Ok(record)
-        }
-    }
 }
 
 /// Requests the run of a date (staff). The `Idempotency-Key` header is required: the same key
@@ -261,7 +150,7 @@ pub async fn trigger(
         let r = app.services.store.run(prior.run_id).await?;
         return Ok((StatusCode::OK, Json(view(&app, r).await?)));
     }
-    let record = start(&app, &c, b.date).await?;
+    let record = app.runs.start(&c, b.date).await?;
     match app
         .services
         .store
@@ -440,55 +329,15 @@ pub async fn cancel(
         "cancelled_by": who,
         "run_id": id,
     });
-    if !app
-        .services
-        .store
-        .finish_run(r.id, "failed", &report)
-        .await?
-    {
+    if !app.runs.cancel(r.id, &report).await? {
         return Err(ApiError::conflict(format!(
             "run {id} is {} already",
             r.state
         )));
     }
-    let live = app
-        .runs
-        .lock()
-        .expect("the runs are not poisoned")
-        .remove(&id);
-    if let Some(live) = live {
-        // Dropping the work drops its shards in flight; each shard commits whole or not at all.
-        let _ = live.stop.send(true);
-        let _ = live.task.await;
-    }
     tracing::info!(run = id, company = %c.slug, by = %who, "run cancelled");
     let r = app.services.store.run(id).await?;
     Ok(Json(view(&app, r).await?))
-}
-
-/// At shutdown: waits up to `grace` for the runs this process works on, then stops them (their
-/// claimed shards' leases lapse, and any host resumes them).
-pub async fn wind_down(app: &App, grace: Duration) {
-    let tasks: Vec<(i64, LiveRun)> = app
-        .runs
-        .lock()
-        .expect("the runs are not poisoned")
-        .drain()
-        .collect();
-    let deadline = tokio::time::Instant::now() + grace;
-    for (id, mut live) in tasks {
-        match tokio::time::timeout_at(deadline, &mut live.task).await {
-            Ok(_) => {}
-            Err(_) => {
-                tracing::warn!(
-                    run = id,
-                    "shutting down mid-run: its unfinished shards are handed back"
-                );
-                let _ = live.stop.send(true);
-                let _ = live.task.await;
-            }
-        }
-    }
 }
 
 /// The progress streams open now: all companies together, and by company id (a company

@@ -6,11 +6,20 @@
 //! | [`auth`] | the operator token, company tokens and their roles, tenant isolation |
 //! | [`error`] | the one error shape every 4xx and 5xx answers with |
 //! | [`companies`] | companies, their seasons, schedules and tokens |
-//! | [`plugins`] | plugin uploads, their case files, rule chains (activate, roll back) |
+//! | [`plugins`] | plugin uploads (checked by the engine as a run loads them), listed and read |
+//! | [`cases`] | case files attached to a plugin version, run at upload |
+//! | [`chains`] | rule chains: activated when their case files pass, listed, rolled back |
 //! | [`data`] | streaming CSV imports |
 //! | [`runs`] | run requests (idempotent), progress (JSON and server-sent events), cancel |
 //! | [`bills`] | bills by date, customer and run, the CSV export, dry runs, the arrears ranking |
-//! | [`ops`] | health, readiness, Prometheus metrics, the OpenAPI document, the scheduler |
+//! | [`ops`] | health, readiness, Prometheus metrics, the OpenAPI document |
+//!
+//! Each module declares its routes in its own `routes()`; [`router`] puts them together under
+//! `/v1` with the layers every request passes (limits, request ids, tracing, counting). Runs are
+//! not put together here: a run request calls the runtime's run handle
+//! ([`heatbill_runtime::run::Runs`]), which also works on other hosts' runs and leads the
+//! nightly scheduler; the case files an upload brings are run by the plugin developer kit's
+//! case runner ([`heatbill_harness::runner`]), exactly as `heatbill plugin test` runs them.
 //!
 //! Every company resource lives under `/v1/companies/{company}/…`. A company token reaches its
 //! own company alone: another company's resources answer 404, exactly as a company that does
@@ -21,6 +30,8 @@
 pub mod audit;
 pub mod auth;
 pub mod bills;
+pub mod cases;
+pub mod chains;
 pub mod companies;
 pub mod data;
 pub mod error;
@@ -37,6 +48,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use heatbill_engine::Engine;
+use heatbill_runtime::run;
 use heatbill_runtime::services::Services;
 use heatbill_runtime::settings::Settings;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -57,8 +69,9 @@ pub struct AppState {
     pub settings: Settings,
     /// SHA-256 of the operator token.
     pub operator_hash: [u8; 32],
-    /// Runs this process is working on (started by a request or the scheduler).
-    pub runs: Mutex<HashMap<i64, runs::LiveRun>>,
+    /// The runtime's run handle: runs this process starts (for a request or the scheduler),
+    /// works on, cancels and winds down.
+    pub runs: run::Runs,
     /// Counters for `/metrics`.
     pub metrics: ops::Metrics,
     /// When the server started.
@@ -208,10 +221,14 @@ impl AppState {
         operator_token: &str,
     ) -> AppState {
         AppState {
+            runs: run::Runs::new(run::Env::new(
+                services.clone(),
+                engine.clone(),
+                settings.clone(),
+            )),
             services,
             engine,
             operator_hash: auth::hash(operator_token),
-            runs: Mutex::new(HashMap::new()),
             metrics: ops::Metrics::default(),
             started: Instant::now(),
             engine_slots: Arc::new(tokio::sync::Semaphore::new(
@@ -250,8 +267,8 @@ impl AppState {
         companies::create, companies::list, companies::read, companies::update,
         companies::put_schedule, companies::issue_token, companies::list_tokens,
         companies::revoke_token,
-        plugins::upload, plugins::list, plugins::read, plugins::put_cases, plugins::list_cases,
-        plugins::activate, plugins::list_chains, plugins::rollback,
+        plugins::upload, plugins::list, plugins::read, cases::put_cases, cases::list_cases,
+        chains::activate, chains::list_chains, chains::rollback,
         data::import,
         runs::trigger, runs::list, runs::read, runs::events, runs::cancel,
         bills::by_date, bills::export, bills::by_customer, bills::history, bills::by_run,
@@ -275,6 +292,8 @@ pub fn router(app: App) -> Router {
     let v1 = Router::new()
         .merge(companies::routes())
         .merge(plugins::routes())
+        .merge(cases::routes())
+        .merge(chains::routes())
         .merge(data::routes())
         .merge(runs::routes())
         .merge(bills::routes())
@@ -332,26 +351,18 @@ pub async fn serve(
 ) -> Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = {
-        let app = app.clone();
+        let runs = app.runs.clone();
         let stop = stopped(stop_rx.clone());
-        // The run pipeline's future is not `Send` (its stream stages borrow across awaits), so
-        // it is driven on a blocking thread of its own, by the same runtime.
-        let handle = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            handle.block_on(async move {
-                if let Err(e) =
-                    heatbill_runtime::run::serve(&app.services, &app.engine, &app.settings, stop)
-                        .await
-                {
-                    tracing::error!(error = %e, "the worker stopped");
-                }
-            })
+        tokio::spawn(async move {
+            if let Err(e) = runs.serve(stop).await {
+                tracing::error!(error = %e, "the worker stopped");
+            }
         })
     };
     let scheduler = if app.settings.api.scheduler {
-        let app = app.clone();
+        let runs = app.runs.clone();
         let stop = stopped(stop_rx.clone());
-        Some(tokio::spawn(async move { ops::scheduler(app, stop).await }))
+        Some(tokio::spawn(async move { runs.scheduler(stop).await }))
     } else {
         None
     };
@@ -366,7 +377,7 @@ pub async fn serve(
         .context("the HTTP server failed");
     // The server has stopped taking requests; runs in hand get their grace.
     let grace = Duration::from_secs(app.settings.api.shutdown_grace_s);
-    runs::wind_down(&app, grace).await;
+    app.runs.wind_down(grace).await;
     let _ = worker.await;
     if let Some(s) = scheduler {
         let _ = s.await;

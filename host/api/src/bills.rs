@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Tenant, access};
+use super::chains::EntryBody;
 use super::error::{ErrorBody, JsonBody, check_id, parse_date};
-use super::plugins::EntryBody;
 use super::{ApiError, App};
 
 /// The routes of this module.
@@ -461,7 +461,7 @@ pub async fn dry_run(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_id("customer", &b.customer)?;
     let draft = match &b.chain {
-        Some(entries) => Some(super::plugins::resolve(&app, c.id, entries).await?),
+        Some(entries) => Some(super::chains::resolve(&app, c.id, entries).await?),
         None => None,
     };
     let _slot = app.engine_slot(c.id).await?;
