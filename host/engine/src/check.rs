@@ -8,13 +8,13 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::Contract;
+use crate::bindings::is_granted;
 use crate::compile::check_structure;
 use crate::config::EngineConfig;
 use crate::engine::{Engine, RULES_WORLD};
 use crate::error::LoadError;
 use crate::format::{BinaryFormat, check_format, check_size, component_digest};
 use crate::model::{ParamSpec, PluginInfo};
-use crate::sandbox::is_granted;
 
 /// One import of a checked component.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

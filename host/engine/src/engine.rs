@@ -15,7 +15,7 @@ use sha2::{Digest as _, Sha256};
 use wasmtime::Store;
 use wasmtime::component::{Component, Linker, types::ComponentItem};
 
-use crate::bindings::{Contract, Guest};
+use crate::bindings::{Contract, Guest, is_granted, link_types};
 use crate::cache::{
     ArtifactError, MemoryCache, deserialize_artifact, deserialize_child_artifact, disk_usage,
     evict_disk, open_cache, read_artifact, seal_artifact, touch, write_atomically,
@@ -23,11 +23,10 @@ use crate::cache::{
 use crate::chain::{Chain, ChainEntry};
 use crate::compile::{check_structure, compile_in_child};
 use crate::config::{EngineConfig, Limits, wasmtime_config};
-use crate::error::{ChainError, LoadError, SetupError, error_chain};
-use crate::evaluator::Evaluator;
+use crate::error::{ChainError, LoadError, error_chain};
 use crate::format::{check_format, check_size};
 use crate::plugin::{Budget, LoadedPlugin, checked_info};
-use crate::sandbox::{LogBuffer, StoreState, is_granted, link_sandbox};
+use crate::sandbox::{LogBuffer, StoreState, link_sandbox};
 use crate::trap::classify;
 use crate::trapped::link_traps;
 
@@ -167,6 +166,7 @@ impl Engine {
 
         let mut linker = Linker::new(&wasmtime);
         link_sandbox(&mut linker).map_err(|e| err(format!("linking WASI: {e:#}")))?;
+        link_types(&mut linker).map_err(|e| err(format!("linking the contract: {e:#}")))?;
 
         let compat = {
             let mut h = ShaHasher(Sha256::new());
@@ -291,15 +291,6 @@ impl Engine {
         I::Item: Into<ChainEntry>,
     {
         Chain::new(company, entries)
-    }
-
-    /// An evaluator for `chain`, with every entry instantiated and configured now, so that bad
-    /// parameters are one error here rather than one per customer-day
-    /// ([`Evaluator::new`] + [`Evaluator::configure_all`]).
-    pub fn evaluator(&self, chain: Arc<Chain>) -> Result<Evaluator, SetupError> {
-        let mut ev = Evaluator::new(self, chain);
-        ev.configure_all()?;
-        Ok(ev)
     }
 
     /// Loads a plugin under the limits profile granted to its digest

@@ -83,17 +83,18 @@
 //!
 //! # Where things are
 //!
-//! The modules import downwards only. At the bottom, what everything shares: `format` (an
-//! upload's bytes: size, header, digest), `config` (the limits, and the wasmtime configuration
-//! built from them), `error`, `text`, `model`, `bindings` (the contract's versions side by side).
-//! Above them the parts of loading and running a plugin: `compile` (the compiler child and the
-//! shape check), `cache`, `plugin` (a loaded component), `sandbox` and `trapped` (what a plugin
-//! may import), `cpu` (deadlines in CPU time), `trap`, `lift`, `columns`, `invariants`. Then
-//! `engine` ([`Engine`]: load, compile cache, limits), which its parts never import; and above it
-//! what takes an engine: `evaluator` (a chain run over batches) and `check` (`plugin check`'s
-//! report). Two arrows go back: `engine` names [`Evaluator`] as what [`Engine::evaluator`]
-//! returns, and `bindings` and `sandbox` know each other (a contract version's bindings are
-//! instantiated in the sandbox's store state, which links by [`Contract`]).
+//! The modules import downwards only (`tests/tests/all/layout.rs` fails on a cycle). At the
+//! bottom, what everything shares: `format` (an upload's bytes: size, header, digest), `config`
+//! (the limits, and the wasmtime configuration built from them), `error`, `text`, `model`. Above
+//! them the parts of loading and running a plugin: `sandbox` and `trapped` (the WASI a plugin
+//! may use, and the store state it runs in), `bindings` (the contract's versions side by side,
+//! instantiated in the sandbox's store state; what an import may name, [`Contract`]'s types or
+//! a granted WASI interface), `compile` (the compiler child and the shape check), `cache`,
+//! `plugin` (a loaded component), `cpu` (deadlines in CPU time), `trap`, `lift`, `columns`,
+//! `invariants`. Then `engine` ([`Engine`]: load, compile cache, limits), which its parts never
+//! import; and above it what takes an engine: `evaluator` (a chain run over batches; it also
+//! holds [`Engine::evaluator`], so that `engine` does not name it) and `check` (`plugin check`'s
+//! report).
 
 #![warn(missing_docs)]
 

@@ -35,7 +35,6 @@ use std::time::Duration;
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
-use crate::bindings::Contract;
 use wasmtime::{ResourceLimiter, Result};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream, WasiCli, WasiCliView as _};
 use wasmtime_wasi::clocks::{HostWallClock, WasiClocks, WasiClocksView as _};
@@ -69,20 +68,6 @@ pub(crate) const GRANTED_INTERFACES: &[&str] = &[
     "wasi:random/insecure-seed",
     "wasi:random/random",
 ];
-
-/// The contract's own types interface, one per version served ([`Contract::ALL`]). A world that
-/// exports `rules` imports it implicitly (for the type definitions `rules` uses); it has no
-/// functions, so linking it grants nothing.
-const CONTRACT_TYPES: &str = "heatbill:rules/types";
-
-/// Whether an import name (e.g. `wasi:cli/stdout@0.2.6`) is one the engine links.
-pub(crate) fn is_granted(import: &str) -> bool {
-    match import.split_once('@') {
-        Some((CONTRACT_TYPES, v)) => Contract::of_version(v).is_some(),
-        Some((name, v)) => v.starts_with("0.2.") && GRANTED_INTERFACES.contains(&name),
-        None => false,
-    }
-}
 
 /// The data of one plugin instance's store.
 pub(crate) struct StoreState {
@@ -265,9 +250,6 @@ pub(crate) fn link_sandbox(linker: &mut Linker<StoreState>) -> Result<()> {
     use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sync};
 
     let l = linker;
-    for c in Contract::ALL {
-        l.instance(&format!("{CONTRACT_TYPES}@{c}"))?;
-    }
     // wasi:io, the synchronous flavour: the engine never runs inside an async executor.
     wasmtime_wasi::p2::bindings::io::error::add_to_linker::<StoreState, Io>(l, |t| &mut t.table)?;
     sync::io::poll::add_to_linker::<StoreState, Io>(l, |t| &mut t.table)?;
@@ -513,19 +495,6 @@ impl tokio::io::AsyncWrite for LogBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn granted_imports_are_wasi_0_2_without_sockets() {
-        assert!(is_granted("wasi:cli/stdout@0.2.6"));
-        assert!(is_granted("wasi:io/streams@0.2.0"));
-        assert!(!is_granted("wasi:sockets/tcp@0.2.6"));
-        assert!(!is_granted("wasi:http/outgoing-handler@0.2.6"));
-        assert!(!is_granted("heatbill-fixture:spy/network"));
-        assert!(!is_granted("wasi:cli/stdout@0.3.0"));
-        assert!(is_granted("heatbill:rules/types@0.1.0"));
-        assert!(is_granted("heatbill:rules/types@0.2.0"));
-        assert!(!is_granted("heatbill:rules/types@0.3.0"));
-    }
 
     #[test]
     fn log_is_bounded_with_a_marker() {

@@ -34,7 +34,6 @@ use anyhow::{Context, Result, bail};
 use heatbill_cases::CaseFile;
 use heatbill_engine::{DayInput, Engine, EngineConfig};
 
-
 /// Engine settings of the harness commands.
 #[derive(Debug, Clone, Default)]
 pub struct EngineOptions {

@@ -28,6 +28,7 @@ mod coord;
 mod engine;
 mod hostile;
 mod import;
+mod layout;
 mod profiles;
 mod runtime;
 mod sandbox;

@@ -94,6 +94,32 @@ impl Contract {
     }
 }
 
+/// The contract's own types interface, one per version served ([`Contract::ALL`]). A world that
+/// exports `rules` imports it implicitly (for the type definitions `rules` uses); it has no
+/// functions, so linking it grants nothing.
+pub(crate) const CONTRACT_TYPES: &str = "heatbill:rules/types";
+
+/// Links the contract's types interfaces, one per version served.
+pub(crate) fn link_types<T>(linker: &mut wasmtime::component::Linker<T>) -> wasmtime::Result<()> {
+    for c in Contract::ALL {
+        linker.instance(&format!("{CONTRACT_TYPES}@{c}"))?;
+    }
+    Ok(())
+}
+
+/// Whether an import name (e.g. `wasi:cli/stdout@0.2.6`) is one the engine links: a WASI 0.2
+/// interface the sandbox grants ([`crate::sandbox::GRANTED_INTERFACES`]), or the types of a
+/// contract version served. Here rather than in the sandbox, which knows nothing of the contract.
+pub(crate) fn is_granted(import: &str) -> bool {
+    match import.split_once('@') {
+        Some((CONTRACT_TYPES, v)) => Contract::of_version(v).is_some(),
+        Some((name, v)) => {
+            v.starts_with("0.2.") && crate::sandbox::GRANTED_INTERFACES.contains(&name)
+        }
+        None => false,
+    }
+}
+
 impl std::fmt::Display for Contract {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -178,5 +204,23 @@ impl Guest {
                     })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn granted_imports_are_wasi_0_2_without_sockets() {
+        assert!(is_granted("wasi:cli/stdout@0.2.6"));
+        assert!(is_granted("wasi:io/streams@0.2.0"));
+        assert!(!is_granted("wasi:sockets/tcp@0.2.6"));
+        assert!(!is_granted("wasi:http/outgoing-handler@0.2.6"));
+        assert!(!is_granted("heatbill-fixture:spy/network"));
+        assert!(!is_granted("wasi:cli/stdout@0.3.0"));
+        assert!(is_granted("heatbill:rules/types@0.1.0"));
+        assert!(is_granted("heatbill:rules/types@0.2.0"));
+        assert!(!is_granted("heatbill:rules/types@0.3.0"));
     }
 }

@@ -7,11 +7,25 @@
 use rust_decimal::Decimal;
 
 use super::Evaluator;
-use super::lowering::season_from_wit;
 use crate::bindings::wit;
 use crate::error::{BillError, BillErrorKind};
 use crate::invariants::Totals;
-use crate::model::{Bill, BillLine, DayInput, Payer, PayerTotals};
+use crate::model::{Bill, BillLine, DayInput, Payer, PayerTotals, SeasonDay, SeasonPhase};
+
+/// A season position from the contract's type.
+fn season_from_wit(s: wit::SeasonDay) -> SeasonDay {
+    SeasonDay {
+        phase: match s.phase {
+            wit::SeasonPhase::Outside => SeasonPhase::Outside,
+            wit::SeasonPhase::Regular => SeasonPhase::Regular,
+            wit::SeasonPhase::Early => SeasonPhase::Early,
+            wit::SeasonPhase::Extended => SeasonPhase::Extended,
+        },
+        day_index: s.day_index,
+        season_days: s.season_days,
+        charged: s.charged,
+    }
+}
 
 /// One customer-day's bill under construction: the lines the chain's plugins have added so far,
 /// its season position, its totals, and the error that failed it (if one did).

@@ -11,8 +11,8 @@ use std::time::Duration;
 use wasmtime::Store;
 
 use super::lowering::category_from_wit;
-use super::output::{invalid, truncate};
 use super::{EntryCost, Evaluator, PluginLog};
+use super::{invalid, truncate};
 use crate::bindings::{Contract, Guest, wit};
 use crate::cpu::thread_cpu_time;
 use crate::error::BillErrorKind;

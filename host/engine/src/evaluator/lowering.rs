@@ -60,21 +60,6 @@ pub(super) fn season_to_wit(s: SeasonDay) -> wit::SeasonDay {
     }
 }
 
-/// A season position from the contract's type.
-pub(super) fn season_from_wit(s: wit::SeasonDay) -> SeasonDay {
-    SeasonDay {
-        phase: match s.phase {
-            wit::SeasonPhase::Outside => SeasonPhase::Outside,
-            wit::SeasonPhase::Regular => SeasonPhase::Regular,
-            wit::SeasonPhase::Early => SeasonPhase::Early,
-            wit::SeasonPhase::Extended => SeasonPhase::Extended,
-        },
-        day_index: s.day_index,
-        season_days: s.season_days,
-        charged: s.charged,
-    }
-}
-
 /// The columns of a batch that stay the same along the chain, built once per batch from the
 /// customer-days; every call of the chain's plugins borrows them.
 pub(super) struct BatchColumns<'a> {

@@ -84,7 +84,23 @@ use instance::{EntrySlot, EntryState, LiveInstance, format_logs};
 use lowering::{
     BatchColumns, CallColumns, day_record, one_row_output, prior_line, row_bits, season_to_wit,
 };
-use output::invalid;
+
+/// `invalid-output` with `message`: the engine's finding about what a plugin returned.
+pub(crate) fn invalid(message: String) -> BillErrorKind {
+    BillErrorKind::InvalidOutput { message }
+}
+
+/// Cuts `s` to at most `max` bytes (at a character boundary) and marks the cut with `…`.
+pub(crate) fn truncate(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+}
 
 /// What a plugin printed, taken with [`Evaluator::take_log`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -341,5 +357,18 @@ impl Evaluator {
                 slot.state = EntryState::Empty;
             }
         }
+    }
+}
+
+/// The evaluator is the engine's to hand out; the method lives here, beside what it builds, so
+/// that `engine.rs` does not import the evaluator that imports it.
+impl Engine {
+    /// An evaluator for `chain`, with every entry instantiated and configured now, so that bad
+    /// parameters are one error here rather than one per customer-day
+    /// ([`Evaluator::new`] + [`Evaluator::configure_all`]).
+    pub fn evaluator(&self, chain: Arc<Chain>) -> Result<Evaluator, SetupError> {
+        let mut ev = Evaluator::new(self, chain);
+        ev.configure_all()?;
+        Ok(ev)
     }
 }

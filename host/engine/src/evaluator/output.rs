@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
-use super::Evaluator;
 use super::bill::DayBill;
 use super::instance::EntryState;
+use super::{Evaluator, invalid};
 use crate::bindings::wit;
 use crate::columns;
 use crate::error::BillErrorKind;
@@ -196,11 +196,6 @@ impl Evaluator {
     }
 }
 
-/// `invalid-output` with `message`: the engine's finding about what a plugin returned.
-pub(super) fn invalid(message: String) -> BillErrorKind {
-    BillErrorKind::InvalidOutput { message }
-}
-
 /// `invalid-output` for line `n` that broke an invariant: the invariant's name and rule, and the
 /// line as the plugin wrote it.
 #[cold]
@@ -217,18 +212,6 @@ fn broken(n: usize, l: &BillLine, b: Broken) -> BillErrorKind {
         b.invariant,
         b.rule
     ))
-}
-
-/// Cuts `s` to at most `max` bytes (at a character boundary) and marks the cut with `…`.
-pub(super) fn truncate(s: &mut String, max: usize) {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-        s.push('…');
-    }
 }
 
 /// Checks a season position a season plugin returned: a heating day's index is 1..=N with
@@ -251,6 +234,7 @@ fn check_season(s: &wit::SeasonDay) -> Result<(), BillErrorKind> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::truncate;
     use super::*;
 
     #[test]

@@ -157,8 +157,9 @@ pub fn run(args: DemoArgs, compiler: Option<&Path>) -> Result<ExitCode> {
         }
 
         let run = |settings: heatbill_runtime::settings::Settings| {
-            let env = heatbill_runtime::run::Env::new(services.clone(), engine.clone(), settings);
-            async move { super::run::daily_run(&env, demo::COMPANY, args.date, true).await }
+            use heatbill_runtime::run::{Env, Runs};
+            let runs = Runs::new(Env::new(services.clone(), engine.clone(), settings));
+            async move { super::run::daily_run(&runs, demo::COMPANY, args.date, true).await }
         };
         println!("\n== the daily run");
         let first = run(settings.clone()).await?;

@@ -39,8 +39,8 @@ pub fn run(args: RunArgs, compiler: Option<&Path>) -> Result<ExitCode> {
     let engine = super::engine(&settings, compiler)?;
     super::runtime()?.block_on(async {
         let services = super::open_services(&settings).await?;
-        let env = run::Env::new(services, engine, settings);
-        let report = daily_run(&env, &args.company, args.date, !args.json).await?;
+        let runs = run::Runs::new(run::Env::new(services, engine, settings));
+        let report = daily_run(&runs, &args.company, args.date, !args.json).await?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
@@ -53,13 +53,13 @@ pub fn run(args: RunArgs, compiler: Option<&Path>) -> Result<ExitCode> {
 /// One run with its progress shown: a bar on a terminal, a line per tenth of the shards
 /// otherwise (`show` false: nothing).
 pub async fn daily_run(
-    env: &run::Env,
+    runs: &run::Runs,
     company: &str,
     date: NaiveDate,
     show: bool,
 ) -> Result<RunReport> {
     let mut shown = Shown::new(show);
-    let report = run::run(env, company, date, |p| shown.update(p)).await;
+    let report = runs.run(company, date, |p| shown.update(p)).await;
     shown.finish();
     Ok(report?)
 }

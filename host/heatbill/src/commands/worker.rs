@@ -28,7 +28,8 @@ pub fn run(args: WorkerArgs, compiler: Option<&Path>) -> Result<ExitCode> {
         );
         let stop = super::stop_signal();
         let worker = services.worker.clone();
-        let served = run::serve(&run::Env::new(services, engine, settings), stop).await?;
+        let runs = run::Runs::new(run::Env::new(services, engine, settings));
+        let served = runs.serve(stop).await?;
         println!(
             "worker {}: {} run(s), {} shard(s), {} customers, {} write(s) refused by fencing",
             worker,
