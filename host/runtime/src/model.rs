@@ -935,3 +935,8 @@ pub struct RunRequest {
     /// Seconds since it was recorded.
     pub age_s: i64,
 }
+
+/// The value as a report shows it: control characters escaped, at most 40 characters.
+pub fn shown(s: &str) -> String {
+    heatbill_engine::text::terminal_safe(s, 40)
+}

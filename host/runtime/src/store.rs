@@ -1,9 +1,8 @@
 //! The system of record: one [`Store`] trait, a PostgreSQL implementation (production) and a
 //! SQLite one (the embedded default), both held to one contract test suite.
 //!
-//! One implementation per database rather than sqlx's `Any` driver, which cannot decode numeric
-//! or date columns. Each method is one set-based statement or one transaction; nothing on a
-//! run's path goes to the database one customer at a time:
+//! Each method is one set-based statement or one transaction; nothing on a run's path goes to
+//! the database one customer at a time:
 //!
 //! - [`Store::load_shard`] reads a shard's customers as of the date (ids and data digests),
 //!   readings, temperatures, carried balances, payments, opening balances and current bills in
@@ -19,6 +18,64 @@
 //! Correctness lives here, not in the caller: a bill is unique on (company, customer, date), a
 //! shard's state changes in the transaction that writes its bills, and a new version replaces
 //! exactly the version the run compared against.
+//!
+//! # One SQL layer, two backends
+//!
+//! The two databases hold the same tables and most methods run the same SQL, so that SQL is
+//! written once (`store/sql.rs`, `store/shared.rs`) and each backend file keeps only what its
+//! database does differently:
+//!
+//! - `sql.rs`: a query is a `static` text in PostgreSQL's spelling (`$1`, `::text` casts,
+//!   `now()`, `FOR UPDATE`, and two markers, `utc_text(col)` and `age_s(col)`), rendered for
+//!   each dialect the first time it runs there and kept (SQLite: `?1`, no casts, its own
+//!   timestamps, no row locks; its one writer lock is taken at `BEGIN IMMEDIATE`). Nothing is
+//!   rewritten per call. Arguments are a small enum each backend binds as its driver wants;
+//!   rows are read through one trait (`SqlRow`) whose two implementations differ only where the
+//!   databases store a type differently (SQLite's integers are 64-bit; decimals are read as
+//!   text on both: SQLite stores them as TEXT, PostgreSQL's queries cast `numeric` to text so a
+//!   stored `0.00` reads back as `0.00`). The row mappers (`customer_of`, `run_of`,
+//!   `bill_row_of`, `company_of`, …) and the pure helpers (`shard_ranges`, `claim_lost`,
+//!   `check_kinds`, `totals_json`, `merge_totals`, the import's set checks and its record) are
+//!   written once there.
+//! - `shared.rs`: the [`Store`] methods written once, for every backend (`Engine`), on the
+//!   backend's pool or write transactions.
+//! - `postgres.rs`, `sqlite.rs`: connecting, migrating, and the methods whose SQL really
+//!   differs, listed below.
+//!
+//! sqlx's `Any` driver was considered and rejected: it cannot decode `numeric` or date columns
+//! (no `rust_decimal` or chrono support), and the hot paths would lose the backends' own bulk
+//! paths. Code generic over `sqlx::Database` was rejected too: every function would carry a
+//! dozen higher-ranked bounds (`for<'c> &'c mut DB::Connection: Executor<'c>`, `T: Encode +
+//! Decode + Type` per column type) for what the argument enum and the row trait say once.
+//!
+//! ## What stays backend-specific, and why
+//!
+//! - Connecting (pool options, SQLite's WAL and busy timeout) and the migrations (one directory
+//!   per database: the types differ).
+//! - Write transactions: SQLite takes its one writer lock at `BEGIN IMMEDIATE` and steps every
+//!   statement to its end; PostgreSQL uses ordinary transactions and row locks.
+//! - `put_company`'s row: PostgreSQL upserts and compares `jsonb` with `IS DISTINCT FROM`;
+//!   SQLite compares the stored text in Rust. (The seasons are shared.)
+//! - `write_shard`: PostgreSQL `COPY`s into a private staging table under lease-bounded session
+//!   timeouts, moves replaced bills with one `DELETE … USING unnest(…) RETURNING` and names its
+//!   session for `end_stalled_writers`; SQLite writes multi-row `INSERT`s of a few hundred
+//!   rows (it has no arrays and a bound-parameter limit).
+//! - `load_shard` and `load_customers` (hot paths): PostgreSQL runs the seven queries on seven
+//!   connections at once and picks a customer's version with `DISTINCT ON`, its ids with
+//!   `= ANY($5)`; SQLite runs them one after another on one connection with a correlated
+//!   `max(valid_from)` and `json_each` (no `DISTINCT ON`, no arrays). Their row mappers are
+//!   shared.
+//! - `claim_shard`, `renew_lease`, `end_stalled_writers`: PostgreSQL claims with
+//!   `FOR UPDATE SKIP LOCKED`, tokens from a sequence and leases as `timestamptz`, and ends
+//!   stalled writers' sessions; SQLite serializes claimers on its writer lock, counts tokens in
+//!   a table, keeps leases as epoch milliseconds, and has no sessions to end.
+//! - A new run's shards (`unnest` against multi-row `INSERT`), `ensure_partitions` and
+//!   `bill_bytes` (PostgreSQL's monthly partitions; SQLite's `dbstat`), and `arrears`
+//!   (SQLite compares its TEXT decimals in Rust).
+//! - Imports: staging (`COPY` into a typed temporary table against multi-row `INSERT`s) and the
+//!   merge (PostgreSQL compares numerics as text in row-value `IS DISTINCT FROM`; SQLite uses
+//!   `IS NOT` on its TEXT columns and sums hourly readings in Rust, exactly). The set checks and
+//!   the import's record are shared.
 
 use std::sync::Arc;
 
@@ -29,6 +86,8 @@ use rust_decimal::Decimal;
 use crate::model::*;
 
 pub mod postgres;
+mod shared;
+mod sql;
 pub mod sqlite;
 
 /// Why a store operation failed.
