@@ -89,89 +89,10 @@ pub mod postgres;
 mod shared;
 mod sql;
 pub mod sqlite;
+mod types;
 
-/// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The thing asked for does not exist.
-    #[error("{0}")]
-    NotFound(String),
-    /// The request conflicts with what is stored (and changed nothing).
-    #[error("{0}")]
-    Conflict(String),
-    /// A shard's claim no longer holds: another worker claimed it since (its fencing token is
-    /// newer) or finished it. Nothing was written.
-    #[error(
-        "shard {shard_no} of run {run_id} is no longer this writer's to write ({why}); nothing was written"
-    )]
-    ClaimLost {
-        /// The run.
-        run_id: i64,
-        /// The shard.
-        shard_no: i32,
-        /// What the database found.
-        why: String,
-        /// The shard is done, with the token the writer holds: the writer's own earlier
-        /// commit (a retry after a connection lost during COMMIT finds this).
-        done_with_this_token: bool,
-    },
-    /// A run cannot go on: shards stay locked past their leases by writers that stalled and
-    /// could not be ended (`run.stall_s`). Nothing was lost; starting the run again resumes it.
-    #[error("{0}")]
-    Stalled(String),
-    /// The database URL is not one heatbill can use.
-    #[error("{0}")]
-    Config(String),
-    /// The database failed or was unreachable.
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// A migration failed.
-    #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    /// A stored value could not be read back (a corrupted or hand-edited row).
-    #[error("stored data is not readable: {0}")]
-    Corrupt(String),
-}
-
-/// A store result.
-pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-/// Which database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// PostgreSQL.
-    Postgres,
-    /// SQLite.
-    Sqlite,
-}
-
-/// Where an import's rows go: one transaction, committed by [`finish`](ImportSink::finish) only
-/// if every row is good; dropped (rolled back) otherwise.
-#[async_trait]
-pub trait ImportSink: Send {
-    /// Stages a chunk of parsed rows.
-    async fn push(&mut self, rows: ImportRows) -> Result<()>;
-    /// Checks the staged rows as a set (unknown customers, duplicate keys) and, if there are no
-    /// row errors (`parse_errors` counts those found while parsing), merges them and commits.
-    /// Returns the counts, or the row errors found here (nothing is then changed).
-    async fn finish(
-        self: Box<Self>,
-        file: &ImportFile,
-        parse_errors: usize,
-        max_errors: usize,
-    ) -> Result<std::result::Result<ImportCounts, Vec<RowError>>>;
-}
-
-/// The file an import came from (recorded with the import).
-#[derive(Debug, Clone)]
-pub struct ImportFile {
-    /// Its name.
-    pub name: String,
-    /// SHA-256 of its bytes, hex.
-    pub sha256: String,
-    /// Data rows.
-    pub rows: u64,
-}
+pub use sql::chain_digest;
+pub use types::{Backend, ImportFile, ImportSink, Result, StoreError};
 
 /// The system of record. See the module docs.
 #[async_trait]
@@ -472,48 +393,4 @@ pub async fn open(
             crate::settings::redact_url(url)
         )))
     }
-}
-
-/// Lines of a stored bill, with their kinds resolved (shared by both backends).
-pub(crate) fn resolve_lines(lines_json: &str, kinds: &[LineKindRecord]) -> Result<Vec<StoredLine>> {
-    let raw: Vec<(u16, u16, String, String, String, String)> = serde_json::from_str(lines_json)
-        .map_err(|e| StoreError::Corrupt(format!("bill lines {lines_json:?}: {e}")))?;
-    raw.into_iter()
-        .map(|(entry, kind, q, p, a, payer)| {
-            let k = kinds
-                .iter()
-                .find(|k| k.entry == entry && k.kind == kind)
-                .ok_or_else(|| {
-                    StoreError::Corrupt(format!("bill line names unknown kind {entry}.{kind}"))
-                })?;
-            let dec = |s: &str| {
-                s.parse::<rust_decimal::Decimal>()
-                    .map_err(|e| StoreError::Corrupt(format!("bill line decimal {s:?}: {e}")))
-            };
-            Ok(StoredLine {
-                code: k.code.clone(),
-                description: k.description.clone(),
-                category: k.category.clone(),
-                unit: k.unit.clone(),
-                plugin: k.plugin.clone(),
-                plugin_version: k.plugin_version.clone(),
-                quantity: dec(&q)?,
-                unit_price: dec(&p)?,
-                amount: dec(&a)?,
-                payer: match payer.as_str() {
-                    "c" => "customer",
-                    "g" => "government",
-                    _ => "employer",
-                }
-                .to_string(),
-            })
-        })
-        .collect()
-}
-
-/// The SHA-256 of a chain definition: what makes two definitions the same.
-pub fn chain_digest(entries: &[ChainEntryDef]) -> String {
-    use sha2::{Digest, Sha256};
-    let canonical = serde_json::to_string(entries).expect("chain definitions serialize");
-    hex::encode(Sha256::digest(canonical.as_bytes()))
 }

@@ -18,11 +18,11 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Postgres, Row, Transaction};
 
 use super::sql::{
-    BILL_COLUMNS, Commit, Engine, SqlRow, all, carried_of, check_import, claim_lost,
-    customer_key_of, customer_of, existing_of, impl_exec, impl_sql_row, opening_of, pairs_of,
-    payment_of, record_import, revised_changed, shard_of, totals_json,
+    BILL_COLUMNS, Engine, SqlRow, all, carried_of, check_import, claim_lost, customer_key_of,
+    customer_of, existing_of, impl_exec, impl_sql_row, opening_of, pairs_of, payment_of,
+    record_import, revised_changed, shard_of, totals_json,
 };
-use super::{Backend, ImportFile, ImportSink, Result, StoreError};
+use super::types::{Backend, ImportFile, ImportSink, Result, StoreError};
 use crate::model::*;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -72,13 +72,6 @@ impl PgStore {
 impl_exec!([] PgPool, PgRow, Backend::Postgres, i16, |s| &*s);
 impl_exec!(['c] Transaction<'c, Postgres>, PgRow, Backend::Postgres, i16, |s| &mut **s);
 impl_sql_row!(PgRow, i32, i16);
-
-#[async_trait]
-impl Commit for Transaction<'_, Postgres> {
-    async fn commit(self) -> Result<()> {
-        Ok(Transaction::commit(self).await?)
-    }
-}
 
 /// The customer-id range condition of a shard, on parameters $2 (first) and $3 (end or null).
 const RANGE: &str = "customer_id >= $2 AND ($3::text IS NULL OR customer_id < $3)";

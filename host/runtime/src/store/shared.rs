@@ -9,12 +9,14 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
+use super::Store;
 use super::sql::{
     Commit, Engine, Exec, SqlRow, args, bill_read, bill_row_of, bump_data_version, chain_columns,
     chain_version_of, check_kinds, company_of, customer_of, merge_totals, q, run_columns, run_of,
     seasons_of, shard_of, shard_ranges, token_columns, token_of,
 };
-use super::{Backend, ImportSink, Result, Store, StoreError, chain_digest, resolve_lines};
+use super::sql::{chain_digest, resolve_lines};
+use super::types::{Backend, ImportSink, Result, StoreError};
 use crate::model::*;
 
 /// The customer-id range condition of a shard, on parameters $2 (first) and $3 (end or null).

@@ -23,7 +23,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{ColumnIndex, Row};
 
-use super::{Backend, ImportSink, Result, StoreError};
+use super::types::{Backend, ImportFile, ImportSink, Result, StoreError};
 use crate::model::*;
 
 /// One query's text, written once in PostgreSQL's spelling, rendered for the dialect that runs
@@ -297,7 +297,7 @@ macro_rules! impl_exec {
                 &mut self,
                 q: &'static $crate::store::sql::Sql,
                 args: &[$crate::store::sql::Arg<'_>],
-            ) -> $crate::store::Result<Vec<$row>> {
+            ) -> $crate::store::types::Result<Vec<$row>> {
                 let $s = self;
                 let query = $crate::store::sql::bind_args!(sqlx::query(q.get($backend)), args, $small);
                 Ok(query.fetch_all($executor).await?)
@@ -306,7 +306,7 @@ macro_rules! impl_exec {
                 &mut self,
                 q: &'static $crate::store::sql::Sql,
                 args: &[$crate::store::sql::Arg<'_>],
-            ) -> $crate::store::Result<u64> {
+            ) -> $crate::store::types::Result<u64> {
                 let $s = self;
                 let query = $crate::store::sql::bind_args!(sqlx::query(q.get($backend)), args, $small);
                 Ok(query.execute($executor).await?.rows_affected())
@@ -322,6 +322,19 @@ pub(crate) trait Commit: Exec {
     /// Commits it (dropping it rolls it back).
     async fn commit(self) -> Result<()>;
 }
+
+/// Both backends' transactions commit alike.
+macro_rules! impl_commit {
+    ($($db:ty),*) => {$(
+        #[async_trait]
+        impl Commit for sqlx::Transaction<'_, $db> {
+            async fn commit(self) -> Result<()> {
+                Ok(sqlx::Transaction::commit(self).await?)
+            }
+        }
+    )*};
+}
+impl_commit!(sqlx::Postgres, sqlx::Sqlite);
 
 /// A column index both backends' rows take: a position or a name.
 pub(crate) trait Col:
@@ -391,46 +404,49 @@ macro_rules! impl_sql_row {
     ($row:ty, $int:ty, $small:ty) => {
         #[allow(clippy::unnecessary_cast)]
         impl $crate::store::sql::SqlRow for $row {
-            fn int<I: $crate::store::sql::Col>(&self, i: I) -> $crate::store::Result<i32> {
+            fn int<I: $crate::store::sql::Col>(&self, i: I) -> $crate::store::types::Result<i32> {
                 Ok(sqlx::Row::try_get::<$int, _>(self, i)? as i32)
             }
-            fn small<I: $crate::store::sql::Col>(&self, i: I) -> $crate::store::Result<u16> {
+            fn small<I: $crate::store::sql::Col>(&self, i: I) -> $crate::store::types::Result<u16> {
                 Ok(sqlx::Row::try_get::<$small, _>(self, i)? as u16)
             }
-            fn big<I: $crate::store::sql::Col>(&self, i: I) -> $crate::store::Result<i64> {
+            fn big<I: $crate::store::sql::Col>(&self, i: I) -> $crate::store::types::Result<i64> {
                 Ok(sqlx::Row::try_get(self, i)?)
             }
             fn opt_big<I: $crate::store::sql::Col>(
                 &self,
                 i: I,
-            ) -> $crate::store::Result<Option<i64>> {
+            ) -> $crate::store::types::Result<Option<i64>> {
                 Ok(sqlx::Row::try_get(self, i)?)
             }
-            fn bool<I: $crate::store::sql::Col>(&self, i: I) -> $crate::store::Result<bool> {
+            fn bool<I: $crate::store::sql::Col>(&self, i: I) -> $crate::store::types::Result<bool> {
                 Ok(sqlx::Row::try_get(self, i)?)
             }
-            fn str<I: $crate::store::sql::Col>(&self, i: I) -> $crate::store::Result<&str> {
+            fn str<I: $crate::store::sql::Col>(&self, i: I) -> $crate::store::types::Result<&str> {
                 Ok(sqlx::Row::try_get(self, i)?)
             }
             fn opt_str<I: $crate::store::sql::Col>(
                 &self,
                 i: I,
-            ) -> $crate::store::Result<Option<&str>> {
+            ) -> $crate::store::types::Result<Option<&str>> {
                 Ok(sqlx::Row::try_get(self, i)?)
             }
-            fn bytes<I: $crate::store::sql::Col>(&self, i: I) -> $crate::store::Result<&[u8]> {
+            fn bytes<I: $crate::store::sql::Col>(
+                &self,
+                i: I,
+            ) -> $crate::store::types::Result<&[u8]> {
                 Ok(sqlx::Row::try_get(self, i)?)
             }
             fn date<I: $crate::store::sql::Col>(
                 &self,
                 i: I,
-            ) -> $crate::store::Result<chrono::NaiveDate> {
+            ) -> $crate::store::types::Result<chrono::NaiveDate> {
                 Ok(sqlx::Row::try_get(self, i)?)
             }
             fn opt_date<I: $crate::store::sql::Col>(
                 &self,
                 i: I,
-            ) -> $crate::store::Result<Option<chrono::NaiveDate>> {
+            ) -> $crate::store::types::Result<Option<chrono::NaiveDate>> {
                 Ok(sqlx::Row::try_get(self, i)?)
             }
         }
@@ -899,7 +915,7 @@ pub(crate) async fn record_import<X: Exec>(
     x: &mut X,
     company_id: i32,
     kind: ImportKind,
-    file: &super::ImportFile,
+    file: &ImportFile,
     (distinct, existing, affected): (u64, u64, u64),
 ) -> Result<ImportCounts> {
     let inserted = distinct.saturating_sub(existing);
@@ -938,4 +954,48 @@ pub(crate) async fn record_import<X: Exec>(
     )
     .await?;
     Ok(counts)
+}
+
+/// Lines of a stored bill, with their kinds resolved.
+pub(crate) fn resolve_lines(lines_json: &str, kinds: &[LineKindRecord]) -> Result<Vec<StoredLine>> {
+    let raw: Vec<(u16, u16, String, String, String, String)> = serde_json::from_str(lines_json)
+        .map_err(|e| StoreError::Corrupt(format!("bill lines {lines_json:?}: {e}")))?;
+    raw.into_iter()
+        .map(|(entry, kind, q, p, a, payer)| {
+            let k = kinds
+                .iter()
+                .find(|k| k.entry == entry && k.kind == kind)
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("bill line names unknown kind {entry}.{kind}"))
+                })?;
+            let dec = |s: &str| {
+                s.parse::<rust_decimal::Decimal>()
+                    .map_err(|e| StoreError::Corrupt(format!("bill line decimal {s:?}: {e}")))
+            };
+            Ok(StoredLine {
+                code: k.code.clone(),
+                description: k.description.clone(),
+                category: k.category.clone(),
+                unit: k.unit.clone(),
+                plugin: k.plugin.clone(),
+                plugin_version: k.plugin_version.clone(),
+                quantity: dec(&q)?,
+                unit_price: dec(&p)?,
+                amount: dec(&a)?,
+                payer: match payer.as_str() {
+                    "c" => "customer",
+                    "g" => "government",
+                    _ => "employer",
+                }
+                .to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The SHA-256 of a chain definition: what makes two definitions the same.
+pub fn chain_digest(entries: &[ChainEntryDef]) -> String {
+    use sha2::{Digest, Sha256};
+    let canonical = serde_json::to_string(entries).expect("chain definitions serialize");
+    hex::encode(Sha256::digest(canonical.as_bytes()))
 }

@@ -20,11 +20,11 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
 use super::sql::{
-    BILL_COLUMNS, Commit, Engine, all, carried_of, check_import, claim_lost, customer_key_of,
-    customer_of, existing_of, impl_exec, impl_sql_row, opening_of, pairs_of, payment_of,
-    record_import, revised_changed, totals_json,
+    BILL_COLUMNS, Engine, all, carried_of, check_import, claim_lost, customer_key_of, customer_of,
+    existing_of, impl_exec, impl_sql_row, opening_of, pairs_of, payment_of, record_import,
+    revised_changed, totals_json,
 };
-use super::{Backend, ImportFile, ImportSink, Result, StoreError};
+use super::types::{Backend, ImportFile, ImportSink, Result, StoreError};
 use crate::model::*;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -93,13 +93,6 @@ impl SqliteStore {
 impl_exec!([] SqlitePool, SqliteRow, Backend::Sqlite, i64, |s| &*s);
 impl_exec!(['c] Transaction<'c, Sqlite>, SqliteRow, Backend::Sqlite, i64, |s| &mut **s);
 impl_sql_row!(SqliteRow, i64, i64);
-
-#[async_trait]
-impl Commit for Transaction<'_, Sqlite> {
-    async fn commit(self) -> Result<()> {
-        Ok(Transaction::commit(self).await?)
-    }
-}
 
 const RANGE: &str = "customer_id >= ?2 AND (?3 IS NULL OR customer_id < ?3)";
 
