@@ -36,7 +36,7 @@ use heatbill_engine::HeatUnit;
 
 use crate::model::*;
 use crate::settings::ImportSettings;
-use crate::store::{ImportFile, Store, StoreError};
+use crate::store::{ImportFile, StoreError, prelude::*};
 
 /// Why an import could not even be checked row by row.
 #[derive(Debug, thiserror::Error)]

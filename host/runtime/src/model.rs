@@ -520,7 +520,7 @@ pub struct ShardWrite {
 
 /// One customer's superseded versions of a date, summed up ([`Store::history_summary`]).
 ///
-/// [`Store::history_summary`]: crate::store::Store::history_summary
+/// [`Store::history_summary`]: crate::store::BillStore::history_summary
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistorySummary {
     /// The customer.
@@ -537,7 +537,7 @@ pub struct HistorySummary {
 
 /// A shard whose lease lapsed while its row stayed locked ([`Store::end_stalled_writers`]).
 ///
-/// [`Store::end_stalled_writers`]: crate::store::Store::end_stalled_writers
+/// [`Store::end_stalled_writers`]: crate::store::RunStore::end_stalled_writers
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StalledShard {
     /// The shard.

@@ -10,7 +10,7 @@
 //!   (SQLite's integers are all 64-bit, decimals are read as text on both).
 //! - [`Engine`]: what a backend supplies: its pool and write transactions, and the methods whose
 //!   SQL really differs. Every [`Store`](super::Store) method is implemented once, for every
-//!   engine, in `shared.rs`.
+//!   engine, in the file of its trait (`companies.rs`, `runs.rs`, …).
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -485,22 +485,22 @@ pub(crate) trait Engine: Send + Sync + 'static {
         run_id: i64,
         shards: &[ShardRange],
     ) -> Result<()>;
-    /// See [`Store::begin_import`](super::Store::begin_import).
+    /// See [`CustomerStore::begin_import`](super::CustomerStore::begin_import).
     async fn begin_import(
         &self,
         company: &Company,
         kind: ImportKind,
     ) -> Result<Box<dyn ImportSink>>;
-    /// See [`Store::ensure_partitions`](super::Store::ensure_partitions).
+    /// See [`RunStore::ensure_partitions`](super::RunStore::ensure_partitions).
     async fn ensure_partitions(&self, from: NaiveDate, to: NaiveDate) -> Result<u32>;
-    /// See [`Store::claim_shard`](super::Store::claim_shard).
+    /// See [`RunStore::claim_shard`](super::RunStore::claim_shard).
     async fn claim_shard(
         &self,
         run_id: i64,
         worker: &str,
         lease: Duration,
     ) -> Result<Option<Claim>>;
-    /// See [`Store::renew_lease`](super::Store::renew_lease).
+    /// See [`RunStore::renew_lease`](super::RunStore::renew_lease).
     async fn renew_lease(
         &self,
         run_id: i64,
@@ -508,13 +508,13 @@ pub(crate) trait Engine: Send + Sync + 'static {
         token: i64,
         lease: Duration,
     ) -> Result<bool>;
-    /// See [`Store::end_stalled_writers`](super::Store::end_stalled_writers).
+    /// See [`RunStore::end_stalled_writers`](super::RunStore::end_stalled_writers).
     async fn end_stalled_writers(
         &self,
         run_id: i64,
         lapsed_for: Duration,
     ) -> Result<Vec<StalledShard>>;
-    /// See [`Store::load_shard`](super::Store::load_shard).
+    /// See [`RunStore::load_shard`](super::RunStore::load_shard).
     async fn load_shard(
         &self,
         company_id: i32,
@@ -522,7 +522,7 @@ pub(crate) trait Engine: Send + Sync + 'static {
         shard: &ShardRange,
         with_customers: bool,
     ) -> Result<ShardData>;
-    /// See [`Store::load_customers`](super::Store::load_customers).
+    /// See [`CustomerStore::load_customers`](super::CustomerStore::load_customers).
     async fn load_customers(
         &self,
         company_id: i32,
@@ -530,11 +530,11 @@ pub(crate) trait Engine: Send + Sync + 'static {
         shard: &ShardRange,
         ids: Option<&[String]>,
     ) -> Result<Vec<CustomerState>>;
-    /// See [`Store::write_shard`](super::Store::write_shard).
+    /// See [`RunStore::write_shard`](super::RunStore::write_shard).
     async fn write_shard(&self, write: &ShardWrite) -> Result<()>;
-    /// See [`Store::arrears`](super::Store::arrears).
+    /// See [`BillStore::arrears`](super::BillStore::arrears).
     async fn arrears(&self, company_id: i32, date: NaiveDate) -> Result<Vec<(String, Decimal)>>;
-    /// See [`Store::bill_bytes`](super::Store::bill_bytes).
+    /// See [`BillStore::bill_bytes`](super::BillStore::bill_bytes).
     async fn bill_bytes(&self, company_id: i32, date: NaiveDate) -> Result<Option<u64>>;
 }
 

@@ -1,6 +1,6 @@
 //! The SQLite store: the embedded default (one file, no server). What is written here is what
 //! SQLite does differently from PostgreSQL; the rest of the store is the shared SQL layer
-//! (`sql.rs`, `shared.rs`).
+//! (`sql.rs`) and the traits' files.
 //!
 //! The same tables as PostgreSQL in SQLite's types: decimals are TEXT, written and read back
 //! exactly as `rust_decimal` prints them (SQLite would sum them as floats, so sums happen in
