@@ -23,7 +23,7 @@ use clap::Args;
 use heatbill_engine::Engine;
 use heatbill_runtime::services::Services;
 use heatbill_runtime::settings::Settings;
-use heatbill_runtime::store::{self, Store};
+use heatbill_runtime::store::{self, prelude::*};
 
 /// Options every runtime command takes.
 #[derive(Debug, Args, Clone)]

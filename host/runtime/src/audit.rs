@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::*;
 use crate::run::shard::{Cursors, balance};
 use crate::run::{stamp_previous_day, terminal_safe};
-use crate::store::{Store, StoreError};
+use crate::store::{StoreError, prelude::*};
 
 /// What to audit.
 #[derive(Debug, Clone)]

@@ -34,7 +34,7 @@ use heatbill_engine::{Chain, ChainEntry, Engine, LoadedPlugin};
 use serde::Deserialize;
 
 use crate::model::*;
-use crate::store::{Store, StoreError};
+use crate::store::{StoreError, prelude::*};
 
 /// A parsed company file.
 #[derive(Debug, Clone, Deserialize)]

@@ -36,7 +36,7 @@ use heatbill_engine::HeatUnit;
 
 use crate::model::*;
 use crate::settings::ImportSettings;
-use crate::store::{ImportFile, Store, StoreError};
+use crate::store::{ImportFile, StoreError, prelude::*};
 
 /// Why an import could not even be checked row by row.
 #[derive(Debug, thiserror::Error)]
@@ -77,10 +77,7 @@ pub enum ImportOutcome {
     },
 }
 
-/// The value as a report shows it: control characters escaped, at most 40 characters.
-pub fn shown(s: &str) -> String {
-    heatbill_engine::text::terminal_safe(s, 40)
-}
+pub use crate::model::shown;
 
 /// Characters that change how text renders without being control characters (the engine's one
 /// definition, shared by the imports, the bills' line kinds and every printed report).

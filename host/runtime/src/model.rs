@@ -564,7 +564,7 @@ pub struct ShardWrite {
 
 /// One customer's superseded versions of a date, summed up ([`Store::history_summary`]).
 ///
-/// [`Store::history_summary`]: crate::store::Store::history_summary
+/// [`Store::history_summary`]: crate::store::BillStore::history_summary
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistorySummary {
     /// The customer.
@@ -581,7 +581,7 @@ pub struct HistorySummary {
 
 /// A shard whose lease lapsed while its row stayed locked ([`Store::end_stalled_writers`]).
 ///
-/// [`Store::end_stalled_writers`]: crate::store::Store::end_stalled_writers
+/// [`Store::end_stalled_writers`]: crate::store::RunStore::end_stalled_writers
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StalledShard {
     /// The shard.
@@ -978,4 +978,9 @@ pub struct RunRequest {
     pub run_id: i64,
     /// Seconds since it was recorded.
     pub age_s: i64,
+}
+
+/// The value as a report shows it: control characters escaped, at most 40 characters.
+pub fn shown(s: &str) -> String {
+    heatbill_engine::text::terminal_safe(s, 40)
 }

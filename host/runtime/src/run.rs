@@ -76,7 +76,7 @@ use crate::coord::Lock;
 use crate::model::*;
 use crate::services::Services;
 use crate::settings::Settings;
-use crate::store::{Backend, Store, StoreError};
+use crate::store::{Backend, StoreError, prelude::*};
 use shard::RunContext;
 pub use tokio_util::sync::CancellationToken;
 

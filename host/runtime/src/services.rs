@@ -12,7 +12,7 @@ use crate::coord::memory::MemoryCoord;
 use crate::coord::redis::{Redis, RedisCoord};
 use crate::coord::{Coord, CoordError};
 use crate::settings::{CacheSettings, Settings};
-use crate::store::{self, Store, StoreError};
+use crate::store::{self, StoreError, prelude::*};
 
 /// Why the services could not be reached.
 #[derive(Debug, thiserror::Error)]

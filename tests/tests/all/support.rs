@@ -55,7 +55,7 @@ pub mod db {
 
     use heatbill_engine::Engine;
     use heatbill_runtime::company::Components;
-    use heatbill_runtime::store::{self, Store};
+    use heatbill_runtime::store::{self, prelude::*};
 
     /// Where the tests' PostgreSQL server is: `HEATBILL_TEST_POSTGRES` (a URL of a database the
     /// user may create databases from), default the local server's `postgres` database.

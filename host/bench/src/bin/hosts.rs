@@ -23,7 +23,7 @@ use heatbill_runtime::coord::Coord;
 use heatbill_runtime::coord::redis::{Redis, RedisCoord};
 use heatbill_runtime::demo;
 use heatbill_runtime::settings::RedisSettings;
-use heatbill_runtime::store::{self, Store};
+use heatbill_runtime::store::{self, prelude::*};
 use serde_json::Value;
 
 /// Command-line options.

@@ -31,7 +31,7 @@ use heatbill_runtime::model::ImportKind;
 use heatbill_runtime::run;
 use heatbill_runtime::services::Services;
 use heatbill_runtime::settings::{ImportSettings, Settings};
-use heatbill_runtime::store::{self, Store};
+use heatbill_runtime::store::{self, prelude::*};
 use serde_json::json;
 use sqlx::Row;
 

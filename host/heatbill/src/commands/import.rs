@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use heatbill_runtime::import::{self, ImportOutcome};
 use heatbill_runtime::model::ImportKind;
-use heatbill_runtime::store::Store;
+use heatbill_runtime::store::prelude::*;
 
 use super::Common;
 
