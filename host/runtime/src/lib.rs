@@ -5,14 +5,16 @@
 //! |---|---|
 //! | [`settings`] | the typed configuration (TOML file, then `HEATBILL_*` variables) |
 //! | [`model`] | the records the runtime keeps (companies, customers as of a date, bills, runs) |
-//! | [`store`] | the system of record: one trait, [`store::postgres`] and [`store::sqlite`] |
+//! | [`store`] | the system of record: [`store::Store`], one trait per concern, each written once over one SQL layer for [`store::postgres`] and [`store::sqlite`] |
 //! | [`import`] | streaming CSV imports: typed per column, all or nothing per file |
 //! | [`company`] | company files: a company, its seasons and its rule chain versions |
 //! | [`demo`] | a generated company (the demo, the benchmarks, the tests) |
 //! | [`cache`] | the cache (Redis, or in the process): chains, components, shards' customers, the arrears ranking |
 //! | [`coord`] | coordination between hosts (Redis, or in the process): locks, live progress |
+//! | [`audit`] | `heatbill audit`: an operator's check of a company's books, date by date |
+//! | [`fault`] | fault injection for the reliability tests (settings that stop a process mid-write) |
 //! | [`services`] | the store, coordination and cache a process uses, chosen by configuration |
-//! | [`run`] | the daily run: claims, shards, the CPU pool, the writer, the report |
+//! | [`run`] | the daily run: its protocol, the pipeline of claim, load, evaluate and write, the CPU pool, the report, and the handle ([`run::Runs`]) the CLI, the admin server and the worker call to run, start, cancel, wind down, serve and schedule runs |
 //!
 //! The engine (`heatbill-engine`) has no database and no async runtime; this crate adds both.
 //! A run is a pipeline over shards of customers: a shard is loaded in a few set-based queries,
