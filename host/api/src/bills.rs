@@ -340,6 +340,14 @@ pub async fn by_customer(
         .store
         .customer_bills(c.id, &customer, q.from, q.to)
         .await?;
+    // An unknown customer is 404, not an empty list: the caller learns the id is wrong.
+    if bills.is_empty() && !app.services.store.has_customer(c.id, &customer).await? {
+        return Err(ApiError::not_found(format!(
+            "company {} has no customer {:?}",
+            c.slug,
+            heatbill_engine::text::safe(&customer)
+        )));
+    }
     Ok(Json(bills.into_iter().map(BillView::from).collect()))
 }
 

@@ -195,6 +195,12 @@ async fn shards_are_written_once(db: TestDb) {
         &format!("customer_id,class,building_area\n{text}"),
     )
     .await;
+    assert!(s.has_customer(c.id, "C024").await.unwrap());
+    assert!(!s.has_customer(c.id, "C025").await.unwrap());
+    assert!(
+        !s.has_customer(c.id + 1, "C000").await.unwrap(),
+        "another company's"
+    );
     let date = d("2025-10-20");
     s.ensure_partitions(date, date).await.unwrap();
     let opened = s.open_run(c.id, date, v.id, 10, "s").await.unwrap();

@@ -41,6 +41,10 @@ pub trait CustomerStore: Send + Sync {
         shard: &ShardRange,
         ids: Option<&[String]>,
     ) -> Result<Vec<CustomerState>>;
+
+    /// Whether the company has the customer (a version of any date): what tells an unknown
+    /// customer (404) from one with nothing in a range (an empty list).
+    async fn has_customer(&self, company_id: i32, customer_id: &str) -> Result<bool>;
 }
 
 #[async_trait]
@@ -84,5 +88,17 @@ impl<E: Engine> CustomerStore for E {
         ids: Option<&[String]>,
     ) -> Result<Vec<CustomerState>> {
         Engine::load_customers(self, company_id, date, shard, ids).await
+    }
+
+    async fn has_customer(&self, company_id: i32, customer_id: &str) -> Result<bool> {
+        Ok(self
+            .db()
+            .opt(
+                q!("SELECT 1 FROM customer_versions
+                    WHERE company_id = $1 AND customer_id = $2 LIMIT 1"),
+                args![company_id, customer_id],
+            )
+            .await?
+            .is_some())
     }
 }

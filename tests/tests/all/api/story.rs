@@ -105,6 +105,22 @@ async fn full_story(db: TestDb) {
     assert_eq!(v[0]["lines"][0]["code"], "heat");
     assert_eq!(v[0]["lines"][0]["amount"], "12.56");
     assert_eq!(v[0]["total"], "12.56");
+    // A known customer with no bill in the range is an empty list; an unknown one is 404.
+    let (st, v) = s
+        .get(
+            &format!("/v1/companies/{slug}/customers/W1/bills?from=2025-09-01&to=2025-09-02"),
+            &c.reader,
+        )
+        .await;
+    ok(st, &v, 200);
+    assert_eq!(v, json!([]));
+    let (st, v) = s
+        .get(
+            &format!("/v1/companies/{slug}/customers/NOBODY/bills?from=2025-10-20&to=2025-10-20"),
+            &c.reader,
+        )
+        .await;
+    error(st, &v, 404, "has no customer \"NOBODY\"");
 
     // The CSV export, streamed.
     let resp = s
@@ -274,8 +290,9 @@ async fn full_story(db: TestDb) {
         "{metrics}"
     );
     assert!(
-        // (the 4xx: a bad request earlier in the story, and the audit's range past its cap)
-        metrics.contains("heatbill_http_requests_total{class=\"4xx\"} 2"),
+        // (the 4xx: an unknown customer's bills, a bad request earlier in the story, and the
+        // audit's range past its cap)
+        metrics.contains("heatbill_http_requests_total{class=\"4xx\"} 3"),
         "{metrics}"
     );
     let (st, _) = s.call(reqwest::Method::GET, "/docs", None, None).await;
