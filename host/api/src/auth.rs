@@ -189,6 +189,14 @@ impl Caller {
         matches!(self, Caller::Operator)
     }
 
+    /// Who the caller is, as records name them (`the operator`, `token 12`).
+    pub fn who(&self) -> String {
+        match self {
+            Caller::Operator => "the operator".to_string(),
+            Caller::Company { token_id, .. } => format!("token {token_id}"),
+        }
+    }
+
     /// Requires the operator.
     pub fn operator(&self) -> Result<(), ApiError> {
         if self.is_operator() {

@@ -157,6 +157,7 @@ fn spec(
         p @ serde_json::Value::Object(_) => p,
         _ => return Err(ApiError::unprocessable("policies: give a JSON object")),
     };
+    heatbill_runtime::ledger::Allocation::of(&policies).map_err(ApiError::unprocessable)?;
     let mut seasons: Vec<Season> = seasons
         .into_iter()
         .map(|s| Season {

@@ -12,6 +12,7 @@
 //! | [`data`] | streaming CSV imports |
 //! | [`runs`] | run requests (idempotent), progress (JSON and server-sent events), cancel |
 //! | [`bills`] | bills by date, customer and run, the CSV export, dry runs, the arrears ranking |
+//! | [`accounts`] | customers' accounts: payments (idempotent by channel transaction), reversals, refunds, adjustments, write-offs, the day's close |
 //! | [`ops`] | health, readiness, Prometheus metrics, the OpenAPI document |
 //!
 //! Each module declares its routes in its own `routes()`; [`router`] puts them together under
@@ -27,6 +28,7 @@
 //! every running run like `heatbill worker` (so a run triggered on one host is shared by every
 //! host that serves), and one host at a time (the lease holder) runs the nightly scheduler.
 
+pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod bills;
@@ -273,6 +275,8 @@ impl AppState {
         runs::trigger, runs::list, runs::read, runs::events, runs::cancel,
         bills::by_date, bills::export, bills::by_customer, bills::history, bills::by_run,
         bills::dry_run, bills::arrears, audit::read,
+        accounts::account, accounts::pay, accounts::adjust, accounts::entry,
+        accounts::reverse, accounts::refund, accounts::day_close,
     ),
     tags(
         (name = "operations", description = "Health, readiness and metrics"),
@@ -281,6 +285,7 @@ impl AppState {
         (name = "data", description = "Streaming CSV imports (staff)"),
         (name = "runs", description = "Daily runs (staff)"),
         (name = "bills", description = "Bills, exports, dry runs and arrears"),
+        (name = "accounts", description = "Customers' accounts: payments, reversals, refunds, adjustments and the day's close (staff)"),
     )
 )]
 pub struct ApiDoc;
@@ -297,7 +302,8 @@ pub fn router(app: App) -> Router {
         .merge(data::routes())
         .merge(runs::routes())
         .merge(bills::routes())
-        .merge(audit::routes());
+        .merge(audit::routes())
+        .merge(accounts::routes());
     Router::new()
         .merge(ops::routes())
         .nest("/v1", v1)

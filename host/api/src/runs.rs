@@ -21,7 +21,7 @@ use heatbill_runtime::model::{Company, RunRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::{Caller, Tenant, access};
+use super::auth::{Tenant, access};
 use super::error::{ErrorBody, JsonBody};
 use super::{ApiError, App};
 
@@ -320,10 +320,7 @@ pub async fn cancel(
     Path((_company, id)): Path<(String, i64)>,
 ) -> Result<Json<RunView>, ApiError> {
     let r = company_run(&app, &c, id).await?;
-    let who = match &caller {
-        Caller::Operator => "the operator".to_string(),
-        Caller::Company { token_id, .. } => format!("token {token_id}"),
-    };
+    let who = caller.who();
     let report = serde_json::json!({
         "cancelled": true,
         "cancelled_by": who,

@@ -157,6 +157,8 @@ pub async fn audit(
     let started = Instant::now();
     let company = store.company(company).await?;
     let last = store.latest_billed_date(company.id).await?;
+    let allocation =
+        crate::ledger::Allocation::of(&company.policies).map_err(StoreError::Corrupt)?;
     let to = match (options.to, last) {
         (Some(t), _) => t,
         (None, Some(l)) => l,
@@ -200,7 +202,7 @@ pub async fn audit(
         report.dates += 1;
         check_runs(store, &mut report, max, date, &runs, &previous_runs).await?;
         for range in &ranges {
-            check_shard(store, &mut report, max, company.id, date, range).await?;
+            check_shard(store, &mut report, max, (company.id, allocation), date, range).await?;
         }
         previous_runs = runs;
         date = date.succ_opt().expect("a date before 9999");
@@ -272,7 +274,7 @@ async fn check_shard(
     store: &dyn Store,
     report: &mut AuditReport,
     max: usize,
-    company_id: i32,
+    (company_id, allocation): (i32, crate::ledger::Allocation),
     date: NaiveDate,
     range: &ShardRange,
 ) -> Result<(), StoreError> {
@@ -340,11 +342,18 @@ async fn check_shard(
         }
         // The balance, as the run computes it from what is stored.
         let found = cursors.find(&b.customer_id);
-        let expected = balance(&found, date);
-        let stored = (r.charged_before, r.paid_before, r.arrears, r.arrears_since);
+        let expected = balance(&found, date, allocation);
+        let stored = (
+            r.charged_before,
+            r.paid_before,
+            r.fees_before,
+            r.arrears,
+            r.arrears_since,
+        );
         let carried = (
             expected.charged_before,
             expected.paid_before,
+            expected.fees_before,
             expected.arrears,
             expected.since,
         );
@@ -354,17 +363,20 @@ async fn check_shard(
                 problem(
                     "balance",
                     format!(
-                        "stored: charged before {}, paid before {}, arrears {} since {}; the \
-                         previous day's bill, the opening balance and the payments carry: \
-                         charged before {}, paid before {}, arrears {} since {}",
+                        "stored: charged before {}, paid before {}, late fees before {}, \
+                         arrears {} since {}; the previous day's bill, the opening balance and \
+                         the ledger's entries carry: charged before {}, paid before {}, late \
+                         fees before {}, arrears {} since {}",
                         stored.0,
                         stored.1,
                         stored.2,
-                        since(stored.3),
+                        stored.3,
+                        since(stored.4),
                         carried.0,
                         carried.1,
                         carried.2,
-                        since(carried.3)
+                        carried.3,
+                        since(carried.4)
                     ),
                 ),
             );

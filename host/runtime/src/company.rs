@@ -139,6 +139,7 @@ impl CompanyFile {
                 c.effective_from
             ));
         }
+        crate::ledger::Allocation::of(&f.spec().policies)?;
         Ok(f)
     }
 

@@ -33,6 +33,7 @@ pub mod coord;
 pub mod demo;
 pub mod fault;
 pub mod import;
+pub mod ledger;
 pub mod model;
 pub mod run;
 pub mod services;

@@ -285,14 +285,16 @@ pub struct OpeningBalance {
     pub arrears_since: Option<NaiveDate>,
 }
 
-/// A payment.
+/// What a ledger entry does to a customer's balance, as a run reads it: a payment (positive),
+/// a reversal or a refund (negative), an adjustment (either) or a write-off (positive). See
+/// [`crate::ledger`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payment {
     /// The customer.
     pub customer_id: String,
-    /// The day it was received.
+    /// The entry's value date.
     pub paid_on: NaiveDate,
-    /// The amount (positive).
+    /// Its effect, signed from the customer's side.
     pub amount: Decimal,
 }
 
@@ -305,6 +307,10 @@ pub struct CarriedBalance {
     pub charged_before: Decimal,
     /// Principal the bill added.
     pub principal: Decimal,
+    /// Late fees billed before the bill's date.
+    pub fees_before: Decimal,
+    /// Late fees the bill added (its customer lines that are late fees).
+    pub fees: Decimal,
     /// Arrears at the start of the bill's date.
     pub arrears: Decimal,
     /// Overdue since (at the start of the bill's date).
@@ -386,8 +392,11 @@ pub struct BillRow {
     pub principal: Decimal,
     /// Principal billed before the date (opening balance included).
     pub charged_before: Decimal,
-    /// Payments before the date.
+    /// The account's credits before the date: payments less what was taken back, adjustments
+    /// and write-offs (the ledger's entries).
     pub paid_before: Decimal,
+    /// Late fees billed before the date.
+    pub fees_before: Decimal,
     /// Arrears at the start of the date (what the plugins saw).
     pub arrears: Decimal,
     /// Overdue since.
@@ -496,7 +505,7 @@ pub struct ShardData {
     pub temperatures: Vec<(String, Decimal)>,
     /// The balances the previous date's rows carry.
     pub previous: Vec<CarriedBalance>,
-    /// Payments received before the date.
+    /// The ledger's entries dated before the date.
     pub payments: Vec<Payment>,
     /// Opening balances.
     pub openings: Vec<OpeningBalance>,

@@ -471,12 +471,15 @@ pub async fn prepare(env: &Env, company: &str, date: NaiveDate) -> Result<Prepar
         )));
     }
     let stamp = stamp_of(&company, &version, season, &previous_runs);
+    let allocation = crate::ledger::Allocation::of(&company.policies)
+        .map_err(|e| RunError::Refused(format!("company {}: {e}", company.slug)))?;
     let ctx = Arc::new(RunContext {
         company: company.slug.clone(),
         company_id: company.id,
         customers_version: company.customers_version,
         use_cache: settings.cache.shards,
         date,
+        allocation,
         chain_version_id: version.id,
         chain_part,
         season,

@@ -5,7 +5,7 @@
 //! the database one customer at a time:
 //!
 //! - [`RunStore::load_shard`] reads a shard's customers as of the date (ids and data digests),
-//!   readings, temperatures, carried balances, payments, opening balances and current bills in
+//!   readings, temperatures, carried balances, the ledger's entries, opening balances and current bills in
 //!   seven queries; [`CustomerStore::load_customers`] then reads the data of the customers whose bills
 //!   must be computed (all of them on a date's first run, none on an unchanged re-run);
 //! - [`RunStore::write_shard`] writes a shard's bills (PostgreSQL: `COPY`; SQLite: multi-row
@@ -42,7 +42,8 @@
 //!   ([`CompanyStore`]), `customers.rs` ([`CustomerStore`]: customers, their data and imports),
 //!   `chains.rs` ([`ChainStore`]: chains and plugins), `runs.rs` ([`RunStore`]: runs and
 //!   shards), `bills.rs` ([`BillStore`]), `records.rs` ([`RecordStore`]: the admin API's tokens,
-//!   run requests and schedules). [`Store`] is all of them (and `Arc<dyn Store>` is what the
+//!   run requests and schedules), `ledger.rs` ([`LedgerStore`]: the account ledger's entries,
+//!   append-only and idempotent by channel transaction). [`Store`] is all of them (and `Arc<dyn Store>` is what the
 //!   runtime holds); callers `use heatbill_runtime::store::prelude::*` to call their methods.
 //! - `types.rs`: the errors, [`Backend`] and the import sink, which every other file uses and
 //!   which uses none of them (no file of the store imports from one that imports from it).
@@ -92,6 +93,7 @@ pub mod bills;
 pub mod chains;
 pub mod companies;
 pub mod customers;
+pub mod ledger;
 pub mod postgres;
 pub mod records;
 pub mod runs;
@@ -103,17 +105,27 @@ pub use bills::BillStore;
 pub use chains::ChainStore;
 pub use companies::CompanyStore;
 pub use customers::CustomerStore;
+pub use ledger::LedgerStore;
 pub use records::RecordStore;
 pub use runs::RunStore;
 pub use sql::chain_digest;
 pub use types::{Backend, ImportFile, ImportSink, Result, StoreError};
 
 /// The system of record, one trait per concern (see the module docs): [`CompanyStore`],
-/// [`CustomerStore`], [`ChainStore`], [`RunStore`], [`BillStore`], [`RecordStore`]. Callers bring
+/// [`CustomerStore`], [`ChainStore`], [`RunStore`], [`BillStore`], [`RecordStore`],
+/// [`LedgerStore`]. Callers bring
 /// them into scope with [`prelude`].
 #[async_trait]
 pub trait Store:
-    CompanyStore + CustomerStore + ChainStore + RunStore + BillStore + RecordStore + Send + Sync
+    CompanyStore
+    + CustomerStore
+    + ChainStore
+    + RunStore
+    + BillStore
+    + RecordStore
+    + LedgerStore
+    + Send
+    + Sync
 {
     /// Which database this is.
     fn backend(&self) -> Backend;
@@ -138,7 +150,8 @@ impl<E: sql::Engine> Store for E {
 /// one of its sub-traits', and a trait's methods need the trait in scope.
 pub mod prelude {
     pub use super::{
-        BillStore, ChainStore, CompanyStore, CustomerStore, RecordStore, RunStore, Store,
+        BillStore, ChainStore, CompanyStore, CustomerStore, LedgerStore, RecordStore, RunStore,
+        Store,
     };
 }
 

@@ -134,7 +134,9 @@ pub async fn dry_run(
         temperature: data.temperatures.iter().find(|x| one(&x.0)).map(|x| x.1),
         existing: data.existing.iter().find(|x| one(&x.customer_id)),
     };
-    let bal = shard::balance(&found, date);
+    let allocation = crate::ledger::Allocation::of(&company.policies)
+        .map_err(|e| RunError::Refused(format!("company {}: {e}", company.slug)))?;
+    let bal = shard::balance(&found, date, allocation);
     let has_season_plugin = chain
         .entries()
         .iter()
@@ -145,6 +147,7 @@ pub async fn dry_run(
         customers_version: company.customers_version,
         use_cache: false,
         date,
+        allocation,
         chain_version_id: 0,
         chain_part: [0; 8],
         season: if has_season_plugin {

@@ -15,6 +15,7 @@ use heatbill_engine::{
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
+use crate::ledger::Allocation;
 use crate::model::*;
 use crate::run::terminal_safe;
 
@@ -31,6 +32,8 @@ pub struct RunContext {
     pub use_cache: bool,
     /// The bill date.
     pub date: NaiveDate,
+    /// The company's allocation order (`policies.allocation`).
+    pub allocation: Allocation,
     /// The chain version in force on the date.
     pub chain_version_id: i32,
     /// The digest part of the chain (its definition's digest and the season preset).
@@ -122,9 +125,12 @@ impl PartOutput {
 pub struct Balance {
     /// Principal billed before the date.
     pub charged_before: Decimal,
-    /// Payments before the date.
+    /// The ledger's credits before the date (payments less what was taken back, adjustments,
+    /// write-offs).
     pub paid_before: Decimal,
-    /// Unpaid principal.
+    /// Late fees billed before the date.
+    pub fees_before: Decimal,
+    /// Unpaid principal, after the credits are allocated in the company's order.
     pub arrears: Decimal,
     /// Overdue since.
     pub since: Option<NaiveDate>,
@@ -213,12 +219,13 @@ impl<'a> Cursors<'a> {
     }
 }
 
-/// The balance of a customer at the start of `date`: the principal the previous day's row
-/// carries (or the opening balance, for a customer without one) less every payment before the
-/// date. Payments settle principal first; late fees are never principal, so a late fee is never
-/// charged on a late fee. The principal is overdue since the first day of the current stretch
-/// of days that started owing (or the opening balance's date).
-pub fn balance(found: &Found<'_>, date: NaiveDate) -> Balance {
+/// The balance of a customer at the start of `date`: the principal and late fees the previous
+/// day's row carries (or the opening balance, for a customer without one) against the ledger's
+/// entries dated before the date (since the opening balance), allocated in the company's order
+/// ([`crate::ledger::allocate`]). Late fees are never principal, so a late fee is never charged
+/// on a late fee. The principal is overdue since the first day of the current stretch of days
+/// that started owing (or the opening balance's date).
+pub fn balance(found: &Found<'_>, date: NaiveDate, policy: Allocation) -> Balance {
     let prev = found.previous;
     let opening = found.opening.filter(|o| o.as_of <= date);
     let charged_before = match (prev, opening) {
@@ -226,14 +233,14 @@ pub fn balance(found: &Found<'_>, date: NaiveDate) -> Balance {
         (None, Some(o)) => o.arrears,
         (None, None) => Decimal::ZERO,
     };
+    let fees_before = prev.map_or(Decimal::ZERO, |p| p.fees_before + p.fees);
     let paid_before: Decimal = found
         .payments
         .iter()
         .filter(|p| p.paid_on < date && opening.is_none_or(|o| p.paid_on >= o.as_of))
         .map(|p| p.amount)
         .sum();
-    let owed = charged_before - paid_before;
-    let arrears = owed.max(Decimal::ZERO);
+    let arrears = crate::ledger::allocate(policy, charged_before, fees_before, paid_before).principal;
     let since = if arrears > Decimal::ZERO {
         match (prev, opening) {
             (Some(p), _) if p.arrears > Decimal::ZERO => p.arrears_since.or(Some(date)),
@@ -247,6 +254,7 @@ pub fn balance(found: &Found<'_>, date: NaiveDate) -> Balance {
     Balance {
         charged_before,
         paid_before,
+        fees_before,
         arrears,
         since,
     }
@@ -278,6 +286,7 @@ pub fn digest(ctx: &RunContext, customer: &[u8; 8], found: &Found<'_>, bal: &Bal
     out.extend_from_slice(&h.finalize_reset()[..8]);
     hash_decimal(&mut h, bal.charged_before);
     hash_decimal(&mut h, bal.paid_before);
+    hash_decimal(&mut h, bal.fees_before);
     hash_decimal(&mut h, bal.arrears);
     h.update(
         bal.since
@@ -356,7 +365,7 @@ pub fn plan_part(
     for c in customers {
         counts.customers += 1;
         let found = cursors.find(&c.customer_id);
-        let bal = balance(&found, ctx.date);
+        let bal = balance(&found, ctx.date, ctx.allocation);
         let inputs = digest(ctx, &c.digest, &found, &bal);
         if let Some(e) = found.existing
             && e.status == BillStatus::Billed
@@ -474,6 +483,7 @@ pub fn evaluate_part(
                         principal: row.principal,
                         charged_before: ch.bal.charged_before,
                         paid_before: ch.bal.paid_before,
+                        fees_before: ch.bal.fees_before,
                         arrears: ch.bal.arrears,
                         arrears_since: ch.bal.since,
                         lines: row.lines,
@@ -604,6 +614,7 @@ fn park(out: &mut PartOutput, ch: &Changed, inputs: &[u8], e: &BillError) {
         principal: Decimal::ZERO,
         charged_before: ch.bal.charged_before,
         paid_before: ch.bal.paid_before,
+        fees_before: ch.bal.fees_before,
         arrears: ch.bal.arrears,
         arrears_since: ch.bal.since,
         lines: "[]".into(),

@@ -97,6 +97,7 @@ impl<E: Engine> CompanyStore for E {
         for sql in [
             q!("DELETE FROM bills WHERE company_id = $1"),
             q!("DELETE FROM bill_history WHERE company_id = $1"),
+            q!("DELETE FROM account_entries WHERE company_id = $1"),
             q!("DELETE FROM companies WHERE id = $1"),
         ] {
             tx.exec(sql, args![company.id]).await?;

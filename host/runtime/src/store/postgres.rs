@@ -127,6 +127,7 @@ fn copy_bill(out: &mut Vec<u8>, w: &ShardWrite, b: &BillRow) {
         b.principal,
         b.charged_before,
         b.paid_before,
+        b.fees_before,
         b.arrears,
     ] {
         out.push(b'\t');
@@ -309,7 +310,8 @@ impl Engine for PgStore {
             .fetch_all(&self.pool),
             q(
                 format!(
-                    "SELECT customer_id, charged_before::text, principal::text, arrears::text,
+                    "SELECT customer_id, charged_before::text, principal::text,
+                                fees_before::text, customer_total::text, arrears::text,
                                 arrears_since
                          FROM bills WHERE company_id = $1 AND {RANGE} AND bill_date = $4
                          ORDER BY customer_id"
@@ -319,9 +321,9 @@ impl Engine for PgStore {
             .fetch_all(&self.pool),
             q(
                 format!(
-                    "SELECT customer_id, paid_on, amount::text FROM payments
-                         WHERE company_id = $1 AND {RANGE} AND paid_on < $4
-                         ORDER BY customer_id, paid_on"
+                    "SELECT customer_id, on_date, amount::text FROM account_entries
+                         WHERE company_id = $1 AND {RANGE} AND on_date < $4
+                         ORDER BY customer_id, on_date"
                 ),
                 Some(date)
             )
@@ -923,20 +925,20 @@ impl PgImport {
                     .fetch_one(&mut **tx)
                     .await?;
                 let existing = count(
-                    "SELECT count(*) FROM import_stage s JOIN payments p
-                     ON p.company_id = $1 AND p.payment_id = s.payment_id",
+                    "SELECT count(*) FROM import_stage s JOIN account_entries e
+                     ON e.company_id = $1 AND e.channel = 'import'
+                        AND e.channel_txn = s.payment_id",
                 )
                 .fetch_one(&mut **tx)
                 .await?;
+                // A payment is never changed: check_import refused a row that differs from
+                // the recorded one, so a conflict here is the same payment again.
                 let affected = sqlx::query(
-                    "INSERT INTO payments (company_id, payment_id, customer_id, paid_on, amount)
-                     SELECT $1, payment_id, customer_id, paid_on, amount FROM import_stage
-                     ON CONFLICT (company_id, payment_id) DO UPDATE SET
-                         customer_id = EXCLUDED.customer_id, paid_on = EXCLUDED.paid_on,
-                         amount = EXCLUDED.amount
-                     WHERE (payments.customer_id, payments.paid_on, payments.amount::text)
-                           IS DISTINCT FROM
-                           (EXCLUDED.customer_id, EXCLUDED.paid_on, EXCLUDED.amount::text)",
+                    "INSERT INTO account_entries (company_id, customer_id, kind, on_date, amount,
+                         channel, channel_txn, recorded_by, source)
+                     SELECT $1, customer_id, 'payment', paid_on, amount, 'import', payment_id,
+                         'import', 'import' FROM import_stage ORDER BY row_no
+                     ON CONFLICT (company_id, channel, channel_txn) DO NOTHING",
                 )
                 .bind(c)
                 .execute(&mut **tx)

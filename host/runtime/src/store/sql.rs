@@ -33,6 +33,7 @@ use crate::model::*;
 /// `YYYY-MM-DDTHH:MM:SSZ`) and `age_s(COL)` (whole seconds since a timestamp), which both
 /// dialects expand. For SQLite, `$N` becomes `?N`, the casts `::text` and `::jsonb` go (SQLite's
 /// columns are TEXT already), `now()` becomes SQLite's millisecond UTC timestamp, and
+/// `::numeric` casts go too (a decimal is bound as text, `$4::text::numeric` in PostgreSQL), and
 /// ` FOR UPDATE` goes (SQLite's write transactions hold the one writer lock from BEGIN).
 pub(crate) struct Sql {
     text: &'static str,
@@ -85,8 +86,8 @@ macro_rules! bill_read {
          total::text AS total, customer_total::text AS customer_total, \
          government_total::text AS government_total, employer_total::text AS employer_total, \
          principal::text AS principal, charged_before::text AS charged_before, \
-         paid_before::text AS paid_before, arrears::text AS arrears, arrears_since, lines, \
-         reason, error"
+         paid_before::text AS paid_before, fees_before::text AS fees_before, \
+         arrears::text AS arrears, arrears_since, lines, reason, error"
     };
 }
 pub(crate) use bill_read;
@@ -111,7 +112,8 @@ pub(crate) use chain_columns;
 /// The columns `bills` is written with (both backends' bulk writes).
 pub(crate) const BILL_COLUMNS: &str = "company_id, bill_date, customer_id, version, status, \
      run_id, chain_version_id, inputs, total, customer_total, government_total, employer_total, \
-     principal, charged_before, paid_before, arrears, arrears_since, lines, reason, error";
+     principal, charged_before, paid_before, fees_before, arrears, arrears_since, lines, reason, \
+     error";
 
 /// `text` as `backend` runs it (see [`Sql`]).
 pub(crate) fn render(backend: Backend, text: &str) -> String {
@@ -133,6 +135,7 @@ pub(crate) fn render(backend: Backend, text: &str) -> String {
             .replace('$', "?")
             .replace("::text", "")
             .replace("::jsonb", "")
+            .replace("::numeric", "")
             .replace("now()", "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')")
             .replace(" FOR UPDATE", ""),
     }
@@ -584,15 +587,19 @@ pub(crate) fn pairs_of<R: SqlRow>(rows: &[R]) -> Result<Vec<(String, Decimal)>> 
     rows.iter().map(|r| Ok((r.string(0)?, r.dec(1)?))).collect()
 }
 
-/// The balance carried from the day before (`customer_id, charged_before, principal, arrears,
+/// The balance carried from the day before (`customer_id, charged_before, principal,
+/// fees_before, customer_total, arrears,
 /// arrears_since`).
 pub(crate) fn carried_of<R: SqlRow>(r: &R) -> Result<CarriedBalance> {
+    let principal = r.dec(2)?;
     Ok(CarriedBalance {
         customer_id: r.string(0)?,
         charged_before: r.dec(1)?,
-        principal: r.dec(2)?,
-        arrears: r.dec(3)?,
-        arrears_since: r.opt_date(4)?,
+        principal,
+        fees_before: r.dec(3)?,
+        fees: r.dec(4)? - principal,
+        arrears: r.dec(5)?,
+        arrears_since: r.opt_date(6)?,
     })
 }
 
@@ -700,6 +707,7 @@ pub(crate) fn bill_row_of<R: SqlRow>(r: &R) -> Result<BillRow> {
         principal: r.dec("principal")?,
         charged_before: r.dec("charged_before")?,
         paid_before: r.dec("paid_before")?,
+        fees_before: r.dec("fees_before")?,
         arrears: r.dec("arrears")?,
         arrears_since: r.opt_date("arrears_since")?,
         lines: r.string("lines")?,
@@ -884,6 +892,69 @@ pub(crate) async fn check_import<X: Exec>(
                 column: "customer_id".into(),
                 value: shown(r.str(1)?),
                 problem: "no such customer in this company: import the customer first".into(),
+            });
+        }
+    }
+    if kind == ImportKind::Payments {
+        // The ledger is append-only: a payment id already imported with other values is a
+        // correction, which is a reversal and a new payment, never an edit.
+        let changed = q!("SELECT s.row_no, e.id, e.customer_id, e.on_date, e.amount::text
+             FROM import_stage s JOIN account_entries e
+               ON e.company_id = $1 AND e.channel = 'import' AND e.channel_txn = s.payment_id
+             WHERE e.customer_id <> s.customer_id OR e.on_date <> s.paid_on
+                OR e.amount::text <> s.amount::text
+             ORDER BY s.row_no LIMIT $2");
+        for r in x.rows(changed, args![company_id, max as i64]).await? {
+            errors.push(RowError {
+                row: r.big(0)? as u64,
+                column: "payment_id".into(),
+                value: String::new(),
+                problem: format!(
+                    "this payment id is recorded already, as entry {} (customer {}, {}, {}), \
+                     and a payment is never changed: reverse entry {} and import the right \
+                     payment under a new id",
+                    r.big(1)?,
+                    shown(r.str(2)?),
+                    r.date(3)?,
+                    r.str(4)?,
+                    r.big(1)?
+                ),
+            });
+        }
+        // An opening balance holds everything before its date: a payment dated before it
+        // would never count, so it is refused rather than silently ignored.
+        let early = q!("SELECT s.row_no, o.as_of FROM import_stage s JOIN opening_balances o
+               ON o.company_id = $1 AND o.customer_id = s.customer_id
+             WHERE s.paid_on < o.as_of ORDER BY s.row_no LIMIT $2");
+        for r in x.rows(early, args![company_id, max as i64]).await? {
+            let as_of = r.date(1)?;
+            errors.push(RowError {
+                row: r.big(0)? as u64,
+                column: "paid_on".into(),
+                value: String::new(),
+                problem: format!(
+                    "dated before the customer's opening balance (as of {as_of}), which holds \
+                     everything owed and paid before it: date the payment on or after \
+                     {as_of}, or correct the opening balance"
+                ),
+            });
+        }
+    }
+    if kind == ImportKind::Balances {
+        let early = q!("SELECT s.row_no, min(e.on_date)::text FROM import_stage s
+               JOIN account_entries e ON e.company_id = $1 AND e.customer_id = s.customer_id
+             WHERE e.on_date < s.as_of GROUP BY s.row_no ORDER BY s.row_no LIMIT $2");
+        for r in x.rows(early, args![company_id, max as i64]).await? {
+            errors.push(RowError {
+                row: r.big(0)? as u64,
+                column: "as_of".into(),
+                value: String::new(),
+                problem: format!(
+                    "the customer's ledger has entries dated before this opening balance \
+                     (the first on {}), which would no longer count: date the opening balance \
+                     on or before it",
+                    r.str(1)?
+                ),
             });
         }
     }

@@ -258,15 +258,16 @@ impl Engine for SqliteStore {
         .fetch_all(&mut *conn)
         .await?;
         let previous = q(format!(
-            "SELECT customer_id, charged_before, principal, arrears, arrears_since FROM bills
+            "SELECT customer_id, charged_before, principal, fees_before, customer_total, arrears,
+                    arrears_since FROM bills
              WHERE company_id = ?1 AND {RANGE} AND bill_date = ?4 ORDER BY customer_id"
         ))
         .bind(prev)
         .fetch_all(&mut *conn)
         .await?;
         let payments = q(format!(
-            "SELECT customer_id, paid_on, amount FROM payments
-             WHERE company_id = ?1 AND {RANGE} AND paid_on < ?4 ORDER BY customer_id, paid_on"
+            "SELECT customer_id, on_date, amount FROM account_entries
+             WHERE company_id = ?1 AND {RANGE} AND on_date < ?4 ORDER BY customer_id, on_date"
         ))
         .bind(date)
         .fetch_all(&mut *conn)
@@ -418,6 +419,7 @@ impl Engine for SqliteStore {
                     .push_bind(r.principal.to_string())
                     .push_bind(r.charged_before.to_string())
                     .push_bind(r.paid_before.to_string())
+                    .push_bind(r.fees_before.to_string())
                     .push_bind(r.arrears.to_string())
                     .push_bind(r.arrears_since)
                     .push_bind(r.lines.clone())
@@ -712,15 +714,15 @@ impl SqliteImport {
             ),
             ImportKind::Payments => (
                 "SELECT count(*) FROM import_stage WHERE ?1 IS NOT NULL",
-                "SELECT count(*) FROM import_stage s JOIN payments p
-                 ON p.company_id = ?1 AND p.payment_id = s.payment_id",
-                "INSERT INTO payments (company_id, payment_id, customer_id, paid_on, amount)
-                 SELECT ?1, payment_id, customer_id, paid_on, amount FROM import_stage WHERE true
-                 ON CONFLICT (company_id, payment_id) DO UPDATE SET
-                     customer_id = excluded.customer_id, paid_on = excluded.paid_on,
-                     amount = excluded.amount
-                 WHERE customer_id IS NOT excluded.customer_id
-                    OR paid_on IS NOT excluded.paid_on OR amount IS NOT excluded.amount",
+                "SELECT count(*) FROM import_stage s JOIN account_entries e
+                 ON e.company_id = ?1 AND e.channel = 'import' AND e.channel_txn = s.payment_id",
+                // A payment is never changed: check_import refused a row that differs from
+                // the recorded one, so a conflict here is the same payment again.
+                "INSERT INTO account_entries (company_id, customer_id, kind, on_date, amount,
+                     channel, channel_txn, recorded_by, source)
+                 SELECT ?1, customer_id, 'payment', paid_on, amount, 'import', payment_id,
+                     'import', 'import' FROM import_stage WHERE true ORDER BY row_no
+                 ON CONFLICT (company_id, channel, channel_txn) DO NOTHING",
             ),
             ImportKind::Balances => (
                 "SELECT count(*) FROM import_stage WHERE ?1 IS NOT NULL",

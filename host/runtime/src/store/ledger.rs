@@ -1,0 +1,481 @@
+//! The store's account ledger: recording payments, adjustments, write-offs, reversals and
+//! refunds (append-only, idempotent by channel and transaction id), and reading what an
+//! account, a day's close and the audit need. What the entries mean is [`crate::ledger`]'s.
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+use super::sql::{Commit, Engine, Exec, SqlRow, args, bump_data_version, opening_of, q};
+use super::types::{Result, StoreError};
+use crate::ledger::*;
+use crate::model::shown;
+
+/// The columns of an entry, as [`entry_of`] reads them.
+macro_rules! entry_columns {
+    () => {
+        "id, customer_id, kind, on_date, amount::text AS amount, channel, channel_txn, method, \
+         receipt_no, cashier, reason_code, note, undoes, recorded_by, source, \
+         utc_text(recorded_at) AS recorded_at"
+    };
+}
+
+/// The most entries one read returns (a day's close, a customer's account): a bound on memory
+/// that no real day or account comes near.
+pub const MAX_ENTRIES: usize = 500_000;
+
+fn entry_of<R: SqlRow>(r: &R) -> Result<Entry> {
+    let kind = r.str("kind")?;
+    let channel = r.opt_str("channel")?;
+    Ok(Entry {
+        id: r.big("id")?,
+        customer_id: r.string("customer_id")?,
+        kind: EntryKind::parse(kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("entry kind {kind:?}")))?,
+        on_date: r.date("on_date")?,
+        amount: r.dec("amount")?,
+        channel: channel
+            .map(|c| {
+                Channel::parse(c).ok_or_else(|| StoreError::Corrupt(format!("channel {c:?}")))
+            })
+            .transpose()?,
+        channel_txn: r.opt_string("channel_txn")?,
+        method: r.opt_string("method")?,
+        receipt_no: r.opt_string("receipt_no")?,
+        cashier: r.opt_string("cashier")?,
+        reason_code: r.opt_string("reason_code")?,
+        note: r.opt_string("note")?,
+        undoes: r.opt_big("undoes")?,
+        recorded_by: r.string("recorded_by")?,
+        source: r.string("source")?,
+        recorded_at: r.string("recorded_at")?,
+    })
+}
+
+/// The account ledger (see [`crate::ledger`]).
+#[async_trait]
+pub trait LedgerStore: Send + Sync {
+    /// Records a payment, an adjustment or a write-off, in one transaction: the customer must
+    /// exist, the date must not be before the customer's opening balance, and a payment already
+    /// recorded under its channel and transaction id is [`Recorded::Again`] when it is the same
+    /// payment (customer, date, amount) and a `Conflict` otherwise. Checks
+    /// [`NewEntry::check`] first.
+    async fn record_entry(&self, company_id: i32, entry: &NewEntry) -> Result<Recorded>;
+
+    /// Records a reversal or a refund of a payment, in one transaction that locks the payment:
+    /// a reversal takes all that is left of it, a refund at most that; a refund with a channel
+    /// transaction id recorded before is [`Recorded::Again`].
+    async fn undo_payment(&self, company_id: i32, undo: &Undo) -> Result<Recorded>;
+
+    /// One entry of the company.
+    async fn entry(&self, company_id: i32, id: i64) -> Result<Option<Entry>>;
+
+    /// A customer's entries dated up to `to`, oldest first.
+    async fn customer_entries(
+        &self,
+        company_id: i32,
+        customer_id: &str,
+        to: NaiveDate,
+    ) -> Result<Vec<Entry>>;
+
+    /// The entries dated `date`, by id (a day's close).
+    async fn entries_on(&self, company_id: i32, date: NaiveDate) -> Result<Vec<Entry>>;
+
+    /// What a customer's account at the end of `as_of` is computed from: the opening balance,
+    /// the last bill of a completed run dated up to it, the entries dated up to it.
+    async fn account_facts(
+        &self,
+        company_id: i32,
+        customer_id: &str,
+        as_of: NaiveDate,
+    ) -> Result<AccountFacts>;
+}
+
+async fn entry_by_txn<X: Exec>(
+    x: &mut X,
+    company_id: i32,
+    channel: Channel,
+    txn: &str,
+) -> Result<Option<Entry>> {
+    x.opt(
+        q!(concat!(
+            "SELECT ",
+            entry_columns!(),
+            " FROM account_entries WHERE company_id = $1 AND channel = $2 AND channel_txn = $3"
+        )),
+        args![company_id, channel.as_str(), txn],
+    )
+    .await?
+    .as_ref()
+    .map(entry_of)
+    .transpose()
+}
+
+/// Refuses a date before the customer's opening balance (which holds everything before it).
+async fn check_opening<X: Exec>(
+    x: &mut X,
+    company_id: i32,
+    customer_id: &str,
+    on_date: NaiveDate,
+) -> Result<()> {
+    let opening = x
+        .opt(
+            q!("SELECT customer_id, as_of, arrears::text, arrears_since FROM opening_balances
+                WHERE company_id = $1 AND customer_id = $2"),
+            args![company_id, customer_id],
+        )
+        .await?
+        .as_ref()
+        .map(opening_of)
+        .transpose()?;
+    if let Some(o) = opening
+        && on_date < o.as_of
+    {
+        return Err(StoreError::Conflict(format!(
+            "customer {} has an opening balance as of {}, which holds everything owed and paid \
+             before it: an entry dated {on_date} would never count. Date it on or after {}, or \
+             correct the opening balance",
+            shown(customer_id),
+            o.as_of,
+            o.as_of
+        )));
+    }
+    Ok(())
+}
+
+const INSERT: &str = concat!(
+    "INSERT INTO account_entries (company_id, customer_id, kind, on_date, amount, channel,
+         channel_txn, method, receipt_no, cashier, reason_code, note, undoes, recorded_by,
+         source)
+     VALUES ($1, $2, $3, $4, $5::text::numeric, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+     ON CONFLICT (company_id, channel, channel_txn) DO NOTHING
+     RETURNING ",
+    entry_columns!()
+);
+
+#[async_trait]
+impl<E: Engine> LedgerStore for E {
+    async fn record_entry(&self, company_id: i32, e: &NewEntry) -> Result<Recorded> {
+        e.check().map_err(StoreError::Conflict)?;
+        let mut tx = self.begin().await?;
+        let known = tx
+            .opt(
+                q!("SELECT 1 FROM customers WHERE company_id = $1 AND customer_id = $2"),
+                args![company_id, &e.customer_id],
+            )
+            .await?;
+        if known.is_none() {
+            return Err(StoreError::NotFound(format!(
+                "no customer {} in this company",
+                shown(&e.customer_id)
+            )));
+        }
+        check_opening(&mut tx, company_id, &e.customer_id, e.on_date).await?;
+        let amount = e.amount.to_string();
+        let inserted = tx
+            .opt(
+                q!(INSERT),
+                args![
+                    company_id,
+                    &e.customer_id,
+                    e.kind.as_str(),
+                    e.on_date,
+                    amount.as_str(),
+                    e.channel.map(Channel::as_str),
+                    &e.channel_txn,
+                    &e.method,
+                    &e.receipt_no,
+                    &e.cashier,
+                    &e.reason_code,
+                    &e.note,
+                    None::<i64>,
+                    e.recorded_by.as_str(),
+                    e.source.as_str()
+                ],
+            )
+            .await?;
+        if let Some(r) = inserted {
+            let entry = entry_of(&r)?;
+            bump_data_version(&mut tx, company_id).await?;
+            tx.commit().await?;
+            return Ok(Recorded::New(entry));
+        }
+        // The channel and transaction id are recorded: the same payment again, or a conflict.
+        let (Some(channel), Some(txn)) = (e.channel, e.channel_txn.as_deref()) else {
+            return Err(StoreError::Corrupt(
+                "an entry without a channel transaction conflicted".into(),
+            ));
+        };
+        let Some(old) = entry_by_txn(&mut tx, company_id, channel, txn).await? else {
+            return Err(StoreError::Conflict(format!(
+                "{} transaction {} was being recorded at the same moment and is not visible \
+                 yet: send it again",
+                channel.as_str(),
+                shown(txn)
+            )));
+        };
+        if old.kind == e.kind
+            && old.customer_id == e.customer_id
+            && old.on_date == e.on_date
+            && old.amount == e.amount
+        {
+            return Ok(Recorded::Again(old));
+        }
+        Err(StoreError::Conflict(format!(
+            "{} transaction {} is recorded already as entry {} ({} of {} for customer {} on \
+             {}), and an entry is never changed: if that one is wrong, reverse it and record \
+             the right one",
+            channel.as_str(),
+            shown(txn),
+            old.id,
+            old.kind.as_str(),
+            old.amount,
+            shown(&old.customer_id),
+            old.on_date
+        )))
+    }
+
+    async fn undo_payment(&self, company_id: i32, u: &Undo) -> Result<Recorded> {
+        u.check().map_err(StoreError::Conflict)?;
+        let mut tx = self.begin().await?;
+        let payment = tx
+            .opt(
+                q!(concat!(
+                    "SELECT ",
+                    entry_columns!(),
+                    " FROM account_entries WHERE company_id = $1 AND id = $2 FOR UPDATE"
+                )),
+                args![company_id, u.payment],
+            )
+            .await?
+            .as_ref()
+            .map(entry_of)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("no entry {} in this company", u.payment)))?;
+        if payment.kind != EntryKind::Payment {
+            return Err(StoreError::Conflict(format!(
+                "entry {} is a {}, not a payment: only a payment is reversed or refunded (an \
+                 adjustment is undone by an adjustment the other way)",
+                payment.id,
+                payment.kind.as_str()
+            )));
+        }
+        if let (Some(channel), Some(txn)) = (payment.channel, u.channel_txn.as_deref())
+            && let Some(old) = entry_by_txn(&mut tx, company_id, channel, txn).await?
+        {
+            if old.undoes == Some(payment.id)
+                && old.kind == u.kind
+                && Some(-old.amount) == u.amount
+            {
+                return Ok(Recorded::Again(old));
+            }
+            return Err(StoreError::Conflict(format!(
+                "{} transaction {} is recorded already as entry {} ({} of {}): give this {} \
+                 its own transaction id",
+                channel.as_str(),
+                shown(txn),
+                old.id,
+                old.kind.as_str(),
+                old.amount,
+                u.kind.as_str()
+            )));
+        }
+        if u.on_date < payment.on_date {
+            return Err(StoreError::Conflict(format!(
+                "payment {} is dated {}: a {} of it cannot be dated {} before it",
+                payment.id,
+                payment.on_date,
+                u.kind.as_str(),
+                u.on_date
+            )));
+        }
+        let undone: Vec<Entry> = tx
+            .rows(
+                q!(concat!(
+                    "SELECT ",
+                    entry_columns!(),
+                    " FROM account_entries WHERE company_id = $1 AND undoes = $2 ORDER BY id"
+                )),
+                args![company_id, payment.id],
+            )
+            .await?
+            .iter()
+            .map(entry_of)
+            .collect::<Result<_>>()?;
+        let left = payment.amount + undone.iter().map(|e| e.amount).sum::<Decimal>();
+        if left <= Decimal::ZERO {
+            let by: Vec<String> = undone
+                .iter()
+                .map(|e| format!("{} {} on {}", e.kind.as_str(), e.id, e.on_date))
+                .collect();
+            return Err(StoreError::Conflict(format!(
+                "payment {} of {} is undone already ({}): nothing is left to {}",
+                payment.id,
+                payment.amount,
+                by.join(", "),
+                if u.kind == EntryKind::Reversal {
+                    "reverse"
+                } else {
+                    "refund"
+                }
+            )));
+        }
+        let amount = match u.amount {
+            Some(a) if a > left => {
+                return Err(StoreError::Conflict(format!(
+                    "a refund of {a} is more than what is left of payment {} ({left} of {})",
+                    payment.id, payment.amount
+                )));
+            }
+            Some(a) => -a,
+            None => -left,
+        };
+        let amount_text = amount.to_string();
+        let row = tx
+            .opt(
+                q!(INSERT),
+                args![
+                    company_id,
+                    &payment.customer_id,
+                    u.kind.as_str(),
+                    u.on_date,
+                    amount_text.as_str(),
+                    payment.channel.map(Channel::as_str),
+                    &u.channel_txn,
+                    None::<&str>,
+                    None::<&str>,
+                    &u.cashier,
+                    None::<&str>,
+                    u.note.as_str(),
+                    Some(payment.id),
+                    u.recorded_by.as_str(),
+                    u.source.as_str()
+                ],
+            )
+            .await?
+            .ok_or_else(|| {
+                StoreError::Conflict(
+                    "the refund's transaction id was recorded at the same moment: send it again"
+                        .into(),
+                )
+            })?;
+        let entry = entry_of(&row)?;
+        bump_data_version(&mut tx, company_id).await?;
+        tx.commit().await?;
+        Ok(Recorded::New(entry))
+    }
+
+    async fn entry(&self, company_id: i32, id: i64) -> Result<Option<Entry>> {
+        self.db()
+            .opt(
+                q!(concat!(
+                    "SELECT ",
+                    entry_columns!(),
+                    " FROM account_entries WHERE company_id = $1 AND id = $2"
+                )),
+                args![company_id, id],
+            )
+            .await?
+            .as_ref()
+            .map(entry_of)
+            .transpose()
+    }
+
+    async fn customer_entries(
+        &self,
+        company_id: i32,
+        customer_id: &str,
+        to: NaiveDate,
+    ) -> Result<Vec<Entry>> {
+        let rows = self
+            .db()
+            .rows(
+                q!(concat!(
+                    "SELECT ",
+                    entry_columns!(),
+                    " FROM account_entries WHERE company_id = $1 AND customer_id = $2
+                      AND on_date <= $3 ORDER BY on_date, id LIMIT $4"
+                )),
+                args![company_id, customer_id, to, MAX_ENTRIES as i64 + 1],
+            )
+            .await?;
+        bounded(rows, "the customer's account")
+    }
+
+    async fn entries_on(&self, company_id: i32, date: NaiveDate) -> Result<Vec<Entry>> {
+        let rows = self
+            .db()
+            .rows(
+                q!(concat!(
+                    "SELECT ",
+                    entry_columns!(),
+                    " FROM account_entries WHERE company_id = $1 AND on_date = $2
+                      ORDER BY id LIMIT $3"
+                )),
+                args![company_id, date, MAX_ENTRIES as i64 + 1],
+            )
+            .await?;
+        bounded(rows, "the day")
+    }
+
+    async fn account_facts(
+        &self,
+        company_id: i32,
+        customer_id: &str,
+        as_of: NaiveDate,
+    ) -> Result<AccountFacts> {
+        let mut db = self.db();
+        let opening = db
+            .opt(
+                q!("SELECT customer_id, as_of, arrears::text, arrears_since FROM opening_balances
+                    WHERE company_id = $1 AND customer_id = $2"),
+                args![company_id, customer_id],
+            )
+            .await?
+            .as_ref()
+            .map(opening_of)
+            .transpose()?;
+        // The customer's bill of the latest completed dates, found by primary key one date at
+        // a time (bills are keyed by date first; the runs table is small).
+        let last_bill = db
+            .opt(
+                q!("SELECT b.bill_date, b.charged_before::text, b.principal::text,
+                           b.fees_before::text, b.customer_total::text, b.arrears::text,
+                           b.arrears_since
+                    FROM (SELECT DISTINCT bill_date FROM runs
+                          WHERE company_id = $1 AND state = 'completed' AND bill_date <= $3
+                          ORDER BY bill_date DESC LIMIT 800) r
+                    JOIN bills b ON b.company_id = $1 AND b.bill_date = r.bill_date
+                                AND b.customer_id = $2
+                    ORDER BY b.bill_date DESC LIMIT 1"),
+                args![company_id, customer_id, as_of],
+            )
+            .await?
+            .map(|r| -> Result<LastBill> {
+                let principal = r.dec(2)?;
+                Ok(LastBill {
+                    date: r.date(0)?,
+                    principal_through: r.dec(1)? + principal,
+                    fees_through: r.dec(3)? + r.dec(4)? - principal,
+                    arrears: r.dec(5)?,
+                    arrears_since: r.opt_date(6)?,
+                })
+            })
+            .transpose()?;
+        let entries = self.customer_entries(company_id, customer_id, as_of).await?;
+        Ok(AccountFacts {
+            opening,
+            last_bill,
+            entries,
+        })
+    }
+}
+
+fn bounded<R: SqlRow>(rows: Vec<R>, what: &str) -> Result<Vec<Entry>> {
+    if rows.len() > MAX_ENTRIES {
+        return Err(StoreError::Conflict(format!(
+            "{what} has more than {MAX_ENTRIES} entries: ask for a shorter range"
+        )));
+    }
+    rows.iter().map(entry_of).collect()
+}
