@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{self, company::CompanyCommand, plugin::PluginCommand};
+use crate::commands::{
+    self, account::AccountCommand, company::CompanyCommand, plugin::PluginCommand,
+};
 
 /// heatbill: daily bills for district-heating companies, with pricing rules as sandboxed
 /// WebAssembly plugins.
@@ -37,6 +39,10 @@ pub enum Command {
     /// Serve the admin API (companies, plugins, data, runs, bills) with a worker and the
     /// nightly scheduler, until SIGINT or SIGTERM.
     Serve(commands::serve::ServeArgs),
+    /// A customer's account, and the money that moves on it: payments, reversals, refunds,
+    /// adjustments, write-offs; a day's close per cashier and channel.
+    #[command(subcommand)]
+    Account(AccountCommand),
     /// The customers with the most unpaid principal after the company's latest run.
     Arrears(commands::arrears::ArrearsArgs),
     /// Check a company's books: open and stale dates, totals against lines, balances carried
@@ -99,6 +105,7 @@ pub fn run(cli: Cli, compiler: Option<&std::path::Path>) -> anyhow::Result<ExitC
         Command::Run(args) => commands::run::run(args, compiler),
         Command::Worker(args) => commands::worker::run(args, compiler),
         Command::Serve(args) => commands::serve::run(args, compiler),
+        Command::Account(c) => commands::account::run(c),
         Command::Arrears(args) => commands::arrears::run(args),
         Command::Audit(args) => commands::audit::run(args),
         Command::Warm(args) => commands::warm::run(args),

@@ -3,6 +3,7 @@
 //! function that runs it; the work itself is `heatbill-runtime`'s, or the harness's
 //! ([`heatbill_harness`]).
 
+pub mod account;
 pub mod arrears;
 pub mod audit;
 pub mod company;

@@ -29,6 +29,7 @@ mod engine;
 mod hostile;
 mod import;
 mod layout;
+mod ledger;
 mod profiles;
 mod runtime;
 mod sandbox;

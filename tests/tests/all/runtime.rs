@@ -23,7 +23,7 @@ fn dec(s: &str) -> Decimal {
 }
 
 /// Harbin's figures through every reference plugin but the metered tariff.
-const HARBIN_CHAIN: &str = r#"
+pub(crate) const HARBIN_CHAIN: &str = r#"
 [[chain.entry]]
 plugin = "season"
 params = { start = "2025-10-20", end = "2026-04-20" }
@@ -69,7 +69,7 @@ plugin = "metered-tariff"
 params = { prices = { residential = "12", non-residential = "12" }, unit_prices = { residential = "44.45", non-residential = "44.45" } }
 "#;
 
-async fn apply(db: &TestDb, text: &str) -> Company {
+pub(crate) async fn apply(db: &TestDb, text: &str) -> Company {
     let file = CompanyFile::parse(text).unwrap();
     // Loading runs plugin code (describe): never on the async runtime's threads.
     let components = tokio::task::spawn_blocking(db::components).await.unwrap();
@@ -99,7 +99,7 @@ async fn try_run(db: &TestDb, slug: &str, date: &str) -> Result<RunReport, RunEr
     run::run(&env(&db.services(), &settings()), slug, d(date), |_| {}).await
 }
 
-async fn run(db: &TestDb, slug: &str, date: &str) -> RunReport {
+pub(crate) async fn run(db: &TestDb, slug: &str, date: &str) -> RunReport {
     try_run(db, slug, date)
         .await
         .unwrap_or_else(|e| panic!("run of {slug} {date}: {e}"))

@@ -244,6 +244,7 @@ async fn shards_are_written_once(db: TestDb) {
         principal: dec(total),
         charged_before: dec("0"),
         paid_before: dec("0"),
+        fees_before: dec("0"),
         arrears: dec("0"),
         arrears_since: None,
         lines: "[]".into(),
