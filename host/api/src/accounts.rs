@@ -118,7 +118,11 @@ fn recorded(r: Recorded) -> (StatusCode, Json<RecordedView>) {
         Recorded::New(e) | Recorded::Again(e) => e,
     };
     (
-        if new { StatusCode::CREATED } else { StatusCode::OK },
+        if new {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
         Json(RecordedView {
             new,
             entry: entry.into(),
@@ -236,7 +240,9 @@ pub async fn account(
     let as_of = q.as_of.unwrap_or_else(|| ledger::local_today(&c.time_zone));
     let policy = ledger::Allocation::of(&c.policies).map_err(ApiError::unprocessable)?;
     let facts = store.account_facts(c.id, &customer, as_of).await?;
-    Ok(Json(ledger::account(&customer, as_of, policy, facts).into()))
+    Ok(Json(
+        ledger::account(&customer, as_of, policy, facts).into(),
+    ))
 }
 
 /// A payment: a counter receipt or a channel's notification.

@@ -202,7 +202,15 @@ pub async fn audit(
         report.dates += 1;
         check_runs(store, &mut report, max, date, &runs, &previous_runs).await?;
         for range in &ranges {
-            check_shard(store, &mut report, max, (company.id, allocation), date, range).await?;
+            check_shard(
+                store,
+                &mut report,
+                max,
+                (company.id, allocation),
+                date,
+                range,
+            )
+            .await?;
         }
         previous_runs = runs;
         date = date.succ_opt().expect("a date before 9999");

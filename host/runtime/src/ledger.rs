@@ -186,6 +186,25 @@ impl Dues {
 /// order. Negative credits (more taken back than paid, or debit adjustments) add to the unpaid
 /// principal; a negative principal (a bill that gave back more than it charged) is credit.
 pub fn allocate(policy: Allocation, principal: Decimal, fees: Decimal, credits: Decimal) -> Dues {
+    let d = allocate_exact(policy, principal, fees, credits);
+    Dues {
+        principal: fen(d.principal),
+        fees: fen(d.fees),
+        credit: fen(d.credit),
+    }
+}
+
+/// An amount shown to the fen: `0.00`, not `0` (the sums keep the scale of their terms; a
+/// zero nobody added to has none).
+pub fn fen(d: Decimal) -> Decimal {
+    let mut d = d;
+    if d.scale() < 2 {
+        d.rescale(2);
+    }
+    d
+}
+
+fn allocate_exact(policy: Allocation, principal: Decimal, fees: Decimal, credits: Decimal) -> Dues {
     let (mut principal, fees) = (principal, fees.max(Decimal::ZERO));
     let mut credits = credits;
     if principal < Decimal::ZERO {
@@ -416,11 +435,11 @@ pub fn account(
         customer_id: customer_id.to_string(),
         as_of,
         allocation: policy,
-        principal_billed,
-        fees_billed,
-        credits,
+        principal_billed: fen(principal_billed),
+        fees_billed: fen(fees_billed),
+        credits: fen(credits),
         dues,
-        balance: dues.balance(),
+        balance: fen(dues.balance()),
         last_bill_date,
         opening_as_of: opening.map(|o| o.as_of),
         entries,
@@ -476,10 +495,10 @@ pub fn day_close(date: NaiveDate, entries: &[Entry]) -> DayClose {
                 cashier: e.cashier.clone(),
                 channel: e.channel,
                 payments: 0,
-                paid: Decimal::ZERO,
+                paid: fen(Decimal::ZERO),
                 undone: 0,
-                undone_amount: Decimal::ZERO,
-                net: Decimal::ZERO,
+                undone_amount: fen(Decimal::ZERO),
+                net: fen(Decimal::ZERO),
                 entries: Vec::new(),
             });
         if e.kind == EntryKind::Payment {
@@ -495,7 +514,7 @@ pub fn day_close(date: NaiveDate, entries: &[Entry]) -> DayClose {
     let tills: Vec<Till> = tills.into_values().collect();
     DayClose {
         date,
-        net: tills.iter().map(|t| t.net).sum(),
+        net: fen(tills.iter().map(|t| t.net).sum()),
         tills,
     }
 }
@@ -577,9 +596,11 @@ impl NewEntry {
                     ));
                 }
                 if self.channel.is_none() {
-                    return Err("a payment needs its channel (counter, wechat, alipay, bank, \
+                    return Err(
+                        "a payment needs its channel (counter, wechat, alipay, bank, \
                                 government)"
-                        .into());
+                            .into(),
+                    );
                 }
                 if self.channel_txn.is_none() {
                     return Err("a payment needs its transaction id in the channel \
@@ -623,9 +644,11 @@ impl Undo {
         match (self.kind, self.amount) {
             (EntryKind::Reversal, None) => {}
             (EntryKind::Reversal, Some(_)) => {
-                return Err("a reversal undoes all that is left of the payment: give no \
+                return Err(
+                    "a reversal undoes all that is left of the payment: give no \
                             amount (a refund gives one)"
-                    .into());
+                        .into(),
+                );
             }
             (EntryKind::Refund, Some(a)) => {
                 check_amount("the refund", a)?;

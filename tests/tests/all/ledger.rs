@@ -5,9 +5,7 @@
 
 use chrono::NaiveDate;
 use heatbill_runtime::import::ImportOutcome;
-use heatbill_runtime::ledger::{
-    self, Allocation, Channel, EntryKind, NewEntry, Recorded, Undo,
-};
+use heatbill_runtime::ledger::{self, Allocation, Channel, EntryKind, NewEntry, Recorded, Undo};
 use heatbill_runtime::model::*;
 use heatbill_runtime::store::StoreError;
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -189,7 +187,13 @@ async fn ledger_contract(db: TestDb) {
     let r1 = s
         .undo_payment(
             c.id,
-            &undo(p1.id, EntryKind::Refund, Some("30.00"), Some("RF-1"), "2026-01-06"),
+            &undo(
+                p1.id,
+                EntryKind::Refund,
+                Some("30.00"),
+                Some("RF-1"),
+                "2026-01-06",
+            ),
         )
         .await
         .unwrap();
@@ -202,7 +206,13 @@ async fn ledger_contract(db: TestDb) {
     assert_eq!(
         s.undo_payment(
             c.id,
-            &undo(p1.id, EntryKind::Refund, Some("30.00"), Some("RF-1"), "2026-01-06")
+            &undo(
+                p1.id,
+                EntryKind::Refund,
+                Some("30.00"),
+                Some("RF-1"),
+                "2026-01-06"
+            )
         )
         .await
         .unwrap(),
@@ -211,7 +221,13 @@ async fn ledger_contract(db: TestDb) {
     conflict(
         s.undo_payment(
             c.id,
-            &undo(p1.id, EntryKind::Refund, Some("70.01"), Some("RF-2"), "2026-01-06"),
+            &undo(
+                p1.id,
+                EntryKind::Refund,
+                Some("70.01"),
+                Some("RF-2"),
+                "2026-01-06",
+            ),
         )
         .await,
         "more than what is left",
@@ -291,7 +307,10 @@ async fn ledger_contract(db: TestDb) {
         .map(|e| e.id)
         .collect();
     assert_eq!(ids, [p1.id, w.id, r1.id, rv.id, adj.id]);
-    let up_to_5 = s.customer_entries(c.id, "A", d("2026-01-05")).await.unwrap();
+    let up_to_5 = s
+        .customer_entries(c.id, "A", d("2026-01-05"))
+        .await
+        .unwrap();
     assert_eq!(up_to_5.len(), 2);
 
     // The day's close: per cashier and channel, with the entries behind each total.
@@ -308,7 +327,11 @@ async fn ledger_contract(db: TestDb) {
         &s.entries_on(c.id, d("2026-01-06")).await.unwrap(),
     );
     assert_eq!(
-        (close.tills[0].undone, close.tills[0].undone_amount, close.net),
+        (
+            close.tills[0].undone,
+            close.tills[0].undone_amount,
+            close.net
+        ),
         (2, dec("-100.00"), dec("-100.00"))
     );
 
@@ -336,7 +359,11 @@ async fn ledger_contract(db: TestDb) {
     };
     assert_eq!(at("2026-01-01").await.balance, dec("300.00"));
     assert_eq!(at("2026-01-02").await.balance, dec("0.00"));
-    assert_eq!(at("2025-12-31").await.balance, dec("0"), "before the opening");
+    assert_eq!(
+        at("2025-12-31").await.balance,
+        dec("0"),
+        "before the opening"
+    );
 
     // Imports: a payments file lands in the ledger (channel `import`), idempotent; a changed
     // payment or one dated before its customer's opening balance is refused, nothing imported.
@@ -356,10 +383,17 @@ async fn ledger_contract(db: TestDb) {
     )
     .await;
     assert_eq!((again.inserted, again.unchanged), (0, 1));
-    let b = s.customer_entries(c.id, "B", d("2026-12-31")).await.unwrap();
+    let b = s
+        .customer_entries(c.id, "B", d("2026-12-31"))
+        .await
+        .unwrap();
     assert_eq!(b.len(), 1);
     assert_eq!(
-        (b[0].channel, b[0].channel_txn.as_deref(), b[0].source.as_str()),
+        (
+            b[0].channel,
+            b[0].channel_txn.as_deref(),
+            b[0].source.as_str()
+        ),
         (Some(Channel::Import), Some("P-1"), "import")
     );
     for (file, says) in [
@@ -487,26 +521,66 @@ async fn a_season_of_payments(db: TestDb) {
         .await;
         let rec = |e: NewEntry| async move { s.record_entry(c.id, &e).await.unwrap() };
         // A pays part of the old debt at the counter and by WeChat; a bank transfer bounces.
-        rec(payment("A", "600.00", Channel::Counter, "R-100", "2025-12-30")).await;
-        rec(payment("A", "0.50", Channel::Wechat, "4200001", "2026-01-02")).await;
+        rec(payment(
+            "A",
+            "600.00",
+            Channel::Counter,
+            "R-100",
+            "2025-12-30",
+        ))
+        .await;
+        rec(payment(
+            "A",
+            "0.50",
+            Channel::Wechat,
+            "4200001",
+            "2026-01-02",
+        ))
+        .await;
         let bounced = rec(payment("A", "300.00", Channel::Bank, "B-77", "2026-01-03")).await;
         s.undo_payment(
             c.id,
-            &undo(bounced.entry().id, EntryKind::Reversal, None, None, "2026-01-04"),
+            &undo(
+                bounced.entry().id,
+                EntryKind::Reversal,
+                None,
+                None,
+                "2026-01-04",
+            ),
         )
         .await
         .unwrap();
         // B pays the whole season ahead: credit, drawn on night after night.
-        rec(payment("B", "500.00", Channel::Alipay, "2026010122001", "2025-12-29")).await;
+        rec(payment(
+            "B",
+            "500.00",
+            Channel::Alipay,
+            "2026010122001",
+            "2025-12-29",
+        ))
+        .await;
         // C is debited for a meter error, then credited a little back.
-        rec(adjustment("C", EntryKind::Adjustment, "-20.00", "2026-01-02")).await;
+        rec(adjustment(
+            "C",
+            EntryKind::Adjustment,
+            "-20.00",
+            "2026-01-02",
+        ))
+        .await;
         rec(adjustment("C", EntryKind::Adjustment, "5.00", "2026-01-05")).await;
         for day in &days {
             crate::runtime::run(&db, slug, &day.to_string()).await;
         }
         // A payment taken on 2026-01-02 and recorded only now: the days after it are billed
         // again, in order, each a new version with the reason.
-        rec(payment("A", "100.00", Channel::Counter, "R-101", "2026-01-02")).await;
+        rec(payment(
+            "A",
+            "100.00",
+            Channel::Counter,
+            "R-101",
+            "2026-01-02",
+        ))
+        .await;
         for day in days.iter().filter(|x| **x > d("2026-01-02")) {
             let r = crate::runtime::run(&db, slug, &day.to_string()).await;
             assert!(r.counts.revised >= 1, "{slug} {day}: {:?}", r.counts);
@@ -579,7 +653,13 @@ async fn a_season_of_payments(db: TestDb) {
             );
             assert_eq!(acc.last_bill_date, Some(last));
             // The day after the last night: what tomorrow's bill would start from.
-            let (_, _, _, unpaid) = expected(policy, opening, &bills, &entries, last + chrono::Days::new(1));
+            let (_, _, _, unpaid) = expected(
+                policy,
+                opening,
+                &bills,
+                &entries,
+                last + chrono::Days::new(1),
+            );
             assert_eq!(acc.dues.principal, unpaid, "{slug} {customer}");
         }
         // B paid ahead: credit is left, never arrears.
@@ -589,7 +669,10 @@ async fn a_season_of_payments(db: TestDb) {
             policy,
             s.account_facts(c.id, "B", last).await.unwrap(),
         );
-        assert!(b.dues.credit > Decimal::ZERO && b.dues.principal.is_zero(), "{b:?}");
+        assert!(
+            b.dues.credit > Decimal::ZERO && b.dues.principal.is_zero(),
+            "{b:?}"
+        );
         // The audit recomputes every stored balance from the ledger too: nothing to report.
         let report = heatbill_runtime::audit::audit(
             s,

@@ -196,7 +196,10 @@ pub fn run(command: AccountCommand) -> Result<ExitCode> {
         let not_after_today = |what: &str, d: Option<NaiveDate>| -> Result<NaiveDate> {
             let d = d.unwrap_or(today);
             if d > today {
-                bail!("{what} {d} is after today ({today} in {})", company.time_zone);
+                bail!(
+                    "{what} {d} is after today ({today} in {})",
+                    company.time_zone
+                );
             }
             Ok(d)
         };
@@ -210,7 +213,8 @@ pub fn run(command: AccountCommand) -> Result<ExitCode> {
                     );
                 }
                 let as_of = a.as_of.unwrap_or(today);
-                let policy = ledger::Allocation::of(&company.policies).map_err(anyhow::Error::msg)?;
+                let policy =
+                    ledger::Allocation::of(&company.policies).map_err(anyhow::Error::msg)?;
                 let facts = store.account_facts(company.id, &a.customer, as_of).await?;
                 let acc = ledger::account(&a.customer, as_of, policy, facts);
                 if a.json {

@@ -240,7 +240,8 @@ pub fn balance(found: &Found<'_>, date: NaiveDate, policy: Allocation) -> Balanc
         .filter(|p| p.paid_on < date && opening.is_none_or(|o| p.paid_on >= o.as_of))
         .map(|p| p.amount)
         .sum();
-    let arrears = crate::ledger::allocate(policy, charged_before, fees_before, paid_before).principal;
+    let arrears =
+        crate::ledger::allocate(policy, charged_before, fees_before, paid_before).principal;
     let since = if arrears > Decimal::ZERO {
         match (prev, opening) {
             (Some(p), _) if p.arrears > Decimal::ZERO => p.arrears_since.or(Some(date)),

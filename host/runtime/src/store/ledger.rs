@@ -35,9 +35,7 @@ fn entry_of<R: SqlRow>(r: &R) -> Result<Entry> {
         on_date: r.date("on_date")?,
         amount: r.dec("amount")?,
         channel: channel
-            .map(|c| {
-                Channel::parse(c).ok_or_else(|| StoreError::Corrupt(format!("channel {c:?}")))
-            })
+            .map(|c| Channel::parse(c).ok_or_else(|| StoreError::Corrupt(format!("channel {c:?}"))))
             .transpose()?,
         channel_txn: r.opt_string("channel_txn")?,
         method: r.opt_string("method")?,
@@ -120,8 +118,10 @@ async fn check_opening<X: Exec>(
 ) -> Result<()> {
     let opening = x
         .opt(
-            q!("SELECT customer_id, as_of, arrears::text, arrears_since FROM opening_balances
-                WHERE company_id = $1 AND customer_id = $2"),
+            q!(
+                "SELECT customer_id, as_of, arrears::text, arrears_since FROM opening_balances
+                WHERE company_id = $1 AND customer_id = $2"
+            ),
             args![company_id, customer_id],
         )
         .await?
@@ -251,7 +251,9 @@ impl<E: Engine> LedgerStore for E {
             .as_ref()
             .map(entry_of)
             .transpose()?
-            .ok_or_else(|| StoreError::NotFound(format!("no entry {} in this company", u.payment)))?;
+            .ok_or_else(|| {
+                StoreError::NotFound(format!("no entry {} in this company", u.payment))
+            })?;
         if payment.kind != EntryKind::Payment {
             return Err(StoreError::Conflict(format!(
                 "entry {} is a {}, not a payment: only a payment is reversed or refunded (an \
@@ -263,9 +265,7 @@ impl<E: Engine> LedgerStore for E {
         if let (Some(channel), Some(txn)) = (payment.channel, u.channel_txn.as_deref())
             && let Some(old) = entry_by_txn(&mut tx, company_id, channel, txn).await?
         {
-            if old.undoes == Some(payment.id)
-                && old.kind == u.kind
-                && Some(-old.amount) == u.amount
+            if old.undoes == Some(payment.id) && old.kind == u.kind && Some(-old.amount) == u.amount
             {
                 return Ok(Recorded::Again(old));
             }
@@ -427,8 +427,10 @@ impl<E: Engine> LedgerStore for E {
         let mut db = self.db();
         let opening = db
             .opt(
-                q!("SELECT customer_id, as_of, arrears::text, arrears_since FROM opening_balances
-                    WHERE company_id = $1 AND customer_id = $2"),
+                q!(
+                    "SELECT customer_id, as_of, arrears::text, arrears_since FROM opening_balances
+                    WHERE company_id = $1 AND customer_id = $2"
+                ),
                 args![company_id, customer_id],
             )
             .await?
@@ -439,7 +441,8 @@ impl<E: Engine> LedgerStore for E {
         // a time (bills are keyed by date first; the runs table is small).
         let last_bill = db
             .opt(
-                q!("SELECT b.bill_date, b.charged_before::text, b.principal::text,
+                q!(
+                    "SELECT b.bill_date, b.charged_before::text, b.principal::text,
                            b.fees_before::text, b.customer_total::text, b.arrears::text,
                            b.arrears_since
                     FROM (SELECT DISTINCT bill_date FROM runs
@@ -447,7 +450,8 @@ impl<E: Engine> LedgerStore for E {
                           ORDER BY bill_date DESC LIMIT 800) r
                     JOIN bills b ON b.company_id = $1 AND b.bill_date = r.bill_date
                                 AND b.customer_id = $2
-                    ORDER BY b.bill_date DESC LIMIT 1"),
+                    ORDER BY b.bill_date DESC LIMIT 1"
+                ),
                 args![company_id, customer_id, as_of],
             )
             .await?
@@ -462,7 +466,9 @@ impl<E: Engine> LedgerStore for E {
                 })
             })
             .transpose()?;
-        let entries = self.customer_entries(company_id, customer_id, as_of).await?;
+        let entries = self
+            .customer_entries(company_id, customer_id, as_of)
+            .await?;
         Ok(AccountFacts {
             opening,
             last_bill,

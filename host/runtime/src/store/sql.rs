@@ -898,12 +898,14 @@ pub(crate) async fn check_import<X: Exec>(
     if kind == ImportKind::Payments {
         // The ledger is append-only: a payment id already imported with other values is a
         // correction, which is a reversal and a new payment, never an edit.
-        let changed = q!("SELECT s.row_no, e.id, e.customer_id, e.on_date, e.amount::text
+        let changed = q!(
+            "SELECT s.row_no, e.id, e.customer_id, e.on_date, e.amount::text
              FROM import_stage s JOIN account_entries e
                ON e.company_id = $1 AND e.channel = 'import' AND e.channel_txn = s.payment_id
              WHERE e.customer_id <> s.customer_id OR e.on_date <> s.paid_on
                 OR e.amount::text <> s.amount::text
-             ORDER BY s.row_no LIMIT $2");
+             ORDER BY s.row_no LIMIT $2"
+        );
         for r in x.rows(changed, args![company_id, max as i64]).await? {
             errors.push(RowError {
                 row: r.big(0)? as u64,
@@ -923,9 +925,11 @@ pub(crate) async fn check_import<X: Exec>(
         }
         // An opening balance holds everything before its date: a payment dated before it
         // would never count, so it is refused rather than silently ignored.
-        let early = q!("SELECT s.row_no, o.as_of FROM import_stage s JOIN opening_balances o
+        let early = q!(
+            "SELECT s.row_no, o.as_of FROM import_stage s JOIN opening_balances o
                ON o.company_id = $1 AND o.customer_id = s.customer_id
-             WHERE s.paid_on < o.as_of ORDER BY s.row_no LIMIT $2");
+             WHERE s.paid_on < o.as_of ORDER BY s.row_no LIMIT $2"
+        );
         for r in x.rows(early, args![company_id, max as i64]).await? {
             let as_of = r.date(1)?;
             errors.push(RowError {

@@ -369,6 +369,7 @@ async fn run_to_end(s: &Server, c: &Company, date: &str) -> Value {
     last
 }
 
+mod accounts;
 mod limits;
 mod scheduler;
 mod story;
