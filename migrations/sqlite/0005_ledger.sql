@@ -39,3 +39,10 @@ DROP TABLE payments;
 
 ALTER TABLE bills ADD COLUMN fees_before TEXT NOT NULL DEFAULT '0';
 ALTER TABLE bill_history ADD COLUMN fees_before TEXT NOT NULL DEFAULT '0';
+
+-- The first billed date a correction reached since its last run (a ledger entry or an import
+-- dated before days already billed, a chain version from a billed date): it and every billed
+-- date after it are stale until run again, in order. `stale_version` is the data version of the
+-- latest such correction: a run that started before it does not clear the mark.
+ALTER TABLE companies ADD COLUMN stale_from TEXT;
+ALTER TABLE companies ADD COLUMN stale_version INTEGER NOT NULL DEFAULT 0;

@@ -272,7 +272,7 @@ impl AppState {
         plugins::upload, plugins::list, plugins::read, cases::put_cases, cases::list_cases,
         chains::activate, chains::list_chains, chains::rollback,
         data::import,
-        runs::trigger, runs::list, runs::read, runs::events, runs::cancel,
+        runs::trigger, runs::list, runs::read, runs::events, runs::cancel, runs::stale_dates,
         bills::by_date, bills::export, bills::by_customer, bills::history, bills::by_run,
         bills::dry_run, bills::arrears, audit::read,
         accounts::account, accounts::pay, accounts::adjust, accounts::entry,

@@ -32,6 +32,34 @@ pub fn routes() -> axum::Router<App> {
         .route("/companies/{company}/runs/{id}", get(read))
         .route("/companies/{company}/runs/{id}/events", get(events))
         .route("/companies/{company}/runs/{id}/cancel", post(cancel))
+        .route("/companies/{company}/stale-dates", get(stale_dates))
+}
+
+/// A company's stale dates.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StaleView {
+    /// The first billed date a correction recorded since reaches (none: nothing is stale).
+    pub stale_from: Option<NaiveDate>,
+    /// Every billed date from it on, in the order to run them again (at most 1,000).
+    pub dates: Vec<NaiveDate>,
+}
+
+/// The billed dates a correction reached since they were run (a ledger entry, an import or a
+/// chain version dated before them): request their runs again in this order, each after the
+/// one before has finished (a date waits for the day before it).
+#[utoipa::path(get, operation_id = "runs_stale_dates", path = "/v1/companies/{company}/stale-dates", tag = "runs",
+    params(("company" = String, Path, description = "The company's slug")),
+    security(("bearer" = [])),
+    responses((status = 200, body = StaleView), (status = 404, body = ErrorBody)))]
+pub async fn stale_dates(
+    State(app): State<App>,
+    Tenant(c, ..): Tenant<access::Read>,
+) -> Result<Json<StaleView>, ApiError> {
+    let s = app.services.store.stale_dates(c.id).await?;
+    Ok(Json(StaleView {
+        stale_from: s.from,
+        dates: s.dates,
+    }))
 }
 
 /// A run request.

@@ -5,12 +5,15 @@
 //! - **runs**: no run of the date is still open (a run left running means its date is not
 //!   settled: resume it), and the date is not **stale**: its last completed run started from
 //!   the previous day's last completed run (a re-run of the previous day since then changed the
-//!   balances this date carries; run the date again);
+//!   balances this date carries; run the date again), and no correction recorded since reaches
+//!   it (a ledger entry, an import or a chain version dated before it: the company's
+//!   `stale_from`, see [`RunStore::stale_dates`](crate::store::RunStore::stale_dates));
 //! - **bills**, a shard of customers at a time (bounded memory, whatever the company's size):
 //!   each bill's total equals the sum of its lines, and its customer, government and employer
 //!   totals the sums of their lines; its principal is its customer lines without late fees;
-//!   its balance (charged before, paid before, arrears and since when) is exactly what the
-//!   previous day's bill, the opening balance and the payments carry to it (the run's own
+//!   its balance (charged before, paid before, late fees before, arrears and since when) is
+//!   exactly what the previous day's bill, the opening balance and the ledger's entries carry to
+//!   it (the run's own
 //!   [`balance`](crate::run::shard::balance), recomputed from the stored rows);
 //! - **history**: a bill's superseded versions are 1 to its version − 1, none missing and none
 //!   doubled, and every version after the first says why it replaced the one before.
@@ -159,6 +162,7 @@ pub async fn audit(
     let last = store.latest_billed_date(company.id).await?;
     let allocation =
         crate::ledger::Allocation::of(&company.policies).map_err(StoreError::Corrupt)?;
+    let stale_from = store.stale_dates(company.id).await?.from;
     let to = match (options.to, last) {
         (Some(t), _) => t,
         (None, Some(l)) => l,
@@ -200,7 +204,15 @@ pub async fn audit(
             continue;
         }
         report.dates += 1;
-        check_runs(store, &mut report, max, date, &runs, &previous_runs).await?;
+        check_runs(
+            store,
+            &mut report,
+            (max, stale_from),
+            date,
+            &runs,
+            &previous_runs,
+        )
+        .await?;
         for range in &ranges {
             check_shard(
                 store,
@@ -223,12 +235,31 @@ pub async fn audit(
 async fn check_runs(
     store: &dyn Store,
     report: &mut AuditReport,
-    max: usize,
+    (max, stale_from): (usize, Option<NaiveDate>),
     date: NaiveDate,
     runs: &[RunRecord],
     previous_runs: &[RunRecord],
 ) -> Result<(), StoreError> {
     let mut stale = false;
+    if let Some(from) = stale_from
+        && date >= from
+        && runs.iter().any(|r| r.state == "completed")
+    {
+        stale = true;
+        report.add(
+            max,
+            Problem {
+                kind: "stale-date".into(),
+                date,
+                customer: None,
+                detail: format!(
+                    "a correction recorded since it was billed reaches this date (the company's \
+                     dates are stale from {from}): run them again in order (heatbill run \
+                     --stale)"
+                ),
+            },
+        );
+    }
     for r in runs.iter().filter(|r| r.state == "running") {
         let t = store.run_totals(r.id, 0).await?;
         stale = true;

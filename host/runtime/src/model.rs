@@ -993,3 +993,28 @@ pub struct RunRequest {
 pub fn shown(s: &str) -> String {
     heatbill_engine::text::terminal_safe(s, 40)
 }
+
+/// The previous-day run id a stamp names (`run::stamp_of`); `None` for a stamp without one.
+pub fn stamp_previous_day(stamp: &str) -> Option<i64> {
+    stamp
+        .split("; ")
+        .find_map(|part| part.strip_prefix("previous day "))
+        .and_then(|id| id.parse().ok())
+}
+
+/// The company data version a stamp names (`run::stamp_of`).
+pub fn stamp_data_version(stamp: &str) -> Option<i64> {
+    stamp
+        .split("; ")
+        .find_map(|part| part.strip_prefix("data "))
+        .and_then(|v| v.parse().ok())
+}
+
+/// A company's stale dates ([`crate::store::RunStore::stale_dates`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaleDates {
+    /// The first billed date a correction reached since its last run.
+    pub from: Option<NaiveDate>,
+    /// Every billed date from it on, in order (at most 1,000).
+    pub dates: Vec<NaiveDate>,
+}

@@ -530,21 +530,7 @@ fn stamp_of(
     )
 }
 
-/// The previous-day run id a stamp names ([`stamp_of`]); `None` for a stamp without one.
-pub fn stamp_previous_day(stamp: &str) -> Option<i64> {
-    stamp
-        .split("; ")
-        .find_map(|part| part.strip_prefix("previous day "))
-        .and_then(|id| id.parse().ok())
-}
-
-/// The company data version a stamp names ([`stamp_of`]).
-pub fn stamp_data_version(stamp: &str) -> Option<i64> {
-    stamp
-        .split("; ")
-        .find_map(|part| part.strip_prefix("data "))
-        .and_then(|v| v.parse().ok())
-}
+pub use crate::model::{stamp_data_version, stamp_previous_day};
 
 /// The lock of a company's date (opening and finishing its run).
 fn run_lock(company_id: i32, date: NaiveDate) -> String {

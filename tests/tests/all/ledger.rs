@@ -573,6 +573,8 @@ async fn a_season_of_payments(db: TestDb) {
         }
         // A payment taken on 2026-01-02 and recorded only now: the days after it are billed
         // again, in order, each a new version with the reason.
+        let before = s.stale_dates(c.id).await.unwrap();
+        assert_eq!(before, StaleDates::default(), "{slug}: nothing stale yet");
         rec(payment(
             "A",
             "100.00",
@@ -581,10 +583,28 @@ async fn a_season_of_payments(db: TestDb) {
             "2026-01-02",
         ))
         .await;
-        for day in days.iter().filter(|x| **x > d("2026-01-02")) {
+        let stale: Vec<NaiveDate> = days
+            .iter()
+            .copied()
+            .filter(|x| *x > d("2026-01-02"))
+            .collect();
+        assert_eq!(
+            s.stale_dates(c.id).await.unwrap(),
+            StaleDates {
+                from: Some(d("2026-01-03")),
+                dates: stale.clone()
+            }
+        );
+        for (i, day) in stale.iter().enumerate() {
             let r = crate::runtime::run(&db, slug, &day.to_string()).await;
             assert!(r.counts.revised >= 1, "{slug} {day}: {:?}", r.counts);
+            // Each date run again moves the mark to the next.
+            assert_eq!(s.stale_dates(c.id).await.unwrap().dates, stale[i + 1..]);
         }
+        assert_eq!(s.stale_dates(c.id).await.unwrap().from, None);
+        // A correction dated after every billed date makes nothing stale.
+        rec(adjustment("C", EntryKind::Adjustment, "0.01", "2026-01-08")).await;
+        assert_eq!(s.stale_dates(c.id).await.unwrap().from, None);
         let revised = s.bill(c.id, "A", d("2026-01-03")).await.unwrap().unwrap();
         assert_eq!(
             revised.row.reason.as_deref(),

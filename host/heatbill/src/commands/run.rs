@@ -19,8 +19,19 @@ pub struct RunArgs {
     #[arg(long)]
     pub company: String,
     /// The bill date (the company's local date).
+    #[arg(long, required_unless_present_any = ["from", "stale"], conflicts_with_all = ["from", "stale"])]
+    pub date: Option<NaiveDate>,
+    /// Bill a range again, in order, from this date (with --to): each date's changed bills
+    /// become new versions with the reason.
+    #[arg(long, requires = "to", conflicts_with = "stale")]
+    pub from: Option<NaiveDate>,
+    /// The range's last date (at most 400 days after --from).
+    #[arg(long, requires = "from")]
+    pub to: Option<NaiveDate>,
+    /// Bill the company's stale dates again, in order: the billed dates a correction reached
+    /// since they were run (`heatbill audit` lists them too).
     #[arg(long)]
-    pub date: NaiveDate,
+    pub stale: bool,
     /// Print the report as JSON (and no progress).
     #[arg(long)]
     pub json: bool,
@@ -39,12 +50,53 @@ pub fn run(args: RunArgs, compiler: Option<&Path>) -> Result<ExitCode> {
     let engine = super::engine(&settings, compiler)?;
     super::runtime()?.block_on(async {
         let services = super::open_services(&settings).await?;
+        let dates: Vec<NaiveDate> = match (args.date, args.from, args.to) {
+            (Some(d), _, _) => vec![d],
+            (None, Some(from), Some(to)) => {
+                if to < from || (to - from).num_days() > 400 {
+                    anyhow::bail!("give --from <= --to, at most 400 days apart");
+                }
+                from.iter_days().take_while(|d| *d <= to).collect()
+            }
+            _ => {
+                let company = services.store.company(&args.company).await?;
+                let stale = services.store.stale_dates(company.id).await?;
+                if stale.dates.is_empty() {
+                    if args.json {
+                        println!("[]");
+                    } else {
+                        println!("{}: no stale dates", company.slug);
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
+                if !args.json {
+                    println!(
+                        "{}: {} stale dates, {} to {}",
+                        company.slug,
+                        stale.dates.len(),
+                        stale.dates[0],
+                        stale.dates[stale.dates.len() - 1]
+                    );
+                }
+                stale.dates
+            }
+        };
         let runs = run::Runs::new(run::Env::new(services, engine, settings));
-        let report = daily_run(&runs, &args.company, args.date, !args.json).await?;
+        let mut reports = Vec::with_capacity(dates.len());
+        // In order: each date's balances carry from the one before.
+        for date in dates {
+            let report = daily_run(&runs, &args.company, date, !args.json).await?;
+            if !args.json {
+                print!("{report}");
+            }
+            reports.push(report);
+        }
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        } else {
-            print!("{report}");
+            if args.date.is_some() {
+                println!("{}", serde_json::to_string_pretty(&reports[0])?);
+            } else {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            }
         }
         Ok(ExitCode::SUCCESS)
     })

@@ -167,6 +167,7 @@ impl<E: Engine> ChainStore for E {
             )
             .await?;
         bump_data_version(&mut tx, company_id).await?;
+        super::sql::mark_stale(&mut tx, company_id, effective_from).await?;
         tx.commit().await?;
         chain_version_of(&r)
     }
@@ -388,6 +389,7 @@ impl<E: Engine> ChainStore for E {
             )
             .await?;
         bump_data_version(&mut tx, company_id).await?;
+        super::sql::mark_stale(&mut tx, company_id, effective_from).await?;
         tx.commit().await?;
         previous.as_ref().map(chain_version_of).transpose()
     }

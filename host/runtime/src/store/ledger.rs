@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use super::sql::{Commit, Engine, Exec, SqlRow, args, bump_data_version, opening_of, q};
+use super::sql::{
+    Commit, Engine, Exec, SqlRow, args, bump_data_version, mark_stale, opening_of, q,
+};
 use super::types::{Result, StoreError};
 use crate::ledger::*;
 use crate::model::shown;
@@ -197,6 +199,7 @@ impl<E: Engine> LedgerStore for E {
         if let Some(r) = inserted {
             let entry = entry_of(&r)?;
             bump_data_version(&mut tx, company_id).await?;
+            stale_after(&mut tx, company_id, entry.on_date).await?;
             tx.commit().await?;
             return Ok(Recorded::New(entry));
         }
@@ -361,6 +364,7 @@ impl<E: Engine> LedgerStore for E {
             })?;
         let entry = entry_of(&row)?;
         bump_data_version(&mut tx, company_id).await?;
+        stale_after(&mut tx, company_id, entry.on_date).await?;
         tx.commit().await?;
         Ok(Recorded::New(entry))
     }
@@ -474,6 +478,14 @@ impl<E: Engine> LedgerStore for E {
             last_bill,
             entries,
         })
+    }
+}
+
+/// An entry counts from the bill of the day after its date: those days, if billed, are stale.
+async fn stale_after<X: Exec>(x: &mut X, company_id: i32, on_date: NaiveDate) -> Result<()> {
+    match on_date.succ_opt() {
+        Some(next) => mark_stale(x, company_id, next).await,
+        None => Ok(()),
     }
 }
 

@@ -10,6 +10,35 @@ use super::sql::{
     shard_ranges,
 };
 use super::types::{Result, StoreError};
+
+/// After a run completed: if its date is the company's first stale date and the run was
+/// prepared after the latest correction (its stamp's data version), the mark moves to the next
+/// billed date, or goes when there is none.
+async fn advance_stale<X: Exec>(x: &mut X, run_id: i64) -> Result<()> {
+    let r = x
+        .one(
+            q!("SELECT company_id, bill_date, stamp FROM runs WHERE id = $1"),
+            args![run_id],
+        )
+        .await?;
+    let (company_id, date) = (r.int(0)?, r.date(1)?);
+    let version = stamp_data_version(r.str(2)?).unwrap_or(0);
+    let next = x
+        .one(
+            q!("SELECT min(bill_date) FROM runs
+                WHERE company_id = $1 AND state = 'completed' AND bill_date > $2"),
+            args![company_id, date],
+        )
+        .await?
+        .opt_date(0)?;
+    x.exec(
+        q!("UPDATE companies SET stale_from = $3
+            WHERE id = $1 AND stale_from = $2 AND stale_version <= $4"),
+        args![company_id, date, next, version],
+    )
+    .await?;
+    Ok(())
+}
 use crate::model::*;
 
 /// Runs and their shards: opening a run, claiming, loading and writing shards, and finishing.
@@ -102,7 +131,9 @@ pub trait RunStore: Send + Sync {
     async fn run_totals(&self, run_id: i64, parked_limit: usize) -> Result<RunTotals>;
 
     /// Ends a running run (`completed` or `failed`) with its report; false when it had ended
-    /// already (another process finished it).
+    /// already (another process finished it). A completed run of the company's first stale date
+    /// (see [`stale_dates`](RunStore::stale_dates)), prepared after the latest correction, moves
+    /// the mark to the next billed date (or clears it), in the same transaction.
     async fn finish_run(
         &self,
         run_id: i64,
@@ -121,6 +152,11 @@ pub trait RunStore: Send + Sync {
 
     /// The latest runs of a company (every date), newest first.
     async fn recent_runs(&self, company_id: i32, limit: usize) -> Result<Vec<RunRecord>>;
+
+    /// The company's stale dates: the first billed date a correction reached since its last run
+    /// (a ledger entry, an import or a chain version dated before days already billed), and
+    /// every billed date from it on (at most 1,000), in the order they must be run again.
+    async fn stale_dates(&self, company_id: i32) -> Result<StaleDates>;
 }
 
 #[async_trait]
@@ -369,6 +405,9 @@ impl<E: Engine> RunStore for E {
                 args![run_id, state, &report],
             )
             .await?;
+        if n == 1 && state == "completed" {
+            advance_stale(&mut tx, run_id).await?;
+        }
         tx.commit().await?;
         Ok(n == 1)
     }
@@ -413,6 +452,35 @@ impl<E: Engine> RunStore for E {
             )
             .await?
             .opt_date(0)
+    }
+
+    async fn stale_dates(&self, company_id: i32) -> Result<StaleDates> {
+        let from = self
+            .db()
+            .opt(
+                q!("SELECT stale_from FROM companies WHERE id = $1"),
+                args![company_id],
+            )
+            .await?
+            .map(|r| r.opt_date(0))
+            .transpose()?
+            .flatten();
+        let dates = match from {
+            None => Vec::new(),
+            Some(from) => self
+                .db()
+                .rows(
+                    q!("SELECT DISTINCT bill_date FROM runs
+                        WHERE company_id = $1 AND state = 'completed' AND bill_date >= $2
+                        ORDER BY bill_date LIMIT 1000"),
+                    args![company_id, from],
+                )
+                .await?
+                .iter()
+                .map(|r| r.date(0))
+                .collect::<Result<_>>()?,
+        };
+        Ok(StaleDates { from, dates })
     }
 
     async fn recent_runs(&self, company_id: i32, limit: usize) -> Result<Vec<RunRecord>> {

@@ -176,6 +176,8 @@ pub(crate) enum Arg<'a> {
     OptText(Option<&'a str>),
     /// A date.
     Date(NaiveDate),
+    /// A date or NULL.
+    OptDate(Option<NaiveDate>),
     /// Bytes.
     Bytes(&'a [u8]),
 }
@@ -230,6 +232,11 @@ impl From<NaiveDate> for Arg<'_> {
         Arg::Date(v)
     }
 }
+impl From<Option<NaiveDate>> for Arg<'_> {
+    fn from(v: Option<NaiveDate>) -> Self {
+        Arg::OptDate(v)
+    }
+}
 impl<'a> From<&'a Vec<u8>> for Arg<'a> {
     fn from(v: &'a Vec<u8>) -> Self {
         Arg::Bytes(v)
@@ -259,6 +266,7 @@ macro_rules! bind_args {
                 $crate::store::sql::Arg::Text(v) => q.bind(v),
                 $crate::store::sql::Arg::OptText(v) => q.bind(v),
                 $crate::store::sql::Arg::Date(v) => q.bind(v),
+                $crate::store::sql::Arg::OptDate(v) => q.bind(v),
                 $crate::store::sql::Arg::Bytes(v) => q.bind(v),
             };
         }
@@ -833,6 +841,53 @@ pub(crate) async fn bump_data_version<X: Exec>(x: &mut X, company_id: i32) -> Re
     Ok(())
 }
 
+/// Marks a company's billed dates from `from` on stale after a correction in this transaction
+/// (call it after [`bump_data_version`]): `companies.stale_from` becomes the first completed
+/// date on or after `from` if that is earlier than the mark, and `stale_version` the company's
+/// data version, so a run prepared before the correction does not clear it. A correction that
+/// reaches no billed date marks nothing.
+pub(crate) async fn mark_stale<X: Exec>(x: &mut X, company_id: i32, from: NaiveDate) -> Result<()> {
+    let first = x
+        .one(
+            q!("SELECT min(bill_date) FROM runs
+                WHERE company_id = $1 AND state = 'completed' AND bill_date >= $2"),
+            args![company_id, from],
+        )
+        .await?
+        .opt_date(0)?;
+    if let Some(first) = first {
+        x.exec(
+            q!("UPDATE companies SET
+                    stale_from = CASE WHEN stale_from IS NULL OR stale_from > $2 THEN $2
+                                      ELSE stale_from END,
+                    stale_version = data_version
+                WHERE id = $1"),
+            args![company_id, first],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The first date an import's staged rows reach (`None`: no rows): a customer's version from
+/// its `valid_from`, a reading or temperature its day, a payment the day after it, an opening
+/// balance its `as_of`.
+async fn import_reaches<X: Exec>(x: &mut X, kind: ImportKind) -> Result<Option<NaiveDate>> {
+    let q = match kind {
+        ImportKind::Customers => q!("SELECT min(valid_from) FROM import_stage"),
+        ImportKind::Readings | ImportKind::Temperatures => {
+            q!("SELECT min(day) FROM import_stage")
+        }
+        ImportKind::Payments => q!("SELECT min(paid_on) FROM import_stage"),
+        ImportKind::Balances => q!("SELECT min(as_of) FROM import_stage"),
+    };
+    let first = x.one(q, args![]).await?.opt_date(0)?;
+    Ok(match kind {
+        ImportKind::Payments => first.and_then(|d| d.succ_opt()),
+        _ => first,
+    })
+}
+
 /// The staged rows that repeat an earlier row's key (`row_no, first`).
 macro_rules! dup_rows {
     ($keys:literal) => {
@@ -1003,6 +1058,9 @@ pub(crate) async fn record_import<X: Exec>(
     };
     if affected > 0 {
         bump_data_version(x, company_id).await?;
+        if let Some(from) = import_reaches(x, kind).await? {
+            mark_stale(x, company_id, from).await?;
+        }
         if kind == ImportKind::Customers {
             x.exec(
                 q!("UPDATE companies SET customers_version = customers_version + 1 WHERE id = $1"),

@@ -263,6 +263,18 @@ async fn accounts_and_payments(db: TestDb) {
         "{v:#}"
     );
 
+    // Nothing billed after 10-21: nothing is stale.
+    let stale = format!("/v1/companies/{slug}/stale-dates");
+    let (st, v) = s.get(&stale, &c.reader).await;
+    ok(st, &v, 200);
+    assert_eq!(
+        (
+            v["stale_from"].is_null(),
+            v["dates"].as_array().map(Vec::len)
+        ),
+        (true, Some(0)),
+        "{v:#}"
+    );
     // The payment changes the next night's balance: the bill of 10-22 starts from it.
     run_to_end(&s, &c, "2025-10-22").await;
     let bill = db
@@ -277,6 +289,29 @@ async fn accounts_and_payments(db: TestDb) {
         .unwrap();
     assert_eq!(bill.row.paid_before, "47.00".parse().unwrap());
     assert_eq!(bill.row.arrears, rust_decimal::Decimal::ZERO);
+    // A correction dated 10-21, recorded after 10-22 was billed: 10-22 is stale until run again.
+    let (st, v) = s
+        .post(
+            &adjust,
+            &c.staff,
+            json!({"amount": "-1.00", "reason_code": "meter-error",
+            "note": "late", "on_date": "2025-10-21"}),
+        )
+        .await;
+    ok(st, &v, 201);
+    let (st, v) = s.get(&stale, &c.reader).await;
+    ok(st, &v, 200);
+    assert_eq!(
+        (v["stale_from"].as_str(), v["dates"].clone()),
+        (Some("2025-10-22"), json!(["2025-10-22"])),
+        "{v:#}"
+    );
+    let (st, v) = trigger(&s, &c, "2025-10-22", "again-2025-10-22").await;
+    assert_eq!(st.as_u16(), 202, "{v:#}");
+    follow(&s, &c, v["id"].as_i64().unwrap()).await;
+    let (st, v) = s.get(&stale, &c.reader).await;
+    ok(st, &v, 200);
+    assert!(v["stale_from"].is_null(), "{v:#}");
 
     // The OpenAPI document has every endpoint.
     let (st, v) = s
@@ -291,6 +326,7 @@ async fn accounts_and_payments(db: TestDb) {
         "/v1/companies/{company}/entries/{id}/reversal",
         "/v1/companies/{company}/entries/{id}/refunds",
         "/v1/companies/{company}/day-close",
+        "/v1/companies/{company}/stale-dates",
     ] {
         assert!(v["paths"][path].is_object(), "{path} is not documented");
     }
