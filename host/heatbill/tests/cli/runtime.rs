@@ -219,6 +219,213 @@ fn import_and_run_from_the_command_line() {
     );
 }
 
+/// A cashier's day from the command line: a counter payment (the same receipt twice is one
+/// payment), a refund, the account, the day's close, a payment dated before billed days that
+/// makes them stale, and `run --stale` billing them again.
+#[test]
+fn the_counter_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("hb.db").display());
+    prepare(&db, 30, dir.path());
+    run_json(&db, dir.path());
+    let account = |args: &[&str]| -> String {
+        let mut all = vec!["account"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--company", demo::COMPANY, "--database", &db]);
+        ok(&all, dir.path())
+    };
+    let pay = [
+        "pay",
+        "--customer",
+        "C0000001",
+        "--amount",
+        "120.50",
+        "--txn",
+        "R-1",
+        "--paid-on",
+        "2026-01-15",
+        "--cashier",
+        "li",
+        "--by",
+        "li",
+    ];
+    let out = account(&pay);
+    assert!(out.contains("recorded") && out.contains("120.50"), "{out}");
+    let entry: String = out
+        .split_whitespace()
+        .nth(2)
+        .expect("the entry's id")
+        .to_string();
+    let again = account(&pay);
+    assert!(
+        again.contains("recorded before (nothing changed)"),
+        "{again}"
+    );
+    let out = account(&[
+        "refund",
+        "--entry",
+        &entry,
+        "--amount",
+        "20.50",
+        "--note",
+        "paid too much",
+        "--on",
+        "2026-01-15",
+    ]);
+    assert!(
+        out.contains("-20.50") && out.contains(&format!("undoes {entry}")),
+        "{out}"
+    );
+    let acc: Value = serde_json::from_str(&account(&[
+        "show",
+        "--customer",
+        "C0000001",
+        "--as-of",
+        "2026-01-15",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(
+        acc["credits"]
+            .as_str()
+            .unwrap()
+            .parse::<rust_decimal::Decimal>()
+            .unwrap(),
+        "100.00".parse::<rust_decimal::Decimal>().unwrap() + demo_paid(&acc),
+        "{acc:#}"
+    );
+    let close: Value =
+        serde_json::from_str(&account(&["close", "--date", "2026-01-15", "--json"])).unwrap();
+    assert_eq!(close["net"], "100.00", "{close:#}");
+    // Refused, with what to fix, and nothing recorded. (The demo's opening balances hold as of
+    // 2026-01-08, for the customers who owed something.)
+    let balances = std::fs::read_to_string(dir.path().join("balances.csv")).unwrap();
+    let owed = balances
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    for (args, says) in [
+        (
+            vec![
+                "pay",
+                "--customer",
+                "C0000001",
+                "--amount",
+                "1.001",
+                "--txn",
+                "R-2",
+            ],
+            "two decimals",
+        ),
+        (
+            vec![
+                "pay",
+                "--customer",
+                &owed,
+                "--amount",
+                "5",
+                "--txn",
+                "R-3",
+                "--paid-on",
+                "2026-01-01",
+            ],
+            "opening balance",
+        ),
+        (
+            vec![
+                "pay",
+                "--customer",
+                "C0000001",
+                "--amount",
+                "90.00",
+                "--txn",
+                "R-1",
+                "--paid-on",
+                "2026-01-15",
+            ],
+            "never changed",
+        ),
+    ] {
+        let mut all = vec!["account"];
+        all.extend_from_slice(&args);
+        all.extend_from_slice(&["--company", demo::COMPANY, "--database", &db]);
+        let out = heatbill(&all, dir.path());
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(text(&out).contains(says), "{}", text(&out));
+    }
+    // A payment received on the 14th, recorded after the 15th was billed: the 15th is stale.
+    account(&[
+        "pay",
+        "--customer",
+        "C0000002",
+        "--amount",
+        "50.00",
+        "--channel",
+        "wechat",
+        "--txn",
+        "4200000009",
+        "--paid-on",
+        "2026-01-14",
+    ]);
+    let rerun = ok(
+        &[
+            "run",
+            "--company",
+            demo::COMPANY,
+            "--stale",
+            "--json",
+            "--database",
+            &db,
+        ],
+        dir.path(),
+    );
+    let reports: Value = serde_json::from_str(&rerun).unwrap();
+    assert_eq!(reports.as_array().unwrap().len(), 1, "{reports:#}");
+    assert_eq!(reports[0]["date"], "2026-01-15");
+    assert!(
+        reports[0]["counts"]["revised"].as_u64().unwrap() >= 1,
+        "{reports:#}"
+    );
+    let none = ok(
+        &[
+            "run",
+            "--company",
+            demo::COMPANY,
+            "--stale",
+            "--database",
+            &db,
+        ],
+        dir.path(),
+    );
+    assert!(none.contains("no stale dates"), "{none}");
+    let audit = heatbill(
+        &["audit", "--company", demo::COMPANY, "--database", &db],
+        dir.path(),
+    );
+    assert!(audit.status.success(), "{}", text(&audit));
+}
+
+/// What the demo's payments file paid for a customer (its entries other than this test's).
+fn demo_paid(acc: &Value) -> rust_decimal::Decimal {
+    acc["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["channel"] == "import")
+        .map(|e| {
+            e["amount"]
+                .as_str()
+                .unwrap()
+                .parse::<rust_decimal::Decimal>()
+                .unwrap()
+        })
+        .sum()
+}
+
 /// A child process that is killed and reaped however the test ends.
 pub(crate) struct Reaped(pub(crate) std::process::Child);
 
