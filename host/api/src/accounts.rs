@@ -39,6 +39,10 @@ pub fn routes() -> axum::Router<App> {
         .route("/companies/{company}/entries/{id}/reversal", post(reverse))
         .route("/companies/{company}/entries/{id}/refunds", post(refund))
         .route("/companies/{company}/day-close", get(day_close))
+        .route(
+            "/companies/{company}/customers/{customer}/statement",
+            get(statement),
+        )
 }
 
 /// A ledger entry.
@@ -614,4 +618,162 @@ pub async fn day_close(
 ) -> Result<Json<DayCloseView>, ApiError> {
     let entries = app.services.store.entries_on(c.id, q.date).await?;
     Ok(Json(ledger::day_close(q.date, &entries).into()))
+}
+
+/// One month's charges of one line code.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MonthChargeView {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// The line code (`opening-balance` for an opening balance dated in the period).
+    pub code: String,
+    /// The line's description.
+    pub description: String,
+    /// The customer's charges.
+    #[schema(value_type = String)]
+    pub amount: Decimal,
+}
+
+/// A customer statement (对账单).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatementView {
+    /// The customer.
+    pub customer_id: String,
+    /// The first day.
+    pub from: NaiveDate,
+    /// The last day.
+    pub to: NaiveDate,
+    /// The balance at the end of the day before `from` (negative: credit).
+    #[schema(value_type = String)]
+    pub opening_balance: Decimal,
+    /// The charges by month and line code.
+    pub charges: Vec<MonthChargeView>,
+    /// Their sum.
+    #[schema(value_type = String)]
+    pub charges_total: Decimal,
+    /// Payments, reversals and refunds in the period.
+    pub payments: Vec<EntryView>,
+    /// Their sum.
+    #[schema(value_type = String)]
+    pub payments_total: Decimal,
+    /// Adjustments and write-offs in the period.
+    pub adjustments: Vec<EntryView>,
+    /// Their sum.
+    #[schema(value_type = String)]
+    pub adjustments_total: Decimal,
+    /// The balance at the end of `to` (negative: credit).
+    #[schema(value_type = String)]
+    pub closing_balance: Decimal,
+    /// What is due at the end of `to`.
+    pub closing: DuesView,
+}
+
+impl From<ledger::Statement> for StatementView {
+    fn from(s: ledger::Statement) -> StatementView {
+        StatementView {
+            customer_id: s.customer_id,
+            from: s.from,
+            to: s.to,
+            opening_balance: s.opening_balance,
+            charges: s
+                .charges
+                .into_iter()
+                .map(|c| MonthChargeView {
+                    month: c.month,
+                    code: c.code,
+                    description: c.description,
+                    amount: c.amount,
+                })
+                .collect(),
+            charges_total: s.charges_total,
+            payments: s.payments.into_iter().map(EntryView::from).collect(),
+            payments_total: s.payments_total,
+            adjustments: s.adjustments.into_iter().map(EntryView::from).collect(),
+            adjustments_total: s.adjustments_total,
+            closing_balance: s.closing_balance,
+            closing: s.closing.into(),
+        }
+    }
+}
+
+/// A statement's period and form.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StatementQuery {
+    /// The first day.
+    pub from: NaiveDate,
+    /// The last day (at most 366 days after `from`).
+    pub to: NaiveDate,
+    /// `json` (the default) or `csv`.
+    pub format: Option<String>,
+}
+
+/// A customer statement (对账单) for a period (at most 366 days): the opening balance, the
+/// charges by month and line code, payments, adjustments and the closing balance, as JSON or
+/// CSV (`section,month,code,description,date,entry,kind,amount`).
+#[utoipa::path(get, operation_id = "accounts_statement", path = "/v1/companies/{company}/customers/{customer}/statement", tag = "accounts",
+    params(("company" = String, Path, description = "The company's slug"),
+        ("customer" = String, Path, description = "The customer's id"), StatementQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = StatementView, description = "JSON; with format=csv, text/csv"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn statement(
+    State(app): State<App>,
+    Tenant(c, ..): Tenant<access::Read>,
+    Path((_company, customer)): Path<(String, String)>,
+    Query(q): Query<StatementQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    check_id("customer", &customer)?;
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(f) => {
+            return Err(ApiError::bad_request(format!(
+                "format {:?}: give json or csv",
+                heatbill_engine::text::safe(f)
+            )));
+        }
+    };
+    let s = customer_statement(&app.services.store, &c, &customer, q.from, q.to).await?;
+    if csv {
+        return Ok((
+            [
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    "text/csv; charset=utf-8".to_string(),
+                ),
+                (
+                    axum::http::header::CONTENT_DISPOSITION,
+                    format!(
+                        "attachment; filename=\"{}-statement-{}-{}.csv\"",
+                        c.slug, q.from, q.to
+                    ),
+                ),
+            ],
+            s.csv(),
+        )
+            .into_response());
+    }
+    Ok(Json(StatementView::from(s)).into_response())
+}
+
+/// A customer's statement, after the checks of the request.
+async fn customer_statement(
+    store: &std::sync::Arc<dyn heatbill_runtime::store::Store>,
+    c: &Company,
+    customer: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<ledger::Statement, ApiError> {
+    if to < from || (to - from).num_days() > 366 {
+        return Err(ApiError::bad_request(
+            "give from <= to, at most 366 days apart",
+        ));
+    }
+    if !store.has_customer(c.id, customer).await? {
+        return Err(not_found(c, customer));
+    }
+    let policy = ledger::Allocation::of(&c.policies).map_err(ApiError::unprocessable)?;
+    Ok(store.statement(c.id, customer, policy, from, to).await?)
 }

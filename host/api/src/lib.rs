@@ -276,7 +276,7 @@ impl AppState {
         bills::by_date, bills::export, bills::by_customer, bills::history, bills::by_run,
         bills::dry_run, bills::arrears, audit::read,
         accounts::account, accounts::pay, accounts::adjust, accounts::entry,
-        accounts::reverse, accounts::refund, accounts::day_close,
+        accounts::reverse, accounts::refund, accounts::day_close, accounts::statement,
     ),
     tags(
         (name = "operations", description = "Health, readiness and metrics"),

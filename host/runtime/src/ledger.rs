@@ -529,6 +529,188 @@ pub fn local_today(time_zone: &str) -> NaiveDate {
     }
 }
 
+/// One month's charges of one line code on a statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MonthCharge {
+    /// The month, `YYYY-MM`.
+    pub month: String,
+    /// The line code (`opening-balance` for an opening balance dated in the period).
+    pub code: String,
+    /// The line's description.
+    pub description: String,
+    /// What the customer was charged (their own lines: the government's share is not theirs).
+    pub amount: Decimal,
+}
+
+/// A customer statement (对账单) for a period: what the account owed at its start, what was
+/// charged by month and line code, what was paid and taken back, what was adjusted, and what it
+/// owes at its end. Opening balance + charges − payments − adjustments = closing balance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Statement {
+    /// The customer.
+    pub customer_id: String,
+    /// The first day.
+    pub from: NaiveDate,
+    /// The last day.
+    pub to: NaiveDate,
+    /// The balance at the end of the day before `from` (negative: credit).
+    pub opening_balance: Decimal,
+    /// The charges, by month and line code.
+    pub charges: Vec<MonthCharge>,
+    /// Their sum.
+    pub charges_total: Decimal,
+    /// Payments, reversals and refunds dated in the period.
+    pub payments: Vec<Entry>,
+    /// Their sum (what they paid: a reversal or refund counts negative).
+    pub payments_total: Decimal,
+    /// Adjustments and write-offs dated in the period.
+    pub adjustments: Vec<Entry>,
+    /// Their sum (positive credited the customer).
+    pub adjustments_total: Decimal,
+    /// The balance at the end of `to` (negative: credit).
+    pub closing_balance: Decimal,
+    /// What is due at the end of `to`, by the company's allocation order.
+    pub closing: Dues,
+}
+
+/// A customer's statement for `from..=to`, from the accounts at the end of the day before and
+/// of the last day, the current bills of the period (with their lines) and the entries up to
+/// `to`.
+pub fn statement(
+    opening: &Account,
+    closing: &Account,
+    bills: &[crate::model::StoredBill],
+    opening_balance: Option<&OpeningBalance>,
+    from: NaiveDate,
+) -> Statement {
+    let to = closing.as_of;
+    let mut charges: BTreeMap<(String, String), (String, Decimal)> = BTreeMap::new();
+    let month = |d: NaiveDate| d.format("%Y-%m").to_string();
+    if let Some(o) = opening_balance.filter(|o| o.as_of >= from && o.as_of <= to) {
+        charges.insert(
+            (month(o.as_of), "opening-balance".into()),
+            ("Opening balance".into(), o.arrears),
+        );
+    }
+    for b in bills
+        .iter()
+        .filter(|b| b.bill_date >= from && b.bill_date <= to)
+    {
+        for l in b.lines.iter().filter(|l| l.payer == "customer") {
+            let e = charges
+                .entry((month(b.bill_date), l.code.clone()))
+                .or_insert_with(|| (l.description.clone(), Decimal::ZERO));
+            e.1 += l.amount;
+        }
+    }
+    let charges: Vec<MonthCharge> = charges
+        .into_iter()
+        .map(|((month, code), (description, amount))| MonthCharge {
+            month,
+            code,
+            description,
+            amount: fen(amount),
+        })
+        .collect();
+    let in_period = |e: &&Entry| e.on_date >= from && e.on_date <= to;
+    let payments: Vec<Entry> = closing
+        .entries
+        .iter()
+        .filter(in_period)
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EntryKind::Payment | EntryKind::Reversal | EntryKind::Refund
+            )
+        })
+        .cloned()
+        .collect();
+    let adjustments: Vec<Entry> = closing
+        .entries
+        .iter()
+        .filter(in_period)
+        .filter(|e| matches!(e.kind, EntryKind::Adjustment | EntryKind::WriteOff))
+        .cloned()
+        .collect();
+    Statement {
+        customer_id: closing.customer_id.clone(),
+        from,
+        to,
+        opening_balance: opening.balance,
+        charges_total: fen(charges.iter().map(|c| c.amount).sum()),
+        charges,
+        payments_total: fen(payments.iter().map(|e| e.amount).sum()),
+        payments,
+        adjustments_total: fen(adjustments.iter().map(|e| e.amount).sum()),
+        adjustments,
+        closing_balance: closing.balance,
+        closing: closing.dues,
+    }
+}
+
+impl Statement {
+    /// Whether the figures add up: opening + charges − payments − adjustments = closing. They
+    /// do when every bill of the period is billed (a date not run yet leaves its charges out of
+    /// both the closing balance and the charges, and they still add up).
+    pub fn adds_up(&self) -> bool {
+        self.opening_balance + self.charges_total - self.payments_total - self.adjustments_total
+            == self.closing_balance
+    }
+
+    /// The statement as CSV: one row per figure (`section,month,code,description,date,entry,
+    /// kind,amount`), text fields that a spreadsheet would run as a formula prefixed with `'`.
+    pub fn csv(&self) -> String {
+        let mut out = String::from("section,month,code,description,date,entry,kind,amount\n");
+        let text = |s: &str| -> String {
+            let s = if s.starts_with(['=', '+', '-', '@']) {
+                format!("'{s}")
+            } else {
+                s.to_string()
+            };
+            if s.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", s.replace('"', "\"\""))
+            } else {
+                s
+            }
+        };
+        out.push_str(&format!(
+            "opening,,,,{},,,{}\n",
+            self.from.pred_opt().unwrap_or(self.from),
+            self.opening_balance
+        ));
+        for c in &self.charges {
+            out.push_str(&format!(
+                "charge,{},{},{},,,,{}\n",
+                c.month,
+                text(&c.code),
+                text(&c.description),
+                c.amount
+            ));
+        }
+        for (section, entries) in [
+            ("payment", &self.payments),
+            ("adjustment", &self.adjustments),
+        ] {
+            for e in entries {
+                out.push_str(&format!(
+                    "{section},,{},{},{},{},{},{}\n",
+                    text(e.reason_code.as_deref().unwrap_or("")),
+                    text(e.note.as_deref().unwrap_or("")),
+                    e.on_date,
+                    e.id,
+                    e.kind.as_str(),
+                    e.amount
+                ));
+            }
+        }
+        out.push_str(&format!(
+            "closing,,,,{},,,{}\n",
+            self.to, self.closing_balance
+        ));
+        out
+    }
+}
+
 /// The most a single entry may move: a bound that catches a mistyped amount.
 pub const MAX_AMOUNT: Decimal = Decimal::from_parts(1_000_000_000, 0, 0, false, 0);
 

@@ -437,6 +437,18 @@ async fn ledger_contract(db: TestDb) {
         }
         ImportOutcome::Imported(c) => panic!("imported {c:?}"),
     }
+    // A large file (past the size where PostgreSQL's statistics are refreshed after it).
+    let big: String = (0..10_001)
+        .map(|i| format!("BULK-{i},A,2026-01-09,1.00\n"))
+        .collect();
+    let counts = import_ok(
+        &db,
+        &c,
+        ImportKind::Payments,
+        &format!("payment_id,customer_id,paid_on,amount\n{big}"),
+    )
+    .await;
+    assert_eq!(counts.inserted, 10_001);
     // A company's entries go with it.
     s.delete_company("ledger").await.unwrap();
     assert_eq!(s.entry(c.id, p1.id).await.unwrap(), None);
@@ -682,6 +694,39 @@ async fn a_season_of_payments(db: TestDb) {
             );
             assert_eq!(acc.dues.principal, unpaid, "{slug} {customer}");
         }
+        // Statements: the whole stretch and a part of it add up, and agree with the accounts.
+        for customer in ["A", "B", "C"] {
+            for (from, to) in [(first, last), (d("2026-01-01"), d("2026-01-05"))] {
+                let st = s.statement(c.id, customer, policy, from, to).await.unwrap();
+                assert!(st.adds_up(), "{slug} {customer} {from}..{to}: {st:#?}");
+                let acc = |at: NaiveDate| async move {
+                    ledger::account(
+                        customer,
+                        at,
+                        policy,
+                        s.account_facts(c.id, customer, at).await.unwrap(),
+                    )
+                };
+                assert_eq!(st.closing_balance, acc(to).await.balance);
+                assert_eq!(
+                    st.opening_balance,
+                    acc(from.pred_opt().unwrap()).await.balance
+                );
+                let csv = st.csv();
+                assert!(csv.starts_with("section,month,code,description,date,entry,kind,amount\n"));
+                assert_eq!(
+                    csv.lines().filter(|l| l.starts_with("charge,")).count(),
+                    st.charges.len()
+                );
+            }
+        }
+        let whole = s.statement(c.id, "A", policy, first, last).await.unwrap();
+        assert_eq!(whole.charges[0].code, "opening-balance", "{whole:#?}");
+        assert_eq!(
+            whole.payments.len(),
+            5,
+            "four payments and a reversal: {whole:#?}"
+        );
         // B paid ahead: credit is left, never arrears.
         let b = ledger::account(
             "B",

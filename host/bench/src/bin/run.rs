@@ -316,7 +316,7 @@ async fn naive(
         .fetch_optional(&mut conn)
         .await?;
         let paid: Option<String> = sqlx::query_scalar(
-            "SELECT sum(amount)::text FROM payments WHERE company_id = $1 AND customer_id = $2 AND paid_on < $3",
+            "SELECT sum(amount)::text FROM account_entries WHERE company_id = $1 AND customer_id = $2 AND on_date < $3",
         )
         .bind(company.id)
         .bind(id)

@@ -29,6 +29,31 @@ pub enum AccountCommand {
     Adjust(AdjustArgs),
     /// A day's close (日结): payments, reversals and refunds per cashier and channel.
     Close(CloseArgs),
+    /// A customer statement (对账单) for a period: opening balance, charges by month and line
+    /// code, payments, adjustments, closing balance.
+    Statement(StatementArgs),
+}
+
+/// `heatbill account statement`
+#[derive(Debug, Args)]
+pub struct StatementArgs {
+    /// The customer.
+    #[arg(long)]
+    pub customer: String,
+    /// The first day.
+    #[arg(long)]
+    pub from: NaiveDate,
+    /// The last day (at most 366 days after --from).
+    #[arg(long)]
+    pub to: NaiveDate,
+    /// Print JSON.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print CSV (section,month,code,description,date,entry,kind,amount).
+    #[arg(long)]
+    pub csv: bool,
+    #[command(flatten)]
+    pub who: Who,
 }
 
 /// Who and which company.
@@ -185,6 +210,7 @@ pub fn run(command: AccountCommand) -> Result<ExitCode> {
         AccountCommand::Refund(a) => &a.who,
         AccountCommand::Adjust(a) => &a.who,
         AccountCommand::Close(a) => &a.who,
+        AccountCommand::Statement(a) => &a.who,
     };
     let settings = who.common.settings()?;
     let slug = who.company.clone();
@@ -221,6 +247,31 @@ pub fn run(command: AccountCommand) -> Result<ExitCode> {
                     println!("{}", serde_json::to_string_pretty(&acc)?);
                 } else {
                     print_account(&acc);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            AccountCommand::Statement(a) => {
+                if a.to < a.from || (a.to - a.from).num_days() > 366 {
+                    bail!("give --from <= --to, at most 366 days apart");
+                }
+                if !store.has_customer(company.id, &a.customer).await? {
+                    bail!(
+                        "company {} has no customer {}",
+                        company.slug,
+                        terminal_safe(&a.customer, 60)
+                    );
+                }
+                let policy =
+                    ledger::Allocation::of(&company.policies).map_err(anyhow::Error::msg)?;
+                let s = store
+                    .statement(company.id, &a.customer, policy, a.from, a.to)
+                    .await?;
+                if a.json {
+                    println!("{}", serde_json::to_string_pretty(&s)?);
+                } else if a.csv {
+                    print!("{}", s.csv());
+                } else {
+                    print_statement(&s);
                 }
                 return Ok(ExitCode::SUCCESS);
             }
@@ -365,6 +416,32 @@ fn print_entry(e: &Entry) {
     }
     parts.push(format!("by {}", terminal_safe(&e.recorded_by, 40)));
     println!("  {:>8}  {}", e.id, parts.join("  "));
+}
+
+fn print_statement(s: &ledger::Statement) {
+    println!(
+        "statement of customer {}, {} to {}",
+        terminal_safe(&s.customer_id, 40),
+        s.from,
+        s.to
+    );
+    println!("  {:<48} {:>14}", "opening balance", s.opening_balance);
+    for c in &s.charges {
+        println!(
+            "  {} {:<16} {:<22} {:>14}",
+            c.month,
+            terminal_safe(&c.code, 16),
+            terminal_safe(&c.description, 22),
+            c.amount
+        );
+    }
+    println!("  {:<48} {:>14}", "charges", s.charges_total);
+    for e in s.payments.iter().chain(&s.adjustments) {
+        print_entry(e);
+    }
+    println!("  {:<48} {:>14}", "payments", s.payments_total);
+    println!("  {:<48} {:>14}", "adjustments", s.adjustments_total);
+    println!("  {:<48} {:>14}", "closing balance", s.closing_balance);
 }
 
 fn print_account(a: &ledger::Account) {

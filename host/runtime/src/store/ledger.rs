@@ -81,6 +81,17 @@ pub trait LedgerStore: Send + Sync {
     /// The entries dated `date`, by id (a day's close).
     async fn entries_on(&self, company_id: i32, date: NaiveDate) -> Result<Vec<Entry>>;
 
+    /// A customer's statement for `from..=to` ([`crate::ledger::statement`]): the accounts at
+    /// the end of the day before and of the last day, and the period's bills with their lines.
+    async fn statement(
+        &self,
+        company_id: i32,
+        customer_id: &str,
+        policy: Allocation,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Statement>;
+
     /// What a customer's account at the end of `as_of` is computed from: the opening balance,
     /// the last bill of a completed run dated up to it, the entries dated up to it.
     async fn account_facts(
@@ -420,6 +431,31 @@ impl<E: Engine> LedgerStore for E {
             )
             .await?;
         bounded(rows, "the day")
+    }
+
+    async fn statement(
+        &self,
+        company_id: i32,
+        customer_id: &str,
+        policy: Allocation,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Statement> {
+        let before = from.pred_opt().unwrap_or(from);
+        let opening_facts = self.account_facts(company_id, customer_id, before).await?;
+        let opening = account(customer_id, before, policy, opening_facts);
+        let closing_facts = self.account_facts(company_id, customer_id, to).await?;
+        let opening_balance = closing_facts.opening.clone();
+        let closing = account(customer_id, to, policy, closing_facts);
+        let bills =
+            super::BillStore::customer_bills(self, company_id, customer_id, from, to).await?;
+        Ok(crate::ledger::statement(
+            &opening,
+            &closing,
+            &bills,
+            opening_balance.as_ref(),
+            from,
+        ))
     }
 
     async fn account_facts(

@@ -1020,7 +1020,7 @@ impl ImportSink for PgImport {
                 ImportKind::Customers => "customers, customer_versions",
                 ImportKind::Readings => "readings",
                 ImportKind::Temperatures => "temperatures",
-                ImportKind::Payments => "payments",
+                ImportKind::Payments => "account_entries",
                 ImportKind::Balances => "opening_balances",
             };
             sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {tables}")))

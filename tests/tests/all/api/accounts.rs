@@ -224,6 +224,63 @@ async fn accounts_and_payments(db: TestDb) {
     assert_eq!(st.as_u16(), 400, "{v:#}");
     assert!(v["error"]["message"].is_string(), "{v:#}");
 
+    // The statement of the two days, as JSON and as CSV; it adds up.
+    let (st, v) = s
+        .get(
+            &format!("/v1/companies/{slug}/customers/W1/statement?from=2025-10-20&to=2025-10-21"),
+            &c.reader,
+        )
+        .await;
+    ok(st, &v, 200);
+    assert_eq!(
+        (
+            v["opening_balance"].as_str(),
+            v["charges_total"].as_str(),
+            v["payments_total"].as_str(),
+            v["adjustments_total"].as_str(),
+            v["closing_balance"].as_str()
+        ),
+        (
+            Some("0.00"),
+            Some("25.13"),
+            Some("50.00"),
+            Some("-3.00"),
+            Some("-21.87")
+        ),
+        "{v:#}"
+    );
+    let resp = s
+        .req(reqwest::Method::GET,
+            &format!("/v1/companies/{slug}/customers/W1/statement?from=2025-10-20&to=2025-10-21&format=csv"),
+            Some(&c.reader))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv = resp.text().await.unwrap();
+    assert!(
+        csv.starts_with("section,month,code,description,date,entry,kind,amount\n"),
+        "{csv}"
+    );
+    assert!(csv.contains("\nclosing,,,,2025-10-21,,,-21.87\n"), "{csv}");
+    let (st, v) = s
+        .get(&format!("/v1/companies/{slug}/customers/W1/statement?from=2025-10-20&to=2025-10-21&format=pdf"), &c.reader)
+        .await;
+    error(st, &v, 400, "json or csv");
+    let (st, v) = s
+        .get(
+            &format!("/v1/companies/{slug}/customers/W1/statement?from=2025-10-20&to=2027-10-21"),
+            &c.reader,
+        )
+        .await;
+    error(st, &v, 400, "366 days");
+
     // One entry; the day's close per cashier and channel.
     let (st, v) = s
         .get(&format!("/v1/companies/{slug}/entries/{p1}"), &c.reader)
@@ -327,6 +384,7 @@ async fn accounts_and_payments(db: TestDb) {
         "/v1/companies/{company}/entries/{id}/refunds",
         "/v1/companies/{company}/day-close",
         "/v1/companies/{company}/stale-dates",
+        "/v1/companies/{company}/customers/{customer}/statement",
     ] {
         assert!(v["paths"][path].is_object(), "{path} is not documented");
     }
