@@ -215,6 +215,19 @@ pub struct AsOfQuery {
     pub as_of: Option<NaiveDate>,
 }
 
+/// A date a request names: years 1900 to 9999 (what the databases and a heating company's
+/// books can hold; a wilder date is a typo, answered 400 rather than a database's error).
+fn plausible(what: &str, d: NaiveDate) -> Result<NaiveDate, ApiError> {
+    use chrono::Datelike;
+    if (1900..=9999).contains(&d.year()) {
+        Ok(d)
+    } else {
+        Err(ApiError::bad_request(format!(
+            "{what} {d}: give a date between 1900-01-01 and 9999-12-31"
+        )))
+    }
+}
+
 fn not_found(c: &Company, customer: &str) -> ApiError {
     ApiError::not_found(format!(
         "company {} has no customer {:?}",
@@ -241,7 +254,10 @@ pub async fn account(
     if !store.has_customer(c.id, &customer).await? {
         return Err(not_found(&c, &customer));
     }
-    let as_of = q.as_of.unwrap_or_else(|| ledger::local_today(&c.time_zone));
+    let as_of = plausible(
+        "as_of",
+        q.as_of.unwrap_or_else(|| ledger::local_today(&c.time_zone)),
+    )?;
     let policy = ledger::Allocation::of(&c.policies).map_err(ApiError::unprocessable)?;
     let facts = store.account_facts(c.id, &customer, as_of).await?;
     Ok(Json(
@@ -277,7 +293,7 @@ pub struct PaymentBody {
 
 fn check_date(c: &Company, what: &str, d: Option<NaiveDate>) -> Result<NaiveDate, ApiError> {
     let today = ledger::local_today(&c.time_zone);
-    let d = d.unwrap_or(today);
+    let d = plausible(what, d.unwrap_or(today))?;
     if d > today {
         return Err(ApiError::unprocessable(format!(
             "{what} {d} is after today ({today} in {}): money is recorded on the day it moved",
@@ -616,6 +632,7 @@ pub async fn day_close(
     Tenant(c, ..): Tenant<access::Read>,
     Query(q): Query<DayQuery>,
 ) -> Result<Json<DayCloseView>, ApiError> {
+    plausible("date", q.date)?;
     let entries = app.services.store.entries_on(c.id, q.date).await?;
     Ok(Json(ledger::day_close(q.date, &entries).into()))
 }
@@ -766,6 +783,8 @@ async fn customer_statement(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<ledger::Statement, ApiError> {
+    plausible("from", from)?;
+    plausible("to", to)?;
     if to < from || (to - from).num_days() > 366 {
         return Err(ApiError::bad_request(
             "give from <= to, at most 366 days apart",

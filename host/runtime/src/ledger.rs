@@ -584,11 +584,12 @@ pub fn statement(
     from: NaiveDate,
 ) -> Statement {
     let to = closing.as_of;
-    let mut charges: BTreeMap<(String, String), (String, Decimal)> = BTreeMap::new();
+    // By month, an opening balance first in its month, then by line code.
+    let mut charges: BTreeMap<(String, bool, String), (String, Decimal)> = BTreeMap::new();
     let month = |d: NaiveDate| d.format("%Y-%m").to_string();
     if let Some(o) = opening_balance.filter(|o| o.as_of >= from && o.as_of <= to) {
         charges.insert(
-            (month(o.as_of), "opening-balance".into()),
+            (month(o.as_of), false, "opening-balance".into()),
             ("Opening balance".into(), o.arrears),
         );
     }
@@ -598,14 +599,14 @@ pub fn statement(
     {
         for l in b.lines.iter().filter(|l| l.payer == "customer") {
             let e = charges
-                .entry((month(b.bill_date), l.code.clone()))
+                .entry((month(b.bill_date), true, l.code.clone()))
                 .or_insert_with(|| (l.description.clone(), Decimal::ZERO));
             e.1 += l.amount;
         }
     }
     let charges: Vec<MonthCharge> = charges
         .into_iter()
-        .map(|((month, code), (description, amount))| MonthCharge {
+        .map(|((month, _, code), (description, amount))| MonthCharge {
             month,
             code,
             description,

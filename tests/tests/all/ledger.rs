@@ -441,14 +441,20 @@ async fn ledger_contract(db: TestDb) {
     let big: String = (0..10_001)
         .map(|i| format!("BULK-{i},A,2026-01-09,1.00\n"))
         .collect();
-    let counts = import_ok(
-        &db,
+    let out = heatbill_runtime::import::import_reader(
+        s,
         &c,
         ImportKind::Payments,
-        &format!("payment_id,customer_id,paid_on,amount\n{big}"),
+        "big.csv",
+        std::io::Cursor::new(format!("payment_id,customer_id,paid_on,amount\n{big}").into_bytes()),
+        &heatbill_runtime::settings::ImportSettings::default(),
     )
-    .await;
-    assert_eq!(counts.inserted, 10_001);
+    .await
+    .unwrap();
+    match out {
+        ImportOutcome::Imported(counts) => assert_eq!(counts.inserted, 10_001),
+        ImportOutcome::Refused { errors, .. } => panic!("{errors:?}"),
+    }
     // A company's entries go with it.
     s.delete_company("ledger").await.unwrap();
     assert_eq!(s.entry(c.id, p1.id).await.unwrap(), None);

@@ -281,6 +281,16 @@ async fn accounts_and_payments(db: TestDb) {
         .await;
     error(st, &v, 400, "366 days");
 
+    // Dates no book holds are a 400, never a database's error.
+    for q in [
+        "customers/W1/account?as_of=0001-01-01",
+        "day-close?date=1000-01-01",
+        "customers/W1/statement?from=0001-01-01&to=0001-12-31",
+    ] {
+        let (st, v) = s.get(&format!("/v1/companies/{slug}/{q}"), &c.reader).await;
+        error(st, &v, 400, "between 1900-01-01 and 9999-12-31");
+    }
+
     // One entry; the day's close per cashier and channel.
     let (st, v) = s
         .get(&format!("/v1/companies/{slug}/entries/{p1}"), &c.reader)
