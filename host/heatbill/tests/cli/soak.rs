@@ -151,12 +151,13 @@ fn night_files(dir: &Path, n: usize, date: &str, rng: &mut Rng) -> (String, Stri
     )
 }
 
-/// A correction of a few customers' usable area, valid from the start.
+/// A correction of a few customers' usable area, valid from the night's date (one that reaches back
+/// before billed dates makes them stale, which the ledger and CLI tests cover).
 fn correction(dir: &Path, n: usize, date: &str, rng: &mut Rng) -> String {
     let d: chrono::NaiveDate = "2026-01-15".parse().unwrap();
     let path = dir.join(format!("correction-{date}.csv"));
     let mut csv = String::from(
-        "customer_id,class,status,metered,low_income,building_area,usable_area,ceiling_height\n",
+        "customer_id,valid_from,class,status,metered,low_income,building_area,usable_area,ceiling_height\n",
     );
     let pick: Vec<usize> = (0..5).map(|_| rng.below(n as u64) as usize).collect();
     for (i, c) in demo::customers(n, d).enumerate() {
@@ -166,7 +167,7 @@ fn correction(dir: &Path, n: usize, date: &str, rng: &mut Rng) -> String {
         let s = &c.state;
         let usable = s.usable_area.unwrap_or(s.building_area) + rust_decimal::Decimal::ONE;
         csv.push_str(&format!(
-            "{},{},{},{},{},{},{},{}\n",
+            "{},{date},{},{},{},{},{},{},{}\n",
             s.customer_id,
             if s.class == heatbill_engine::CustomerClass::Residential {
                 "residential"
