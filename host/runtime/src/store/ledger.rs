@@ -11,7 +11,7 @@ use super::sql::{
 };
 use super::types::{Result, StoreError};
 use crate::ledger::*;
-use crate::model::shown;
+use crate::model::{OpeningBalance, shown};
 
 /// The columns of an entry, as [`entry_of`] reads them.
 macro_rules! entry_columns {
@@ -122,6 +122,25 @@ async fn entry_by_txn<X: Exec>(
     .transpose()
 }
 
+/// A customer's opening balance.
+async fn opening_balance<X: Exec>(
+    x: &mut X,
+    company_id: i32,
+    customer_id: &str,
+) -> Result<Option<OpeningBalance>> {
+    x.opt(
+        q!(
+            "SELECT customer_id, as_of, arrears::text, arrears_since FROM opening_balances
+            WHERE company_id = $1 AND customer_id = $2"
+        ),
+        args![company_id, customer_id],
+    )
+    .await?
+    .as_ref()
+    .map(opening_of)
+    .transpose()
+}
+
 /// Refuses a date before the customer's opening balance (which holds everything before it).
 async fn check_opening<X: Exec>(
     x: &mut X,
@@ -129,19 +148,7 @@ async fn check_opening<X: Exec>(
     customer_id: &str,
     on_date: NaiveDate,
 ) -> Result<()> {
-    let opening = x
-        .opt(
-            q!(
-                "SELECT customer_id, as_of, arrears::text, arrears_since FROM opening_balances
-                WHERE company_id = $1 AND customer_id = $2"
-            ),
-            args![company_id, customer_id],
-        )
-        .await?
-        .as_ref()
-        .map(opening_of)
-        .transpose()?;
-    if let Some(o) = opening
+    if let Some(o) = opening_balance(x, company_id, customer_id).await?
         && on_date < o.as_of
     {
         return Err(StoreError::Conflict(format!(
@@ -465,18 +472,7 @@ impl<E: Engine> LedgerStore for E {
         as_of: NaiveDate,
     ) -> Result<AccountFacts> {
         let mut db = self.db();
-        let opening = db
-            .opt(
-                q!(
-                    "SELECT customer_id, as_of, arrears::text, arrears_since FROM opening_balances
-                    WHERE company_id = $1 AND customer_id = $2"
-                ),
-                args![company_id, customer_id],
-            )
-            .await?
-            .as_ref()
-            .map(opening_of)
-            .transpose()?;
+        let opening = opening_balance(&mut db, company_id, customer_id).await?;
         // The customer's bill of the latest completed dates, found by primary key one date at
         // a time (bills are keyed by date first; the runs table is small).
         let last_bill = db
