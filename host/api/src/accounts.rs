@@ -43,6 +43,7 @@ pub fn routes() -> axum::Router<App> {
             "/companies/{company}/customers/{customer}/statement",
             get(statement),
         )
+        .route("/companies/{company}/receivables", get(receivables))
 }
 
 /// A ledger entry.
@@ -796,3 +797,160 @@ async fn customer_statement(
     let policy = ledger::Allocation::of(&c.policies).map_err(ApiError::unprocessable)?;
     Ok(store.statement(c.id, customer, policy, from, to).await?)
 }
+
+/// The receivables report's date and format.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ReceivablesQuery {
+    /// The date (its end); today in the company's time zone when absent.
+    pub as_of: Option<NaiveDate>,
+    /// `json` (the default) or `csv`.
+    pub format: Option<String>,
+}
+
+/// Balances by age: what is owed on charges of the last 30 days, 30–59, 60–89 and 90+ days, and
+/// credit held.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BucketsView {
+    /// Customers counted.
+    pub customers: u64,
+    /// Customers who owe.
+    pub owing: u64,
+    /// Owed in all.
+    #[schema(value_type = String)]
+    pub owed: Decimal,
+    /// Owed on charges of the last 30 days.
+    #[schema(value_type = String)]
+    pub current: Decimal,
+    /// Owed on charges 30–59 days old.
+    #[schema(value_type = String)]
+    pub days_30: Decimal,
+    /// Owed on charges 60–89 days old.
+    #[schema(value_type = String)]
+    pub days_60: Decimal,
+    /// Owed on charges 90 days old or older.
+    #[schema(value_type = String)]
+    pub days_90: Decimal,
+    /// Credit held for customers who paid ahead.
+    #[schema(value_type = String)]
+    pub credit: Decimal,
+}
+
+impl From<heatbill_runtime::receivables::Buckets> for BucketsView {
+    fn from(b: heatbill_runtime::receivables::Buckets) -> BucketsView {
+        BucketsView {
+            customers: b.customers,
+            owing: b.owing,
+            owed: b.owed,
+            current: b.current,
+            days_30: b.days_30,
+            days_60: b.days_60,
+            days_90: b.days_90,
+            credit: b.credit,
+        }
+    }
+}
+
+/// One community's receivables.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CommunityView {
+    /// The community (小区) of the customers' newest profiles; none for customers without one.
+    pub community: Option<String>,
+    /// Their balances by age.
+    #[serde(flatten)]
+    pub buckets: BucketsView,
+}
+
+/// A company's receivables at a date.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReceivablesView {
+    /// The date: entries dated up to it count.
+    pub as_of: NaiveDate,
+    /// The latest completed run on or before it: what the balances are billed through.
+    pub billed_through: NaiveDate,
+    /// The latest completed runs on or before 30, 60 and 90 days before `as_of`, where the
+    /// age windows are cut.
+    pub cuts: Vec<Option<NaiveDate>>,
+    /// The whole company.
+    pub total: BucketsView,
+    /// By community.
+    pub communities: Vec<CommunityView>,
+}
+
+/// A company's receivables report: customers' balances at a date by age (current, 30, 60, 90+
+/// days; the newest charges are what is still owed) and by community, with the credit held;
+/// JSON or CSV (`community,customers,owing,owed,current,days_30,days_60,days_90,credit`).
+#[utoipa::path(get, operation_id = "accounts_receivables", path = "/v1/companies/{company}/receivables", tag = "accounts",
+    params(("company" = String, Path, description = "The company's slug"), ReceivablesQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = ReceivablesView, description = "JSON; with format=csv, text/csv"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn receivables(
+    State(app): State<App>,
+    Tenant(c, ..): Tenant<access::Read>,
+    Query(q): Query<ReceivablesQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(f) => {
+            return Err(ApiError::bad_request(format!(
+                "format {:?}: give json or csv",
+                heatbill_engine::text::safe(f)
+            )));
+        }
+    };
+    let as_of = plausible(
+        "as_of",
+        q.as_of.unwrap_or_else(|| ledger::local_today(&c.time_zone)),
+    )?;
+    let Some(r) = app
+        .services
+        .store
+        .receivables(c.id, as_of, RECEIVABLES_PAGE)
+        .await?
+    else {
+        return Err(ApiError::conflict(format!(
+            "company {} has no completed run dated on or before {as_of}: run a date first",
+            c.slug
+        )));
+    };
+    if csv {
+        return Ok((
+            [
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    "text/csv; charset=utf-8".to_string(),
+                ),
+                (
+                    axum::http::header::CONTENT_DISPOSITION,
+                    format!(
+                        "attachment; filename=\"{}-receivables-{as_of}.csv\"",
+                        c.slug
+                    ),
+                ),
+            ],
+            r.csv(),
+        )
+            .into_response());
+    }
+    Ok(Json(ReceivablesView {
+        as_of: r.as_of,
+        billed_through: r.cuts.billed_through,
+        cuts: r.cuts.before.to_vec(),
+        total: r.total.into(),
+        communities: r
+            .communities
+            .into_iter()
+            .map(|(community, b)| CommunityView {
+                community,
+                buckets: b.into(),
+            })
+            .collect(),
+    })
+    .into_response())
+}
+
+/// Customers read per page by the receivables report.
+const RECEIVABLES_PAGE: usize = 20_000;

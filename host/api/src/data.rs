@@ -47,6 +47,8 @@ pub enum KindName {
     Payments,
     /// Opening balances.
     Balances,
+    /// Customers' profiles (the directory: account number, name, phone, address).
+    Profiles,
 }
 
 /// How an import's body is written.
@@ -433,9 +435,11 @@ fn kind_of(s: &str) -> Result<ImportKind, ApiError> {
         "temperatures" => ImportKind::Temperatures,
         "payments" => ImportKind::Payments,
         "balances" => ImportKind::Balances,
+        "profiles" => ImportKind::Profiles,
         _ => {
             return Err(ApiError::not_found(format!(
-                "no import kind {:?}: give customers, readings, temperatures, payments or balances",
+                "no import kind {:?}: give customers, readings, temperatures, payments, \
+                 balances or profiles",
                 heatbill_engine::text::safe(s)
             )));
         }

@@ -13,6 +13,7 @@
 //! | [`runs`] | run requests (idempotent), progress (JSON and server-sent events), cancel |
 //! | [`bills`] | bills by date, customer and run, the CSV export, dry runs, the arrears ranking |
 //! | [`accounts`] | customers' accounts: payments (idempotent by channel transaction), reversals, refunds, adjustments, write-offs, the day's close |
+//! | [`directory`] | the customer directory: search by account number, name, phone or address; profiles and their revisions (personal data masked unless staff ask) |
 //! | [`ops`] | health, readiness, Prometheus metrics, the OpenAPI document |
 //!
 //! Each module declares its routes in its own `routes()`; [`router`] puts them together under
@@ -36,6 +37,7 @@ pub mod cases;
 pub mod chains;
 pub mod companies;
 pub mod data;
+pub mod directory;
 pub mod error;
 pub mod ops;
 pub mod plugins;
@@ -277,6 +279,8 @@ impl AppState {
         bills::dry_run, bills::arrears, audit::read,
         accounts::account, accounts::pay, accounts::adjust, accounts::entry,
         accounts::reverse, accounts::refund, accounts::day_close, accounts::statement,
+        accounts::receivables,
+        directory::search, directory::profile, directory::record,
     ),
     tags(
         (name = "operations", description = "Health, readiness and metrics"),
@@ -286,6 +290,7 @@ impl AppState {
         (name = "runs", description = "Daily runs (staff)"),
         (name = "bills", description = "Bills, exports, dry runs and arrears"),
         (name = "accounts", description = "Customers' accounts: payments, reversals, refunds, adjustments and the day's close (staff)"),
+        (name = "customers", description = "The customer directory: search, profiles and their revisions (personal data masked unless staff ask)"),
     )
 )]
 pub struct ApiDoc;
@@ -303,7 +308,8 @@ pub fn router(app: App) -> Router {
         .merge(runs::routes())
         .merge(bills::routes())
         .merge(audit::routes())
-        .merge(accounts::routes());
+        .merge(accounts::routes())
+        .merge(directory::routes());
     Router::new()
         .merge(ops::routes())
         .nest("/v1", v1)

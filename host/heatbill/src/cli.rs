@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    self, account::AccountCommand, company::CompanyCommand, plugin::PluginCommand,
+    self, account::AccountCommand, company::CompanyCommand, customer::CustomerCommand,
+    plugin::PluginCommand,
 };
 
 /// heatbill: daily bills for district-heating companies, with pricing rules as sandboxed
@@ -43,6 +44,10 @@ pub enum Command {
     /// adjustments, write-offs; a day's close per cashier and channel.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// The customer directory: find a customer by account number, name, phone or address;
+    /// a customer's profile and its revisions; a new revision.
+    #[command(subcommand)]
+    Customer(CustomerCommand),
     /// The customers with the most unpaid principal after the company's latest run.
     Arrears(commands::arrears::ArrearsArgs),
     /// Check a company's books: open and stale dates, totals against lines, balances carried
@@ -106,6 +111,7 @@ pub fn run(cli: Cli, compiler: Option<&std::path::Path>) -> anyhow::Result<ExitC
         Command::Worker(args) => commands::worker::run(args, compiler),
         Command::Serve(args) => commands::serve::run(args, compiler),
         Command::Account(c) => commands::account::run(c),
+        Command::Customer(c) => commands::customer::run(c),
         Command::Arrears(args) => commands::arrears::run(args),
         Command::Audit(args) => commands::audit::run(args),
         Command::Warm(args) => commands::warm::run(args),

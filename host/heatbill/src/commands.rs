@@ -7,6 +7,7 @@ pub mod account;
 pub mod arrears;
 pub mod audit;
 pub mod company;
+pub mod customer;
 pub mod demo;
 pub mod import;
 pub mod migrate;

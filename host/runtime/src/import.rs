@@ -139,6 +139,19 @@ const BALANCES: &[Column] = &[
     req("arrears"),
     opt("arrears_since"),
 ];
+/// The directory ([`crate::directory`]): every field but the customer optional.
+const PROFILES: &[Column] = &[
+    req("customer_id"),
+    opt("valid_from"),
+    opt("account_no"),
+    opt("name"),
+    opt("phone"),
+    opt("community"),
+    opt("building"),
+    opt("unit"),
+    opt("room"),
+    opt("reason"),
+];
 
 fn columns(kind: ImportKind) -> &'static [Column] {
     match kind {
@@ -147,6 +160,7 @@ fn columns(kind: ImportKind) -> &'static [Column] {
         ImportKind::Temperatures => TEMPERATURES,
         ImportKind::Payments => PAYMENTS,
         ImportKind::Balances => BALANCES,
+        ImportKind::Profiles => PROFILES,
     }
 }
 
@@ -166,12 +180,14 @@ pub fn column_names(kind: ImportKind) -> &'static [&'static str] {
     const T: [&str; TEMPERATURES.len()] = names(TEMPERATURES);
     const P: [&str; PAYMENTS.len()] = names(PAYMENTS);
     const B: [&str; BALANCES.len()] = names(BALANCES);
+    const F: [&str; PROFILES.len()] = names(PROFILES);
     match kind {
         ImportKind::Customers => &C,
         ImportKind::Readings => &R,
         ImportKind::Temperatures => &T,
         ImportKind::Payments => &P,
         ImportKind::Balances => &B,
+        ImportKind::Profiles => &F,
     }
 }
 
@@ -578,6 +594,7 @@ impl Chunk {
             ImportRows::Temperatures(_) => ImportKind::Temperatures,
             ImportRows::Payments(_) => ImportKind::Payments,
             ImportRows::Balances(_) => ImportKind::Balances,
+            ImportRows::Profiles(_) => ImportKind::Profiles,
         };
         std::mem::replace(&mut self.rows, empty(kind))
     }
@@ -591,6 +608,7 @@ impl Chunk {
             ImportRows::Temperatures(v) => v.extend(temperature_row(row)),
             ImportRows::Payments(v) => v.extend(payment_row(row)),
             ImportRows::Balances(v) => v.extend(balance_row(row)),
+            ImportRows::Profiles(v) => v.extend(profile_row(row)),
         }
     }
 }
@@ -869,6 +887,54 @@ fn balance_row(row: &mut Row<'_>) -> Option<BalanceRow> {
     None
 }
 
+/// Types a record of the profiles file (the directory). Names and phone numbers are personal
+/// data: a row error about them does not quote the value.
+fn profile_row(row: &mut Row<'_>) -> Option<ProfileRow> {
+    let line = row.line;
+    let customer_id = row.id(0);
+    let valid_from = if row.raw(1).is_some_and(|s| !s.is_empty()) {
+        row.date(1)
+    } else {
+        Some(BEGINNING)
+    };
+    let field = |row: &mut Row<'_>, c: usize| row.raw(c).map(str::to_string);
+    let profile = crate::directory::Profile {
+        account_no: field(row, 2),
+        name: field(row, 3),
+        phone: field(row, 4),
+        community: field(row, 5),
+        building: field(row, 6),
+        unit: field(row, 7),
+        room: field(row, 8),
+    };
+    let reason = field(row, 9).filter(|r| !r.trim().is_empty());
+    if let Some(r) = &reason
+        && let Err(e) = crate::ledger::check_text("reason", r, 200)
+    {
+        row.fail(9, r, e);
+    }
+    let profile = match profile.normalized() {
+        Ok(p) => Some(p),
+        Err((column, problem)) => {
+            let c = PROFILES.iter().position(|c| c.name == column).unwrap_or(0);
+            row.fail(c, "", problem);
+            None
+        }
+    };
+    if let (Some(customer_id), Some(valid_from), Some(profile)) = (customer_id, valid_from, profile)
+        && row.errors.is_empty()
+    {
+        return Some(ProfileRow {
+            row: line,
+            customer_id,
+            valid_from,
+            profile,
+            reason,
+        });
+    }
+    None
+}
+
 fn empty(kind: ImportKind) -> ImportRows {
     match kind {
         ImportKind::Customers => ImportRows::Customers(Vec::new()),
@@ -876,6 +942,7 @@ fn empty(kind: ImportKind) -> ImportRows {
         ImportKind::Temperatures => ImportRows::Temperatures(Vec::new()),
         ImportKind::Payments => ImportRows::Payments(Vec::new()),
         ImportKind::Balances => ImportRows::Balances(Vec::new()),
+        ImportKind::Profiles => ImportRows::Profiles(Vec::new()),
     }
 }
 

@@ -662,18 +662,7 @@ impl Statement {
     /// kind,amount`), text fields that a spreadsheet would run as a formula prefixed with `'`.
     pub fn csv(&self) -> String {
         let mut out = String::from("section,month,code,description,date,entry,kind,amount\n");
-        let text = |s: &str| -> String {
-            let s = if s.starts_with(['=', '+', '-', '@']) {
-                format!("'{s}")
-            } else {
-                s.to_string()
-            };
-            if s.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", s.replace('"', "\"\""))
-            } else {
-                s
-            }
-        };
+        let text = csv_cell;
         out.push_str(&format!(
             "opening,,,,{},,,{}\n",
             self.from.pred_opt().unwrap_or(self.from),
@@ -709,6 +698,22 @@ impl Statement {
             self.to, self.closing_balance
         ));
         out
+    }
+}
+
+/// A text cell of an exported CSV: a value a spreadsheet would run as a formula (starting with
+/// `=`, `+`, `-` or `@`) is prefixed with `'`, and a value with a comma, a quote or a line break
+/// is quoted.
+pub fn csv_cell(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
     }
 }
 

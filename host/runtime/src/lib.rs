@@ -9,8 +9,11 @@
 //! | [`import`] | streaming CSV imports: typed per column, all or nothing per file |
 //! | [`company`] | company files: a company, its seasons and its rule chain versions |
 //! | [`demo`] | a generated company (the demo, the benchmarks, the tests) |
+//! | [`directory`] | the customer directory: profiles (account number, name, phone, address), effective-dated, searched and masked |
 //! | [`cache`] | the cache (Redis, or in the process): chains, components, shards' customers, the arrears ranking |
 //! | [`coord`] | coordination between hosts (Redis, or in the process): locks, live progress |
+//! | [`ledger`] | the account ledger: entries, allocation, accounts, day closes, statements |
+//! | [`receivables`] | the receivables report: balances by age and community |
 //! | [`audit`] | `heatbill audit`: an operator's check of a company's books, date by date |
 //! | [`fault`] | fault injection for the reliability tests (settings that stop a process mid-write) |
 //! | [`services`] | the store, coordination and cache a process uses, chosen by configuration |
@@ -31,10 +34,12 @@ pub mod cache;
 pub mod company;
 pub mod coord;
 pub mod demo;
+pub mod directory;
 pub mod fault;
 pub mod import;
 pub mod ledger;
 pub mod model;
+pub mod receivables;
 pub mod run;
 pub mod services;
 pub mod settings;

@@ -711,6 +711,8 @@ pub enum ImportKind {
     Payments,
     /// Opening balances.
     Balances,
+    /// Customers' profiles: account number, name, phone, address (the directory).
+    Profiles,
 }
 
 impl ImportKind {
@@ -722,6 +724,7 @@ impl ImportKind {
             ImportKind::Temperatures => "temperatures",
             ImportKind::Payments => "payments",
             ImportKind::Balances => "balances",
+            ImportKind::Profiles => "profiles",
         }
     }
 }
@@ -829,6 +832,22 @@ pub struct BalanceRow {
     pub balance: OpeningBalance,
 }
 
+/// A profile row (the directory: [`crate::directory`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileRow {
+    /// Line number.
+    pub row: u64,
+    /// Customer.
+    pub customer_id: String,
+    /// The first date it is in force ([`crate::import::BEGINNING`] when the file leaves it
+    /// empty).
+    pub valid_from: NaiveDate,
+    /// The profile, normalized.
+    pub profile: crate::directory::Profile,
+    /// Why (the row's `reason`; the import names the file when it is empty).
+    pub reason: Option<String>,
+}
+
 /// A chunk of parsed rows of one kind.
 #[derive(Debug, Clone)]
 pub enum ImportRows {
@@ -842,6 +861,8 @@ pub enum ImportRows {
     Payments(Vec<PaymentRow>),
     /// Opening balances.
     Balances(Vec<BalanceRow>),
+    /// Profiles.
+    Profiles(Vec<ProfileRow>),
 }
 
 impl ImportRows {
@@ -853,6 +874,7 @@ impl ImportRows {
             ImportRows::Temperatures(v) => v.len(),
             ImportRows::Payments(v) => v.len(),
             ImportRows::Balances(v) => v.len(),
+            ImportRows::Profiles(v) => v.len(),
         }
     }
     /// Whether the chunk is empty.

@@ -43,8 +43,9 @@
 //!   `chains.rs` ([`ChainStore`]: chains and plugins), `runs.rs` ([`RunStore`]: runs and
 //!   shards), `bills.rs` ([`BillStore`]), `records.rs` ([`RecordStore`]: the admin API's tokens,
 //!   run requests and schedules), `ledger.rs` ([`LedgerStore`]: the account ledger's entries,
-//!   append-only and idempotent by channel transaction). [`Store`] is all of them (and `Arc<dyn Store>` is what the
-//!   runtime holds); callers `use heatbill_runtime::store::prelude::*` to call their methods.
+//!   append-only and idempotent by channel transaction), `profiles.rs` ([`ProfileStore`]: the
+//!   customer directory's profile revisions and searches). [`Store`] is all of them (and
+//!   `Arc<dyn Store>` is what the runtime holds); callers `use heatbill_runtime::store::prelude::*` to call their methods.
 //! - `types.rs`: the errors, [`Backend`] and the import sink, which every other file uses and
 //!   which uses none of them (no file of the store imports from one that imports from it).
 //! - `postgres.rs`, `sqlite.rs`: connecting, migrating, and the methods whose SQL really
@@ -95,6 +96,7 @@ pub mod companies;
 pub mod customers;
 pub mod ledger;
 pub mod postgres;
+pub mod profiles;
 pub mod records;
 pub mod runs;
 mod sql;
@@ -106,6 +108,7 @@ pub use chains::ChainStore;
 pub use companies::CompanyStore;
 pub use customers::CustomerStore;
 pub use ledger::LedgerStore;
+pub use profiles::ProfileStore;
 pub use records::RecordStore;
 pub use runs::RunStore;
 pub use sql::chain_digest;
@@ -113,7 +116,7 @@ pub use types::{Backend, ImportFile, ImportSink, Result, StoreError};
 
 /// The system of record, one trait per concern (see the module docs): [`CompanyStore`],
 /// [`CustomerStore`], [`ChainStore`], [`RunStore`], [`BillStore`], [`RecordStore`],
-/// [`LedgerStore`]. Callers bring
+/// [`LedgerStore`], [`ProfileStore`]. Callers bring
 /// them into scope with [`prelude`].
 #[async_trait]
 pub trait Store:
@@ -124,6 +127,7 @@ pub trait Store:
     + BillStore
     + RecordStore
     + LedgerStore
+    + ProfileStore
     + Send
     + Sync
 {
@@ -150,8 +154,8 @@ impl<E: sql::Engine> Store for E {
 /// one of its sub-traits', and a trait's methods need the trait in scope.
 pub mod prelude {
     pub use super::{
-        BillStore, ChainStore, CompanyStore, CustomerStore, LedgerStore, RecordStore, RunStore,
-        Store,
+        BillStore, ChainStore, CompanyStore, CustomerStore, LedgerStore, ProfileStore, RecordStore,
+        RunStore, Store,
     };
 }
 

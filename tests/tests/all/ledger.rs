@@ -757,6 +757,68 @@ async fn a_season_of_payments(db: TestDb) {
         .await
         .unwrap();
         assert!(report.problems.is_empty(), "{:?}", report.problems);
+
+        // The receivables report (two customers a page, so it pages) agrees with the accounts:
+        // owed and credit add up, and the newest charges are what is still owed (A's old
+        // opening balance, owed since 2025-12-01, is the only debt older than 30 days).
+        import_ok(
+            &db,
+            &c,
+            ImportKind::Profiles,
+            "customer_id,community\nA,幸福小区\nB,幸福小区\n",
+        )
+        .await;
+        let r = s.receivables(c.id, last, 2).await.unwrap().unwrap();
+        assert_eq!(r.cuts.billed_through, last);
+        assert_eq!(r.cuts.before, [None; 3], "no run 30 days before");
+        let (mut owed, mut credit, mut current) = (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
+        for customer in ["A", "B", "C"] {
+            let acc = ledger::account(
+                customer,
+                last,
+                policy,
+                s.account_facts(c.id, customer, last).await.unwrap(),
+            );
+            let opening = if customer == "A" {
+                dec("1149.60")
+            } else {
+                Decimal::ZERO
+            };
+            // Debits (a bounced transfer, a refund, a debit adjustment) age as charges of
+            // their dates, all in the stretch here.
+            let debits: Decimal = acc
+                .entries
+                .iter()
+                .filter(|e| e.amount < Decimal::ZERO)
+                .map(|e| -e.amount)
+                .sum();
+            let stretch = acc.principal_billed + acc.fees_billed - opening + debits;
+            if acc.balance > Decimal::ZERO {
+                owed += acc.balance;
+                current += acc.balance.min(stretch);
+            } else {
+                credit -= acc.balance;
+            }
+        }
+        assert_eq!(r.total.customers, 3);
+        assert_eq!((r.total.owed, r.total.credit), (owed, credit), "{r:#?}");
+        assert_eq!(r.total.current, current, "{r:#?}");
+        assert_eq!(r.total.days_30, owed - current, "{r:#?}");
+        assert!(
+            r.total.days_30 > Decimal::ZERO,
+            "A still owes on the opening: {r:#?}"
+        );
+        assert!(r.total.adds_up());
+        let names: Vec<Option<&str>> = r.communities.iter().map(|(c, _)| c.as_deref()).collect();
+        assert_eq!(names, [None, Some("幸福小区")]);
+        assert_eq!(r.communities[1].1.customers, 2);
+        assert!(
+            s.receivables(c.id, first.pred_opt().unwrap(), 2)
+                .await
+                .unwrap()
+                .is_none(),
+            "no run on or before the day before the first"
+        );
     }
 }
 both!(a_season_of_payments);

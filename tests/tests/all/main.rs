@@ -25,6 +25,7 @@ macro_rules! both {
 
 mod api;
 mod coord;
+mod directory;
 mod engine;
 mod hostile;
 mod import;

@@ -9,7 +9,8 @@
 //!   (`POST …/runs`, then polled until it completes);
 //! - **reads**: every bill of the date through the keyset pages (1,000 a page) and through the
 //!   streamed CSV export;
-//! - **dry runs**: one customer-day at a time, sequentially: latency p50 / p99.
+//! - **dry runs**: one customer-day at a time, sequentially: latency p50 / p99;
+//! - **the receivables report**: every customer's balance aged and added up by community.
 //!
 //! The server runs in this process on a loopback port (the same code as `heatbill serve`).
 
@@ -313,6 +314,22 @@ async fn bench(args: Args, engine: Engine) -> Result<()> {
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     lat.sort_by(f64::total_cmp);
+    // The receivables report of the company run directly, over HTTP (every customer aged).
+    let t = Instant::now();
+    let recv = http
+        .send(
+            http.client
+                .get(http.url(&format!("/v1/companies/direct/receivables?as_of={date}"))),
+            200,
+        )
+        .await?;
+    let receivables_secs = t.elapsed().as_secs_f64();
+    if recv["total"]["customers"].as_u64() != Some(n as u64) {
+        bail!(
+            "the receivables report did not count every customer: {}",
+            recv["total"]
+        );
+    }
     let _ = stop_tx.send(());
     server.await??;
 
@@ -343,6 +360,11 @@ async fn bench(args: Args, engine: Engine) -> Result<()> {
         paged as f64 / pages_secs,
         csv.len() as f64 / 1e6,
         export_rows as f64 / export_secs
+    );
+    println!(
+        "receivables report over HTTP: {n} customers aged in {receivables_secs:.2} s ({:.0} \
+         customers/s)",
+        n as f64 / receivables_secs
     );
     println!(
         "dry runs: {} sequential, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",

@@ -32,6 +32,24 @@ pub enum AccountCommand {
     /// A customer statement (对账单) for a period: opening balance, charges by month and line
     /// code, payments, adjustments, closing balance.
     Statement(StatementArgs),
+    /// The receivables report: balances by age (current, 30, 60, 90+ days) and community.
+    Receivables(ReceivablesArgs),
+}
+
+/// `heatbill account receivables`
+#[derive(Debug, Args)]
+pub struct ReceivablesArgs {
+    /// The date (its end); today in the company's time zone by default.
+    #[arg(long)]
+    pub as_of: Option<NaiveDate>,
+    /// Print JSON.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print CSV (community,customers,owing,owed,current,days_30,days_60,days_90,credit).
+    #[arg(long)]
+    pub csv: bool,
+    #[command(flatten)]
+    pub who: Who,
 }
 
 /// `heatbill account statement`
@@ -70,7 +88,8 @@ pub struct Who {
 }
 
 impl Who {
-    fn by(&self) -> String {
+    /// Who records: `--by`, else `$USER`, else `cli`.
+    pub fn by(&self) -> String {
         self.by
             .clone()
             .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
@@ -211,6 +230,7 @@ pub fn run(command: AccountCommand) -> Result<ExitCode> {
         AccountCommand::Adjust(a) => &a.who,
         AccountCommand::Close(a) => &a.who,
         AccountCommand::Statement(a) => &a.who,
+        AccountCommand::Receivables(a) => &a.who,
     };
     let settings = who.common.settings()?;
     let slug = who.company.clone();
@@ -272,6 +292,58 @@ pub fn run(command: AccountCommand) -> Result<ExitCode> {
                     print!("{}", s.csv());
                 } else {
                     print_statement(&s);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            AccountCommand::Receivables(a) => {
+                let as_of = a.as_of.unwrap_or(today);
+                let Some(r) = store.receivables(company.id, as_of, 20_000).await? else {
+                    bail!(
+                        "company {} has no completed run dated on or before {as_of}: run a date \
+                         first",
+                        company.slug
+                    );
+                };
+                if a.json {
+                    println!("{}", serde_json::to_string_pretty(&r)?);
+                } else if a.csv {
+                    print!("{}", r.csv());
+                } else {
+                    println!(
+                        "{}: receivables at the end of {} (billed through {})",
+                        company.slug, r.as_of, r.cuts.billed_through
+                    );
+                    println!(
+                        "{:<24} {:>9} {:>7} {:>14} {:>13} {:>13} {:>13} {:>13} {:>12}",
+                        "community",
+                        "customers",
+                        "owing",
+                        "owed",
+                        "current",
+                        "30-59",
+                        "60-89",
+                        "90+",
+                        "credit"
+                    );
+                    let rows = r
+                        .communities
+                        .iter()
+                        .map(|(c, b)| (terminal_safe(c.as_deref().unwrap_or("(none)"), 24), b))
+                        .chain([("(total)".to_string(), &r.total)]);
+                    for (name, b) in rows {
+                        println!(
+                            "{:<24} {:>9} {:>7} {:>14} {:>13} {:>13} {:>13} {:>13} {:>12}",
+                            name,
+                            b.customers,
+                            b.owing,
+                            b.owed,
+                            b.current,
+                            b.days_30,
+                            b.days_60,
+                            b.days_90,
+                            b.credit
+                        );
+                    }
                 }
                 return Ok(ExitCode::SUCCESS);
             }

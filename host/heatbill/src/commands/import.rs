@@ -25,6 +25,9 @@ pub enum Kind {
     Payments,
     /// customer_id, as_of, arrears, arrears_since (opening balances)
     Balances,
+    /// customer_id, valid_from, account_no, name, phone, community, building, unit, room,
+    /// reason (the directory)
+    Profiles,
 }
 
 impl From<Kind> for ImportKind {
@@ -35,6 +38,7 @@ impl From<Kind> for ImportKind {
             Kind::Temperatures => ImportKind::Temperatures,
             Kind::Payments => ImportKind::Payments,
             Kind::Balances => ImportKind::Balances,
+            Kind::Profiles => ImportKind::Profiles,
         }
     }
 }

@@ -12,6 +12,7 @@ use super::sql::{
 use super::types::{Result, StoreError};
 use crate::ledger::*;
 use crate::model::{OpeningBalance, shown};
+use crate::receivables::{CustomerFacts, Cuts, Receivables, Report, WINDOW_DAYS};
 
 /// The columns of an entry, as [`entry_of`] reads them.
 macro_rules! entry_columns {
@@ -100,6 +101,16 @@ pub trait LedgerStore: Send + Sync {
         customer_id: &str,
         as_of: NaiveDate,
     ) -> Result<AccountFacts>;
+
+    /// The receivables report at the end of `as_of` ([`crate::receivables`]), read `page`
+    /// customers at a time (memory is a page's, whatever the company's size). `None` when the
+    /// company has no completed run dated on or before `as_of`.
+    async fn receivables(
+        &self,
+        company_id: i32,
+        as_of: NaiveDate,
+        page: usize,
+    ) -> Result<Option<Receivables>>;
 }
 
 async fn entry_by_txn<X: Exec>(
@@ -511,6 +522,216 @@ impl<E: Engine> LedgerStore for E {
             entries,
         })
     }
+
+    async fn receivables(
+        &self,
+        company_id: i32,
+        as_of: NaiveDate,
+        page: usize,
+    ) -> Result<Option<Receivables>> {
+        let mut db = self.db();
+        let Some(billed_through) = completed_on_or_before(&mut db, company_id, as_of).await? else {
+            return Ok(None);
+        };
+        let mut before = [None; 3];
+        for (i, cut) in before.iter_mut().enumerate() {
+            let edge = as_of - chrono::Days::new((WINDOW_DAYS as u64) * (i as u64 + 1));
+            *cut = completed_on_or_before(&mut db, company_id, edge).await?;
+        }
+        let cuts = Cuts {
+            billed_through,
+            before,
+        };
+        let mut report = Report::new(as_of, cuts);
+        let mut after: Option<String> = None;
+        loop {
+            let facts = receivables_page(
+                &mut db,
+                company_id,
+                as_of,
+                &cuts,
+                after.as_deref(),
+                page.max(1),
+            )
+            .await?;
+            let Some(last) = facts.last() else { break };
+            after = Some(last.customer_id.clone());
+            for f in &facts {
+                report.add(f);
+            }
+        }
+        Ok(Some(report.finish()))
+    }
+}
+
+/// The date of the company's latest completed run on or before `date`.
+async fn completed_on_or_before<X: Exec>(
+    x: &mut X,
+    company_id: i32,
+    date: NaiveDate,
+) -> Result<Option<NaiveDate>> {
+    x.one(
+        q!("SELECT max(bill_date) FROM runs
+            WHERE company_id = $1 AND state = 'completed' AND bill_date <= $2"),
+        args![company_id, date],
+    )
+    .await?
+    .opt_date(0)
+}
+
+/// What each customer of `first..=last` was billed through `date` (principal and fees, the
+/// opening balance included): principal and fees billed before their bill, and its customer
+/// total (the day's principal and late fee).
+async fn billed_at<X: Exec>(
+    x: &mut X,
+    company_id: i32,
+    date: NaiveDate,
+    first: &str,
+    last: &str,
+) -> Result<std::collections::HashMap<String, Decimal>> {
+    let rows = x
+        .rows(
+            q!(
+                "SELECT customer_id, charged_before::text, fees_before::text, customer_total::text
+                FROM bills
+                WHERE company_id = $1 AND bill_date = $2 AND customer_id >= $3
+                  AND customer_id <= $4"
+            ),
+            args![company_id, date, first, last],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.string(0)?, r.dec(1)? + r.dec(2)? + r.dec(3)?)))
+        .collect()
+}
+
+async fn receivables_page<X: Exec>(
+    x: &mut X,
+    company_id: i32,
+    as_of: NaiveDate,
+    cuts: &Cuts,
+    after: Option<&str>,
+    page: usize,
+) -> Result<Vec<CustomerFacts>> {
+    use std::collections::HashMap;
+    let rows = x
+        .rows(
+            q!(
+                "SELECT customer_id, charged_before::text, fees_before::text, customer_total::text
+                FROM bills
+                WHERE company_id = $1 AND bill_date = $2
+                  AND ($3::text IS NULL OR customer_id > $3)
+                ORDER BY customer_id LIMIT $4"
+            ),
+            args![company_id, cuts.billed_through, after, page as i64],
+        )
+        .await?;
+    let billed: Vec<(String, Decimal)> = rows
+        .iter()
+        .map(|r| Ok((r.string(0)?, r.dec(1)? + r.dec(2)? + r.dec(3)?)))
+        .collect::<Result<_>>()?;
+    let (Some(first), Some(last)) = (billed.first(), billed.last()) else {
+        return Ok(Vec::new());
+    };
+    let (first, last) = (first.0.clone(), last.0.clone());
+    let mut before: Vec<HashMap<String, Decimal>> = Vec::new();
+    for cut in cuts.before {
+        before.push(match cut {
+            Some(d) => billed_at(x, company_id, d, &first, &last).await?,
+            None => HashMap::new(),
+        });
+    }
+    let openings: HashMap<String, OpeningBalance> = x
+        .rows(
+            q!(
+                "SELECT customer_id, as_of, arrears::text, arrears_since FROM opening_balances
+                WHERE company_id = $1 AND customer_id >= $2 AND customer_id <= $3"
+            ),
+            args![company_id, first.as_str(), last.as_str()],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            let o = super::sql::opening_of(r)?;
+            Ok((o.customer_id.clone(), o))
+        })
+        .collect::<Result<_>>()?;
+    // Summed here, exactly: SQLite would sum its TEXT decimals as floats. What pays (a positive
+    // entry) is a credit; what takes back (a reversal, a refund, a debit adjustment) is a debit,
+    // aged like a charge of its date.
+    let edges: [NaiveDate; 3] =
+        std::array::from_fn(|i| as_of - chrono::Days::new((WINDOW_DAYS as u64) * (i as u64 + 1)));
+    let mut credits: HashMap<String, Decimal> = HashMap::new();
+    let mut debits: HashMap<String, (Decimal, [Decimal; 3])> = HashMap::new();
+    for r in x
+        .rows(
+            q!(
+                "SELECT customer_id, on_date, amount::text FROM account_entries
+                WHERE company_id = $1 AND customer_id >= $2 AND customer_id <= $3
+                  AND on_date <= $4"
+            ),
+            args![company_id, first.as_str(), last.as_str(), as_of],
+        )
+        .await?
+    {
+        let customer = r.string(0)?;
+        let on = r.date(1)?;
+        // An entry before the opening balance never counts (the balance holds it).
+        if openings.get(&customer).is_some_and(|o| on < o.as_of) {
+            continue;
+        }
+        let amount = r.dec(2)?;
+        if amount > Decimal::ZERO {
+            *credits.entry(customer).or_default() += amount;
+        } else {
+            let d = debits.entry(customer).or_default();
+            d.0 -= amount;
+            for (i, edge) in edges.iter().enumerate() {
+                if on <= *edge {
+                    d.1[i] -= amount;
+                }
+            }
+        }
+    }
+    let mut communities: HashMap<String, Option<String>> = x
+        .rows(
+            q!("SELECT p.customer_id, p.community FROM customer_profiles p
+                WHERE p.company_id = $1 AND p.customer_id >= $2 AND p.customer_id <= $3
+                  AND NOT EXISTS (SELECT 1 FROM customer_profiles n
+                                  WHERE n.company_id = p.company_id
+                                    AND n.customer_id = p.customer_id
+                                    AND (n.valid_from > p.valid_from
+                                         OR (n.valid_from = p.valid_from AND n.id > p.id)))"),
+            args![company_id, first.as_str(), last.as_str()],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((r.string(0)?, r.opt_string(1)?)))
+        .collect::<Result<_>>()?;
+    Ok(billed
+        .into_iter()
+        .map(|(customer_id, billed)| {
+            let opening = openings.get(&customer_id);
+            let (debited, debited_before) = debits.remove(&customer_id).unwrap_or_default();
+            let billed_before = std::array::from_fn(|i| {
+                let bills = match before[i].get(&customer_id) {
+                    Some(b) => *b,
+                    // No bill there: the opening balance, if it was owed by then.
+                    None => opening
+                        .filter(|o| o.arrears_since.unwrap_or(o.as_of) <= edges[i])
+                        .map_or(Decimal::ZERO, |o| o.arrears),
+                };
+                bills + debited_before[i]
+            });
+            CustomerFacts {
+                credits: credits.remove(&customer_id).unwrap_or_default(),
+                community: communities.remove(&customer_id).flatten(),
+                billed: billed + debited,
+                billed_before,
+                customer_id,
+            }
+        })
+        .collect())
 }
 
 /// An entry counts from the bill of the day after its date: those days, if billed, are stale.

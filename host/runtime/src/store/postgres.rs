@@ -19,8 +19,8 @@ use sqlx::{ConnectOptions, Postgres, Row, Transaction};
 
 use super::sql::{
     BILL_COLUMNS, Engine, SqlRow, all, carried_of, check_import, claim_lost, customer_key_of,
-    customer_of, existing_of, impl_exec, impl_sql_row, opening_of, pairs_of, payment_of,
-    record_import, revised_changed, shard_of, totals_json,
+    customer_of, existing_of, impl_exec, impl_sql_row, merge_profiles, opening_of, pairs_of,
+    payment_of, record_import, revised_changed, shard_of, totals_json,
 };
 use super::types::{Backend, ImportFile, ImportSink, Result, StoreError};
 use crate::model::*;
@@ -690,6 +690,12 @@ fn stage_columns(kind: ImportKind) -> &'static str {
             "row_no bigint, customer_id text COLLATE \"C\", as_of date, arrears numeric,
              arrears_since date"
         }
+        ImportKind::Profiles => {
+            "row_no bigint, customer_id text COLLATE \"C\", valid_from date,
+             account_no text COLLATE \"C\", name text COLLATE \"C\", phone text,
+             community text, building text, unit text, room text, phone_rev text COLLATE \"C\",
+             address_key text COLLATE \"C\", reason text"
+        }
     }
 }
 
@@ -786,6 +792,30 @@ impl PgImport {
                     copy_display(out, r.payment.paid_on);
                     tab(out);
                     copy_display(out, r.payment.amount);
+                    out.push(b'\n');
+                }
+            }
+            ImportRows::Profiles(v) => {
+                for r in v {
+                    let p = &r.profile;
+                    copy_display(out, r.row);
+                    tab(out);
+                    copy_text(out, &r.customer_id);
+                    tab(out);
+                    copy_display(out, r.valid_from);
+                    for f in [&p.account_no, &p.name, &p.phone, &p.community, &p.building]
+                        .into_iter()
+                        .chain([
+                            &p.unit,
+                            &p.room,
+                            &p.phone_rev(),
+                            &p.address_key(),
+                            &r.reason,
+                        ])
+                    {
+                        tab(out);
+                        copy_opt(out, f.as_deref());
+                    }
                     out.push(b'\n');
                 }
             }
@@ -974,6 +1004,11 @@ impl PgImport {
                 .rows_affected();
                 (distinct, existing, affected)
             }
+            ImportKind::Profiles => {
+                return Err(StoreError::Corrupt(
+                    "profiles merge through merge_profiles".into(),
+                ));
+            }
         };
         Ok((distinct as u64, existing as u64, affected))
     }
@@ -1011,7 +1046,16 @@ impl ImportSink for PgImport {
             // Nothing is merged: dropping the transaction rolls it back.
             return Ok(Err(errors));
         }
-        let merged = self.merge().await?;
+        let merged = if self.kind == ImportKind::Profiles {
+            merge_profiles(
+                &mut self.tx,
+                self.company_id,
+                &format!("imported from {}", file.name),
+            )
+            .await?
+        } else {
+            self.merge().await?
+        };
         let counts = record_import(&mut self.tx, self.company_id, self.kind, file, merged).await?;
         if merged.2 > 10_000 {
             // A bulk load leaves the planner's statistics behind (it would guess 3 rows where
@@ -1022,6 +1066,7 @@ impl ImportSink for PgImport {
                 ImportKind::Temperatures => "temperatures",
                 ImportKind::Payments => "account_entries",
                 ImportKind::Balances => "opening_balances",
+                ImportKind::Profiles => "customer_profiles",
             };
             sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {tables}")))
                 .execute(&mut *self.tx)
@@ -1042,5 +1087,9 @@ fn stage_column_names(kind: ImportKind) -> &'static str {
         ImportKind::Temperatures => "row_no, customer_id, day, celsius",
         ImportKind::Payments => "row_no, payment_id, customer_id, paid_on, amount",
         ImportKind::Balances => "row_no, customer_id, as_of, arrears, arrears_since",
+        ImportKind::Profiles => {
+            "row_no, customer_id, valid_from, account_no, name, phone, community, building, \
+             unit, room, phone_rev, address_key, reason"
+        }
     }
 }

@@ -880,6 +880,8 @@ async fn import_reaches<X: Exec>(x: &mut X, kind: ImportKind) -> Result<Option<N
         }
         ImportKind::Payments => q!("SELECT min(paid_on) FROM import_stage"),
         ImportKind::Balances => q!("SELECT min(as_of) FROM import_stage"),
+        // Bills do not depend on the directory.
+        ImportKind::Profiles => return Ok(None),
     };
     let first = x.one(q, args![]).await?.opt_date(0)?;
     Ok(match kind {
@@ -923,6 +925,11 @@ pub(crate) async fn check_import<X: Exec>(
         ImportKind::Temperatures => (q!(dup_rows!("customer_id, day")), "customer and date", true),
         ImportKind::Payments => (q!(dup_rows!("payment_id")), "payment_id", true),
         ImportKind::Balances => (q!(dup_rows!("customer_id")), "customer", true),
+        ImportKind::Profiles => (
+            q!(dup_rows!("customer_id, valid_from")),
+            "customer and valid_from",
+            true,
+        ),
     };
     let mut errors = Vec::new();
     for r in x.rows(dups, args![max as i64]).await? {
@@ -1017,6 +1024,51 @@ pub(crate) async fn check_import<X: Exec>(
             });
         }
     }
+    if kind == ImportKind::Profiles {
+        // An account number names one customer: within the file, and against the other
+        // customers' newest profiles.
+        let shared = q!("SELECT row_no, first FROM (
+                 SELECT row_no, min(row_no) OVER (PARTITION BY account_no) AS first,
+                        min(customer_id) OVER (PARTITION BY account_no) AS lo,
+                        max(customer_id) OVER (PARTITION BY account_no) AS hi
+                 FROM import_stage WHERE account_no IS NOT NULL
+             ) s WHERE lo <> hi AND row_no <> first ORDER BY row_no LIMIT $1");
+        for r in x.rows(shared, args![max as i64]).await? {
+            errors.push(RowError {
+                row: r.big(0)? as u64,
+                column: "account_no".into(),
+                value: String::new(),
+                problem: format!(
+                    "the same account number as row {}, for another customer: an account \
+                     number names one customer",
+                    r.big(1)?
+                ),
+            });
+        }
+        let held = q!(
+            "SELECT s.row_no, p.customer_id, p.account_no FROM import_stage s
+               JOIN customer_profiles p ON p.company_id = $1 AND p.account_no = s.account_no
+                                       AND p.customer_id <> s.customer_id
+             WHERE NOT EXISTS (SELECT 1 FROM customer_profiles n
+                               WHERE n.company_id = p.company_id
+                                 AND n.customer_id = p.customer_id
+                                 AND (n.valid_from > p.valid_from
+                                      OR (n.valid_from = p.valid_from AND n.id > p.id)))
+             ORDER BY s.row_no LIMIT $2"
+        );
+        for r in x.rows(held, args![company_id, max as i64]).await? {
+            errors.push(RowError {
+                row: r.big(0)? as u64,
+                column: "account_no".into(),
+                value: shown(r.str(2)?),
+                problem: format!(
+                    "belongs to customer {}: an account number names one customer; give that \
+                     customer another number first (an earlier file), or check the number",
+                    shown(r.str(1)?)
+                ),
+            });
+        }
+    }
     if kind == ImportKind::Readings {
         let mixed = q!("SELECT s.row_no FROM import_stage s
              WHERE s.hour IS NULL AND EXISTS (
@@ -1039,6 +1091,61 @@ pub(crate) async fn check_import<X: Exec>(
     Ok(errors)
 }
 
+/// Merges staged profiles (both backends): a row becomes a new revision unless the latest
+/// revision of its customer and `valid_from` already says exactly the same; returns (distinct
+/// records, already stored, inserted) as [`record_import`] takes them. A row without a reason
+/// takes `default_reason` (the file's name).
+pub(crate) async fn merge_profiles<X: Exec>(
+    x: &mut X,
+    company_id: i32,
+    default_reason: &str,
+) -> Result<(u64, u64, u64)> {
+    let distinct = x
+        .one(q!("SELECT count(*) FROM import_stage"), args![])
+        .await?
+        .big(0)?;
+    let existing = x
+        .one(
+            q!("SELECT count(*) FROM import_stage s WHERE EXISTS (
+                    SELECT 1 FROM customer_profiles p
+                    WHERE p.company_id = $1 AND p.customer_id = s.customer_id
+                      AND p.valid_from = s.valid_from)"),
+            args![company_id],
+        )
+        .await?
+        .big(0)?;
+    let inserted = x
+        .exec(
+            q!(
+                "INSERT INTO customer_profiles (company_id, customer_id, valid_from, account_no,
+                    name, phone, community, building, unit, room, phone_rev, address_key, reason,
+                    recorded_by, source)
+                SELECT $1, s.customer_id, s.valid_from, s.account_no, s.name, s.phone,
+                    s.community, s.building, s.unit, s.room, s.phone_rev, s.address_key,
+                    coalesce(s.reason, $2), 'import', 'import'
+                FROM import_stage s
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM customer_profiles p
+                    WHERE p.company_id = $1 AND p.customer_id = s.customer_id
+                      AND p.valid_from = s.valid_from
+                      AND p.id = (SELECT max(m.id) FROM customer_profiles m
+                                  WHERE m.company_id = $1 AND m.customer_id = s.customer_id
+                                    AND m.valid_from = s.valid_from)
+                      AND p.account_no IS NOT DISTINCT FROM s.account_no
+                      AND p.name IS NOT DISTINCT FROM s.name
+                      AND p.phone IS NOT DISTINCT FROM s.phone
+                      AND p.community IS NOT DISTINCT FROM s.community
+                      AND p.building IS NOT DISTINCT FROM s.building
+                      AND p.unit IS NOT DISTINCT FROM s.unit
+                      AND p.room IS NOT DISTINCT FROM s.room)
+                ORDER BY s.row_no"
+            ),
+            args![company_id, default_reason],
+        )
+        .await?;
+    Ok((distinct as u64, existing as u64, inserted))
+}
+
 /// After a merge of (distinct records, already stored, inserted or changed): the counts, the
 /// company's versions bumped when something changed, and the import recorded.
 pub(crate) async fn record_import<X: Exec>(
@@ -1056,7 +1163,9 @@ pub(crate) async fn record_import<X: Exec>(
         updated,
         unchanged: distinct.saturating_sub(inserted + updated),
     };
-    if affected > 0 {
+    // The directory is not what bills read: a profile changes neither the data version the
+    // run's caches key on nor which billed days are stale.
+    if affected > 0 && kind != ImportKind::Profiles {
         bump_data_version(x, company_id).await?;
         if let Some(from) = import_reaches(x, kind).await? {
             mark_stale(x, company_id, from).await?;

@@ -21,8 +21,8 @@ use sqlx::{QueryBuilder, Sqlite, Transaction};
 
 use super::sql::{
     BILL_COLUMNS, Engine, all, carried_of, check_import, claim_lost, customer_key_of, customer_of,
-    existing_of, impl_exec, impl_sql_row, opening_of, pairs_of, payment_of, record_import,
-    revised_changed, totals_json,
+    existing_of, impl_exec, impl_sql_row, merge_profiles, opening_of, pairs_of, payment_of,
+    record_import, revised_changed, totals_json,
 };
 use super::types::{Backend, ImportFile, ImportSink, Result, StoreError};
 use crate::model::*;
@@ -595,6 +595,11 @@ fn stage_columns(kind: ImportKind) -> &'static str {
         ImportKind::Balances => {
             "row_no INTEGER, customer_id TEXT, as_of TEXT, arrears TEXT, arrears_since TEXT"
         }
+        ImportKind::Profiles => {
+            "row_no INTEGER, customer_id TEXT, valid_from TEXT, account_no TEXT, name TEXT,
+             phone TEXT, community TEXT, building TEXT, unit TEXT, room TEXT, phone_rev TEXT,
+             address_key TEXT, reason TEXT"
+        }
     }
 }
 
@@ -724,6 +729,11 @@ impl SqliteImport {
                      'import', 'import' FROM import_stage WHERE true ORDER BY row_no
                  ON CONFLICT (company_id, channel, channel_txn) DO NOTHING",
             ),
+            ImportKind::Profiles => {
+                return Err(StoreError::Corrupt(
+                    "profiles merge through merge_profiles".into(),
+                ));
+            }
             ImportKind::Balances => (
                 "SELECT count(*) FROM import_stage WHERE ?1 IS NOT NULL",
                 "SELECT count(*) FROM import_stage s JOIN opening_balances o
@@ -824,6 +834,32 @@ impl ImportSink for SqliteImport {
                     q.build().execute(&mut *self.tx).await?;
                 }
             }
+            ImportRows::Profiles(v) => {
+                for chunk in v.chunks(CHUNK) {
+                    let mut q = QueryBuilder::<Sqlite>::new(
+                        "INSERT INTO import_stage (row_no, customer_id, valid_from, account_no,
+                             name, phone, community, building, unit, room, phone_rev,
+                             address_key, reason) ",
+                    );
+                    q.push_values(chunk, |mut b, r| {
+                        let p = &r.profile;
+                        b.push_bind(r.row as i64)
+                            .push_bind(r.customer_id.clone())
+                            .push_bind(r.valid_from)
+                            .push_bind(p.account_no.clone())
+                            .push_bind(p.name.clone())
+                            .push_bind(p.phone.clone())
+                            .push_bind(p.community.clone())
+                            .push_bind(p.building.clone())
+                            .push_bind(p.unit.clone())
+                            .push_bind(p.room.clone())
+                            .push_bind(p.phone_rev())
+                            .push_bind(p.address_key())
+                            .push_bind(r.reason.clone());
+                    });
+                    q.build().execute(&mut *self.tx).await?;
+                }
+            }
             ImportRows::Balances(v) => {
                 for chunk in v.chunks(CHUNK) {
                     let mut q = QueryBuilder::<Sqlite>::new(
@@ -858,7 +894,16 @@ impl ImportSink for SqliteImport {
         if parse_errors > 0 || !errors.is_empty() {
             return Ok(Err(errors));
         }
-        let merged = self.merge().await?;
+        let merged = if self.kind == ImportKind::Profiles {
+            merge_profiles(
+                &mut self.tx,
+                self.company_id,
+                &format!("imported from {}", file.name),
+            )
+            .await?
+        } else {
+            self.merge().await?
+        };
         let counts = record_import(&mut self.tx, self.company_id, self.kind, file, merged).await?;
         sqlx::query("DROP TABLE IF EXISTS temp.import_stage")
             .execute(&mut *self.tx)
