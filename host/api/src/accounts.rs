@@ -353,7 +353,7 @@ pub async fn pay(
     record(&app, &c, &caller, e).await
 }
 
-async fn record(
+pub(crate) async fn record(
     app: &App,
     c: &Company,
     caller: &Caller,

@@ -14,6 +14,7 @@
 //! | [`bills`] | bills by date, customer and run, the CSV export, dry runs, the arrears ranking |
 //! | [`accounts`] | customers' accounts: payments (idempotent by channel transaction), reversals, refunds, adjustments, write-offs, the day's close |
 //! | [`directory`] | the customer directory: search by account number, name, phone or address; profiles and their revisions (personal data masked unless staff ask) |
+//! | [`statements`] | channel statements uploaded, reconciled against the ledger and kept; lost notifications recovered; banks' column mappings |
 //! | [`ops`] | health, readiness, Prometheus metrics, the OpenAPI document |
 //!
 //! Each module declares its routes in its own `routes()`; [`router`] puts them together under
@@ -42,6 +43,7 @@ pub mod error;
 pub mod ops;
 pub mod plugins;
 pub mod runs;
+pub mod statements;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -281,6 +283,8 @@ impl AppState {
         accounts::reverse, accounts::refund, accounts::day_close, accounts::statement,
         accounts::receivables,
         directory::search, directory::profile, directory::record,
+        statements::upload, statements::list, statements::items, statements::recover,
+        statements::put_profile, statements::profiles,
     ),
     tags(
         (name = "operations", description = "Health, readiness and metrics"),
@@ -290,6 +294,7 @@ impl AppState {
         (name = "runs", description = "Daily runs (staff)"),
         (name = "bills", description = "Bills, exports, dry runs and arrears"),
         (name = "accounts", description = "Customers' accounts: payments, reversals, refunds, adjustments and the day's close (staff)"),
+        (name = "statements", description = "Channel statements (WeChat Pay, Alipay, banks) reconciled against the ledger; lost notifications recovered; banks' column mappings (staff)"),
         (name = "customers", description = "The customer directory: search, profiles and their revisions (personal data masked unless staff ask)"),
     )
 )]
@@ -309,7 +314,8 @@ pub fn router(app: App) -> Router {
         .merge(bills::routes())
         .merge(audit::routes())
         .merge(accounts::routes())
-        .merge(directory::routes());
+        .merge(directory::routes())
+        .merge(statements::routes());
     Router::new()
         .merge(ops::routes())
         .nest("/v1", v1)

@@ -44,7 +44,8 @@
 //!   shards), `bills.rs` ([`BillStore`]), `records.rs` ([`RecordStore`]: the admin API's tokens,
 //!   run requests and schedules), `ledger.rs` ([`LedgerStore`]: the account ledger's entries,
 //!   append-only and idempotent by channel transaction), `profiles.rs` ([`ProfileStore`]: the
-//!   customer directory's profile revisions and searches). [`Store`] is all of them (and
+//!   customer directory's profile revisions and searches), `statements.rs` ([`StatementStore`]:
+//!   channel statements reconciled and kept, banks' column mappings). [`Store`] is all of them (and
 //!   `Arc<dyn Store>` is what the runtime holds); callers `use heatbill_runtime::store::prelude::*` to call their methods.
 //! - `types.rs`: the errors, [`Backend`] and the import sink, which every other file uses and
 //!   which uses none of them (no file of the store imports from one that imports from it).
@@ -101,6 +102,7 @@ pub mod records;
 pub mod runs;
 mod sql;
 pub mod sqlite;
+pub mod statements;
 mod types;
 
 pub use bills::BillStore;
@@ -112,11 +114,12 @@ pub use profiles::ProfileStore;
 pub use records::RecordStore;
 pub use runs::RunStore;
 pub use sql::chain_digest;
+pub use statements::StatementStore;
 pub use types::{Backend, ImportFile, ImportSink, Result, StoreError};
 
 /// The system of record, one trait per concern (see the module docs): [`CompanyStore`],
 /// [`CustomerStore`], [`ChainStore`], [`RunStore`], [`BillStore`], [`RecordStore`],
-/// [`LedgerStore`], [`ProfileStore`]. Callers bring
+/// [`LedgerStore`], [`ProfileStore`], [`StatementStore`]. Callers bring
 /// them into scope with [`prelude`].
 #[async_trait]
 pub trait Store:
@@ -128,6 +131,7 @@ pub trait Store:
     + RecordStore
     + LedgerStore
     + ProfileStore
+    + StatementStore
     + Send
     + Sync
 {

@@ -178,7 +178,8 @@ pub struct BankProfile {
 }
 
 impl BankProfile {
-    fn check(&self) -> Result<(), StatementError> {
+    /// Checks the profile itself (its date formats, its memo rule) before any file is read.
+    pub fn check(&self) -> Result<(), StatementError> {
         let bad = |problem: &str| StatementError::Profile {
             name: self.name.clone(),
             problem: problem.to_string(),

@@ -373,5 +373,6 @@ mod accounts;
 mod directory;
 mod limits;
 mod scheduler;
+mod statements;
 mod story;
 mod tenancy;
