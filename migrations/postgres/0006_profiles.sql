@@ -32,11 +32,7 @@ CREATE TABLE customer_profiles (
 );
 CREATE INDEX customer_profiles_by_customer
     ON customer_profiles (company_id, customer_id, valid_from, id);
-CREATE INDEX customer_profiles_by_account ON customer_profiles (company_id, account_no)
-    WHERE account_no IS NOT NULL;
-CREATE INDEX customer_profiles_by_name ON customer_profiles (company_id, name)
-    WHERE name IS NOT NULL;
-CREATE INDEX customer_profiles_by_phone ON customer_profiles (company_id, phone_rev)
-    WHERE phone_rev IS NOT NULL;
-CREATE INDEX customer_profiles_by_address ON customer_profiles (company_id, address_key)
-    WHERE address_key IS NOT NULL;
+CREATE INDEX customer_profiles_by_account ON customer_profiles (company_id, account_no);
+CREATE INDEX customer_profiles_by_name ON customer_profiles (company_id, name);
+CREATE INDEX customer_profiles_by_phone ON customer_profiles (company_id, phone_rev);
+CREATE INDEX customer_profiles_by_address ON customer_profiles (company_id, address_key);

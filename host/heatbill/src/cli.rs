@@ -48,6 +48,10 @@ pub enum Command {
     /// a customer's profile and its revisions; a new revision.
     #[command(subcommand)]
     Customer(CustomerCommand),
+    /// Channel statements (WeChat Pay, Alipay, banks) reconciled against the ledger: import,
+    /// list, show the discrepancies, recover a lost notification, save a bank's mapping.
+    #[command(subcommand)]
+    Statement(commands::statement::StatementCommand),
     /// The customers with the most unpaid principal after the company's latest run.
     Arrears(commands::arrears::ArrearsArgs),
     /// Check a company's books: open and stale dates, totals against lines, balances carried
@@ -112,6 +116,7 @@ pub fn run(cli: Cli, compiler: Option<&std::path::Path>) -> anyhow::Result<ExitC
         Command::Serve(args) => commands::serve::run(args, compiler),
         Command::Account(c) => commands::account::run(c),
         Command::Customer(c) => commands::customer::run(c),
+        Command::Statement(c) => commands::statement::run(c),
         Command::Arrears(args) => commands::arrears::run(args),
         Command::Audit(args) => commands::audit::run(args),
         Command::Warm(args) => commands::warm::run(args),

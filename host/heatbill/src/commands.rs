@@ -14,6 +14,7 @@ pub mod migrate;
 pub mod plugin;
 pub mod run;
 pub mod serve;
+pub mod statement;
 pub mod warm;
 pub mod worker;
 

@@ -85,7 +85,7 @@ impl Profile {
                 let shown = if personal {
                     String::new()
                 } else {
-                    format!(" {}", crate::model::shown(v))
+                    format!(" {}", heatbill_engine::text::terminal_safe(v, 40))
                 };
                 return Err((
                     what,
@@ -252,12 +252,12 @@ pub struct Search {
 pub enum Key {
     /// Customers with this account number.
     Account(String),
-    /// Customers whose phone's reversed digits start with the first (up to the second).
-    Phone(String, Option<String>),
-    /// Customers whose name starts with the first (up to the second).
-    Name(String, Option<String>),
-    /// Customers whose address key starts with the first (up to the second).
-    Address(String, Option<String>),
+    /// Customers whose phone's reversed digits are in `first..end` (start with the first).
+    Phone(String, String),
+    /// Customers whose name is in `first..end`.
+    Name(String, String),
+    /// Customers whose address key is in `first..end`.
+    Address(String, String),
 }
 
 impl Search {
@@ -317,20 +317,24 @@ impl Search {
             }
         }
         let address = address_key(&[&parts[0], &parts[1], &parts[2], &parts[3]]);
-        let range = |p: String| {
-            let end = prefix_end(&p);
-            (p, end)
+        // Both ends bound the index range (an open end would let a search that finds fewer
+        // than its limit read the index to its end).
+        let range = |p: String| match prefix_end(&p) {
+            Some(end) => Ok((p, end)),
+            None => {
+                Err("the search text cannot be searched: give letters, digits or words".to_string())
+            }
         };
         if let Some(a) = given(&self.account_no) {
             Ok(Key::Account(a.to_string()))
         } else if let Some(p) = phone {
-            let (p, e) = range(p);
+            let (p, e) = range(p)?;
             Ok(Key::Phone(p, e))
         } else if let Some(n) = given(&self.name) {
-            let (p, e) = range(n.to_string());
+            let (p, e) = range(n.to_string())?;
             Ok(Key::Name(p, e))
         } else if let Some(a) = address {
-            let (p, e) = range(a);
+            let (p, e) = range(a)?;
             Ok(Key::Address(p, e))
         } else {
             Err(
@@ -508,7 +512,7 @@ mod tests {
         );
         assert_eq!(
             s(|s| s.phone_suffix = Some("5678".into())),
-            Ok(Key::Phone("8765".into(), Some("8766".into())))
+            Ok(Key::Phone("8765".into(), "8766".into()))
         );
         assert_eq!(
             s(|s| {
@@ -517,7 +521,7 @@ mod tests {
             }),
             Ok(Key::Address(
                 "幸福小区\u{1f}3\u{1f}".into(),
-                Some("幸福小区\u{1f}3\u{20}".into())
+                "幸福小区\u{1f}3\u{20}".into()
             ))
         );
         assert!(s(|s| s.unit = Some("2".into())).is_err());

@@ -205,6 +205,17 @@ impl Header {
                     ),
                 ));
             }
+            // Nothing a statement carries holds a control character (a tab, which Alipay pads
+            // its identifiers with, is trimmed later); one is damage or an attack, and the
+            // database would refuse a NUL.
+            if field.chars().any(|c| c.is_control() && c != '\t') {
+                return Err(RowError::at(
+                    line_no,
+                    self.name(i),
+                    field,
+                    "the field holds control characters: the file is damaged; download it again",
+                ));
+            }
         }
         Ok(())
     }

@@ -885,3 +885,119 @@ async fn many_processes_share_a_run_under_faults() {
     drop_database(&faults).await;
     drop_database(&reference).await;
 }
+
+/// The charging office from the command line: the directory imported and searched (masked
+/// unless revealed), the receivables report, and a WeChat Pay bill reconciled, its lost
+/// notification recovered, the same file again changing nothing.
+#[test]
+fn the_charging_office_from_the_command_line() {
+    use heatbill_statements::Channel as StChannel;
+    use heatbill_statements::fixtures::{self, WechatOpts};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("hb.db").display());
+    prepare(&db, 30, dir.path());
+    run_json(&db, dir.path());
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 1, 15).unwrap();
+    let day = fixtures::day(StChannel::Wechat, 3, date, 2, 0);
+    let profiles = dir.path().join("profiles.csv");
+    std::fs::write(
+        &profiles,
+        format!(
+            "customer_id,account_no,name,phone,community,building,unit,room\n\
+             C0000001,{},张三,13812345678,幸福小区,1,2,301\n\
+             C0000002,{},李四,13900001111,幸福小区,1,2,302\n",
+            day.payments[0].account, day.payments[1].account
+        ),
+    )
+    .unwrap();
+    let with = |args: &[&str]| -> String {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--company", demo::COMPANY, "--database", &db]);
+        ok(&all, dir.path())
+    };
+    let out = with(&["import", "profiles", profiles.to_str().unwrap()]);
+    assert!(out.contains('2'), "{out}");
+    let out = with(&["customer", "find", "--phone", "5678"]);
+    assert!(
+        out.contains("C0000001") && out.contains("138****5678") && !out.contains("13812345678"),
+        "{out}"
+    );
+    let out = with(&["customer", "find", "--community", "幸福小区", "--reveal"]);
+    assert!(
+        out.contains("13900001111") && out.contains("2 found"),
+        "{out}"
+    );
+    let r: Value = serde_json::from_str(&with(&[
+        "account",
+        "receivables",
+        "--as-of",
+        "2026-01-15",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(r["total"]["customers"], 30, "{r:#}");
+    assert_eq!(r["cuts"]["billed_through"], "2026-01-15", "{r:#}");
+
+    // The first payment's notification arrived; the second's was lost.
+    let p = &day.payments[0];
+    with(&[
+        "account",
+        "pay",
+        "--customer",
+        "C0000001",
+        "--amount",
+        &p.amount.to_string(),
+        "--channel",
+        "wechat",
+        "--txn",
+        &p.txn,
+        "--paid-on",
+        "2026-01-15",
+    ]);
+    let bill = dir.path().join("wx-20260115.csv");
+    std::fs::write(
+        &bill,
+        fixtures::wechat_bill(date, &day.payments, &[], &WechatOpts::default()),
+    )
+    .unwrap();
+    let out = with(&[
+        "statement",
+        "import",
+        "--channel",
+        "wechat",
+        bill.to_str().unwrap(),
+    ]);
+    assert!(out.contains("matched 1, missing in heatbill 1"), "{out}");
+    let out = with(&["statement", "show", "1"]);
+    assert!(
+        out.contains("missing-in-heatbill") && out.contains("C0000002"),
+        "{out}"
+    );
+    let out = with(&["statement", "recover", "1", "--item", "1"]);
+    assert!(out.contains("recorded payment entry"), "{out}");
+    let out = with(&[
+        "statement",
+        "import",
+        "--channel",
+        "wechat",
+        bill.to_str().unwrap(),
+    ]);
+    assert!(out.contains("imported before"), "{out}");
+    // A file cut short is refused, with what is wrong, and nothing stored.
+    let bytes = std::fs::read(&bill).unwrap();
+    let cut = dir.path().join("cut.csv");
+    std::fs::write(&cut, &bytes[..bytes.len() - 40]).unwrap();
+    let mut args = vec![
+        "statement",
+        "import",
+        "--channel",
+        "wechat",
+        cut.to_str().unwrap(),
+    ];
+    args.extend_from_slice(&["--company", demo::COMPANY, "--database", &db]);
+    let out = heatbill(&args, dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("not imported"), "{}", text(&out));
+    let out = with(&["statement", "list"]);
+    assert_eq!(out.matches("statement ").count(), 1, "{out}");
+}

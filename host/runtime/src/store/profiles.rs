@@ -49,7 +49,9 @@ macro_rules! search_sql {
             newest!(),
             " ORDER BY ",
             $order,
-            ", p.customer_id LIMIT $11"
+            // An expression, not the column: SQLite (without statistics) would otherwise walk
+            // the customer index to avoid a sort of the few rows found, reading them all.
+            ", p.customer_id || '' LIMIT $11"
         )
     };
 }
@@ -310,27 +312,24 @@ impl<E: Engine> ProfileStore for E {
             ),
             Key::Phone(f, t) => (
                 q!(search_sql!(
-                    "p.phone_rev >= $2 AND ($3::text IS NULL OR p.phone_rev < $3)",
+                    "p.phone_rev >= $2 AND p.phone_rev < $3",
                     "p.phone_rev"
                 )),
                 f.clone(),
-                t.clone(),
+                Some(t.clone()),
             ),
             Key::Name(f, t) => (
-                q!(search_sql!(
-                    "p.name >= $2 AND ($3::text IS NULL OR p.name < $3)",
-                    "p.name"
-                )),
+                q!(search_sql!("p.name >= $2 AND p.name < $3", "p.name")),
                 f.clone(),
-                t.clone(),
+                Some(t.clone()),
             ),
             Key::Address(f, t) => (
                 q!(search_sql!(
-                    "p.address_key >= $2 AND ($3::text IS NULL OR p.address_key < $3)",
+                    "p.address_key >= $2 AND p.address_key < $3",
                     "p.address_key"
                 )),
                 f.clone(),
-                t.clone(),
+                Some(t.clone()),
             ),
         };
         let rows = self

@@ -206,6 +206,12 @@ async fn statements_reconciled(db: TestDb) {
     };
     let (st, v) = upload("channel=alipay", &c.staff, truncated_zip).await;
     error(st, &v, 422, "not imported");
+    let nul = String::from_utf8(bill.clone())
+        .unwrap()
+        .replacen("`HB", "`H\u{0}B", 1)
+        .into_bytes();
+    let (st, v) = upload("channel=wechat", &c.staff, nul).await;
+    error(st, &v, 422, "control characters");
     let (st, v) = upload("channel=cash-box", &c.staff, bill.clone()).await;
     error(st, &v, 400, "wechat, alipay or bank");
     let (st, v) = upload("channel=bank", &c.staff, bill.clone()).await;
