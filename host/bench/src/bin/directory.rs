@@ -70,7 +70,7 @@ struct Person {
 fn people(n: usize) -> Vec<Person> {
     let surnames: Vec<char> = SURNAMES.chars().collect();
     let given: Vec<char> = GIVEN.chars().collect();
-    let mut rng = Rng(0x5eed_0f_d1ec_7041);
+    let mut rng = Rng(0x005e_ed0f_d1ec_7041);
     (0..n)
         .map(|i| {
             let mut name = String::new();

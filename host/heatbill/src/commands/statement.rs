@@ -216,14 +216,8 @@ pub fn run(command: StatementCommand) -> Result<ExitCode> {
                 }
                 print_summary(&s);
                 println!(
-                    "{:>5} {:<20} {:<34} {:>12} {:>12} {:<12} {}",
-                    "item",
-                    "discrepancy",
-                    "channel_txn",
-                    "channel",
-                    "recorded",
-                    "customer",
-                    "recovered"
+                    "{:>5} {:<20} {:<34} {:>12} {:>12} {:<12} recovered",
+                    "item", "discrepancy", "channel_txn", "channel", "recorded", "customer"
                 );
                 for i in &items {
                     println!(

@@ -190,10 +190,12 @@ async fn statements_reconciled(db: TestDb) {
     assert_eq!(st.as_u16(), 403, "{v:#}");
 
     // Wrong and hostile files: a clear error, nothing stored.
-    let mut off = WechatOpts::default();
-    off.summary = SummaryMode::Off {
-        count: 1,
-        settled: rust_decimal::Decimal::ONE,
+    let off = WechatOpts {
+        summary: SummaryMode::Off {
+            count: 1,
+            settled: rust_decimal::Decimal::ONE,
+        },
+        ..WechatOpts::default()
     };
     let bad = fixtures::wechat_bill(date, &day.payments, &[], &off);
     let (st, v) = upload("channel=wechat", &c.staff, bad).await;
