@@ -460,7 +460,8 @@ fn offending_values_are_escaped_and_cut() {
     let bill = SMALL.replacen("`1200.00,`0.00,`,`", "`12\u{0}00\u{1b}[31m.00,`0.00,`,`", 1);
     let e = parse_wechat(bill.as_bytes(), &Limits::default()).unwrap_err();
     let value = e.row_errors()[0].value.clone().unwrap();
-    assert_eq!(value, "12\\u{0}00\\u{1b}[31m.00");
+    // Refused for its control characters before it is read as an amount: the field as found.
+    assert_eq!(value, "`12\\u{0}00\\u{1b}[31m.00");
     let long = format!("`{}", "9".repeat(100));
     let bill = SMALL.replacen("`1200.00,`0.00,`,`", &format!("{long},`0.00,`,`"), 1);
     let e = parse_wechat(bill.as_bytes(), &Limits::default()).unwrap_err();
