@@ -218,7 +218,7 @@ pub struct AsOfQuery {
 
 /// A date a request names: years 1900 to 9999 (what the databases and a heating company's
 /// books can hold; a wilder date is a typo, answered 400 rather than a database's error).
-fn plausible(what: &str, d: NaiveDate) -> Result<NaiveDate, ApiError> {
+pub(crate) fn plausible(what: &str, d: NaiveDate) -> Result<NaiveDate, ApiError> {
     use chrono::Datelike;
     if (1900..=9999).contains(&d.year()) {
         Ok(d)
@@ -292,7 +292,7 @@ pub struct PaymentBody {
     pub note: Option<String>,
 }
 
-fn check_date(c: &Company, what: &str, d: Option<NaiveDate>) -> Result<NaiveDate, ApiError> {
+pub(crate) fn check_date(c: &Company, what: &str, d: Option<NaiveDate>) -> Result<NaiveDate, ApiError> {
     let today = ledger::local_today(&c.time_zone);
     let d = plausible(what, d.unwrap_or(today))?;
     if d > today {

@@ -158,6 +158,8 @@ fn spec(
         _ => return Err(ApiError::unprocessable("policies: give a JSON object")),
     };
     heatbill_runtime::ledger::Allocation::of(&policies).map_err(ApiError::unprocessable)?;
+    heatbill_runtime::store::statements::account_rule(&policies)
+        .map_err(ApiError::unprocessable)?;
     let mut seasons: Vec<Season> = seasons
         .into_iter()
         .map(|s| Season {

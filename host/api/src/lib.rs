@@ -44,6 +44,7 @@ pub mod ops;
 pub mod plugins;
 pub mod runs;
 pub mod statements;
+pub mod subsidy;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -285,6 +286,7 @@ impl AppState {
         directory::search, directory::profile, directory::record,
         statements::upload, statements::list, statements::items, statements::recover,
         statements::put_profile, statements::profiles,
+        subsidy::receivable, subsidy::transfers, subsidy::record_transfer, subsidy::settlement,
     ),
     tags(
         (name = "operations", description = "Health, readiness and metrics"),
@@ -295,6 +297,7 @@ impl AppState {
         (name = "bills", description = "Bills, exports, dry runs and arrears"),
         (name = "accounts", description = "Customers' accounts: payments, reversals, refunds, adjustments and the day's close (staff)"),
         (name = "statements", description = "Channel statements (WeChat Pay, Alipay, banks) reconciled against the ledger; lost notifications recovered; banks' column mappings (staff)"),
+        (name = "subsidy", description = "The government's share of subsidies: its receivable by month, its transfers, and the settlement list (政府补贴结算) of a period (staff)"),
         (name = "customers", description = "The customer directory: search, profiles and their revisions (personal data masked unless staff ask)"),
     )
 )]
@@ -315,7 +318,8 @@ pub fn router(app: App) -> Router {
         .merge(audit::routes())
         .merge(accounts::routes())
         .merge(directory::routes())
-        .merge(statements::routes());
+        .merge(statements::routes())
+        .merge(subsidy::routes());
     Router::new()
         .merge(ops::routes())
         .nest("/v1", v1)

@@ -10,9 +10,9 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post, put};
-use heatbill_runtime::ledger::{Channel, EntryKind, NewEntry};
 use heatbill_runtime::store::statements::{
-    NewStatement, StatementItem, StatementRecorded, StatementSummary,
+    NotRecoverable, NewStatement, StatementItem, StatementRecorded, StatementSummary,
+    recovered_payment,
 };
 use heatbill_statements::{BankProfile, Limits, MemoRule, StatementError};
 use serde::{Deserialize, Serialize};
@@ -133,25 +133,9 @@ fn statement_error(e: StatementError) -> ApiError {
     ApiError::unprocessable(format!("the statement was not imported: {e}"))
 }
 
-/// The company's rule for finding an account number in an order number or a memo
-/// (`policies.reconciliation.account_rule`, a memo rule); by default the run of letters and
-/// digits after `户号`.
+/// The company's rule for finding an account number (checked when its policies were set).
 fn account_rule(c: &heatbill_runtime::model::Company) -> Result<MemoRule, ApiError> {
-    match c.policies.pointer("/reconciliation/account_rule") {
-        None => Ok(MemoRule::Prefix {
-            prefix: "户号".into(),
-            min_len: 4,
-            max_len: 32,
-            extra_chars: "-".into(),
-        }),
-        Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
-            ApiError::unprocessable(format!(
-                "the company's policies.reconciliation.account_rule is not a rule ({e}): give \
-                 {{\"kind\": \"prefix\", \"prefix\": \"户号\", \"min_len\": 8, \"max_len\": 12}} \
-                 or {{\"kind\": \"first-run\", …}}"
-            ))
-        }),
-    }
+    heatbill_runtime::store::statements::account_rule(&c.policies).map_err(ApiError::unprocessable)
 }
 
 /// Imports a channel's statement file (staff): `wechat` (the trade bill, type ALL), `alipay`
@@ -465,47 +449,16 @@ pub async fn recover(
             "statement {id} has no item {item}"
         )));
     };
-    if i.discrepancy != "missing-in-heatbill" || i.line_kind.as_deref() != Some("payment") {
-        return Err(ApiError::conflict(format!(
-            "item {item} is a {} {}: only a payment missing in heatbill is recovered (a refund \
-             is recorded on its payment: POST …/entries/{{id}}/refunds)",
-            i.discrepancy,
-            i.line_kind.as_deref().unwrap_or("entry")
-        )));
+    if let Some(customer) = &b.customer_id {
+        super::error::check_id("customer_id", customer)?;
     }
-    let Some(customer) = b.customer_id.or(i.suggested_customer) else {
-        return Err(ApiError::unprocessable(
+    let e = recovered_payment(&s, i, b.customer_id, caller.who()).map_err(|e| match e {
+        NotRecoverable::NotAMissingPayment(m) => ApiError::conflict(m),
+        NotRecoverable::NoCustomer => ApiError::unprocessable(
             "no customer is named by the line's order number or memo: give customer_id",
-        ));
-    };
-    super::error::check_id("customer_id", &customer)?;
-    let (Some(amount), Some(time)) = (i.channel_amount, i.txn_time.as_deref()) else {
-        return Err(ApiError::internal(
-            "a payment line without an amount or a time",
-        ));
-    };
-    let on_date = chrono::NaiveDate::parse_from_str(&time[..10.min(time.len())], "%Y-%m-%d")
-        .map_err(ApiError::internal)?;
-    let channel = Channel::parse(&s.channel).ok_or_else(|| ApiError::internal("channel"))?;
-    let e = NewEntry {
-        customer_id: customer,
-        kind: EntryKind::Payment,
-        on_date,
-        amount,
-        channel: Some(channel),
-        channel_txn: Some(i.channel_txn),
-        method: None,
-        receipt_no: None,
-        cashier: None,
-        reason_code: None,
-        note: Some(format!(
-            "recovered from statement {id} ({}), line {}",
-            s.file_name,
-            i.line_no.unwrap_or_default()
-        )),
-        recorded_by: caller.who(),
-        source: "statement".into(),
-    };
+        ),
+        NotRecoverable::Corrupt(m) => ApiError::internal(format!("a payment line without {m}")),
+    })?;
     super::accounts::record(&app, &c, &caller, e).await
 }
 

@@ -52,6 +52,10 @@ pub enum Command {
     /// list, show the discrepancies, recover a lost notification, save a bank's mapping.
     #[command(subcommand)]
     Statement(commands::statement::StatementCommand),
+    /// The government's share of subsidies: its receivable by month, its transfers, and the
+    /// settlement list (政府补贴结算) of a period.
+    #[command(subcommand)]
+    Subsidy(commands::subsidy::SubsidyCommand),
     /// The customers with the most unpaid principal after the company's latest run.
     Arrears(commands::arrears::ArrearsArgs),
     /// Check a company's books: open and stale dates, totals against lines, balances carried
@@ -117,6 +121,7 @@ pub fn run(cli: Cli, compiler: Option<&std::path::Path>) -> anyhow::Result<ExitC
         Command::Account(c) => commands::account::run(c),
         Command::Customer(c) => commands::customer::run(c),
         Command::Statement(c) => commands::statement::run(c),
+        Command::Subsidy(c) => commands::subsidy::run(c),
         Command::Arrears(args) => commands::arrears::run(args),
         Command::Audit(args) => commands::audit::run(args),
         Command::Warm(args) => commands::warm::run(args),

@@ -139,7 +139,9 @@ impl CompanyFile {
                 c.effective_from
             ));
         }
-        crate::ledger::Allocation::of(&f.spec().policies)?;
+        let policies = f.spec().policies;
+        crate::ledger::Allocation::of(&policies)?;
+        crate::store::statements::account_rule(&policies)?;
         Ok(f)
     }
 

@@ -44,3 +44,4 @@ pub mod run;
 pub mod services;
 pub mod settings;
 pub mod store;
+pub mod subsidy;

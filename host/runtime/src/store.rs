@@ -45,7 +45,9 @@
 //!   run requests and schedules), `ledger.rs` ([`LedgerStore`]: the account ledger's entries,
 //!   append-only and idempotent by channel transaction), `profiles.rs` ([`ProfileStore`]: the
 //!   customer directory's profile revisions and searches), `statements.rs` ([`StatementStore`]:
-//!   channel statements reconciled and kept, banks' column mappings). [`Store`] is all of them (and
+//!   channel statements reconciled and kept, banks' column mappings), `subsidy.rs`
+//!   ([`SubsidyStore`]: government transfers, the government's share by month, settlement
+//!   lists). [`Store`] is all of them (and
 //!   `Arc<dyn Store>` is what the runtime holds); callers `use heatbill_runtime::store::prelude::*` to call their methods.
 //! - `types.rs`: the errors, [`Backend`] and the import sink, which every other file uses and
 //!   which uses none of them (no file of the store imports from one that imports from it).
@@ -103,6 +105,7 @@ pub mod runs;
 mod sql;
 pub mod sqlite;
 pub mod statements;
+pub mod subsidy;
 mod types;
 
 pub use bills::BillStore;
@@ -115,11 +118,12 @@ pub use records::RecordStore;
 pub use runs::RunStore;
 pub use sql::chain_digest;
 pub use statements::StatementStore;
+pub use subsidy::SubsidyStore;
 pub use types::{Backend, ImportFile, ImportSink, Result, StoreError};
 
 /// The system of record, one trait per concern (see the module docs): [`CompanyStore`],
 /// [`CustomerStore`], [`ChainStore`], [`RunStore`], [`BillStore`], [`RecordStore`],
-/// [`LedgerStore`], [`ProfileStore`], [`StatementStore`]. Callers bring
+/// [`LedgerStore`], [`ProfileStore`], [`StatementStore`], [`SubsidyStore`]. Callers bring
 /// them into scope with [`prelude`].
 #[async_trait]
 pub trait Store:
@@ -132,6 +136,7 @@ pub trait Store:
     + LedgerStore
     + ProfileStore
     + StatementStore
+    + SubsidyStore
     + Send
     + Sync
 {
@@ -159,7 +164,7 @@ impl<E: sql::Engine> Store for E {
 pub mod prelude {
     pub use super::{
         BillStore, ChainStore, CompanyStore, CustomerStore, LedgerStore, ProfileStore, RecordStore,
-        RunStore, Store,
+        RunStore, StatementStore, Store, SubsidyStore,
     };
 }
 

@@ -213,7 +213,14 @@ impl BankProfile {
                 "time_format is not a valid chrono format: use %H, %M, %S",
             ));
         }
-        match &self.memo_rule {
+        self.memo_rule.check().map_err(|p| bad(&p))
+    }
+}
+
+impl MemoRule {
+    /// Checks the rule itself: a prefix to look after, and `1 <= min_len <= max_len`.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
             MemoRule::Prefix {
                 prefix,
                 min_len,
@@ -221,17 +228,17 @@ impl BankProfile {
                 ..
             } => {
                 if prefix.is_empty() {
-                    return Err(bad("the memo rule's prefix is empty"));
+                    return Err("the memo rule's prefix is empty".into());
                 }
                 if min_len > max_len || *min_len == 0 {
-                    return Err(bad("the memo rule needs 1 ≤ min_len ≤ max_len"));
+                    return Err("the memo rule needs 1 ≤ min_len ≤ max_len".into());
                 }
             }
             MemoRule::FirstRun {
                 min_len, max_len, ..
             } => {
                 if min_len > max_len || *min_len == 0 {
-                    return Err(bad("the memo rule needs 1 ≤ min_len ≤ max_len"));
+                    return Err("the memo rule needs 1 ≤ min_len ≤ max_len".into());
                 }
             }
             MemoRule::None => {}

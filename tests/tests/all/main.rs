@@ -35,4 +35,5 @@ mod profiles;
 mod runtime;
 mod sandbox;
 mod store;
+mod subsidy;
 mod support;

@@ -51,6 +51,10 @@ struct Args {
     /// Skip the SQLite run.
     #[arg(long)]
     no_sqlite: bool,
+    /// Payments imported against the largest company, dated the day before the bill date,
+    /// and the re-run that allocates them (0: skip).
+    #[arg(long, default_value_t = 100_000)]
+    payments: usize,
     /// The bill date.
     #[arg(long, default_value = "2026-01-15")]
     date: NaiveDate,
@@ -492,6 +496,54 @@ fn main() -> Result<()> {
             "| naive: a query per input, an INSERT per bill (PostgreSQL) | {naive_n} | {naive_secs:.2} | {naive_rate:.0} | | extrapolated to {largest}: {:.0} s |",
             largest as f64 / naive_rate
         ));
+        // The allocation of a day's payments: N payments imported into the ledger, dated the
+        // day before the bill date (which makes the date stale), and the re-run of the date
+        // that applies them: every customer's balance read from the ledger and allocated, the
+        // changed bills written as new versions.
+        if args.payments > 0 {
+            let slug = format!("bench-{largest}");
+            let n = args.payments.min(largest);
+            let step = largest / n;
+            let paid_on = args.date.pred_opt().context("a day before")?;
+            let dir = tempfile::tempdir()?;
+            let path = dir.path().join("payments.csv");
+            let mut text = String::from("payment_id,customer_id,paid_on,amount\n");
+            for i in 0..n {
+                text.push_str(&format!(
+                    "A{i:07},{},{paid_on},{}.{:02}\n",
+                    demo::customer_id(i * step),
+                    20 + i % 180,
+                    i % 100
+                ));
+            }
+            std::fs::write(&path, text)?;
+            let t = Instant::now();
+            let out = import::import_file(
+                store.as_ref(),
+                &company,
+                ImportKind::Payments,
+                &path,
+                &ImportSettings::default(),
+            )
+            .await?;
+            let import_secs = t.elapsed().as_secs_f64();
+            if let ImportOutcome::Refused { errors, .. } = out {
+                bail!("the generated payments were refused: {:?}", errors.first());
+            }
+            let applied = measure(&slug, &url, args.date, false)?;
+            let applied_secs = applied["seconds"].as_f64().unwrap_or(f64::NAN);
+            table.push(format!(
+                "| import {n} payments into the ledger (PostgreSQL) | {n} | {import_secs:.2} | {:.0} | | one entry each, idempotent by transaction id |",
+                n as f64 / import_secs
+            ));
+            table.push(format!(
+                "| re-run allocating them (PostgreSQL) | {largest} | {applied_secs:.2} | {:.0} | {} MiB | {} bills revised, {} unchanged |",
+                largest as f64 / applied_secs,
+                applied["peak_rss_kb"].as_u64().unwrap_or(0) / 1024,
+                applied["written"],
+                applied["unchanged"]
+            ));
+        }
         let mut sqlite = None;
         if !args.no_sqlite {
             let dir = tempfile::tempdir()?;

@@ -9,10 +9,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use heatbill_runtime::ledger::{Channel, EntryKind, NewEntry, Recorded};
+use heatbill_runtime::ledger::Recorded;
 use heatbill_runtime::run::terminal_safe;
-use heatbill_runtime::store::statements::{NewStatement, StatementRecorded, StatementSummary};
-use heatbill_statements::{BankProfile, Limits, MemoRule};
+use heatbill_runtime::store::statements::{
+    NewStatement, NotRecoverable, StatementRecorded, StatementSummary, account_rule,
+    recovered_payment,
+};
+use heatbill_statements::{BankProfile, Limits};
 
 use super::account::Who;
 
@@ -168,16 +171,7 @@ pub fn run(command: StatementCommand) -> Result<ExitCode> {
                         return Ok(ExitCode::from(1));
                     }
                 };
-                let rule = match company.policies.pointer("/reconciliation/account_rule") {
-                    Some(v) => serde_json::from_value(v.clone())
-                        .context("the company's policies.reconciliation.account_rule")?,
-                    None => MemoRule::Prefix {
-                        prefix: "户号".into(),
-                        min_len: 4,
-                        max_len: 32,
-                        extra_chars: "-".into(),
-                    },
-                };
+                let rule = account_rule(&company.policies).map_err(anyhow::Error::msg)?;
                 let n = NewStatement {
                     file_name: a
                         .file
@@ -246,44 +240,12 @@ pub fn run(command: StatementCommand) -> Result<ExitCode> {
                 let Some(i) = items.into_iter().find(|i| i.item_no == a.item) else {
                     bail!("statement {} has no item {}", a.id, a.item);
                 };
-                if i.discrepancy != "missing-in-heatbill"
-                    || i.line_kind.as_deref() != Some("payment")
-                {
-                    bail!(
-                        "item {} is a {}: only a payment missing in heatbill is recovered",
-                        a.item,
-                        i.discrepancy
-                    );
-                }
-                let Some(customer) = a.customer.or(i.suggested_customer) else {
-                    bail!("no customer is named by the line: give --customer");
-                };
-                let (Some(amount), Some(time)) = (i.channel_amount, i.txn_time.as_deref()) else {
-                    bail!("the line has no amount or time");
-                };
-                let on_date =
-                    chrono::NaiveDate::parse_from_str(time.get(..10).unwrap_or(time), "%Y-%m-%d")?;
-                let channel = Channel::parse(&s.channel).context("the statement's channel")?;
-                let e = NewEntry {
-                    customer_id: customer,
-                    kind: EntryKind::Payment,
-                    on_date,
-                    amount,
-                    channel: Some(channel),
-                    channel_txn: Some(i.channel_txn),
-                    method: None,
-                    receipt_no: None,
-                    cashier: None,
-                    reason_code: None,
-                    note: Some(format!(
-                        "recovered from statement {} ({}), line {}",
-                        s.id,
-                        s.file_name,
-                        i.line_no.unwrap_or_default()
-                    )),
-                    recorded_by: by,
-                    source: "statement".into(),
-                };
+                let e = recovered_payment(&s, i, a.customer, by).map_err(|e| match e {
+                    NotRecoverable::NoCustomer => {
+                        anyhow::anyhow!("no customer is named by the line: give --customer")
+                    }
+                    e => anyhow::anyhow!("{e}"),
+                })?;
                 match store.record_entry(company.id, &e).await? {
                     Recorded::New(e) => println!("recorded payment entry {}", e.id),
                     Recorded::Again(e) => println!("recovered before: entry {}", e.id),

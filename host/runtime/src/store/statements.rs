@@ -120,6 +120,103 @@ pub enum StatementRecorded {
     Again(StatementSummary),
 }
 
+/// The company's rule for finding a customer's account number in a statement line's order
+/// number or memo (`policies.reconciliation.account_rule`, a [`MemoRule`]); by default the run
+/// of letters, digits and `-` (4 to 32 of them) after `户号`. Checked when a company's policies
+/// are set, so a statement import never meets a bad rule.
+pub fn account_rule(policies: &serde_json::Value) -> std::result::Result<MemoRule, String> {
+    let Some(v) = policies.pointer("/reconciliation/account_rule") else {
+        return Ok(MemoRule::Prefix {
+            prefix: "户号".into(),
+            min_len: 4,
+            max_len: 32,
+            extra_chars: "-".into(),
+        });
+    };
+    let rule: MemoRule = serde_json::from_value(v.clone()).map_err(|e| {
+        format!(
+            "policies.reconciliation.account_rule is not a rule ({e}): give {{\"kind\": \
+             \"prefix\", \"prefix\": \"户号\", \"min_len\": 8, \"max_len\": 12}} or \
+             {{\"kind\": \"first-run\", \"min_len\": 8, \"max_len\": 12}}"
+        )
+    })?;
+    rule.check()
+        .map_err(|p| format!("policies.reconciliation.account_rule: {p}"))?;
+    Ok(rule)
+}
+
+/// Why a statement's item is not recovered into a payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotRecoverable {
+    /// The item is not a payment missing in heatbill.
+    NotAMissingPayment(String),
+    /// Neither the caller nor the line names the customer.
+    NoCustomer,
+    /// The stored item lacks what a payment line always has.
+    Corrupt(&'static str),
+}
+
+impl std::fmt::Display for NotRecoverable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotRecoverable::NotAMissingPayment(m) => f.write_str(m),
+            NotRecoverable::NoCustomer => f.write_str(
+                "no customer is named by the line's order number or memo: name the customer",
+            ),
+            NotRecoverable::Corrupt(m) => write!(f, "a stored payment line without {m}"),
+        }
+    }
+}
+
+/// The payment a lost notification is recovered into: the statement line's channel,
+/// transaction id and amount, dated the day it was paid, for `customer` (else the customer the
+/// line names), with a note naming the statement and line. Recording it is idempotent by the
+/// channel transaction, so an item recovered twice is one payment.
+pub fn recovered_payment(
+    s: &StatementSummary,
+    i: StatementItem,
+    customer: Option<String>,
+    recorded_by: String,
+) -> std::result::Result<crate::ledger::NewEntry, NotRecoverable> {
+    if i.discrepancy != "missing-in-heatbill" || i.line_kind.as_deref() != Some("payment") {
+        return Err(NotRecoverable::NotAMissingPayment(format!(
+            "item {} is a {} {}: only a payment missing in heatbill is recovered (a refund is \
+             recorded as a refund of its payment)",
+            i.item_no,
+            i.discrepancy,
+            i.line_kind.as_deref().unwrap_or("entry")
+        )));
+    }
+    let customer = customer
+        .or(i.suggested_customer)
+        .ok_or(NotRecoverable::NoCustomer)?;
+    let amount = i.channel_amount.ok_or(NotRecoverable::Corrupt("an amount"))?;
+    let time = i.txn_time.as_deref().ok_or(NotRecoverable::Corrupt("a time"))?;
+    let on_date = NaiveDate::parse_from_str(time.get(..10).unwrap_or(time), "%Y-%m-%d")
+        .map_err(|_| NotRecoverable::Corrupt("a date"))?;
+    let channel = Channel::parse(&s.channel).ok_or(NotRecoverable::Corrupt("a channel"))?;
+    Ok(crate::ledger::NewEntry {
+        customer_id: customer,
+        kind: crate::ledger::EntryKind::Payment,
+        on_date,
+        amount,
+        channel: Some(channel),
+        channel_txn: Some(i.channel_txn),
+        method: None,
+        receipt_no: None,
+        cashier: None,
+        reason_code: None,
+        note: Some(format!(
+            "recovered from statement {} ({}), line {}",
+            s.id,
+            s.file_name,
+            i.line_no.unwrap_or_default()
+        )),
+        recorded_by,
+        source: "statement".into(),
+    })
+}
+
 /// Channel statements (see the module docs).
 #[async_trait]
 pub trait StatementStore: Send + Sync {
@@ -565,5 +662,27 @@ impl<E: Engine> StatementStore for E {
             .iter()
             .map(|r| Ok((r.string(0)?, r.string(1)?, r.string(2)?, r.string(3)?)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_account_rule_is_checked_where_the_policies_are_set() {
+        let default = account_rule(&serde_json::json!({})).unwrap();
+        assert!(matches!(default, MemoRule::Prefix { ref prefix, .. } if prefix == "户号"));
+        let first = serde_json::json!({"reconciliation": {"account_rule":
+            {"kind": "first-run", "min_len": 8, "max_len": 12}}});
+        assert!(matches!(
+            account_rule(&first).unwrap(),
+            MemoRule::FirstRun { min_len: 8, max_len: 12, .. }
+        ));
+        let backwards = serde_json::json!({"reconciliation": {"account_rule":
+            {"kind": "first-run", "min_len": 12, "max_len": 8}}});
+        assert!(account_rule(&backwards).unwrap_err().contains("min_len ≤ max_len"));
+        let garbage = serde_json::json!({"reconciliation": {"account_rule": "户号"}});
+        assert!(account_rule(&garbage).unwrap_err().contains("is not a rule"));
     }
 }

@@ -375,4 +375,5 @@ mod limits;
 mod scheduler;
 mod statements;
 mod story;
+mod subsidy;
 mod tenancy;
