@@ -292,7 +292,11 @@ pub struct PaymentBody {
     pub note: Option<String>,
 }
 
-pub(crate) fn check_date(c: &Company, what: &str, d: Option<NaiveDate>) -> Result<NaiveDate, ApiError> {
+pub(crate) fn check_date(
+    c: &Company,
+    what: &str,
+    d: Option<NaiveDate>,
+) -> Result<NaiveDate, ApiError> {
     let today = ledger::local_today(&c.time_zone);
     let d = plausible(what, d.unwrap_or(today))?;
     if d > today {

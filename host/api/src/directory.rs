@@ -91,7 +91,13 @@ fn view(v: ProfileVersion, reveal: bool) -> ProfileView {
 }
 
 /// Whether the caller may see personal data: staff and the operator, when they ask.
-pub(crate) fn may_reveal(c: &Company, caller: &Caller, asked: bool, what: &str, count: usize) -> bool {
+pub(crate) fn may_reveal(
+    c: &Company,
+    caller: &Caller,
+    asked: bool,
+    what: &str,
+    count: usize,
+) -> bool {
     let allowed = match caller {
         Caller::Operator => true,
         Caller::Company { role, .. } => role == "staff",

@@ -11,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post, put};
 use heatbill_runtime::store::statements::{
-    NotRecoverable, NewStatement, StatementItem, StatementRecorded, StatementSummary,
+    NewStatement, NotRecoverable, StatementItem, StatementRecorded, StatementSummary,
     recovered_payment,
 };
 use heatbill_statements::{BankProfile, Limits, MemoRule, StatementError};

@@ -81,9 +81,9 @@ impl NewTransfer {
                  one, so name it (undoes)",
                 self.amount
             )),
-            (false, Some(_)) => Err(
-                "a transfer that undoes another is negative (the amount taken back)".into(),
-            ),
+            (false, Some(_)) => {
+                Err("a transfer that undoes another is negative (the amount taken back)".into())
+            }
             _ => Ok(()),
         }
     }
@@ -354,16 +354,25 @@ mod tests {
     }
 
     fn billed() -> BTreeMap<String, Decimal> {
-        [("2025-11", "100.00"), ("2025-12", "200.00"), ("2026-01", "300.00")]
-            .into_iter()
-            .map(|(m, a)| (m.to_string(), dec(a)))
-            .collect()
+        [
+            ("2025-11", "100.00"),
+            ("2025-12", "200.00"),
+            ("2026-01", "300.00"),
+        ]
+        .into_iter()
+        .map(|(m, a)| (m.to_string(), dec(a)))
+        .collect()
     }
 
     #[test]
     fn a_transfer_settles_its_period_first_then_the_oldest_months() {
         // December paid for by name, more than December owed: the rest settles November.
-        let t = [transfer(1, "2026-01-10", "250.00", Some(("2025-12-01", "2025-12-31")))];
+        let t = [transfer(
+            1,
+            "2026-01-10",
+            "250.00",
+            Some(("2025-12-01", "2025-12-31")),
+        )];
         let r = receivable(d("2026-01-31"), &billed(), &t);
         let out: Vec<_> = r.months.iter().map(|m| m.outstanding.to_string()).collect();
         assert_eq!(out, ["50.00", "0.00", "300.00"]);
@@ -386,7 +395,12 @@ mod tests {
         let mut back = transfer(2, "2026-01-20", "-100.00", None);
         back.undoes = Some(1);
         let t = [
-            transfer(1, "2026-01-10", "700.00", Some(("2025-11-01", "2026-01-31"))),
+            transfer(
+                1,
+                "2026-01-10",
+                "700.00",
+                Some(("2025-11-01", "2026-01-31")),
+            ),
             back,
         ];
         let r = receivable(d("2026-01-31"), &billed(), &t);

@@ -86,7 +86,12 @@ async fn government_share(db: TestDb) {
         }
     }
     assert_eq!(share[&("W", "2026-01-30")], dec("9.42"), "W5 of the domain");
-    assert!(share.iter().filter(|(k, _)| k.0 == "N").all(|(_, v)| v.is_zero()));
+    assert!(
+        share
+            .iter()
+            .filter(|(k, _)| k.0 == "N")
+            .all(|(_, v)| v.is_zero())
+    );
     let sum = |customer: &str, month: &str| -> Decimal {
         share
             .iter()
@@ -98,7 +103,9 @@ async fn government_share(db: TestDb) {
     // The settlement list of the four days: W and X, not N, with their profiles.
     let list = s.settlement(c.id, d(days[0]), d(days[3])).await.unwrap();
     assert_eq!(
-        list.iter().map(|l| l.customer_id.as_str()).collect::<Vec<_>>(),
+        list.iter()
+            .map(|l| l.customer_id.as_str())
+            .collect::<Vec<_>>(),
         ["W", "X"]
     );
     for l in &list {
@@ -112,18 +119,29 @@ async fn government_share(db: TestDb) {
     assert_eq!(list[0].name.as_deref(), Some("王小明"));
     assert_eq!(list[0].room.as_deref(), Some("301"));
     // February alone: two days each.
-    let feb = s.settlement(c.id, d("2026-02-01"), d("2026-02-28")).await.unwrap();
+    let feb = s
+        .settlement(c.id, d("2026-02-01"), d("2026-02-28"))
+        .await
+        .unwrap();
     assert_eq!(feb.iter().map(|l| l.days).collect::<Vec<_>>(), [2, 2]);
     assert_eq!(
         feb.iter().map(|l| l.amount).sum::<Decimal>(),
         sum("", "2026-02")
     );
     // A period without bills has an empty list.
-    assert!(s.settlement(c.id, d("2026-03-01"), d("2026-03-31")).await.unwrap().is_empty());
+    assert!(
+        s.settlement(c.id, d("2026-03-01"), d("2026-03-31"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Nothing received yet: everything billed is outstanding, by month.
     let (jan, feb) = (sum("", "2026-01"), sum("", "2026-02"));
-    let r = s.government_receivable(c.id, d("2026-02-02")).await.unwrap();
+    let r = s
+        .government_receivable(c.id, d("2026-02-02"))
+        .await
+        .unwrap();
     assert_eq!(r.billed, jan + feb);
     assert_eq!(r.received, Decimal::ZERO);
     assert_eq!(r.outstanding, jan + feb);
@@ -134,7 +152,10 @@ async fn government_share(db: TestDb) {
         .collect();
     assert_eq!(months, [("2026-01", jan, jan), ("2026-02", feb, feb)]);
     // As of January's last day, February is not billed yet.
-    let r = s.government_receivable(c.id, d("2026-01-31")).await.unwrap();
+    let r = s
+        .government_receivable(c.id, d("2026-01-31"))
+        .await
+        .unwrap();
     assert_eq!(r.billed, jan);
 
     // January's transfer, ten yuan more than January's list: the rest settles February.
@@ -142,27 +163,43 @@ async fn government_share(db: TestDb) {
     let t1 = s
         .record_transfer(
             c.id,
-            &transfer("GOV-2026-01", "2026-02-02", &over.to_string(), Some(("2026-01-01", "2026-01-31"))),
+            &transfer(
+                "GOV-2026-01",
+                "2026-02-02",
+                &over.to_string(),
+                Some(("2026-01-01", "2026-01-31")),
+            ),
         )
         .await
         .unwrap();
     let TransferRecorded::New(t1) = t1 else {
         panic!("new: {t1:?}")
     };
-    let r = s.government_receivable(c.id, d("2026-02-02")).await.unwrap();
+    let r = s
+        .government_receivable(c.id, d("2026-02-02"))
+        .await
+        .unwrap();
     assert_eq!(r.received, over);
     assert_eq!(r.outstanding, feb - dec("10.00"));
     assert_eq!(r.months[0].outstanding, Decimal::ZERO);
     assert_eq!(r.months[1].outstanding, feb - dec("10.00"));
     // Before the transfer's date, it does not count.
-    let r = s.government_receivable(c.id, d("2026-02-01")).await.unwrap();
+    let r = s
+        .government_receivable(c.id, d("2026-02-01"))
+        .await
+        .unwrap();
     assert_eq!(r.received, Decimal::ZERO);
 
     // The same transfer again is one transfer; the same reference otherwise is refused.
     let again = s
         .record_transfer(
             c.id,
-            &transfer("GOV-2026-01", "2026-02-02", &over.to_string(), Some(("2026-01-01", "2026-01-31"))),
+            &transfer(
+                "GOV-2026-01",
+                "2026-02-02",
+                &over.to_string(),
+                Some(("2026-01-01", "2026-01-31")),
+            ),
         )
         .await
         .unwrap();
@@ -192,7 +229,10 @@ async fn government_share(db: TestDb) {
         panic!("new")
     };
     assert_eq!(b.undoes, Some(t1.id));
-    let r = s.government_receivable(c.id, d("2026-02-02")).await.unwrap();
+    let r = s
+        .government_receivable(c.id, d("2026-02-02"))
+        .await
+        .unwrap();
     assert_eq!(r.received, jan);
     assert_eq!(r.outstanding, feb);
     assert_eq!(r.paid_ahead, Decimal::ZERO);
@@ -203,22 +243,40 @@ async fn government_share(db: TestDb) {
     conflict(s.record_transfer(c.id, &more).await, "left");
 
     // A transfer for more than everything billed is paid ahead.
-    s.record_transfer(c.id, &transfer("GOV-2026-02", "2026-02-02", &(feb + dec("5.00")).to_string(), None))
+    s.record_transfer(
+        c.id,
+        &transfer(
+            "GOV-2026-02",
+            "2026-02-02",
+            &(feb + dec("5.00")).to_string(),
+            None,
+        ),
+    )
+    .await
+    .unwrap();
+    let r = s
+        .government_receivable(c.id, d("2026-02-02"))
         .await
         .unwrap();
-    let r = s.government_receivable(c.id, d("2026-02-02")).await.unwrap();
     assert_eq!(r.outstanding, Decimal::ZERO);
     assert_eq!(r.paid_ahead, dec("5.00"));
     let list = s.transfers(c.id, d("2026-02-02")).await.unwrap();
     assert_eq!(
-        list.iter().map(|t| t.reference.as_str()).collect::<Vec<_>>(),
+        list.iter()
+            .map(|t| t.reference.as_str())
+            .collect::<Vec<_>>(),
         ["GOV-2026-01", "GOV-BACK", "GOV-2026-02"]
     );
     assert_eq!(list[0].note.as_deref(), Some("民政局 补贴拨款"));
     assert!(s.transfers(c.id, d("2026-02-01")).await.unwrap().is_empty());
     // Another company sees none of it.
     let other = crate::runtime::apply(&db, &text.replace("\"gov\"", "\"gov2\"")).await;
-    assert!(s.transfers(other.id, d("2026-02-02")).await.unwrap().is_empty());
+    assert!(
+        s.transfers(other.id, d("2026-02-02"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
         s.government_receivable(other.id, d("2026-02-02"))
             .await

@@ -1000,4 +1000,71 @@ fn the_charging_office_from_the_command_line() {
     assert!(text(&out).contains("not imported"), "{}", text(&out));
     let out = with(&["statement", "list"]);
     assert_eq!(out.matches("statement ").count(), 1, "{out}");
+
+    // The government's share: the settlement list of the day adds up to the receivable, and a
+    // transfer recorded twice is one transfer.
+    let list: Value = serde_json::from_str(&with(&[
+        "subsidy",
+        "settlement",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-01-31",
+        "--json",
+    ]))
+    .unwrap();
+    let billed: rust_decimal::Decimal = list["amount"].as_str().unwrap().parse().unwrap();
+    let lines = list["lines"].as_array().unwrap();
+    assert!(
+        !lines.is_empty(),
+        "the demo has low-income households: {list:#}"
+    );
+    assert_eq!(list["customers"], lines.len(), "{list:#}");
+    let names: Vec<&str> = lines.iter().filter_map(|l| l["name"].as_str()).collect();
+    assert!(names.iter().all(|n| n.contains('*')), "masked: {names:?}");
+    let transfer = [
+        "subsidy",
+        "transfer",
+        "--reference",
+        "GOV-2026-01",
+        "--amount",
+        "100.00",
+        "--on",
+        "2026-01-15",
+        "--period-from",
+        "2026-01-01",
+        "--period-to",
+        "2026-01-31",
+    ];
+    assert!(with(&transfer).contains("recorded"));
+    assert!(with(&transfer).contains("nothing changed"));
+    let r: Value = serde_json::from_str(&with(&[
+        "subsidy",
+        "receivable",
+        "--as-of",
+        "2026-01-15",
+        "--json",
+    ]))
+    .unwrap();
+    let hundred = rust_decimal::Decimal::new(10_000, 2);
+    let dec = |v: &Value| -> rust_decimal::Decimal { v.as_str().unwrap().parse().unwrap() };
+    assert_eq!(dec(&r["billed"]), billed, "{r:#}");
+    assert_eq!(dec(&r["received"]), hundred, "{r:#}");
+    assert_eq!(
+        dec(&r["outstanding"]),
+        (billed - hundred).max(rust_decimal::Decimal::ZERO),
+        "{r:#}"
+    );
+    let mut args = vec![
+        "subsidy",
+        "transfer",
+        "--reference",
+        "GOV-BACK",
+        "--amount",
+        "-5.00",
+    ];
+    args.extend_from_slice(&["--company", demo::COMPANY, "--database", &db]);
+    let out = heatbill(&args, dir.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("undoes"), "{}", text(&out));
 }

@@ -190,8 +190,13 @@ pub fn recovered_payment(
     let customer = customer
         .or(i.suggested_customer)
         .ok_or(NotRecoverable::NoCustomer)?;
-    let amount = i.channel_amount.ok_or(NotRecoverable::Corrupt("an amount"))?;
-    let time = i.txn_time.as_deref().ok_or(NotRecoverable::Corrupt("a time"))?;
+    let amount = i
+        .channel_amount
+        .ok_or(NotRecoverable::Corrupt("an amount"))?;
+    let time = i
+        .txn_time
+        .as_deref()
+        .ok_or(NotRecoverable::Corrupt("a time"))?;
     let on_date = NaiveDate::parse_from_str(time.get(..10).unwrap_or(time), "%Y-%m-%d")
         .map_err(|_| NotRecoverable::Corrupt("a date"))?;
     let channel = Channel::parse(&s.channel).ok_or(NotRecoverable::Corrupt("a channel"))?;
@@ -677,12 +682,24 @@ mod tests {
             {"kind": "first-run", "min_len": 8, "max_len": 12}}});
         assert!(matches!(
             account_rule(&first).unwrap(),
-            MemoRule::FirstRun { min_len: 8, max_len: 12, .. }
+            MemoRule::FirstRun {
+                min_len: 8,
+                max_len: 12,
+                ..
+            }
         ));
         let backwards = serde_json::json!({"reconciliation": {"account_rule":
             {"kind": "first-run", "min_len": 12, "max_len": 8}}});
-        assert!(account_rule(&backwards).unwrap_err().contains("min_len ≤ max_len"));
+        assert!(
+            account_rule(&backwards)
+                .unwrap_err()
+                .contains("min_len ≤ max_len")
+        );
         let garbage = serde_json::json!({"reconciliation": {"account_rule": "户号"}});
-        assert!(account_rule(&garbage).unwrap_err().contains("is not a rule"));
+        assert!(
+            account_rule(&garbage)
+                .unwrap_err()
+                .contains("is not a rule")
+        );
     }
 }

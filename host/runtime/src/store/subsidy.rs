@@ -61,8 +61,7 @@ pub trait SubsidyStore: Send + Sync {
 
     /// The government receivable at the end of `as_of`: its share of every bill dated up to
     /// it, by month, and the transfers received up to it.
-    async fn government_receivable(&self, company_id: i32, as_of: NaiveDate)
-    -> Result<Receivable>;
+    async fn government_receivable(&self, company_id: i32, as_of: NaiveDate) -> Result<Receivable>;
 
     /// The settlement list of `from..=to`: each customer with a government share in the
     /// period's bills, by customer id, with their profile in force on `to` (unmasked: the
@@ -223,20 +222,18 @@ impl<E: Engine> SubsidyStore for E {
         rows.iter().map(transfer_of).collect()
     }
 
-    async fn government_receivable(
-        &self,
-        company_id: i32,
-        as_of: NaiveDate,
-    ) -> Result<Receivable> {
+    async fn government_receivable(&self, company_id: i32, as_of: NaiveDate) -> Result<Receivable> {
         let mut db = self.db();
         let mut billed: BTreeMap<String, Decimal> = BTreeMap::new();
         match Engine::backend(self) {
             Backend::Postgres => {
                 for r in db
                     .rows(
-                        q!("SELECT to_char(bill_date, 'YYYY-MM'), sum(government_total)::text
+                        q!(
+                            "SELECT to_char(bill_date, 'YYYY-MM'), sum(government_total)::text
                             FROM bills WHERE company_id = $1 AND bill_date <= $2
-                            GROUP BY 1"),
+                            GROUP BY 1"
+                        ),
                         args![company_id, as_of],
                     )
                     .await?
@@ -333,7 +330,8 @@ impl<E: Engine> SubsidyStore for E {
             let mut profiles: BTreeMap<String, [Option<String>; 6]> = BTreeMap::new();
             for r in db
                 .rows(
-                    q!("SELECT p.customer_id, p.account_no, p.name, p.community, p.building,
+                    q!(
+                        "SELECT p.customer_id, p.account_no, p.name, p.community, p.building,
                                p.unit, p.room
                         FROM customer_profiles p
                         WHERE p.company_id = $1 AND p.customer_id >= $2 AND p.customer_id <= $3
@@ -343,7 +341,8 @@ impl<E: Engine> SubsidyStore for E {
                               WHERE n.company_id = p.company_id AND n.customer_id = p.customer_id
                                 AND n.valid_from <= $4
                                 AND (n.valid_from > p.valid_from
-                                     OR (n.valid_from = p.valid_from AND n.id > p.id)))"),
+                                     OR (n.valid_from = p.valid_from AND n.id > p.id)))"
+                    ),
                     args![company_id, first, last, to],
                 )
                 .await?

@@ -8,7 +8,9 @@ async fn the_government_share(db: TestDb) {
     let s = Server::start(&db, |st| st.api.require_cases = false).await;
     let c = company(&s, "harbin").await;
     let slug = &c.slug;
-    let (st, v) = s.upload(slug, &c.integrator, component("low-income-subsidy")).await;
+    let (st, v) = s
+        .upload(slug, &c.integrator, component("low-income-subsidy"))
+        .await;
     ok(st, &v, 201);
     let mut chain: Value = serde_json::from_str(CHAIN).unwrap();
     chain["effective_from"] = json!("2025-12-01");
@@ -18,7 +20,11 @@ async fn the_government_share(db: TestDb) {
                "params": {"share": "1.00", "area_cap": "45", "area_basis": "usable"}}),
     );
     let (st, v) = s
-        .post(&format!("/v1/companies/{slug}/chains"), &c.integrator, chain)
+        .post(
+            &format!("/v1/companies/{slug}/chains"),
+            &c.integrator,
+            chain,
+        )
         .await;
     ok(st, &v, 201);
     let (st, v) = import(
@@ -70,7 +76,11 @@ async fn the_government_share(db: TestDb) {
         .await;
     error(st, &v, 409, "recorded already");
     let (st, v) = s
-        .post(&transfers, &c.staff, json!({"reference": "GOV-X", "amount": "-1.00"}))
+        .post(
+            &transfers,
+            &c.staff,
+            json!({"reference": "GOV-X", "amount": "-1.00"}),
+        )
         .await;
     error(st, &v, 422, "undoes");
     let (st, v) = s
@@ -120,7 +130,10 @@ async fn the_government_share(db: TestDb) {
         .await;
     error(st, &v, 400, "from <= to");
     let (st, v) = s
-        .get(&format!("/v1/companies/{slug}/subsidy/settlement?from=2025-12-01"), &c.reader)
+        .get(
+            &format!("/v1/companies/{slug}/subsidy/settlement?from=2025-12-01"),
+            &c.reader,
+        )
         .await;
     assert_eq!(st.as_u16(), 400, "{v:#}");
     s.stop().await;
