@@ -542,7 +542,7 @@ pub async fn refund(
     undo(&app, &c, &caller, u).await
 }
 
-async fn undo(
+pub(crate) async fn undo(
     app: &App,
     c: &Company,
     caller: &Caller,

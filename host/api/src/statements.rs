@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post, put};
 use heatbill_runtime::store::statements::{
     NewStatement, NotRecoverable, StatementItem, StatementRecorded, StatementSummary,
-    recovered_payment,
+    recovered_payment, recovered_refund,
 };
 use heatbill_statements::{BankProfile, Limits, MemoRule, StatementError};
 use serde::{Deserialize, Serialize};
@@ -325,9 +325,12 @@ pub struct ItemView {
     /// The line's fee.
     #[schema(value_type = String)]
     pub fee: rust_decimal::Decimal,
-    /// The customer whose account number the line names (a lost notification to recover).
+    /// The customer whose account number the line names (a lost payment), or whose payment
+    /// the line refunds (a lost refund).
     pub suggested_customer: Option<String>,
-    /// The payment recorded since under the line's transaction id (recovered).
+    /// For a refund line, the channel's id of the payment it refunds.
+    pub original_txn: Option<String>,
+    /// The entry recorded since under the line's transaction id (recovered).
     pub recovered_entry: Option<i64>,
 }
 
@@ -349,6 +352,7 @@ impl From<StatementItem> for ItemView {
             on_date: i.on_date,
             fee: i.fee,
             suggested_customer: i.suggested_customer,
+            original_txn: i.original_txn,
             recovered_entry: i.recovered_entry,
         }
     }
@@ -452,13 +456,30 @@ pub async fn recover(
     if let Some(customer) = &b.customer_id {
         super::error::check_id("customer_id", customer)?;
     }
-    let e = recovered_payment(&s, i, b.customer_id, caller.who()).map_err(|e| match e {
+    let refused = |e: NotRecoverable| match e {
         NotRecoverable::NotAMissingPayment(m) => ApiError::conflict(m),
         NotRecoverable::NoCustomer => ApiError::unprocessable(
             "no customer is named by the line's order number or memo: give customer_id",
         ),
-        NotRecoverable::Corrupt(m) => ApiError::internal(format!("a payment line without {m}")),
-    })?;
+        NotRecoverable::Corrupt(m) => ApiError::internal(format!("a statement line without {m}")),
+    };
+    // A lost refund is a refund of the payment it names, whoever's that payment is.
+    if i.discrepancy == "missing-in-heatbill" && i.line_kind.as_deref() == Some("refund") {
+        let channel = heatbill_runtime::ledger::Channel::parse(&s.channel)
+            .ok_or_else(|| ApiError::internal("a statement without a ledger channel"))?;
+        let original = i.original_txn.as_deref().unwrap_or_default();
+        let Some(payment) = store.entry_by_channel_txn(c.id, channel, original).await? else {
+            return Err(ApiError::conflict(format!(
+                "the payment this refund names ({} transaction {:?}) is not recorded: recover or \
+                 record that payment first",
+                s.channel,
+                heatbill_engine::text::safe(original)
+            )));
+        };
+        let u = recovered_refund(&s, &i, payment.id, caller.who()).map_err(refused)?;
+        return super::accounts::undo(&app, &c, &caller, u).await;
+    }
+    let e = recovered_payment(&s, i, b.customer_id, caller.who()).map_err(refused)?;
     super::accounts::record(&app, &c, &caller, e).await
 }
 

@@ -496,6 +496,26 @@ fn main() -> Result<()> {
             "| naive: a query per input, an INSERT per bill (PostgreSQL) | {naive_n} | {naive_secs:.2} | {naive_rate:.0} | | extrapolated to {largest}: {:.0} s |",
             largest as f64 / naive_rate
         ));
+        // The government's share of the largest company's day: its settlement list and the
+        // receivable, as the API and CLI read them.
+        {
+            let t = Instant::now();
+            let list = store.settlement(company.id, args.date, args.date).await?;
+            let list_secs = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let r = store.government_receivable(company.id, args.date).await?;
+            let receivable_secs = t.elapsed().as_secs_f64();
+            table.push(format!(
+                "| settlement list of the day (PostgreSQL) | {largest} | {list_secs:.2} | {:.0} | | {} customers with a government share, {} yuan |",
+                largest as f64 / list_secs,
+                list.len(),
+                r.billed
+            ));
+            table.push(format!(
+                "| government receivable (PostgreSQL) | {largest} | {receivable_secs:.2} | | | billed {}, outstanding {} |",
+                r.billed, r.outstanding
+            ));
+        }
         // The allocation of a day's payments: N payments imported into the ledger, dated the
         // day before the bill date (which makes the date stale), and the re-run of the date
         // that applies them: every customer's balance read from the ledger and allocated, the

@@ -13,7 +13,7 @@ use heatbill_runtime::ledger::Recorded;
 use heatbill_runtime::run::terminal_safe;
 use heatbill_runtime::store::statements::{
     NewStatement, NotRecoverable, StatementRecorded, StatementSummary, account_rule,
-    recovered_payment,
+    recovered_payment, recovered_refund,
 };
 use heatbill_statements::{BankProfile, Limits};
 
@@ -240,6 +240,32 @@ pub fn run(command: StatementCommand) -> Result<ExitCode> {
                 let Some(i) = items.into_iter().find(|i| i.item_no == a.item) else {
                     bail!("statement {} has no item {}", a.id, a.item);
                 };
+                if i.discrepancy == "missing-in-heatbill"
+                    && i.line_kind.as_deref() == Some("refund")
+                {
+                    let channel = heatbill_runtime::ledger::Channel::parse(&s.channel)
+                        .context("the statement's channel")?;
+                    let original = i.original_txn.as_deref().unwrap_or_default();
+                    let Some(payment) = store
+                        .entry_by_channel_txn(company.id, channel, original)
+                        .await?
+                    else {
+                        bail!(
+                            "the payment this refund names ({} transaction {}) is not recorded: \
+                             recover or record that payment first",
+                            s.channel,
+                            terminal_safe(original, 40)
+                        );
+                    };
+                    let u = recovered_refund(&s, &i, payment.id, by)
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    u.check().map_err(anyhow::Error::msg)?;
+                    match store.undo_payment(company.id, &u).await? {
+                        Recorded::New(e) => println!("recorded refund entry {}", e.id),
+                        Recorded::Again(e) => println!("recovered before: entry {}", e.id),
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
                 let e = recovered_payment(&s, i, a.customer, by).map_err(|e| match e {
                     NotRecoverable::NoCustomer => {
                         anyhow::anyhow!("no customer is named by the line: give --customer")

@@ -71,6 +71,15 @@ pub trait LedgerStore: Send + Sync {
     /// One entry of the company.
     async fn entry(&self, company_id: i32, id: i64) -> Result<Option<Entry>>;
 
+    /// The entry recorded under a channel's transaction id (a payment, or a refund under its
+    /// refund id).
+    async fn entry_by_channel_txn(
+        &self,
+        company_id: i32,
+        channel: Channel,
+        txn: &str,
+    ) -> Result<Option<Entry>>;
+
     /// A customer's entries dated up to `to`, oldest first.
     async fn customer_entries(
         &self,
@@ -396,6 +405,15 @@ impl<E: Engine> LedgerStore for E {
         stale_after(&mut tx, company_id, entry.on_date).await?;
         tx.commit().await?;
         Ok(Recorded::New(entry))
+    }
+
+    async fn entry_by_channel_txn(
+        &self,
+        company_id: i32,
+        channel: Channel,
+        txn: &str,
+    ) -> Result<Option<Entry>> {
+        entry_by_txn(&mut self.db(), company_id, channel, txn).await
     }
 
     async fn entry(&self, company_id: i32, id: i64) -> Result<Option<Entry>> {

@@ -104,8 +104,11 @@ pub struct StatementItem {
     pub on_date: Option<NaiveDate>,
     /// The line's fee.
     pub fee: Decimal,
-    /// The customer whose account number the line names: a lost notification to recover.
+    /// The customer whose account number the line names (a lost payment), or whose payment
+    /// the line refunds (a lost refund): what a recovery records for.
     pub suggested_customer: Option<String>,
+    /// For a refund line, the channel's id of the payment it refunds.
+    pub original_txn: Option<String>,
     /// The ledger entry now recorded under the line's channel and transaction id (a lost
     /// notification recovered), if any.
     pub recovered_entry: Option<i64>,
@@ -180,8 +183,7 @@ pub fn recovered_payment(
 ) -> std::result::Result<crate::ledger::NewEntry, NotRecoverable> {
     if i.discrepancy != "missing-in-heatbill" || i.line_kind.as_deref() != Some("payment") {
         return Err(NotRecoverable::NotAMissingPayment(format!(
-            "item {} is a {} {}: only a payment missing in heatbill is recovered (a refund is \
-             recorded as a refund of its payment)",
+            "item {} is a {} {}: only a payment or a refund missing in heatbill is recovered",
             i.item_no,
             i.discrepancy,
             i.line_kind.as_deref().unwrap_or("entry")
@@ -217,6 +219,50 @@ pub fn recovered_payment(
             s.file_name,
             i.line_no.unwrap_or_default()
         )),
+        recorded_by,
+        source: "statement".into(),
+    })
+}
+
+/// The refund a lost refund line is recovered into: a refund of `payment` (the entry the line's
+/// `original_txn` names) of the line's amount, under the line's refund id, dated the day it was
+/// refunded. Recording it is idempotent by the refund id.
+pub fn recovered_refund(
+    s: &StatementSummary,
+    i: &StatementItem,
+    payment: i64,
+    recorded_by: String,
+) -> std::result::Result<crate::ledger::Undo, NotRecoverable> {
+    if i.discrepancy != "missing-in-heatbill" || i.line_kind.as_deref() != Some("refund") {
+        return Err(NotRecoverable::NotAMissingPayment(format!(
+            "item {} is a {} {}: only a payment or a refund missing in heatbill is recovered",
+            i.item_no,
+            i.discrepancy,
+            i.line_kind.as_deref().unwrap_or("entry")
+        )));
+    }
+    let amount = i
+        .channel_amount
+        .ok_or(NotRecoverable::Corrupt("an amount"))?;
+    let time = i
+        .txn_time
+        .as_deref()
+        .ok_or(NotRecoverable::Corrupt("a time"))?;
+    let on_date = NaiveDate::parse_from_str(time.get(..10).unwrap_or(time), "%Y-%m-%d")
+        .map_err(|_| NotRecoverable::Corrupt("a date"))?;
+    Ok(crate::ledger::Undo {
+        payment,
+        kind: crate::ledger::EntryKind::Refund,
+        amount: Some(-amount),
+        on_date,
+        channel_txn: Some(i.channel_txn.clone()),
+        cashier: None,
+        note: format!(
+            "recovered from statement {} ({}), line {}",
+            s.id,
+            s.file_name,
+            i.line_no.unwrap_or_default()
+        ),
         recorded_by,
         source: "statement".into(),
     })
@@ -488,6 +534,25 @@ impl<E: Engine> StatementStore for E {
                     suggested = by_account.get(&a).cloned().flatten();
                 }
             }
+            // A lost refund names the payment it refunds: its customer is the one suggested.
+            let original = (item.kind == Some(LineKind::Refund))
+                .then(|| item.line_no.and_then(|l| lines.get(&l)))
+                .flatten()
+                .and_then(|l| l.original_txn.clone());
+            if item.discrepancy == Discrepancy::MissingInHeatbill
+                && let Some(o) = &original
+            {
+                suggested = tx
+                    .opt(
+                        q!("SELECT customer_id FROM account_entries
+                            WHERE company_id = $1 AND channel = $2 AND channel_txn = $3
+                              AND kind = 'payment'"),
+                        args![company_id, channel.as_str(), o.as_str()],
+                    )
+                    .await?
+                    .map(|r| r.string(0))
+                    .transpose()?;
+            }
             let kind = item.kind.map(|k| match k {
                 LineKind::Payment => "payment",
                 LineKind::Refund => "refund",
@@ -500,9 +565,9 @@ impl<E: Engine> StatementStore for E {
                     "INSERT INTO statement_items (statement_id, item_no, discrepancy, line_kind,
                         line_no, entry_id, customer_id, channel_txn, order_no, account_hint,
                         channel_amount, recorded_amount, txn_time, on_date, fee,
-                        suggested_customer)
+                        suggested_customer, original_txn)
                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::text::numeric,
-                        $12::text::numeric, $13, $14, $15::text::numeric, $16)"
+                        $12::text::numeric, $13, $14, $15::text::numeric, $16, $17)"
                 ),
                 args![
                     id,
@@ -520,7 +585,8 @@ impl<E: Engine> StatementStore for E {
                     time.as_deref(),
                     item.on_date,
                     item.fee.to_string().as_str(),
-                    &suggested
+                    &suggested,
+                    &original
                 ],
             )
             .await?;
@@ -564,7 +630,7 @@ impl<E: Engine> StatementStore for E {
                     "SELECT i.item_no, i.discrepancy, i.line_kind, i.line_no, i.entry_id,
                         i.customer_id, i.channel_txn, i.order_no, i.account_hint,
                         i.channel_amount::text, i.recorded_amount::text, i.txn_time, i.on_date,
-                        i.fee::text, i.suggested_customer, e.id
+                        i.fee::text, i.suggested_customer, e.id, i.original_txn
                     FROM statement_items i
                     JOIN statements s ON s.id = i.statement_id
                     LEFT JOIN account_entries e ON e.company_id = s.company_id
@@ -601,6 +667,7 @@ impl<E: Engine> StatementStore for E {
                     on_date: r.opt_date(12)?,
                     fee: r.dec(13)?,
                     suggested_customer: r.opt_string(14)?,
+                    original_txn: r.opt_string(16)?,
                     // A missing-in-channel or mismatched item's entry is the one compared.
                     recovered_entry: if r.str(1)? == "missing-in-heatbill" {
                         r.opt_big(15)?

@@ -185,9 +185,59 @@ async fn statements_reconciled(db: TestDb) {
         mismatch["item_no"].as_i64().unwrap()
     );
     let (st, v) = s.post(&other, &c.staff, json!({})).await;
-    error(st, &v, 409, "only a payment missing in heatbill");
+    error(
+        st,
+        &v,
+        409,
+        "only a payment or a refund missing in heatbill",
+    );
     let (st, v) = s.post(&recover, &c.reader, json!({})).await;
     assert_eq!(st.as_u16(), 403, "{v:#}");
+
+    // A refund the channel made that heatbill never heard of (the next day's bill has it): it
+    // is recovered into a refund of the payment it names, once.
+    let next = date.succ_opt().unwrap();
+    let paid = &day.payments[1];
+    let refund = fixtures::FixtureRefund {
+        refund_txn: format!("5030001{}00000000001", next.format("%Y%m%d")),
+        original_txn: paid.txn.clone(),
+        order_no: paid.order_no.clone(),
+        account: paid.account.clone(),
+        time: next.and_hms_opt(10, 0, 0).unwrap(),
+        amount: rust_decimal::Decimal::new(1000, 2),
+        fee: rust_decimal::Decimal::new(6, 2),
+    };
+    let bill2 = fixtures::wechat_bill(next, &[], &[refund.clone()], &WechatOpts::default());
+    let (st, v) = upload("channel=wechat&file_name=wx-20251202.csv", &c.staff, bill2).await;
+    ok(st, &v, 201);
+    assert_eq!(v["statement"]["missing_in_heatbill"], 1, "{v:#}");
+    let id2 = v["statement"]["id"].as_i64().unwrap();
+    let items2 = format!("/v1/companies/{slug}/statements/{id2}/items");
+    let (st, v) = s.get(&items2, &c.reader).await;
+    ok(st, &v, 200);
+    let item = &v["items"][0];
+    assert_eq!(item["line_kind"], "refund", "{v:#}");
+    assert_eq!(item["original_txn"], paid.txn.as_str());
+    assert_eq!(item["suggested_customer"], "P01");
+    let recover2 = format!("{items2}/{}/recover", item["item_no"]);
+    let (st, v) = s.post(&recover2, &c.staff, json!({})).await;
+    ok(st, &v, 201);
+    assert_eq!(v["entry"]["kind"], "refund", "{v:#}");
+    assert_eq!(v["entry"]["customer_id"], "P01");
+    assert_eq!(v["entry"]["amount"], "-10.00");
+    assert_eq!(v["entry"]["on_date"], next.to_string());
+    assert_eq!(v["entry"]["channel_txn"], refund.refund_txn.as_str());
+    assert!(v["entry"]["undoes"].as_i64().is_some(), "{v:#}");
+    let refund_entry = v["entry"]["id"].as_i64();
+    let (st, v) = s.post(&recover2, &c.staff, json!({})).await;
+    ok(st, &v, 200);
+    assert_eq!(v["entry"]["id"].as_i64(), refund_entry);
+    let (_, v) = s.get(&items2, &c.reader).await;
+    assert_eq!(
+        v["items"][0]["recovered_entry"].as_i64(),
+        refund_entry,
+        "{v:#}"
+    );
 
     // Wrong and hostile files: a clear error, nothing stored.
     let off = WechatOpts {
