@@ -278,8 +278,8 @@ async fn statements_reconciled(db: TestDb) {
     ok(st, &v, 200);
     assert_eq!(
         v["statements"].as_array().unwrap().len(),
-        1,
-        "nothing else stored: {v:#}"
+        2,
+        "the day's statement and the next day's refund, nothing else stored: {v:#}"
     );
 
     // A bank's column mapping, saved and listed; a bad one refused.
