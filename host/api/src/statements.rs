@@ -121,7 +121,8 @@ pub struct UploadedView {
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct UploadQuery {
-    /// `wechat` (the trade bill, type ALL), `alipay` (the statement ZIP) or `bank` (a CSV).
+    /// `wechat` (the trade bill, type ALL), `alipay` (the statement ZIP) or `bank` (a CSV or an
+    /// XLSX export).
     pub channel: String,
     /// The file's name, for the record (default `statement`).
     pub file_name: Option<String>,
@@ -139,8 +140,8 @@ fn account_rule(c: &heatbill_runtime::model::Company) -> Result<MemoRule, ApiErr
 }
 
 /// Imports a channel's statement file (staff): `wechat` (the trade bill, type ALL), `alipay`
-/// (the statement ZIP) or `bank` (a CSV, with `profile`); the body is the file as downloaded.
-/// The file is checked whole first (its encoding, its columns by name, every row, its own
+/// (the statement ZIP) or `bank` (a CSV or XLSX, with `profile`); the body is the file as
+/// downloaded. The file is checked whole first (its encoding, its columns by name, every row, its own
 /// totals; a bad file is a 422 that lists what is wrong and stores nothing), then compared
 /// with the ledger's payments and refunds of its channel and period, and kept with its
 /// discrepancies. The same file again answers 200 with the statement imported first.
@@ -220,7 +221,7 @@ pub async fn upload(
     let parsed = tokio::task::spawn_blocking(move || match ch.as_str() {
         "wechat" => heatbill_statements::parse_wechat(&bytes, &limits),
         "alipay" => heatbill_statements::parse_alipay_zip(&bytes, &limits),
-        _ => heatbill_statements::parse_bank_csv(
+        _ => heatbill_statements::parse_bank(
             &bytes,
             profile_for_parse.as_ref().expect("a bank profile"),
             &limits,

@@ -23,19 +23,16 @@
 //! 商家实收 sums are checked against the rows. The period is the `#起始日期`/`终止日期` line's,
 //! made inclusive (an end at 00:00:00 is the day before).
 
-use std::io::{Cursor, Read};
-
-use chrono::{Duration, NaiveDate, NaiveDateTime};
-use csv::StringRecord;
-use rust_decimal::Decimal;
-use zip::ZipArchive;
-
+use crate::archive::{Archive, Budget};
 use crate::error::RowError;
 use crate::money::{self, AMOUNT};
 use crate::table::{self, Header, Reader, Rows};
 use crate::{
     Channel, Limits, LineKind, Statement, StatementError, StatementLine, SummaryMismatch, text,
 };
+use chrono::{Duration, NaiveDate, NaiveDateTime};
+use csv::StringRecord;
+use rust_decimal::Decimal;
 
 const WHAT: &str = "an Alipay statement's detail file (业务明细, as downloaded)";
 const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
@@ -47,43 +44,20 @@ pub fn alipay_refund_txn(trade_no: &str, request_no: &str) -> String {
     format!("{trade_no}/{request_no}")
 }
 
-/// A ZIP entry's name: UTF-8 when it is, else GBK (Alipay writes GBK names without the UTF-8
-/// flag), else shown with replacement characters (it is only shown, never used as a path).
-fn entry_name(raw: &[u8]) -> String {
-    if let Ok(s) = std::str::from_utf8(raw) {
-        return s.to_string();
-    }
-    let (name, _, _) = encoding_rs::GBK.decode(raw);
-    name.into_owned()
-}
-
 /// Parses an Alipay statement ZIP: finds its detail file and reads it as
 /// [`parse_alipay_csv`] does. The ZIP is checked against [`Limits::max_bytes`] and
 /// [`Limits::max_zip_entries`]; the detail file is inflated through a bound of
 /// [`Limits::max_uncompressed_bytes`] whatever its header declares. The digest is the ZIP's.
 pub fn parse_alipay_zip(bytes: &[u8], limits: &Limits) -> Result<Statement, StatementError> {
     limits.check_size(bytes.len())?;
-    let zip_error = |e: zip::result::ZipError| StatementError::Zip {
-        detail: e.to_string(),
-    };
-    let mut archive = ZipArchive::new(Cursor::new(bytes)).map_err(zip_error)?;
-    if archive.len() > limits.max_zip_entries {
-        return Err(StatementError::TooManyEntries {
-            count: archive.len(),
-            limit: limits.max_zip_entries,
-        });
-    }
-    let mut names = Vec::new();
-    let mut detail = Vec::new();
-    for i in 0..archive.len() {
-        let entry = archive.by_index_raw(i).map_err(zip_error)?;
-        let name = entry_name(entry.name_raw());
-        if name.contains("业务明细") && !name.contains("汇总") && !entry.is_dir() {
-            detail.push(i);
-        }
-        names.push(format!("\"{}\"", text::escape(&name)));
-    }
-    let names = names.join(", ");
+    let mut archive = Archive::open(bytes, limits.max_zip_entries)?;
+    let detail: Vec<usize> = archive
+        .entries()
+        .iter()
+        .enumerate()
+        .filter(|(_, (name, dir))| name.contains("业务明细") && !name.contains("汇总") && !dir)
+        .map(|(i, _)| i)
+        .collect();
     let index = match detail.as_slice() {
         [one] => *one,
         [] => {
@@ -91,7 +65,7 @@ pub fn parse_alipay_zip(bytes: &[u8], limits: &Limits) -> Result<Statement, Stat
                 problem: "the ZIP has no detail file (a name with 业务明细 and without 汇总): is \
                           this an Alipay statement?"
                     .to_string(),
-                names,
+                names: archive.listed(),
             });
         }
         _ => {
@@ -99,44 +73,13 @@ pub fn parse_alipay_zip(bytes: &[u8], limits: &Limits) -> Result<Statement, Stat
                 problem: "the ZIP has more than one detail file (业务明细): upload each \
                           statement on its own"
                     .to_string(),
-                names,
+                names: archive.listed(),
             });
         }
     };
-    let mut entry = archive.by_index(index).map_err(zip_error)?;
-    let name = text::escape(&entry_name(entry.name_raw()));
-    let limit = limits.max_uncompressed_bytes;
-    if entry.size() > limit {
-        return Err(StatementError::ZipBomb {
-            name,
-            how: "declares",
-            limit,
-        });
-    }
-    let csv = read_bounded(&mut entry, limit, name)?;
-    drop(entry);
+    let csv = archive.read(index, &mut Budget::new(limits.max_uncompressed_bytes))?;
     let (lines, period) = parse_detail(&csv, limits)?;
     Ok(Statement::build(Channel::Alipay, bytes, lines, period))
-}
-
-/// Reads an entry whole, never more than `limit` bytes whatever its header declared (one byte
-/// past the limit is read to tell "exactly the limit" from "more").
-fn read_bounded(entry: impl Read, limit: u64, name: String) -> Result<Vec<u8>, StatementError> {
-    let mut out = Vec::new();
-    entry
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut out)
-        .map_err(|e| StatementError::Zip {
-            detail: format!("reading \"{name}\": {e}"),
-        })?;
-    if out.len() as u64 > limit {
-        return Err(StatementError::ZipBomb {
-            name,
-            how: "inflates to",
-            limit,
-        });
-    }
-    Ok(out)
 }
 
 /// Parses an Alipay detail CSV (业务明细, GBK or UTF-8) taken out of its ZIP. The digest is
@@ -435,32 +378,6 @@ fn row(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn entries_are_read_through_a_bound() {
-        let e = read_bounded(std::io::repeat(b'0'), 1 << 20, "x".into()).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                StatementError::ZipBomb {
-                    how: "inflates to",
-                    ..
-                }
-            ),
-            "{e}"
-        );
-        assert_eq!(
-            read_bounded(&[7u8; 10][..], 10, "x".into()).unwrap().len(),
-            10
-        );
-    }
-
-    #[test]
-    fn entry_names_in_gbk_are_read() {
-        let (raw, _, _) = encoding_rs::GBK.encode("2088_20261201_业务明细.csv");
-        assert!(std::str::from_utf8(&raw).is_err());
-        assert_eq!(entry_name(&raw), "2088_20261201_业务明细.csv");
-    }
 
     #[test]
     fn trailers_and_periods() {

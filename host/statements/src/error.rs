@@ -158,10 +158,11 @@ pub enum StatementError {
         /// The reader's error.
         detail: String,
     },
-    /// The ZIP has more entries than [`crate::Limits::max_zip_entries`].
+    /// The ZIP has more entries than [`crate::Limits::max_zip_entries`] (an Alipay statement)
+    /// or [`crate::Limits::max_xlsx_entries`] (an XLSX workbook).
     #[error(
-        "the ZIP has {count} entries, over the limit of {limit}: an Alipay statement has a few; \
-         is this the right file?"
+        "the ZIP has {count} entries, over the limit of {limit}: an Alipay statement has a few, \
+         an .xlsx workbook a few dozen at most; is this the right file?"
     )]
     TooManyEntries {
         /// Its entries.
@@ -206,6 +207,24 @@ pub enum StatementError {
         /// How many rows are wrong in all.
         total: u64,
     },
+    /// An XLSX workbook that cannot be read: a part missing, XML that is not well-formed, a
+    /// cell that points outside the sheet or at a shared string the workbook does not have.
+    #[error(
+        "the workbook cannot be read: {part}: {problem}; if the file opens in a spreadsheet, save \
+         it there again as .xlsx, or as CSV"
+    )]
+    Workbook {
+        /// The part (the ZIP entry) at fault, e.g. `xl/worksheets/sheet1.xml`.
+        part: String,
+        /// What is wrong, with the row or the byte where it is.
+        problem: String,
+    },
+    /// A legacy Excel 97-2003 workbook (OLE2 compound file), which is not read.
+    #[error(
+        "an .xls (Excel 97) file: save it as .xlsx or CSV (a password-protected .xlsx looks the \
+         same: save it without the password)"
+    )]
+    LegacyXls,
     /// A bank profile that cannot be used.
     #[error("the bank profile \"{name}\" cannot be used: {problem}")]
     Profile {

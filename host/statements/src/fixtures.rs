@@ -1,15 +1,17 @@
 //! Deterministic generators of real-looking statement files, for the tests and the benchmark.
 //!
 //! A [`Day`] of payments and refunds is generated from a seed (a xorshift, no `rand`); the
-//! writers turn it into a WeChat bill ([`wechat_bill`]), an Alipay ZIP ([`alipay_zip`]) or a
-//! bank CSV ([`bank_csv`]) laid out as the channels' files are, and [`scenario`] pairs it with
-//! the entries heatbill would have recorded, with each kind of discrepancy injected on demand.
+//! writers turn it into a WeChat bill ([`wechat_bill`]), an Alipay ZIP ([`alipay_zip`]), a
+//! bank CSV ([`bank_csv`]) or the same bank statement as an XLSX workbook ([`bank_xlsx`], built
+//! by [`xlsx_package`] around its sheet) laid out as the channels' files are, and [`scenario`]
+//! pairs it with the entries heatbill would have recorded, with each kind of discrepancy
+//! injected on demand.
 //! The options of each writer damage the file in the ways the tests need (a summary that does
 //! not add up, another currency, a BOM, GBK).
 
 use std::io::Write;
 
-use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
+use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use rust_decimal::{Decimal, RoundingStrategy};
 
 use crate::bank::{AmountColumns, BankProfile, MemoRule};
@@ -722,14 +724,38 @@ fn grouped(amount: Decimal) -> String {
     format!("{sign}{out}.{frac}")
 }
 
-/// A bank statement CSV laid out by `profile` (as [`credit_debit_profile`] and
-/// [`signed_profile`] describe), payments as credits and refunds as debits, in time order.
-pub fn bank_csv(
+/// A cell of a generated bank statement, before it is written as CSV or as XLSX.
+#[derive(Debug, Clone)]
+enum BankCell {
+    /// Text: a shared (or inline) string in a workbook.
+    Text(String),
+    /// Money: as the profile writes it in a CSV, a number in a workbook.
+    Amount(Decimal),
+    /// A date or a time: its text as the profile's format writes it, and the serial a workbook
+    /// stores when asked for serial dates (days since 1899-12-30, the time as a fraction).
+    Date { text: String, serial: f64 },
+}
+
+/// Excel's serial of `t` (1900 system, after 1900-03-01): days since 1899-12-30 and the
+/// fraction of the day.
+fn serial_of(t: NaiveDateTime, with_time: bool) -> f64 {
+    let base = NaiveDate::from_ymd_opt(1899, 12, 30).unwrap_or_default();
+    let days = (t.date() - base).num_days() as f64;
+    if with_time {
+        days + f64::from(t.time().num_seconds_from_midnight()) / 86_400.0
+    } else {
+        days
+    }
+}
+
+/// The rows of a bank statement laid out by `profile`: its title lines, the header, payments
+/// as credits and refunds as debits in time order, and the footer.
+fn bank_rows(
     profile: &BankProfile,
     payments: &[FixturePayment],
     refunds: &[FixtureRefund],
-    opts: &BankOpts,
-) -> Vec<u8> {
+) -> Vec<Vec<Option<BankCell>>> {
+    let text = |s: &str| Some(BankCell::Text(s.to_string()));
     let mut header: Vec<&str> = vec![&profile.date_column];
     if let Some(t) = &profile.time_column {
         header.push(t);
@@ -752,13 +778,6 @@ pub fn bank_csv(
     for m in &profile.memo_columns {
         header.push(m);
     }
-    let money = |a: Decimal| {
-        if profile.thousands_separator {
-            grouped(a)
-        } else {
-            dp(a, 2)
-        }
-    };
     // (time, credit or -debit, txn, name, account, memo)
     let mut rows: Vec<(NaiveDateTime, Decimal, &str, String, String, String)> = Vec::new();
     for p in payments {
@@ -782,71 +801,313 @@ pub fn bank_csv(
         ));
     }
     rows.sort_by_key(|r| r.0);
-    let mut out = String::with_capacity(rows.len() * 160 + 1024);
+    let mut out: Vec<Vec<Option<BankCell>>> = Vec::with_capacity(rows.len() + 8);
     for i in 0..profile.skip_rows {
-        out.push_str(match i {
-            0 => "账号：1902000109000012345,户名：哈尔滨热力有限公司\r\n",
-            1 => "查询日期：20261201-20261201\r\n",
-            _ => "\r\n",
+        out.push(match i {
+            0 => vec![
+                text("账号：1902000109000012345"),
+                text("户名：哈尔滨热力有限公司"),
+            ],
+            1 => vec![text("查询日期：20261201-20261201")],
+            _ => Vec::new(),
         });
     }
-    out.push_str(
-        &header
-            .iter()
-            .map(|h| field(h))
-            .collect::<Vec<_>>()
-            .join(","),
-    );
-    out.push_str("\r\n");
+    out.push(header.iter().map(|h| text(h)).collect());
+    let date_has_time = profile.date_format.contains("%H") || profile.date_format.contains("%T");
     let mut balance = Decimal::new(100_000_000, 2);
     let (mut credits, mut debits) = (Decimal::ZERO, Decimal::ZERO);
     for (time, amount, txn, name, account, memo) in &rows {
         balance += amount;
-        let mut cols: Vec<String> = Vec::new();
-        cols.push(time.format(&profile.date_format).to_string());
+        let mut cols: Vec<Option<BankCell>> = Vec::new();
+        cols.push(Some(BankCell::Date {
+            text: time.format(&profile.date_format).to_string(),
+            serial: serial_of(*time, date_has_time),
+        }));
         if profile.time_column.is_some() {
             let f = profile.time_format.as_deref().unwrap_or("%H:%M:%S");
-            cols.push(time.format(f).to_string());
+            cols.push(Some(BankCell::Date {
+                text: time.format(f).to_string(),
+                serial: f64::from(time.time().num_seconds_from_midnight()) / 86_400.0,
+            }));
         }
-        cols.push(txn.to_string());
+        cols.push(text(txn));
         match &profile.amounts {
             AmountColumns::CreditDebit { .. } => {
                 if amount.is_sign_negative() {
                     debits -= amount;
-                    cols.push(money(-amount));
-                    cols.push(String::new());
+                    cols.push(Some(BankCell::Amount(-amount)));
+                    cols.push(None);
                 } else {
                     credits += amount;
-                    cols.push(String::new());
-                    cols.push(money(*amount));
+                    cols.push(None);
+                    cols.push(Some(BankCell::Amount(*amount)));
                 }
             }
-            AmountColumns::Signed { .. } => cols.push(money(*amount)),
+            AmountColumns::Signed { .. } => cols.push(Some(BankCell::Amount(*amount))),
         }
-        cols.push(money(balance));
+        cols.push(Some(BankCell::Amount(balance)));
         if profile.counterparty_name_column.is_some() {
-            cols.push(name.clone());
+            cols.push(text(name));
         }
         if profile.counterparty_account_column.is_some() {
-            cols.push(account.clone());
+            cols.push(text(account).filter(|_| !account.is_empty()));
         }
         for (i, _) in profile.memo_columns.iter().enumerate() {
-            cols.push(if i == 0 { memo.clone() } else { String::new() });
+            cols.push(if i == 0 { text(memo) } else { None });
         }
-        out.push_str(&cols.iter().map(|c| field(c)).collect::<Vec<_>>().join(","));
-        out.push_str("\r\n");
+        out.push(cols);
     }
     if let Some(marker) = profile.footer_markers.first() {
-        out.push_str(&format!(
-            "{},,,{},{}\r\n",
-            field(marker),
-            field(&money(debits)),
-            field(&money(credits))
-        ));
+        out.push(vec![
+            text(marker),
+            None,
+            None,
+            Some(BankCell::Amount(debits)),
+            Some(BankCell::Amount(credits)),
+        ]);
+    }
+    out
+}
+
+/// A bank statement CSV laid out by `profile` (as [`credit_debit_profile`] and
+/// [`signed_profile`] describe), payments as credits and refunds as debits, in time order.
+pub fn bank_csv(
+    profile: &BankProfile,
+    payments: &[FixturePayment],
+    refunds: &[FixtureRefund],
+    opts: &BankOpts,
+) -> Vec<u8> {
+    let money = |a: Decimal| {
+        if profile.thousands_separator {
+            grouped(a)
+        } else {
+            dp(a, 2)
+        }
+    };
+    let rows = bank_rows(profile, payments, refunds);
+    let mut out = String::with_capacity(rows.len() * 160 + 1024);
+    for row in &rows {
+        let fields: Vec<String> = row
+            .iter()
+            .map(|cell| match cell {
+                None => String::new(),
+                Some(BankCell::Text(t)) | Some(BankCell::Date { text: t, .. }) => field(t),
+                Some(BankCell::Amount(a)) => field(&money(*a)),
+            })
+            .collect();
+        out.push_str(&fields.join(","));
+        out.push_str("\r\n");
     }
     if opts.gbk {
         gbk(&out)
     } else {
         out.into_bytes()
     }
+}
+
+/// How [`bank_xlsx`] writes the workbook.
+#[derive(Debug, Clone, Default)]
+pub struct BankXlsxOpts {
+    /// Dates and times as Excel's serial numbers (styled as dates), as a workbook saved by
+    /// Excel has them, instead of text in the profile's format.
+    pub serial_dates: bool,
+    /// Text as inline strings (`t="inlineStr"`, as streaming writers such as Apache POI's
+    /// SXSSF write it) instead of shared strings.
+    pub inline_strings: bool,
+}
+
+/// Text with XML's five special characters escaped.
+pub fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// SpreadsheetML's namespace, and the relationships'.
+const SML: &str = "http://schemas.openxmlformats.org/spreadsheetml/2006/main";
+const REL: &str = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
+
+/// The same statement as [`bank_csv`] writes, as an XLSX workbook: one sheet (交易明细) with the
+/// same rows at the same row numbers (title rows, header, rows, footer), text as shared strings
+/// (or inline strings), amounts as numbers as Excel writes them (`1200.5`), dates as text in
+/// the profile's format or as serial numbers.
+pub fn bank_xlsx(
+    profile: &BankProfile,
+    payments: &[FixturePayment],
+    refunds: &[FixtureRefund],
+    opts: &BankXlsxOpts,
+) -> Vec<u8> {
+    let rows = bank_rows(profile, payments, refunds);
+    let mut strings: Vec<&str> = Vec::new();
+    let mut string_index: std::collections::HashMap<&str, usize> = Default::default();
+    let mut sheet = String::with_capacity(rows.len() * 400 + 1024);
+    let width = rows.iter().map(Vec::len).max().unwrap_or(1).max(1);
+    sheet.push_str(&format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\r\n<worksheet \
+         xmlns=\"{SML}\" xmlns:r=\"{REL}\"><dimension ref=\"A1:{}{}\"/><sheetViews><sheetView \
+         workbookViewId=\"0\"/></sheetViews><sheetFormatPr defaultRowHeight=\"15\"/><sheetData>",
+        crate::xlsx::column_name(width - 1),
+        rows.len()
+    ));
+    for (r, row) in rows.iter().enumerate() {
+        let r = r + 1;
+        if row.iter().all(Option::is_none) {
+            continue;
+        }
+        sheet.push_str(&format!("<row r=\"{r}\" spans=\"1:{}\">", row.len()));
+        for (c, cell) in row.iter().enumerate() {
+            let Some(cell) = cell else { continue };
+            let at = format!("{}{r}", crate::xlsx::column_name(c));
+            match cell {
+                BankCell::Date { serial, .. } if opts.serial_dates => {
+                    let style = if serial.fract() == 0.0 {
+                        2
+                    } else if *serial < 1.0 {
+                        3
+                    } else {
+                        4
+                    };
+                    sheet.push_str(&format!("<c r=\"{at}\" s=\"{style}\"><v>{serial}</v></c>"));
+                }
+                BankCell::Text(t) | BankCell::Date { text: t, .. } => {
+                    if opts.inline_strings {
+                        sheet.push_str(&format!(
+                            "<c r=\"{at}\" t=\"inlineStr\"><is><t>{}</t></is></c>",
+                            xml_escape(t)
+                        ));
+                    } else {
+                        let next = strings.len();
+                        let i = *string_index.entry(t.as_str()).or_insert(next);
+                        if i == next {
+                            strings.push(t);
+                        }
+                        sheet.push_str(&format!("<c r=\"{at}\" t=\"s\"><v>{i}</v></c>"));
+                    }
+                }
+                BankCell::Amount(a) => {
+                    sheet.push_str(&format!(
+                        "<c r=\"{at}\" s=\"1\"><v>{}</v></c>",
+                        a.normalize()
+                    ));
+                }
+            }
+        }
+        sheet.push_str("</row>");
+    }
+    sheet.push_str(
+        "</sheetData><pageMargins left=\"0.7\" right=\"0.7\" top=\"0.75\" bottom=\"0.75\" \
+         header=\"0.3\" footer=\"0.3\"/></worksheet>",
+    );
+    let shared = (!opts.inline_strings).then(|| {
+        let mut sst = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\r\n<sst xmlns=\"{SML}\" \
+             count=\"{}\" uniqueCount=\"{}\">",
+            strings.len(),
+            strings.len()
+        );
+        for t in &strings {
+            sst.push_str("<si><t>");
+            sst.push_str(&xml_escape(t));
+            sst.push_str("</t></si>");
+        }
+        sst.push_str("</sst>");
+        sst
+    });
+    xlsx_package(&sheet, shared.as_deref())
+}
+
+/// A complete XLSX package around one worksheet's XML (`xl/worksheets/sheet1.xml`, named 交易明细
+/// in the workbook) and, if given, the shared strings' XML: the content types, the package and
+/// workbook relationships, the workbook, styles (0 general, 1 `#,##0.00`, 2 a date, 3 a time,
+/// 4 a date and time) and the document properties, as Excel writes them, deflated.
+pub fn xlsx_package(sheet_xml: &str, shared_strings_xml: Option<&str>) -> Vec<u8> {
+    let head = "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\r\n";
+    let sst_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml";
+    let content_types = format!(
+        "{head}<Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\">\
+         <Default Extension=\"rels\" ContentType=\"application/vnd.openxmlformats-package.relationships+xml\"/>\
+         <Default Extension=\"xml\" ContentType=\"application/xml\"/>\
+         <Override PartName=\"/xl/workbook.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml\"/>\
+         <Override PartName=\"/xl/worksheets/sheet1.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml\"/>\
+         <Override PartName=\"/xl/styles.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml\"/>\
+         {}\
+         <Override PartName=\"/docProps/core.xml\" ContentType=\"application/vnd.openxmlformats-package.core-properties+xml\"/>\
+         <Override PartName=\"/docProps/app.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.extended-properties+xml\"/>\
+         </Types>",
+        if shared_strings_xml.is_some() {
+            format!("<Override PartName=\"/xl/sharedStrings.xml\" ContentType=\"{sst_type}\"/>")
+        } else {
+            String::new()
+        }
+    );
+    let package_rels = format!(
+        "{head}<Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">\
+         <Relationship Id=\"rId3\" Type=\"{REL}/extended-properties\" Target=\"docProps/app.xml\"/>\
+         <Relationship Id=\"rId2\" Type=\"http://schemas.openxmlformats.org/package/2006/relationships/metadata/core-properties\" Target=\"docProps/core.xml\"/>\
+         <Relationship Id=\"rId1\" Type=\"{REL}/officeDocument\" Target=\"xl/workbook.xml\"/>\
+         </Relationships>"
+    );
+    let workbook = format!(
+        "{head}<workbook xmlns=\"{SML}\" xmlns:r=\"{REL}\"><workbookPr defaultThemeVersion=\"124226\"/>\
+         <bookViews><workbookView xWindow=\"240\" yWindow=\"15\" windowWidth=\"16095\" windowHeight=\"9660\"/></bookViews>\
+         <sheets><sheet name=\"交易明细\" sheetId=\"1\" r:id=\"rId1\"/></sheets><calcPr calcId=\"124519\"/></workbook>"
+    );
+    let workbook_rels = format!(
+        "{head}<Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">\
+         <Relationship Id=\"rId1\" Type=\"{REL}/worksheet\" Target=\"worksheets/sheet1.xml\"/>\
+         <Relationship Id=\"rId2\" Type=\"{REL}/styles\" Target=\"styles.xml\"/>\
+         {}</Relationships>",
+        if shared_strings_xml.is_some() {
+            format!(
+                "<Relationship Id=\"rId3\" Type=\"{REL}/sharedStrings\" Target=\"sharedStrings.xml\"/>"
+            )
+        } else {
+            String::new()
+        }
+    );
+    let styles = format!(
+        "{head}<styleSheet xmlns=\"{SML}\"><fonts count=\"1\"><font><sz val=\"11\"/><name val=\"宋体\"/></font></fonts>\
+         <fills count=\"2\"><fill><patternFill patternType=\"none\"/></fill><fill><patternFill patternType=\"gray125\"/></fill></fills>\
+         <borders count=\"1\"><border><left/><right/><top/><bottom/><diagonal/></border></borders>\
+         <cellStyleXfs count=\"1\"><xf numFmtId=\"0\" fontId=\"0\" fillId=\"0\" borderId=\"0\"/></cellStyleXfs>\
+         <cellXfs count=\"5\"><xf numFmtId=\"0\" fontId=\"0\" fillId=\"0\" borderId=\"0\" xfId=\"0\"/>\
+         <xf numFmtId=\"4\" fontId=\"0\" fillId=\"0\" borderId=\"0\" xfId=\"0\" applyNumberFormat=\"1\"/>\
+         <xf numFmtId=\"14\" fontId=\"0\" fillId=\"0\" borderId=\"0\" xfId=\"0\" applyNumberFormat=\"1\"/>\
+         <xf numFmtId=\"21\" fontId=\"0\" fillId=\"0\" borderId=\"0\" xfId=\"0\" applyNumberFormat=\"1\"/>\
+         <xf numFmtId=\"22\" fontId=\"0\" fillId=\"0\" borderId=\"0\" xfId=\"0\" applyNumberFormat=\"1\"/></cellXfs>\
+         <cellStyles count=\"1\"><cellStyle name=\"常规\" xfId=\"0\" builtinId=\"0\"/></cellStyles></styleSheet>"
+    );
+    let core = format!(
+        "{head}<cp:coreProperties xmlns:cp=\"http://schemas.openxmlformats.org/package/2006/metadata/core-properties\" \
+         xmlns:dc=\"http://purl.org/dc/elements/1.1/\" xmlns:dcterms=\"http://purl.org/dc/terms/\" \
+         xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"><dc:creator>网上银行</dc:creator>\
+         <dcterms:created xsi:type=\"dcterms:W3CDTF\">2026-12-02T01:12:45Z</dcterms:created></cp:coreProperties>"
+    );
+    let app = format!(
+        "{head}<Properties xmlns=\"http://schemas.openxmlformats.org/officeDocument/2006/extended-properties\">\
+         <Application>Microsoft Excel</Application></Properties>"
+    );
+    let mut entries: Vec<(&str, &[u8])> = vec![
+        ("[Content_Types].xml", content_types.as_bytes()),
+        ("_rels/.rels", package_rels.as_bytes()),
+        ("docProps/app.xml", app.as_bytes()),
+        ("docProps/core.xml", core.as_bytes()),
+        ("xl/workbook.xml", workbook.as_bytes()),
+        ("xl/_rels/workbook.xml.rels", workbook_rels.as_bytes()),
+        ("xl/styles.xml", styles.as_bytes()),
+        ("xl/worksheets/sheet1.xml", sheet_xml.as_bytes()),
+    ];
+    if let Some(sst) = shared_strings_xml {
+        entries.push(("xl/sharedStrings.xml", sst.as_bytes()));
+    }
+    zip_of(&entries)
 }

@@ -2,9 +2,10 @@
 //!
 //! A heating company's money arrives through channels that each publish a daily file of what
 //! they moved: WeChat Pay's trade bill (交易账单), Alipay's business statement (业务明细, a ZIP of
-//! GBK CSV files), and the banks' statements (one CSV layout per bank). Comparing that file with
-//! the ledger finds the payments whose notification was lost (in the channel, not in heatbill),
-//! the ones heatbill recorded that the channel does not know, and the amounts that differ.
+//! GBK CSV files), and the banks' statements (one CSV or XLSX layout per bank). Comparing that
+//! file with the ledger finds the payments whose notification was lost (in the channel, not in
+//! heatbill), the ones heatbill recorded that the channel does not know, and the amounts that
+//! differ.
 //!
 //! Why the crate looks the way it does:
 //!
@@ -31,15 +32,14 @@
 //! |---|---|
 //! | [`parse_wechat`] | WeChat Pay's trade bill, type ALL (UTF-8 CSV, backtick-prefixed fields, summary rows) |
 //! | [`parse_alipay_zip`] / [`parse_alipay_csv`] | Alipay's statement ZIP / its 业务明细 CSV |
-//! | [`parse_bank_csv`] | a bank's CSV statement through a saved [`BankProfile`] |
+//! | [`parse_bank`] | a bank's statement through a saved [`BankProfile`]: [`parse_bank_xlsx`] for an XLSX workbook, [`parse_bank_csv`] for a CSV |
 //! | [`reconcile()`] | a [`Statement`] against [`Recorded`] entries: one [`Item`] per line and per unmatched entry |
 //! | [`fixtures`] | deterministic generators of real-looking files, for tests and benchmarks |
-//!
-//! XLSX bank statements are not read here: see [`bank`].
 
 #![warn(missing_docs)]
 
 pub mod alipay;
+mod archive;
 pub mod bank;
 mod error;
 pub mod fixtures;
@@ -48,6 +48,8 @@ pub mod reconcile;
 mod table;
 mod text;
 pub mod wechat;
+mod xlsx;
+mod xml;
 
 use std::io::Read;
 
@@ -57,7 +59,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use alipay::{alipay_refund_txn, parse_alipay_csv, parse_alipay_zip};
-pub use bank::{AmountColumns, BankProfile, MemoRule, parse_bank_csv};
+pub use bank::{AmountColumns, BankProfile, MemoRule, parse_bank, parse_bank_csv, parse_bank_xlsx};
 pub use error::{RowError, StatementError, SummaryMismatch};
 pub use reconcile::{Discrepancy, Item, Reconciliation, Recorded, reconcile};
 pub use text::escape;
@@ -210,10 +212,15 @@ pub struct Limits {
     pub max_rows: u64,
     /// One field, in bytes after decoding. Default 4096.
     pub max_field_bytes: usize,
-    /// Entries in a ZIP. Default 16.
+    /// Entries in an Alipay statement's ZIP. Default 16.
     pub max_zip_entries: usize,
+    /// Entries in an XLSX workbook (a ZIP of XML parts: a bank's export has about ten, one
+    /// re-saved by Excel with a few sheets, printer settings and custom XML twenty or thirty).
+    /// Default 64.
+    pub max_xlsx_entries: usize,
     /// A ZIP entry once inflated, counted as it is read (the declared size is checked too but
-    /// never trusted). Default 512 MiB.
+    /// never trusted); for an XLSX workbook, the parts read (the workbook, its relationships,
+    /// the shared strings and the sheet) together. Default 512 MiB.
     pub max_uncompressed_bytes: u64,
     /// Row errors listed in [`StatementError::Rows`] (the rest are counted). Default 100.
     pub max_errors: usize,
@@ -226,6 +233,7 @@ impl Default for Limits {
             max_rows: 2_000_000,
             max_field_bytes: 4096,
             max_zip_entries: 16,
+            max_xlsx_entries: 64,
             max_uncompressed_bytes: 512 << 20,
             max_errors: 100,
         }

@@ -89,6 +89,28 @@ pub(crate) fn is_blank(record: &StringRecord) -> bool {
     record.iter().all(|f| f.trim().is_empty())
 }
 
+/// One field of a row, as the checks see it: its position, its text, and its size in bytes (a
+/// sheet's reader keeps only the start of an over-long cell, so the size is carried apart).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Field<'a> {
+    pub index: usize,
+    pub text: &'a str,
+    pub bytes: usize,
+}
+
+/// The fields of a CSV record.
+pub(crate) fn fields(record: &StringRecord) -> impl Iterator<Item = Field<'_>> {
+    record.iter().enumerate().map(|(index, text)| Field {
+        index,
+        text,
+        bytes: text.len(),
+    })
+}
+
+/// What [`Header::check_row`] adds to a CSV field's size error: the usual cause.
+pub(crate) const CSV_LONG_FIELD: &str =
+    " (an unclosed double quote runs a field on to the end of the file)";
+
 /// A header: the columns by name.
 #[derive(Debug)]
 pub(crate) struct Header {
@@ -108,7 +130,18 @@ impl Header {
         clean: impl Fn(&str) -> &str,
         expected: &str,
     ) -> Header {
-        let names: Vec<String> = record.iter().map(|f| clean(f).to_string()).collect();
+        Header::from_fields(record.iter(), line_no, clean, expected)
+    }
+
+    /// A header from its fields in column order (a CSV record's, or a sheet row's with its
+    /// empty cells as empty fields).
+    pub(crate) fn from_fields<'r>(
+        fields: impl Iterator<Item = &'r str>,
+        line_no: u64,
+        clean: impl Fn(&str) -> &str,
+        expected: &str,
+    ) -> Header {
+        let names: Vec<String> = fields.map(|f| clean(f).to_string()).collect();
         let mut index = HashMap::new();
         let mut twice = Vec::new();
         for (i, name) in names.iter().enumerate() {
@@ -173,46 +206,62 @@ impl Header {
         self.names.get(i).map_or("", String::as_str)
     }
 
-    /// A row has as many fields as the header, and none longer than the limit.
+    /// A CSV row has as many fields as the header, and none longer than the limit or holding a
+    /// control character.
     pub(crate) fn check_row(
         &self,
         record: &StringRecord,
         line_no: u64,
         limits: &Limits,
     ) -> Result<(), RowError> {
-        if record.len() != self.len() {
+        self.check_width(record.len(), line_no)?;
+        self.check_fields(fields(record), line_no, limits, CSV_LONG_FIELD)
+    }
+
+    /// A CSV row has as many fields as the header.
+    pub(crate) fn check_width(&self, len: usize, line_no: u64) -> Result<(), RowError> {
+        if len != self.len() {
             return Err(RowError::new(
                 line_no,
                 format!(
-                    "the row has {} fields but the header has {}: a field is missing or extra \
+                    "the row has {len} fields but the header has {}: a field is missing or extra \
                      (a value with a comma must be in double quotes)",
-                    record.len(),
                     self.len()
                 ),
             ));
         }
-        for (i, field) in record.iter().enumerate() {
-            if field.len() > limits.max_field_bytes {
+        Ok(())
+    }
+
+    /// No field is longer than the limit or holds a control character; `long_hint` follows the
+    /// size error (the usual cause, for the file's kind).
+    pub(crate) fn check_fields<'f>(
+        &self,
+        fields: impl IntoIterator<Item = Field<'f>>,
+        line_no: u64,
+        limits: &Limits,
+        long_hint: &str,
+    ) -> Result<(), RowError> {
+        for field in fields {
+            if field.bytes > limits.max_field_bytes {
                 return Err(RowError::at(
                     line_no,
-                    self.name(i),
-                    field,
+                    self.name(field.index),
+                    field.text,
                     format!(
-                        "the field is {} bytes, over the limit of {} (an unclosed double quote \
-                         runs a field on to the end of the file)",
-                        field.len(),
-                        limits.max_field_bytes
+                        "the field is {} bytes, over the limit of {}{long_hint}",
+                        field.bytes, limits.max_field_bytes
                     ),
                 ));
             }
             // Nothing a statement carries holds a control character (a tab, which Alipay pads
             // its identifiers with, is trimmed later); one is damage or an attack, and the
             // database would refuse a NUL.
-            if field.chars().any(|c| c.is_control() && c != '\t') {
+            if field.text.chars().any(|c| c.is_control() && c != '\t') {
                 return Err(RowError::at(
                     line_no,
-                    self.name(i),
-                    field,
+                    self.name(field.index),
+                    field.text,
                     "the field holds control characters: the file is damaged; download it again",
                 ));
             }

@@ -158,7 +158,7 @@ pub fn run(command: StatementCommand) -> Result<ExitCode> {
                 let parsed = match a.channel.as_str() {
                     "wechat" => heatbill_statements::parse_wechat(&bytes, &limits),
                     "alipay" => heatbill_statements::parse_alipay_zip(&bytes, &limits),
-                    _ => heatbill_statements::parse_bank_csv(
+                    _ => heatbill_statements::parse_bank(
                         &bytes,
                         &profile.as_ref().expect("a bank profile").1,
                         &limits,

@@ -5,9 +5,9 @@
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use heatbill_statements::fixtures::{self, AlipayOpts, BankOpts, Inject, WechatOpts};
+use heatbill_statements::fixtures::{self, AlipayOpts, BankOpts, BankXlsxOpts, Inject, WechatOpts};
 use heatbill_statements::{
-    Channel, Limits, Statement, parse_alipay_zip, parse_bank_csv, parse_wechat, reconcile,
+    Channel, Limits, Statement, parse_alipay_zip, parse_bank, parse_wechat, reconcile,
 };
 
 fn main() {
@@ -27,7 +27,13 @@ fn main() {
         "| file | rows | bytes | parse ms | MB/s | reconcile ms | matched | missing in heatbill | missing in channel | amount mismatch |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for channel in [Channel::Wechat, Channel::Alipay, Channel::Bank] {
+    // The bank twice: its CSV, and the same rows as an XLSX workbook with serial dates.
+    for (channel, xlsx) in [
+        (Channel::Wechat, false),
+        (Channel::Alipay, false),
+        (Channel::Bank, false),
+        (Channel::Bank, true),
+    ] {
         let s = fixtures::scenario(channel, 1, date, rows - refunds, refunds, inject);
         let d = &s.day;
         let profile = fixtures::credit_debit_profile();
@@ -40,6 +46,18 @@ fn main() {
                 "Alipay ZIP (GBK)",
                 fixtures::alipay_zip(date, &d.payments, &d.refunds, &AlipayOpts::default()),
             ),
+            Channel::Bank if xlsx => (
+                "bank XLSX (shared strings, serial dates)",
+                fixtures::bank_xlsx(
+                    &profile,
+                    &d.payments,
+                    &d.refunds,
+                    &BankXlsxOpts {
+                        serial_dates: true,
+                        inline_strings: false,
+                    },
+                ),
+            ),
             Channel::Bank => (
                 "bank CSV (GBK)",
                 fixtures::bank_csv(&profile, &d.payments, &d.refunds, &BankOpts { gbk: true }),
@@ -49,7 +67,7 @@ fn main() {
         let parsed: Result<Statement, _> = match channel {
             Channel::Wechat => parse_wechat(&bytes, &limits),
             Channel::Alipay => parse_alipay_zip(&bytes, &limits),
-            Channel::Bank => parse_bank_csv(&bytes, &profile, &limits),
+            Channel::Bank => parse_bank(&bytes, &profile, &limits),
         };
         let parse = started.elapsed();
         let statement = match parsed {

@@ -307,6 +307,32 @@ async fn statements_reconciled(db: TestDb) {
         )
         .await;
     error(st, &v, 422, "not a bank profile");
+
+    // The bank's XLSX export, read through the same mapping: the file is recognised by its
+    // first bytes. Nobody recorded these transfers: each is a lost notification.
+    let bank_day = fixtures::day(StChannel::Bank, 11, date + chrono::Days::new(2), 4, 0);
+    let xlsx = fixtures::bank_xlsx(
+        &fixtures::credit_debit_profile(),
+        &bank_day.payments,
+        &[],
+        &fixtures::BankXlsxOpts {
+            serial_dates: true,
+            inline_strings: false,
+        },
+    );
+    assert_eq!(&xlsx[..4], b"PK\x03\x04");
+    let (st, v) = upload(
+        "channel=bank&profile=icbc&file_name=icbc.xlsx",
+        &c.staff,
+        xlsx.clone(),
+    )
+    .await;
+    ok(st, &v, 201);
+    assert_eq!(v["statement"]["channel"], "bank", "{v:#}");
+    assert_eq!(v["statement"]["lines"], 4, "{v:#}");
+    assert_eq!(v["statement"]["missing_in_heatbill"], 4, "{v:#}");
+    let (st, v) = upload("channel=bank&profile=icbc", &c.staff, xlsx).await;
+    ok(st, &v, 200);
     s.stop().await;
 }
 
