@@ -207,7 +207,12 @@ async fn statements_reconciled(db: TestDb) {
         amount: rust_decimal::Decimal::new(1000, 2),
         fee: rust_decimal::Decimal::new(6, 2),
     };
-    let bill2 = fixtures::wechat_bill(next, &[], &[refund.clone()], &WechatOpts::default());
+    let bill2 = fixtures::wechat_bill(
+        next,
+        &[],
+        std::slice::from_ref(&refund),
+        &WechatOpts::default(),
+    );
     let (st, v) = upload("channel=wechat&file_name=wx-20251202.csv", &c.staff, bill2).await;
     ok(st, &v, 201);
     assert_eq!(v["statement"]["missing_in_heatbill"], 1, "{v:#}");
