@@ -73,8 +73,9 @@ impl_exec!([] PgPool, PgRow, Backend::Postgres, i16, |s| &*s);
 impl_exec!(['c] Transaction<'c, Postgres>, PgRow, Backend::Postgres, i16, |s| &mut **s);
 impl_sql_row!(PgRow, i32, i16);
 
-/// The customer-id range condition of a shard, on parameters $2 (first) and $3 (end or null).
-const RANGE: &str = "customer_id >= $2 AND ($3::text IS NULL OR customer_id < $3)";
+/// The customer-id range condition of a shard, on parameters $2 (first) and $3 (the end, or
+/// for the last shard [`super::sql::range_end`]'s text above every id).
+const RANGE: &str = "customer_id >= $2 AND customer_id < $3";
 
 /// Appends `s` to a COPY text-format buffer, escaped.
 fn copy_text(out: &mut Vec<u8>, s: &str) {
@@ -265,7 +266,7 @@ impl Engine for PgStore {
             let q = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(company_id)
                 .bind(shard.first.clone())
-                .bind(shard.end.clone());
+                .bind(super::sql::range_end(&shard.end));
             match day {
                 Some(d) => q.bind(d),
                 None => q,
@@ -372,17 +373,25 @@ impl Engine for PgStore {
         shard: &ShardRange,
         ids: Option<&[String]>,
     ) -> Result<Vec<CustomerState>> {
+        // Two texts, not `($5 IS NULL OR customer_id = ANY($5))`: in a generic plan that is a
+        // filter that scans the array for every customer of the shard (150 ms for 1,000 ids in
+        // a shard of 10,000, against 2 ms as an index condition).
+        let only = if ids.is_some() {
+            "AND customer_id = ANY($5)"
+        } else {
+            "AND $5::text[] IS NULL"
+        };
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT DISTINCT ON (customer_id) customer_id, valid_from, class, special_class,
                     status, metered, low_income, building_area::text, usable_area::text,
                     ceiling_height::text, tags, attributes
              FROM customer_versions WHERE company_id = $1 AND {RANGE} AND valid_from <= $4
-               AND ($5::text[] IS NULL OR customer_id = ANY($5))
+               {only}
              ORDER BY customer_id, valid_from DESC"
         )))
         .bind(company_id)
         .bind(&shard.first)
-        .bind(&shard.end)
+        .bind(super::sql::range_end(&shard.end))
         .bind(date)
         .bind(ids)
         .fetch_all(&self.pool)

@@ -26,6 +26,24 @@ use sqlx::{ColumnIndex, Row};
 use super::types::{Backend, ImportFile, ImportSink, Result, StoreError};
 use crate::model::*;
 
+/// The end of a shard's range as the load queries bind it: the shard's own end, or, for the
+/// last shard, a text above every customer id (ids are at most 64 characters, compared byte by
+/// byte: `COLLATE "C"` in PostgreSQL, SQLite's binary collation; no UTF-8 text of 200
+/// characters starting with U+10FFFF or below is greater).
+///
+/// Binding a value rather than `NULL` keeps `customer_id < $3` an index bound. Written
+/// `($3 IS NULL OR customer_id < $3)`, it was not one in PostgreSQL's generic plans (which
+/// sqlx's prepared statements get after five executions) nor in SQLite's: each shard's load
+/// read the index from its first customer to the company's last, 990,000 entries for a shard
+/// of 10,000 at the start of a million-customer company (468 ms against 4 ms, explained on the
+/// benchmark's database).
+pub(crate) fn range_end(end: &Option<String>) -> String {
+    match end {
+        Some(e) => e.clone(),
+        None => "\u{10FFFF}".repeat(201),
+    }
+}
+
 /// One query's text, written once in PostgreSQL's spelling, rendered for the dialect that runs
 /// it the first time it runs there and kept for the life of the process.
 ///

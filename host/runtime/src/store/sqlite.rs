@@ -94,7 +94,7 @@ impl_exec!([] SqlitePool, SqliteRow, Backend::Sqlite, i64, |s| &*s);
 impl_exec!(['c] Transaction<'c, Sqlite>, SqliteRow, Backend::Sqlite, i64, |s| &mut **s);
 impl_sql_row!(SqliteRow, i64, i64);
 
-const RANGE: &str = "customer_id >= ?2 AND (?3 IS NULL OR customer_id < ?3)";
+const RANGE: &str = "customer_id >= ?2 AND customer_id < ?3";
 
 #[async_trait]
 impl Engine for SqliteStore {
@@ -223,7 +223,7 @@ impl Engine for SqliteStore {
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(company_id)
                 .bind(shard.first.clone())
-                .bind(shard.end.clone())
+                .bind(super::sql::range_end(&shard.end))
         };
         let customers = if !with_customers {
             Vec::new()
@@ -319,7 +319,7 @@ impl Engine for SqliteStore {
         )))
         .bind(company_id)
         .bind(&shard.first)
-        .bind(&shard.end)
+        .bind(super::sql::range_end(&shard.end))
         .bind(date)
         .bind(ids)
         .fetch_all(&self.pool)
