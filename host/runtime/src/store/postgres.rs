@@ -489,11 +489,7 @@ impl Engine for PgStore {
             .unzip();
         if !ids.is_empty() {
             // One statement: the rows deleted are the rows kept in the history. The join on
-            // the unnested pairs lets the planner probe the primary key once per bill, when it
-            // plans with the values: not persistent, so never a generic plan. A generic plan
-            // (what a prepared statement gets after five executions) hash-joined the pairs
-            // against the whole day's partition: 63 ms for 200 bills of a 200,000-customer day,
-            // about 0.3 s a shard at a million, where the planned probe takes 2 ms.
+            // the unnested pairs lets the planner probe the primary key once per bill.
             let moved = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "WITH gone AS (
                      DELETE FROM bills b USING unnest($3::text[], $4::int[]) AS u (id, v)
@@ -508,7 +504,6 @@ impl Engine for PgStore {
             .bind(&ids)
             .bind(&versions)
             .bind(w.run_id)
-            .persistent(false)
             .execute(&mut *tx)
             .await?
             .rows_affected();
