@@ -171,6 +171,39 @@ impl std::fmt::Display for NotRecoverable {
     }
 }
 
+/// What a lost line of `kind` is recovered with: its amount (signed as the statement has it),
+/// the day it happened, and the note naming the statement and line. Refuses any other item.
+fn lost_line(
+    s: &StatementSummary,
+    i: &StatementItem,
+    kind: &str,
+) -> std::result::Result<(Decimal, NaiveDate, String), NotRecoverable> {
+    if i.discrepancy != "missing-in-heatbill" || i.line_kind.as_deref() != Some(kind) {
+        return Err(NotRecoverable::NotAMissingPayment(format!(
+            "item {} is a {} {}: only a payment or a refund missing in heatbill is recovered",
+            i.item_no,
+            i.discrepancy,
+            i.line_kind.as_deref().unwrap_or("entry")
+        )));
+    }
+    let amount = i
+        .channel_amount
+        .ok_or(NotRecoverable::Corrupt("an amount"))?;
+    let time = i
+        .txn_time
+        .as_deref()
+        .ok_or(NotRecoverable::Corrupt("a time"))?;
+    let on_date = NaiveDate::parse_from_str(time.get(..10).unwrap_or(time), "%Y-%m-%d")
+        .map_err(|_| NotRecoverable::Corrupt("a date"))?;
+    let note = format!(
+        "recovered from statement {} ({}), line {}",
+        s.id,
+        s.file_name,
+        i.line_no.unwrap_or_default()
+    );
+    Ok((amount, on_date, note))
+}
+
 /// The payment a lost notification is recovered into: the statement line's channel,
 /// transaction id and amount, dated the day it was paid, for `customer` (else the customer the
 /// line names), with a note naming the statement and line. Recording it is idempotent by the
@@ -181,26 +214,10 @@ pub fn recovered_payment(
     customer: Option<String>,
     recorded_by: String,
 ) -> std::result::Result<crate::ledger::NewEntry, NotRecoverable> {
-    if i.discrepancy != "missing-in-heatbill" || i.line_kind.as_deref() != Some("payment") {
-        return Err(NotRecoverable::NotAMissingPayment(format!(
-            "item {} is a {} {}: only a payment or a refund missing in heatbill is recovered",
-            i.item_no,
-            i.discrepancy,
-            i.line_kind.as_deref().unwrap_or("entry")
-        )));
-    }
+    let (amount, on_date, note) = lost_line(s, &i, "payment")?;
     let customer = customer
         .or(i.suggested_customer)
         .ok_or(NotRecoverable::NoCustomer)?;
-    let amount = i
-        .channel_amount
-        .ok_or(NotRecoverable::Corrupt("an amount"))?;
-    let time = i
-        .txn_time
-        .as_deref()
-        .ok_or(NotRecoverable::Corrupt("a time"))?;
-    let on_date = NaiveDate::parse_from_str(time.get(..10).unwrap_or(time), "%Y-%m-%d")
-        .map_err(|_| NotRecoverable::Corrupt("a date"))?;
     let channel = Channel::parse(&s.channel).ok_or(NotRecoverable::Corrupt("a channel"))?;
     Ok(crate::ledger::NewEntry {
         customer_id: customer,
@@ -213,12 +230,7 @@ pub fn recovered_payment(
         receipt_no: None,
         cashier: None,
         reason_code: None,
-        note: Some(format!(
-            "recovered from statement {} ({}), line {}",
-            s.id,
-            s.file_name,
-            i.line_no.unwrap_or_default()
-        )),
+        note: Some(note),
         recorded_by,
         source: "statement".into(),
     })
@@ -233,23 +245,7 @@ pub fn recovered_refund(
     payment: i64,
     recorded_by: String,
 ) -> std::result::Result<crate::ledger::Undo, NotRecoverable> {
-    if i.discrepancy != "missing-in-heatbill" || i.line_kind.as_deref() != Some("refund") {
-        return Err(NotRecoverable::NotAMissingPayment(format!(
-            "item {} is a {} {}: only a payment or a refund missing in heatbill is recovered",
-            i.item_no,
-            i.discrepancy,
-            i.line_kind.as_deref().unwrap_or("entry")
-        )));
-    }
-    let amount = i
-        .channel_amount
-        .ok_or(NotRecoverable::Corrupt("an amount"))?;
-    let time = i
-        .txn_time
-        .as_deref()
-        .ok_or(NotRecoverable::Corrupt("a time"))?;
-    let on_date = NaiveDate::parse_from_str(time.get(..10).unwrap_or(time), "%Y-%m-%d")
-        .map_err(|_| NotRecoverable::Corrupt("a date"))?;
+    let (amount, on_date, note) = lost_line(s, i, "refund")?;
     Ok(crate::ledger::Undo {
         payment,
         kind: crate::ledger::EntryKind::Refund,
@@ -257,12 +253,7 @@ pub fn recovered_refund(
         on_date,
         channel_txn: Some(i.channel_txn.clone()),
         cashier: None,
-        note: format!(
-            "recovered from statement {} ({}), line {}",
-            s.id,
-            s.file_name,
-            i.line_no.unwrap_or_default()
-        ),
+        note,
         recorded_by,
         source: "statement".into(),
     })
