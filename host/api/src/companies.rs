@@ -160,6 +160,8 @@ fn spec(
     heatbill_runtime::ledger::Allocation::of(&policies).map_err(ApiError::unprocessable)?;
     heatbill_runtime::store::statements::account_rule(&policies)
         .map_err(ApiError::unprocessable)?;
+    let billing = heatbill_runtime::notices::BillingPolicy::of(&policies)
+        .map_err(ApiError::unprocessable)?;
     let mut seasons: Vec<Season> = seasons
         .into_iter()
         .map(|s| Season {
@@ -168,6 +170,9 @@ fn spec(
         })
         .collect();
     seasons.sort_by_key(|s| s.start);
+    if let Some(b) = &billing {
+        b.check(&seasons).map_err(ApiError::unprocessable)?;
+    }
     for s in &seasons {
         if s.end < s.start {
             return Err(ApiError::unprocessable(format!(

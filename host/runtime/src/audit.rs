@@ -162,6 +162,9 @@ pub async fn audit(
     let last = store.latest_billed_date(company.id).await?;
     let allocation =
         crate::ledger::Allocation::of(&company.policies).map_err(StoreError::Corrupt)?;
+    let noticed = crate::notices::BillingPolicy::of(&company.policies)
+        .map_err(StoreError::Corrupt)?
+        .is_some();
     let stale_from = store.stale_dates(company.id).await?.from;
     let to = match (options.to, last) {
         (Some(t), _) => t,
@@ -218,7 +221,7 @@ pub async fn audit(
                 store,
                 &mut report,
                 max,
-                (company.id, allocation),
+                (company.id, allocation, noticed),
                 date,
                 range,
             )
@@ -313,7 +316,7 @@ async fn check_shard(
     store: &dyn Store,
     report: &mut AuditReport,
     max: usize,
-    (company_id, allocation): (i32, crate::ledger::Allocation),
+    (company_id, allocation, noticed): (i32, crate::ledger::Allocation, bool),
     date: NaiveDate,
     range: &ShardRange,
 ) -> Result<(), StoreError> {
@@ -381,7 +384,7 @@ async fn check_shard(
         }
         // The balance, as the run computes it from what is stored.
         let found = cursors.find(&b.customer_id);
-        let expected = balance(&found, date, allocation);
+        let expected = balance(&found, date, allocation, noticed);
         let stored = (
             r.charged_before,
             r.paid_before,

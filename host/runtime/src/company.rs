@@ -142,6 +142,9 @@ impl CompanyFile {
         let policies = f.spec().policies;
         crate::ledger::Allocation::of(&policies)?;
         crate::store::statements::account_rule(&policies)?;
+        if let Some(b) = crate::notices::BillingPolicy::of(&policies)? {
+            b.check(&f.seasons)?;
+        }
         Ok(f)
     }
 

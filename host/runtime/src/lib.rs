@@ -13,6 +13,7 @@
 //! | [`cache`] | the cache (Redis, or in the process): chains, components, shards' customers, the arrears ranking |
 //! | [`coord`] | coordination between hosts (Redis, or in the process): locks, live progress |
 //! | [`ledger`] | the account ledger: entries, allocation, accounts, day closes, statements |
+//! | [`notices`] | what is due when: the billing policy, periods, payment notices and overdue arrears |
 //! | [`receivables`] | the receivables report: balances by age and community |
 //! | [`audit`] | `heatbill audit`: an operator's check of a company's books, date by date |
 //! | [`fault`] | fault injection for the reliability tests (settings that stop a process mid-write) |
@@ -39,6 +40,7 @@ pub mod fault;
 pub mod import;
 pub mod ledger;
 pub mod model;
+pub mod notices;
 pub mod receivables;
 pub mod run;
 pub mod services;

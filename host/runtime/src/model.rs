@@ -315,6 +315,9 @@ pub struct CarriedBalance {
     pub arrears: Decimal,
     /// Overdue since (at the start of the bill's date).
     pub arrears_since: Option<NaiveDate>,
+    /// Principal fallen due by the end of the bill's date (a company with a billing policy;
+    /// `None`: every charge was due on its day, so it is `charged_before + principal`).
+    pub due_through: Option<Decimal>,
 }
 
 /// Whether a stored bill row is a bill or a parked customer's placeholder.
@@ -401,6 +404,11 @@ pub struct BillRow {
     pub arrears: Decimal,
     /// Overdue since.
     pub arrears_since: Option<NaiveDate>,
+    /// Principal fallen due by the end of the date: the opening balance, the principal due on
+    /// its day, and the notices due on or before the date (see [`crate::notices`]). `None` for
+    /// a company without a billing policy (everything billed is due).
+    #[serde(default)]
+    pub due_through: Option<Decimal>,
     /// The lines: a JSON array of `[entry, kind, "quantity", "unit_price", "amount", payer]`
     /// with payer `c`, `g` or `e`.
     pub lines: String,
@@ -511,6 +519,9 @@ pub struct ShardData {
     pub openings: Vec<OpeningBalance>,
     /// The current rows of the date.
     pub existing: Vec<ExistingBill>,
+    /// What the notices due on the date ask for, by customer (a company with a billing
+    /// policy).
+    pub notices_due: Vec<(String, Decimal)>,
 }
 
 /// Counts of one shard (or a whole run).

@@ -40,6 +40,7 @@
 mod chain;
 mod handle;
 mod join;
+pub mod notices;
 pub mod pool;
 mod ranking;
 mod report;
@@ -169,6 +170,9 @@ pub struct RunReport {
     pub quarantined: Vec<Quarantine>,
     /// Things an operator should know.
     pub warnings: Vec<String>,
+    /// Payment notices the run issued before billing the date (see [`crate::notices`]).
+    #[serde(default)]
+    pub notices: Vec<String>,
 }
 
 /// Parked customers listed in a report.
@@ -351,6 +355,8 @@ pub struct Prepared {
     /// The chain's plugins quarantined for the company when the run was prepared ("name
     /// version"): the run bills every customer-day alone.
     pub quarantined: Vec<String>,
+    /// What preparing issued: payment notices (see [`crate::notices`]).
+    pub notices: Vec<String>,
 }
 
 /// Prepares a run of `company` for `date`: the previous day is billed, the chain is in force
@@ -470,9 +476,28 @@ pub async fn prepare(env: &Env, company: &str, date: NaiveDate) -> Result<Prepar
             company.slug, r.id, r.attempt, company.slug
         )));
     }
-    let stamp = stamp_of(&company, &version, season, &previous_runs);
     let allocation = crate::ledger::Allocation::of(&company.policies)
         .map_err(|e| RunError::Refused(format!("company {}: {e}", company.slug)))?;
+    // What is due when: the notices the date must issue first (idempotent), and which of the
+    // chain's lines go on notices.
+    let policy = crate::notices::BillingPolicy::of(&company.policies)
+        .map_err(|e| RunError::Refused(format!("company {}: {e}", company.slug)))?;
+    let (notices, billing, latest_notice) = match &policy {
+        None => (Vec::new(), None, 0),
+        Some(policy) => {
+            let issued = notices::issue(env, &company, policy, date).await?;
+            let latest = retry("reading the company's notices", budget, || {
+                store.latest_notice_id(company.id)
+            })
+            .await?;
+            let billing = shard::RunBilling::new(policy, &company.seasons, date, &kinds);
+            (issued, Some(Arc::new(billing)), latest)
+        }
+    };
+    let mut stamp = stamp_of(&company, &version, season, &previous_runs);
+    if policy.is_some() {
+        stamp.push_str(&format!("; notices {latest_notice}"));
+    }
     let ctx = Arc::new(RunContext {
         company: company.slug.clone(),
         company_id: company.id,
@@ -490,6 +515,7 @@ pub async fn prepare(env: &Env, company: &str, date: NaiveDate) -> Result<Prepar
             .clamp(1, engine.limits().max_batch.max(1)),
         purity_sample: settings.run.purity_sample,
         strict: (!quarantined.is_empty()).into(),
+        billing,
     });
     Ok(Prepared {
         company,
@@ -498,6 +524,7 @@ pub async fn prepare(env: &Env, company: &str, date: NaiveDate) -> Result<Prepar
         ctx,
         stamp,
         quarantined,
+        notices,
     })
 }
 
@@ -840,6 +867,7 @@ async fn record_unchanged(
                 String::new()
             }
         )],
+        notices: p.notices.clone(),
     };
     report.parked = before.parked.clone();
     report.parked_by = before.parked_by.clone();
@@ -980,6 +1008,7 @@ async fn finish(
         coordination_seconds: joined.coordination_seconds,
         quarantined,
         warnings,
+        notices: p.notices.clone(),
     };
     let json = serde_json::to_value(&report).expect("a report serializes");
     let finished = retry("finishing the run", budget, || {
@@ -993,6 +1022,14 @@ async fn finish(
         }
         if let Err(e) = refresh_ranking(services, p.company.id, p.ctx.date).await {
             tracing::warn!(error = %e, "the arrears ranking was not refreshed");
+        }
+        // A date billed again in a period whose notices were settled: the next run adds the
+        // period's bills up again (an adjusting notice if they changed).
+        if p.ctx.billing.is_some() && report.counts.revised > 0 {
+            retry("marking the date's notice periods", budget, || {
+                store.mark_notice_periods(p.company.id, p.ctx.date)
+            })
+            .await?;
         }
     }
     Ok(report)

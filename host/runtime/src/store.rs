@@ -47,7 +47,8 @@
 //!   customer directory's profile revisions and searches), `statements.rs` ([`StatementStore`]:
 //!   channel statements reconciled and kept, banks' column mappings), `subsidy.rs`
 //!   ([`SubsidyStore`]: government transfers, the government's share by month, settlement
-//!   lists). [`Store`] is all of them (and
+//!   lists), `notices.rs` ([`NoticeStore`]: payment notices and the periods they were issued
+//!   for). [`Store`] is all of them (and
 //!   `Arc<dyn Store>` is what the runtime holds); callers `use heatbill_runtime::store::prelude::*` to call their methods.
 //! - `types.rs`: the errors, [`Backend`] and the import sink, which every other file uses and
 //!   which uses none of them (no file of the store imports from one that imports from it).
@@ -98,6 +99,7 @@ pub mod chains;
 pub mod companies;
 pub mod customers;
 pub mod ledger;
+pub mod notices;
 pub mod postgres;
 pub mod profiles;
 pub mod records;
@@ -113,6 +115,7 @@ pub use chains::ChainStore;
 pub use companies::CompanyStore;
 pub use customers::CustomerStore;
 pub use ledger::LedgerStore;
+pub use notices::NoticeStore;
 pub use profiles::ProfileStore;
 pub use records::RecordStore;
 pub use runs::RunStore;
@@ -123,7 +126,8 @@ pub use types::{Backend, ImportFile, ImportSink, Result, StoreError};
 
 /// The system of record, one trait per concern (see the module docs): [`CompanyStore`],
 /// [`CustomerStore`], [`ChainStore`], [`RunStore`], [`BillStore`], [`RecordStore`],
-/// [`LedgerStore`], [`ProfileStore`], [`StatementStore`], [`SubsidyStore`]. Callers bring
+/// [`LedgerStore`], [`ProfileStore`], [`StatementStore`], [`SubsidyStore`], [`NoticeStore`].
+/// Callers bring
 /// them into scope with [`prelude`].
 #[async_trait]
 pub trait Store:
@@ -137,6 +141,7 @@ pub trait Store:
     + ProfileStore
     + StatementStore
     + SubsidyStore
+    + NoticeStore
     + Send
     + Sync
 {
@@ -163,8 +168,8 @@ impl<E: sql::Engine> Store for E {
 /// one of its sub-traits', and a trait's methods need the trait in scope.
 pub mod prelude {
     pub use super::{
-        BillStore, ChainStore, CompanyStore, CustomerStore, LedgerStore, ProfileStore, RecordStore,
-        RunStore, StatementStore, Store, SubsidyStore,
+        BillStore, ChainStore, CompanyStore, CustomerStore, LedgerStore, NoticeStore, ProfileStore,
+        RecordStore, RunStore, StatementStore, Store, SubsidyStore,
     };
 }
 

@@ -21,7 +21,7 @@ fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
 }
 
-fn payment(customer: &str, amount: &str, channel: Channel, txn: &str, on: &str) -> NewEntry {
+pub(crate) fn payment(customer: &str, amount: &str, channel: Channel, txn: &str, on: &str) -> NewEntry {
     NewEntry {
         customer_id: customer.into(),
         kind: EntryKind::Payment,

@@ -31,6 +31,7 @@ mod hostile;
 mod import;
 mod layout;
 mod ledger;
+mod notices;
 mod profiles;
 mod runtime;
 mod sandbox;

@@ -247,6 +247,7 @@ async fn shards_are_written_once(db: TestDb) {
         fees_before: dec("0"),
         arrears: dec("0"),
         arrears_since: None,
+        due_through: None,
         lines: "[]".into(),
         reason: (version > 1).then(|| "changed: customer data".into()),
         error: None,

@@ -133,10 +133,17 @@ pub async fn dry_run(
         heat: data.readings.iter().find(|x| one(&x.0)).map(|x| x.1),
         temperature: data.temperatures.iter().find(|x| one(&x.0)).map(|x| x.1),
         existing: data.existing.iter().find(|x| one(&x.customer_id)),
+        due_today: data
+            .notices_due
+            .iter()
+            .find(|x| one(&x.0))
+            .map_or(Decimal::ZERO, |x| x.1),
     };
     let allocation = crate::ledger::Allocation::of(&company.policies)
         .map_err(|e| RunError::Refused(format!("company {}: {e}", company.slug)))?;
-    let bal = shard::balance(&found, date, allocation);
+    let policy = crate::notices::BillingPolicy::of(&company.policies)
+        .map_err(|e| RunError::Refused(format!("company {}: {e}", company.slug)))?;
+    let bal = shard::balance(&found, date, allocation, policy.is_some());
     let has_season_plugin = chain
         .entries()
         .iter()
@@ -159,6 +166,7 @@ pub async fn dry_run(
         batch: 1,
         purity_sample: 0,
         strict: false.into(),
+        billing: None,
     };
     let changed = shard::Changed {
         customer_id: customer_id.to_string(),

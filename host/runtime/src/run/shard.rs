@@ -50,6 +50,44 @@ pub struct RunContext {
     /// quarantined for the company, or once any worker of this run catches one (every pool
     /// thread reads it before each call).
     pub strict: std::sync::atomic::AtomicBool,
+    /// The company's billing policy on the date, when it has one (see [`crate::notices`]).
+    pub billing: Option<Arc<RunBilling>>,
+}
+
+/// Which of the chain's line kinds go on a notice on the run's date, by customer class: the
+/// rest of a bill's principal is due on its day.
+#[derive(Debug, Default)]
+pub struct RunBilling {
+    /// (entry, index) → [residential, non-residential].
+    pub noticed: HashMap<(u16, u16), [bool; 2]>,
+}
+
+impl RunBilling {
+    /// The kinds of `kinds` that the policy puts on a notice on `date`.
+    pub fn new(
+        policy: &crate::notices::BillingPolicy,
+        seasons: &[Season],
+        date: NaiveDate,
+        kinds: &HashMap<LineKind, (u16, u16)>,
+    ) -> RunBilling {
+        use heatbill_engine::CustomerClass as C;
+        let noticed = kinds
+            .iter()
+            .map(|(k, at)| {
+                let on = |c| policy.period_of(seasons, date, c, &k.code).is_some();
+                (*at, [on(C::Residential), on(C::NonResidential)])
+            })
+            .collect();
+        RunBilling { noticed }
+    }
+
+    fn is_noticed(&self, at: (u16, u16), class: heatbill_engine::CustomerClass) -> bool {
+        let i = match class {
+            heatbill_engine::CustomerClass::Residential => 0,
+            heatbill_engine::CustomerClass::NonResidential => 1,
+        };
+        self.noticed.get(&at).is_some_and(|n| n[i])
+    }
 }
 
 impl RunContext {
@@ -130,10 +168,15 @@ pub struct Balance {
     pub paid_before: Decimal,
     /// Late fees billed before the date.
     pub fees_before: Decimal,
-    /// Unpaid principal, after the credits are allocated in the company's order.
+    /// Unpaid principal that has fallen due, after the credits are allocated in the company's
+    /// order.
     pub arrears: Decimal,
     /// Overdue since.
     pub since: Option<NaiveDate>,
+    /// Principal fallen due before the date (with a billing policy; else what was charged).
+    pub due_before: Decimal,
+    /// What the notices due on the date ask for (they fall due at its end).
+    pub due_today: Decimal,
 }
 
 /// What a shard holds about one customer, found by walking every list once (they are all
@@ -152,13 +195,15 @@ pub struct Found<'a> {
     pub temperature: Option<Decimal>,
     /// The date's current row.
     pub existing: Option<&'a ExistingBill>,
+    /// What the notices due on the date ask for.
+    pub due_today: Decimal,
 }
 
 /// Cursors over a shard's sorted lists: each moves forward only, so finding everything about
 /// every customer of a part costs one pass over each list.
 pub(crate) struct Cursors<'a> {
     data: &'a ShardData,
-    at: [usize; 6],
+    at: [usize; 7],
 }
 
 fn seek<T>(v: &[T], at: &mut usize, id: &str, key: impl Fn(&T) -> &str) -> Option<usize> {
@@ -171,7 +216,7 @@ fn seek<T>(v: &[T], at: &mut usize, id: &str, key: impl Fn(&T) -> &str) -> Optio
 impl<'a> Cursors<'a> {
     pub(crate) fn new(data: &'a ShardData, first: Option<&str>) -> Cursors<'a> {
         let Some(id) = first else {
-            return Cursors { data, at: [0; 6] };
+            return Cursors { data, at: [0; 7] };
         };
         Cursors {
             data,
@@ -186,13 +231,14 @@ impl<'a> Cursors<'a> {
                 data.temperatures.partition_point(|x| x.0.as_str() < id),
                 data.existing
                     .partition_point(|x| x.customer_id.as_str() < id),
+                data.notices_due.partition_point(|x| x.0.as_str() < id),
             ],
         }
     }
 
     pub(crate) fn find(&mut self, id: &str) -> Found<'a> {
         let d = self.data;
-        let [p, o, pay, r, t, e] = &mut self.at;
+        let [p, o, pay, r, t, e, n] = &mut self.at;
         let previous = seek(&d.previous, p, id, |x| &x.customer_id).map(|i| &d.previous[i]);
         let opening = seek(&d.openings, o, id, |x| &x.customer_id).map(|i| &d.openings[i]);
         let payments = match seek(&d.payments, pay, id, |x| &x.customer_id) {
@@ -208,6 +254,7 @@ impl<'a> Cursors<'a> {
         let heat = seek(&d.readings, r, id, |x| &x.0).map(|i| d.readings[i].1);
         let temperature = seek(&d.temperatures, t, id, |x| &x.0).map(|i| d.temperatures[i].1);
         let existing = seek(&d.existing, e, id, |x| &x.customer_id).map(|i| &d.existing[i]);
+        let due_today = seek(&d.notices_due, n, id, |x| &x.0).map_or(Decimal::ZERO, |i| d.notices_due[i].1);
         Found {
             previous,
             opening,
@@ -215,6 +262,7 @@ impl<'a> Cursors<'a> {
             heat,
             temperature,
             existing,
+            due_today,
         }
     }
 }
@@ -225,7 +273,13 @@ impl<'a> Cursors<'a> {
 /// ([`crate::ledger::allocate`]). Late fees are never principal, so a late fee is never charged
 /// on a late fee. The principal is overdue since the first day of the current stretch of days
 /// that started owing (or the opening balance's date).
-pub fn balance(found: &Found<'_>, date: NaiveDate, policy: Allocation) -> Balance {
+///
+/// With a billing policy (`noticed`), the arrears are the unpaid part of what has fallen due
+/// (the previous row's `due_through`: the opening balance, the principal due on its day, the
+/// notices due before the date), not of everything billed: a charge on a notice not yet due is
+/// not overdue. A previous row without `due_through` (written before the policy) had
+/// everything due.
+pub fn balance(found: &Found<'_>, date: NaiveDate, policy: Allocation, noticed: bool) -> Balance {
     let prev = found.previous;
     let opening = found.opening.filter(|o| o.as_of <= date);
     let charged_before = match (prev, opening) {
@@ -240,8 +294,16 @@ pub fn balance(found: &Found<'_>, date: NaiveDate, policy: Allocation) -> Balanc
         .filter(|p| p.paid_on < date && opening.is_none_or(|o| p.paid_on >= o.as_of))
         .map(|p| p.amount)
         .sum();
-    let arrears =
-        crate::ledger::allocate(policy, charged_before, fees_before, paid_before).principal;
+    let due_before = if noticed {
+        match (prev, opening) {
+            (Some(p), _) => p.due_through.unwrap_or(p.charged_before + p.principal),
+            (None, Some(o)) => o.arrears,
+            (None, None) => Decimal::ZERO,
+        }
+    } else {
+        charged_before
+    };
+    let arrears = crate::ledger::allocate(policy, due_before, fees_before, paid_before).principal;
     let since = if arrears > Decimal::ZERO {
         match (prev, opening) {
             (Some(p), _) if p.arrears > Decimal::ZERO => p.arrears_since.or(Some(date)),
@@ -258,6 +320,12 @@ pub fn balance(found: &Found<'_>, date: NaiveDate, policy: Allocation) -> Balanc
         fees_before,
         arrears,
         since,
+        due_before,
+        due_today: if noticed {
+            found.due_today
+        } else {
+            Decimal::ZERO
+        },
     }
 }
 
@@ -294,6 +362,12 @@ pub fn digest(ctx: &RunContext, customer: &[u8; 8], found: &Found<'_>, bal: &Bal
             .map_or(i32::MIN, |d| d.num_days_from_ce())
             .to_le_bytes(),
     );
+    // What fell due before the date, and what falls due on it, are the balance's too (the
+    // row carries them to the next day) when the company's charges fall due by notice.
+    if ctx.billing.is_some() {
+        hash_decimal(&mut h, bal.due_before);
+        hash_decimal(&mut h, bal.due_today);
+    }
     out.extend_from_slice(&h.finalize()[..8]);
     out.extend_from_slice(&ctx.chain_part);
     out
@@ -366,7 +440,7 @@ pub fn plan_part(
     for c in customers {
         counts.customers += 1;
         let found = cursors.find(&c.customer_id);
-        let bal = balance(&found, ctx.date, ctx.allocation);
+        let bal = balance(&found, ctx.date, ctx.allocation, ctx.billing.is_some());
         let inputs = digest(ctx, &c.digest, &found, &bal);
         if let Some(e) = found.existing
             && e.status == BillStatus::Billed
@@ -455,7 +529,7 @@ pub fn evaluate_part(
         for ((i, c, input, inputs), r) in batch.iter().zip(results) {
             let ch = &changed[*i];
             let r = match r {
-                Ok(bill) => encode(worker, ctx, input, bill),
+                Ok(bill) => encode(worker, ctx, input, c.class, bill),
                 Err(e) => Err(Box::new(e)),
             };
             match r {
@@ -487,12 +561,15 @@ pub fn evaluate_part(
                         fees_before: ch.bal.fees_before,
                         arrears: ch.bal.arrears,
                         arrears_since: ch.bal.since,
+                        due_through: ctx.billing.as_ref().map(|_| {
+                            ch.bal.due_before + (row.principal - row.noticed) + ch.bal.due_today
+                        }),
                         lines: row.lines,
                         reason,
                         error: None,
                     });
                 }
-                Err(e) => park(&mut out, ch, inputs, &e),
+                Err(e) => park(&mut out, ctx, ch, inputs, &e),
             }
         }
     }
@@ -587,7 +664,7 @@ fn purity_sample(
 
 /// Records a customer the rules failed for. Its placeholder row carries its balance to the next
 /// day; a current bill (from an earlier run, on other inputs) is never replaced by one.
-fn park(out: &mut PartOutput, ch: &Changed, inputs: &[u8], e: &BillError) {
+fn park(out: &mut PartOutput, ctx: &RunContext, ch: &Changed, inputs: &[u8], e: &BillError) {
     out.counts.parked += 1;
     let message = e.to_string();
     out.parked.push(ParkedCustomer {
@@ -618,6 +695,10 @@ fn park(out: &mut PartOutput, ch: &Changed, inputs: &[u8], e: &BillError) {
         fees_before: ch.bal.fees_before,
         arrears: ch.bal.arrears,
         arrears_since: ch.bal.since,
+        due_through: ctx
+            .billing
+            .as_ref()
+            .map(|_| ch.bal.due_before + ch.bal.due_today),
         lines: "[]".into(),
         reason: ch
             .existing
@@ -631,6 +712,8 @@ struct Encoded {
     bill: Bill,
     lines: String,
     principal: Decimal,
+    /// The part of the principal that goes on a notice (the rest is due today).
+    noticed: Decimal,
     totals: Vec<(String, Decimal)>,
 }
 
@@ -640,11 +723,13 @@ fn encode(
     worker: &mut Worker,
     ctx: &RunContext,
     day: &DayInput,
+    class: heatbill_engine::CustomerClass,
     bill: Bill,
 ) -> Result<Encoded, Box<BillError>> {
     use std::fmt::Write;
     let mut lines = String::with_capacity(2 + bill.lines.len() * 40);
     let mut principal = Decimal::ZERO;
+    let mut noticed = Decimal::ZERO;
     let mut totals = Vec::with_capacity(bill.lines.len());
     lines.push('[');
     for (i, l) in bill.lines.iter().enumerate() {
@@ -679,6 +764,13 @@ fn encode(
         );
         if l.payer == Payer::Customer && l.category() != LineCategory::LateFee {
             principal += l.amount;
+            if ctx
+                .billing
+                .as_ref()
+                .is_some_and(|b| b.is_noticed((e, k), class))
+            {
+                noticed += l.amount;
+            }
         }
         totals.push((total_key(l.code(), l.payer), l.amount));
     }
@@ -687,6 +779,7 @@ fn encode(
         bill,
         lines,
         principal,
+        noticed,
         totals,
     })
 }

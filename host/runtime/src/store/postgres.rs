@@ -19,7 +19,7 @@ use sqlx::{ConnectOptions, Postgres, Row, Transaction};
 
 use super::sql::{
     BILL_COLUMNS, Engine, SqlRow, all, carried_of, check_import, claim_lost, customer_key_of,
-    customer_of, existing_of, impl_exec, impl_sql_row, merge_profiles, opening_of, pairs_of,
+    customer_of, existing_of, impl_exec, impl_sql_row, merge_profiles, notices_due_of, opening_of, pairs_of,
     payment_of, record_import, revised_changed, shard_of, totals_json,
 };
 use super::types::{Backend, ImportFile, ImportSink, Result, StoreError};
@@ -145,6 +145,11 @@ fn copy_bill(out: &mut Vec<u8>, w: &ShardWrite, b: &BillRow) {
     copy_opt(out, b.reason.as_deref());
     out.push(b'\t');
     copy_opt(out, b.error.as_deref());
+    out.push(b'\t');
+    match b.due_through {
+        Some(d) => copy_display(out, d),
+        None => out.extend_from_slice(b"\\N"),
+    }
     out.push(b'\n');
 }
 
@@ -274,7 +279,7 @@ impl Engine for PgStore {
         };
         // The seven queries are independent: each runs on a connection of its own, so the
         // server works on a shard with every core it has.
-        let (customers, readings, temperatures, previous, payments, openings, existing) = tokio::try_join!(
+        let (customers, readings, temperatures, previous, payments, openings, existing, due) = tokio::try_join!(
             // Backwards, so the newest version of each customer comes first without a
             // sort: DISTINCT ON keeps it. Reversed below.
             async {
@@ -313,7 +318,7 @@ impl Engine for PgStore {
                 format!(
                     "SELECT customer_id, charged_before::text, principal::text,
                                 fees_before::text, customer_total::text, arrears::text,
-                                arrears_since
+                                arrears_since, due_through::text
                          FROM bills WHERE company_id = $1 AND {RANGE} AND bill_date = $4
                          ORDER BY customer_id"
                 ),
@@ -347,6 +352,15 @@ impl Engine for PgStore {
                 Some(date)
             )
             .fetch_all(&self.pool),
+            q(
+                format!(
+                    "SELECT customer_id, amount::text FROM notices
+                         WHERE company_id = $1 AND {RANGE} AND due_on = $4
+                         ORDER BY customer_id"
+                ),
+                Some(date)
+            )
+            .fetch_all(&self.pool),
         )?;
         // By position: a shard is 10,000 rows, and looking columns up by name was a
         // measurable part of loading it.
@@ -363,6 +377,7 @@ impl Engine for PgStore {
             payments: all(&payments, payment_of)?,
             openings: all(&openings, opening_of)?,
             existing: all(&existing, existing_of)?,
+            notices_due: notices_due_of(&due)?,
         })
     }
 

@@ -105,7 +105,8 @@ macro_rules! bill_read {
          government_total::text AS government_total, employer_total::text AS employer_total, \
          principal::text AS principal, charged_before::text AS charged_before, \
          paid_before::text AS paid_before, fees_before::text AS fees_before, \
-         arrears::text AS arrears, arrears_since, lines, reason, error"
+         arrears::text AS arrears, arrears_since, lines, reason, error, \
+         due_through::text AS due_through"
     };
 }
 pub(crate) use bill_read;
@@ -131,7 +132,7 @@ pub(crate) use chain_columns;
 pub(crate) const BILL_COLUMNS: &str = "company_id, bill_date, customer_id, version, status, \
      run_id, chain_version_id, inputs, total, customer_total, government_total, employer_total, \
      principal, charged_before, paid_before, fees_before, arrears, arrears_since, lines, reason, \
-     error";
+     error, due_through";
 
 /// `text` as `backend` runs it (see [`Sql`]).
 pub(crate) fn render(backend: Backend, text: &str) -> String {
@@ -614,8 +615,7 @@ pub(crate) fn pairs_of<R: SqlRow>(rows: &[R]) -> Result<Vec<(String, Decimal)>> 
 }
 
 /// The balance carried from the day before (`customer_id, charged_before, principal,
-/// fees_before, customer_total, arrears,
-/// arrears_since`).
+/// fees_before, customer_total, arrears, arrears_since, due_through`).
 pub(crate) fn carried_of<R: SqlRow>(r: &R) -> Result<CarriedBalance> {
     let principal = r.dec(2)?;
     Ok(CarriedBalance {
@@ -626,7 +626,22 @@ pub(crate) fn carried_of<R: SqlRow>(r: &R) -> Result<CarriedBalance> {
         fees: r.dec(4)? - principal,
         arrears: r.dec(5)?,
         arrears_since: r.opt_date(6)?,
+        due_through: r.opt_dec(7)?,
     })
+}
+
+/// What the notices due on a date ask of each customer (`customer_id, amount` rows, by
+/// customer), summed per customer.
+pub(crate) fn notices_due_of<R: SqlRow>(rows: &[R]) -> Result<Vec<(String, Decimal)>> {
+    let mut out: Vec<(String, Decimal)> = Vec::new();
+    for r in rows {
+        let (id, amount) = (r.str(0)?, r.dec(1)?);
+        match out.last_mut() {
+            Some(last) if last.0 == id => last.1 += amount,
+            _ => out.push((id.to_string(), amount)),
+        }
+    }
+    Ok(out)
 }
 
 /// A payment (`customer_id, paid_on, amount`).
@@ -736,6 +751,7 @@ pub(crate) fn bill_row_of<R: SqlRow>(r: &R) -> Result<BillRow> {
         fees_before: r.dec("fees_before")?,
         arrears: r.dec("arrears")?,
         arrears_since: r.opt_date("arrears_since")?,
+        due_through: r.opt_dec("due_through")?,
         lines: r.string("lines")?,
         reason: r.opt_string("reason")?,
         error: r.opt_string("error")?,

@@ -21,7 +21,7 @@ use sqlx::{QueryBuilder, Sqlite, Transaction};
 
 use super::sql::{
     BILL_COLUMNS, Engine, all, carried_of, check_import, claim_lost, customer_key_of, customer_of,
-    existing_of, impl_exec, impl_sql_row, merge_profiles, opening_of, pairs_of, payment_of,
+    existing_of, impl_exec, impl_sql_row, merge_profiles, notices_due_of, opening_of, pairs_of, payment_of,
     record_import, revised_changed, totals_json,
 };
 use super::types::{Backend, ImportFile, ImportSink, Result, StoreError};
@@ -259,7 +259,7 @@ impl Engine for SqliteStore {
         .await?;
         let previous = q(format!(
             "SELECT customer_id, charged_before, principal, fees_before, customer_total, arrears,
-                    arrears_since FROM bills
+                    arrears_since, due_through FROM bills
              WHERE company_id = ?1 AND {RANGE} AND bill_date = ?4 ORDER BY customer_id"
         ))
         .bind(prev)
@@ -285,6 +285,13 @@ impl Engine for SqliteStore {
         .bind(date)
         .fetch_all(&mut *conn)
         .await?;
+        let due = q(format!(
+            "SELECT customer_id, amount FROM notices
+             WHERE company_id = ?1 AND {RANGE} AND due_on = ?4 ORDER BY customer_id"
+        ))
+        .bind(date)
+        .fetch_all(&mut *conn)
+        .await?;
         Ok(ShardData {
             customers,
             readings: pairs_of(&readings)?,
@@ -293,6 +300,7 @@ impl Engine for SqliteStore {
             payments: all(&payments, payment_of)?,
             openings: all(&openings, opening_of)?,
             existing: all(&existing, existing_of)?,
+            notices_due: notices_due_of(&due)?,
         })
     }
 
@@ -424,7 +432,8 @@ impl Engine for SqliteStore {
                     .push_bind(r.arrears_since)
                     .push_bind(r.lines.clone())
                     .push_bind(r.reason.clone())
-                    .push_bind(r.error.clone());
+                    .push_bind(r.error.clone())
+                    .push_bind(r.due_through.map(|d| d.to_string()));
             });
             q.build().execute(&mut *tx).await?;
         }
