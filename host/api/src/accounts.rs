@@ -229,7 +229,7 @@ pub(crate) fn plausible(what: &str, d: NaiveDate) -> Result<NaiveDate, ApiError>
     }
 }
 
-fn not_found(c: &Company, customer: &str) -> ApiError {
+pub(crate) fn not_found(c: &Company, customer: &str) -> ApiError {
     ApiError::not_found(format!(
         "company {} has no customer {:?}",
         c.slug,

@@ -44,6 +44,7 @@ pub mod ops;
 pub mod plugins;
 pub mod runs;
 pub mod statements;
+pub mod notices;
 pub mod subsidy;
 
 use std::collections::HashMap;
@@ -287,6 +288,7 @@ impl AppState {
         statements::upload, statements::list, statements::items, statements::recover,
         statements::put_profile, statements::profiles,
         subsidy::receivable, subsidy::transfers, subsidy::record_transfer, subsidy::settlement,
+        notices::list, notices::read, notices::print, notices::standing,
     ),
     tags(
         (name = "operations", description = "Health, readiness and metrics"),
@@ -298,6 +300,7 @@ impl AppState {
         (name = "accounts", description = "Customers' accounts: payments, reversals, refunds, adjustments and the day's close (staff)"),
         (name = "statements", description = "Channel statements (WeChat Pay, Alipay, banks) reconciled against the ledger; lost notifications recovered; banks' column mappings (staff)"),
         (name = "subsidy", description = "The government's share of subsidies: its receivable by month, its transfers, and the settlement list (政府补贴结算) of a period (staff)"),
+        (name = "notices", description = "Payment notices (缴费通知单) the nightly run issues by the company's billing policy: listed, read, printed, and what a customer owes by notice"),
         (name = "customers", description = "The customer directory: search, profiles and their revisions (personal data masked unless staff ask)"),
     )
 )]
@@ -319,7 +322,8 @@ pub fn router(app: App) -> Router {
         .merge(accounts::routes())
         .merge(directory::routes())
         .merge(statements::routes())
-        .merge(subsidy::routes());
+        .merge(subsidy::routes())
+        .merge(notices::routes());
     Router::new()
         .merge(ops::routes())
         .nest("/v1", v1)

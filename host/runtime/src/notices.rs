@@ -617,6 +617,118 @@ pub fn standing(
         .collect()
 }
 
+/// The header of a notices CSV export.
+pub const NOTICES_CSV_HEADER: &str =
+    "number,customer_id,kind,period_start,period_end,seq,issued_on,due_on,amount,projected,lines\n";
+
+impl Notice {
+    /// Its row of a CSV export (text cells that a spreadsheet would run as a formula are
+    /// prefixed with `'`); `lines` is `code=amount` pairs joined by `;`.
+    pub fn csv(&self) -> String {
+        use crate::ledger::csv_cell;
+        let lines: Vec<String> = self
+            .lines
+            .iter()
+            .map(|l| format!("{}={}", l.code, l.amount))
+            .collect();
+        format!(
+            "{},{},{},{},{},{},{},{},{},{},{}\n",
+            self.number(),
+            csv_cell(&self.customer_id),
+            self.kind.as_str(),
+            self.period_start,
+            self.period_end,
+            self.seq,
+            self.issued_on,
+            self.due_on,
+            self.amount,
+            self.projected,
+            csv_cell(&lines.join(";"))
+        )
+    }
+}
+
+/// Who a printed notice is addressed to.
+#[derive(Debug, Clone, Default)]
+pub struct Addressee {
+    /// The account number (户号).
+    pub account_no: Option<String>,
+    /// The name.
+    pub name: Option<String>,
+    /// The address, one line.
+    pub address: Option<String>,
+}
+
+fn html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A printable notice (缴费通知单): one HTML page, A5-sized when printed, bilingual labels,
+/// no script and no outside resource. Every text from the company's data is escaped.
+pub fn printable(company_name: &str, n: &Notice, to: &Addressee) -> String {
+    let title = if n.seq == 0 {
+        "缴费通知单 · Payment notice"
+    } else {
+        "调整通知单 · Adjusting notice"
+    };
+    let period = match n.kind {
+        PeriodKind::Season => format!("采暖期 Heating season {} – {}", n.period_start, n.period_end),
+        PeriodKind::Month => format!("月份 Month {}", n.period_start.format("%Y-%m")),
+    };
+    let opt = |v: &Option<String>| html(v.as_deref().unwrap_or("—"));
+    let mut rows = String::new();
+    for l in &n.lines {
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>\n",
+            html(&l.description),
+            html(&l.code),
+            l.amount
+        ));
+    }
+    let note = if n.projected {
+        "<p class=\"small\">本期金额按采暖期预计计算，采暖期结束后多退少补。 The amount is the \
+         season's projected charge; any difference is settled on an adjusting notice after the \
+         season.</p>"
+    } else {
+        ""
+    };
+    format!(
+        "<!doctype html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
+<title>{number}</title><style>@page{{size:A5}}body{{font-family:sans-serif;margin:2em}}\
+table{{border-collapse:collapse;width:100%}}td,th{{border:1px solid #444;padding:4px 8px}}\
+.n{{text-align:right}}.small{{font-size:80%}}</style></head><body>\n\
+<h1>{company}</h1><h2>{title}</h2>\n\
+<p>编号 No. <b>{number}</b> · 开具日期 Issued {issued}</p>\n\
+<p>户号 Account: {account} · 用户编号 Customer: {customer}<br>户名 Name: {name}<br>地址 Address: {address}</p>\n\
+<p>{period}</p>\n\
+<table><tr><th>项目 Item</th><th>代码 Code</th><th class=\"n\">金额 Amount (元)</th></tr>\n{rows}\
+<tr><th colspan=\"2\">合计 Total</th><th class=\"n\">{amount}</th></tr></table>\n\
+<p><b>请于 {due} 前缴清 · Please pay by {due}.</b> 逾期未缴按公司规定收取滞纳金。 Unpaid amounts are \
+charged a late fee from the next day.</p>\n{note}</body></html>\n",
+        number = html(&n.number()),
+        company = html(company_name),
+        issued = n.issued_on,
+        account = opt(&to.account_no),
+        customer = html(&n.customer_id),
+        name = opt(&to.name),
+        address = opt(&to.address),
+        amount = n.amount,
+        due = n.due_on,
+    )
+}
+
 /// The class's name in a policy's `classes`.
 pub fn class_name(c: CustomerClass) -> &'static str {
     class_str(c)
