@@ -271,18 +271,7 @@ pub(crate) async fn addressee(
         .store
         .profile_on(c.id, &n.customer_id, n.issued_on)
         .await?;
-    Ok(p.map_or_else(Addressee::default, |p| {
-        let p = p.profile;
-        let parts: Vec<&str> = [&p.community, &p.building, &p.unit, &p.room]
-            .into_iter()
-            .filter_map(|x| x.as_deref())
-            .collect();
-        Addressee {
-            account_no: p.account_no,
-            name: p.name,
-            address: (!parts.is_empty()).then(|| parts.join(" ")),
-        }
-    }))
+    Ok(Addressee::of(p.map(|p| p.profile)))
 }
 
 /// A notice and what the customer's credits paid of it.

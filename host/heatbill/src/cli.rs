@@ -56,6 +56,10 @@ pub enum Command {
     /// settlement list (政府补贴结算) of a period.
     #[command(subcommand)]
     Subsidy(commands::subsidy::SubsidyCommand),
+    /// Payment notices (缴费通知单) the nightly run issued by the company's billing policy:
+    /// list (text, JSON, CSV), show, print as HTML, and what a customer owes by notice.
+    #[command(subcommand)]
+    Notice(commands::notice::NoticeCommand),
     /// The customers with the most unpaid principal after the company's latest run.
     Arrears(commands::arrears::ArrearsArgs),
     /// Check a company's books: open and stale dates, totals against lines, balances carried
@@ -122,6 +126,7 @@ pub fn run(cli: Cli, compiler: Option<&std::path::Path>) -> anyhow::Result<ExitC
         Command::Customer(c) => commands::customer::run(c),
         Command::Statement(c) => commands::statement::run(c),
         Command::Subsidy(c) => commands::subsidy::run(c),
+        Command::Notice(c) => commands::notice::run(c),
         Command::Arrears(args) => commands::arrears::run(args),
         Command::Audit(args) => commands::audit::run(args),
         Command::Warm(args) => commands::warm::run(args),

@@ -15,6 +15,7 @@ pub mod plugin;
 pub mod run;
 pub mod serve;
 pub mod statement;
+pub mod notice;
 pub mod subsidy;
 pub mod warm;
 pub mod worker;

@@ -659,6 +659,23 @@ pub struct Addressee {
     pub address: Option<String>,
 }
 
+impl Addressee {
+    /// From the customer's profile (none: every field blank).
+    pub fn of(profile: Option<crate::directory::Profile>) -> Addressee {
+        profile.map_or_else(Addressee::default, |p| {
+            let parts: Vec<&str> = [&p.community, &p.building, &p.unit, &p.room]
+                .into_iter()
+                .filter_map(|x| x.as_deref())
+                .collect();
+            Addressee {
+                address: (!parts.is_empty()).then(|| parts.join(" ")),
+                account_no: p.account_no,
+                name: p.name,
+            }
+        })
+    }
+}
+
 fn html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

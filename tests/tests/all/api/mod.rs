@@ -375,5 +375,6 @@ mod limits;
 mod scheduler;
 mod statements;
 mod story;
+mod notices;
 mod subsidy;
 mod tenancy;
