@@ -160,8 +160,8 @@ fn spec(
     heatbill_runtime::ledger::Allocation::of(&policies).map_err(ApiError::unprocessable)?;
     heatbill_runtime::store::statements::account_rule(&policies)
         .map_err(ApiError::unprocessable)?;
-    let billing = heatbill_runtime::notices::BillingPolicy::of(&policies)
-        .map_err(ApiError::unprocessable)?;
+    let billing =
+        heatbill_runtime::notices::BillingPolicy::of(&policies).map_err(ApiError::unprocessable)?;
     let mut seasons: Vec<Season> = seasons
         .into_iter()
         .map(|s| Season {

@@ -40,11 +40,11 @@ pub mod companies;
 pub mod data;
 pub mod directory;
 pub mod error;
+pub mod notices;
 pub mod ops;
 pub mod plugins;
 pub mod runs;
 pub mod statements;
-pub mod notices;
 pub mod subsidy;
 
 use std::collections::HashMap;

@@ -173,7 +173,9 @@ pub async fn list(
         limit,
     };
     let found = app.services.store.notices(c.id, &filter).await?;
-    let next = (found.len() == limit).then(|| found.last().map(|n| n.id)).flatten();
+    let next = (found.len() == limit)
+        .then(|| found.last().map(|n| n.id))
+        .flatten();
     if csv {
         let mut body = String::from(notices::NOTICES_CSV_HEADER);
         for n in &found {
@@ -201,17 +203,17 @@ pub async fn list(
     .into_response())
 }
 
-async fn notice(app: &App, c: &heatbill_runtime::model::Company, id: i64) -> Result<Notice, ApiError> {
-    app.services
-        .store
-        .notice(c.id, id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "company {} has no notice {id}: list them with GET /v1/companies/{}/notices",
-                c.slug, c.slug
-            ))
-        })
+async fn notice(
+    app: &App,
+    c: &heatbill_runtime::model::Company,
+    id: i64,
+) -> Result<Notice, ApiError> {
+    app.services.store.notice(c.id, id).await?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "company {} has no notice {id}: list them with GET /v1/companies/{}/notices",
+            c.slug, c.slug
+        ))
+    })
 }
 
 /// One notice.
@@ -246,10 +248,7 @@ pub async fn print(
     tracing::info!(company = %c.slug, notice = id, caller = ?caller, "notice printed");
     Ok((
         [
-            (
-                axum::http::header::CONTENT_TYPE,
-                "text/html; charset=utf-8",
-            ),
+            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (
                 axum::http::header::CONTENT_SECURITY_POLICY,
                 "default-src 'none'; style-src 'unsafe-inline'",

@@ -146,8 +146,8 @@ impl BillingPolicy {
             None | Some(serde_json::Value::Null) => return Ok(None),
             Some(v) => v,
         };
-        let text: PolicyText = serde_json::from_value(v.clone())
-            .map_err(|e| format!("policies.billing: {e}"))?;
+        let text: PolicyText =
+            serde_json::from_value(v.clone()).map_err(|e| format!("policies.billing: {e}"))?;
         if text.rules.is_empty() || text.rules.len() > MAX_RULES {
             return Err(format!(
                 "policies.billing has {} rules: give between 1 and {MAX_RULES}",
@@ -167,9 +167,8 @@ impl BillingPolicy {
                 .from
                 .as_deref()
                 .map(|f| {
-                    NaiveDate::parse_from_str(f, "%Y-%m-%d").map_err(|_| {
-                        format!("{at}.from is {}: give a date, YYYY-MM-DD", shown(f))
-                    })
+                    NaiveDate::parse_from_str(f, "%Y-%m-%d")
+                        .map_err(|_| format!("{at}.from is {}: give a date, YYYY-MM-DD", shown(f)))
                 })
                 .transpose()?;
             let classes = r
@@ -305,7 +304,9 @@ impl BillingPolicy {
             .filter(|r| r.from == set)
             .find(|r| {
                 r.classes.as_ref().is_none_or(|cs| cs.contains(&class))
-                    && r.codes.as_ref().is_none_or(|cs| cs.iter().any(|c| c == code))
+                    && r.codes
+                        .as_ref()
+                        .is_none_or(|cs| cs.iter().any(|c| c == code))
             })
             .map_or(Schedule::Daily, |r| r.schedule)
     }
@@ -701,7 +702,10 @@ pub fn printable(company_name: &str, n: &Notice, to: &Addressee) -> String {
         "调整通知单 · Adjusting notice"
     };
     let period = match n.kind {
-        PeriodKind::Season => format!("采暖期 Heating season {} – {}", n.period_start, n.period_end),
+        PeriodKind::Season => format!(
+            "采暖期 Heating season {} – {}",
+            n.period_start, n.period_end
+        ),
         PeriodKind::Month => format!("月份 Month {}", n.period_start.format("%Y-%m")),
     };
     let opt = |v: &Option<String>| html(v.as_deref().unwrap_or("—"));
@@ -781,7 +785,12 @@ mod tests {
         .unwrap()
         .unwrap();
         let got = p
-            .period_of(&[HARBIN], d("2026-01-05"), CustomerClass::Residential, "heating")
+            .period_of(
+                &[HARBIN],
+                d("2026-01-05"),
+                CustomerClass::Residential,
+                "heating",
+            )
             .unwrap();
         assert_eq!(
             (got.start, got.end, got.issue_on, got.due_on),
@@ -831,7 +840,10 @@ mod tests {
         assert_eq!(p.periods_to_issue(&[], d("2025-12-15")), vec![nov]);
         // December's notice is issued on January 1st; the year turns.
         let dec = Period::month(d("2025-12-31"), 1, 14);
-        assert_eq!((dec.issue_on, dec.due_on), (d("2026-01-01"), d("2026-01-15")));
+        assert_eq!(
+            (dec.issue_on, dec.due_on),
+            (d("2026-01-01"), d("2026-01-15"))
+        );
     }
 
     #[test]
@@ -932,11 +944,19 @@ mod tests {
         );
         assert_eq!(s[0].notice.id, 1);
         assert_eq!(
-            (s[0].paid.to_string(), s[0].outstanding.to_string(), s[0].overdue),
+            (
+                s[0].paid.to_string(),
+                s[0].outstanding.to_string(),
+                s[0].overdue
+            ),
             ("1600.20".into(), "0.00".into(), false)
         );
         assert_eq!(
-            (s[1].paid.to_string(), s[1].outstanding.to_string(), s[1].overdue),
+            (
+                s[1].paid.to_string(),
+                s[1].outstanding.to_string(),
+                s[1].overdue
+            ),
             ("99.80".into(), "860.20".into(), false)
         );
         // Fees first: 10.00 of late fees take their share before any notice.

@@ -21,7 +21,13 @@ fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
 }
 
-pub(crate) fn payment(customer: &str, amount: &str, channel: Channel, txn: &str, on: &str) -> NewEntry {
+pub(crate) fn payment(
+    customer: &str,
+    amount: &str,
+    channel: Channel,
+    txn: &str,
+    on: &str,
+) -> NewEntry {
     NewEntry {
         customer_id: customer.into(),
         kind: EntryKind::Payment,

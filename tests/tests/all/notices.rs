@@ -41,9 +41,19 @@ async fn notices(db: &TestDb, c: &Company, customer: &str) -> Vec<Notice> {
 }
 
 /// (late fee, arrears, arrears since) of a customer's bill of a date.
-async fn fee(db: &TestDb, c: &Company, customer: &str, day: NaiveDate) -> (Decimal, Decimal, Option<NaiveDate>) {
+async fn fee(
+    db: &TestDb,
+    c: &Company,
+    customer: &str,
+    day: NaiveDate,
+) -> (Decimal, Decimal, Option<NaiveDate>) {
     let b = db.store.bill(c.id, customer, day).await.unwrap().unwrap();
-    assert_eq!(b.row.status, BillStatus::Billed, "{customer} {day}: {:?}", b.row.error);
+    assert_eq!(
+        b.row.status,
+        BillStatus::Billed,
+        "{customer} {day}: {:?}",
+        b.row.error
+    );
     let fee = b
         .lines
         .iter()
@@ -93,7 +103,11 @@ async fn harbin_season_notice(db: TestDb) {
         let r = crate::runtime::run(&db, &c.slug, &day.to_string()).await;
         if i == 0 {
             assert_eq!(r.notices.len(), 1, "{:?}", r.notices);
-            assert!(r.notices[0].contains("issued 5 projected"), "{:?}", r.notices);
+            assert!(
+                r.notices[0].contains("issued 5 projected"),
+                "{:?}",
+                r.notices
+            );
         } else {
             assert!(r.notices.is_empty(), "{day}: {:?}", r.notices);
         }
@@ -103,7 +117,14 @@ async fn harbin_season_notice(db: TestDb) {
         assert_eq!(ns.len(), 1, "{who}: {ns:?}");
         let n = &ns[0];
         assert_eq!(
-            (n.kind, n.period_start, n.period_end, n.issued_on, n.due_on, n.seq),
+            (
+                n.kind,
+                n.period_start,
+                n.period_end,
+                n.issued_on,
+                n.due_on,
+                n.seq
+            ),
             (
                 PeriodKind::Season,
                 d("2025-10-20"),
@@ -130,9 +151,15 @@ async fn harbin_season_notice(db: TestDb) {
     for day in days("2026-01-01", "2026-01-03") {
         let jan1 = Some(d("2026-01-01"));
         // Nothing paid: 2,299.20 × 0.001 = 2.2992 → 2.30 a day.
-        assert_eq!(fee(&db, &c, "N", day).await, (dec("2.30"), dec("2299.20"), jan1));
+        assert_eq!(
+            fee(&db, &c, "N", day).await,
+            (dec("2.30"), dec("2299.20"), jan1)
+        );
         // 1,000.00 paid: 1,299.20 × 0.001 = 1.2992 → 1.30 a day.
-        assert_eq!(fee(&db, &c, "P", day).await, (dec("1.30"), dec("1299.20"), jan1));
+        assert_eq!(
+            fee(&db, &c, "P", day).await,
+            (dec("1.30"), dec("1299.20"), jan1)
+        );
         // Paid in full before the due date (F), or on it (B1: a payment dated D counts from
         // D + 1's bill, and the notice is late only from January 1st): never a late fee, though
         // the daily bills keep accruing.
@@ -257,7 +284,12 @@ params = { daily_rate = "0.001", due_date = "2025-11-01" }
         assert_eq!((fee, arrears), (Decimal::ZERO, Decimal::ZERO), "{day}");
     }
     // What fell due by the end of 12-15: November's notice; the basic part is due in March.
-    let b = db.store.bill(c.id, "M", d("2025-12-15")).await.unwrap().unwrap();
+    let b = db
+        .store
+        .bill(c.id, "M", d("2025-12-15"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(b.row.due_through, Some(dec("1600.20")));
 }
 both!(beijing_two_part);

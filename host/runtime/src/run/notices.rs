@@ -54,10 +54,8 @@ pub async fn issue(
     let store = &env.services.store;
     let mut report = Vec::new();
     let records = store.notice_periods(company.id).await?;
-    let known: HashMap<(PeriodKind, NaiveDate), PeriodRecord> = records
-        .iter()
-        .map(|r| ((r.kind, r.start), *r))
-        .collect();
+    let known: HashMap<(PeriodKind, NaiveDate), PeriodRecord> =
+        records.iter().map(|r| ((r.kind, r.start), *r)).collect();
     for p in policy.periods_to_issue(&company.seasons, date) {
         if known.contains_key(&(p.kind, p.start)) {
             continue;
@@ -92,8 +90,7 @@ pub async fn issue(
     }
     for r in records {
         let over = r.end < date;
-        let settle = over
-            && (r.state == PeriodState::Projected || (r.dirty && r.issued_on < date));
+        let settle = over && (r.state == PeriodState::Projected || (r.dirty && r.issued_on < date));
         if !settle {
             continue;
         }
@@ -159,7 +156,9 @@ async fn issue_period(
             .await?;
         let mut asked: BTreeMap<&str, (i32, Vec<NoticeLine>)> = BTreeMap::new();
         for n in &already {
-            let e = asked.entry(n.customer_id.as_str()).or_insert((0, Vec::new()));
+            let e = asked
+                .entry(n.customer_id.as_str())
+                .or_insert((0, Vec::new()));
             e.0 = e.0.max(n.seq + 1);
             e.1.extend(n.lines.iter().cloned());
         }

@@ -254,7 +254,8 @@ impl<'a> Cursors<'a> {
         let heat = seek(&d.readings, r, id, |x| &x.0).map(|i| d.readings[i].1);
         let temperature = seek(&d.temperatures, t, id, |x| &x.0).map(|i| d.temperatures[i].1);
         let existing = seek(&d.existing, e, id, |x| &x.customer_id).map(|i| &d.existing[i]);
-        let due_today = seek(&d.notices_due, n, id, |x| &x.0).map_or(Decimal::ZERO, |i| d.notices_due[i].1);
+        let due_today =
+            seek(&d.notices_due, n, id, |x| &x.0).map_or(Decimal::ZERO, |i| d.notices_due[i].1);
         Found {
             previous,
             opening,

@@ -151,8 +151,10 @@ impl<E: Engine> NoticeStore for E {
     async fn notice_periods(&self, company_id: i32) -> Result<Vec<PeriodRecord>> {
         self.db()
             .rows(
-                q!("SELECT kind, period_start, period_end, issued_on, state, dirty
-                    FROM notice_periods WHERE company_id = $1 ORDER BY period_start, kind"),
+                q!(
+                    "SELECT kind, period_start, period_end, issued_on, state, dirty
+                    FROM notice_periods WHERE company_id = $1 ORDER BY period_start, kind"
+                ),
                 args![company_id],
             )
             .await?
@@ -180,12 +182,14 @@ impl<E: Engine> NoticeStore for E {
     async fn put_notice_period(&self, company_id: i32, p: &PeriodRecord) -> Result<()> {
         let mut tx = self.begin().await?;
         tx.exec(
-            q!("INSERT INTO notice_periods (company_id, kind, period_start, period_end,
+            q!(
+                "INSERT INTO notice_periods (company_id, kind, period_start, period_end,
                     issued_on, state, dirty)
                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                 ON CONFLICT (company_id, kind, period_start) DO UPDATE SET
                     period_end = excluded.period_end, state = excluded.state,
-                    dirty = excluded.dirty"),
+                    dirty = excluded.dirty"
+            ),
             args![
                 company_id,
                 p.kind.as_str(),
@@ -255,11 +259,13 @@ impl<E: Engine> NoticeStore for E {
             let amount = x.amount.to_string();
             n += tx
                 .exec(
-                    q!("INSERT INTO notices (company_id, customer_id, kind, period_start,
+                    q!(
+                        "INSERT INTO notices (company_id, customer_id, kind, period_start,
                             period_end, seq, issued_on, due_on, amount, lines, projected, run_id)
                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::numeric, $10, $11, $12)
                         ON CONFLICT (company_id, customer_id, kind, period_start, seq)
-                        DO NOTHING"),
+                        DO NOTHING"
+                    ),
                     args![
                         company_id,
                         x.customer_id.as_str(),
@@ -354,12 +360,7 @@ impl<E: Engine> NoticeStore for E {
                        AND issued_on <= $3
                      ORDER BY due_on, id LIMIT $4"
                 )),
-                args![
-                    company_id,
-                    customer_id,
-                    as_of,
-                    MAX_NOTICES_PAGE as i64 + 1
-                ],
+                args![company_id, customer_id, as_of, MAX_NOTICES_PAGE as i64 + 1],
             )
             .await?;
         if rows.len() > MAX_NOTICES_PAGE {

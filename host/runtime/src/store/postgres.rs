@@ -19,8 +19,8 @@ use sqlx::{ConnectOptions, Postgres, Row, Transaction};
 
 use super::sql::{
     BILL_COLUMNS, Engine, SqlRow, all, carried_of, check_import, claim_lost, customer_key_of,
-    customer_of, existing_of, impl_exec, impl_sql_row, merge_profiles, notices_due_of, opening_of, pairs_of,
-    payment_of, record_import, revised_changed, shard_of, totals_json,
+    customer_of, existing_of, impl_exec, impl_sql_row, merge_profiles, notices_due_of, opening_of,
+    pairs_of, payment_of, record_import, revised_changed, shard_of, totals_json,
 };
 use super::types::{Backend, ImportFile, ImportSink, Result, StoreError};
 use crate::model::*;

@@ -372,9 +372,9 @@ async fn run_to_end(s: &Server, c: &Company, date: &str) -> Value {
 mod accounts;
 mod directory;
 mod limits;
+mod notices;
 mod scheduler;
 mod statements;
 mod story;
-mod notices;
 mod subsidy;
 mod tenancy;
