@@ -5,8 +5,8 @@
 //! the database one customer at a time:
 //!
 //! - [`RunStore::load_shard`] reads a shard's customers as of the date (ids and data digests),
-//!   readings, temperatures, carried balances, the ledger's entries, opening balances and current bills in
-//!   seven queries; [`CustomerStore::load_customers`] then reads the data of the customers whose bills
+//!   readings, temperatures, carried balances, the ledger's entries, opening balances, current bills
+//!   and the notices due on the date in eight queries; [`CustomerStore::load_customers`] then reads the data of the customers whose bills
 //!   must be computed (all of them on a date's first run, none on an unchanged re-run);
 //! - [`RunStore::write_shard`] writes a shard's bills (PostgreSQL: `COPY`; SQLite: multi-row
 //!   `INSERT`), moves the bills they replace to `bill_history`, records the parked customers
@@ -73,7 +73,7 @@
 //!   timeouts, moves replaced bills with one `DELETE … USING unnest(…) RETURNING` and names its
 //!   session for `end_stalled_writers`; SQLite writes multi-row `INSERT`s of a few hundred
 //!   rows (it has no arrays and a bound-parameter limit).
-//! - `load_shard` and `load_customers` (hot paths): PostgreSQL runs the seven queries on seven
+//! - `load_shard` and `load_customers` (hot paths): PostgreSQL runs the eight queries on eight
 //!   connections at once and picks a customer's version with `DISTINCT ON`, its ids with
 //!   `= ANY($5)`; SQLite runs them one after another on one connection with a correlated
 //!   `max(valid_from)` and `json_each` (no `DISTINCT ON`, no arrays). Their row mappers are

@@ -277,7 +277,7 @@ impl Engine for PgStore {
                 None => q,
             }
         };
-        // The seven queries are independent: each runs on a connection of its own, so the
+        // The eight queries are independent: each runs on a connection of its own, so the
         // server works on a shard with every core it has.
         let (customers, readings, temperatures, previous, payments, openings, existing, due) = tokio::try_join!(
             // Backwards, so the newest version of each customer comes first without a
