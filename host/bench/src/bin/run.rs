@@ -55,6 +55,15 @@ struct Args {
     /// and the re-run that allocates them (0: skip).
     #[arg(long, default_value_t = 100_000)]
     payments: usize,
+    /// A size of `--sizes` billed again as a company whose season fee is on a notice due the
+    /// next day: that night's run (one notice per customer read with its shard) side by side
+    /// with the plain company's next night (0: skip).
+    #[arg(long, default_value_t = 300_000)]
+    notices: usize,
+    /// Customers whose season notice is projected (the chain run over the 183 days of the
+    /// season), timed (0: skip).
+    #[arg(long, default_value_t = 10_000)]
+    project: usize,
     /// The bill date.
     #[arg(long, default_value = "2026-01-15")]
     date: NaiveDate,
@@ -150,7 +159,29 @@ async fn populate(
     n: usize,
     date: NaiveDate,
 ) -> Result<f64> {
-    let file = CompanyFile::parse(&demo::reference_company(slug)).map_err(anyhow::Error::msg)?;
+    populate_with(store, components, slug, n, date, "").await
+}
+
+/// A season notice issued on October 1st, due on `due` (MM-DD): the billing policy of the
+/// notice measurements.
+fn season_policy(due: &str) -> String {
+    format!(
+        "[policies.billing]\n[[policies.billing.rules]]\nperiod = \"season\"\nissue = \"10-01\"\n\
+         due = \"{due}\"\n"
+    )
+}
+
+/// [`populate`], with `policies` (TOML tables) added to the company file.
+async fn populate_with(
+    store: &dyn Store,
+    components: &Components,
+    slug: &str,
+    n: usize,
+    date: NaiveDate,
+    policies: &str,
+) -> Result<f64> {
+    let text = demo::reference_company(slug).replacen("[[season]]", &format!("{policies}[[season]]"), 1);
+    let file = CompanyFile::parse(&text).map_err(anyhow::Error::msg)?;
     let applied = company::apply(store, &file, components).await?;
     let dir = tempfile::tempdir()?;
     let files = demo::write_files(dir.path(), n, date)?;
@@ -461,6 +492,82 @@ fn main() -> Result<()> {
                 compared["unchanged"]
             ));
         }
+        // What is due when: the plain company's next night against the same company billed by
+        // notice on the night its season notice falls due (every customer's notice read with
+        // its shard, `due_through` carried, arrears from what fell due).
+        let mut notice_ratio = None;
+        if args.notices > 0 {
+            let m = args.notices;
+            if !sizes.contains(&m) {
+                bail!("--notices {m} is not one of --sizes");
+            }
+            let next = args.date.succ_opt().context("a date after the bill date")?;
+            let slug = format!("bench-notices-{m}");
+            let due = next.format("%m-%d").to_string();
+            populate_with(store.as_ref(), &components, &slug, m, args.date, &season_policy(&due))
+                .await?;
+            let c = store.company(&slug).await?;
+            let pg = store::postgres::PgStore::connect(&url, 2, std::time::Duration::from_secs(60)).await?;
+            // The season's notices, as the night of October 1st would have issued them.
+            sqlx::query(
+                "INSERT INTO notice_periods (company_id, kind, period_start, period_end, issued_on, state)
+                 VALUES ($1, 'season', '2025-10-20', '2026-04-20', '2025-10-01', 'projected')",
+            )
+            .bind(c.id)
+            .execute(pg.pool())
+            .await?;
+            sqlx::query(
+                "INSERT INTO notices (company_id, customer_id, kind, period_start, period_end, seq,
+                     issued_on, due_on, amount, lines, projected)
+                 SELECT DISTINCT $1, customer_id, 'season', date '2025-10-20', date '2026-04-20',
+                     0, date '2025-10-01', $2, 2299.20,
+                     '[{\"code\":\"heat\",\"description\":\"采暖费\",\"amount\":\"2299.20\"}]', true
+                 FROM customer_versions WHERE company_id = $1",
+            )
+            .bind(c.id)
+            .bind(next)
+            .execute(pg.pool())
+            .await?;
+            measure(&slug, &url, args.date, false)?;
+            let plain = measure(&format!("bench-{m}"), &url, next, false)?;
+            let noticed = measure(&slug, &url, next, false)?;
+            let secs = |v: &serde_json::Value| v["seconds"].as_f64().unwrap_or(f64::NAN);
+            let (p, q) = (secs(&plain), secs(&noticed));
+            table.push(format!(
+                "| next night, every charge due on its day (PostgreSQL) | {m} | {p:.2} | {:.0} | {} MiB | |",
+                m as f64 / p,
+                plain["peak_rss_kb"].as_u64().unwrap_or(0) / 1024
+            ));
+            table.push(format!(
+                "| next night, by notice: the season's notices fall due (PostgreSQL) | {m} | {q:.2} | {:.0} | {} MiB | {m} notices read |",
+                m as f64 / q,
+                noticed["peak_rss_kb"].as_u64().unwrap_or(0) / 1024
+            ));
+            notice_ratio = Some((m, q / p));
+        }
+        // A season notice projected: the chain over every day of the season for each customer.
+        if args.project > 0 {
+            let k = args.project;
+            let slug = format!("bench-project-{k}");
+            populate_with(store.as_ref(), &components, &slug, k, args.date, &season_policy("12-31"))
+                .await?;
+            let mut settings = Settings::load(None)?;
+            settings.database.url = url.clone();
+            let services = Services::connect(&settings).await?;
+            let env = run::Env::new(services, engine.clone(), settings);
+            let c = store.company(&slug).await?;
+            let policy = heatbill_runtime::notices::BillingPolicy::of(&c.policies)
+                .map_err(anyhow::Error::msg)?
+                .context("the policy")?;
+            let t = Instant::now();
+            let issued = run::notices::issue(&env, &c, &policy, "2025-10-01".parse()?).await?;
+            let secs = t.elapsed().as_secs_f64();
+            table.push(format!(
+                "| season notices projected (183 days each) | {k} | {secs:.2} | {:.0} customer-days | | {} |",
+                k as f64 * 183.0 / secs,
+                issued.join("; ")
+            ));
+        }
         // Measured before the floor and the naive sample, whose deleted rows would count.
         let part = format!("bills_{}", args.date.format("%Y_%m"));
         let pg = store::postgres::PgStore::connect(&url, 2, std::time::Duration::from_secs(60)).await?;
@@ -616,6 +723,11 @@ fn main() -> Result<()> {
         );
         if let Some(s) = sqlite {
             println!("- SQLite run ÷ PostgreSQL run: {:.2}", s / run1);
+        }
+        if let Some((m, r)) = notice_ratio {
+            println!(
+                "- {m} customers, the night notices fall due ÷ the plain next night: {r:.3} (goal ≤ 1.10)"
+            );
         }
         let per = |n: usize| run_secs[&n].0 / n as f64 * 1e6;
         println!(

@@ -9,6 +9,9 @@
 //!    which was billed again since: its bills added up, and any difference from what its
 //!    notices asked issued as an adjusting notice, due `adjust_due_days` later.
 //!
+//! Only the run of a date later than every date billed so far issues (a date billed again
+//! issues nothing dated in the past).
+//!
 //! Every step computes what the notices of a period should add up to and issues the
 //! difference from what they already ask, so doing it twice (two hosts preparing the same run,
 //! a run resumed after a crash) issues nothing more; and a notice is unique per customer,
@@ -53,6 +56,15 @@ pub async fn issue(
 ) -> Result<Vec<String>, RunError> {
     let store = &env.services.store;
     let mut report = Vec::new();
+    // Only the night of a new date issues: a date billed again (a correction reaching back)
+    // issues nothing dated in the past. Its corrections are added up by the next new night.
+    if store
+        .latest_billed_date(company.id)
+        .await?
+        .is_some_and(|latest| date <= latest)
+    {
+        return Ok(report);
+    }
     let records = store.notice_periods(company.id).await?;
     let known: HashMap<(PeriodKind, NaiveDate), PeriodRecord> =
         records.iter().map(|r| ((r.kind, r.start), *r)).collect();
