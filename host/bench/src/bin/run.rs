@@ -180,7 +180,8 @@ async fn populate_with(
     date: NaiveDate,
     policies: &str,
 ) -> Result<f64> {
-    let text = demo::reference_company(slug).replacen("[[season]]", &format!("{policies}[[season]]"), 1);
+    let text =
+        demo::reference_company(slug).replacen("[[season]]", &format!("{policies}[[season]]"), 1);
     let file = CompanyFile::parse(&text).map_err(anyhow::Error::msg)?;
     let applied = company::apply(store, &file, components).await?;
     let dir = tempfile::tempdir()?;
