@@ -341,22 +341,9 @@ pub async fn standing(
         q.as_of.unwrap_or_else(|| ledger::local_today(&c.time_zone)),
     )?;
     let policy = ledger::Allocation::of(&c.policies).map_err(ApiError::unprocessable)?;
-    let facts = store.account_facts(c.id, &customer, as_of).await?;
-    let account = ledger::account(&customer, as_of, policy, facts.clone());
-    let opening = facts
-        .opening
-        .as_ref()
-        .filter(|o| o.as_of <= as_of)
-        .map_or(Decimal::ZERO, |o| o.arrears);
-    let list = store.customer_notices(c.id, &customer, as_of).await?;
-    let rows = notices::standing(
-        &list,
-        opening,
-        account.fees_billed,
-        account.credits,
-        policy,
-        as_of,
-    );
+    let rows = store
+        .customer_standing(c.id, &customer, as_of, policy)
+        .await?;
     let sum = |overdue: bool| {
         ledger::fen(
             rows.iter()

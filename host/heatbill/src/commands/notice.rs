@@ -11,7 +11,6 @@ use heatbill_runtime::ledger;
 use heatbill_runtime::notices::{self, Addressee};
 use heatbill_runtime::run::terminal_safe;
 use heatbill_runtime::store::notices::{MAX_NOTICES_PAGE, NoticeFilter};
-use rust_decimal::Decimal;
 
 use super::account::Who;
 
@@ -166,24 +165,9 @@ pub fn run(command: NoticeCommand) -> Result<ExitCode> {
                     .unwrap_or_else(|| ledger::local_today(&company.time_zone));
                 let policy =
                     ledger::Allocation::of(&company.policies).map_err(anyhow::Error::msg)?;
-                let facts = store.account_facts(company.id, &a.customer, as_of).await?;
-                let account = ledger::account(&a.customer, as_of, policy, facts.clone());
-                let opening = facts
-                    .opening
-                    .as_ref()
-                    .filter(|o| o.as_of <= as_of)
-                    .map_or(Decimal::ZERO, |o| o.arrears);
-                let list = store
-                    .customer_notices(company.id, &a.customer, as_of)
+                let rows = store
+                    .customer_standing(company.id, &a.customer, as_of, policy)
                     .await?;
-                let rows = notices::standing(
-                    &list,
-                    opening,
-                    account.fees_billed,
-                    account.credits,
-                    policy,
-                    as_of,
-                );
                 if a.json {
                     println!("{}", serde_json::to_string_pretty(&rows)?);
                     return Ok(ExitCode::SUCCESS);

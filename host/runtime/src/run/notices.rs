@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::*;
 use crate::notices::{BillingPolicy, NewNotice, NoticeLine, Period, PeriodKind, difference};
-use crate::store::notices::{PeriodRecord, PeriodState, sum_lines};
+use crate::store::notices::{PeriodRecord, PeriodState};
 
 /// Customers per step of the issuing (one read of their versions, notices and bills).
 const ISSUE_SHARD: usize = 10_000;
@@ -191,7 +191,7 @@ async fn issue_period(
                     .collect()
             });
             let (seq, have) = asked.get(c).map_or((0, &[][..]), |(s, l)| (*s, &l[..]));
-            let lines = difference(&sum_lines(want.iter()), have);
+            let lines = difference(&want, have);
             if lines.is_empty() {
                 continue;
             }

@@ -6,10 +6,12 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use super::ledger::LedgerStore;
 use super::sql::{Commit, Engine, Exec, SqlRow, args, q};
 use super::types::{Result, StoreError};
+use crate::ledger::Allocation;
 use crate::model::ShardRange;
-use crate::notices::{NewNotice, Notice, NoticeLine, PeriodKind};
+use crate::notices::{NewNotice, Notice, NoticeLine, NoticeStanding, PeriodKind};
 
 /// The most notices one listing returns.
 pub const MAX_NOTICES_PAGE: usize = 10_000;
@@ -144,6 +146,16 @@ pub trait NoticeStore: Send + Sync {
         customer_id: &str,
         as_of: NaiveDate,
     ) -> Result<Vec<Notice>>;
+
+    /// What a customer owes by notice at the end of `as_of` ([`crate::notices::standing`]):
+    /// its notices, its account's credits and late fees, its opening balance.
+    async fn customer_standing(
+        &self,
+        company_id: i32,
+        customer_id: &str,
+        as_of: NaiveDate,
+        policy: Allocation,
+    ) -> Result<Vec<NoticeStanding>>;
 }
 
 #[async_trait]
@@ -372,22 +384,31 @@ impl<E: Engine> NoticeStore for E {
         }
         rows.iter().map(notice_of).collect()
     }
-}
 
-/// Sums notice lines by code (the codes' descriptions from the first line of each).
-pub fn sum_lines<'a>(lines: impl Iterator<Item = &'a NoticeLine>) -> Vec<NoticeLine> {
-    let mut by: std::collections::BTreeMap<&str, (String, Decimal)> = Default::default();
-    for l in lines {
-        let e = by
-            .entry(l.code.as_str())
-            .or_insert_with(|| (l.description.clone(), Decimal::ZERO));
-        e.1 += l.amount;
+    async fn customer_standing(
+        &self,
+        company_id: i32,
+        customer_id: &str,
+        as_of: NaiveDate,
+        policy: Allocation,
+    ) -> Result<Vec<NoticeStanding>> {
+        let facts = self.account_facts(company_id, customer_id, as_of).await?;
+        let opening = facts
+            .opening
+            .as_ref()
+            .filter(|o| o.as_of <= as_of)
+            .map_or(Decimal::ZERO, |o| o.arrears);
+        let account = crate::ledger::account(customer_id, as_of, policy, facts);
+        let list = self
+            .customer_notices(company_id, customer_id, as_of)
+            .await?;
+        Ok(crate::notices::standing(
+            &list,
+            opening,
+            account.fees_billed,
+            account.credits,
+            policy,
+            as_of,
+        ))
     }
-    by.into_iter()
-        .map(|(code, (description, amount))| NoticeLine {
-            code: code.to_string(),
-            description,
-            amount: crate::ledger::fen(amount),
-        })
-        .collect()
 }
