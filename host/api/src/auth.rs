@@ -107,6 +107,15 @@ impl<A: access::Need> FromRequestParts<App> for Tenant<A> {
                 "a company's handler is routed on a path without {company}",
             ));
         };
+        Tenant::of(app, caller, slug).await
+    }
+}
+
+impl<A: access::Need> Tenant<A> {
+    /// The company `slug` reached by `caller` with the access `A`: the one tenancy check,
+    /// which the extractor makes for the API and the console makes for its pages (a console
+    /// session's caller is the token it signed in with).
+    pub async fn of(app: &App, caller: Caller, slug: &str) -> Result<Tenant<A>, ApiError> {
         if A::ACCESS == Access::Operator {
             caller.operator()?;
         }
@@ -164,6 +173,17 @@ impl FromRequestParts<App> for Caller {
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() <= 256)
             .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
+        Caller::of_token(app, token).await
+    }
+}
+
+impl Caller {
+    /// The caller a token stands for: the operator, or a company token that is not revoked
+    /// (the console's sign-in asks the same).
+    pub async fn of_token(app: &App, token: &str) -> Result<Caller, ApiError> {
+        if token.is_empty() || token.len() > 256 {
+            return Err(unauthorized("unknown token"));
+        }
         let h = hash(token);
         // Hashes compared, so the comparison's time says nothing about the operator's token.
         if h == app.operator_hash {
@@ -208,6 +228,22 @@ impl Caller {
         }
     }
 
+    /// Whether the caller's role allows `access` in its own company (the operator may do
+    /// everything). The console asks this to show only the buttons a caller may use; the
+    /// answer to a request is still [`Caller::company`]'s.
+    pub fn may(&self, access: Access) -> bool {
+        match self {
+            Caller::Operator => true,
+            Caller::Company { role, .. } => match access {
+                Access::Read => true,
+                Access::Rules => role == "integrator",
+                Access::Data => role == "staff",
+                Access::DryRun => role == "integrator" || role == "staff",
+                Access::Operator => false,
+            },
+        }
+    }
+
     /// The company `slug`, if the caller may reach it with `access`. Another company's (and an
     /// unknown) company answers 404 alike; a role without the access answers 403.
     pub async fn company(
@@ -234,14 +270,7 @@ impl Caller {
                 if *company_id != company.id {
                     return Err(not_found());
                 }
-                let allowed = match access {
-                    Access::Read => true,
-                    Access::Rules => role == "integrator",
-                    Access::Data => role == "staff",
-                    Access::DryRun => role == "integrator" || role == "staff",
-                    Access::Operator => false,
-                };
-                if allowed {
+                if self.may(access) {
                     Ok(company)
                 } else {
                     Err(ApiError::forbidden(format!(

@@ -16,6 +16,7 @@
 //! | [`directory`] | the customer directory: search by account number, name, phone or address; profiles and their revisions (personal data masked unless staff ask) |
 //! | [`statements`] | channel statements uploaded, reconciled against the ledger and kept; lost notifications recovered; banks' column mappings |
 //! | [`ops`] | health, readiness, Prometheus metrics, the OpenAPI document |
+//! | [`console`] | the operator console (`/console`): HTML pages over the same handlers, and the offline API reference (`/docs`) |
 //!
 //! Each module declares its routes in its own `routes()`; [`router`] puts them together under
 //! `/v1` with the layers every request passes (limits, request ids, tracing, counting). Runs are
@@ -37,6 +38,7 @@ pub mod bills;
 pub mod cases;
 pub mod chains;
 pub mod companies;
+pub mod console;
 pub mod data;
 pub mod directory;
 pub mod error;
@@ -335,6 +337,9 @@ pub fn router(app: App) -> Router {
         .layer(DefaultBodyLimit::max(json_limit))
         // Every error answer in the one error shape, also axum's own rejections.
         .layer(axum::middleware::from_fn(error::json_errors))
+        // The console answers in HTML (its errors too), so it is merged outside the JSON
+        // error layer; the layers below serve both.
+        .merge(console::routes())
         .layer(
             TraceLayer::new_for_http()
                 .on_response(

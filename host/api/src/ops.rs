@@ -14,7 +14,6 @@ use axum::routing::get;
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
-use utoipa_scalar::{Scalar, Servable};
 
 use super::{ApiDoc, App};
 
@@ -25,7 +24,6 @@ pub fn routes() -> axum::Router<App> {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
-        .merge(Scalar::with_url("/docs", ApiDoc::openapi()))
 }
 
 /// The bearer security scheme of the document.

@@ -69,6 +69,9 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// Hours an idempotency key answers with its run; an older key is refused. Default 24.
     pub idempotency_hours: u64,
+    /// How long a console session lasts after its sign-in, minutes. Default 480 (a working
+    /// day); revoking the token ends its sessions at once.
+    pub console_session_minutes: u64,
     /// Whether this host takes part in the nightly scheduler (one host leads, by a lease).
     /// Default true.
     pub scheduler: bool,
@@ -119,6 +122,7 @@ impl Default for ApiSettings {
             max_import_bytes: 2 * 1024 * 1024 * 1024,
             max_body_bytes: 1024 * 1024,
             idempotency_hours: 24,
+            console_session_minutes: 480,
             scheduler: true,
             catch_up_days: 7,
             require_cases: true,
@@ -156,6 +160,7 @@ impl fmt::Debug for ApiSettings {
             .field("max_import_bytes", &self.max_import_bytes)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("idempotency_hours", &self.idempotency_hours)
+            .field("console_session_minutes", &self.console_session_minutes)
             .field("scheduler", &self.scheduler)
             .field("catch_up_days", &self.catch_up_days)
             .field("require_cases", &self.require_cases)

@@ -370,6 +370,7 @@ async fn run_to_end(s: &Server, c: &Company, date: &str) -> Value {
 }
 
 mod accounts;
+mod console;
 mod directory;
 mod limits;
 mod notices;
