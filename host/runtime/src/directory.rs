@@ -287,7 +287,9 @@ impl Search {
                 }
             }
         }
-        if self.limit == 0 || self.limit > MAX_RESULTS {
+        // One more than the most a caller may ask: the API asks for one more to tell whether
+        // there are more (asking for 200 must not fail on the 201st).
+        if self.limit == 0 || self.limit > MAX_RESULTS + 1 {
             return Err(format!("limit {}: give 1 to {MAX_RESULTS}", self.limit));
         }
         let phone = match given(&self.phone_suffix) {

@@ -145,7 +145,10 @@ mod tests {
         }
         missing.sort();
         missing.dedup();
-        assert!(missing.is_empty(), "keys not in the catalogues: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "keys not in the catalogues: {missing:?}"
+        );
     }
 
     #[test]

@@ -73,13 +73,25 @@ pub fn routes() -> Router<App> {
         .route("/console/lang/{lang}", get(set_lang))
         .route("/console/companies/{company}", get(dashboard))
         .route("/console/companies/{company}/arrears", get(arrears))
-        .route("/console/companies/{company}/runs", get(runs).post(run_night))
+        .route(
+            "/console/companies/{company}/runs",
+            get(runs).post(run_night),
+        )
         .route("/console/companies/{company}/runs.csv", get(runs_csv))
         .route("/console/companies/{company}/runs/{id}", get(run))
-        .route("/console/companies/{company}/runs/{id}/events", get(run_events))
+        .route(
+            "/console/companies/{company}/runs/{id}/events",
+            get(run_events),
+        )
         .route("/console/companies/{company}/customers", get(customers))
-        .route("/console/companies/{company}/customers.csv", get(customers_csv))
-        .route("/console/companies/{company}/customers/{customer}", get(account))
+        .route(
+            "/console/companies/{company}/customers.csv",
+            get(customers_csv),
+        )
+        .route(
+            "/console/companies/{company}/customers/{customer}",
+            get(account),
+        )
         .route(
             "/console/companies/{company}/customers/{customer}/bills/{date}",
             get(bill_versions),
@@ -88,7 +100,10 @@ pub fn routes() -> Router<App> {
             "/console/companies/{company}/counter",
             get(counter).post(take_payment),
         )
-        .route("/console/companies/{company}/receipts/{entry}", get(receipt))
+        .route(
+            "/console/companies/{company}/receipts/{entry}",
+            get(receipt),
+        )
         .route("/console/companies/{company}/day-close", get(day_close))
         .route(
             "/console/companies/{company}/notices/{id}/print",
@@ -144,6 +159,12 @@ pub struct Fail(pub ApiError);
 impl From<ApiError> for Fail {
     fn from(e: ApiError) -> Fail {
         Fail(e)
+    }
+}
+
+impl From<heatbill_runtime::store::StoreError> for Fail {
+    fn from(e: heatbill_runtime::store::StoreError) -> Fail {
+        Fail(e.into())
     }
 }
 
@@ -344,7 +365,8 @@ async fn authenticate(parts: &Parts, app: &App) -> Result<Session, NoSession> {
         return Err(sign_in());
     }
     let mut it = body.split('.');
-    let (Some(who), Some(expires), Some(nonce), None) = (it.next(), it.next(), it.next(), it.next())
+    let (Some(who), Some(expires), Some(nonce), None) =
+        (it.next(), it.next(), it.next(), it.next())
     else {
         return Err(sign_in());
     };
@@ -435,8 +457,9 @@ impl<T: serde::de::DeserializeOwned + Send> FromRequest<App> for Posted<T> {
         let bytes = Bytes::from_request(req, app)
             .await
             .map_err(IntoResponse::into_response)?;
-        let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
-            .map_err(|_| Fail(ApiError::bad_request("the form could not be read")).into_response())?;
+        let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).map_err(|_| {
+            Fail(ApiError::bad_request("the form could not be read")).into_response()
+        })?;
         let given = fields
             .iter()
             .find(|(k, _)| k == "_csrf")
@@ -473,7 +496,10 @@ mod tests {
     #[test]
     fn cookies_are_found_by_name() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("a=1; hb_session=x.y; b=2"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; hb_session=x.y; b=2"),
+        );
         assert_eq!(cookie(&h, "hb_session"), Some("x.y"));
         assert_eq!(cookie(&h, "c"), None);
     }
@@ -482,10 +508,19 @@ mod tests {
     fn another_sites_origin_is_foreign() {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
-        assert!(!foreign_origin(&h), "no Origin: a same-origin form in older browsers");
-        h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
+        assert!(
+            !foreign_origin(&h),
+            "no Origin: a same-origin form in older browsers"
+        );
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:8080"),
+        );
         assert!(!foreign_origin(&h));
-        h.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
         assert!(foreign_origin(&h));
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(foreign_origin(&h));

@@ -2,7 +2,6 @@
 //! company's aggregate, the same store calls they make) for what it shows, through the
 //! API's tenancy check, and renders a template of `templates/console/`.
 
-use std::marker::PhantomData;
 use std::str::FromStr;
 
 use askama::Template;
@@ -185,7 +184,11 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
-fn sign_in_form(headers: &HeaderMap, next: Option<String>, error: String) -> Result<Response, Fail> {
+fn sign_in_form(
+    headers: &HeaderMap,
+    next: Option<String>,
+    error: String,
+) -> Result<Response, Fail> {
     let (chosen, prefers_zh) = super::languages(headers);
     let lang = chosen.unwrap_or(if prefers_zh { Lang::Zh } else { Lang::En });
     let pre = super::nonce()?;
@@ -209,7 +212,10 @@ fn sign_in_form(headers: &HeaderMap, next: Option<String>, error: String) -> Res
 }
 
 /// `GET /console/sign-in`.
-pub async fn sign_in_page(headers: HeaderMap, Query(q): Query<NextQuery>) -> Result<Response, Fail> {
+pub async fn sign_in_page(
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> Result<Response, Fail> {
     sign_in_form(&headers, q.next, String::new())
 }
 
@@ -281,9 +287,12 @@ pub async fn set_lang(
     Path(lang): Path<String>,
     Query(q): Query<BackQuery>,
 ) -> Result<Response, Fail> {
-    let lang = Lang::parse(&lang).ok_or_else(|| ApiError::not_found("the console speaks zh and en"))?;
+    let lang =
+        Lang::parse(&lang).ok_or_else(|| ApiError::not_found("the console speaks zh and en"))?;
     let mut r = see_other(&local(q.back.as_deref()).unwrap_or_else(|| "/console".into()));
-    if let Ok(v) = HeaderValue::from_str(&set_cookie(&headers, super::LANG, lang.code(), 31_536_000)) {
+    if let Ok(v) =
+        HeaderValue::from_str(&set_cookie(&headers, super::LANG, lang.code(), 31_536_000))
+    {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(r)
@@ -314,7 +323,9 @@ pub async fn home(
         Caller::Company { company_id, .. } => {
             match companies.iter().find(|c| c.id == *company_id) {
                 Some(c) => Ok(see_other(&format!("/console/companies/{}", c.slug))),
-                None => Err(Fail(ApiError::not_found("the token's company is gone")).into_response()),
+                None => {
+                    Err(Fail(ApiError::not_found("the token's company is gone")).into_response())
+                }
             }
         }
         Caller::Operator => {
@@ -406,8 +417,13 @@ pub async fn dashboard(
     let nights: Vec<Night> = records.iter().map(night).collect();
     let mut oldest_first: Vec<&Night> = nights.iter().filter(|n| n.state == "completed").collect();
     oldest_first.sort_by_key(|n| (n.date, n.id));
-    let b = Base::new(&s, Some(&c), "dashboard", format!("/console/companies/{slug}"))
-        .titled("nav.dashboard");
+    let b = Base::new(
+        &s,
+        Some(&c),
+        "dashboard",
+        format!("/console/companies/{slug}"),
+    )
+    .titled("nav.dashboard");
     let label = |n: &Night| n.date.format("%m-%d").to_string();
     let chart_bills = charts::columns(
         b.tr("dash.chart_bills"),
@@ -484,11 +500,7 @@ pub async fn arrears(
     let Tenant(c, ..) = tenant::<access::Read>(&app, &s, &slug).await?;
     let as_of = ledger::local_today(&c.time_zone);
     let t = Msgs(s.lang(Some(&c.time_zone)));
-    let report = app
-        .services
-        .store
-        .receivables(c.id, as_of, 20_000)
-        .await?;
+    let report = app.services.store.receivables(c.id, as_of, 20_000).await?;
     if q.format.as_deref() == Some("csv") {
         let Some(r) = report else {
             return Err(ApiError::conflict("no completed run yet: run a night first").into());
@@ -583,8 +595,13 @@ pub async fn runs(
     let more = records.len() > limit;
     let nights: Vec<Night> = records.iter().take(limit).map(night).collect();
     let page = RunsPage {
-        b: Base::new(&s, Some(&c), "runs", format!("/console/companies/{slug}/runs"))
-            .titled("nav.runs"),
+        b: Base::new(
+            &s,
+            Some(&c),
+            "runs",
+            format!("/console/companies/{slug}/runs"),
+        )
+        .titled("nav.runs"),
         next_date: next_night(&c, &nights).to_string(),
         run_key: super::nonce()?,
         nights,
@@ -622,7 +639,9 @@ pub async fn runs_csv(
         .collect();
     Ok(csv(
         &format!("{slug}-runs.csv"),
-        &["run", "date", "attempt", "state", "bills", "parked", "seconds", "billed"],
+        &[
+            "run", "date", "attempt", "state", "bills", "parked", "seconds", "billed",
+        ],
         rows,
     ))
 }
@@ -656,7 +675,10 @@ pub async fn run_night(
         crate::error::JsonBody(runs::RunBody { date }),
     )
     .await?;
-    Ok(see_other(&format!("/console/companies/{slug}/runs/{}", run.id)))
+    Ok(see_other(&format!(
+        "/console/companies/{slug}/runs/{}",
+        run.id
+    )))
 }
 
 #[derive(Template)]
@@ -686,7 +708,12 @@ pub async fn run(
         .as_ref()
         .map(|r| r.totals.iter().map(|(k, v)| (k.clone(), *v)).collect())
         .unwrap_or_default();
-    let mut b = Base::new(&s, Some(&c), "runs", format!("/console/companies/{slug}/runs/{id}"));
+    let mut b = Base::new(
+        &s,
+        Some(&c),
+        "runs",
+        format!("/console/companies/{slug}/runs/{id}"),
+    );
     b.title = format!("{} {} · {}", b.tr("run.title"), run.id, run.date);
     html(&RunPage {
         b,
@@ -795,8 +822,13 @@ pub async fn customers(
     let q = f.q.clone().unwrap_or_default();
     let by = f.by.clone().unwrap_or_else(|| "account_no".into());
     let page = CustomersPage {
-        b: Base::new(&s, Some(&c), "customers", format!("/console/companies/{slug}/customers"))
-            .titled("nav.customers"),
+        b: Base::new(
+            &s,
+            Some(&c),
+            "customers",
+            format!("/console/companies/{slug}/customers"),
+        )
+        .titled("nav.customers"),
         csv_link: format!(
             "/console/companies/{slug}/customers.csv?by={}&q={}",
             url_encode(&by),
@@ -842,7 +874,16 @@ pub async fn customers_csv(
         .collect();
     Ok(csv(
         &format!("{slug}-customers.csv"),
-        &["customer_id", "account_no", "name", "phone", "community", "building", "unit", "room"],
+        &[
+            "customer_id",
+            "account_no",
+            "name",
+            "phone",
+            "community",
+            "building",
+            "unit",
+            "room",
+        ],
         rows,
     ))
 }
@@ -978,7 +1019,10 @@ pub async fn account(
         &s,
         Some(&c),
         "customers",
-        format!("/console/companies/{slug}/customers/{}", url_encode(&customer)),
+        format!(
+            "/console/companies/{slug}/customers/{}",
+            url_encode(&customer)
+        ),
     );
     b.title = format!("{} {customer}", b.tr("account.title"));
     html(&AccountPage {
@@ -997,7 +1041,6 @@ pub async fn account(
 struct VersionsPage {
     b: Base,
     customer: String,
-    date: String,
     versions: Vec<bills::BillView>,
 }
 
@@ -1032,7 +1075,6 @@ pub async fn bill_versions(
     html(&VersionsPage {
         b,
         customer,
-        date,
         versions,
     })
 }
@@ -1074,8 +1116,13 @@ pub async fn counter(
     let c = tenant::<access::Read>(&app, &s, &slug).await?.0;
     let today = ledger::local_today(&c.time_zone);
     let mut page = CounterPage {
-        b: Base::new(&s, Some(&c), "counter", format!("/console/companies/{slug}/counter"))
-            .titled("nav.counter"),
+        b: Base::new(
+            &s,
+            Some(&c),
+            "counter",
+            format!("/console/companies/{slug}/counter"),
+        )
+        .titled("nav.counter"),
         q: q.q.clone().unwrap_or_default(),
         by: q.by.clone().unwrap_or_else(|| "account_no".into()),
         found: Vec::new(),
@@ -1183,12 +1230,8 @@ pub async fn take_payment(
         cashier: text(f.cashier),
         note: text(f.note),
     };
-    let (_, Json(recorded)) = accounts::pay(
-        State(app.clone()),
-        tenant,
-        crate::error::JsonBody(body),
-    )
-    .await?;
+    let (_, Json(recorded)) =
+        accounts::pay(State(app.clone()), tenant, crate::error::JsonBody(body)).await?;
     Ok(see_other(&format!(
         "/console/companies/{slug}/receipts/{}",
         recorded.entry.id
@@ -1212,7 +1255,8 @@ pub async fn receipt(
 ) -> Result<Response, Fail> {
     let t = || tenant::<access::Read>(&app, &s, &slug);
     let c = t().await?.0;
-    let Json(entry) = accounts::entry(State(app.clone()), t().await?, Path((slug.clone(), id))).await?;
+    let Json(entry) =
+        accounts::entry(State(app.clone()), t().await?, Path((slug.clone(), id))).await?;
     let Json(account) = accounts::account(
         State(app.clone()),
         t().await?,
@@ -1220,7 +1264,12 @@ pub async fn receipt(
         Query(accounts::AsOfQuery { as_of: None }),
     )
     .await?;
-    let mut b = Base::new(&s, Some(&c), "counter", format!("/console/companies/{slug}/receipts/{id}"));
+    let mut b = Base::new(
+        &s,
+        Some(&c),
+        "counter",
+        format!("/console/companies/{slug}/receipts/{id}"),
+    );
     b.title = b.tr("receipt.title").to_string();
     html(&ReceiptPage {
         in_words: capital(entry.amount),
@@ -1261,8 +1310,13 @@ pub async fn day_close(
     )
     .await?;
     html(&DayClosePage {
-        b: Base::new(&s, Some(&c), "counter", format!("/console/companies/{slug}/day-close"))
-            .titled("day.title"),
+        b: Base::new(
+            &s,
+            Some(&c),
+            "counter",
+            format!("/console/companies/{slug}/day-close"),
+        )
+        .titled("day.title"),
         day,
     })
 }
@@ -1357,11 +1411,7 @@ pub fn capital(amount: Decimal) -> String {
             out.push('分');
         }
     }
-    if negative {
-        format!("负{out}")
-    } else {
-        out
-    }
+    if negative { format!("负{out}") } else { out }
 }
 
 #[cfg(test)]
@@ -1404,7 +1454,10 @@ mod tests {
 
     #[test]
     fn only_console_paths_are_gone_back_to() {
-        assert_eq!(local(Some("/console/companies/x")), Some("/console/companies/x".into()));
+        assert_eq!(
+            local(Some("/console/companies/x")),
+            Some("/console/companies/x".into())
+        );
         assert_eq!(local(Some("https://evil.example/")), None);
         assert_eq!(local(Some("/console//evil.example")), None);
         assert_eq!(local(Some("//evil.example")), None);

@@ -50,7 +50,10 @@ pub fn run(args: ServeArgs, compiler: Option<&Path>) -> Result<ExitCode> {
             .with_context(|| format!("cannot listen on {}", settings.api.listen))?;
         let addr = listener.local_addr()?;
         let app = Arc::new(AppState::new(services, engine, settings, &token));
-        println!("heatbill admin API on http://{addr} (API reference: http://{addr}/docs)");
+        println!(
+            "heatbill admin API on http://{addr} (API reference: http://{addr}/docs; operator \
+             console: http://{addr}/console)"
+        );
         if generated {
             // The one place the token is shown; it is never logged.
             println!(

@@ -73,7 +73,10 @@ async fn sign_in(s: &Server, token: &str) -> String {
     assert_eq!(r.status().as_u16(), 303, "{:?}", r.text().await);
     let cookies = set_cookies(&r);
     let session = cookie_value(&cookies, "hb_session").unwrap();
-    let c = cookies.iter().find(|c| c.starts_with("hb_session=")).unwrap();
+    let c = cookies
+        .iter()
+        .find(|c| c.starts_with("hb_session="))
+        .unwrap();
     assert!(
         c.contains("HttpOnly") && c.contains("SameSite=Strict") && !c.contains("Secure"),
         "{c}"
@@ -145,7 +148,10 @@ async fn console_over_http(db: TestDb) {
         .send()
         .await
         .unwrap();
-    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(
         csp.contains("script-src 'self';") && csp.contains("default-src 'none'"),
         "{csp}"
@@ -154,7 +160,10 @@ async fn console_over_http(db: TestDb) {
     let pre = cookie_value(&set_cookies(&r), "hb_pre").unwrap();
 
     // A wrong token, or a sign-in form without its cookie: no session.
-    for (token, cookie) in [("hb_wrong", pre.clone()), (c.staff.as_str(), "0".repeat(32))] {
+    for (token, cookie) in [
+        ("hb_wrong", pre.clone()),
+        (c.staff.as_str(), "0".repeat(32)),
+    ] {
         let r = browser()
             .post(format!("{}/console/sign-in", s.base))
             .header("cookie", format!("hb_pre={cookie}"))
@@ -185,10 +194,16 @@ async fn console_over_http(db: TestDb) {
 
     let staff = sign_in(&s, &c.staff).await;
     let (st, _, h) = page(&s, &staff, "/console").await;
-    assert_eq!((st, h["location"].to_str().unwrap()), (303, "/console/companies/harbin"));
+    assert_eq!(
+        (st, h["location"].to_str().unwrap()),
+        (303, "/console/companies/harbin")
+    );
     let (st, html, _) = page(&s, &staff, &format!("/console/companies/{slug}")).await;
     assert_eq!(st, 200, "{html}");
-    assert!(html.contains("<html lang=\"zh-CN\">"), "a company in Harbin reads Chinese");
+    assert!(
+        html.contains("<html lang=\"zh-CN\">"),
+        "a company in Harbin reads Chinese"
+    );
     assert!(html.contains("id=\"run-night\""), "staff may run a night");
     let csrf = field(&html, "_csrf");
     let key = field(&html, "key");
@@ -207,7 +222,14 @@ async fn console_over_http(db: TestDb) {
     // A state change without the session's CSRF token, or from another site: refused, and
     // nothing happens.
     let runs = format!("/console/companies/{slug}/runs");
-    let r = post_form(&s, &staff, &runs, &[("date", "2025-10-20"), ("key", &key)], None).await;
+    let r = post_form(
+        &s,
+        &staff,
+        &runs,
+        &[("date", "2025-10-20"), ("key", &key)],
+        None,
+    )
+    .await;
     assert_eq!(r.status().as_u16(), 403);
     let r = post_form(
         &s,
@@ -221,7 +243,11 @@ async fn console_over_http(db: TestDb) {
     assert_eq!(runs_of(&s, &c).await, 0, "a refused form starts no run");
 
     // The night, from the form; the same form sent twice is one run.
-    let form = [("date", "2025-10-20"), ("key", key.as_str()), ("_csrf", csrf.as_str())];
+    let form = [
+        ("date", "2025-10-20"),
+        ("key", key.as_str()),
+        ("_csrf", csrf.as_str()),
+    ];
     let r = post_form(&s, &staff, &runs, &form, Some(&s.base)).await;
     assert_eq!(r.status().as_u16(), 303, "{:?}", r.text().await);
     let at = r.headers()["location"].to_str().unwrap().to_string();
@@ -237,7 +263,10 @@ async fn console_over_http(db: TestDb) {
         html.contains("/console/companies/harbin/customers/W5") && html.contains("missing-input"),
         "the report links the parked customer: {html}"
     );
-    assert!(!html.contains("data-events="), "a finished run is not followed");
+    assert!(
+        !html.contains("data-events="),
+        "a finished run is not followed"
+    );
 
     // Profiles, then the counter: find by phone suffix, pay, see the receipt and the balance.
     let (st, v) = import(&s, &c, "profiles", PROFILES).await;
@@ -249,12 +278,22 @@ async fn console_over_http(db: TestDb) {
     )
     .await;
     assert_eq!(st, 200);
-    assert!(html.contains("id=\"pay-form\""), "one customer found: {html}");
+    assert!(
+        html.contains("id=\"pay-form\""),
+        "one customer found: {html}"
+    );
     let balance_before = {
         let (_, v) = s
-            .get(&format!("/v1/companies/{slug}/customers/W1/account"), &c.reader)
+            .get(
+                &format!("/v1/companies/{slug}/customers/W1/account"),
+                &c.reader,
+            )
             .await;
-        v["balance"].as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap()
+        v["balance"]
+            .as_str()
+            .unwrap()
+            .parse::<rust_decimal::Decimal>()
+            .unwrap()
     };
     let receipt_no = field(&html, "receipt_no");
     let counter = format!("/console/companies/{slug}/counter");
@@ -277,7 +316,10 @@ async fn console_over_http(db: TestDb) {
     assert_eq!(st, 200);
     assert!(html.contains("壹佰元整"), "{html}");
     let (_, v) = s
-        .get(&format!("/v1/companies/{slug}/customers/W1/account"), &c.reader)
+        .get(
+            &format!("/v1/companies/{slug}/customers/W1/account"),
+            &c.reader,
+        )
         .await;
     let after: rust_decimal::Decimal = v["balance"].as_str().unwrap().parse().unwrap();
     assert_eq!(after, balance_before - rust_decimal::Decimal::from(100));
@@ -299,20 +341,31 @@ async fn console_over_http(db: TestDb) {
     assert!(r.text().await.unwrap().contains("two decimals"));
 
     // The account page: the payment and the bill on the timeline; the CSV exports.
-    let (st, html, _) = page(&s, &staff, &format!("/console/companies/{slug}/customers/W1")).await;
+    let (st, html, _) = page(
+        &s,
+        &staff,
+        &format!("/console/companies/{slug}/customers/W1"),
+    )
+    .await;
     assert_eq!(st, 200, "{html}");
-    assert!(html.contains("kind-payment") && html.contains("kind-bill"), "{html}");
+    assert!(
+        html.contains("kind-payment") && html.contains("kind-bill"),
+        "{html}"
+    );
     let (st, csv, h) = page(&s, &staff, &format!("/console/companies/{slug}/runs.csv")).await;
     assert_eq!(st, 200);
     assert!(h["content-type"].to_str().unwrap().starts_with("text/csv"));
-    assert!(csv.starts_with("\u{feff}run,date,attempt,state,bills,parked,seconds,billed\r\n"), "{csv}");
+    assert!(
+        csv.starts_with("\u{feff}run,date,attempt,state,bills,parked,seconds,billed\r\n"),
+        "{csv}"
+    );
     let (st, csv, _) = page(
         &s,
         &staff,
         &format!("/console/companies/{slug}/customers.csv?by=community&q=%E6%9D%BE%E8%8A%B1%E6%B1%9F%E5%B0%8F%E5%8C%BA"),
     )
     .await;
-    assert_eq!(st, 200);
+    assert_eq!(st, 200, "{csv}");
     assert_eq!(csv.lines().count(), 3, "{csv}");
 
     // A read-only user: no run button, no payment form; posting anyway is 403.
@@ -320,13 +373,22 @@ async fn console_over_http(db: TestDb) {
     let (_, html, _) = page(&s, &reader, &format!("/console/companies/{slug}")).await;
     assert!(!html.contains("id=\"run-night\""), "{html}");
     let reader_csrf = field(&html, "_csrf");
-    let (_, html, _) = page(&s, &reader, &format!("/console/companies/{slug}/counter?customer=W1")).await;
+    let (_, html, _) = page(
+        &s,
+        &reader,
+        &format!("/console/companies/{slug}/counter?customer=W1"),
+    )
+    .await;
     assert!(!html.contains("id=\"pay-form\""), "{html}");
     let r = post_form(
         &s,
         &reader,
         &runs,
-        &[("date", "2025-10-21"), ("key", "k2"), ("_csrf", &reader_csrf)],
+        &[
+            ("date", "2025-10-21"),
+            ("key", "k2"),
+            ("_csrf", &reader_csrf),
+        ],
         None,
     )
     .await;
@@ -338,9 +400,19 @@ async fn console_over_http(db: TestDb) {
     let mut forged = staff.clone().into_bytes();
     let last = forged.len() - 1;
     forged[last] = if forged[last] == b'0' { b'1' } else { b'0' };
-    let (st, _, h) = page(&s, &String::from_utf8(forged).unwrap(), "/console/companies/harbin").await;
+    let (st, _, h) = page(
+        &s,
+        &String::from_utf8(forged).unwrap(),
+        "/console/companies/harbin",
+    )
+    .await;
     assert_eq!(st, 303);
-    assert!(h["location"].to_str().unwrap().starts_with("/console/sign-in"));
+    assert!(
+        h["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/console/sign-in")
+    );
     let (st, v) = s
         .get(&format!("/v1/companies/{slug}/tokens"), OPERATOR)
         .await;
@@ -368,14 +440,26 @@ async fn console_over_http(db: TestDb) {
     // Sign out: the cookie is cleared.
     let r = post_form(&s, &staff, "/console/sign-out", &[("_csrf", &csrf)], None).await;
     assert_eq!(r.status().as_u16(), 303);
-    assert!(set_cookies(&r).iter().any(|c| c.starts_with("hb_session=;") && c.contains("Max-Age=0")));
+    assert!(
+        set_cookies(&r)
+            .iter()
+            .any(|c| c.starts_with("hb_session=;") && c.contains("Max-Age=0"))
+    );
 
     // The API reference works offline: its script is served here, gzipped or not.
     let (st, html, h) = page(&s, "", "/docs").await;
     assert_eq!(st, 200);
-    assert!(html.contains("/assets/scalar-api-reference-1.76.4.js"), "{html}");
+    assert!(
+        html.contains("/assets/scalar-api-reference-1.76.4.js"),
+        "{html}"
+    );
     assert!(!html.contains("http"), "nothing from the internet: {html}");
-    assert!(h["content-security-policy"].to_str().unwrap().contains("connect-src 'self'"));
+    assert!(
+        h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("connect-src 'self'")
+    );
     let r = browser()
         .get(format!("{}/assets/scalar-api-reference-1.76.4.js", s.base))
         .header("accept-encoding", "identity")
@@ -410,7 +494,8 @@ async fn console_in_chromium() {
         "playwright-core is not installed: run `./dev test` (it installs it), or \
          `cd tests/console && npm ci`"
     );
-    let chromium = std::env::var("HEATBILL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let chromium =
+        std::env::var("HEATBILL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(
         std::path::Path::new(&chromium).exists(),
         "no Chromium at {chromium}: run `./dev test` (it installs it), or \
@@ -426,7 +511,7 @@ async fn console_in_chromium() {
     ok(st, &v, 200);
     let (st, v) = import(&s, &other, "customers", CONSOLE_CUSTOMERS).await;
     ok(st, &v, 200);
-    let mut cmd = tokio::process::Command::new("node");
+    let mut cmd = std::process::Command::new("node");
     cmd.arg(&script)
         .env("HB_BASE", &s.base)
         .env("HB_SLUG", &c.slug)
@@ -434,11 +519,25 @@ async fn console_in_chromium() {
         .env("HB_READER", &c.reader)
         .env("HB_OTHER", &other.slug)
         .env("HB_CHROMIUM", &chromium)
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(Duration::from_secs(300), cmd.output())
-        .await
-        .expect("the browser test finishes within 300 s")
-        .expect("node runs (install Node.js)");
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("node runs (install Node.js)");
+    let pid = child.id();
+    let waited = tokio::time::timeout(
+        Duration::from_secs(300),
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
+    )
+    .await;
+    let out = match waited {
+        Ok(done) => done.unwrap().unwrap(),
+        Err(_) => {
+            // Bounded: a hung browser fails the test with its diagnosis, not the whole CI.
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+            panic!("the browser test did not finish within 300 s (killed)");
+        }
+    };
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
@@ -449,7 +548,10 @@ async fn console_in_chromium() {
     assert!(stdout.contains("browser: all checks passed"), "{stdout}");
     // What the browser did, seen through the API: one night, one counter payment of 100.
     let (st, v) = s
-        .get(&format!("/v1/companies/{}/customers/W1/account", c.slug), &c.reader)
+        .get(
+            &format!("/v1/companies/{}/customers/W1/account", c.slug),
+            &c.reader,
+        )
         .await;
     ok(st, &v, 200);
     let paid: Vec<&Value> = v["entries"]

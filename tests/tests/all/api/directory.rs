@@ -84,6 +84,15 @@ async fn the_customer_directory(db: TestDb) {
     ok(st, &v, 200);
     assert_eq!(v["customers"].as_array().unwrap().len(), 1);
     assert_eq!(v["customers"][0]["customer_id"], "W2");
+    // The largest limit is taken (the search asks the store for one more, to say `more`).
+    let (st, v) = s
+        .get(
+            &with_query(&search, &[("name", "张"), ("limit", "200")]),
+            &c.reader,
+        )
+        .await;
+    ok(st, &v, 200);
+    assert_eq!(v["more"], false, "{v:#}");
     // Refusals: no criterion, a part without the parts above it, a bad limit, an unknown
     // parameter: 400 in the error shape.
     let (st, v) = s.get(&search, &c.reader).await;
