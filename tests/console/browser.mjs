@@ -22,6 +22,7 @@ const BASE = env('HB_BASE');
 const SLUG = env('HB_SLUG');
 const STAFF = env('HB_STAFF');
 const READER = env('HB_READER');
+const INTEGRATOR = env('HB_INTEGRATOR');
 const OTHER = env('HB_OTHER');
 const SHOTS = process.env.HB_SCREENSHOTS || '';
 const WAIT = 60_000;
@@ -33,6 +34,8 @@ const browser = await chromium.launch({
 });
 
 const offsite = [];
+// The page last opened, for the diagnosis of a failure.
+let current = null;
 const consoleErrors = [];
 
 async function session(lang) {
@@ -49,6 +52,7 @@ async function session(lang) {
     return route.abort();
   });
   const page = await context.newPage();
+  current = page;
   page.on('dialog', (d) => d.accept());
   page.on('console', (m) => {
     if (m.type() === 'error') consoleErrors.push(`${page.url()}: ${m.text()}`);
@@ -140,7 +144,6 @@ try {
   check('sign-in as staff lands on the dashboard, in Chinese');
   await accessible(page, 'dashboard');
   check('dashboard: labels, names, contrast, skip link');
-  await shot(page, 'zh-dashboard');
 
   // Run a night and watch it finish (server-sent events, then the report).
   await page.locator('#run-date').fill('2025-10-20');
@@ -150,6 +153,18 @@ try {
   assert.equal((await page.locator('#run-parked').textContent()).trim(), '1');
   check('a night runs from the dashboard and its report shows when it finishes');
   await shot(page, 'zh-run');
+
+  if (SHOTS) {
+    // Screenshots show a few nights, not one.
+    for (const date of ['2025-10-21', '2025-10-22', '2025-10-23']) {
+      await page.goto(`${BASE}/console/companies/${SLUG}`);
+      await page.locator('#run-date').fill(date);
+      await page.locator('#run-night').click();
+      await page.waitForURL(/\/runs\/\d+$/);
+      await page.locator('#parked').waitFor({ timeout: WAIT });
+    }
+    await page.goto(`${BASE}/console/companies/${SLUG}/runs/1`);
+  }
 
   // The parked customer, from the report.
   await page.locator('#parked a', { hasText: 'W5' }).click();
@@ -206,6 +221,7 @@ try {
   await page.locator('#arrears svg').waitFor();
   assert.ok((await page.locator('svg.chart').count()) >= 3);
   check('the dashboard draws its charts and loads the arrears by age');
+  await shot(page, 'zh-dashboard');
 
   // English, by the switch in the header.
   await page.getByRole('link', { name: 'English' }).click();
@@ -254,8 +270,40 @@ try {
     return res.status;
   }, SLUG);
   assert.equal(denied, 403);
-  check('a read-only user has no run or payment button, and a forced post is 403');
+  await ro.page.goto(`${BASE}/console/companies/${SLUG}/chains`);
+  assert.equal(await ro.page.locator('a.edit-params').count(), 0);
+  check('a read-only user has no run, payment or edit button, and a forced post is 403');
   await ro.context.close();
+
+  // ---- an integrator edits a plugin's parameters through the generated form ----
+  const ig = await session('en');
+  await signIn(ig.page, INTEGRATOR);
+  await ig.page.goto(`${BASE}/console/companies/${SLUG}/chains`);
+  await shot(ig.page, 'en-chains');
+  // The tariff (the chain's second entry): its prices by class, a form made from its schema.
+  await ig.page.locator('a.edit-params').nth(1).click();
+  await ig.page.waitForURL(/\/chains\/edit\?entry=1$/);
+  const price = ig.page.locator('[name="p/prices/residential"]');
+  assert.equal(await price.inputValue(), '38.32');
+  assert.equal(await ig.page.locator('[name="p/area_basis"]').inputValue(), 'usable');
+  await accessible(ig.page, 'the parameter form');
+  await price.fill('40.00');
+  await ig.page.locator('#customers').fill('W1, W3');
+  await shot(ig.page, 'en-params');
+  await ig.page.locator('#compare').click();
+  await ig.page.waitForURL(/\/chains\/preview$/);
+  const w1 = ig.page.locator('#comparison tr', { hasText: 'W1' });
+  assert.equal(await w1.getAttribute('class'), 'differs', 'the new price changes W1');
+  const w3 = ig.page.locator('#comparison tr', { hasText: 'W3' });
+  assert.notEqual(await w3.getAttribute('class'), 'differs', 'a non-residential price is unchanged');
+  check("an integrator edits the tariff's prices in the generated form and sees the dry-run difference");
+  await shot(ig.page, 'en-preview');
+  await ig.page.locator('#effective_from').fill('2025-10-21');
+  await ig.page.locator('#activate').click();
+  await ig.page.waitForURL(/\/chains\?activated=\d+$/);
+  await ig.page.locator('.flash.info').waitFor();
+  check('the edited chain is activated (its case files passed)');
+  await ig.context.close();
 
   // ---- the API reference works with the network off ----
   const docs = await session('en');
@@ -272,6 +320,10 @@ try {
   console.log(`browser: all checks passed (${checks.length})`);
 } catch (e) {
   console.log(`browser: FAILED after ${checks.length} checks: ${e.stack || e}`);
+  if (current && !current.isClosed()) {
+    const text = await current.evaluate(() => document.body.innerText).catch(() => '');
+    console.log(`browser: the page was ${current.url()}:\n${text.slice(0, 3000)}`);
+  }
   if (consoleErrors.length) console.log(`browser console errors:\n${consoleErrors.join('\n')}`);
   process.exitCode = 1;
 } finally {

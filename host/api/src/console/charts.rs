@@ -63,7 +63,9 @@ impl Bar {
 pub fn columns(title: &str, bars: &[Bar]) -> String {
     let (w, h, top, bottom) = (600.0, 180.0, 14.0, 22.0);
     let max = bars.iter().map(|b| b.value).fold(0.0_f64, f64::max);
-    let n = bars.len().max(1) as f64;
+    // At least ten slots: a company's first nights are narrow bars at the left, not one bar
+    // across the chart.
+    let n = bars.len().max(10) as f64;
     let slot = w / n;
     let bar_w = (slot * 0.7).max(1.0);
     let mut s = String::new();
@@ -78,6 +80,14 @@ pub fn columns(title: &str, bars: &[Bar]) -> String {
         r#"<line class="axis" x1="0" y1="{y}" x2="{w}" y2="{y}"/>"#,
         y = h - bottom
     );
+    if bars.is_empty() {
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="middle">—</text>"#,
+            w / 2.0,
+            h / 2.0
+        );
+    }
     let every = (bars.len() / 8).max(1);
     for (i, b) in bars.iter().enumerate() {
         let plot = h - top - bottom;

@@ -6,6 +6,8 @@
 //! | this one | routes, sessions (sign-in with a token, a signed cookie), CSRF, security headers, the error page |
 //! | [`pages`] | the screens: dashboard, runs, customers and their accounts, the counter, receipts, the day's close |
 //! | [`charts`] | the small SVG charts the pages draw on the server |
+//! | [`rules`] | the chain's versions, a plugin's parameters edited in a form, compared by dry runs, activated |
+//! | [`schema_form`] | a JSON Schema as an HTML form, and the form read back |
 //! | [`i18n`] | the message catalogues (Simplified Chinese and English) |
 //! | [`assets`] | the vendored, embedded scripts and styles, and the API reference page `/docs` |
 //!
@@ -38,6 +40,8 @@ pub mod assets;
 pub mod charts;
 pub mod i18n;
 pub mod pages;
+pub mod rules;
+pub mod schema_form;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -108,6 +112,16 @@ pub fn routes() -> Router<App> {
         .route(
             "/console/companies/{company}/notices/{id}/print",
             get(print_notice),
+        )
+        .route("/console/companies/{company}/chains", get(rules::chains))
+        .route("/console/companies/{company}/chains/edit", get(rules::edit))
+        .route(
+            "/console/companies/{company}/chains/preview",
+            post(rules::preview),
+        )
+        .route(
+            "/console/companies/{company}/chains/activate",
+            post(rules::activate),
         )
         .route("/console/{*rest}", get(not_found_page).post(not_found_page))
         .route("/assets/{name}", get(assets::serve))
@@ -187,6 +201,11 @@ impl IntoResponse for Fail {
             } else {
                 e.message
             },
+            details: e
+                .details
+                .filter(|_| !e.status.is_server_error())
+                .and_then(|d| serde_json::to_string_pretty(&d).ok())
+                .unwrap_or_default(),
         };
         let body = askama::Template::render(&page)
             .unwrap_or_else(|_| "the server failed; the error is in its log".to_string());

@@ -42,6 +42,8 @@ pub struct Base {
     pub nav: &'static str,
     /// Whether the user may import and run, and take payments (staff, the operator).
     pub can_data: bool,
+    /// Whether the user may try parameters by dry runs (integrators, staff, the operator).
+    pub can_dry_run: bool,
     /// Whether the user is the platform operator.
     pub operator: bool,
     /// This page's path, for the language switch to come back to.
@@ -51,7 +53,7 @@ pub struct Base {
 }
 
 impl Base {
-    fn new(s: &Session, c: Option<&Company>, nav: &'static str, here: String) -> Base {
+    pub(super) fn new(s: &Session, c: Option<&Company>, nav: &'static str, here: String) -> Base {
         let lang = s.lang(c.map(|c| c.time_zone.as_str()));
         let t = Msgs(lang);
         let who = match &s.caller {
@@ -69,29 +71,34 @@ impl Base {
             who,
             nav,
             can_data: s.caller.may(Access::Data),
+            can_dry_run: s.caller.may(Access::DryRun),
             operator: s.caller.is_operator(),
             here,
             title: String::new(),
         }
     }
 
-    fn titled(mut self, key: &str) -> Base {
+    pub(super) fn titled(mut self, key: &str) -> Base {
         self.title = self.t.get(key).to_string();
         self
     }
 
     /// The text of `key` (the pages' code names its keys as `tr("…")` calls).
-    fn tr<'a>(&self, key: &'a str) -> &'a str {
+    pub(super) fn tr<'a>(&self, key: &'a str) -> &'a str {
         self.t.get(key)
     }
 }
 
 /// The company `slug` reached by the session's caller with the access `A` (the API's check).
-async fn tenant<A: access::Need>(app: &App, s: &Session, slug: &str) -> Result<Tenant<A>, Fail> {
+pub(super) async fn tenant<A: access::Need>(
+    app: &App,
+    s: &Session,
+    slug: &str,
+) -> Result<Tenant<A>, Fail> {
     Ok(Tenant::<A>::of(app, s.caller.clone(), slug).await?)
 }
 
-fn html<T: Template>(page: &T) -> Result<Response, Fail> {
+pub(super) fn html<T: Template>(page: &T) -> Result<Response, Fail> {
     Ok(Html(page.render()?).into_response())
 }
 
@@ -159,6 +166,8 @@ pub struct ErrorPage {
     pub status: u16,
     /// What went wrong.
     pub message: String,
+    /// The details the API gives with it (a failed case file's report), as JSON.
+    pub details: String,
 }
 
 /// `/console/…` that is no page.

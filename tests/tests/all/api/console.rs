@@ -517,6 +517,7 @@ async fn console_in_chromium() {
         .env("HB_SLUG", &c.slug)
         .env("HB_STAFF", &c.staff)
         .env("HB_READER", &c.reader)
+        .env("HB_INTEGRATOR", &c.integrator)
         .env("HB_OTHER", &other.slug)
         .env("HB_CHROMIUM", &chromium)
         .stdout(std::process::Stdio::piped())
@@ -562,6 +563,24 @@ async fn console_in_chromium() {
         .collect();
     assert_eq!(paid.len(), 1, "{v:#}");
     assert_eq!(paid[0]["amount"], "100.00");
-    assert_eq!(runs_of(&s, &c).await, 1);
+    if std::env::var_os("HB_SCREENSHOTS").is_none() {
+        assert_eq!(runs_of(&s, &c).await, 1);
+    }
+    // The chain the integrator activated from the form: the tariff's new price from 10-21.
+    let (st, v) = s
+        .get(&format!("/v1/companies/{}/chains", c.slug), &c.reader)
+        .await;
+    ok(st, &v, 200);
+    let newest = v.as_array().unwrap().last().unwrap();
+    assert_eq!(newest["effective_from"], "2025-10-21", "{v:#}");
+    assert_eq!(
+        newest["entries"][1]["params"]["prices"]["residential"],
+        "40.00"
+    );
+    assert_eq!(
+        newest["entries"][1]["params"]["prices"]["non-residential"],
+        "43.3"
+    );
+    assert_eq!(newest["entries"][1]["params"]["area_basis"], "usable");
     s.stop().await;
 }
