@@ -59,8 +59,9 @@ impl Bar {
     }
 }
 
-/// Vertical bars, oldest left: `title` is the chart's text alternative.
-pub fn columns(title: &str, bars: &[Bar]) -> String {
+/// Vertical bars, oldest left: `title` is the chart's text alternative, `max` the word before
+/// the tallest bar's value.
+pub fn columns(title: &str, max_word: &str, bars: &[Bar]) -> String {
     let (w, h, top, bottom) = (600.0, 180.0, 14.0, 22.0);
     let max = bars.iter().map(|b| b.value).fold(0.0_f64, f64::max);
     // At least ten slots: a company's first nights are narrow bars at the left, not one bar
@@ -119,7 +120,7 @@ pub fn columns(title: &str, bars: &[Bar]) -> String {
         let _ = write!(
             s,
             r#"<text x="2" y="10">{}</text>"#,
-            esc(&format!("max {}", top_bar.text))
+            esc(&format!("{max_word} {}", top_bar.text))
         );
     }
     s.push_str("</svg>");
@@ -168,6 +169,7 @@ mod tests {
     fn labels_are_escaped_and_values_exact() {
         let svg = columns(
             "a <b> chart",
+            "max",
             &[
                 Bar::money("<x>", Decimal::new(12345, 2)),
                 Bar::money("y", Decimal::ZERO),
@@ -182,7 +184,7 @@ mod tests {
 
     #[test]
     fn nothing_to_draw_is_an_empty_chart() {
-        let svg = columns("none", &[]);
+        let svg = columns("none", "max", &[]);
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert!(!svg.contains("max"));
     }

@@ -436,6 +436,7 @@ pub async fn dashboard(
     let label = |n: &Night| n.date.format("%m-%d").to_string();
     let chart_bills = charts::columns(
         b.tr("dash.chart_bills"),
+        b.tr("chart.max"),
         &oldest_first
             .iter()
             .map(|n| Bar::of(label(n), n.bills as f64, n.bills.to_string()))
@@ -443,6 +444,7 @@ pub async fn dashboard(
     );
     let chart_seconds = charts::columns(
         b.tr("dash.chart_seconds"),
+        b.tr("chart.max"),
         &oldest_first
             .iter()
             .map(|n| {
@@ -458,6 +460,7 @@ pub async fn dashboard(
     );
     let chart_billed = charts::columns(
         b.tr("dash.chart_billed"),
+        b.tr("chart.max"),
         &oldest_first
             .iter()
             .map(|n| Bar::money(label(n), n.billed))

@@ -157,7 +157,16 @@ pub async fn edit(
         entry.version
     );
     html(&ParamsPage {
-        form: schema_form::render(&schema, &entry.params),
+        form: schema_form::render(
+            &schema,
+            &entry.params,
+            schema_form::Words {
+                optional: b.tr("form.optional"),
+                parameters: b.tr("chains.params"),
+                new_key: b.tr("form.new_key"),
+                its_value: b.tr("form.its_value"),
+            },
+        ),
         entry: q.entry,
         customers,
         date: date.to_string(),

@@ -141,8 +141,29 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("").trim()
 }
 
+/// The form's own words, in the page's language.
+#[derive(Debug, Clone, Copy)]
+pub struct Words<'a> {
+    /// After an optional field's name.
+    pub optional: &'a str,
+    /// The whole parameters' legend.
+    pub parameters: &'a str,
+    /// A map's row to add a key: the key's label.
+    pub new_key: &'a str,
+    /// Its value's label.
+    pub its_value: &'a str,
+}
+
+/// The words in English.
+pub const ENGLISH: Words<'static> = Words {
+    optional: "optional",
+    parameters: "parameters",
+    new_key: "new key",
+    its_value: "its value",
+};
+
 /// Renders the form's fields for `schema` holding `value`.
-pub fn render(schema: &Value, value: &Value) -> String {
+pub fn render(schema: &Value, value: &Value, words: Words<'_>) -> String {
     let mut out = String::new();
     let mut fields = 0;
     field(
@@ -155,6 +176,7 @@ pub fn render(schema: &Value, value: &Value) -> String {
         0,
         &mut fields,
         &mut out,
+        words,
     );
     out
 }
@@ -170,6 +192,7 @@ fn field(
     depth: usize,
     fields: &mut usize,
     out: &mut String,
+    words: Words<'_>,
 ) {
     *fields += 1;
     let (s, nullable_ref) = resolve(root, schema);
@@ -183,7 +206,11 @@ fn field(
         .unwrap_or("");
     let id = id_of(path);
     let name = esc(path);
-    let opt_mark = if optional { " (optional)" } else { "" };
+    let opt_mark = if optional {
+        format!(" ({})", esc(words.optional))
+    } else {
+        String::new()
+    };
     let label_html = format!(
         r#"<label for="{id}">{}{opt_mark}{}</label>"#,
         esc(label),
@@ -253,6 +280,7 @@ fn field(
                             depth + 1,
                             fields,
                             out,
+                            words,
                         );
                     }
                     out.push_str("</fieldset>");
@@ -274,6 +302,7 @@ fn field(
                             depth + 1,
                             fields,
                             out,
+                            words,
                         );
                     }
                     let (kid, vid) = (
@@ -282,8 +311,10 @@ fn field(
                     );
                     let _ = write!(
                         out,
-                        r#"<p class="inline"><label for="{kid}">new key<input id="{kid}" name="{}"></label> <label for="{vid}">its value<input id="{vid}" name="{}"></label></p></fieldset>"#,
+                        r#"<p class="inline"><label for="{kid}">{}<input id="{kid}" name="{}"></label> <label for="{vid}">{}<input id="{vid}" name="{}"></label></p></fieldset>"#,
+                        esc(words.new_key),
                         esc(&format!("{path}/+key")),
+                        esc(words.its_value),
                         esc(&format!("{path}/+value"))
                     );
                 }
@@ -462,7 +493,15 @@ fn read_field(
                     && !k.is_empty()
                 {
                     let (is, _) = resolve(root, items);
-                    out.insert(k.to_string(), scalar(kind(is).0, v, shown)?);
+                    let value = match kind(is).0 {
+                        Some("string") | Some("integer") | Some("number") | Some("boolean") => {
+                            scalar(kind(is).0, v, shown)?
+                        }
+                        // A structured value is typed as JSON.
+                        _ => serde_json::from_str(v)
+                            .map_err(|e| format!("{shown}/{k}: not JSON ({e})"))?,
+                    };
+                    out.insert(k.to_string(), value);
                 }
             }
             if out.is_empty() && !required {
@@ -604,7 +643,7 @@ mod tests {
             "start": "2025-10-20",
             "odd": [{"a": 1}]
         });
-        let html = render(&schema(), &params);
+        let html = render(&schema(), &params, ENGLISH);
         assert!(
             html.contains(r#"pattern="^[0-9.]+$" inputmode="decimal" required"#),
             "{html}"
@@ -619,7 +658,7 @@ mod tests {
     fn optional_parts_left_empty_are_left_out_and_bad_numbers_said() {
         let params = json!({"area_basis": "building",
                             "prices": {"residential": "1", "non-residential": "2"}});
-        let html = render(&schema(), &params);
+        let html = render(&schema(), &params, ENGLISH);
         let mut form = posted(&html);
         assert_eq!(read(&schema(), &form).unwrap(), params);
         form.insert("p/max_steps".into(), "three".into());
@@ -638,7 +677,7 @@ mod tests {
     fn text_from_the_schema_is_escaped_and_depth_is_bounded() {
         let mut s = json!({"type": "object", "properties": {
             "x<script>": {"type": "string", "description": "<b>bold</b>"}}});
-        let html = render(&s, &json!({"x<script>": "\"><img>"}));
+        let html = render(&s, &json!({"x<script>": "\"><img>"}), ENGLISH);
         assert!(
             !html.contains("<script>") && !html.contains("<b>") && !html.contains("<img>"),
             "{html}"
@@ -647,7 +686,7 @@ mod tests {
         for _ in 0..20 {
             s = json!({"type": "object", "properties": {"n": s}});
         }
-        let html = render(&s, &Value::Null);
+        let html = render(&s, &Value::Null, ENGLISH);
         assert!(html.contains("<textarea"), "{html}");
     }
 }
