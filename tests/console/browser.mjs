@@ -217,8 +217,13 @@ try {
   assert.equal(status, 403);
   check('a post without the CSRF token is refused');
 
-  // The dashboard's arrears (htmx fragment) and charts.
+  // The dashboard's arrears (an htmx fragment, computed on a click, then kept until the data
+  // changes) and charts.
+  await page.locator('#compute-arrears').click();
   await page.locator('#arrears svg').waitFor();
+  await page.reload();
+  await page.locator('#arrears svg').waitFor();
+  assert.equal(await page.locator('#compute-arrears').count(), 0, 'the report was kept');
   assert.ok((await page.locator('svg.chart').count()) >= 3);
   check('the dashboard draws its charts and loads the arrears by age');
   await shot(page, 'zh-dashboard');

@@ -394,6 +394,7 @@ fn night(r: &heatbill_runtime::model::RunRecord) -> Night {
 #[template(path = "console/dashboard.html")]
 struct DashboardPage {
     b: Base,
+    arrears_ready: bool,
     latest: Option<Night>,
     nights: Vec<Night>,
     next_date: String,
@@ -467,6 +468,7 @@ pub async fn dashboard(
             .collect::<Vec<_>>(),
     );
     let page = DashboardPage {
+        arrears_ready: arrears_ready(&app, &c).await?,
         next_date: next_night(&c, &nights).to_string(),
         run_key: super::nonce()?,
         latest: nights.first().cloned(),
@@ -484,6 +486,7 @@ pub async fn dashboard(
 struct ArrearsFragment {
     t: Msgs,
     slug: String,
+    seconds: String,
     found: bool,
     as_of: String,
     billed_through: String,
@@ -501,8 +504,55 @@ pub struct FormatQuery {
     format: Option<String>,
 }
 
+/// What the arrears report was computed for: the date, the company's data version (bumped by
+/// every import, payment and other ledger entry) and the latest run. Any change computes it
+/// again; nothing else does.
+type ArrearsKey = (NaiveDate, i64, Option<(i64, String)>);
+
+/// A company's last arrears report: what it was computed for, the report, and the seconds it
+/// took.
+type ArrearsEntry = (
+    ArrearsKey,
+    Option<heatbill_runtime::receivables::Receivables>,
+    f64,
+);
+
+/// The receivables report reads every account (seconds on a 1 M-customer company), so each
+/// process keeps the last one of each company, for as long as nothing it depends on changed.
+static ARREARS: std::sync::Mutex<Option<std::collections::HashMap<i32, ArrearsEntry>>> =
+    std::sync::Mutex::new(None);
+
+async fn arrears_key(app: &App, c: &Company) -> Result<ArrearsKey, Fail> {
+    let latest = app.services.store.recent_runs(c.id, 1).await?;
+    Ok((
+        ledger::local_today(&c.time_zone),
+        c.data_version,
+        latest.first().map(|r| (r.id, r.state.clone())),
+    ))
+}
+
+/// The cached report of `c` for `key`, with the seconds it took, if there is one.
+fn cached_arrears(
+    c: &Company,
+    key: &ArrearsKey,
+) -> Option<(Option<heatbill_runtime::receivables::Receivables>, f64)> {
+    let cache = ARREARS.lock().unwrap_or_else(|e| e.into_inner());
+    cache
+        .as_ref()?
+        .get(&c.id)
+        .filter(|(k, ..)| k == key)
+        .map(|(_, r, secs)| (r.clone(), *secs))
+}
+
+/// Whether the dashboard can show the arrears at once (computed since the last change).
+async fn arrears_ready(app: &App, c: &Company) -> Result<bool, Fail> {
+    let key = arrears_key(app, c).await?;
+    Ok(cached_arrears(c, &key).is_some())
+}
+
 /// `GET /console/companies/{company}/arrears`: balances by age (the receivables report), as a
-/// fragment of the dashboard, or CSV.
+/// fragment of the dashboard, or CSV. Computed once per change of the company's data (see
+/// [`ARREARS`]); the dashboard asks for it on a click until then.
 pub async fn arrears(
     State(app): State<App>,
     s: Session,
@@ -510,9 +560,22 @@ pub async fn arrears(
     Query(q): Query<FormatQuery>,
 ) -> Result<Response, Fail> {
     let Tenant(c, ..) = tenant::<access::Read>(&app, &s, &slug).await?;
-    let as_of = ledger::local_today(&c.time_zone);
     let t = Msgs(s.lang(Some(&c.time_zone)));
-    let report = app.services.store.receivables(c.id, as_of, 20_000).await?;
+    let key = arrears_key(&app, &c).await?;
+    let as_of = key.0;
+    let (report, seconds) = match cached_arrears(&c, &key) {
+        Some(hit) => hit,
+        None => {
+            let started = std::time::Instant::now();
+            let report = app.services.store.receivables(c.id, as_of, 20_000).await?;
+            let seconds = started.elapsed().as_secs_f64();
+            let mut cache = ARREARS.lock().unwrap_or_else(|e| e.into_inner());
+            cache
+                .get_or_insert_with(Default::default)
+                .insert(c.id, (key.clone(), report.clone(), seconds));
+            (report, seconds)
+        }
+    };
     if q.format.as_deref() == Some("csv") {
         let Some(r) = report else {
             return Err(ApiError::conflict("no completed run yet: run a night first").into());
@@ -533,6 +596,7 @@ pub async fn arrears(
         None => ArrearsFragment {
             t,
             slug,
+            seconds: format!("{seconds:.2}"),
             found: false,
             as_of: as_of.to_string(),
             billed_through: String::new(),
@@ -556,6 +620,7 @@ pub async fn arrears(
                 chart: charts::rows(t.get("dash.arrears"), &bars),
                 t,
                 slug,
+                seconds: format!("{seconds:.2}"),
                 found: true,
                 as_of: r.as_of.to_string(),
                 billed_through: r.cuts.billed_through.to_string(),
