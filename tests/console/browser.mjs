@@ -200,6 +200,11 @@ try {
   await page.getByText('王').first().waitFor();
   await shot(page, 'zh-day-close');
   check("the cashier's day close lists the payment");
+  await page.goto(`${BASE}/console/companies/${SLUG}/operations`);
+  await page.locator('#ready').waitFor();
+  await shot(page, 'zh-operations');
+  await accessible(page, 'operations');
+  check('the operations page shows readiness and the scheduler');
 
   // Another company's customer is not found; a CSRF-less post is refused.
   let r = await page.goto(`${BASE}/console/companies/${OTHER}/customers/W1`);

@@ -113,6 +113,7 @@ pub fn routes() -> Router<App> {
             "/console/companies/{company}/notices/{id}/print",
             get(print_notice),
         )
+        .route("/console/companies/{company}/operations", get(operations))
         .route("/console/companies/{company}/chains", get(rules::chains))
         .route("/console/companies/{company}/chains/edit", get(rules::edit))
         .route(

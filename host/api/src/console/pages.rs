@@ -646,6 +646,8 @@ pub async fn arrears(
 #[template(path = "console/runs.html")]
 struct RunsPage {
     b: Base,
+    stale: Vec<NaiveDate>,
+    stale_more: usize,
     nights: Vec<Night>,
     limit: usize,
     more: bool,
@@ -666,7 +668,9 @@ pub async fn runs(
     Path(slug): Path<String>,
     Query(q): Query<LimitQuery>,
 ) -> Result<Response, Fail> {
-    let Tenant(c, ..) = tenant::<access::Read>(&app, &s, &slug).await?;
+    let tenant = tenant::<access::Read>(&app, &s, &slug).await?;
+    let c = tenant.0.clone();
+    let Json(stale) = runs::stale_dates(State(app.clone()), tenant).await?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let records = app.services.store.recent_runs(c.id, limit + 1).await?;
     let more = records.len() > limit;
@@ -679,8 +683,16 @@ pub async fn runs(
             format!("/console/companies/{slug}/runs"),
         )
         .titled("nav.runs"),
-        next_date: next_night(&c, &nights).to_string(),
+        // The first stale date is the one to run again (each waits for the day before).
+        next_date: stale
+            .dates
+            .first()
+            .copied()
+            .unwrap_or_else(|| next_night(&c, &nights))
+            .to_string(),
         run_key: super::nonce()?,
+        stale_more: stale.dates.len().saturating_sub(20),
+        stale: stale.dates.into_iter().take(20).collect(),
         nights,
         limit,
         more,
@@ -1539,4 +1551,54 @@ mod tests {
         assert_eq!(local(Some("/console//evil.example")), None);
         assert_eq!(local(Some("//evil.example")), None);
     }
+}
+
+#[derive(Template)]
+#[template(path = "console/operations.html")]
+struct OperationsPage {
+    b: Base,
+    ready: bool,
+    health: crate::ops::Health,
+    scheduler_here: bool,
+    daily_run_at: Option<String>,
+    time_zone: String,
+    running: Vec<Night>,
+}
+
+/// `GET /console/companies/{company}/operations`: readiness (the database, Redis when
+/// configured), this host's part in the nightly scheduler, the company's schedule, the runs
+/// running now, and the links to the API reference and the metrics.
+pub async fn operations(
+    State(app): State<App>,
+    s: Session,
+    Path(slug): Path<String>,
+) -> Result<Response, Fail> {
+    let tenant = tenant::<access::Read>(&app, &s, &slug).await?;
+    let c = tenant.0.clone();
+    let Json(company) = crate::companies::read(State(app.clone()), tenant).await?;
+    let (status, Json(health)) = crate::ops::readyz(State(app.clone())).await;
+    let running = app
+        .services
+        .store
+        .recent_runs(c.id, 30)
+        .await?
+        .iter()
+        .filter(|r| r.state == "running")
+        .map(night)
+        .collect();
+    html(&OperationsPage {
+        b: Base::new(
+            &s,
+            Some(&c),
+            "operations",
+            format!("/console/companies/{slug}/operations"),
+        )
+        .titled("nav.operations"),
+        ready: status.is_success(),
+        health,
+        scheduler_here: app.settings.api.scheduler,
+        daily_run_at: company.daily_run_at,
+        time_zone: company.time_zone,
+        running,
+    })
 }

@@ -437,6 +437,29 @@ async fn console_over_http(db: TestDb) {
     let (st, _, _) = page(&s, &reader, "/console/companies/harbin").await;
     assert_eq!(st, 303, "the revoked token's session ended");
 
+    // Operations: readiness, the scheduler.
+    let (st, html, _) = page(&s, &staff, &format!("/console/companies/{slug}/operations")).await;
+    assert_eq!(st, 200, "{html}");
+    assert!(html.contains("id=\"ready\""), "{html}");
+    // A payment dated before the billed night makes it stale: the runs page says so, and its
+    // form offers that date to run again.
+    let (st, v) = s
+        .post(
+            &format!("/v1/companies/{slug}/payments"),
+            &c.staff,
+            json!({"customer_id": "W2", "amount": "10.00", "channel": "bank",
+                   "channel_txn": "B-1", "paid_on": "2025-10-19"}),
+        )
+        .await;
+    ok(st, &v, 201);
+    let (st, html, _) = page(&s, &staff, &runs).await;
+    assert_eq!(st, 200);
+    assert!(html.contains("id=\"stale\""), "{html}");
+    assert!(
+        html.contains("name=\"date\" type=\"date\" value=\"2025-10-20\""),
+        "{html}"
+    );
+
     // Sign out: the cookie is cleared.
     let r = post_form(&s, &staff, "/console/sign-out", &[("_csrf", &csrf)], None).await;
     assert_eq!(r.status().as_u16(), 303);
