@@ -111,6 +111,14 @@ impl<A: access::Need> FromRequestParts<App> for Tenant<A> {
     }
 }
 
+/// A checked tenant handed to several handlers of one request (a console page asks the API's
+/// handlers for its parts): the check was made once, for the same access.
+impl<A> Clone for Tenant<A> {
+    fn clone(&self) -> Tenant<A> {
+        Tenant(self.0.clone(), self.1.clone(), PhantomData)
+    }
+}
+
 impl<A: access::Need> Tenant<A> {
     /// The company `slug` reached by `caller` with the access `A`: the one tenancy check,
     /// which the extractor makes for the API and the console makes for its pages (a console

@@ -994,6 +994,50 @@ pub struct Event {
     pub bill: Option<bills::BillView>,
 }
 
+/// A customer as the account page and the counter show it: the profile in force on `as_of`,
+/// the account at its end, and what is owed by notice. Three reads, each the API's handler's.
+async fn customer_now(
+    app: &App,
+    t: &Tenant<access::Read>,
+    customer: &str,
+    as_of: NaiveDate,
+) -> Result<
+    (
+        Option<directory::ProfileView>,
+        accounts::AccountView,
+        notices::CustomerNotices,
+    ),
+    Fail,
+> {
+    let path = || Path((t.0.slug.clone(), customer.to_string()));
+    let Json(profile) = directory::profile(
+        State(app.clone()),
+        t.clone(),
+        path(),
+        Query(directory::ProfileQuery {
+            as_of: Some(as_of),
+            history: None,
+            reveal: None,
+        }),
+    )
+    .await?;
+    let Json(account) = accounts::account(
+        State(app.clone()),
+        t.clone(),
+        path(),
+        Query(accounts::AsOfQuery { as_of: Some(as_of) }),
+    )
+    .await?;
+    let Json(standing) = notices::standing(
+        State(app.clone()),
+        t.clone(),
+        path(),
+        Query(accounts::AsOfQuery { as_of: Some(as_of) }),
+    )
+    .await?;
+    Ok((profile.revisions.into_iter().next(), account, standing))
+}
+
 #[derive(Template)]
 #[template(path = "console/account.html")]
 struct AccountPage {
@@ -1021,39 +1065,15 @@ pub async fn account(
     Path((slug, customer)): Path<(String, String)>,
     Query(q): Query<AsOfForm>,
 ) -> Result<Response, Fail> {
-    let t = || tenant::<access::Read>(&app, &s, &slug);
-    let c = t().await?.0;
+    let t = tenant::<access::Read>(&app, &s, &slug).await?;
+    let c = t.0.clone();
     let as_of = q.as_of.unwrap_or_else(|| ledger::local_today(&c.time_zone));
-    let Json(profile) = directory::profile(
-        State(app.clone()),
-        t().await?,
-        Path((slug.clone(), customer.clone())),
-        Query(directory::ProfileQuery {
-            as_of: Some(as_of),
-            history: None,
-            reveal: None,
-        }),
-    )
-    .await?;
-    let Json(account) = accounts::account(
-        State(app.clone()),
-        t().await?,
-        Path((slug.clone(), customer.clone())),
-        Query(accounts::AsOfQuery { as_of: Some(as_of) }),
-    )
-    .await?;
-    let Json(standing) = notices::standing(
-        State(app.clone()),
-        t().await?,
-        Path((slug.clone(), customer.clone())),
-        Query(accounts::AsOfQuery { as_of: Some(as_of) }),
-    )
-    .await?;
+    let (profile, account, standing) = customer_now(&app, &t, &customer, as_of).await?;
     let last = account.last_bill_date.unwrap_or(as_of).min(as_of);
     let from = last - chrono::Days::new(30);
     let Json(bill_list) = bills::by_customer(
         State(app.clone()),
-        t().await?,
+        t.clone(),
         Path((slug.clone(), customer.clone())),
         Query(bills::RangeQuery { from, to: last }),
     )
@@ -1116,7 +1136,7 @@ pub async fn account(
     b.title = format!("{} {customer}", b.tr("account.title"));
     html(&AccountPage {
         b,
-        profile: profile.revisions.into_iter().next(),
+        profile,
         customer,
         account,
         standing,
@@ -1241,39 +1261,15 @@ pub async fn counter(
         }
     }
     if let Some(customer) = customer {
-        let t = || tenant::<access::Read>(&app, &s, &slug);
-        let Json(profile) = directory::profile(
-            State(app.clone()),
-            t().await?,
-            Path((slug.clone(), customer.clone())),
-            Query(directory::ProfileQuery {
-                as_of: None,
-                history: None,
-                reveal: None,
-            }),
-        )
-        .await?;
-        let Json(account) = accounts::account(
-            State(app.clone()),
-            t().await?,
-            Path((slug.clone(), customer.clone())),
-            Query(accounts::AsOfQuery { as_of: None }),
-        )
-        .await?;
-        let Json(standing) = notices::standing(
-            State(app.clone()),
-            t().await?,
-            Path((slug.clone(), customer.clone())),
-            Query(accounts::AsOfQuery { as_of: None }),
-        )
-        .await?;
+        let t = tenant::<access::Read>(&app, &s, &slug).await?;
+        let (profile, account, standing) = customer_now(&app, &t, &customer, today).await?;
         page.overdue = standing.overdue;
         page.suggested = if account.balance > Decimal::ZERO {
             account.balance.round_dp(2).to_string()
         } else {
             String::new()
         };
-        page.profile = profile.revisions.into_iter().next();
+        page.profile = profile;
         page.account = Some(account);
         page.customer = customer;
     }
@@ -1342,13 +1338,13 @@ pub async fn receipt(
     s: Session,
     Path((slug, id)): Path<(String, i64)>,
 ) -> Result<Response, Fail> {
-    let t = || tenant::<access::Read>(&app, &s, &slug);
-    let c = t().await?.0;
+    let t = tenant::<access::Read>(&app, &s, &slug).await?;
+    let c = t.0.clone();
     let Json(entry) =
-        accounts::entry(State(app.clone()), t().await?, Path((slug.clone(), id))).await?;
+        accounts::entry(State(app.clone()), t.clone(), Path((slug.clone(), id))).await?;
     let Json(account) = accounts::account(
         State(app.clone()),
-        t().await?,
+        t,
         Path((slug.clone(), entry.customer_id.clone())),
         Query(accounts::AsOfQuery { as_of: None }),
     )
