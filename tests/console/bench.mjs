@@ -51,6 +51,9 @@ const pages = [
   ['bill versions', `${c}/customers/${encodeURIComponent(customer)}/bills/${run.date}`],
   ['counter, a customer found', `${c}/counter?customer=${encodeURIComponent(customer)}`],
   ["the day's close", `${c}/day-close`],
+  ['reconciliation (statements)', `${c}/statements`],
+  ['data (imports)', `${c}/data`],
+  ['plugins', `${c}/plugins`],
   ['rules', `${c}/chains`],
   ['parameter form', `${c}/chains/edit?entry=1`],
 ];

@@ -1,7 +1,9 @@
 // The console in a real headless Chromium (Debian's `chromium`, driven by playwright-core; no
 // browser is downloaded). Started by the Rust test `api::console::console_in_chromium`, which
 // serves a company on a loopback port and passes it here:
-//   HB_BASE, HB_SLUG, HB_STAFF, HB_READER, HB_OTHER, HB_CHROMIUM
+//   HB_BASE, HB_SLUG, HB_STAFF, HB_READER, HB_INTEGRATOR, HB_OTHER, HB_CHROMIUM, and two files:
+//   HB_STATEMENT (a WeChat Pay trade bill with one payment heatbill did not record, whose memo
+//   names W3) and HB_COMPONENT (a plugin component to upload)
 // With HB_SCREENSHOTS=<dir>, it also saves a screenshot of every screen, in Chinese and English.
 //
 // Every wait is bounded; a failed check throws with what was expected and what the page showed.
@@ -24,6 +26,8 @@ const STAFF = env('HB_STAFF');
 const READER = env('HB_READER');
 const INTEGRATOR = env('HB_INTEGRATOR');
 const OTHER = env('HB_OTHER');
+const STATEMENT = env('HB_STATEMENT');
+const COMPONENT = env('HB_COMPONENT');
 const SHOTS = process.env.HB_SCREENSHOTS || '';
 const WAIT = 60_000;
 
@@ -76,7 +80,7 @@ async function shot(page, name) {
 }
 
 /** Accessibility basics on the page as it is: labels, a skip link first, contrast. */
-async function accessible(page, what) {
+async function accessible(page, what, keyboard = true) {
   const problems = await page.evaluate(() => {
     const out = [];
     // Every visible control has a label.
@@ -123,6 +127,7 @@ async function accessible(page, what) {
     return out;
   });
   assert.deepEqual(problems, [], `${what}: accessibility`);
+  if (!keyboard) return;
   // Keyboard: the first Tab reaches the skip link, which moves focus to the content.
   await page.keyboard.press('Tab');
   const first = await page.evaluate(() => document.activeElement && document.activeElement.className);
@@ -205,6 +210,36 @@ try {
   await shot(page, 'zh-operations');
   await accessible(page, 'operations');
   check('the operations page shows readiness and the scheduler');
+
+  // Data: a file with a bad row is refused with the row in a table; nothing is imported.
+  await page.goto(`${BASE}/console/companies/${SLUG}/data`);
+  await accessible(page, 'data');
+  await page.locator('#kind').selectOption('customers');
+  await page.locator('#import-file').setInputFiles({
+    name: 'bad.csv',
+    mimeType: 'text/csv',
+    buffer: Buffer.from('customer_id,class,building_area\nB1,palace,80\n'),
+  });
+  await page.locator('#import-form button[type=submit]').click();
+  await page.locator('#import-result table.row-errors').waitFor();
+  assert.match(await page.locator('#import-result table.row-errors').textContent(), /palace/);
+  await shot(page, 'zh-data');
+  await accessible(page, 'the bad rows', false);
+  check('an import with a bad row shows the row in a table and imports nothing');
+
+  // Reconciliation: the day's WeChat Pay bill uploaded; the payment heatbill did not record
+  // is recorded for the customer its memo names, with one confirmation.
+  await page.goto(`${BASE}/console/companies/${SLUG}/statements`);
+  await page.locator('#statement-file').setInputFiles(STATEMENT);
+  await page.locator('#statement-form button[type=submit]').click();
+  await page.waitForURL(/\/statements\/\d+$/);
+  await page.locator('[data-confirm-match]').first().waitFor();
+  await shot(page, 'zh-statement');
+  await accessible(page, 'statement');
+  await page.locator('[data-confirm-match]').first().click();
+  await page.waitForURL(/\/statements\/\d+#item-\d+$/);
+  await page.locator('#items .tag.ok').first().waitFor();
+  check("a WeChat Pay statement is reconciled and its suggested match confirmed");
 
   // Another company's customer is not found; a CSRF-less post is refused.
   let r = await page.goto(`${BASE}/console/companies/${OTHER}/customers/W1`);
@@ -313,6 +348,30 @@ try {
   await ig.page.waitForURL(/\/chains\?activated=\d+$/);
   await ig.page.locator('.flash.info').waitFor();
   check('the edited chain is activated (its case files passed)');
+
+  // Plugins: a component uploaded from the console lands on its page; a case file whose
+  // cases fail is refused with the plugin-test table.
+  await ig.page.goto(`${BASE}/console/companies/${SLUG}/plugins`);
+  await ig.page.locator('#component').setInputFiles(COMPONENT);
+  await ig.page.locator('#plugin-form button[type=submit]').click();
+  await ig.page.waitForURL(/\/plugins\/[0-9a-f]{64}$/);
+  await ig.page.locator('#cases-form').waitFor();
+  await accessible(ig.page, 'the plugin page');
+  await ig.page.goto(`${BASE}/console/companies/${SLUG}/plugins`);
+  await shot(ig.page, 'en-plugins');
+  await ig.page.locator('a', { hasText: /^season\s/ }).click();
+  await ig.page.waitForURL(/\/plugins\/[0-9a-f]{64}$/);
+  const caseText = fs.readFileSync(new URL('../../plugins/cases/w1.toml', import.meta.url), 'utf8');
+  await ig.page.locator('#case-file').setInputFiles({
+    name: 'wrong.toml',
+    mimeType: 'application/toml',
+    buffer: Buffer.from(caseText.replace('amount = "12.56"', 'amount = "12.57"')),
+  });
+  await ig.page.locator('#cases-form button[type=submit]').click();
+  await ig.page.locator('#cases-result pre.report').waitFor();
+  assert.equal(await ig.page.locator('#cases-result [data-result=refused]').count(), 1);
+  await shot(ig.page, 'en-plugin-cases');
+  check('a component uploaded from the console lands on its page; a failing case file shows its table');
   await ig.context.close();
 
   // ---- the API reference works with the network off ----

@@ -35,6 +35,26 @@ pub fn safe(s: &str) -> String {
     terminal_safe(s, usize::MAX)
 }
 
+/// `s` escaped for HTML text and attribute values (`&`, `<`, `>`, `"`, `'`), with control
+/// characters other than a line break or a tab shown as spaces: the one escape of every page
+/// heatbill writes by hand (the printable notice, the console's generated forms and charts).
+pub fn html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// A name or value quoted in an error message, cut to its first 80 bytes (at a character
 /// boundary) with `…`, so that a message stays one readable line whatever it quotes. Escaping
 /// is the printer's ([`terminal_safe`]).
@@ -52,6 +72,16 @@ pub(crate) fn shorten(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn html_escapes_markup_and_blanks_controls() {
+        assert_eq!(
+            html("<a href='x'>\"&\"</a>"),
+            "&lt;a href=&#39;x&#39;&gt;&quot;&amp;&quot;&lt;/a&gt;"
+        );
+        assert_eq!(html("a\u{1b}b\nc"), "a b\nc");
+        assert_eq!(html("供热 ok"), "供热 ok");
+    }
 
     #[test]
     fn escapes_what_could_rewrite_a_terminal() {

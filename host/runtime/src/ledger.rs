@@ -702,10 +702,10 @@ impl Statement {
 }
 
 /// A text cell of an exported CSV: a value a spreadsheet would run as a formula (starting with
-/// `=`, `+`, `-` or `@`) is prefixed with `'`, and a value with a comma, a quote or a line break
-/// is quoted.
+/// `=`, `+`, `-`, `@`, a tab or a carriage return) is prefixed with `'`, unless it is a plain
+/// number (`-12.50` stays a number); a value with a comma, a quote or a line break is quoted.
 pub fn csv_cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && s.parse::<Decimal>().is_err() {
         format!("'{s}")
     } else {
         s.to_string()
@@ -870,6 +870,16 @@ mod tests {
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn csv_cells_are_quoted_and_formulas_defused() {
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        assert_eq!(csv_cell("=cmd()"), "'=cmd()");
+        assert_eq!(csv_cell("\t=cmd()"), "'\t=cmd()");
+        assert_eq!(csv_cell("-2+3"), "'-2+3");
+        assert_eq!(csv_cell("-12.50"), "-12.50", "a number stays a number");
+        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
     }
 
     #[test]

@@ -40,6 +40,8 @@ use heatbill_engine::CustomerClass;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use heatbill_engine::text::html;
+
 use crate::ledger::{Allocation, fen};
 use crate::model::{Season, class_str, parse_class, shown};
 
@@ -675,22 +677,6 @@ impl Addressee {
             }
         })
     }
-}
-
-fn html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if c.is_control() => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A printable notice (缴费通知单): one HTML page, A5-sized when printed, bilingual labels,

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
-use super::schema_form::esc;
+use heatbill_engine::text::html as esc;
 
 /// One bar: its label (a date, a bucket), its value for the geometry and its text.
 #[derive(Debug, Clone)]
@@ -113,6 +113,89 @@ pub fn columns(title: &str, max_word: &str, bars: &[Bar]) -> String {
     s
 }
 
+/// Two bars per slot on one scale (billed beside collected, each day), oldest left, with a
+/// legend: `names` are the two series' names, `slots` each slot's label and its two bars.
+pub fn pairs(
+    title: &str,
+    max_word: &str,
+    names: (&str, &str),
+    slots: &[(String, Bar, Bar)],
+) -> String {
+    let (w, h, top, bottom) = (600.0, 200.0, 30.0, 22.0);
+    let max = slots
+        .iter()
+        .flat_map(|(_, a, b)| [a.value, b.value])
+        .fold(0.0_f64, f64::max);
+    let n = slots.len().max(10) as f64;
+    let slot = w / n;
+    let bar_w = (slot * 0.38).max(1.0);
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="{}"><title>{}</title>"#,
+        esc(title),
+        esc(title)
+    );
+    let _ = write!(
+        s,
+        r#"<rect class="bar" x="200" y="4" width="10" height="10"/><text x="214" y="13">{}</text><rect class="bar alt" x="330" y="4" width="10" height="10"/><text x="344" y="13">{}</text>"#,
+        esc(names.0),
+        esc(names.1)
+    );
+    let _ = write!(
+        s,
+        r#"<line class="axis" x1="0" y1="{y}" x2="{w}" y2="{y}"/>"#,
+        y = h - bottom
+    );
+    let plot = h - top - bottom;
+    let every = (slots.len() / 8).max(1);
+    for (i, (label, a, b)) in slots.iter().enumerate() {
+        let x0 = i as f64 * slot + (slot - 2.0 * bar_w) / 2.0;
+        for (k, (bar, class, name)) in [(a, "", names.0), (b, "alt", names.1)]
+            .into_iter()
+            .enumerate()
+        {
+            let bh = if max > 0.0 {
+                bar.value / max * plot
+            } else {
+                0.0
+            };
+            let _ = write!(
+                s,
+                r#"<rect class="bar {class}" x="{:.1}" y="{:.1}" width="{bar_w:.1}" height="{bh:.1}"><title>{} {}: {}</title></rect>"#,
+                x0 + k as f64 * bar_w,
+                h - bottom - bh,
+                esc(label),
+                esc(name),
+                esc(&bar.text)
+            );
+        }
+        if i % every == 0 {
+            let _ = write!(
+                s,
+                r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+                x0 + bar_w,
+                h - 6.0,
+                esc(label)
+            );
+        }
+    }
+    if let Some(top_bar) = slots
+        .iter()
+        .flat_map(|(_, a, b)| [a, b])
+        .max_by(|a, b| a.value.total_cmp(&b.value))
+        .filter(|b| b.value > 0.0)
+    {
+        let _ = write!(
+            s,
+            r#"<text x="2" y="13">{}</text>"#,
+            esc(&format!("{max_word} {}", top_bar.text))
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
 /// Horizontal bars, one per row, with the value written beside each.
 pub fn rows(title: &str, bars: &[Bar]) -> String {
     let (w, row, label_w) = (600.0, 26.0, 110.0);
@@ -166,6 +249,28 @@ mod tests {
         assert!(!svg.contains("<x>"), "{svg}");
         let svg = rows("r", &[Bar::of("90+", 3.0, "3")]);
         assert!(svg.contains(">3</text>"), "{svg}");
+    }
+
+    #[test]
+    fn pairs_share_one_scale_and_name_both_series() {
+        let svg = pairs(
+            "billed & collected",
+            "max",
+            ("billed", "<collected>"),
+            &[(
+                "12-01".into(),
+                Bar::money("", Decimal::new(10000, 2)),
+                Bar::money("", Decimal::new(5000, 2)),
+            )],
+        );
+        assert!(svg.contains("billed &amp; collected"), "{svg}");
+        assert!(svg.contains("12-01 billed: 100.00"), "{svg}");
+        assert!(svg.contains("12-01 &lt;collected&gt;: 50.00"), "{svg}");
+        // The collected bar is half the billed one's height.
+        assert!(
+            svg.contains(r#"height="148.0""#) && svg.contains(r#"height="74.0""#),
+            "{svg}"
+        );
     }
 
     #[test]

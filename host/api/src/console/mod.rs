@@ -6,6 +6,8 @@
 //! | this one | routes, sessions (sign-in with a token, a signed cookie), CSRF, security headers, the error page |
 //! | [`pages`] | the screens: dashboard, runs, customers and their accounts, the counter, receipts, the day's close |
 //! | [`charts`] | the small SVG charts the pages draw on the server |
+//! | [`office`] | data files imported (bad rows as a table), channel statements uploaded and reconciled |
+//! | [`plugins`] | components uploaded, their limits profile, case files attached and run |
 //! | [`rules`] | the chain's versions, a plugin's parameters edited in a form, compared by dry runs, activated |
 //! | [`schema_form`] | a JSON Schema as an HTML form, and the form read back |
 //! | [`i18n`] | the message catalogues (Simplified Chinese and English) |
@@ -39,7 +41,9 @@
 pub mod assets;
 pub mod charts;
 pub mod i18n;
+pub mod office;
 pub mod pages;
+pub mod plugins;
 pub mod rules;
 pub mod schema_form;
 
@@ -114,6 +118,32 @@ pub fn routes() -> Router<App> {
             get(print_notice),
         )
         .route("/console/companies/{company}/operations", get(operations))
+        .route("/console/companies/{company}/data", get(office::data_page))
+        .route("/console/companies/{company}/imports", post(office::import))
+        .route(
+            "/console/companies/{company}/statements",
+            get(office::statements_page).post(office::upload_statement),
+        )
+        .route(
+            "/console/companies/{company}/statements/{id}",
+            get(office::statement_page),
+        )
+        .route(
+            "/console/companies/{company}/statements/{id}/items/{item}/recover",
+            post(office::recover),
+        )
+        .route(
+            "/console/companies/{company}/plugins",
+            get(plugins::plugins_page).post(plugins::upload),
+        )
+        .route(
+            "/console/companies/{company}/plugins/{digest}",
+            get(plugins::plugin_page),
+        )
+        .route(
+            "/console/companies/{company}/plugins/{digest}/cases",
+            post(plugins::attach_cases),
+        )
         .route("/console/companies/{company}/chains", get(rules::chains))
         .route("/console/companies/{company}/chains/edit", get(rules::edit))
         .route(

@@ -69,11 +69,8 @@ async fn newest(
     slug: &str,
     i: usize,
 ) -> Result<(ChainView, serde_json::Value), Fail> {
-    let Json(list) = chains::list_chains(
-        State(app.clone()),
-        tenant::<access::Read>(app, s, slug).await?,
-    )
-    .await?;
+    let t = tenant::<access::Read>(app, s, slug).await?;
+    let Json(list) = chains::list_chains(State(app.clone()), t.clone()).await?;
     let chain = list
         .into_iter()
         .max_by_key(|c| (c.effective_from, c.id))
@@ -84,7 +81,7 @@ async fn newest(
         .ok_or_else(|| ApiError::not_found(format!("the chain has no entry {i}")))?;
     let Json(plugin) = plugins::read(
         State(app.clone()),
-        tenant::<access::Read>(app, s, slug).await?,
+        t,
         Path((slug.to_string(), entry.digest.clone())),
     )
     .await?;

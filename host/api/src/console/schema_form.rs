@@ -29,21 +29,7 @@ pub const MAX_DEPTH: usize = 8;
 /// How many fields a form holds.
 pub const MAX_FIELDS: usize = 400;
 
-/// HTML-escapes text.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use heatbill_engine::text::html as esc;
 
 /// A field's name: the path of keys, each escaped as in a JSON pointer, under `p`.
 fn child(path: &str, key: &str) -> String {

@@ -502,6 +502,350 @@ async fn console_over_http(db: TestDb) {
 }
 both!(console_over_http);
 
+/// A file sent as the console's upload sends it: the body is the file, the form's other fields
+/// the query, the session's CSRF token in `X-CSRF-Token`.
+async fn send_file(
+    s: &Server,
+    session: &str,
+    csrf: Option<&str>,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, String, reqwest::header::HeaderMap) {
+    let mut r = browser()
+        .post(format!("{}{path}", s.base))
+        .header("cookie", format!("hb_session={session}"))
+        .header("content-type", content_type)
+        .body(body);
+    if let Some(t) = csrf {
+        r = r.header("x-csrf-token", t);
+    }
+    let r = r.send().await.unwrap();
+    let st = r.status().as_u16();
+    let h = r.headers().clone();
+    (st, r.text().await.unwrap(), h)
+}
+
+/// The charging office's paperwork in the console, over HTTP: a data file with bad rows refused
+/// with the rows as a table (nothing imported), then imported; a WeChat Pay statement uploaded
+/// and reconciled, a suggested match confirmed and another given to a different customer; a
+/// component uploaded and case files attached, a failing one refused with its `plugin test`
+/// table; billed against collected on the dashboard; roles and CSRF on every upload.
+async fn console_office_over_http(db: TestDb) {
+    use heatbill_statements::Channel as StChannel;
+    use heatbill_statements::fixtures::{self, WechatOpts};
+    let s = Server::start(&db, |_| {}).await;
+    let c = company(&s, "harbin").await;
+    let slug = &c.slug;
+    let staff = sign_in(&s, &c.staff).await;
+    let (st, html, _) = page(&s, &staff, &format!("/console/companies/{slug}/data")).await;
+    assert_eq!(st, 200, "{html}");
+    assert!(html.contains("id=\"import-form\""), "{html}");
+    let csrf = field(&html, "_csrf");
+    let imports = format!("/console/companies/{slug}/imports?kind=customers");
+
+    // A file with bad rows: refused with each bad row in a table; nothing imported.
+    let bad =
+        "customer_id,class,building_area\nQ1,residential,75\nQ2,palace,80\nQ3,residential,-5\n";
+    let (st, html, _) = send_file(&s, &staff, Some(&csrf), &imports, "text/csv", bad.into()).await;
+    assert_eq!(st, 422, "{html}");
+    assert!(
+        html.contains("class=\"row-errors\"") && html.contains("data-result=\"refused\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("palace") && html.contains("<td class=\"num\">3</td>"),
+        "{html}"
+    );
+    let (st, _) = s
+        .get(
+            &format!("/v1/companies/{slug}/customers/Q1/account"),
+            &c.reader,
+        )
+        .await;
+    assert_eq!(st.as_u16(), 404, "a refused file imports nothing");
+    // Without the CSRF token, or by a read-only user: refused, nothing imported.
+    let good =
+        "customer_id,class,building_area,usable_area\nQ1,residential,75,60\nQ2,residential,80,64\n";
+    let (st, _, _) = send_file(&s, &staff, None, &imports, "text/csv", good.into()).await;
+    assert_eq!(st, 403);
+    let reader = sign_in(&s, &c.reader).await;
+    let (_, html, _) = page(&s, &reader, &format!("/console/companies/{slug}/data")).await;
+    assert!(!html.contains("id=\"import-form\""), "{html}");
+    let reader_csrf = field(&html, "_csrf");
+    let (st, html, _) = send_file(
+        &s,
+        &reader,
+        Some(&reader_csrf),
+        &imports,
+        "text/csv",
+        good.into(),
+    )
+    .await;
+    assert_eq!(st, 403, "{html}");
+    assert!(html.contains("read-only token may not"), "{html}");
+    let (st, html, _) = send_file(&s, &staff, Some(&csrf), &imports, "text/csv", good.into()).await;
+    assert_eq!(st, 200, "{html}");
+    assert!(html.contains("data-result=\"ok\""), "{html}");
+    let (st, v) = s
+        .get(
+            &format!("/v1/companies/{slug}/customers/Q2/account"),
+            &c.reader,
+        )
+        .await;
+    ok(st, &v, 200);
+
+    // A WeChat Pay trade bill of three payments: Q1's was recorded, the other two were lost.
+    let date = NaiveDate::from_ymd_opt(2025, 12, 1).unwrap();
+    let day = fixtures::day(StChannel::Wechat, 11, date, 3, 0);
+    let profiles = format!(
+        "customer_id,account_no\nQ1,{}\nQ2,{}\n",
+        day.payments[0].account, day.payments[1].account
+    );
+    let (st, v) = import(&s, &c, "profiles", &profiles).await;
+    ok(st, &v, 200);
+    let p0 = &day.payments[0];
+    let (st, v) = s
+        .post(
+            &format!("/v1/companies/{slug}/payments"),
+            &c.staff,
+            json!({"customer_id": "Q1", "amount": p0.amount.to_string(), "channel": "wechat",
+                   "channel_txn": p0.txn, "paid_on": date}),
+        )
+        .await;
+    ok(st, &v, 201);
+    let bill = fixtures::wechat_bill(date, &day.payments, &[], &WechatOpts::default());
+    let upload = format!("/console/companies/{slug}/statements?channel=wechat&file_name=wx.csv");
+    let (st, html, _) = send_file(
+        &s,
+        &reader,
+        Some(&reader_csrf),
+        &upload,
+        "application/octet-stream",
+        bill.clone(),
+    )
+    .await;
+    assert_eq!(st, 403, "{html}");
+    let (st, html, h) = send_file(
+        &s,
+        &staff,
+        Some(&csrf),
+        &upload,
+        "application/octet-stream",
+        bill.clone(),
+    )
+    .await;
+    assert_eq!(st, 201, "{html}");
+    let at = h["x-console-go"].to_str().unwrap().to_string();
+    assert!(
+        at.starts_with("/console/companies/harbin/statements/"),
+        "{at}"
+    );
+    let id: i64 = at.rsplit('/').next().unwrap().parse().unwrap();
+    // The same file again: the same statement.
+    let (st, _, h) = send_file(
+        &s,
+        &staff,
+        Some(&csrf),
+        &upload,
+        "application/octet-stream",
+        bill,
+    )
+    .await;
+    assert_eq!(
+        (st, h["x-console-go"].to_str().unwrap()),
+        (200, at.as_str())
+    );
+    let (st, html, _) = page(&s, &staff, &at).await;
+    assert_eq!(st, 200, "{html}");
+    let (st, v) = s
+        .get(
+            &format!("/v1/companies/{slug}/statements/{id}/items?discrepancy=missing-in-heatbill"),
+            &c.reader,
+        )
+        .await;
+    ok(st, &v, 200);
+    let lost: Vec<(i64, String)> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["item_no"].as_i64().unwrap(),
+                i["suggested_customer"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(lost.len(), 2, "{v:#}");
+    // Q2's payment is suggested for Q2 (its memo's account number); the third names no one.
+    let (q2_item, _) = lost.iter().find(|(_, c)| c == "Q2").unwrap().clone();
+    let (other_item, _) = lost.iter().find(|(_, c)| c.is_empty()).unwrap().clone();
+    let recover =
+        |item: i64| format!("/console/companies/{slug}/statements/{id}/items/{item}/recover");
+    assert!(
+        html.contains(&format!("action=\"{}\"", recover(q2_item)))
+            && html.contains("data-confirm-match"),
+        "{html}"
+    );
+    // A recovery without the CSRF token: refused, nothing recorded.
+    let r = post_form(&s, &staff, &recover(q2_item), &[], None).await;
+    assert_eq!(r.status().as_u16(), 403);
+    // The suggestion confirmed; the unnamed line given to Q1.
+    let r = post_form(&s, &staff, &recover(q2_item), &[("_csrf", &csrf)], None).await;
+    assert_eq!(r.status().as_u16(), 303, "{:?}", r.text().await);
+    assert_eq!(
+        r.headers()["location"],
+        format!("/console/companies/{slug}/statements/{id}#item-{q2_item}").as_str()
+    );
+    let r = post_form(
+        &s,
+        &staff,
+        &recover(other_item),
+        &[("_csrf", &csrf), ("customer", "Q1")],
+        None,
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 303, "{:?}", r.text().await);
+    let wechat_payments = |v: &Value| {
+        v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "payment" && e["channel"] == "wechat")
+            .count()
+    };
+    let (_, v) = s
+        .get(
+            &format!("/v1/companies/{slug}/customers/Q2/account"),
+            &c.reader,
+        )
+        .await;
+    assert_eq!(wechat_payments(&v), 1, "{v:#}");
+    let (_, v) = s
+        .get(
+            &format!("/v1/companies/{slug}/customers/Q1/account"),
+            &c.reader,
+        )
+        .await;
+    assert_eq!(wechat_payments(&v), 2, "{v:#}");
+    let (_, html, _) = page(&s, &staff, &at).await;
+    assert_eq!(html.matches("class=\"tag ok\"").count(), 2, "{html}");
+    let (st, html, _) = page(&s, &staff, &format!("/console/companies/{slug}/statements")).await;
+    assert_eq!(st, 200);
+    assert!(html.contains(&format!("/statements/{id}\"")), "{html}");
+
+    // Billed against collected: a payment today is on the dashboard's chart.
+    let (st, v) = s
+        .post(
+            &format!("/v1/companies/{slug}/payments"),
+            &c.staff,
+            json!({"customer_id": "Q1", "amount": "12.34", "channel": "counter",
+                   "channel_txn": "R-today"}),
+        )
+        .await;
+    ok(st, &v, 201);
+    let (st, html, _) = page(&s, &staff, &format!("/console/companies/{slug}")).await;
+    assert_eq!(st, 200);
+    assert!(html.contains("实收: 12.34</title>"), "{html}");
+
+    // Plugins: staff sees no upload; an integrator uploads, lands on the plugin, attaches cases.
+    let (_, html, _) = page(&s, &staff, &format!("/console/companies/{slug}/plugins")).await;
+    assert!(
+        !html.contains("id=\"plugin-form\"") && html.contains("area-tariff"),
+        "{html}"
+    );
+    let plugins = format!("/console/companies/{slug}/plugins");
+    let (st, _, _) = send_file(
+        &s,
+        &staff,
+        Some(&csrf),
+        &plugins,
+        "application/wasm",
+        component("low-income-subsidy"),
+    )
+    .await;
+    assert_eq!(st, 403);
+    let integrator = sign_in(&s, &c.integrator).await;
+    let (_, html, _) = page(&s, &integrator, &plugins).await;
+    assert!(html.contains("id=\"plugin-form\""), "{html}");
+    let icsrf = field(&html, "_csrf");
+    let (st, html, _) = send_file(
+        &s,
+        &integrator,
+        Some(&icsrf),
+        &plugins,
+        "application/wasm",
+        b"not a component".to_vec(),
+    )
+    .await;
+    assert_eq!(st, 422, "{html}");
+    assert!(html.contains("not a plugin heatbill can run"), "{html}");
+    let (st, html, h) = send_file(
+        &s,
+        &integrator,
+        Some(&icsrf),
+        &plugins,
+        "application/wasm",
+        component("low-income-subsidy"),
+    )
+    .await;
+    assert_eq!(st, 200, "{html}");
+    let plugin_page = h["x-console-go"].to_str().unwrap().to_string();
+    let (st, html, _) = page(&s, &integrator, &plugin_page).await;
+    assert_eq!(st, 200, "{html}");
+    assert!(
+        html.contains("id=\"cases-form\"") && html.contains("standard"),
+        "{html}"
+    );
+    let season = &c.digests.iter().find(|d| d.0 == "season").unwrap().1;
+    let cases = format!("/console/companies/{slug}/plugins/{season}/cases");
+    let wrong = case_file("w1.toml").replace("amount = \"12.56\"", "amount = \"12.57\"");
+    let (st, html, _) = send_file(
+        &s,
+        &integrator,
+        Some(&icsrf),
+        &format!("{cases}?name=wrong.toml"),
+        "application/toml",
+        wrong.into_bytes(),
+    )
+    .await;
+    assert_eq!(st, 422, "{html}");
+    assert!(
+        html.contains("do not pass") && html.contains("<pre class=\"report\">"),
+        "the plugin test table is shown: {html}"
+    );
+    let (st, html, _) = send_file(
+        &s,
+        &integrator,
+        Some(&icsrf),
+        &format!("{cases}?name=again.toml"),
+        "application/toml",
+        case_file("w1.toml").into_bytes(),
+    )
+    .await;
+    assert_eq!(st, 200, "{html}");
+    assert!(html.contains("<pre class=\"report\">"), "{html}");
+    let (st, v) = s
+        .get(
+            &format!("/v1/companies/{slug}/plugins/{season}/cases"),
+            &c.reader,
+        )
+        .await;
+    ok(st, &v, 200);
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"again.toml") && !names.contains(&"wrong.toml"),
+        "{names:?}"
+    );
+    s.stop().await;
+}
+both!(console_office_over_http);
+
 /// The console in headless Chromium: `tests/console/browser.mjs` signs in, runs a night and
 /// watches it finish, finds the parked customer from the report, takes a counter payment and
 /// sees the balance change, checks what a read-only user sees, another company's page, a
@@ -534,6 +878,29 @@ async fn console_in_chromium() {
     ok(st, &v, 200);
     let (st, v) = import(&s, &other, "customers", CONSOLE_CUSTOMERS).await;
     ok(st, &v, 200);
+    // A WeChat Pay bill of one payment heatbill did not record, whose memo names W3's account.
+    let date = NaiveDate::from_ymd_opt(2025, 12, 1).unwrap();
+    let day =
+        heatbill_statements::fixtures::day(heatbill_statements::Channel::Wechat, 5, date, 1, 0);
+    let (st, v) = import(
+        &s,
+        &c,
+        "profiles",
+        &format!("customer_id,account_no\nW3,{}\n", day.payments[0].account),
+    )
+    .await;
+    ok(st, &v, 200);
+    let statement = std::env::temp_dir().join(format!("heatbill-wx-{}.csv", std::process::id()));
+    std::fs::write(
+        &statement,
+        heatbill_statements::fixtures::wechat_bill(
+            date,
+            &day.payments,
+            &[],
+            &heatbill_statements::fixtures::WechatOpts::default(),
+        ),
+    )
+    .unwrap();
     let mut cmd = std::process::Command::new("node");
     cmd.arg(&script)
         .env("HB_BASE", &s.base)
@@ -543,6 +910,11 @@ async fn console_in_chromium() {
         .env("HB_INTEGRATOR", &c.integrator)
         .env("HB_OTHER", &other.slug)
         .env("HB_CHROMIUM", &chromium)
+        .env("HB_STATEMENT", &statement)
+        .env(
+            "HB_COMPONENT",
+            crate::support::component_path("low-income-subsidy"),
+        )
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = cmd.spawn().expect("node runs (install Node.js)");
@@ -562,6 +934,7 @@ async fn console_in_chromium() {
             panic!("the browser test did not finish within 300 s (killed)");
         }
     };
+    let _ = std::fs::remove_file(&statement);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
@@ -589,6 +962,22 @@ async fn console_in_chromium() {
     if std::env::var_os("HB_SCREENSHOTS").is_none() {
         assert_eq!(runs_of(&s, &c).await, 1);
     }
+    // The lost WeChat payment the staff recorded from the statement's page, for W3.
+    let (st, v) = s
+        .get(
+            &format!("/v1/companies/{}/customers/W3/account", c.slug),
+            &c.reader,
+        )
+        .await;
+    ok(st, &v, 200);
+    let wechat: Vec<&Value> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "payment" && e["channel"] == "wechat")
+        .collect();
+    assert_eq!(wechat.len(), 1, "{v:#}");
+    assert_eq!(wechat[0]["channel_txn"], day.payments[0].txn.as_str());
     // The chain the integrator activated from the form: the tariff's new price from 10-21.
     let (st, v) = s
         .get(&format!("/v1/companies/{}/chains", c.slug), &c.reader)
