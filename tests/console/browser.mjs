@@ -323,7 +323,10 @@ try {
   // ---- an integrator edits a plugin's parameters through the generated form ----
   const ig = await session('en');
   await signIn(ig.page, INTEGRATOR);
-  await ig.page.goto(`${BASE}/console/companies/${SLUG}/chains`);
+  // In English, by choice (the company's time zone says Chinese).
+  await ig.page.goto(`${BASE}/console/lang/en?back=/console/companies/${SLUG}/chains`);
+  await ig.page.waitForURL(/\/chains$/);
+  assert.equal(await ig.page.getAttribute('html', 'lang'), 'en');
   await shot(ig.page, 'en-chains');
   // The tariff (the chain's second entry): its prices by class, a form made from its schema.
   await ig.page.locator('a.edit-params').nth(1).click();
