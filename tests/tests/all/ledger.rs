@@ -706,9 +706,14 @@ async fn a_season_of_payments(db: TestDb) {
             );
             assert_eq!(acc.dues.principal, unpaid, "{slug} {customer}");
         }
-        // Statements: the whole stretch and a part of it add up, and agree with the accounts.
+        // Statements: the whole stretch, a part of it, and a longer one (its bills are read 32
+        // dates at a time: this one's fall in two groups) add up, and agree with the accounts.
         for customer in ["A", "B", "C"] {
-            for (from, to) in [(first, last), (d("2026-01-01"), d("2026-01-05"))] {
+            for (from, to) in [
+                (first, last),
+                (d("2026-01-01"), d("2026-01-05")),
+                (first - chrono::Days::new(25), last),
+            ] {
                 let st = s.statement(c.id, customer, policy, from, to).await.unwrap();
                 assert!(st.adds_up(), "{slug} {customer} {from}..{to}: {st:#?}");
                 let acc = |at: NaiveDate| async move {
