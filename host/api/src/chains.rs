@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use chrono::NaiveDate;
-use heatbill_runtime::model::{ChainEntryDef, ChainVersion, CompanyPlugin};
+use heatbill_runtime::model::{ChainEntryDef, ChainVersion, CompanyPlugin, PluginCases};
 use heatbill_runtime::run::blocking;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -205,16 +205,18 @@ pub async fn activate(
         .collect();
     // The chain's plugins and the company's others, read and loaded once for every file.
     let cat = catalog(&app, c.id, &pinned).await?;
-    let mut results = Vec::new();
+    let mut files = Vec::new();
     let mut missing = Vec::new();
     for d in &defs {
-        let files = app.services.store.plugin_cases(c.id, &d.plugin).await?;
-        if files.is_empty() {
+        let attached = app.services.store.plugin_cases(c.id, &d.plugin).await?;
+        if attached.is_empty() {
             missing.push(format!("{} {}", d.name, d.version));
         }
-        for f in files {
-            results.push(run_cases(&app, cat.clone(), &f.name, &f.body).await?);
-        }
+        files.extend(attached);
+    }
+    let mut results = Vec::new();
+    for f in distinct(files) {
+        results.push(run_cases(&app, cat.clone(), &f.name, &f.body).await?);
     }
     if app.settings.api.require_cases && !missing.is_empty() {
         return Err(ApiError::unprocessable(format!(
@@ -247,6 +249,17 @@ pub async fn activate(
     tracing::info!(company = %c.slug, chain = v.id, effective_from = %v.effective_from,
         cases = results.len(), "chain activated");
     Ok((StatusCode::CREATED, Json(v.into())))
+}
+
+/// The case files to run at an activation: each text once. A file attached to several of the
+/// chain's plugins (a chain's case file usually tests them all) bills the same chain the same
+/// way whichever plugin it hangs on, so it runs once, under the name it was first attached by.
+fn distinct(files: Vec<PluginCases>) -> Vec<PluginCases> {
+    let mut seen = std::collections::HashSet::new();
+    files
+        .into_iter()
+        .filter(|f| seen.insert(<sha2::Sha256 as sha2::Digest>::digest(f.body.as_bytes())))
+        .collect()
 }
 
 /// Lists the company's active chain versions, by effective date.
@@ -289,4 +302,40 @@ pub async fn rollback(
     Ok(Json(RolledBack {
         restored: restored.map(ChainView::from),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(digest: &str, name: &str, body: &str) -> PluginCases {
+        PluginCases {
+            digest: digest.into(),
+            name: name.into(),
+            body: body.into(),
+            passed: true,
+            report: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn a_case_file_attached_to_several_plugins_runs_once() {
+        let files = vec![
+            file("season", "w1.toml", "[[case]] a"),
+            file("tariff", "w1.toml", "[[case]] a"),
+            file("tariff", "w1-copy.toml", "[[case]] a"),
+            file("fee", "w6.toml", "[[case]] b"),
+        ];
+        let run: Vec<(String, String)> = distinct(files)
+            .into_iter()
+            .map(|f| (f.digest, f.name))
+            .collect();
+        assert_eq!(
+            run,
+            [
+                ("season".to_string(), "w1.toml".to_string()),
+                ("fee".to_string(), "w6.toml".to_string())
+            ]
+        );
+    }
 }
