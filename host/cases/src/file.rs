@@ -56,9 +56,22 @@ pub struct CaseFile {
     /// The cases.
     #[serde(default, rename = "case")]
     pub cases: Vec<Case>,
+    /// When given, the file expects its chain to be refused when configured (a plugin's check
+    /// of its parameters), not to bill: such a file has no cases.
+    #[serde(default)]
+    pub refused: Option<Refused>,
     /// Where the file was read from (set by [`CaseFile::load`]).
     #[serde(skip)]
     pub path: PathBuf,
+}
+
+/// A chain the file expects to be refused (`[refused]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Refused {
+    /// A text the refusal must contain.
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 /// One entry of the chain.
@@ -429,6 +442,12 @@ impl CaseFile {
                     );
                 }
             }
+        }
+        if self.refused.is_some() && !self.cases.is_empty() {
+            bail!(
+                "the file expects its chain to be refused ([refused]) and also has [[case]]s: a \
+                 refused chain bills nothing, so put the cases in a file of their own"
+            );
         }
         for case in &self.cases {
             let c = &case.customer;

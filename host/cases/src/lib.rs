@@ -27,7 +27,7 @@ pub use compare::{
 pub use file::{
     Case, CaseFile, ChainEntrySpec, CustomerSpec, DateRange, Expect, ExpectLine, ExpectTotals,
     HeatUnit, MAX_CHAIN_ENTRIES, MAX_CUSTOMER_DAYS, MAX_FILE_BYTES, MAX_INPUT_BYTES,
-    MAX_PARAMS_VERSIONS, ParamsVersion, SeasonSpec,
+    MAX_PARAMS_VERSIONS, ParamsVersion, Refused, SeasonSpec,
 };
 
 #[cfg(test)]

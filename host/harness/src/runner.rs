@@ -198,18 +198,27 @@ pub fn run_file(engine: &Engine, catalog: &Catalog, file: &CaseFile) -> FileRepo
         setup_error: None,
         outcomes: Vec::new(),
     };
-    let evaluator = schedule(catalog, file).and_then(|s| {
-        let mut ev = ScheduleEvaluator::new(engine, s);
-        ev.configure_all()?;
-        Ok(ev)
-    });
-    let mut evaluator = match evaluator {
-        Ok(e) => e,
+    let mut evaluator = match schedule(catalog, file) {
+        Ok(s) => ScheduleEvaluator::new(engine, s),
         Err(e) => {
             report.setup_error = Some(format!("{e:#}"));
             return report;
         }
     };
+    let configured = evaluator.configure_all();
+    if let Some(expected) = &file.refused {
+        // A file that tests a refusal: the chain was built (its plugins found, its versions
+        // right), and configuring it must fail, saying what the file says.
+        let refusal = configured
+            .err()
+            .map(|e| format!("{:#}", anyhow::Error::from(e)));
+        report.outcomes.push(refused(expected, refusal));
+        return report;
+    }
+    if let Err(e) = configured {
+        report.setup_error = Some(format!("{:#}", anyhow::Error::from(e)));
+        return report;
+    }
     let impure = purity(&mut evaluator, file, engine.limits().max_batch.max(1));
     for (c, case) in file.cases.iter().enumerate() {
         let days: Vec<DayInput> = case
@@ -254,6 +263,42 @@ pub fn run_file(engine: &Engine, catalog: &Catalog, file: &CaseFile) -> FileRepo
         report.outcomes.push(outcome);
     }
     report
+}
+
+/// The outcome of a file that expects its chain refused: `refusal` is what configuring it said,
+/// `None` when it configured.
+fn refused(
+    expected: &heatbill_cases::Refused,
+    refusal: Option<String>,
+) -> heatbill_cases::CaseOutcome {
+    let name = "the chain is refused".to_string();
+    let saying = expected
+        .message
+        .as_ref()
+        .map(|m| format!(", saying {m:?}"))
+        .unwrap_or_default();
+    match refusal {
+        None => heatbill_cases::CaseOutcome {
+            name,
+            got: "the chain configured".into(),
+            diffs: vec![format!(
+                "expected the chain to be refused{saying}; it configured"
+            )],
+        },
+        Some(said) => {
+            let diffs = match &expected.message {
+                Some(m) if !said.contains(m.as_str()) => {
+                    vec![format!("expected the refusal to say {m:?}")]
+                }
+                _ => Vec::new(),
+            };
+            heatbill_cases::CaseOutcome {
+                name,
+                got: said.replace('\n', " "),
+                diffs,
+            }
+        }
+    }
 }
 
 /// The most customer-days of one case file that the purity check bills in its varied batches

@@ -135,6 +135,27 @@ fn neutral(chain: &NativeChain, result: &Result<NativeBill, NativeChainError>) -
 
 fn run_file(path: &Path) -> Vec<String> {
     let file = load(path);
+    // A file that expects its chain refused: natively too, an entry refuses its parameters,
+    // saying what the file says.
+    if let Some(expected) = &file.refused {
+        let refusal = file.chain.iter().find_map(|entry| {
+            let params = serde_json::to_string(entry.params_on(None)).unwrap();
+            rule(&entry.plugin, &params)
+                .err()
+                .map(|e| e.message().to_string())
+        });
+        return match (refusal, &expected.message) {
+            (None, _) => vec![format!(
+                "{}: expected the chain refused; every entry took its parameters",
+                path.display()
+            )],
+            (Some(said), Some(want)) if !said.contains(want.as_str()) => vec![format!(
+                "{}: the refusal {said:?} does not say {want:?}",
+                path.display()
+            )],
+            _ => Vec::new(),
+        };
+    }
     // Verified: every rule is also called for the days its filter excludes, and must return
     // nothing for them (the sandbox would not call it at all).
     let build = |at: Option<NaiveDate>| {
@@ -352,6 +373,9 @@ fn every_filter_excludes_only_days_the_plugin_does_not_bill() {
     let mut failures = Vec::new();
     for path in case_files(&dir) {
         let file = load(&path);
+        if file.refused.is_some() {
+            continue; // its chain does not configure: nothing to filter
+        }
         let versions = file.chain.iter().flat_map(|e| {
             std::iter::once(&e.params)
                 .chain(e.from.iter().map(|v| &v.params))

@@ -890,6 +890,9 @@ fn the_dry_run_and_the_batch_give_the_same_bills_on_every_case() {
     let (mut compared, mut errors) = (0, 0);
     for path in files {
         let file = CaseFile::load(&path).unwrap();
+        if file.refused.is_some() {
+            continue; // a chain that must not configure bills nothing
+        }
         let chain = runner::chain(&catalog, &file).unwrap();
         let days = runner::case_days(&file).unwrap();
         let batch = runner::evaluator(&engine, chain.clone())

@@ -194,6 +194,54 @@ expect.lines = [{ code = "heat", amount = "12.56" }]
     assert_eq!(v["files"][0]["cases"][0]["passed"], false);
 }
 
+/// A case file can expect its chain to be refused (a plugin's parameter check), with the
+/// message: `late-fee-cap.toml` passes among the worked examples; here, a chain that
+/// configures, or a refusal that says something else, fails the file.
+#[test]
+fn a_file_can_expect_a_refused_chain() {
+    components();
+    let cap = |rate: &str, says: &str| {
+        format!(
+            r#"
+[[chain]]
+plugin = "late-fee"
+params = {{ daily_rate = "{rate}", max_daily_rate = "0.003", due_date = "2026-01-01" }}
+[refused]
+message = "{says}"
+"#
+        )
+    };
+    let (out, _dir) = test_cases(&cap("0.005", "above the legal cap"), &[]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("ok    the chain is refused"), "{t}");
+    let (out, _dir) = test_cases(&cap("0.001", "above the legal cap"), &[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(
+            "expected the chain to be refused, saying \"above the legal cap\"; it configured"
+        ),
+        "{t}"
+    );
+    let (out, _dir) = test_cases(&cap("0.005", "negative"), &[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("expected the refusal to say \"negative\""),
+        "{t}"
+    );
+    // A refused chain bills nothing: a file with both is refused as it is read.
+    let both = format!(
+        "{}[[case]]\nname = \"a\"\ncustomer = {{ date = \"2026-01-02\" }}\nexpect = {{ error = \"bad-params\" }}\n",
+        cap("0.005", "cap")
+    );
+    let (out, _dir) = test_cases(&both, &[]);
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(t.contains("put the cases in a file of their own"), "{t}");
+}
+
 /// A rule-error message made to rewrite the terminal (CR, ANSI colours, an OSC title, a newline
 /// and a fake summary) is printed escaped: the table still says FAIL and the real count.
 #[test]
