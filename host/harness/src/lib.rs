@@ -110,9 +110,11 @@ pub struct BenchOptions {
     pub more_plugins: Vec<PathBuf>,
     /// Leave the reference plugins out.
     pub no_reference: bool,
-    /// The case file whose chain and customers are measured.
+    /// The case file whose chain is measured (and whose first date is billed).
     pub cases: PathBuf,
-    /// How many customer-days to evaluate (the case file's customers, repeated).
+    /// Bill the case file's customers (repeated) instead of a generated company.
+    pub case_customers: bool,
+    /// How many customer-days to evaluate.
     pub days: usize,
     /// Customer-days per plugin call.
     pub batch: usize,
@@ -120,6 +122,40 @@ pub struct BenchOptions {
     pub threads: Option<usize>,
     /// The engine's settings.
     pub engine: EngineOptions,
+}
+
+/// The most customers a benchmark generates (more customer-days repeat them).
+const GENERATED_CUSTOMERS: usize = 200_000;
+
+/// What a benchmark's customer-days came to: billed, refused by a rule (by kind), or failed.
+#[derive(Debug, Default)]
+struct Tally {
+    done: usize,
+    rules: std::collections::BTreeMap<&'static str, usize>,
+    failed: usize,
+}
+
+impl Tally {
+    fn count(&mut self, kind: &heatbill_engine::BillErrorKind) {
+        match kind {
+            heatbill_engine::BillErrorKind::Rule { .. } => {
+                *self.rules.entry(kind.name()).or_default() += 1
+            }
+            _ => self.failed += 1,
+        }
+    }
+
+    fn add(&mut self, other: Tally) {
+        self.done += other.done;
+        self.failed += other.failed;
+        for (k, n) in other.rules {
+            *self.rules.entry(k).or_default() += n;
+        }
+    }
+
+    fn refused(&self) -> usize {
+        self.rules.values().sum()
+    }
 }
 
 /// Builds the engine the harness runs: the configuration file's settings (or the defaults),
@@ -362,24 +398,41 @@ pub fn bench(args: BenchOptions) -> Result<ExitCode> {
     )?;
     let file = CaseFile::load(&args.cases)?;
     let chain = runner::chain(&catalog, &file)?;
-    let days = runner::case_days(&file)?;
-    if days.is_empty() {
+    let Some(date) = file.cases.iter().flat_map(|c| c.dates()).min() else {
         bail!(
-            "{} has no cases: the benchmark bills the case file's customers",
+            "{} has no cases: the benchmark bills the chain on the case file's first date (a \
+             file that expects its chain refused bills nothing)",
             args.cases.display()
         );
-    }
+    };
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let batch = args.batch.max(1);
     let total = args.days.max(1);
     let per_thread = total.div_ceil(threads);
+    // A representative company by default: the demo's mix of classes, areas, meters,
+    // suspensions, low incomes and arrears (as `heatbill demo` and the run benchmarks bill),
+    // on the case file's first date. A case file's customers are few and chosen to test edges
+    // (one bench was 99.5 % metered): they are an option.
+    let days = if args.case_customers {
+        runner::case_days(&file)?
+    } else {
+        heatbill_runtime::demo::day_inputs(total.min(GENERATED_CUSTOMERS), date)
+    };
     println!("chain: {}", file.chain_summary());
-    println!(
-        "{total} customer-days from {} case customer-days, batch {batch}, {threads} thread(s)",
-        days.len()
-    );
+    if args.case_customers {
+        println!(
+            "{total} customer-days from {} case customer-days, batch {batch}, {threads} thread(s)",
+            days.len()
+        );
+    } else {
+        println!(
+            "{total} customer-days of a generated company ({} customers, the demo's mix) on \
+             {date}, batch {batch}, {threads} thread(s)",
+            days.len()
+        );
+    }
     // Inputs and evaluators are made before the clock starts, as a worker's shard is loaded
     // and its instances configured before it bills.
     let mut work = Vec::with_capacity(threads);
@@ -389,19 +442,21 @@ pub fn bench(args: BenchOptions) -> Result<ExitCode> {
         work.push((runner::evaluator(&engine, chain.clone())?, input));
     }
     let start = Instant::now();
-    let results: Vec<(usize, usize)> = std::thread::scope(|s| {
+    let results: Vec<Tally> = std::thread::scope(|s| {
         let handles: Vec<_> = work
             .iter_mut()
             .map(|(ev, input)| {
                 s.spawn(move || {
-                    let (mut done, mut errors) = (0, 0);
+                    let mut tally = Tally::default();
                     for b in input.chunks(batch) {
                         for r in ev.evaluate(b) {
-                            done += 1;
-                            errors += usize::from(r.is_err());
+                            tally.done += 1;
+                            if let Err(e) = r {
+                                tally.count(&e.kind);
+                            }
                         }
                     }
-                    (done, errors)
+                    tally
                 })
             })
             .collect();
@@ -411,22 +466,35 @@ pub fn bench(args: BenchOptions) -> Result<ExitCode> {
             .collect()
     });
     let elapsed = start.elapsed();
-    let (done, errors) = results
-        .iter()
-        .fold((0, 0), |(d, e), (rd, re)| (d + rd, e + re));
+    let mut tally = Tally::default();
+    for t in results {
+        tally.add(t);
+    }
+    let (done, refused, failed) = (tally.done, tally.refused(), tally.failed);
     let calls = done.div_ceil(batch) * file.chain.len();
     let secs = elapsed.as_secs_f64();
     println!();
     println!(
-        "| customer-days | threads | seconds | customer-days/s | per core | µs per plugin call | errors |"
+        "| customer-days | threads | seconds | customer-days/s | per core | µs per plugin call | refused by the rules | failed |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     println!(
-        "| {done} | {threads} | {secs:.3} | {:.0} | {:.0} | {:.1} | {errors} |",
+        "| {done} | {threads} | {secs:.3} | {:.0} | {:.0} | {:.1} | {refused} | {failed} |",
         done as f64 / secs,
         done as f64 / secs / threads as f64,
         secs * 1e6 * threads as f64 / calls as f64,
     );
+    if refused > 0 {
+        // A rule's own refusals (a metered customer without a reading is `missing-input`) are
+        // what it should do with such customers: production parks them. Failures (a trap, an
+        // output that breaks the contract, a skipped call) are the plugin's faults.
+        let kinds: Vec<String> = tally
+            .rules
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        println!("refused by the rules: {}", kinds.join(", "));
+    }
     // What each plugin cost: every thread's evaluator, summed.
     let mut costs: Vec<heatbill_engine::EntryCost> = Vec::new();
     for (ev, _) in &work {

@@ -113,10 +113,14 @@ pub struct BenchArgs {
     /// Leave the reference plugins out.
     #[arg(long)]
     pub no_reference: bool,
-    /// The case file whose chain and customers are measured.
+    /// The case file whose chain is measured. By default the chain bills a generated company
+    /// (the demo's mix of customers) on the file's first date.
     #[arg(long)]
     pub cases: PathBuf,
-    /// How many customer-days to evaluate (the case file's customers, repeated).
+    /// Bill the case file's own customers (repeated) instead of a generated company.
+    #[arg(long)]
+    pub case_customers: bool,
+    /// How many customer-days to evaluate.
     #[arg(long, default_value_t = 200_000)]
     pub days: usize,
     /// Customer-days per plugin call.
@@ -229,6 +233,7 @@ impl From<BenchArgs> for BenchOptions {
             more_plugins: a.more_plugins,
             no_reference: a.no_reference,
             cases: a.cases,
+            case_customers: a.case_customers,
             days: a.days,
             batch: a.batch,
             threads: a.threads,

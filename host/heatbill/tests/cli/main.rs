@@ -585,6 +585,7 @@ fn bench_reports_throughput() {
             "--cases",
             // W1's cases expect no error, so every customer-day must be billed.
             "plugins/cases/w1.toml",
+            "--case-customers",
             "--days",
             "20000",
             "--threads",
@@ -594,6 +595,10 @@ fn bench_reports_throughput() {
     );
     let t = text(&out);
     assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("from 1 case customer-days") || t.contains("case customer-days"),
+        "{t}"
+    );
     let row = t
         .lines()
         .find(|l| l.starts_with("| 20000 "))
@@ -601,7 +606,7 @@ fn bench_reports_throughput() {
     let cols: Vec<&str> = row.split('|').map(str::trim).collect();
     let rate: f64 = cols[4].parse().unwrap();
     assert!(rate > 0.0, "{row}");
-    assert_eq!(cols[7], "0", "errors in the bench: {row}");
+    assert_eq!((cols[7], cols[8]), ("0", "0"), "refused or failed: {row}");
     // Each plugin's own cost: W1's chain is season then area-tariff, each called for every
     // customer-day (20 calls of 1,024 at most).
     for plugin in ["season 1.0.0", "area-tariff 1.0.0"] {
@@ -615,6 +620,37 @@ fn bench_reports_throughput() {
         assert!(cols[4].parse::<f64>().unwrap() > 0.0, "{row}");
     }
     assert!(t.contains("| the host (inputs, filters, totals) |"), "{t}");
+
+    // By default a generated company (the demo's mix) on the file's first date.
+    let run = |file: &str, extra: &[&str]| {
+        let mut a = vec!["plugin", "bench", "plugins", "--cases", file];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&["--days", "5000", "--threads", "1"]);
+        let t = text(&heatbill(&a, cache.path()));
+        let row = t
+            .lines()
+            .find(|l| l.starts_with("| 5000 "))
+            .unwrap_or_else(|| panic!("no result row:\n{t}"))
+            .to_string();
+        let cols: Vec<String> = row.split('|').map(|c| c.trim().to_string()).collect();
+        (t, cols)
+    };
+    let (t, cols) = run("plugins/cases/reference-chain.toml", &[]);
+    assert!(
+        t.contains("of a generated company (5000 customers, the demo's mix) on 2025-10-20"),
+        "{t}"
+    );
+    assert_eq!(cols[8], "0", "failures: {cols:?}");
+    // W3's metered customers without a reading: the rule's own refusals (what production
+    // parks), counted apart from failures.
+    let (t, cols) = run("plugins/cases/w3.toml", &["--case-customers"]);
+    assert_eq!(cols[8], "0", "failures: {cols:?}");
+    let refused: usize = cols[7].parse().unwrap();
+    assert!(refused > 0, "{cols:?}");
+    assert!(
+        t.contains(&format!("refused by the rules: missing-input {refused}")),
+        "{t}"
+    );
 }
 
 #[test]
