@@ -26,15 +26,29 @@ pub const REFERENCE_PLUGINS: [&str; 7] = [
     "late_fee",
 ];
 
-/// Where the reference plugins are: `HEATBILL_REFERENCE_PLUGINS` (empty: none), or the build
-/// output of the checkout this binary was built from, when it is there.
+/// Where the reference plugins are, the first of:
+/// - `HEATBILL_REFERENCE_PLUGINS` (empty: none);
+/// - beside the binary, as `./dev dist` lays a release out: `<bin>/../share/heatbill/
+///   reference-plugins`, or `reference-plugins` in the binary's own directory, so a binary
+///   copied to another machine with its data directory finds them;
+/// - the build output of the checkout this binary was built from, when it is there.
 pub fn reference_dir() -> Option<PathBuf> {
     if let Some(d) = std::env::var_os("HEATBILL_REFERENCE_PLUGINS") {
         return (!d.is_empty()).then(|| PathBuf::from(d));
     }
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .into_iter()
+        .flat_map(|bin| {
+            [
+                bin.join("../share/heatbill/reference-plugins"),
+                bin.join("reference-plugins"),
+            ]
+        });
+    let checkout = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../plugins/target/wasm32-wasip2/release");
-    d.is_dir().then_some(d)
+    beside.chain(std::iter::once(checkout)).find(|d| d.is_dir())
 }
 
 /// The catalog of a harness command: its components, then the reference plugins (unless

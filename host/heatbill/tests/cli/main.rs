@@ -162,6 +162,49 @@ fn worked_examples_pass_through_plugin_test() {
     assert!(passed >= 20, "only {passed} cases ran:\n{t}");
 }
 
+/// A binary copied out of the checkout, with the reference plugins in its data directory as
+/// `./dev dist` lays a release out, finds them there (not in the checkout it was built from).
+#[test]
+fn a_copied_binary_finds_the_reference_plugins_beside_it() {
+    let built = components();
+    let root = tempfile::tempdir().unwrap();
+    let bin = root.path().join("bin");
+    let share = root.path().join("share/heatbill/reference-plugins");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&share).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_heatbill"), bin.join("heatbill")).unwrap();
+    for p in ["season", "area_tariff"] {
+        std::fs::copy(
+            built.join(format!("{p}.wasm")),
+            share.join(format!("{p}.wasm")),
+        )
+        .unwrap();
+    }
+    let cases = tempfile::tempdir().unwrap();
+    let w1 = cases.path().join("w1.toml");
+    std::fs::copy(repo().join("plugins/cases/w1.toml"), &w1).unwrap();
+    let out = Command::new(bin.join("heatbill"))
+        .args(["plugin", "test"])
+        .arg(share.join("season.wasm"))
+        .arg("--cases")
+        .arg(&w1)
+        .env_remove("HEATBILL_REFERENCE_PLUGINS")
+        .env("HEATBILL_CACHE_DIR", root.path().join("compiled"))
+        .current_dir(cases.path())
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains(&format!(
+            "reference plugins from {}",
+            bin.join("../share/heatbill/reference-plugins").display()
+        )),
+        "{t}"
+    );
+    assert!(t.contains(" 0 failed"), "{t}");
+}
+
 #[test]
 fn a_wrong_expectation_fails_with_a_diff_and_exit_1() {
     let cases = r#"
