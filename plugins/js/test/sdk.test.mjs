@@ -420,3 +420,31 @@ test('low-income subsidy: the columnar path bills as the row method (random days
     sameAsRows(LowIncomeSubsidy, p, days, `round ${round} ${JSON.stringify(p)}`);
   }
 });
+
+test('a map keyed by customer class, and hyphenated keys', () => {
+  const p = params.object({
+    prices: params.object({
+      residential: params.decimal({ description: 'Homes' }),
+      'non-residential': params.decimal({ description: 'Businesses' }),
+    }),
+    surcharge: params.byClass(params.decimal(), { default: {} }),
+  });
+  const s = JSON.parse(p.schemaText());
+  assert.deepEqual(s.properties.prices.required, ['residential', 'non-residential']);
+  assert.deepEqual(Object.keys(s.properties.surcharge.properties), ['residential', 'non-residential']);
+  assert.equal(s.properties.surcharge.additionalProperties, false);
+  assert.equal(s.properties.surcharge.properties['non-residential'].format, 'decimal');
+  const v = p.parseJson('{"prices": {"residential": "38.32", "non-residential": "43.3"}, "surcharge": {"non-residential": "0.03"}}');
+  assert.equal(v.prices['non-residential'].toString(), '43.3');
+  assert.equal(v.surcharge['non-residential'].toString(), '0.03');
+  assert.equal(v.surcharge.residential, undefined);
+  assert.deepEqual(p.parseJson('{"prices": {"residential": "1", "non-residential": "2"}}').surcharge, {});
+  assert.throws(
+    () => p.parseJson('{"prices": {"residential": "1", "non-residential": "2"}, "surcharge": {"garage": "1"}}'),
+    /`surcharge`: unknown customer class `garage`/,
+  );
+  assert.throws(
+    () => p.parseJson('{"prices": {"residential": "1", "non-residential": "2"}, "surcharge": {"residential": 1}}'),
+    /`surcharge.residential`/,
+  );
+});

@@ -151,6 +151,22 @@ class Sample:
     inner: Inner | None = param(None)
 
 
+@dataclasses.dataclass
+class ClassPrices:
+    """Prices by class."""
+
+    residential: Decimal = param(doc='Homes, e.g. "38.32".')
+    non_residential: Decimal = param(key="non-residential", doc='Businesses, e.g. "43.3".')
+
+
+@dataclasses.dataclass
+class Tariff:
+    """A tariff with the names tariffs use."""
+
+    prices: ClassPrices = param(doc="Per m² by class.")
+    surcharge: dict[CustomerClass, Decimal] = param({}, doc="By class; a class may be left out.")
+
+
 class Schemas(unittest.TestCase):
     def test_derived_schema(self):
         s = heatbill.schema(Sample)
@@ -180,6 +196,40 @@ class Schemas(unittest.TestCase):
         self.assertEqual(inner["additionalProperties"], False)
         self.assertEqual(inner["required"], ["rate"])
         json.loads(heatbill.schema_json(Sample))
+
+    def test_hyphenated_keys_and_maps_keyed_by_class(self):
+        s = heatbill.schema(Tariff)
+        prices = s["properties"]["prices"]
+        self.assertEqual(prices["required"], ["residential", "non-residential"])
+        self.assertEqual(set(prices["properties"]), {"residential", "non-residential"})
+        sur = s["properties"]["surcharge"]
+        self.assertEqual(set(sur["properties"]), {"residential", "non-residential"})
+        self.assertEqual(sur["properties"]["non-residential"]["format"], "decimal")
+        self.assertFalse(sur["additionalProperties"])
+        self.assertNotIn("required", sur)
+        t = heatbill.parse(
+            Tariff,
+            '{"prices": {"residential": "38.32", "non-residential": "43.3"},'
+            ' "surcharge": {"non-residential": "0.03"}}',
+        )
+        self.assertEqual((t.prices.residential, t.prices.non_residential), (D("38.32"), D("43.3")))
+        self.assertEqual(t.surcharge, {CustomerClass.NON_RESIDENTIAL: D("0.03")})
+
+        def err(text):
+            with self.assertRaises(BadParams) as c:
+                heatbill.parse(Tariff, text)
+            return str(c.exception)
+
+        self.assertIn("missing field `non-residential`", err('{"prices": {"residential": "1"}}'))
+        self.assertIn("unknown field `non_residential`", err('{"prices": {"residential": "1", "non_residential": "2"}}'))
+        self.assertIn(
+            "`surcharge`: unknown customer class `garage`",
+            err('{"prices": {"residential": "1", "non-residential": "2"}, "surcharge": {"garage": "1"}}'),
+        )
+        self.assertIn(
+            "`surcharge.residential`",
+            err('{"prices": {"residential": "1", "non-residential": "2"}, "surcharge": {"residential": 1}}'),
+        )
 
     def test_no_params(self):
         self.assertEqual(json.loads(heatbill.schema_json(heatbill.NoParams))["additionalProperties"], False)

@@ -251,5 +251,37 @@ export class ObjectParam extends Param {
   }
 }
 
+/** The customer classes, as parameters name them. */
+export const CLASSES = ['residential', 'non-residential'];
+
+/**
+ * A map keyed by customer class, `{"residential": …, "non-residential": …}`: each class may be
+ * left out (it is then absent from the value), no other key is taken. The schema names both
+ * classes, so the API's and the console's forms show a field per class. (A key that is not a
+ * JavaScript identifier needs nothing special in `object`: `{'non-residential': decimal()}`.)
+ * @template T
+ * @param {Param<T>} item
+ * @param {{description?: string, optional?: boolean, default?: object}} [opts]
+ * @returns {Param<{residential?: T, 'non-residential'?: T}>}
+ */
+export function byClass(item, opts) {
+  const schema = { type: 'object', additionalProperties: false, properties: {} };
+  for (const c of CLASSES) schema.properties[c] = item.jsonSchema();
+  const expected = CLASSES.map((c) => `\`${c}\``).join(', ');
+  return new Param(schema, (v, path) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+      throw fail(path, `invalid type: ${describeValue(v)}, expected a map`);
+    }
+    const out = {};
+    for (const [k, x] of Object.entries(v)) {
+      if (!CLASSES.includes(k)) {
+        throw fail(path, `unknown customer class \`${k}\`, expected one of ${expected}`);
+      }
+      out[k] = item.parseValue(x, path ? `${path}.${k}` : k);
+    }
+    return out;
+  }, opts);
+}
+
 /** A plugin without parameters. */
 export const none = () => object({});

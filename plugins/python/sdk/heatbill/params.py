@@ -10,6 +10,11 @@ them, and shows the schema to integrators (forms, ``plugin check``), so write ea
   ``Enum`` or a ``Literal`` its values;
 - ``X | None`` also accepts ``null``; a field with a default is optional; ``list[X]``,
   ``frozenset[X]`` (unique items), ``dict[str, X]`` and nested dataclasses nest;
+- ``dict[CustomerClass, X]`` is a map keyed by customer class: its keys are ``"residential"``
+  and ``"non-residential"`` (each optional), parsed to :class:`CustomerClass`; the schema names
+  both, so forms show a field per class;
+- a key that is not a Python name (``"non-residential"``) is the field's ``key``:
+  ``non_residential: Decimal = param(key="non-residential")``;
 - every object refuses unknown keys (``"additionalProperties": false``).
 
 ::
@@ -41,10 +46,15 @@ DATE_SCHEMA = {"type": "string", "format": "date", "examples": ["2025-10-20"]}
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
-def param(default=dataclasses.MISSING, *, doc: str = ""):
-    """A parameter field: its default (none: required) and its description for the schema.
-    A list, set or dict default is copied for each instance."""
+def param(default=dataclasses.MISSING, *, doc: str = "", key: str | None = None):
+    """A parameter field: its default (none: required), its description for the schema, and
+    its JSON key when that is not the field's name (``key="non-residential"``). A list, set or
+    dict default is copied for each instance."""
     meta = {"doc": doc}
+    if key is not None:
+        if not key:
+            raise TypeError("a parameter's key is not empty")
+        meta["key"] = key
     if isinstance(default, (list, dict, set)):
         value = default
         return dataclasses.field(default_factory=lambda: type(value)(value), metadata=meta)
@@ -92,6 +102,9 @@ def _object_schema(cls, seen: set) -> dict:
         out["description"] = _doc(cls)
     out["type"] = "object"
     props, required = {}, []
+    keys = [_key(f) for f in dataclasses.fields(cls)]
+    if len(set(keys)) != len(keys):
+        raise TypeError(f"parameter dataclass {cls.__name__} has two fields with one key")
     for f in dataclasses.fields(cls):
         s = _type_schema(hints[f.name], seen)
         doc = f.metadata.get("doc")
@@ -108,14 +121,27 @@ def _object_schema(cls, seen: set) -> dict:
             except TypeError:
                 pass
         else:
-            required.append(f.name)
-        props[f.name] = s
+            required.append(_key(f))
+        props[_key(f)] = s
     if props:
         out["properties"] = props
     if required:
         out["required"] = required
     out["additionalProperties"] = False
     return out
+
+
+def _key(f) -> str:
+    """A field's JSON key: its ``param(key=...)``, else its name."""
+    return f.metadata.get("key") or f.name
+
+
+def _class_map(tp) -> bool:
+    """Whether ``tp`` is ``dict[CustomerClass, X]``."""
+    from .types import CustomerClass
+
+    args = typing.get_args(tp)
+    return typing.get_origin(tp) is dict and len(args) == 2 and args[0] is CustomerClass
 
 
 def _optional_inner(tp):
@@ -167,9 +193,21 @@ def _type_schema(tp, seen: set) -> dict:
         if origin in (frozenset, set):
             s["uniqueItems"] = True
         return s
+    if _class_map(tp):
+        from .types import CustomerClass
+
+        item = _type_schema(args[1], seen)
+        return {
+            "type": "object",
+            "properties": {c.wit: dict(item) for c in CustomerClass},
+            "additionalProperties": False,
+        }
     if origin is dict:
         if not args or args[0] is not str:
-            raise TypeError(f"{tp!r}: parameter maps have string keys, e.g. dict[str, Decimal]")
+            raise TypeError(
+                f"{tp!r}: parameter maps have string keys (dict[str, Decimal]) or customer "
+                "classes (dict[CustomerClass, Decimal])"
+            )
         return {"type": "object", "additionalProperties": _type_schema(args[1], seen)}
     if dataclasses.is_dataclass(tp):
         return _object_schema(tp, seen)
@@ -191,7 +229,7 @@ def _to_json(v):
         items = [_to_json(x) for x in v]
         return sorted(items, key=str) if isinstance(v, (set, frozenset)) else items
     if isinstance(v, dict):
-        return {k: _to_json(x) for k, x in v.items()}
+        return {(k.wit if isinstance(k, WitEnum) else k): _to_json(x) for k, x in v.items()}
     raise TypeError(v)
 
 
@@ -269,6 +307,19 @@ def _convert(tp, v, path: str):
             _fail(path, f"expected a list, not {json.dumps(v, ensure_ascii=False)}")
         items = [_convert(args[0], x, f"{path}[{i}]") for i, x in enumerate(v)]
         return origin(items)
+    if _class_map(tp):
+        from .types import CustomerClass
+
+        if not isinstance(v, dict):
+            _fail(path, f"expected an object, not {json.dumps(v, ensure_ascii=False)}")
+        names = [c.wit for c in CustomerClass]
+        out = {}
+        for k, x in v.items():
+            if k not in names:
+                expected = ", ".join(f"`{n}`" for n in names)
+                _fail(path, f"unknown customer class `{k}`, expected one of {expected}")
+            out[CustomerClass.parse(k)] = _convert(args[1], x, _name(path, k))
+        return out
     if origin is dict:
         if not isinstance(v, dict):
             _fail(path, f"expected an object, not {json.dumps(v, ensure_ascii=False)}")
@@ -276,17 +327,17 @@ def _convert(tp, v, path: str):
     if dataclasses.is_dataclass(tp):
         if not isinstance(v, dict):
             _fail(path, f"expected an object, not {json.dumps(v, ensure_ascii=False)}")
-        fields = {f.name: f for f in dataclasses.fields(tp)}
+        fields = {_key(f): f for f in dataclasses.fields(tp)}
         unknown = [k for k in v if k not in fields]
         if unknown:
             known = ", ".join(f"`{k}`" for k in fields) or "none"
             _fail(path, f"unknown field `{unknown[0]}`, expected one of {known}")
         hints = typing.get_type_hints(tp)
         kwargs = {}
-        for name, f in fields.items():
-            if name in v:
-                kwargs[name] = _convert(hints[name], v[name], _name(path, name))
+        for key, f in fields.items():
+            if key in v:
+                kwargs[f.name] = _convert(hints[f.name], v[key], _name(path, key))
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                _fail(path, f"missing field `{name}`")
+                _fail(path, f"missing field `{key}`")
         return tp(**kwargs)
     raise TypeError(f"unsupported parameter type {tp!r}")
