@@ -225,7 +225,13 @@ try {
   assert.match(await page.locator('#import-result table.row-errors').textContent(), /palace/);
   await shot(page, 'zh-data');
   await accessible(page, 'the bad rows', false);
-  check('an import with a bad row shows the row in a table and imports nothing');
+  // A stale form (its CSRF token no longer the session's): the refusal is shown in place.
+  await page.evaluate(() => { document.querySelector('#import-form [name=_csrf]').value = 'stale'; });
+  await page.locator('#import-form button[type=submit]').click();
+  await page.locator('#import-result .flash.error', { hasText: 'CSRF' }).waitFor();
+  assert.equal(await page.locator('#import-result h1').count(), 1, 'the error page content, once');
+  assert.equal(await page.locator('#import-result html, #import-result body').count(), 0);
+  check('an import with a bad row shows the row in a table and imports nothing; a stale form is refused in place');
 
   // Reconciliation: the day's WeChat Pay bill uploaded; the payment heatbill did not record
   // is recorded for the customer its memo names, with one confirmation.

@@ -62,9 +62,22 @@
       headers: { 'X-CSRF-Token': csrf, 'Content-Type': typeOf(form, file) }
     }).then(function (r) {
       var go = r.headers.get('X-Console-Go');
+      // The session ended (expired, signed out elsewhere, token revoked): to the sign-in page.
+      if (r.redirected && r.url.indexOf('/console/sign-in') !== -1) {
+        window.location.assign(r.url);
+        return;
+      }
       return r.text().then(function (text) {
         if (go && go.indexOf('/console/') === 0) {
           window.location.assign(go);
+          return;
+        }
+        // A refusal before the upload's own handler (a forged or stale form) is the console's
+        // error page: its content is shown, not a page inside the page.
+        if (/^\s*<!doctype/i.test(text)) {
+          var main = new DOMParser().parseFromString(text, 'text/html').querySelector('main');
+          target.replaceChildren.apply(target, main ? Array.prototype.map.call(
+            main.childNodes, function (n) { return document.importNode(n, true); }) : []);
           return;
         }
         target.innerHTML = text;
