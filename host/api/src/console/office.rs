@@ -111,6 +111,20 @@ impl UploadResult {
     }
 }
 
+/// An upload's tenancy check, and the frame of its answer: the API's handler gets the check's
+/// outcome (a refused caller is answered by it, the body drained, as over the API), and the
+/// answer is in the company's language when the caller reaches the company.
+pub(super) async fn upload_tenant<A: access::Need>(
+    app: &App,
+    s: &Session,
+    slug: &str,
+    nav: &'static str,
+) -> (Result<crate::auth::Tenant<A>, ApiError>, Base) {
+    let t = tenant::<A>(app, s, slug).await.map_err(|f| f.0);
+    let b = Base::new(s, t.as_ref().ok().map(|t| &t.0), nav, String::new());
+    (t, b)
+}
+
 // ---- data files ----
 
 #[derive(Template)]
@@ -166,19 +180,8 @@ pub async fn import(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Fail> {
-    let t = tenant::<access::Data>(&app, &s, &slug).await;
-    let b = match &t {
-        Ok(t) => Base::new(&s, Some(&t.0), "data", String::new()),
-        Err(_) => Base::new(&s, None, "data", String::new()),
-    };
-    let outcome = data::import(
-        State(app.clone()),
-        t.map_err(|f| f.0),
-        Path((slug, q.kind)),
-        headers,
-        body,
-    )
-    .await;
+    let (t, b) = upload_tenant::<access::Data>(&app, &s, &slug, "data").await;
+    let outcome = data::import(State(app.clone()), t, Path((slug, q.kind)), headers, body).await;
     match outcome {
         Ok(Json(n)) => {
             let mut r = UploadResult::new(&b, true, b.tr("data.imported"));
@@ -239,20 +242,8 @@ pub async fn upload_statement(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Fail> {
-    let t = tenant::<access::Data>(&app, &s, &slug).await;
-    let b = match &t {
-        Ok(t) => Base::new(&s, Some(&t.0), "statements", String::new()),
-        Err(_) => Base::new(&s, None, "statements", String::new()),
-    };
-    match statements::upload(
-        State(app.clone()),
-        t.map_err(|f| f.0),
-        Query(q),
-        headers,
-        body,
-    )
-    .await
-    {
+    let (t, b) = upload_tenant::<access::Data>(&app, &s, &slug, "statements").await;
+    match statements::upload(State(app.clone()), t, Query(q), headers, body).await {
         Ok((status, Json(v))) => {
             let mut r = UploadResult::new(
                 &b,

@@ -62,12 +62,8 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Fail> {
-    let t = tenant::<access::Rules>(&app, &s, &slug).await;
-    let b = match &t {
-        Ok(t) => Base::new(&s, Some(&t.0), "chains", String::new()),
-        Err(_) => Base::new(&s, None, "chains", String::new()),
-    };
-    match plugins::upload(State(app.clone()), t.map_err(|f| f.0), headers, body).await {
+    let (t, b) = super::office::upload_tenant::<access::Rules>(&app, &s, &slug, "chains").await;
+    match plugins::upload(State(app.clone()), t, headers, body).await {
         Ok((status, Json(p))) => {
             let mut r = UploadResult::new(
                 &b,
