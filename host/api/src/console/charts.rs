@@ -45,6 +45,14 @@ impl Bar {
     }
 }
 
+/// A chart's opening tag, named by its title (its text alternative).
+fn open(w: f64, h: f64, title: &str) -> String {
+    format!(
+        r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="{t}"><title>{t}</title>"#,
+        t = esc(title)
+    )
+}
+
 /// Vertical bars, oldest left: `title` is the chart's text alternative, `max` the word before
 /// the tallest bar's value.
 pub fn columns(title: &str, max_word: &str, bars: &[Bar]) -> String {
@@ -55,13 +63,7 @@ pub fn columns(title: &str, max_word: &str, bars: &[Bar]) -> String {
     let n = bars.len().max(10) as f64;
     let slot = w / n;
     let bar_w = (slot * 0.7).max(1.0);
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="{}"><title>{}</title>"#,
-        esc(title),
-        esc(title)
-    );
+    let mut s = open(w, h, title);
     let _ = write!(
         s,
         r#"<line class="axis" x1="0" y1="{y}" x2="{w}" y2="{y}"/>"#,
@@ -129,13 +131,7 @@ pub fn pairs(
     let n = slots.len().max(10) as f64;
     let slot = w / n;
     let bar_w = (slot * 0.38).max(1.0);
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="{}"><title>{}</title>"#,
-        esc(title),
-        esc(title)
-    );
+    let mut s = open(w, h, title);
     let _ = write!(
         s,
         r#"<rect class="bar" x="200" y="4" width="10" height="10"/><text x="214" y="13">{}</text><rect class="bar alt" x="330" y="4" width="10" height="10"/><text x="344" y="13">{}</text>"#,
@@ -202,13 +198,7 @@ pub fn rows(title: &str, bars: &[Bar]) -> String {
     let h = row * bars.len().max(1) as f64 + 4.0;
     let max = bars.iter().map(|b| b.value).fold(0.0_f64, f64::max);
     let plot = w - label_w - 120.0;
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="{}"><title>{}</title>"#,
-        esc(title),
-        esc(title)
-    );
+    let mut s = open(w, h, title);
     for (i, b) in bars.iter().enumerate() {
         let y = i as f64 * row + 4.0;
         let bw = if max > 0.0 { b.value / max * plot } else { 0.0 };
