@@ -157,11 +157,6 @@ fn spec(
         p @ serde_json::Value::Object(_) => p,
         _ => return Err(ApiError::unprocessable("policies: give a JSON object")),
     };
-    heatbill_runtime::ledger::Allocation::of(&policies).map_err(ApiError::unprocessable)?;
-    heatbill_runtime::store::statements::account_rule(&policies)
-        .map_err(ApiError::unprocessable)?;
-    let billing =
-        heatbill_runtime::notices::BillingPolicy::of(&policies).map_err(ApiError::unprocessable)?;
     let mut seasons: Vec<Season> = seasons
         .into_iter()
         .map(|s| Season {
@@ -170,9 +165,8 @@ fn spec(
         })
         .collect();
     seasons.sort_by_key(|s| s.start);
-    if let Some(b) = &billing {
-        b.check(&seasons).map_err(ApiError::unprocessable)?;
-    }
+    heatbill_runtime::company::check_policies(&policies, &seasons)
+        .map_err(ApiError::unprocessable)?;
     for s in &seasons {
         if s.end < s.start {
             return Err(ApiError::unprocessable(format!(

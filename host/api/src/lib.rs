@@ -42,6 +42,8 @@ pub mod console;
 pub mod data;
 pub mod directory;
 pub mod error;
+pub mod events;
+pub mod invoices;
 pub mod notices;
 pub mod ops;
 pub mod plugins;
@@ -291,6 +293,9 @@ impl AppState {
         statements::put_profile, statements::profiles,
         subsidy::receivable, subsidy::transfers, subsidy::record_transfer, subsidy::settlement,
         notices::list, notices::read, notices::print, notices::standing,
+        events::list, events::read, events::replay, events::valve, events::report,
+        events::flags, events::weather,
+        invoices::list, invoices::read, invoices::answer,
     ),
     tags(
         (name = "operations", description = "Health, readiness and metrics"),
@@ -303,6 +308,7 @@ impl AppState {
         (name = "statements", description = "Channel statements (WeChat Pay, Alipay, banks) reconciled against the ledger; lost notifications recovered; banks' column mappings (staff)"),
         (name = "subsidy", description = "The government's share of subsidies: its receivable by month, its transfers, and the settlement list (政府补贴结算) of a period (staff)"),
         (name = "notices", description = "Payment notices (缴费通知单) the nightly run issues by the company's billing policy: listed, read, printed, and what a customer owes by notice"),
+        (name = "events", description = "Events out: fee control (费控) and e-invoices (数电票): the outbox's events and their delivery, replays, customers' valves (state, timeline, exemptions), valve reports from adapters, outdoor temperatures, invoice requests, the tax bureau's template and the provider's answers"),
         (name = "customers", description = "The customer directory: search, profiles and their revisions (personal data masked unless staff ask)"),
     )
 )]
@@ -325,7 +331,9 @@ pub fn router(app: App) -> Router {
         .merge(directory::routes())
         .merge(statements::routes())
         .merge(subsidy::routes())
-        .merge(notices::routes());
+        .merge(notices::routes())
+        .merge(events::routes())
+        .merge(invoices::routes());
     Router::new()
         .merge(ops::routes())
         .nest("/v1", v1)
@@ -397,6 +405,17 @@ pub async fn serve(
     } else {
         None
     };
+    // Events out: delivered by the holder of the publisher's lock (one host at a time).
+    let publisher = if app.settings.events.publisher {
+        let services = app.services.clone();
+        let settings = app.settings.events.clone();
+        let stop = stopped(stop_rx.clone());
+        Some(tokio::spawn(async move {
+            heatbill_runtime::events::publish::run(services, settings, stop).await
+        }))
+    } else {
+        None
+    };
     let stopping = app.stopping.clone();
     let server = axum::serve(listener, router(app.clone()))
         .with_graceful_shutdown(async move {
@@ -412,6 +431,9 @@ pub async fn serve(
     let _ = worker.await;
     if let Some(s) = scheduler {
         let _ = s.await;
+    }
+    if let Some(p) = publisher {
+        let _ = p.await;
     }
     server
 }

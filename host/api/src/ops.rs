@@ -251,5 +251,42 @@ pub async fn metrics(State(app): State<App>) -> Response {
             },
         )],
     );
+    {
+        use heatbill_runtime::events::publish::{DELIVERED, ESCALATED, REPORTS};
+        metric(
+            "heatbill_events_delivered_total",
+            "counter",
+            "Events this host delivered to their targets (acknowledged by the broker).",
+            &[(String::new(), g(&DELIVERED) as f64)],
+        );
+        metric(
+            "heatbill_valve_reports_total",
+            "counter",
+            "Valve reports this host took from MQTT.",
+            &[(String::new(), g(&REPORTS) as f64)],
+        );
+        metric(
+            "heatbill_valve_close_escalations_total",
+            "counter",
+            "Close requests this host escalated: not acknowledged in the policy's time.",
+            &[(String::new(), g(&ESCALATED) as f64)],
+        );
+    }
+    if let Ok(backlog) = app.services.store.delivery_counts().await {
+        metric(
+            "heatbill_event_deliveries",
+            "gauge",
+            "Deliveries waiting (pending, failed and awaiting a retry, dead), by target.",
+            &backlog
+                .iter()
+                .map(|b| {
+                    (
+                        format!("{{target=\"{}\",state=\"{}\"}}", b.target, b.state),
+                        b.count as f64,
+                    )
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -60,6 +60,10 @@ pub enum Command {
     /// list (text, JSON, CSV), show, print as HTML, and what a customer owes by notice.
     #[command(subcommand)]
     Notice(commands::notice::NoticeCommand),
+    /// Events out and fee control (费控): events and their deliveries, replays, a customer's
+    /// valve and timeline, hold and dispute flags, one publishing round.
+    #[command(subcommand)]
+    Event(commands::event::EventCommand),
     /// The customers with the most unpaid principal after the company's latest run.
     Arrears(commands::arrears::ArrearsArgs),
     /// Check a company's books: open and stale dates, totals against lines, balances carried
@@ -127,6 +131,7 @@ pub fn run(cli: Cli, compiler: Option<&std::path::Path>) -> anyhow::Result<ExitC
         Command::Statement(c) => commands::statement::run(c),
         Command::Subsidy(c) => commands::subsidy::run(c),
         Command::Notice(c) => commands::notice::run(c),
+        Command::Event(c) => commands::event::run(c),
         Command::Arrears(args) => commands::arrears::run(args),
         Command::Audit(args) => commands::audit::run(args),
         Command::Warm(args) => commands::warm::run(args),

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod company;
 pub mod customer;
 pub mod demo;
+pub mod event;
 pub mod import;
 pub mod migrate;
 pub mod notice;

@@ -139,12 +139,7 @@ impl CompanyFile {
                 c.effective_from
             ));
         }
-        let policies = f.spec().policies;
-        crate::ledger::Allocation::of(&policies)?;
-        crate::store::statements::account_rule(&policies)?;
-        if let Some(b) = crate::notices::BillingPolicy::of(&policies)? {
-            b.check(&f.seasons)?;
-        }
+        check_policies(&f.spec().policies, &f.seasons)?;
         Ok(f)
     }
 
@@ -420,4 +415,20 @@ pub async fn apply(
     let company = store.company(&company.slug).await?;
     let chains = store.chain_versions(company.id).await?;
     Ok(Applied { company, chains })
+}
+
+/// Checks a company's policies, every one the runtime reads (allocation, the bank account rule,
+/// billing, fee control, event targets, invoicing), against its seasons: the company file and
+/// the admin API refuse a company whose policies would fail a run or a payment, with what to
+/// fix.
+pub fn check_policies(policies: &serde_json::Value, seasons: &[Season]) -> Result<(), String> {
+    crate::ledger::Allocation::of(policies)?;
+    crate::store::statements::account_rule(policies)?;
+    crate::events::FeeControl::of(policies)?;
+    crate::events::targets_of(policies)?;
+    crate::invoices::InvoicePolicy::of(policies)?;
+    if let Some(b) = crate::notices::BillingPolicy::of(policies)? {
+        b.check(seasons)?;
+    }
+    Ok(())
 }

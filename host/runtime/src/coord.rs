@@ -133,6 +133,15 @@ impl Lock {
         }
     }
 
+    /// Extends the lock to `ttl` from now; false when it is no longer ours (it lapsed and
+    /// another took it) or the backend failed.
+    pub async fn extend(&self, ttl: Duration) -> bool {
+        self.coord
+            .extend(&self.name, &self.token, ttl)
+            .await
+            .unwrap_or(false)
+    }
+
     /// Releases the lock (if it is still ours).
     pub async fn release(self) {
         if let Err(e) = self.coord.unlock(&self.name, &self.token).await {

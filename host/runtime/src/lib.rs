@@ -12,6 +12,8 @@
 //! | [`directory`] | the customer directory: profiles (account number, name, phone, address), effective-dated, searched and masked |
 //! | [`cache`] | the cache (Redis, or in the process): chains, components, shards' customers, the arrears ranking |
 //! | [`coord`] | coordination between hosts (Redis, or in the process): locks, live progress |
+//! | [`events`] | events out: fee control (费控) decides valve requests, the outbox keeps them, the publisher delivers them to MQTT and takes valve reports back |
+//! | [`invoices`] | e-invoices (数电票): the request of each payment and the red-letter request of each refund, lines by charge type under the company's tax treatment |
 //! | [`ledger`] | the account ledger: entries, allocation, accounts, day closes, statements |
 //! | [`notices`] | what is due when: the billing policy, periods, payment notices and overdue arrears |
 //! | [`receivables`] | the receivables report: balances by age and community |
@@ -36,8 +38,10 @@ pub mod company;
 pub mod coord;
 pub mod demo;
 pub mod directory;
+pub mod events;
 pub mod fault;
 pub mod import;
+pub mod invoices;
 pub mod ledger;
 pub mod model;
 pub mod notices;

@@ -173,6 +173,10 @@ pub struct RunReport {
     /// Payment notices the run issued before billing the date (see [`crate::notices`]).
     #[serde(default)]
     pub notices: Vec<String>,
+    /// What fee control (费控) did after the last shard (see [`crate::events`]): none when the
+    /// company has no `policies.fee_control`.
+    #[serde(default)]
+    pub fee_control: Option<crate::store::events::NightOutcome>,
 }
 
 /// Parked customers listed in a report.
@@ -868,6 +872,7 @@ async fn record_unchanged(
             }
         )],
         notices: p.notices.clone(),
+        fee_control: None,
     };
     report.parked = before.parked.clone();
     report.parked_by = before.parked_by.clone();
@@ -970,6 +975,22 @@ async fn finish(
             now.data_version
         ));
     }
+    // Fee control over the night's balances, before the run is marked completed: a host that
+    // dies here leaves the run to resume, and the evaluation runs again under the same keys
+    // (nothing is asked twice).
+    let fee_control = match crate::events::FeeControl::of(&p.company.policies) {
+        Ok(Some(policy)) => Some(
+            retry("applying fee control", budget, || {
+                store.fee_night(p.company.id, p.ctx.date, &policy)
+            })
+            .await?,
+        ),
+        Ok(None) => None,
+        Err(e) => {
+            warnings.push(format!("fee control was not applied: {e}"));
+            None
+        }
+    };
     let seconds = started.elapsed().as_secs_f64();
     let mut by_payer: BTreeMap<String, Decimal> = BTreeMap::new();
     for (k, v) in &totals.totals {
@@ -1009,6 +1030,7 @@ async fn finish(
         quarantined,
         warnings,
         notices: p.notices.clone(),
+        fee_control,
     };
     let json = serde_json::to_value(&report).expect("a report serializes");
     let finished = retry("finishing the run", budget, || {

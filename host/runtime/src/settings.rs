@@ -44,6 +44,48 @@ pub struct Settings {
     pub engine: EngineConfig,
     /// The admin API (`heatbill serve`).
     pub api: ApiSettings,
+    /// Events out: the MQTT broker the publisher delivers to (docs/events.md).
+    pub events: EventSettings,
+}
+
+/// Events out (`heatbill serve` publishes them; see docs/events.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventSettings {
+    /// The MQTT broker, `mqtt://HOST:PORT` (absent: events of companies whose target is `mqtt`
+    /// wait in the outbox, pending, until one is configured).
+    pub mqtt_url: Option<String>,
+    /// The topics' first level: events go to `PREFIX/COMPANY/KIND`, valve reports come from
+    /// `PREFIX/COMPANY/valve_state`. Default `heatbill`.
+    pub topic_prefix: String,
+    /// The MQTT client id of the publishing host (one host publishes at a time: the holder of
+    /// the publisher's lock). Default `heatbill-events`.
+    pub client_id: String,
+    /// How often the publisher looks for due events, in milliseconds. Default 200.
+    pub poll_ms: u64,
+    /// Events published per connection and round (each acknowledged by the broker, QoS 1).
+    /// Default 500.
+    pub batch: usize,
+    /// Whether `heatbill serve` runs the publisher (and the escalation of unacknowledged
+    /// close requests). Default true.
+    pub publisher: bool,
+    /// Fault injection for the reliability tests: the publisher stops itself (SIGSTOP) once,
+    /// after the broker acknowledged a round's events and before they are marked delivered.
+    pub fault_stop_after_publish: bool,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        Self {
+            mqtt_url: None,
+            topic_prefix: "heatbill".into(),
+            client_id: "heatbill-events".into(),
+            poll_ms: 200,
+            batch: 500,
+            publisher: true,
+            fault_stop_after_publish: false,
+        }
+    }
 }
 
 /// The admin API.

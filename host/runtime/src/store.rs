@@ -48,7 +48,9 @@
 //!   channel statements reconciled and kept, banks' column mappings), `subsidy.rs`
 //!   ([`SubsidyStore`]: government transfers, the government's share by month, settlement
 //!   lists), `notices.rs` ([`NoticeStore`]: payment notices and the periods they were issued
-//!   for). [`Store`] is all of them (and
+//!   for), `events.rs` ([`EventStore`]: the outbox, its deliveries, fee control's valve
+//!   states), `invoices.rs` ([`InvoiceStore`]: e-invoice requests and their answers). [`Store`]
+//!   is all of them (and
 //!   `Arc<dyn Store>` is what the runtime holds); callers `use heatbill_runtime::store::prelude::*` to call their methods.
 //! - `types.rs`: the errors, [`Backend`] and the import sink, which every other file uses and
 //!   which uses none of them (no file of the store imports from one that imports from it).
@@ -98,6 +100,8 @@ pub mod bills;
 pub mod chains;
 pub mod companies;
 pub mod customers;
+pub mod events;
+pub mod invoices;
 pub mod ledger;
 pub mod notices;
 pub mod postgres;
@@ -114,6 +118,8 @@ pub use bills::BillStore;
 pub use chains::ChainStore;
 pub use companies::CompanyStore;
 pub use customers::CustomerStore;
+pub use events::EventStore;
+pub use invoices::InvoiceStore;
 pub use ledger::LedgerStore;
 pub use notices::NoticeStore;
 pub use profiles::ProfileStore;
@@ -126,7 +132,8 @@ pub use types::{Backend, ImportFile, ImportSink, Result, StoreError};
 
 /// The system of record, one trait per concern (see the module docs): [`CompanyStore`],
 /// [`CustomerStore`], [`ChainStore`], [`RunStore`], [`BillStore`], [`RecordStore`],
-/// [`LedgerStore`], [`ProfileStore`], [`StatementStore`], [`SubsidyStore`], [`NoticeStore`].
+/// [`LedgerStore`], [`ProfileStore`], [`StatementStore`], [`SubsidyStore`], [`NoticeStore`],
+/// [`EventStore`], [`InvoiceStore`].
 /// Callers bring
 /// them into scope with [`prelude`].
 #[async_trait]
@@ -142,6 +149,8 @@ pub trait Store:
     + StatementStore
     + SubsidyStore
     + NoticeStore
+    + EventStore
+    + InvoiceStore
     + Send
     + Sync
 {
@@ -168,8 +177,8 @@ impl<E: sql::Engine> Store for E {
 /// one of its sub-traits', and a trait's methods need the trait in scope.
 pub mod prelude {
     pub use super::{
-        BillStore, ChainStore, CompanyStore, CustomerStore, LedgerStore, NoticeStore, ProfileStore,
-        RecordStore, RunStore, StatementStore, Store, SubsidyStore,
+        BillStore, ChainStore, CompanyStore, CustomerStore, EventStore, InvoiceStore, LedgerStore,
+        NoticeStore, ProfileStore, RecordStore, RunStore, StatementStore, Store, SubsidyStore,
     };
 }
 

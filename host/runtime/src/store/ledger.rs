@@ -261,6 +261,7 @@ impl<E: Engine> LedgerStore for E {
             let entry = entry_of(&r)?;
             bump_data_version(&mut tx, company_id).await?;
             stale_after(&mut tx, company_id, entry.on_date).await?;
+            super::events::after_entry(&mut tx, company_id, &entry).await?;
             tx.commit().await?;
             return Ok(Recorded::New(entry));
         }
@@ -426,6 +427,7 @@ impl<E: Engine> LedgerStore for E {
         let entry = entry_of(&row)?;
         bump_data_version(&mut tx, company_id).await?;
         stale_after(&mut tx, company_id, entry.on_date).await?;
+        super::invoices::after_undo(&mut tx, company_id, &entry).await?;
         tx.commit().await?;
         Ok(Recorded::New(entry))
     }
@@ -461,19 +463,7 @@ impl<E: Engine> LedgerStore for E {
         customer_id: &str,
         to: NaiveDate,
     ) -> Result<Vec<Entry>> {
-        let rows = self
-            .db()
-            .rows(
-                q!(concat!(
-                    "SELECT ",
-                    entry_columns!(),
-                    " FROM account_entries WHERE company_id = $1 AND customer_id = $2
-                      AND on_date <= $3 ORDER BY on_date, id LIMIT $4"
-                )),
-                args![company_id, customer_id, to, MAX_ENTRIES as i64 + 1],
-            )
-            .await?;
-        bounded(rows, "the customer's account")
+        entries_of(&mut self.db(), company_id, customer_id, to).await
     }
 
     async fn collections(
@@ -568,45 +558,7 @@ impl<E: Engine> LedgerStore for E {
         customer_id: &str,
         as_of: NaiveDate,
     ) -> Result<AccountFacts> {
-        let mut db = self.db();
-        let opening = opening_balance(&mut db, company_id, customer_id).await?;
-        // The customer's bill of the latest completed dates, found by primary key one date at
-        // a time (bills are keyed by date first; the runs table is small).
-        let last_bill = db
-            .opt(
-                q!(
-                    "SELECT b.bill_date, b.charged_before::text, b.principal::text,
-                           b.fees_before::text, b.customer_total::text, b.arrears::text,
-                           b.arrears_since
-                    FROM (SELECT DISTINCT bill_date FROM runs
-                          WHERE company_id = $1 AND state = 'completed' AND bill_date <= $3
-                          ORDER BY bill_date DESC LIMIT 800) r
-                    JOIN bills b ON b.company_id = $1 AND b.bill_date = r.bill_date
-                                AND b.customer_id = $2
-                    ORDER BY b.bill_date DESC LIMIT 1"
-                ),
-                args![company_id, customer_id, as_of],
-            )
-            .await?
-            .map(|r| -> Result<LastBill> {
-                let principal = r.dec(2)?;
-                Ok(LastBill {
-                    date: r.date(0)?,
-                    principal_through: r.dec(1)? + principal,
-                    fees_through: r.dec(3)? + r.dec(4)? - principal,
-                    arrears: r.dec(5)?,
-                    arrears_since: r.opt_date(6)?,
-                })
-            })
-            .transpose()?;
-        let entries = self
-            .customer_entries(company_id, customer_id, as_of)
-            .await?;
-        Ok(AccountFacts {
-            opening,
-            last_bill,
-            entries,
-        })
+        account_facts_in(&mut self.db(), company_id, customer_id, as_of).await
     }
 
     async fn receivables(
@@ -648,6 +600,73 @@ impl<E: Engine> LedgerStore for E {
         }
         Ok(Some(report.finish()))
     }
+}
+
+/// A customer's entries dated up to `to`, oldest first.
+async fn entries_of<X: Exec>(
+    x: &mut X,
+    company_id: i32,
+    customer_id: &str,
+    to: NaiveDate,
+) -> Result<Vec<Entry>> {
+    let rows = x
+        .rows(
+            q!(concat!(
+                "SELECT ",
+                entry_columns!(),
+                " FROM account_entries WHERE company_id = $1 AND customer_id = $2
+                  AND on_date <= $3 ORDER BY on_date, id LIMIT $4"
+            )),
+            args![company_id, customer_id, to, MAX_ENTRIES as i64 + 1],
+        )
+        .await?;
+    bounded(rows, "the customer's account")
+}
+
+/// [`LedgerStore::account_facts`] on a connection or inside a transaction (a payment's fee
+/// control reads the account it has just changed).
+pub(crate) async fn account_facts_in<X: Exec>(
+    x: &mut X,
+    company_id: i32,
+    customer_id: &str,
+    as_of: NaiveDate,
+) -> Result<AccountFacts> {
+    let opening = opening_balance(x, company_id, customer_id).await?;
+    // The customer's bill of the latest completed dates, found by primary key one date at a
+    // time (bills are keyed by date first; the runs table is small).
+    let last_bill = x
+        .opt(
+            q!(
+                "SELECT b.bill_date, b.charged_before::text, b.principal::text,
+                       b.fees_before::text, b.customer_total::text, b.arrears::text,
+                       b.arrears_since
+                FROM (SELECT DISTINCT bill_date FROM runs
+                      WHERE company_id = $1 AND state = 'completed' AND bill_date <= $3
+                      ORDER BY bill_date DESC LIMIT 800) r
+                JOIN bills b ON b.company_id = $1 AND b.bill_date = r.bill_date
+                            AND b.customer_id = $2
+                ORDER BY b.bill_date DESC LIMIT 1"
+            ),
+            args![company_id, customer_id, as_of],
+        )
+        .await?
+        .map(|r| -> Result<LastBill> {
+            let principal = r.dec(2)?;
+            Ok(LastBill {
+                date: r.date(0)?,
+                principal_through: r.dec(1)? + principal,
+                fees_through: r.dec(3)? + r.dec(4)? - principal,
+                arrears: r.dec(5)?,
+                arrears_since: r.opt_date(6)?,
+            })
+        })
+        .transpose()?;
+    let entries = entries_of(x, company_id, customer_id, as_of).await?;
+    Ok(AccountFacts {
+        opening,
+        last_bill,
+        entries,
+    })
 }
 
 /// The date of the company's latest completed run on or before `date`.

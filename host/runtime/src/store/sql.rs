@@ -189,6 +189,8 @@ pub(crate) enum Arg<'a> {
     OptI64(Option<i64>),
     /// A boolean.
     Bool(bool),
+    /// A boolean or NULL.
+    OptBool(Option<bool>),
     /// Text.
     Text(&'a str),
     /// Text or NULL.
@@ -226,6 +228,12 @@ impl From<bool> for Arg<'_> {
         Arg::Bool(v)
     }
 }
+impl From<Option<bool>> for Arg<'_> {
+    fn from(v: Option<bool>) -> Self {
+        Arg::OptBool(v)
+    }
+}
+
 impl<'a> From<&'a str> for Arg<'a> {
     fn from(v: &'a str) -> Self {
         Arg::Text(v)
@@ -282,6 +290,7 @@ macro_rules! bind_args {
                 $crate::store::sql::Arg::I64(v) => q.bind(v),
                 $crate::store::sql::Arg::OptI64(v) => q.bind(v),
                 $crate::store::sql::Arg::Bool(v) => q.bind(v),
+                $crate::store::sql::Arg::OptBool(v) => q.bind(v),
                 $crate::store::sql::Arg::Text(v) => q.bind(v),
                 $crate::store::sql::Arg::OptText(v) => q.bind(v),
                 $crate::store::sql::Arg::Date(v) => q.bind(v),

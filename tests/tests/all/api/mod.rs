@@ -372,6 +372,7 @@ async fn run_to_end(s: &Server, c: &Company, date: &str) -> Value {
 mod accounts;
 mod console;
 mod directory;
+mod events;
 mod limits;
 mod notices;
 mod scheduler;
