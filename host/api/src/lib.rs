@@ -411,7 +411,7 @@ pub async fn serve(
         let settings = app.settings.events.clone();
         let stop = stopped(stop_rx.clone());
         Some(tokio::spawn(async move {
-            heatbill_runtime::events::publish::run(services, settings, stop).await
+            heatbill_runtime::publish::run(services, settings, stop).await
         }))
     } else {
         None

@@ -252,7 +252,7 @@ pub async fn metrics(State(app): State<App>) -> Response {
         )],
     );
     {
-        use heatbill_runtime::events::publish::{DELIVERED, ESCALATED, REPORTS};
+        use heatbill_runtime::publish::{DELIVERED, ESCALATED, REPORTS};
         metric(
             "heatbill_events_delivered_total",
             "counter",

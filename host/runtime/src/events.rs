@@ -2,7 +2,7 @@
 //!
 //! heatbill does not speak to valves. It decides when a customer's valve should close or open
 //! and writes that decision as an **event** in the same transaction as the valve state it
-//! changes ([`crate::store::EventStore`]); publishers ([`publish`]) deliver each event to the
+//! changes ([`crate::store::EventStore`]); the publisher ([`crate::publish`]) delivers each event to the
 //! company's targets (MQTT today) at least once, in order, and adapters (a concentrator's or an
 //! NB-IoT platform's) act on it and report the valve's state back.
 //!
@@ -22,7 +22,8 @@ use chrono::{Datelike, NaiveDate};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-pub mod publish;
+/// The delivery targets a company may name (`policies.events.targets`).
+pub const TARGETS: [&str; 1] = ["mqtt"];
 
 /// The kinds of events heatbill writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -454,10 +455,10 @@ pub fn targets_of(policies: &serde_json::Value) -> Result<Vec<String>, String> {
     let list: Vec<String> = serde_json::from_value(t.clone())
         .map_err(|e| format!("policies.events.targets: {e} (give a list such as [\"mqtt\"])"))?;
     for t in &list {
-        if !publish::TARGETS.contains(&t.as_str()) {
+        if !TARGETS.contains(&t.as_str()) {
             return Err(format!(
                 "policies.events.targets names {t:?}: give any of {}",
-                publish::TARGETS.join(", ")
+                TARGETS.join(", ")
             ));
         }
     }

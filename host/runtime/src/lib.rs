@@ -12,7 +12,8 @@
 //! | [`directory`] | the customer directory: profiles (account number, name, phone, address), effective-dated, searched and masked |
 //! | [`cache`] | the cache (Redis, or in the process): chains, components, shards' customers, the arrears ranking |
 //! | [`coord`] | coordination between hosts (Redis, or in the process): locks, live progress |
-//! | [`events`] | events out: fee control (费控) decides valve requests, the outbox keeps them, the publisher delivers them to MQTT and takes valve reports back |
+//! | [`events`] | events out: fee control (费控) decides valve requests (pure; the store's outbox keeps them) |
+//! | [`publish`] | the publisher: the outbox delivered to MQTT (QoS 1, one host at a time), valve reports taken back, unacknowledged closes escalated |
 //! | [`invoices`] | e-invoices (数电票): the request of each payment and the red-letter request of each refund, lines by charge type under the company's tax treatment |
 //! | [`ledger`] | the account ledger: entries, allocation, accounts, day closes, statements |
 //! | [`notices`] | what is due when: the billing policy, periods, payment notices and overdue arrears |
@@ -45,6 +46,7 @@ pub mod invoices;
 pub mod ledger;
 pub mod model;
 pub mod notices;
+pub mod publish;
 pub mod receivables;
 pub mod run;
 pub mod services;

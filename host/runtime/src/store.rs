@@ -49,8 +49,10 @@
 //!   ([`SubsidyStore`]: government transfers, the government's share by month, settlement
 //!   lists), `notices.rs` ([`NoticeStore`]: payment notices and the periods they were issued
 //!   for), `events.rs` ([`EventStore`]: the outbox, its deliveries, fee control's valve
-//!   states), `invoices.rs` ([`InvoiceStore`]: e-invoice requests and their answers). [`Store`]
-//!   is all of them (and
+//!   states), `invoices.rs` ([`InvoiceStore`]: e-invoice requests and their answers), and below
+//!   them `outbox.rs` (what a change writes for the world outside in its transaction: events,
+//!   invoice requests, valve states; the ledger's payments and the nights both write through
+//!   it). [`Store`] is all of them (and
 //!   `Arc<dyn Store>` is what the runtime holds); callers `use heatbill_runtime::store::prelude::*` to call their methods.
 //! - `types.rs`: the errors, [`Backend`] and the import sink, which every other file uses and
 //!   which uses none of them (no file of the store imports from one that imports from it).
@@ -104,6 +106,7 @@ pub mod events;
 pub mod invoices;
 pub mod ledger;
 pub mod notices;
+mod outbox;
 pub mod postgres;
 pub mod profiles;
 pub mod records;

@@ -140,10 +140,10 @@ pub fn run(command: EventCommand) -> Result<ExitCode> {
         let settings = a.common.settings()?;
         return super::runtime()?.block_on(async {
             let services = super::open_services(&settings).await?;
-            let n = heatbill_runtime::events::publish::round_mqtt(&services, &settings.events)
+            let n = heatbill_runtime::publish::round_mqtt(&services, &settings.events)
                 .await
                 .map_err(anyhow::Error::msg)?;
-            let e = heatbill_runtime::events::publish::escalate_due(&services)
+            let e = heatbill_runtime::publish::escalate_due(&services)
                 .await
                 .map_err(anyhow::Error::msg)?;
             println!("delivered {n} event(s); escalated {e} close request(s)");

@@ -9,13 +9,13 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+pub use super::outbox::ValveState;
+use super::outbox::{apply, company_policies, insert_event, valve_columns, valve_in, valve_of};
 use super::sql::{Commit, Engine, Exec, SqlRow, args, q};
 use super::types::{Result, StoreError};
 use crate::events::{
-    Action, Decision, EventKind, FeeControl, FeeFacts, ValveFacts, ValvePosition, decide, key,
-    targets_of,
+    Action, Decision, EventKind, FeeControl, FeeFacts, ValvePosition, decide, key, targets_of,
 };
-use crate::ledger::{Allocation, Entry, EntryKind};
 use crate::model::{ShardRange, shown};
 use heatbill_engine::ServiceStatus;
 
@@ -74,35 +74,6 @@ pub struct Due {
     pub body: String,
     /// Attempts so far.
     pub attempts: i32,
-}
-
-/// A customer's valve as fee control keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ValveState {
-    /// The customer.
-    pub customer_id: String,
-    /// What heatbill last asked for: `open` or `closed`.
-    pub requested: String,
-    /// The key of that request's event.
-    pub request_key: Option<String>,
-    /// When it asked (UTC).
-    pub requested_at: Option<String>,
-    /// A warning is outstanding.
-    pub warned: bool,
-    /// What the valve last reported (`open`, `closed`, `fault`).
-    pub reported: Option<String>,
-    /// When (UTC).
-    pub reported_at: Option<String>,
-    /// The valve reported the state heatbill asked for.
-    pub acknowledged: bool,
-    /// The close request was escalated (not acknowledged in time).
-    pub escalated: bool,
-    /// On hold by an operator (never closed).
-    pub hold: bool,
-    /// Disputed (never closed).
-    pub disputed: bool,
-    /// The operator's note.
-    pub note: Option<String>,
 }
 
 /// What a night's fee control did.
@@ -178,7 +149,8 @@ pub trait EventStore: Send + Sync {
     async fn event(&self, company_id: i32, id: i64) -> Result<Option<EventRecord>>;
 
     /// Up to `limit` deliveries to `target` that may be tried at `now_ms`, oldest event first,
-    /// of every company.
+    /// of every company; none of a customer while an older event of theirs waits for a retry
+    /// (per customer, events go out in order).
     async fn due_deliveries(&self, target: &str, now_ms: i64, limit: usize) -> Result<Vec<Due>>;
 
     /// Marks deliveries delivered (a delivery acknowledged already stays so).
@@ -247,319 +219,6 @@ pub trait EventStore: Send + Sync {
     /// The outdoor temperature of a day, if given.
     async fn outdoor_temperature(&self, company_id: i32, day: NaiveDate)
     -> Result<Option<Decimal>>;
-}
-
-macro_rules! valve_columns {
-    () => {
-        "customer_id, requested, request_key, utc_text(requested_at) AS requested_at, warned, \
-         reported, utc_text(reported_at) AS reported_at, acknowledged, escalated, hold, \
-         disputed, note"
-    };
-}
-
-fn valve_of<R: SqlRow>(r: &R) -> Result<ValveState> {
-    Ok(ValveState {
-        customer_id: r.string("customer_id")?,
-        requested: r.string("requested")?,
-        request_key: r.opt_string("request_key")?,
-        requested_at: r.opt_string("requested_at")?,
-        warned: r.bool("warned")?,
-        reported: r.opt_string("reported")?,
-        reported_at: r.opt_string("reported_at")?,
-        acknowledged: r.bool("acknowledged")?,
-        escalated: r.bool("escalated")?,
-        hold: r.bool("hold")?,
-        disputed: r.bool("disputed")?,
-        note: r.opt_string("note")?,
-    })
-}
-
-impl ValveState {
-    fn facts(&self) -> ValveFacts {
-        ValveFacts {
-            closed: self.requested == "closed",
-            warned: self.warned,
-            hold: self.hold,
-            disputed: self.disputed,
-        }
-    }
-}
-
-async fn valve_in<X: Exec>(
-    x: &mut X,
-    company_id: i32,
-    customer_id: &str,
-) -> Result<Option<ValveState>> {
-    x.opt(
-        q!(concat!(
-            "SELECT ",
-            valve_columns!(),
-            " FROM valve_states WHERE company_id = $1 AND customer_id = $2"
-        )),
-        args![company_id, customer_id],
-    )
-    .await?
-    .as_ref()
-    .map(valve_of)
-    .transpose()
-}
-
-/// The company's slug and policies.
-pub(crate) async fn company_policies<X: Exec>(
-    x: &mut X,
-    company_id: i32,
-) -> Result<(String, serde_json::Value)> {
-    let r = x
-        .one(
-            q!("SELECT slug, policies::text AS policies FROM companies WHERE id = $1"),
-            args![company_id],
-        )
-        .await?;
-    let policies = serde_json::from_str(r.str("policies")?)
-        .map_err(|e| StoreError::Corrupt(format!("company policies: {e}")))?;
-    Ok((r.string("slug")?, policies))
-}
-
-/// Whether the customer is prepaid (has `tag`) and suspended, by the data in force on `date`.
-async fn customer_flags<X: Exec>(
-    x: &mut X,
-    company_id: i32,
-    customer_id: &str,
-    date: NaiveDate,
-    tag: &str,
-) -> Result<(bool, bool)> {
-    let r = x
-        .opt(
-            q!("SELECT status, tags FROM customer_versions
-                WHERE company_id = $1 AND customer_id = $2 AND valid_from <= $3
-                ORDER BY valid_from DESC LIMIT 1"),
-            args![company_id, customer_id, date],
-        )
-        .await?;
-    Ok(match r {
-        Some(r) => (
-            crate::model::parse_tags(r.str("tags")?)
-                .iter()
-                .any(|t| t == tag),
-            r.str("status")? == "suspended",
-        ),
-        None => (false, false),
-    })
-}
-
-/// Writes an event (once per key) and its pending deliveries to the company's targets. The
-/// event's id when it is new.
-pub(crate) async fn insert_event<X: Exec>(
-    x: &mut X,
-    company_id: i32,
-    key: &str,
-    kind: EventKind,
-    customer_id: Option<&str>,
-    body: &serde_json::Value,
-    targets: &[String],
-) -> Result<Option<i64>> {
-    let text = body.to_string();
-    let id = x
-        .opt(
-            q!(
-                "INSERT INTO events (company_id, event_key, kind, customer_id, body)
-                VALUES ($1, $2, $3, $4, $5)
-                ON CONFLICT (company_id, event_key) DO NOTHING RETURNING id"
-            ),
-            args![company_id, key, kind.as_str(), customer_id, text.as_str()],
-        )
-        .await?
-        .map(|r| r.big(0))
-        .transpose()?;
-    if let Some(id) = id
-        && kind.outbound()
-    {
-        for t in targets {
-            x.exec(
-                q!(
-                    "INSERT INTO event_deliveries (event_id, company_id, target, state)
-                    VALUES ($1, $2, $3, 'pending')"
-                ),
-                args![id, company_id, t.as_str()],
-            )
-            .await?;
-        }
-    }
-    Ok(id)
-}
-
-async fn key_exists<X: Exec>(x: &mut X, company_id: i32, key: &str) -> Result<bool> {
-    Ok(x.opt(
-        q!("SELECT 1 FROM events WHERE company_id = $1 AND event_key = $2"),
-        args![company_id, key],
-    )
-    .await?
-    .is_some())
-}
-
-/// The body of a fee-control event.
-fn decision_body(
-    company: &str,
-    key: &str,
-    kind: EventKind,
-    date: NaiveDate,
-    d: &Decision,
-    source: &str,
-) -> serde_json::Value {
-    serde_json::json!({
-        "key": key,
-        "kind": kind.as_str(),
-        "company": company,
-        "customer_id": d.customer_id,
-        "date": date,
-        "owed": d.owed.to_string(),
-        "limit": d.limit.to_string(),
-        "days_in_arrears": d.days_in_arrears,
-        "rule": format!("policies.fee_control from {}", d.rule_from),
-        "reason": d.reason,
-        "source": source,
-    })
-}
-
-/// Applies one decision in the caller's transaction: the valve state changes only when it is
-/// what the decision found (compare and set), and the event is written with the change. `what`
-/// is the key's last part (the night's date, the payment's entry). Whether an event was written.
-async fn apply<X: Exec>(
-    x: &mut X,
-    company_id: i32,
-    company: &str,
-    date: NaiveDate,
-    d: &Decision,
-    what: &str,
-    source: &str,
-    targets: &[String],
-) -> Result<bool> {
-    let kind = match d.action {
-        Action::Warn => EventKind::BalanceWarning,
-        Action::Close => EventKind::ValveCloseRequested,
-        Action::Open => EventKind::ValveOpenRequested,
-        Action::Unwarn => {
-            x.exec(
-                q!("UPDATE valve_states SET warned = false
-                    WHERE company_id = $1 AND customer_id = $2 AND warned = true"),
-                args![company_id, d.customer_id.as_str()],
-            )
-            .await?;
-            return Ok(false);
-        }
-    };
-    let k = key(kind, &d.customer_id, what);
-    // Decided once: a re-run of the night (or a payment sent again) finds its key.
-    if key_exists(x, company_id, &k).await? {
-        return Ok(false);
-    }
-    let changed = match d.action {
-        Action::Close => {
-            x.exec(
-                q!(
-                    "INSERT INTO valve_states (company_id, customer_id, requested, request_key,
-                        requested_at, acknowledged, escalated)
-                    VALUES ($1, $2, 'closed', $3, now(), false, false)
-                    ON CONFLICT (company_id, customer_id) DO UPDATE SET requested = 'closed',
-                        request_key = $3, requested_at = now(), acknowledged = false,
-                        escalated = false
-                    WHERE valve_states.requested = 'open'"
-                ),
-                args![company_id, d.customer_id.as_str(), k.as_str()],
-            )
-            .await?
-        }
-        Action::Open => {
-            x.exec(
-                q!(
-                    "UPDATE valve_states SET requested = 'open', request_key = $3,
-                        requested_at = now(), acknowledged = false, escalated = false
-                    WHERE company_id = $1 AND customer_id = $2 AND requested = 'closed'"
-                ),
-                args![company_id, d.customer_id.as_str(), k.as_str()],
-            )
-            .await?
-        }
-        _ => {
-            x.exec(
-                q!("INSERT INTO valve_states (company_id, customer_id, warned)
-                    VALUES ($1, $2, true)
-                    ON CONFLICT (company_id, customer_id) DO UPDATE SET warned = true
-                    WHERE valve_states.warned = false"),
-                args![company_id, d.customer_id.as_str()],
-            )
-            .await?
-        }
-    };
-    if changed == 0 {
-        return Ok(false);
-    }
-    let body = decision_body(company, &k, kind, date, d, source);
-    Ok(insert_event(
-        x,
-        company_id,
-        &k,
-        kind,
-        Some(&d.customer_id),
-        &body,
-        targets,
-    )
-    .await?
-    .is_some())
-}
-
-/// Fee control after a ledger entry that pays (a payment, a credit adjustment), in the entry's
-/// transaction: a customer whose valve heatbill asked closed, and whose account is now within
-/// the limit, is asked open at once (key `valve_open_requested:CUSTOMER:entry-ID`).
-pub(crate) async fn after_entry<X: Exec>(x: &mut X, company_id: i32, e: &Entry) -> Result<()> {
-    if e.amount <= Decimal::ZERO || e.kind == EntryKind::Reversal || e.kind == EntryKind::Refund {
-        return Ok(());
-    }
-    let (company, policies) = company_policies(x, company_id).await?;
-    super::invoices::after_payment(x, company_id, &company, &policies, e).await?;
-    let Some(valve) = valve_in(x, company_id, &e.customer_id).await? else {
-        return Ok(());
-    };
-    if valve.requested != "closed" {
-        return Ok(());
-    }
-    let Ok(Some(policy)) = FeeControl::of(&policies) else {
-        return Ok(());
-    };
-    // The version in force on the payment's date, or the first (a valve closed under a policy
-    // is opened under it).
-    let Some(rule) = policy.on(e.on_date).or(policy.rules.first()) else {
-        return Ok(());
-    };
-    let allocation = Allocation::of(&policies).map_err(StoreError::Corrupt)?;
-    let facts = super::ledger::account_facts_in(x, company_id, &e.customer_id, e.on_date).await?;
-    let account = crate::ledger::account(&e.customer_id, e.on_date, allocation, facts);
-    let (prepaid, suspended) =
-        customer_flags(x, company_id, &e.customer_id, e.on_date, &rule.prepaid_tag).await?;
-    let f = FeeFacts {
-        customer_id: e.customer_id.clone(),
-        owed: account.balance,
-        since: None,
-        prepaid,
-        suspended,
-    };
-    if let Some(d) = decide(rule, e.on_date, &f, &valve.facts(), None)
-        && d.action == Action::Open
-    {
-        let targets = targets_of(&policies).map_err(StoreError::Corrupt)?;
-        apply(
-            x,
-            company_id,
-            &company,
-            e.on_date,
-            &d,
-            &format!("entry-{}", e.id),
-            "payment",
-            &targets,
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 fn event_of<R: SqlRow>(r: &R) -> Result<EventRecord> {
@@ -843,6 +502,12 @@ impl<E: Engine> EventStore for E {
                     JOIN companies c ON c.id = e.company_id
                     WHERE d.target = $1 AND d.state IN ('pending', 'failed')
                       AND d.next_at_ms <= $2
+                      AND NOT EXISTS (
+                          SELECT 1 FROM event_deliveries w
+                          JOIN events o ON o.id = w.event_id
+                          WHERE w.target = d.target AND w.state IN ('pending', 'failed')
+                            AND w.next_at_ms > $2 AND w.event_id < d.event_id
+                            AND o.company_id = e.company_id AND o.customer_id = e.customer_id)
                     ORDER BY d.event_id LIMIT $3"),
                 args![target, now_ms, limit.max(1) as i64],
             )

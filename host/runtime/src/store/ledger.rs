@@ -6,10 +6,16 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
+use super::outbox::{
+    apply, buyer, company_policies, customer_flags, insert_event, insert_request, invoice_columns,
+    invoice_of, totals, valve_in,
+};
 use super::sql::{
     Commit, Engine, Exec, SqlRow, args, bump_data_version, mark_stale, opening_of, q,
 };
 use super::types::{Result, StoreError};
+use crate::events::{Action, EventKind, FeeControl, FeeFacts, decide, key, targets_of};
+use crate::invoices::{Charge, InvoicePolicy, Line, lines, red_lines};
 use crate::ledger::*;
 use crate::model::{OpeningBalance, shown};
 use crate::receivables::{CustomerFacts, Cuts, Receivables, Report, WINDOW_DAYS};
@@ -261,7 +267,7 @@ impl<E: Engine> LedgerStore for E {
             let entry = entry_of(&r)?;
             bump_data_version(&mut tx, company_id).await?;
             stale_after(&mut tx, company_id, entry.on_date).await?;
-            super::events::after_entry(&mut tx, company_id, &entry).await?;
+            after_entry(&mut tx, company_id, &entry).await?;
             tx.commit().await?;
             return Ok(Recorded::New(entry));
         }
@@ -427,7 +433,7 @@ impl<E: Engine> LedgerStore for E {
         let entry = entry_of(&row)?;
         bump_data_version(&mut tx, company_id).await?;
         stale_after(&mut tx, company_id, entry.on_date).await?;
-        super::invoices::after_undo(&mut tx, company_id, &entry).await?;
+        after_undo(&mut tx, company_id, &entry).await?;
         tx.commit().await?;
         Ok(Recorded::New(entry))
     }
@@ -854,4 +860,199 @@ fn bounded<R: SqlRow>(rows: Vec<R>, what: &str) -> Result<Vec<Entry>> {
         )));
     }
     rows.iter().map(entry_of).collect()
+}
+
+// What a payment, a refund or a reversal writes for the world outside, in its transaction.
+
+/// Fee control after a ledger entry that pays (a payment, a credit adjustment), in the entry's
+/// transaction: a customer whose valve heatbill asked closed, and whose account is now within
+/// the limit, is asked open at once (key `valve_open_requested:CUSTOMER:entry-ID`).
+pub(crate) async fn after_entry<X: Exec>(x: &mut X, company_id: i32, e: &Entry) -> Result<()> {
+    if e.amount <= Decimal::ZERO || e.kind == EntryKind::Reversal || e.kind == EntryKind::Refund {
+        return Ok(());
+    }
+    let (company, policies) = company_policies(x, company_id).await?;
+    after_payment(x, company_id, &company, &policies, e).await?;
+    let Some(valve) = valve_in(x, company_id, &e.customer_id).await? else {
+        return Ok(());
+    };
+    if valve.requested != "closed" {
+        return Ok(());
+    }
+    let Ok(Some(policy)) = FeeControl::of(&policies) else {
+        return Ok(());
+    };
+    // The version in force on the payment's date, or the first (a valve closed under a policy
+    // is opened under it).
+    let Some(rule) = policy.on(e.on_date).or(policy.rules.first()) else {
+        return Ok(());
+    };
+    let allocation = Allocation::of(&policies).map_err(StoreError::Corrupt)?;
+    let facts = account_facts_in(x, company_id, &e.customer_id, e.on_date).await?;
+    let account = crate::ledger::account(&e.customer_id, e.on_date, allocation, facts);
+    let (prepaid, suspended) =
+        customer_flags(x, company_id, &e.customer_id, e.on_date, &rule.prepaid_tag).await?;
+    let f = FeeFacts {
+        customer_id: e.customer_id.clone(),
+        owed: account.balance,
+        since: None,
+        prepaid,
+        suspended,
+    };
+    if let Some(d) = decide(rule, e.on_date, &f, &valve.facts(), None)
+        && d.action == Action::Open
+    {
+        let targets = targets_of(&policies).map_err(StoreError::Corrupt)?;
+        apply(
+            x,
+            company_id,
+            &company,
+            e.on_date,
+            &d,
+            &format!("entry-{}", e.id),
+            "payment",
+            &targets,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The invoice request of a payment, in its transaction (company policy `invoicing`): lines by
+/// charge type from the account before and after it.
+pub(crate) async fn after_payment<X: Exec>(
+    x: &mut X,
+    company_id: i32,
+    company: &str,
+    policies: &serde_json::Value,
+    e: &Entry,
+) -> Result<()> {
+    if e.kind != EntryKind::Payment {
+        return Ok(());
+    }
+    let Some(policy) = InvoicePolicy::of(policies).map_err(StoreError::Corrupt)? else {
+        return Ok(());
+    };
+    let allocation = Allocation::of(policies).map_err(StoreError::Corrupt)?;
+    let facts = account_facts_in(x, company_id, &e.customer_id, e.on_date).await?;
+    let after = crate::ledger::account(&e.customer_id, e.on_date, allocation, facts);
+    let before = allocate(
+        allocation,
+        after.principal_billed,
+        after.fees_billed,
+        after.credits - e.amount,
+    );
+    let fees = (before.fees - after.dues.fees)
+        .max(Decimal::ZERO)
+        .min(e.amount);
+    let parts = [(Charge::Heat, e.amount - fees), (Charge::LateFee, fees)];
+    let (buyer, class) = buyer(x, company_id, &e.customer_id, e.on_date).await?;
+    let lines = lines(&policy, &class, &parts).map_err(StoreError::Corrupt)?;
+    let k = key(
+        EventKind::InvoiceRequested,
+        &e.customer_id,
+        &format!("entry-{}", e.id),
+    );
+    let body = serde_json::json!({
+        "key": k,
+        "kind": EventKind::InvoiceRequested.as_str(),
+        "company": company,
+        "customer_id": e.customer_id,
+        "invoice": "blue",
+        "entry_id": e.id,
+        "paid_on": e.on_date,
+        "channel": e.channel.map(crate::ledger::Channel::as_str),
+        "channel_txn": e.channel_txn,
+        "seller": policy.seller,
+        "buyer": buyer,
+        "lines": lines,
+        "totals": totals(&lines),
+    });
+    if insert_request(x, company_id, &k, "blue", e, None, e.amount, &body).await? {
+        let targets = targets_of(policies).map_err(StoreError::Corrupt)?;
+        insert_event(
+            x,
+            company_id,
+            &k,
+            EventKind::InvoiceRequested,
+            Some(&e.customer_id),
+            &body,
+            &targets,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The red-letter request of a refund or reversal of an invoiced payment, in its transaction:
+/// the original's lines in proportion, referencing it (and its number, once issued).
+pub(crate) async fn after_undo<X: Exec>(x: &mut X, company_id: i32, e: &Entry) -> Result<()> {
+    let Some(paid) = e.undoes else {
+        return Ok(());
+    };
+    let Some(original) = x
+        .opt(
+            q!(concat!(
+                "SELECT ",
+                invoice_columns!(),
+                " FROM invoice_requests WHERE company_id = $1 AND entry_id = $2 AND kind = 'blue'"
+            )),
+            args![company_id, paid],
+        )
+        .await?
+        .as_ref()
+        .map(invoice_of)
+        .transpose()?
+    else {
+        return Ok(());
+    };
+    let (company, policies) = company_policies(x, company_id).await?;
+    let blue: Vec<Line> = serde_json::from_value(original.body["lines"].clone())
+        .map_err(|err| StoreError::Corrupt(format!("invoice lines: {err}")))?;
+    let red = red_lines(&blue, -e.amount);
+    let k = key(
+        EventKind::InvoiceRedRequested,
+        &e.customer_id,
+        &format!("entry-{}", e.id),
+    );
+    let body = serde_json::json!({
+        "key": k,
+        "kind": EventKind::InvoiceRedRequested.as_str(),
+        "company": company,
+        "customer_id": e.customer_id,
+        "invoice": "red",
+        "entry_id": e.id,
+        "reason": e.kind.as_str(),
+        "on_date": e.on_date,
+        "original": {"request_key": original.request_key, "invoice_number": original.invoice_number},
+        "seller": original.body["seller"],
+        "buyer": original.body["buyer"],
+        "lines": red,
+        "totals": totals(&red),
+    });
+    if insert_request(
+        x,
+        company_id,
+        &k,
+        "red",
+        e,
+        Some(original.id),
+        e.amount,
+        &body,
+    )
+    .await?
+    {
+        let targets = targets_of(&policies).map_err(StoreError::Corrupt)?;
+        insert_event(
+            x,
+            company_id,
+            &k,
+            EventKind::InvoiceRedRequested,
+            Some(&e.customer_id),
+            &body,
+            &targets,
+        )
+        .await?;
+    }
+    Ok(())
 }

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use heatbill_runtime::events::publish;
+use heatbill_runtime::publish;
 use heatbill_runtime::settings::EventSettings;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use rust_decimal::Decimal;

@@ -20,10 +20,7 @@ use crate::services::Services;
 use crate::settings::EventSettings;
 use crate::store::events::Due;
 
-use super::{FeeControl, ValvePosition};
-
-/// The delivery targets a company may name (`policies.events.targets`).
-pub const TARGETS: [&str; 1] = ["mqtt"];
+use crate::events::{FeeControl, ValvePosition};
 
 /// Close requests escalated by this process (`/metrics`).
 pub static ESCALATED: AtomicU64 = AtomicU64::new(0);
@@ -207,7 +204,7 @@ pub async fn round_mqtt(services: &Services, settings: &EventSettings) -> Result
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        tracing::warn!(error = %crate::run::terminal_safe(&err, 300), "events: publishing failed; retrying with backoff");
+        tracing::warn!(error = %heatbill_engine::text::terminal_safe(&err, 300), "events: publishing failed; retrying with backoff");
     }
     Ok(acked.len())
 }
@@ -261,11 +258,12 @@ pub struct Report {
 pub async fn take_report(services: &Services, topic: &str, payload: &[u8]) -> Result<bool, String> {
     let mut levels = topic.split('/');
     let company = levels.nth(1).ok_or("the topic has no company level")?;
-    let c = services
-        .store
-        .company(company)
-        .await
-        .map_err(|e| format!("company {}: {e}", crate::run::terminal_safe(company, 100)))?;
+    let c = services.store.company(company).await.map_err(|e| {
+        format!(
+            "company {}: {e}",
+            heatbill_engine::text::terminal_safe(company, 100)
+        )
+    })?;
     if payload.len() > 64 * 1024 {
         return Err("a report is at most 64 KiB".into());
     }
@@ -273,7 +271,7 @@ pub async fn take_report(services: &Services, topic: &str, payload: &[u8]) -> Re
     let position = ValvePosition::parse(&r.state).ok_or_else(|| {
         format!(
             "state {:?}: give open, closed or fault",
-            crate::run::terminal_safe(&r.state, 40)
+            heatbill_engine::text::terminal_safe(&r.state, 40)
         )
     })?;
     if r.report_id.is_empty()
@@ -317,8 +315,8 @@ async fn subscriber(services: Services, settings: EventSettings, broker: Broker)
                 match take_report(&services, &p.topic, &p.payload).await {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(
-                        topic = %crate::run::terminal_safe(&p.topic, 200),
-                        error = %crate::run::terminal_safe(&e, 300),
+                        topic = %heatbill_engine::text::terminal_safe(&p.topic, 200),
+                        error = %heatbill_engine::text::terminal_safe(&e, 300),
                         "events: a valve report was refused"
                     ),
                 }
@@ -385,13 +383,13 @@ pub async fn run(
             match round_mqtt(&services, &settings).await {
                 Ok(n) => more = n >= settings.batch.max(1),
                 Err(e) => {
-                    tracing::warn!(error = %crate::run::terminal_safe(&e, 300), "events: a round failed")
+                    tracing::warn!(error = %heatbill_engine::text::terminal_safe(&e, 300), "events: a round failed")
                 }
             }
             if escalated_at.elapsed() >= Duration::from_secs(10) {
                 escalated_at = Instant::now();
                 if let Err(e) = escalate_due(&services).await {
-                    tracing::warn!(error = %crate::run::terminal_safe(&e, 300), "events: escalation failed");
+                    tracing::warn!(error = %heatbill_engine::text::terminal_safe(&e, 300), "events: escalation failed");
                 }
             }
         } else if let Some(s) = sub.take() {
