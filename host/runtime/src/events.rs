@@ -414,21 +414,16 @@ pub fn decide(
     }
     // Prepaid means paid before use: no days of grace once the balance runs out.
     let grace = if f.prepaid { 0 } else { rule.days_in_arrears };
-    if f.owed > limit && days >= i64::from(grace) && exempt.is_none() {
-        match no_close {
-            None => {
-                let what = if f.prepaid {
-                    "prepaid balance ran out".to_string()
-                } else {
-                    format!("owed {} over the credit limit {limit}", f.owed)
-                };
-                return Some(make(
-                    Action::Close,
-                    format!("{what} for {days} day(s) (rule: {grace} day(s))"),
-                ));
-            }
-            Some(_) => {}
-        }
+    if f.owed > limit && days >= i64::from(grace) && exempt.is_none() && no_close.is_none() {
+        let what = if f.prepaid {
+            "prepaid balance ran out".to_string()
+        } else {
+            format!("owed {} over the credit limit {limit}", f.owed)
+        };
+        return Some(make(
+            Action::Close,
+            format!("{what} for {days} day(s) (rule: {grace} day(s))"),
+        ));
     }
     match rule.warning {
         Some(w) if f.owed > w && !v.warned => Some(make(

@@ -978,7 +978,15 @@ async fn finish(
     // Fee control over the night's balances, before the run is marked completed: a host that
     // dies here leaves the run to resume, and the evaluation runs again under the same keys
     // (nothing is asked twice).
+    // Only the company's newest night acts on valves: a past date billed again (a correction
+    // reached it) must not close a valve for a balance it no longer has.
+    let newest = retry("reading the latest billed date", budget, || {
+        store.latest_billed_date(p.company.id)
+    })
+    .await?
+    .is_none_or(|latest| latest <= p.ctx.date);
     let fee_control = match crate::events::FeeControl::of(&p.company.policies) {
+        Ok(Some(_)) if !newest => None,
         Ok(Some(policy)) => Some(
             retry("applying fee control", budget, || {
                 store.fee_night(p.company.id, p.ctx.date, &policy)

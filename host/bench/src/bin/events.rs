@@ -14,7 +14,7 @@ use clap::Parser;
 use heatbill_runtime::events::FeeControl;
 use heatbill_runtime::services::Services;
 use heatbill_runtime::settings::EventSettings;
-use heatbill_runtime::store::{self, prelude::*};
+use heatbill_runtime::store;
 
 #[derive(Parser)]
 struct Args {

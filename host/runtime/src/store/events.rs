@@ -10,7 +10,9 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 pub use super::outbox::ValveState;
-use super::outbox::{apply, company_policies, insert_event, valve_columns, valve_in, valve_of};
+use super::outbox::{
+    Cause, apply, company_policies, insert_event, valve_columns, valve_in, valve_of,
+};
 use super::sql::{Commit, Engine, Exec, SqlRow, args, q};
 use super::types::{Result, StoreError};
 use crate::events::{
@@ -388,7 +390,7 @@ impl<E: Engine> EventStore for E {
                     (
                         s.customer_id.as_str(),
                         (
-                            s.tags.iter().any(|t| *t == rule.prepaid_tag),
+                            s.tags.contains(&rule.prepaid_tag),
                             s.status == ServiceStatus::Suspended,
                         ),
                     )
@@ -419,11 +421,12 @@ impl<E: Engine> EventStore for E {
                 let mut tx = self.begin().await?;
                 let what = date.to_string();
                 for d in &decisions {
-                    if apply(
-                        &mut tx, company_id, &company, date, d, &what, "night", &targets,
-                    )
-                    .await?
-                    {
+                    let cause = Cause {
+                        date,
+                        what: &what,
+                        source: "night",
+                    };
+                    if apply(&mut tx, company_id, &company, d, &cause, &targets).await? {
                         match d.action {
                             Action::Warn => out.warnings += 1,
                             Action::Close => out.closes += 1,
@@ -647,11 +650,12 @@ impl<E: Engine> EventStore for E {
                 rule_from: today,
             };
             let what = format!("exempt-{nonce}");
-            if apply(
-                &mut tx, company_id, &company, today, &d, &what, "operator", &targets,
-            )
-            .await?
-            {
+            let cause = Cause {
+                date: today,
+                what: &what,
+                source: "operator",
+            };
+            if apply(&mut tx, company_id, &company, &d, &cause, &targets).await? {
                 let k = key(EventKind::ValveOpenRequested, customer_id, &what);
                 let id = tx
                     .one(

@@ -7,8 +7,8 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use super::outbox::{
-    apply, buyer, company_policies, customer_flags, insert_event, insert_request, invoice_columns,
-    invoice_of, totals, valve_in,
+    Cause, apply, buyer, company_policies, customer_flags, insert_event, insert_request,
+    invoice_columns, invoice_of, totals, valve_in,
 };
 use super::sql::{
     Commit, Engine, Exec, SqlRow, args, bump_data_version, mark_stale, opening_of, q,
@@ -903,17 +903,13 @@ pub(crate) async fn after_entry<X: Exec>(x: &mut X, company_id: i32, e: &Entry) 
         && d.action == Action::Open
     {
         let targets = targets_of(&policies).map_err(StoreError::Corrupt)?;
-        apply(
-            x,
-            company_id,
-            &company,
-            e.on_date,
-            &d,
-            &format!("entry-{}", e.id),
-            "payment",
-            &targets,
-        )
-        .await?;
+        let what = format!("entry-{}", e.id);
+        let cause = Cause {
+            date: e.on_date,
+            what: &what,
+            source: "payment",
+        };
+        apply(x, company_id, &company, &d, &cause, &targets).await?;
     }
     Ok(())
 }
@@ -968,7 +964,7 @@ pub(crate) async fn after_payment<X: Exec>(
         "lines": lines,
         "totals": totals(&lines),
     });
-    if insert_request(x, company_id, &k, "blue", e, None, e.amount, &body).await? {
+    if insert_request(x, company_id, &k, "blue", e, None, &body).await? {
         let targets = targets_of(policies).map_err(StoreError::Corrupt)?;
         insert_event(
             x,
@@ -1030,18 +1026,7 @@ pub(crate) async fn after_undo<X: Exec>(x: &mut X, company_id: i32, e: &Entry) -
         "lines": red,
         "totals": totals(&red),
     });
-    if insert_request(
-        x,
-        company_id,
-        &k,
-        "red",
-        e,
-        Some(original.id),
-        e.amount,
-        &body,
-    )
-    .await?
-    {
+    if insert_request(x, company_id, &k, "red", e, Some(original.id), &body).await? {
         let targets = targets_of(&policies).map_err(StoreError::Corrupt)?;
         insert_event(
             x,

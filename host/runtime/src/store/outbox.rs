@@ -252,6 +252,15 @@ pub(crate) fn decision_body(
     })
 }
 
+/// What caused a decision: the day, the key's last part (the night's date, the payment's
+/// entry, an operator's nonce) and the source (`night`, `payment`, `operator`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cause<'a> {
+    pub(crate) date: NaiveDate,
+    pub(crate) what: &'a str,
+    pub(crate) source: &'a str,
+}
+
 /// Applies one decision in the caller's transaction: the valve state changes only when it is
 /// what the decision found (compare and set), and the event is written with the change. `what`
 /// is the key's last part (the night's date, the payment's entry). Whether an event was written.
@@ -259,12 +268,11 @@ pub(crate) async fn apply<X: Exec>(
     x: &mut X,
     company_id: i32,
     company: &str,
-    date: NaiveDate,
     d: &Decision,
-    what: &str,
-    source: &str,
+    cause: &Cause<'_>,
     targets: &[String],
 ) -> Result<bool> {
+    let Cause { date, what, source } = *cause;
     let kind = match d.action {
         Action::Warn => EventKind::BalanceWarning,
         Action::Close => EventKind::ValveCloseRequested,
@@ -446,10 +454,9 @@ pub(crate) async fn insert_request<X: Exec>(
     kind: &str,
     e: &Entry,
     original_id: Option<i64>,
-    amount: Decimal,
     body: &serde_json::Value,
 ) -> Result<bool> {
-    let amount = amount.to_string();
+    let amount = e.amount.to_string();
     let text = body.to_string();
     Ok(x.opt(
         q!(
