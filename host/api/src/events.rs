@@ -261,6 +261,19 @@ pub async fn replay(
     }))
 }
 
+/// Checks a free text field: at most 500 characters, no control character but a line break or
+/// tab (a NUL cannot even be stored).
+pub(crate) fn free_text(what: &str, s: Option<&str>) -> Result<(), ApiError> {
+    if let Some(s) = s
+        && (s.chars().count() > 500 || s.chars().any(|c| c.is_control() && c != '\n' && c != '\t'))
+    {
+        return Err(ApiError::bad_request(format!(
+            "{what}: give at most 500 characters, without control characters"
+        )));
+    }
+    Ok(())
+}
+
 /// A customer's valve as fee control keeps it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ValveView {
@@ -430,9 +443,7 @@ pub async fn report(
             heatbill_engine::text::safe(&b.state)
         ))
     })?;
-    if b.detail.as_ref().is_some_and(|d| d.chars().count() > 500) {
-        return Err(ApiError::bad_request("detail: give at most 500 characters"));
-    }
+    free_text("detail", b.detail.as_deref())?;
     let (e, new) = app
         .services
         .store
@@ -479,9 +490,7 @@ pub async fn flags(
     JsonBody(b): JsonBody<FlagsBody>,
 ) -> Result<Json<ValveView>, ApiError> {
     check_id("customer", &customer)?;
-    if b.note.as_ref().is_some_and(|d| d.chars().count() > 500) {
-        return Err(ApiError::bad_request("note: give at most 500 characters"));
-    }
+    free_text("note", b.note.as_deref())?;
     let nonce = chrono::Utc::now().timestamp_millis().to_string();
     app.services
         .store

@@ -353,6 +353,7 @@ pub async fn answer(
             "a refusal has a reason (1 to 500 characters) and no invoice_number",
         ));
     }
+    super::events::free_text("reason", b.reason.as_deref())?;
     link("pdf_url", &b.pdf_url)?;
     link("ofd_url", &b.ofd_url)?;
     invoice(&app, &c, id).await?;

@@ -363,8 +363,9 @@ pub struct Decision {
 
 /// Fee control's decision for one customer on `date` (none: nothing changes).
 ///
-/// - A closed valve opens when what is owed is within the limit again, or the customer became
-///   exempt (on hold, disputed, suspended when the rule exempts suspension).
+/// - A closed valve opens when what is owed is within the limit again, or an operator put the
+///   customer on hold or marked the account disputed (a suspension does not open it: heat is
+///   off anyway).
 /// - An open valve closes when what is owed is over the limit (zero for prepaid), has been owed
 ///   `days_in_arrears` days (none for prepaid), the customer is not exempt and the day is not a no-close day.
 /// - Otherwise a warning when over the warning threshold and not warned yet; an "unwarn" when
@@ -407,8 +408,12 @@ pub fn decide(
                 format!("owed {} is within the credit limit {limit}", f.owed),
             ));
         }
-        if let Some(e) = exempt {
-            return Some(make(Action::Open, format!("exempt: {e}")));
+        // An operator's exemption opens it; a suspension (报停) does not: heat is off anyway.
+        if v.hold || v.disputed {
+            return Some(make(
+                Action::Open,
+                format!("exempt: {}", exempt.unwrap_or_default()),
+            ));
         }
         return None;
     }

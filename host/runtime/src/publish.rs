@@ -274,11 +274,13 @@ pub async fn take_report(services: &Services, topic: &str, payload: &[u8]) -> Re
             heatbill_engine::text::terminal_safe(&r.state, 40)
         )
     })?;
-    if r.report_id.is_empty()
-        || r.report_id.chars().count() > 200
-        || r.report_id.chars().any(char::is_control)
-    {
-        return Err("report_id: give 1 to 200 printable characters".into());
+    for (what, v) in [("report_id", &r.report_id), ("customer_id", &r.customer_id)] {
+        if v.is_empty() || v.chars().count() > 200 || v.chars().any(char::is_control) {
+            return Err(format!("{what}: give 1 to 200 printable characters"));
+        }
+    }
+    if r.detail.as_ref().is_some_and(|d| d.chars().count() > 500) {
+        return Err("detail: give at most 500 characters".into());
     }
     let (_, new) = services
         .store

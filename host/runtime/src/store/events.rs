@@ -363,9 +363,15 @@ impl<E: Engine> EventStore for E {
             page.sort_by(|a, b| a.0.cmp(&b.0));
             after = upto;
             // Who is suspended or prepaid, for the customers that could close.
+            // (A closed valve's customer who owes more than the credit limit stays closed
+            // whatever they are: a following night reads none of them.)
             let mut ids: Vec<String> = page
                 .iter()
-                .filter(|p| p.1 > Decimal::ZERO)
+                .filter(|p| {
+                    p.1 > Decimal::ZERO
+                        && (p.1 <= rule.credit_limit
+                            || valves.get(&p.0).is_none_or(|v| v.requested != "closed"))
+                })
                 .map(|p| p.0.clone())
                 .collect();
             ids.sort();

@@ -202,30 +202,34 @@ pub(crate) async fn insert_event<X: Exec>(
         .await?
         .map(|r| r.big(0))
         .transpose()?;
-    if let Some(id) = id
-        && kind.outbound()
-    {
-        for t in targets {
-            x.exec(
-                q!(
-                    "INSERT INTO event_deliveries (event_id, company_id, target, state)
-                    VALUES ($1, $2, $3, 'pending')"
-                ),
-                args![id, company_id, t.as_str()],
-            )
-            .await?;
-        }
+    if let Some(id) = id {
+        insert_deliveries(x, company_id, id, kind, targets).await?;
     }
     Ok(id)
 }
 
-pub(crate) async fn key_exists<X: Exec>(x: &mut X, company_id: i32, key: &str) -> Result<bool> {
-    Ok(x.opt(
-        q!("SELECT 1 FROM events WHERE company_id = $1 AND event_key = $2"),
-        args![company_id, key],
-    )
-    .await?
-    .is_some())
+/// An event's pending deliveries to the company's targets (none for an inbound kind).
+async fn insert_deliveries<X: Exec>(
+    x: &mut X,
+    company_id: i32,
+    id: i64,
+    kind: EventKind,
+    targets: &[String],
+) -> Result<()> {
+    if !kind.outbound() {
+        return Ok(());
+    }
+    for t in targets {
+        x.exec(
+            q!(
+                "INSERT INTO event_deliveries (event_id, company_id, target, state)
+                VALUES ($1, $2, $3, 'pending')"
+            ),
+            args![id, company_id, t.as_str()],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// The body of a fee-control event.
@@ -288,10 +292,14 @@ pub(crate) async fn apply<X: Exec>(
         }
     };
     let k = key(kind, &d.customer_id, what);
-    // Decided once: a re-run of the night (or a payment sent again) finds its key.
-    if key_exists(x, company_id, &k).await? {
+    // Decided once: a re-run of the night (or a payment sent again) finds its key. The event
+    // first (one statement when it is there), then the state; a state that moved meanwhile
+    // takes the event back.
+    let body = decision_body(company, &k, kind, date, d, source);
+    let Some(id) = insert_event(x, company_id, &k, kind, Some(&d.customer_id), &body, &[]).await?
+    else {
         return Ok(false);
-    }
+    };
     let changed = match d.action {
         Action::Close => {
             x.exec(
@@ -331,20 +339,12 @@ pub(crate) async fn apply<X: Exec>(
         }
     };
     if changed == 0 {
+        x.exec(q!("DELETE FROM events WHERE id = $1"), args![id])
+            .await?;
         return Ok(false);
     }
-    let body = decision_body(company, &k, kind, date, d, source);
-    Ok(insert_event(
-        x,
-        company_id,
-        &k,
-        kind,
-        Some(&d.customer_id),
-        &body,
-        targets,
-    )
-    .await?
-    .is_some())
+    insert_deliveries(x, company_id, id, kind, targets).await?;
+    Ok(true)
 }
 
 /// The columns of an invoice request, as [`invoice_of`] reads them.

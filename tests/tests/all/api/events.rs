@@ -381,6 +381,15 @@ async fn fee_control_over_mqtt(db: TestDb) {
         )
         .await;
     error(st, &v, 404, "no customer");
+    let (st, v) = s
+        .call(
+            reqwest::Method::PUT,
+            &format!("/v1/companies/{slug}/valves/F2/flags"),
+            Some(&c.staff),
+            Some(json!({"note": "a\u{0}b"})),
+        )
+        .await;
+    error(st, &v, 400, "without control characters");
 
     // Night 12-20: F1 (owed 2 days) and the others over 50 are warned; F4 is prepaid: its 5.00
     // owed for 5 days closes it (a zero limit).
