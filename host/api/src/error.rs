@@ -337,6 +337,17 @@ pub fn parse_date(what: &str, s: &str) -> Result<NaiveDate, ApiError> {
     })
 }
 
+/// A listing's page size: `asked`, or `max` when not asked; 1 to `max`, or a 400 saying so.
+pub fn page_limit(asked: Option<usize>, max: usize) -> Result<usize, ApiError> {
+    let limit = asked.unwrap_or(max);
+    if limit == 0 || limit > max {
+        return Err(ApiError::bad_request(format!(
+            "limit {limit}: give 1 to {max}"
+        )));
+    }
+    Ok(limit)
+}
+
 /// Checks an identifier a request names (a customer id, a page cursor): 1 to 200 characters,
 /// none of them a control or invisible character. Such ids cannot exist (imports refuse them),
 /// and a NUL would not even reach PostgreSQL.

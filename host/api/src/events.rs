@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::accounts::plausible;
 use super::auth::{Tenant, access};
-use super::error::{ErrorBody, JsonBody, check_id};
+use super::error::{ErrorBody, JsonBody, check_id, page_limit};
 use super::{ApiError, App};
 
 /// The routes of this module.
@@ -33,6 +33,8 @@ pub fn routes() -> axum::Router<App> {
         )
         .route("/companies/{company}/valves/{customer}/flags", put(flags))
         .route("/companies/{company}/weather/{date}", put(weather))
+        .route("/companies/{company}/webhook", get(webhook))
+        .route("/companies/{company}/webhook/rotate", post(rotate_webhook))
 }
 
 /// An event's delivery to one target.
@@ -163,12 +165,7 @@ pub async fn list(
             STATES.join(", ")
         )));
     }
-    let limit = q.limit.unwrap_or(MAX_EVENTS);
-    if limit == 0 || limit > MAX_EVENTS {
-        return Err(ApiError::bad_request(format!(
-            "limit {limit}: give 1 to {MAX_EVENTS}"
-        )));
-    }
+    let limit = page_limit(q.limit, MAX_EVENTS)?;
     let found = app
         .services
         .store
@@ -306,20 +303,7 @@ pub struct ValveView {
 }
 
 fn valve_view(customer: &str, v: Option<ValveState>, timeline: Vec<EventRecord>) -> ValveView {
-    let v = v.unwrap_or(ValveState {
-        customer_id: customer.to_string(),
-        requested: "open".into(),
-        request_key: None,
-        requested_at: None,
-        warned: false,
-        reported: None,
-        reported_at: None,
-        acknowledged: false,
-        escalated: false,
-        hold: false,
-        disputed: false,
-        note: None,
-    });
+    let v = v.unwrap_or_else(|| ValveState::never_asked(customer));
     ValveView {
         customer_id: v.customer_id,
         requested: v.requested,
@@ -555,4 +539,93 @@ pub async fn weather(
         date,
         celsius: b.celsius,
     }))
+}
+
+/// The company's signed webhooks: where they go and the secret a receiver checks them with.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookView {
+    /// The endpoint (`policies.events.webhook.url`, set by the platform operator), if any.
+    pub url: Option<String>,
+    /// Whether `policies.events.targets` names `webhook` (events are delivered to it).
+    pub enabled: bool,
+    /// The signing secret: HMAC-SHA256 with it over `T.BODY` is the header's `v1=`.
+    pub secret: String,
+    /// When the secret was made (UTC).
+    pub created_at: String,
+    /// After a rotation, until when the previous secret signs too (UTC): a second `v1=`.
+    pub previous_signs_until: Option<String>,
+    /// The signature's header (`t=UNIX_SECONDS,v1=HEX[,v1=HEX]`).
+    pub header: String,
+    /// How old a delivery's timestamp a receiver should accept, in seconds.
+    pub tolerance_s: i64,
+}
+
+fn ms_text(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+fn webhook_view(
+    c: &heatbill_runtime::model::Company,
+    s: &heatbill_runtime::store::events::WebhookSecret,
+) -> Result<WebhookView, ApiError> {
+    use heatbill_runtime::events::{WebhookEndpoint, now_ms, targets_of};
+    Ok(WebhookView {
+        url: WebhookEndpoint::of(&c.policies)
+            .map_err(ApiError::unprocessable)?
+            .map(|e| e.url),
+        enabled: targets_of(&c.policies)
+            .map_err(ApiError::unprocessable)?
+            .iter()
+            .any(|t| t == "webhook"),
+        secret: s.secret.clone(),
+        created_at: ms_text(s.created_at_ms),
+        previous_signs_until: (s.previous.is_some() && s.previous_until_ms > now_ms())
+            .then(|| ms_text(s.previous_until_ms)),
+        header: heatbill_runtime::webhook::SIGNATURE.to_string(),
+        tolerance_s: heatbill_runtime::webhook::TOLERANCE_S,
+    })
+}
+
+/// The company's webhook endpoint and signing secret (made on first read). For the company's
+/// integrators, who write the receiver, and the platform operator.
+#[utoipa::path(get, operation_id = "webhook_read", path = "/v1/companies/{company}/webhook", tag = "events",
+    params(("company" = String, Path, description = "The company's slug")),
+    security(("bearer" = [])),
+    responses((status = 200, body = WebhookView), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn webhook(
+    State(app): State<App>,
+    Tenant(c, ..): Tenant<access::Rules>,
+) -> Result<Json<WebhookView>, ApiError> {
+    let fresh = heatbill_runtime::webhook::new_secret().map_err(ApiError::internal)?;
+    let s = app
+        .services
+        .store
+        .webhook_secret(c.id, &fresh, heatbill_runtime::events::now_ms())
+        .await?;
+    Ok(Json(webhook_view(&c, &s)?))
+}
+
+/// A new signing secret. The previous one signs beside it (a second `v1=`) for 24 hours, so
+/// the receiver can switch without refusing a delivery.
+#[utoipa::path(post, operation_id = "webhook_rotate", path = "/v1/companies/{company}/webhook/rotate", tag = "events",
+    params(("company" = String, Path, description = "The company's slug")),
+    security(("bearer" = [])),
+    responses((status = 200, body = WebhookView), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn rotate_webhook(
+    State(app): State<App>,
+    Tenant(c, caller, ..): Tenant<access::Rules>,
+) -> Result<Json<WebhookView>, ApiError> {
+    let fresh = heatbill_runtime::webhook::new_secret().map_err(ApiError::internal)?;
+    let now = heatbill_runtime::events::now_ms();
+    let s = app
+        .services
+        .store
+        .rotate_webhook_secret(c.id, &fresh, now, now + 24 * 3_600_000)
+        .await?;
+    tracing::info!(company = %c.slug, by = %caller.who(), "webhook secret rotated");
+    Ok(Json(webhook_view(&c, &s)?))
 }

@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::accounts::plausible;
 use super::auth::{Tenant, access};
-use super::error::{ErrorBody, JsonBody, check_id};
+use super::error::{ErrorBody, JsonBody, check_id, page_limit};
 use super::{ApiError, App};
 
 /// The routes of this module.
@@ -187,12 +187,7 @@ pub async fn list(
             heatbill_engine::text::safe(s)
         )));
     }
-    let limit = q.limit.unwrap_or(MAX_INVOICES);
-    if limit == 0 || limit > MAX_INVOICES {
-        return Err(ApiError::bad_request(format!(
-            "limit {limit}: give 1 to {MAX_INVOICES}"
-        )));
-    }
+    let limit = page_limit(q.limit, MAX_INVOICES)?;
     let found = app
         .services
         .store

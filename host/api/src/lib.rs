@@ -294,7 +294,7 @@ impl AppState {
         subsidy::receivable, subsidy::transfers, subsidy::record_transfer, subsidy::settlement,
         notices::list, notices::read, notices::print, notices::standing,
         events::list, events::read, events::replay, events::valve, events::report,
-        events::flags, events::weather,
+        events::flags, events::weather, events::webhook, events::rotate_webhook,
         invoices::list, invoices::read, invoices::answer,
     ),
     tags(

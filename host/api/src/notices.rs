@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::accounts::{AsOfQuery, not_found, plausible};
 use super::auth::{Tenant, access};
-use super::error::{ErrorBody, check_id};
+use super::error::{ErrorBody, check_id, page_limit};
 use super::{ApiError, App};
 
 /// The routes of this module.
@@ -155,12 +155,7 @@ pub async fn list(
     if let Some(id) = &q.customer {
         check_id("customer", id)?;
     }
-    let limit = q.limit.unwrap_or(1000);
-    if limit == 0 || limit > MAX_NOTICES_PAGE {
-        return Err(ApiError::bad_request(format!(
-            "limit {limit}: give 1 to {MAX_NOTICES_PAGE}"
-        )));
-    }
+    let limit = page_limit(Some(q.limit.unwrap_or(1000)), MAX_NOTICES_PAGE)?;
     let filter = NoticeFilter {
         customer_id: q.customer.clone(),
         issued_on: q.issued_on.map(|d| plausible("issued_on", d)).transpose()?,

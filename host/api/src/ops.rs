@@ -256,8 +256,14 @@ pub async fn metrics(State(app): State<App>) -> Response {
         metric(
             "heatbill_events_delivered_total",
             "counter",
-            "Events this host delivered to their targets (acknowledged by the broker).",
-            &[(String::new(), g(&DELIVERED) as f64)],
+            "Events this host delivered, by target (acknowledged by the broker, or a 2xx from the webhook's receiver).",
+            &[
+                ("{target=\"mqtt\"}".to_string(), g(&DELIVERED) as f64),
+                (
+                    "{target=\"webhook\"}".to_string(),
+                    g(&heatbill_runtime::webhook::DELIVERED) as f64,
+                ),
+            ],
         );
         metric(
             "heatbill_valve_reports_total",

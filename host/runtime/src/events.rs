@@ -23,7 +23,26 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// The delivery targets a company may name (`policies.events.targets`).
-pub const TARGETS: [&str; 1] = ["mqtt"];
+pub const TARGETS: [&str; 2] = ["mqtt", "webhook"];
+
+/// Now, in epoch milliseconds (what deliveries' `next_at_ms` and the webhooks' timestamps count).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The message delivered for an event (to MQTT and to webhooks alike): its body with its
+/// sequence number `seq` (the event's id).
+pub fn message(body: &str, seq: i64) -> Vec<u8> {
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(mut m)) => {
+            m.insert("seq".into(), seq.into());
+            serde_json::Value::Object(m).to_string().into_bytes()
+        }
+        _ => body.as_bytes().to_vec(),
+    }
+}
 
 /// The kinds of events heatbill writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -446,10 +465,12 @@ pub fn key(kind: EventKind, customer_id: &str, what: &str) -> String {
     format!("{}:{customer_id}:{what}", kind.as_str())
 }
 
-/// A company's event targets (`policies.events.targets`: `"mqtt"`, more to come). None means
-/// events are kept and queryable but not published.
+/// A company's event targets (`policies.events.targets`: `"mqtt"`, `"webhook"`). None means
+/// events are kept and queryable but not published. A company that names `"webhook"` gives its
+/// endpoint ([`WebhookEndpoint`]).
 pub fn targets_of(policies: &serde_json::Value) -> Result<Vec<String>, String> {
     let Some(t) = policies.get("events").and_then(|e| e.get("targets")) else {
+        WebhookEndpoint::of(policies)?;
         return Ok(Vec::new());
     };
     let list: Vec<String> = serde_json::from_value(t.clone())
@@ -462,10 +483,66 @@ pub fn targets_of(policies: &serde_json::Value) -> Result<Vec<String>, String> {
             ));
         }
     }
+    let endpoint = WebhookEndpoint::of(policies)?;
+    if list.iter().any(|t| t == "webhook") && endpoint.is_none() {
+        return Err(
+            "policies.events.targets names \"webhook\": give its endpoint as \
+                    policies.events.webhook.url (http://HOST:PORT/PATH)"
+                .into(),
+        );
+    }
     let mut list = list;
     list.sort();
     list.dedup();
     Ok(list)
+}
+
+/// Where a company's signed webhooks go (`policies.events.webhook`). Set by the platform
+/// operator with the company's other policies (a company's own tokens cannot aim the
+/// platform's requests at an address of their choosing).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpoint {
+    /// `http://HOST[:PORT]/PATH`: every event is POSTed here, signed.
+    pub url: String,
+}
+
+impl WebhookEndpoint {
+    /// The company's endpoint, if it has one; an error says what to fix.
+    pub fn of(policies: &serde_json::Value) -> Result<Option<WebhookEndpoint>, String> {
+        let Some(v) = policies.get("events").and_then(|e| e.get("webhook")) else {
+            return Ok(None);
+        };
+        let e: WebhookEndpoint = serde_json::from_value(v.clone()).map_err(|e| {
+            format!("policies.events.webhook: {e} (give {{\"url\": \"http://HOST:PORT/PATH\"}})")
+        })?;
+        let shown = heatbill_engine::text::safe(&e.url);
+        if e.url.len() > 2000 || e.url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(format!(
+                "policies.events.webhook.url {shown}: give at most 2000 characters, no spaces"
+            ));
+        }
+        if e.url.starts_with("https://") {
+            return Err(format!(
+                "policies.events.webhook.url {shown}: this build sends webhooks over http:// \
+                 only; terminate TLS in a forward proxy on the hosts' network, or receive on it"
+            ));
+        }
+        let parsed = reqwest::Url::parse(&e.url)
+            .map_err(|err| format!("policies.events.webhook.url {shown}: {err}"))?;
+        if parsed.scheme() != "http" || parsed.host_str().is_none_or(str::is_empty) {
+            return Err(format!(
+                "policies.events.webhook.url {shown}: give http://HOST[:PORT]/PATH"
+            ));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(format!(
+                "policies.events.webhook.url {shown}: no credentials in the address; \
+                 the receiver checks the signature instead"
+            ));
+        }
+        Ok(Some(e))
+    }
 }
 
 #[cfg(test)]
@@ -666,6 +743,30 @@ mod tests {
             targets_of(&serde_json::json!({"events": {"targets": ["pigeon"]}}))
                 .unwrap_err()
                 .contains("mqtt")
+        );
+    }
+
+    #[test]
+    fn webhook_endpoints() {
+        let with = |v: serde_json::Value| serde_json::json!({"events": v});
+        let err = |v: serde_json::Value| targets_of(&with(v)).unwrap_err();
+        assert!(err(serde_json::json!({"targets": ["webhook"]})).contains("webhook.url"));
+        assert!(
+            err(serde_json::json!({"webhook": {"url": "https://x.example/h"}})).contains("http://")
+        );
+        assert!(
+            err(serde_json::json!({"webhook": {"url": "http://u:p@x.example/h"}}))
+                .contains("credentials")
+        );
+        assert!(err(serde_json::json!({"webhook": {"url": "ftp://x/"}})).contains("http://"));
+        assert!(err(serde_json::json!({"webhook": {"uri": "http://x/"}})).contains("unknown"));
+        assert_eq!(
+            targets_of(&with(
+                serde_json::json!({"targets": ["webhook", "mqtt", "webhook"],
+                "webhook": {"url": "http://127.0.0.1:9000/heat"}})
+            ))
+            .unwrap(),
+            vec!["mqtt".to_string(), "webhook".to_string()]
         );
     }
 }

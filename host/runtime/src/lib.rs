@@ -13,7 +13,8 @@
 //! | [`cache`] | the cache (Redis, or in the process): chains, components, shards' customers, the arrears ranking |
 //! | [`coord`] | coordination between hosts (Redis, or in the process): locks, live progress |
 //! | [`events`] | events out: fee control (费控) decides valve requests (pure; the store's outbox keeps them) |
-//! | [`publish`] | the publisher: the outbox delivered to MQTT (QoS 1, one host at a time), valve reports taken back, unacknowledged closes escalated |
+//! | [`publish`] | the publisher: the outbox delivered to MQTT (QoS 1, one host at a time) and webhooks, valve reports taken back, unacknowledged closes escalated |
+//! | [`webhook`] | signed webhooks: HMAC-SHA256 signatures, the retry schedule, dead deliveries |
 //! | [`invoices`] | e-invoices (数电票): the request of each payment and the red-letter request of each refund, lines by charge type under the company's tax treatment |
 //! | [`ledger`] | the account ledger: entries, allocation, accounts, day closes, statements |
 //! | [`notices`] | what is due when: the billing policy, periods, payment notices and overdue arrears |
@@ -53,3 +54,4 @@ pub mod services;
 pub mod settings;
 pub mod store;
 pub mod subsidy;
+pub mod webhook;

@@ -20,7 +20,7 @@ use crate::services::Services;
 use crate::settings::EventSettings;
 use crate::store::events::Due;
 
-use crate::events::{FeeControl, ValvePosition};
+use crate::events::{FeeControl, ValvePosition, message, now_ms};
 
 /// Close requests escalated by this process (`/metrics`).
 pub static ESCALATED: AtomicU64 = AtomicU64::new(0);
@@ -34,12 +34,6 @@ pub fn backoff_ms(attempts: i32) -> i64 {
     1000i64
         .saturating_mul(1i64 << attempts.clamp(0, 9))
         .min(300_000)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// An MQTT broker's address.
@@ -80,17 +74,6 @@ pub fn topic(prefix: &str, company: &str, kind: &str) -> String {
     format!("{prefix}/{company}/{kind}")
 }
 
-/// The message published for an event: its body with its sequence number.
-pub fn message(d: &Due) -> Vec<u8> {
-    match serde_json::from_str::<serde_json::Value>(&d.body) {
-        Ok(serde_json::Value::Object(mut m)) => {
-            m.insert("seq".into(), d.event_id.into());
-            serde_json::Value::Object(m).to_string().into_bytes()
-        }
-        _ => d.body.clone().into_bytes(),
-    }
-}
-
 /// Publishes `items` on one connection, QoS 1; the event ids the broker acknowledged, and the
 /// error that ended the round early, if any.
 pub async fn publish_mqtt(
@@ -116,7 +99,7 @@ pub async fn publish_mqtt(
             topic(prefix, &d.company, &d.kind),
             QoS::AtLeastOnce,
             false,
-            message(d),
+            message(&d.body, d.event_id),
         ) {
             return (acked, Some(format!("queueing a publish: {e}")));
         }
@@ -337,15 +320,26 @@ async fn subscriber(services: Services, settings: EventSettings, broker: Broker)
 }
 
 /// The publisher's loop (`heatbill serve`): while this host holds the publisher's lock, rounds
-/// of MQTT delivery every `poll_ms` (at once while there is more), the report subscription,
-/// and the escalation check every 10 s.
+/// of MQTT and webhook delivery every `poll_ms` (at once while there is more), the report
+/// subscription, and the escalation check every 10 s.
+///
+/// The lock lives 30 s and is renewed when a round starts 5 s after the last renewal: an MQTT
+/// round ends within 15 s and a webhook round within 10 s, so a live publisher never loses it,
+/// and a dead one's is taken over within 30 s.
 pub async fn run(
     services: Services,
     settings: EventSettings,
     stop: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stop);
-    let ttl = Duration::from_secs(15);
+    let ttl = Duration::from_secs(30);
+    let http = match crate::webhook::client(&settings) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::error!(error = %e, "events: not delivering webhooks");
+            None
+        }
+    };
     let poll = Duration::from_millis(settings.poll_ms.clamp(10, 60_000));
     let broker = settings.mqtt_url.as_deref().map(Broker::parse);
     if let Some(Err(e)) = &broker {
@@ -358,7 +352,7 @@ pub async fn run(
     loop {
         // Hold the lock, renewing it well before it lapses.
         let held = match lock.take() {
-            Some((l, at)) if at.elapsed() < ttl / 3 => Some((l, at)),
+            Some((l, at)) if at.elapsed() < Duration::from_secs(5) => Some((l, at)),
             Some((l, _)) => {
                 if l.extend(ttl).await {
                     Some((l, Instant::now()))
@@ -386,6 +380,14 @@ pub async fn run(
                 Ok(n) => more = n >= settings.batch.max(1),
                 Err(e) => {
                     tracing::warn!(error = %heatbill_engine::text::terminal_safe(&e, 300), "events: a round failed")
+                }
+            }
+            if let Some(http) = &http {
+                match crate::webhook::round(&services, &settings, http).await {
+                    Ok(n) => more |= n >= settings.batch.max(1),
+                    Err(e) => {
+                        tracing::warn!(error = %heatbill_engine::text::terminal_safe(&e, 300), "events: a webhook round failed")
+                    }
                 }
             }
             if escalated_at.elapsed() >= Duration::from_secs(10) {
@@ -431,11 +433,16 @@ mod tests {
         assert_eq!(backoff_ms(40), 300_000);
         let d = Due {
             event_id: 7,
+            company_id: 1,
+            customer_id: None,
             company: "c".into(),
             kind: "k".into(),
             body: r#"{"key":"a"}"#.into(),
             attempts: 0,
         };
-        assert_eq!(message(&d), br#"{"key":"a","seq":7}"#.to_vec());
+        assert_eq!(
+            message(&d.body, d.event_id),
+            br#"{"key":"a","seq":7}"#.to_vec()
+        );
     }
 }

@@ -72,6 +72,17 @@ pub struct EventSettings {
     /// Fault injection for the reliability tests: the publisher stops itself (SIGSTOP) once,
     /// after the broker acknowledged a round's events and before they are marked delivered.
     pub fault_stop_after_publish: bool,
+    /// How long a webhook receiver has to answer one delivery, in milliseconds. Default 5000.
+    pub webhook_timeout_ms: u64,
+    /// When a failed webhook delivery is tried again: after the first attempt fails, wait the
+    /// first of these (milliseconds), after the second the next, …; when the last retry fails
+    /// too the delivery is `dead` (an operator replays it). Default 5 s, 5 min, 30 min, 2 h,
+    /// 5 h, 10 h, 10 h: eight attempts over about 28 hours, the schedule webhook senders
+    /// commonly use.
+    pub webhook_retry_ms: Vec<u64>,
+    /// Webhook deliveries in flight at once (different customers; one customer's events go one
+    /// after another, in order). Default 16.
+    pub webhook_concurrency: usize,
 }
 
 impl Default for EventSettings {
@@ -84,6 +95,11 @@ impl Default for EventSettings {
             batch: 500,
             publisher: true,
             fault_stop_after_publish: false,
+            webhook_timeout_ms: 5_000,
+            webhook_retry_ms: vec![
+                5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000,
+            ],
+            webhook_concurrency: 16,
         }
     }
 }

@@ -29,7 +29,7 @@ pub enum EventCommand {
     /// Put a customer on hold or take them off it, mark an account disputed or not (a closed
     /// valve of a customer who becomes exempt is asked open).
     Flag(FlagArgs),
-    /// Deliver the due events once (MQTT, `[events] mqtt_url`) and escalate the close requests
+    /// Deliver the due events once (MQTT, `[events] mqtt_url`, and webhooks) and escalate the close requests
     /// not acknowledged in time; `heatbill serve` does this continuously.
     Publish(PublishArgs),
 }
@@ -140,7 +140,12 @@ pub fn run(command: EventCommand) -> Result<ExitCode> {
         let settings = a.common.settings()?;
         return super::runtime()?.block_on(async {
             let services = super::open_services(&settings).await?;
-            let n = heatbill_runtime::publish::round_mqtt(&services, &settings.events)
+            let mut n = heatbill_runtime::publish::round_mqtt(&services, &settings.events)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            let http =
+                heatbill_runtime::webhook::client(&settings.events).map_err(anyhow::Error::msg)?;
+            n += heatbill_runtime::webhook::round(&services, &settings.events, &http)
                 .await
                 .map_err(anyhow::Error::msg)?;
             let e = heatbill_runtime::publish::escalate_due(&services)

@@ -11,10 +11,10 @@ use serde::Serialize;
 
 pub use super::outbox::ValveState;
 use super::outbox::{
-    Cause, apply, company_policies, insert_event, valve_columns, valve_in, valve_of,
+    Cause, apply, apply_page_pg, company_policies, insert_event, valve_columns, valve_in, valve_of,
 };
-use super::sql::{Commit, Engine, Exec, SqlRow, args, q};
-use super::types::{Result, StoreError};
+use super::sql::{Commit, Engine, Exec, SqlRow, args, known_customer, q};
+use super::types::{Backend, Result, StoreError};
 use crate::events::{
     Action, Decision, EventKind, FeeControl, FeeFacts, ValvePosition, decide, key, targets_of,
 };
@@ -63,13 +63,60 @@ pub struct Delivery {
     pub acknowledged_at: Option<String>,
 }
 
+/// A company's webhook signing secrets (`whsec_` and 64 hex digits each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSecret {
+    /// The secret every delivery is signed with.
+    pub secret: String,
+    /// When it was made (epoch milliseconds).
+    pub created_at_ms: i64,
+    /// The secret before the last rotation, still signing until `previous_until_ms`.
+    pub previous: Option<String>,
+    /// Until when the previous secret signs too (epoch milliseconds).
+    pub previous_until_ms: i64,
+}
+
+impl WebhookSecret {
+    /// The secrets a delivery at `now_ms` is signed with: the current one, and the previous
+    /// one while it is kept.
+    pub fn signing(&self, now_ms: i64) -> Vec<&str> {
+        let mut out = vec![self.secret.as_str()];
+        if let Some(p) = &self.previous
+            && now_ms < self.previous_until_ms
+        {
+            out.push(p);
+        }
+        out
+    }
+}
+
+async fn webhook_secret_in<X: Exec>(x: &mut X, company_id: i32) -> Result<WebhookSecret> {
+    let r = x
+        .one(
+            q!("SELECT secret, created_at_ms, previous, previous_until_ms
+                FROM webhook_secrets WHERE company_id = $1"),
+            args![company_id],
+        )
+        .await?;
+    Ok(WebhookSecret {
+        secret: r.string(0)?,
+        created_at_ms: r.big(1)?,
+        previous: r.opt_string(2)?,
+        previous_until_ms: r.big(3)?,
+    })
+}
+
 /// A delivery the publisher may try now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Due {
     /// The event.
     pub event_id: i64,
+    /// The company.
+    pub company_id: i32,
     /// The company's slug (the topic's second level).
     pub company: String,
+    /// The customer it is about (a publisher sends a customer's events one after another).
+    pub customer_id: Option<String>,
     /// The kind (the topic's last level).
     pub kind: String,
     /// The body as kept.
@@ -209,6 +256,25 @@ pub trait EventStore: Send + Sync {
     /// The backlog: deliveries pending, failed (awaiting a retry) and dead, by target and state
     /// (delivered ones are not counted: the query stays on the small part of the table).
     async fn delivery_counts(&self) -> Result<Vec<DeliveryCount>>;
+
+    /// The company's webhook signing secrets; `candidate` becomes its secret when it has none
+    /// yet (the first delivery, or the first time an operator asks for it).
+    async fn webhook_secret(
+        &self,
+        company_id: i32,
+        candidate: &str,
+        now_ms: i64,
+    ) -> Result<WebhookSecret>;
+
+    /// Makes `new` the company's signing secret; the current one keeps signing beside it until
+    /// `keep_until_ms`, so a receiver can switch without refusing a delivery.
+    async fn rotate_webhook_secret(
+        &self,
+        company_id: i32,
+        new: &str,
+        now_ms: i64,
+        keep_until_ms: i64,
+    ) -> Result<WebhookSecret>;
 
     /// The day's outdoor temperature.
     async fn put_outdoor_temperature(
@@ -426,13 +492,30 @@ impl<E: Engine> EventStore for E {
             if !decisions.is_empty() {
                 let mut tx = self.begin().await?;
                 let what = date.to_string();
-                for d in &decisions {
-                    let cause = Cause {
-                        date,
-                        what: &what,
-                        source: "night",
-                    };
-                    if apply(&mut tx, company_id, &company, d, &cause, &targets).await? {
+                let cause = Cause {
+                    date,
+                    what: &what,
+                    source: "night",
+                };
+                // PostgreSQL: the page in a few set-based statements (round trips are what a
+                // night with many decisions costs). SQLite is in the process: per decision.
+                let applied = match Engine::backend(self) {
+                    Backend::Postgres => {
+                        apply_page_pg(&mut tx, company_id, &company, &decisions, &cause, &targets)
+                            .await?
+                    }
+                    Backend::Sqlite => {
+                        let mut applied = Vec::with_capacity(decisions.len());
+                        for d in &decisions {
+                            applied.push(
+                                apply(&mut tx, company_id, &company, d, &cause, &targets).await?,
+                            );
+                        }
+                        applied
+                    }
+                };
+                for (d, applied) in decisions.iter().zip(applied) {
+                    if applied {
                         match d.action {
                             Action::Warn => out.warnings += 1,
                             Action::Close => out.closes += 1,
@@ -505,7 +588,9 @@ impl<E: Engine> EventStore for E {
     async fn due_deliveries(&self, target: &str, now_ms: i64, limit: usize) -> Result<Vec<Due>> {
         self.db()
             .rows(
-                q!("SELECT d.event_id, c.slug, e.kind, e.body, d.attempts
+                q!(
+                    "SELECT d.event_id, c.slug, e.kind, e.body, d.attempts, e.company_id,
+                        e.customer_id
                     FROM event_deliveries d
                     JOIN events e ON e.id = d.event_id
                     JOIN companies c ON c.id = e.company_id
@@ -517,7 +602,8 @@ impl<E: Engine> EventStore for E {
                           WHERE w.target = d.target AND w.state IN ('pending', 'failed')
                             AND w.next_at_ms > $2 AND w.event_id < d.event_id
                             AND o.company_id = e.company_id AND o.customer_id = e.customer_id)
-                    ORDER BY d.event_id LIMIT $3"),
+                    ORDER BY d.event_id LIMIT $3"
+                ),
                 args![target, now_ms, limit.max(1) as i64],
             )
             .await?
@@ -525,6 +611,8 @@ impl<E: Engine> EventStore for E {
             .map(|r| {
                 Ok(Due {
                     event_id: r.big(0)?,
+                    company_id: r.int(5)?,
+                    customer_id: r.opt_string(6)?,
                     company: r.string(1)?,
                     kind: r.string(2)?,
                     body: r.string(3)?,
@@ -538,19 +626,20 @@ impl<E: Engine> EventStore for E {
         if event_ids.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin().await?;
-        for id in event_ids {
-            tx.exec(
-                q!(
-                    "UPDATE event_deliveries SET state = 'delivered', attempts = attempts + 1,
-                        delivered_at = now(), last_error = NULL
-                    WHERE event_id = $1 AND target = $2 AND state IN ('pending', 'failed')"
-                ),
-                args![*id, target],
-            )
-            .await?;
-        }
-        tx.commit().await
+        // One statement for the round, the ids as a JSON array.
+        let ids = serde_json::json!(event_ids).to_string();
+        let q = match Engine::backend(self) {
+            Backend::Postgres => q!("UPDATE event_deliveries SET state = 'delivered',
+                    attempts = attempts + 1, delivered_at = now(), last_error = NULL
+                WHERE event_id IN (SELECT json_array_elements_text($1::json)::bigint)
+                  AND target = $2 AND state IN ('pending', 'failed')"),
+            Backend::Sqlite => q!("UPDATE event_deliveries SET state = 'delivered',
+                    attempts = attempts + 1, delivered_at = now(), last_error = NULL
+                WHERE event_id IN (SELECT value FROM json_each($1))
+                  AND target = $2 AND state IN ('pending', 'failed')"),
+        };
+        self.db().exec(q, args![ids.as_str(), target]).await?;
+        Ok(())
     }
 
     async fn mark_failed(
@@ -603,19 +692,7 @@ impl<E: Engine> EventStore for E {
         nonce: &str,
     ) -> Result<(ValveState, Option<EventRecord>)> {
         let mut tx = self.begin().await?;
-        if tx
-            .opt(
-                q!("SELECT 1 FROM customers WHERE company_id = $1 AND customer_id = $2"),
-                args![company_id, customer_id],
-            )
-            .await?
-            .is_none()
-        {
-            return Err(StoreError::NotFound(format!(
-                "no customer {} in this company",
-                shown(customer_id)
-            )));
-        }
+        known_customer(&mut tx, company_id, customer_id).await?;
         tx.exec(
             q!(
                 "INSERT INTO valve_states (company_id, customer_id) VALUES ($1, $2)
@@ -693,19 +770,7 @@ impl<E: Engine> EventStore for E {
         detail: Option<&str>,
     ) -> Result<(EventRecord, bool)> {
         let mut tx = self.begin().await?;
-        if tx
-            .opt(
-                q!("SELECT 1 FROM customers WHERE company_id = $1 AND customer_id = $2"),
-                args![company_id, customer_id],
-            )
-            .await?
-            .is_none()
-        {
-            return Err(StoreError::NotFound(format!(
-                "no customer {} in this company",
-                shown(customer_id)
-            )));
-        }
+        known_customer(&mut tx, company_id, customer_id).await?;
         let (company, _) = company_policies(&mut tx, company_id).await?;
         let k = key(EventKind::ValveStateReported, customer_id, report_id);
         let existing = tx
@@ -884,6 +949,50 @@ impl<E: Engine> EventStore for E {
                 })
             })
             .collect()
+    }
+
+    async fn webhook_secret(
+        &self,
+        company_id: i32,
+        candidate: &str,
+        now_ms: i64,
+    ) -> Result<WebhookSecret> {
+        let mut tx = self.begin().await?;
+        tx.exec(
+            q!(
+                "INSERT INTO webhook_secrets (company_id, secret, created_at_ms)
+                VALUES ($1, $2, $3) ON CONFLICT (company_id) DO NOTHING"
+            ),
+            args![company_id, candidate, now_ms],
+        )
+        .await?;
+        let s = webhook_secret_in(&mut tx, company_id).await?;
+        tx.commit().await?;
+        Ok(s)
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        company_id: i32,
+        new: &str,
+        now_ms: i64,
+        keep_until_ms: i64,
+    ) -> Result<WebhookSecret> {
+        let mut tx = self.begin().await?;
+        tx.exec(
+            q!(
+                "INSERT INTO webhook_secrets (company_id, secret, created_at_ms)
+                VALUES ($1, $2, $3)
+                ON CONFLICT (company_id) DO UPDATE SET previous = webhook_secrets.secret,
+                    previous_until_ms = $4, secret = excluded.secret,
+                    created_at_ms = excluded.created_at_ms"
+            ),
+            args![company_id, new, now_ms, keep_until_ms],
+        )
+        .await?;
+        let s = webhook_secret_in(&mut tx, company_id).await?;
+        tx.commit().await?;
+        Ok(s)
     }
 
     async fn put_outdoor_temperature(

@@ -11,7 +11,8 @@ use super::outbox::{
     invoice_columns, invoice_of, totals, valve_in,
 };
 use super::sql::{
-    Commit, Engine, Exec, SqlRow, args, bump_data_version, mark_stale, opening_of, q,
+    Commit, Engine, Exec, SqlRow, args, bump_data_version, known_customer, mark_stale, opening_of,
+    q,
 };
 use super::types::{Result, StoreError};
 use crate::events::{Action, EventKind, FeeControl, FeeFacts, decide, key, targets_of};
@@ -227,18 +228,7 @@ impl<E: Engine> LedgerStore for E {
     async fn record_entry(&self, company_id: i32, e: &NewEntry) -> Result<Recorded> {
         e.check().map_err(StoreError::Conflict)?;
         let mut tx = self.begin().await?;
-        let known = tx
-            .opt(
-                q!("SELECT 1 FROM customers WHERE company_id = $1 AND customer_id = $2"),
-                args![company_id, &e.customer_id],
-            )
-            .await?;
-        if known.is_none() {
-            return Err(StoreError::NotFound(format!(
-                "no customer {} in this company",
-                shown(&e.customer_id)
-            )));
-        }
+        known_customer(&mut tx, company_id, &e.customer_id).await?;
         check_opening(&mut tx, company_id, &e.customer_id, e.on_date).await?;
         let amount = e.amount.to_string();
         let inserted = tx

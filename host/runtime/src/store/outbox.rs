@@ -4,6 +4,8 @@
 //! [`super::ledger`]: payments, refunds and reversals) and its readers
 //! ([`super::invoices`]), so that none of them imports another.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -41,6 +43,26 @@ pub struct ValveState {
     pub disputed: bool,
     /// The operator's note.
     pub note: Option<String>,
+}
+
+impl ValveState {
+    /// A customer fee control never asked anything of: open, no flags (what no row means).
+    pub fn never_asked(customer_id: &str) -> ValveState {
+        ValveState {
+            customer_id: customer_id.to_string(),
+            requested: "open".into(),
+            request_key: None,
+            requested_at: None,
+            warned: false,
+            reported: None,
+            reported_at: None,
+            acknowledged: false,
+            escalated: false,
+            hold: false,
+            disputed: false,
+            note: None,
+        }
+    }
 }
 
 /// An invoice request as kept.
@@ -345,6 +367,178 @@ pub(crate) async fn apply<X: Exec>(
     }
     insert_deliveries(x, company_id, id, kind, targets).await?;
     Ok(true)
+}
+
+/// Applies a page of a night's decisions at once, on PostgreSQL: what [`apply`] does for each
+/// (the event first, once per key; the valve state by compare and set; the event taken back
+/// where the state had moved; the deliveries of the rest), in seven statements whatever the
+/// page's size instead of three per decision. A night that asks many customers' valves closed
+/// (a season's first under a new policy) writes them at the speed of the database, not of its
+/// round trips. At most one decision per customer (what a night's [`crate::events::decide`]
+/// gives). Which decisions wrote an event.
+pub(crate) async fn apply_page_pg<X: Exec>(
+    x: &mut X,
+    company_id: i32,
+    company: &str,
+    decisions: &[Decision],
+    cause: &Cause<'_>,
+    targets: &[String],
+) -> Result<Vec<bool>> {
+    let Cause { date, what, source } = *cause;
+    let mut applied = vec![false; decisions.len()];
+    let mut unwarn = Vec::new();
+    let mut items = Vec::new();
+    let mut keys: HashMap<String, usize> = HashMap::new();
+    for (i, d) in decisions.iter().enumerate() {
+        let kind = match d.action {
+            Action::Warn => EventKind::BalanceWarning,
+            Action::Close => EventKind::ValveCloseRequested,
+            Action::Open => EventKind::ValveOpenRequested,
+            Action::Unwarn => {
+                unwarn.push(d.customer_id.as_str());
+                continue;
+            }
+        };
+        let k = key(kind, &d.customer_id, what);
+        let body = decision_body(company, &k, kind, date, d, source).to_string();
+        items.push(
+            serde_json::json!({"k": k, "kind": kind.as_str(), "c": d.customer_id, "b": body}),
+        );
+        keys.insert(k, i);
+    }
+    if !unwarn.is_empty() {
+        x.exec(
+            q!("UPDATE valve_states SET warned = false
+                WHERE company_id = $1 AND warned = true
+                  AND customer_id IN (SELECT json_array_elements_text($2::json))"),
+            args![company_id, serde_json::json!(unwarn).to_string().as_str()],
+        )
+        .await?;
+    }
+    if items.is_empty() {
+        return Ok(applied);
+    }
+    // The events first: a key already there (a re-run of the night) is no new decision.
+    let mut new: HashMap<String, i64> = HashMap::new();
+    for r in x
+        .rows(
+            q!(
+                "INSERT INTO events (company_id, event_key, kind, customer_id, body)
+                SELECT $1, d->>'k', d->>'kind', d->>'c', d->>'b'
+                FROM json_array_elements($2::json) d
+                ON CONFLICT (company_id, event_key) DO NOTHING
+                RETURNING id, event_key"
+            ),
+            args![
+                company_id,
+                serde_json::Value::Array(items).to_string().as_str()
+            ],
+        )
+        .await?
+    {
+        let k = r.string(1)?;
+        if let Some(&i) = keys.get(&k) {
+            new.insert(decisions[i].customer_id.clone(), r.big(0)?);
+        }
+    }
+    // Then each action's compare and set, over the decisions whose event is new.
+    let of = |a: Action| -> String {
+        let list: Vec<serde_json::Value> = decisions
+            .iter()
+            .filter(|d| d.action == a && new.contains_key(&d.customer_id))
+            .map(|d| {
+                let kind = match a {
+                    Action::Close => EventKind::ValveCloseRequested,
+                    Action::Open => EventKind::ValveOpenRequested,
+                    _ => EventKind::BalanceWarning,
+                };
+                serde_json::json!({"c": d.customer_id, "k": key(kind, &d.customer_id, what)})
+            })
+            .collect();
+        serde_json::Value::Array(list).to_string()
+    };
+    let mut changed: HashSet<String> = HashSet::new();
+    let closes = of(Action::Close);
+    let opens = of(Action::Open);
+    let warns = of(Action::Warn);
+    for (list, q) in [
+        (
+            &closes,
+            q!(
+                "INSERT INTO valve_states (company_id, customer_id, requested, request_key,
+                    requested_at, acknowledged, escalated)
+                SELECT $1, d->>'c', 'closed', d->>'k', now(), false, false
+                FROM json_array_elements($2::json) d
+                ON CONFLICT (company_id, customer_id) DO UPDATE SET requested = 'closed',
+                    request_key = excluded.request_key, requested_at = now(),
+                    acknowledged = false, escalated = false
+                WHERE valve_states.requested = 'open'
+                RETURNING customer_id"
+            ),
+        ),
+        (
+            &opens,
+            q!(
+                "UPDATE valve_states v SET requested = 'open', request_key = d->>'k',
+                    requested_at = now(), acknowledged = false, escalated = false
+                FROM json_array_elements($2::json) d
+                WHERE v.company_id = $1 AND v.customer_id = d->>'c' AND v.requested = 'closed'
+                RETURNING v.customer_id"
+            ),
+        ),
+        (
+            &warns,
+            q!("INSERT INTO valve_states (company_id, customer_id, warned)
+                SELECT $1, d->>'c', true FROM json_array_elements($2::json) d
+                ON CONFLICT (company_id, customer_id) DO UPDATE SET warned = true
+                WHERE valve_states.warned = false
+                RETURNING customer_id"),
+        ),
+    ] {
+        if list.len() > 2 {
+            for r in x.rows(q, args![company_id, list.as_str()]).await? {
+                changed.insert(r.string(0)?);
+            }
+        }
+    }
+    // A state that had moved meanwhile takes its event back; the rest get their deliveries.
+    let mut back = Vec::new();
+    let mut keep = Vec::new();
+    for (customer, id) in &new {
+        if changed.contains(customer) {
+            keep.push(*id);
+        } else {
+            back.push(*id);
+        }
+    }
+    if !back.is_empty() {
+        x.exec(
+            q!("DELETE FROM events
+                WHERE id IN (SELECT json_array_elements_text($1::json)::bigint)"),
+            args![serde_json::json!(back).to_string().as_str()],
+        )
+        .await?;
+    }
+    if !keep.is_empty() && !targets.is_empty() {
+        x.exec(
+            q!(
+                "INSERT INTO event_deliveries (event_id, company_id, target, state)
+                SELECT i::bigint, $1, t, 'pending'
+                FROM json_array_elements_text($2::json) i,
+                     json_array_elements_text($3::json) t"
+            ),
+            args![
+                company_id,
+                serde_json::json!(keep).to_string().as_str(),
+                serde_json::json!(targets).to_string().as_str()
+            ],
+        )
+        .await?;
+    }
+    for (i, d) in decisions.iter().enumerate() {
+        applied[i] = changed.contains(&d.customer_id) && new.contains_key(&d.customer_id);
+    }
+    Ok(applied)
 }
 
 /// The columns of an invoice request, as [`invoice_of`] reads them.

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use chrono::NaiveDate;
 
-use super::sql::{Commit, Engine, Exec, SqlRow, args, q};
+use super::sql::{Commit, Engine, Exec, SqlRow, args, known_customer, q};
 use super::types::{Result, StoreError};
 use crate::directory::*;
 use crate::model::shown;
@@ -155,18 +155,7 @@ impl<E: Engine> ProfileStore for E {
             args![company_id],
         )
         .await?;
-        let known = tx
-            .opt(
-                q!("SELECT 1 FROM customers WHERE company_id = $1 AND customer_id = $2"),
-                args![company_id, &p.customer_id],
-            )
-            .await?;
-        if known.is_none() {
-            return Err(StoreError::NotFound(format!(
-                "no customer {} in this company",
-                shown(&p.customer_id)
-            )));
-        }
+        known_customer(&mut tx, company_id, &p.customer_id).await?;
         let current = tx
             .opt(
                 q!(concat!(

@@ -579,6 +579,28 @@ pub(crate) trait Engine: Send + Sync + 'static {
 
 // The row mappers, one for both backends.
 
+/// Refuses a customer the company does not have (404, saying which): what a write about one
+/// customer checks first, in its own transaction.
+pub(crate) async fn known_customer<X: Exec>(
+    x: &mut X,
+    company_id: i32,
+    customer_id: &str,
+) -> Result<()> {
+    match x
+        .opt(
+            q!("SELECT 1 FROM customers WHERE company_id = $1 AND customer_id = $2"),
+            args![company_id, customer_id],
+        )
+        .await?
+    {
+        Some(_) => Ok(()),
+        None => Err(StoreError::NotFound(format!(
+            "no customer {} in this company",
+            shown(customer_id)
+        ))),
+    }
+}
+
 /// A customer version from the 12 columns of `load_customers` and `load_customer_versions` (by
 /// position: a shard is 10,000 rows, and looking columns up by name was a measurable part of
 /// loading it).

@@ -214,12 +214,15 @@ fn events_settings(broker: &OwnBroker, prefix: &str) -> EventSettings {
         poll_ms: 50,
         batch: 500,
         publisher: false,
-        fault_stop_after_publish: false,
+        ..Default::default()
     }
 }
 
 /// The publisher as `heatbill serve` runs it, in this process, until the sender is dropped.
-fn start_publisher(db: &TestDb, settings: EventSettings) -> tokio::sync::oneshot::Sender<()> {
+pub(super) fn start_publisher(
+    db: &TestDb,
+    settings: EventSettings,
+) -> tokio::sync::oneshot::Sender<()> {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let services = db.services();
     tokio::spawn(async move {
@@ -231,7 +234,7 @@ fn start_publisher(db: &TestDb, settings: EventSettings) -> tokio::sync::oneshot
     tx
 }
 
-async fn events_of(s: &Server, c: &Company, query: &str) -> Vec<Value> {
+pub(super) async fn events_of(s: &Server, c: &Company, query: &str) -> Vec<Value> {
     let (st, v) = s
         .get(
             &format!("/v1/companies/{}/events?{query}", c.slug),
@@ -872,6 +875,8 @@ async fn a_publisher_child() {
     drop(closed);
     let due = heatbill_runtime::store::events::Due {
         event_id: 1,
+        company_id: 1,
+        customer_id: None,
         company: "c".into(),
         kind: "balance_warning".into(),
         body: "{}".into(),

@@ -380,3 +380,4 @@ mod statements;
 mod story;
 mod subsidy;
 mod tenancy;
+mod webhooks;
