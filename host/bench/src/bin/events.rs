@@ -5,7 +5,9 @@
 //! PostgreSQL: the night's run time (its report), then fee control evaluated over that night
 //! twice (the first writes every warning and close request a policy with a 100 元 limit asks
 //! for: the worst night, a season's first; the second writes nothing: a following night with
-//! nothing new), then the outbox delivered to the broker (QoS 1, each event acknowledged).
+//! nothing new), then the outbox delivered to the broker (QoS 1, each event acknowledged), then
+//! the same events delivered again as signed webhooks to a receiver on loopback that checks
+//! every signature.
 
 use std::time::Instant;
 
@@ -109,6 +111,46 @@ async fn bench(args: Args) -> Result<()> {
     }
     let publish_s = t.elapsed().as_secs_f64();
 
+    // The same events as signed webhooks, to a receiver on loopback that checks each signature.
+    let secret = store
+        .webhook_secret(
+            company.id,
+            &heatbill_runtime::webhook::new_secret().map_err(anyhow::Error::msg)?,
+            heatbill_runtime::events::now_ms(),
+        )
+        .await?
+        .secret;
+    let (url, received) = receiver(secret).await?;
+    let policies = serde_json::json!({
+        "fee_control": policies["fee_control"],
+        "events": {"targets": ["webhook"], "webhook": {"url": url}}});
+    sqlx::query("UPDATE companies SET policies = $1::jsonb WHERE id = $2")
+        .bind(policies.to_string())
+        .bind(company.id)
+        .execute(&pool)
+        .await?;
+    sqlx::query(
+        "UPDATE event_deliveries SET target = 'webhook', state = 'pending', attempts = 0,
+            next_at_ms = 0, delivered_at = NULL WHERE company_id = $1",
+    )
+    .bind(company.id)
+    .execute(&pool)
+    .await?;
+    let http = heatbill_runtime::webhook::client(&settings).map_err(anyhow::Error::msg)?;
+    let t = Instant::now();
+    let mut hooked = 0usize;
+    loop {
+        let n = heatbill_runtime::webhook::round(&services, &settings, &http)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        if n == 0 {
+            break;
+        }
+        hooked += n;
+    }
+    let hook_s = t.elapsed().as_secs_f64();
+    let verified = received.load(std::sync::atomic::Ordering::Relaxed);
+
     println!(
         "heatbill-bench-events: company {}, night {date}, {customers} customers (PostgreSQL)",
         company.slug
@@ -136,5 +178,54 @@ async fn bench(args: Args) -> Result<()> {
         args.batch,
         delivered as f64 / publish_s.max(1e-9)
     );
+    println!(
+        "| the outbox to webhooks (batch {}, {} in flight) | {hook_s:.2} | | {hooked} events, {:.0} events/s; {verified} signatures checked by the receiver |",
+        args.batch,
+        settings.webhook_concurrency,
+        hooked as f64 / hook_s.max(1e-9)
+    );
     Ok(())
+}
+
+/// A receiver on a loopback port that checks each delivery's signature (401 when it does not
+/// verify) and counts the ones that do: its URL and the count.
+async fn receiver(
+    secret: String,
+) -> Result<(String, std::sync::Arc<std::sync::atomic::AtomicU64>)> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let count = Arc::new(AtomicU64::new(0));
+    let state = (Arc::new(secret), count.clone());
+    let app = axum::Router::new()
+        .route(
+            "/events",
+            axum::routing::post(
+                |axum::extract::State((secret, count)): axum::extract::State<(
+                    Arc<String>,
+                    Arc<AtomicU64>,
+                )>,
+                 headers: axum::http::HeaderMap,
+                 body: axum::body::Bytes| async move {
+                    let header = headers
+                        .get(heatbill_runtime::webhook::SIGNATURE)
+                        .and_then(|h| h.to_str().ok())
+                        .unwrap_or("");
+                    let now = chrono::Utc::now().timestamp();
+                    match heatbill_runtime::webhook::verify(header, &secret, &body, now, 300) {
+                        Ok(_) => {
+                            count.fetch_add(1, Ordering::Relaxed);
+                            axum::http::StatusCode::OK
+                        }
+                        Err(_) => axum::http::StatusCode::UNAUTHORIZED,
+                    }
+                },
+            ),
+        )
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/events", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((url, count))
 }

@@ -597,11 +597,13 @@ impl<E: Engine> EventStore for E {
                     WHERE d.target = $1 AND d.state IN ('pending', 'failed')
                       AND d.next_at_ms <= $2
                       AND NOT EXISTS (
-                          SELECT 1 FROM event_deliveries w
-                          JOIN events o ON o.id = w.event_id
-                          WHERE w.target = d.target AND w.state IN ('pending', 'failed')
-                            AND w.next_at_ms > $2 AND w.event_id < d.event_id
-                            AND o.company_id = e.company_id AND o.customer_id = e.customer_id)
+                          -- The customer's older events (events_customer), each delivery found
+                          -- by its key: a few rows per candidate, however long the queue.
+                          SELECT 1 FROM events o
+                          JOIN event_deliveries w ON w.event_id = o.id AND w.target = d.target
+                          WHERE o.company_id = e.company_id AND o.customer_id = e.customer_id
+                            AND o.id < d.event_id
+                            AND w.state IN ('pending', 'failed') AND w.next_at_ms > $2)
                     ORDER BY d.event_id LIMIT $3"
                 ),
                 args![target, now_ms, limit.max(1) as i64],

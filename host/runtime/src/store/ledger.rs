@@ -904,6 +904,65 @@ pub(crate) async fn after_entry<X: Exec>(x: &mut X, company_id: i32, e: &Entry) 
     Ok(())
 }
 
+/// The newest ledger entry's id (0 when there is none): what an import of payments reads
+/// before it merges, so that [`after_import`] finds the entries the file recorded.
+pub(crate) async fn last_entry_id<X: Exec>(x: &mut X) -> Result<i64> {
+    x.one(
+        q!("SELECT coalesce(max(id), 0) AS id FROM account_entries"),
+        args![],
+    )
+    .await?
+    .big(0)
+}
+
+/// What a payment at the counter writes for the world outside, for each payment an import
+/// recorded (entries of the `import` channel after `after_id`), in the import's transaction:
+/// its invoice request (policy `invoicing`), and fee control's immediate open when the
+/// customer's valve is closed and the account is within the limit again. Nothing is read when
+/// the company has neither policy; with fee control alone, only the payments of customers
+/// whose valve is closed. Keys are the entries', so a file imported again writes nothing new.
+///
+/// The file's payments are all recorded before the first is looked at: two payments of one
+/// customer on one day split their invoice lines between heating and late fees as if paid
+/// together (each request's total is still its payment).
+pub(crate) async fn after_import<X: Exec>(x: &mut X, company_id: i32, after_id: i64) -> Result<()> {
+    let (_, policies) = company_policies(x, company_id).await?;
+    let invoicing = InvoicePolicy::of(&policies)
+        .map_err(StoreError::Corrupt)?
+        .is_some();
+    let fee = FeeControl::of(&policies)
+        .map_err(StoreError::Corrupt)?
+        .is_some();
+    if !invoicing && !fee {
+        return Ok(());
+    }
+    let mut after = after_id;
+    loop {
+        let rows = x
+            .rows(
+                q!(concat!(
+                    "SELECT ",
+                    entry_columns!(),
+                    " FROM account_entries e WHERE company_id = $1 AND id > $2
+                      AND channel = 'import'
+                      AND ($3 OR EXISTS (SELECT 1 FROM valve_states v
+                          WHERE v.company_id = e.company_id AND v.customer_id = e.customer_id
+                            AND v.requested = 'closed'))
+                    ORDER BY id LIMIT 5000"
+                )),
+                args![company_id, after, invoicing],
+            )
+            .await?;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        after = last.big("id")?;
+        for r in &rows {
+            after_entry(x, company_id, &entry_of(r)?).await?;
+        }
+    }
+}
+
 /// The invoice request of a payment, in its transaction (company policy `invoicing`): lines by
 /// charge type from the account before and after it.
 pub(crate) async fn after_payment<X: Exec>(

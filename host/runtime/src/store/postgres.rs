@@ -1077,6 +1077,13 @@ impl ImportSink for PgImport {
                 &format!("imported from {}", file.name),
             )
             .await?
+        } else if self.kind == ImportKind::Payments {
+            // Imported payments are payments like the counter's: their invoice requests and
+            // fee control's immediate opens, in the import's transaction.
+            let before = super::ledger::last_entry_id(&mut self.tx).await?;
+            let merged = self.merge().await?;
+            super::ledger::after_import(&mut self.tx, self.company_id, before).await?;
+            merged
         } else {
             self.merge().await?
         };

@@ -889,6 +889,60 @@ async fn a_publisher_child() {
     assert!(error.contains(&format!("127.0.0.1:{port}")), "{error}");
 }
 
+/// Payments imported from a file reopen closed valves as a counter's payment does: in the
+/// import's transaction, under the entry's key (the same file again asks nothing more).
+async fn imported_payments_open_valves(db: TestDb) {
+    let s = Server::start(&db, |st| st.api.require_cases = false).await;
+    let c = company(&s, "feeimp").await;
+    let slug = &c.slug;
+    let (st, v) = s
+        .call(
+            reqwest::Method::PUT,
+            &format!("/v1/companies/{slug}"),
+            Some(OPERATOR),
+            Some(json!({"name": "Harbin Heat", "time_zone": "Asia/Harbin",
+                "seasons": [{"start": "2025-10-20", "end": "2026-04-20"}],
+                "policies": {"fee_control": [{"from": "2025-10-20", "credit_limit": "100",
+                                              "days_in_arrears": 3}]}})),
+        )
+        .await;
+    ok(st, &v, 200);
+    let (st, v) = import(&s, &c, "customers", FEE_CUSTOMERS).await;
+    ok(st, &v, 200);
+    let (st, v) = import(&s, &c, "balances", FEE_BALANCES).await;
+    ok(st, &v, 200);
+    run_to_end(&s, &c, "2025-12-20").await;
+    let closed: BTreeSet<String> = keys(&s, &c, "valve_close_requested")
+        .await
+        .into_keys()
+        .collect();
+    assert!(closed.contains("F2"), "{closed:?}");
+    // F2 pays its arrears by bank transfer; F5 (open, owing nothing) pays ahead.
+    let file = "payment_id,customer_id,paid_on,amount\n\
+                bank-1,F2,2025-12-21,200.00\nbank-2,F5,2025-12-21,30.00\n";
+    for round in 0..2 {
+        let (st, v) = import(&s, &c, "payments", file).await;
+        ok(st, &v, 200);
+        let opens = keys(&s, &c, "valve_open_requested").await;
+        assert_eq!(opens.len(), 1, "import {round}: {opens:?}");
+        let f2 = &opens["F2"];
+        assert_eq!(f2.len(), 1, "import {round}: {opens:?}");
+        assert!(
+            f2[0].starts_with("valve_open_requested:F2:entry-"),
+            "{f2:?}"
+        );
+    }
+    let (st, v) = s
+        .get(&format!("/v1/companies/{slug}/valves/F2"), &c.reader)
+        .await;
+    ok(st, &v, 200);
+    assert_eq!(v["requested"], "open", "{v:#}");
+    let last = v["timeline"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["body"]["source"], "payment", "{last:#}");
+    s.stop().await;
+}
+both!(imported_payments_open_valves);
+
 /// E-invoice requests for a month of payments: one per payment, its total the payment, its
 /// lines by charge type under the company's tax treatment (residential heating exempt,
 /// non-residential 9 %, late fees not taxable); a refund's red-letter request references its
@@ -1119,6 +1173,41 @@ async fn invoices_over_http(db: TestDb) {
         .await;
     ok(st, &v, 200);
     assert_eq!(v["events"].as_array().unwrap().len(), 1);
+    // Payments imported from a bank's file are payments too: a request each, in the import's
+    // transaction; the same file again writes nothing new.
+    let file = "payment_id,customer_id,paid_on,amount\n\
+                bank-0001,R1,2025-12-31,12.34\nbank-0002,N1,2025-12-31,56.78\n";
+    for round in 0..2 {
+        let (st, v) = import(&s, &c, "payments", file).await;
+        ok(st, &v, 200);
+        let (st, v) = s
+            .get(
+                &format!("/v1/companies/{slug}/invoices?from=2025-12-31"),
+                &c.reader,
+            )
+            .await;
+        ok(st, &v, 200);
+        let imported: Vec<(String, String)> = v["invoices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["kind"] == "blue")
+            .map(|i| {
+                (
+                    i["customer_id"].as_str().unwrap().to_string(),
+                    i["amount"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            imported,
+            vec![
+                ("R1".to_string(), "12.34".to_string()),
+                ("N1".to_string(), "56.78".to_string())
+            ],
+            "import {round}: {v:#}"
+        );
+    }
     s.stop().await;
 }
 both!(invoices_over_http);
