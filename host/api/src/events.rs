@@ -603,7 +603,7 @@ pub async fn webhook(
     let s = app
         .services
         .store
-        .webhook_secret(c.id, &fresh, heatbill_runtime::events::now_ms())
+        .webhook_secret(c.id, &fresh, heatbill_runtime::events::now_ms(), None)
         .await?;
     Ok(Json(webhook_view(&c, &s)?))
 }
@@ -624,7 +624,7 @@ pub async fn rotate_webhook(
     let s = app
         .services
         .store
-        .rotate_webhook_secret(c.id, &fresh, now, now + 24 * 3_600_000)
+        .webhook_secret(c.id, &fresh, now, Some(now + 24 * 3_600_000))
         .await?;
     tracing::info!(company = %c.slug, by = %caller.who(), "webhook secret rotated");
     Ok(Json(webhook_view(&c, &s)?))

@@ -234,7 +234,7 @@ pub async fn round(
             Some(c) => match WebhookEndpoint::of(&c.policies) {
                 Ok(Some(e)) => {
                     let s = store
-                        .webhook_secret(c.id, &new_secret()?, now_ms())
+                        .webhook_secret(c.id, &new_secret()?, now_ms(), None)
                         .await
                         .map_err(|e| e.to_string())?;
                     Ok((

@@ -117,6 +117,7 @@ async fn bench(args: Args) -> Result<()> {
             company.id,
             &heatbill_runtime::webhook::new_secret().map_err(anyhow::Error::msg)?,
             heatbill_runtime::events::now_ms(),
+            None,
         )
         .await?
         .secret;

@@ -410,7 +410,7 @@ pub(crate) async fn apply_page_pg<X: Exec>(
         x.exec(
             q!("UPDATE valve_states SET warned = false
                 WHERE company_id = $1 AND warned = true
-                  AND customer_id IN (SELECT json_array_elements_text($2::json))"),
+                  AND customer_id = ANY(ARRAY(SELECT json_array_elements_text($2::json)))"),
             args![company_id, serde_json::json!(unwarn).to_string().as_str()],
         )
         .await?;
@@ -514,7 +514,7 @@ pub(crate) async fn apply_page_pg<X: Exec>(
     if !back.is_empty() {
         x.exec(
             q!("DELETE FROM events
-                WHERE id IN (SELECT json_array_elements_text($1::json)::bigint)"),
+                WHERE id = ANY(ARRAY(SELECT json_array_elements_text($1::json)::bigint))"),
             args![serde_json::json!(back).to_string().as_str()],
         )
         .await?;
